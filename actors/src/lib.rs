@@ -1,0 +1,7 @@
+//! Actor shells around the pure cores in `protocol`. They own sockets, files, timers and
+//! mailboxes; every decision is delegated to a core.
+#![forbid(unsafe_code)]
+
+pub mod handle;
+
+pub use handle::{RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError};

@@ -1,0 +1,1 @@
+//! DNS name parsing (filled in by the DNS work).

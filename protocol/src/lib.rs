@@ -1,0 +1,12 @@
+//! Pure, deterministic cores of cairn.
+//!
+//! Nothing in this crate performs I/O, reads a clock or draws OS randomness: time comes in
+//! as numbers, randomness from seeded generators. That is what lets the same code run in
+//! production actors and in the seeded simulator.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod dns;
+pub mod ids;
+pub mod raft;
+pub mod store;

@@ -1,0 +1,59 @@
+//! Commands carried in the Raft log and what applying them returns.
+
+use super::types::{Check, Node, Service};
+use serde::{Deserialize, Serialize};
+
+/// `PUT /v1/catalog/register`: upsert a node, optionally a service and checks on it.
+/// Indexes inside the payload are ignored; the store stamps them at apply time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RegisterRequest {
+    pub node: Node,
+    /// When true an existing node's fields are left as they are.
+    pub skip_node_update: bool,
+    pub service: Option<Service>,
+    pub checks: Vec<Check>,
+}
+
+/// `PUT /v1/catalog/deregister`: remove a node (with its services and checks), or one
+/// service (with its checks), or one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DeregisterRequest {
+    pub node: String,
+    pub service_id: Option<String>,
+    pub check_id: Option<String>,
+}
+
+/// KV verbs that change state (the read verbs are queries, not commands).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvOp {
+    /// Unconditional set.
+    Set { key: String, value: Vec<u8>, flags: u64 },
+    /// Set only if the key's ModifyIndex equals `index` (0: only if the key is absent).
+    Cas { key: String, value: Vec<u8>, flags: u64, index: u64 },
+    /// Delete one key (true even when absent).
+    Delete { key: String },
+    /// Delete one key only if its ModifyIndex equals `index` (0 never deletes).
+    DeleteCas { key: String, index: u64 },
+    /// Delete every key with this prefix.
+    DeleteTree { prefix: String },
+}
+
+/// A replicated command: the payload of a Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Register(RegisterRequest),
+    Deregister(DeregisterRequest),
+    Kv(KvOp),
+}
+
+/// What applying a command returned. Errors here are deterministic rejections decided by
+/// the state machine (the same on every replica), not I/O failures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// The command took effect (or was an idempotent no-op), answered as `true`.
+    Done,
+    /// A conditional command: whether its condition held.
+    Bool(bool),
+    /// Rejected; the text is what Consul would answer (HTTP 500 unless mapped otherwise).
+    Rejected(String),
+}

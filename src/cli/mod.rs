@@ -1,0 +1,1 @@
+//! Command-line parsing (filled in by the CLI work).

@@ -1,0 +1,1 @@
+//! DNS edge (filled in by the DNS work).

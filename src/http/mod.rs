@@ -1,0 +1,1 @@
+//! actix-web edge for Consul's HTTP API v1 (filled in by the HTTP work).

@@ -1,0 +1,9 @@
+//! cairn: a Consul-compatible service discovery, health checking and KV agent.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod http;
+pub mod version;
