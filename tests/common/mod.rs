@@ -1,0 +1,163 @@
+//! Helpers for integration tests that run the real `cairn` binary on loopback.
+//!
+//! Every test uses its own 127.0.0.x address with the standard ports, so tests can run in
+//! parallel. Waits are for conditions with a deadline, never fixed sleeps.
+#![allow(dead_code)]
+
+pub mod dns;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any condition may take on a loaded 2-core machine before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Poll `check` until it returns Some, or panic with `what` after `DEADLINE`.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn cairn_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cairn")
+}
+
+/// A running `cairn agent` process, killed when dropped. Its output goes to a log file
+/// that is printed if the test panics while the agent is alive.
+pub struct Agent {
+    child: Option<Child>,
+    pub ip: String,
+    pub args: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    /// Start `cairn <args>`, logging to `<log_dir>/agent-<n>.log`.
+    pub fn spawn(ip: &str, args: &[String], log_dir: &Path) -> Agent {
+        let n = std::fs::read_dir(log_dir).map(|d| d.count()).unwrap_or(0);
+        let log = log_dir.join(format!("agent-{n}.log"));
+        let out = std::fs::File::create(&log).expect("create log");
+        let err = out.try_clone().expect("clone log");
+        let child = Command::new(cairn_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn cairn");
+        Agent { child: Some(child), ip: ip.to_string(), args: args.to_vec(), log }
+    }
+
+    /// A server agent as in the seed walkthrough, bound to `ip`.
+    pub fn server(ip: &str, node: &str, data_dir: &Path, extra: &[&str]) -> Agent {
+        let mut args: Vec<String> = [
+            "agent", "-server", "-bootstrap", "-node", node, "-bind", ip, "-client", ip, "-data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(data_dir.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log_dir = data_dir.parent().expect("data dir has a parent").join("logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let agent = Agent::spawn(ip, &args, &log_dir);
+        agent.wait_ready();
+        agent
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}:8500{}", self.ip, path)
+    }
+
+    pub fn dns_addr(&self) -> std::net::SocketAddr {
+        format!("{}:8600", self.ip).parse().expect("dns addr")
+    }
+
+    /// Wait until the agent has a leader and its own node is in the catalog.
+    pub fn wait_ready(&self) {
+        let node_url = self.url("/v1/catalog/nodes");
+        let client = http_client();
+        let ip = self.ip.clone();
+        let check = || {
+            let body = client.get(&node_url).send().ok()?.text().ok()?;
+            body.contains(&format!("\"Address\":\"{ip}\"")).then_some(())
+        };
+        let start = Instant::now();
+        loop {
+            if check().is_some() {
+                return;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!("agent on {} never became ready; log:\n{}", self.ip, self.log_text());
+            }
+            if let Some(status) = self.child.as_ref().and_then(|_| None::<i32>) {
+                panic!("agent exited with {status}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush anything that was not already durable.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.child.is_some() {
+            eprintln!("---- log of agent on {} ----\n{}", self.ip, self.log_text());
+        }
+        self.kill9();
+    }
+}
+
+pub fn http_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+/// Run `cairn <args>` to completion and return (exit code, stdout, stderr).
+pub fn run_cairn(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(cairn_bin()).args(args).stdin(Stdio::null()).output().expect("run cairn");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
