@@ -663,3 +663,48 @@ fn snapshot_round_trips_through_the_codec() {
     assert_eq!(decoded.kv_prefix_index("a/"), 7);
     assert_eq!(decoded.service_index("web"), 4);
 }
+
+#[test]
+fn a_node_id_registered_under_a_new_name_replaces_the_old_node() {
+    let mut store = Store::new();
+    let with_id = |name: &str| Node {
+        id: "AB-12".into(),
+        ..node(name, "10.0.0.1")
+    };
+    store.apply(
+        1,
+        &register(
+            with_id("old"),
+            Some(service("web-1", "web", &[])),
+            vec![check("c", "c", "web-1", CheckStatus::Passing)],
+        ),
+    );
+    store.apply(2, &register(node("other", "10.0.0.3"), None, vec![]));
+    let renamed = Node {
+        id: "ab-12".into(),
+        ..node("new", "10.0.0.1")
+    };
+    assert_eq!(
+        store.apply(3, &register(renamed, None, vec![])),
+        CommandResult::Done
+    );
+    let names: Vec<&str> = store.nodes().iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(names, vec!["new", "other"]);
+    assert!(store.node_services("old").is_empty());
+    assert!(store.service_checks("web").is_empty());
+    assert_eq!(indexes(&store), [3, 3, 3, 0]);
+    // Re-registering under the same name is an update, not a rename.
+    store.apply(
+        4,
+        &register(
+            Node {
+                id: "ab-12".into(),
+                ..node("NEW", "10.0.0.9")
+            },
+            None,
+            vec![],
+        ),
+    );
+    let names: Vec<&str> = store.nodes().iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(names, vec!["NEW", "other"]);
+}

@@ -46,6 +46,7 @@ fn random_command(rng: &mut StdRng) -> Command {
             });
             Command::Register(RegisterRequest {
                 node: Node {
+                    id: pick(rng, &["", "", "id-1", "ID-1", "id-2"]).into(),
                     node: pick(rng, &NODES).into(),
                     address: pick(rng, &["", "10.0.0.1", "10.0.0.2"]).into(),
                     ..Node::default()
