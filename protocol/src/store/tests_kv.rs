@@ -363,3 +363,14 @@ fn kv_keys_handles_multibyte_keys() {
     assert_eq!(store.kv_keys("é/", Some("/")), vec!["é/ß", "é/ü/"]);
     assert_eq!(store.kv_keys("é", Some("ü")), vec!["é/ß", "é/ü"]);
 }
+
+#[test]
+fn an_out_of_order_index_never_moves_indexes_back() {
+    let mut store = Store::new();
+    store.apply(10, &set("a", "1", 0));
+    store.apply(5, &set("b", "2", 0));
+    store.apply_noop(3);
+    assert_eq!(store.last_index(), 10);
+    assert_eq!(store.table_index(Table::Kv), 10);
+    assert_eq!(store.kv_prefix_index(""), 10);
+}
