@@ -17,25 +17,97 @@ fn http_bad_input_changes_nothing() {
     let agent = Agent::server(IP, "badnode", &tmp.path().join("d"), &[]);
     let client = http_client();
     let snapshot = |c: &reqwest::blocking::Client| {
-        let nodes = c.get(agent.url("/v1/catalog/nodes")).send().unwrap().text().unwrap();
+        let nodes = c
+            .get(agent.url("/v1/catalog/nodes"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
         let kv = c.get(agent.url("/v1/kv/?recurse")).send().unwrap();
         (nodes, kv.status(), kv.text().unwrap())
     };
     let before = snapshot(&client);
 
     let cases: Vec<(&str, &str, String, u16, &str)> = vec![
-        ("PUT", "/v1/catalog/register", "{not json".into(), 400, "Request decode failed"),
-        ("PUT", "/v1/catalog/register", r#"{"Node": 7, "Address": "x"}"#.into(), 400, "Request decode failed"),
-        ("PUT", "/v1/catalog/register", r#"{"Node": "n", "Address": "a", "Service": {"Service": "s", "Port": "eighty"}}"#.into(), 400, "Request decode failed"),
-        ("PUT", "/v1/catalog/register", "[1,2,3]".into(), 400, "Request decode failed"),
-        ("PUT", "/v1/kv/big", "x".repeat(512 * 1024 + 1), 413, "too large"),
-        ("PUT", "/v1/kv/flagged?flags=notanumber", "v".into(), 500, ""),
+        (
+            "PUT",
+            "/v1/catalog/register",
+            "{not json".into(),
+            400,
+            "Request decode failed",
+        ),
+        (
+            "PUT",
+            "/v1/catalog/register",
+            r#"{"Node": 7, "Address": "x"}"#.into(),
+            400,
+            "Request decode failed",
+        ),
+        (
+            "PUT",
+            "/v1/catalog/register",
+            r#"{"Node": "n", "Address": "a", "Service": {"Service": "s", "Port": "eighty"}}"#
+                .into(),
+            400,
+            "Request decode failed",
+        ),
+        (
+            "PUT",
+            "/v1/catalog/register",
+            "[1,2,3]".into(),
+            400,
+            "Request decode failed",
+        ),
+        (
+            "PUT",
+            "/v1/kv/big",
+            "x".repeat(512 * 1024 + 1),
+            413,
+            "too large",
+        ),
+        (
+            "PUT",
+            "/v1/kv/flagged?flags=notanumber",
+            "v".into(),
+            500,
+            "",
+        ),
         ("PUT", "/v1/kv/casbad?cas=-1", "v".into(), 500, ""),
-        ("GET", "/v1/kv/x?index=abc", String::new(), 400, "Invalid index"),
-        ("GET", "/v1/kv/x?stale&consistent", String::new(), 400, "Cannot specify ?stale with ?consistent"),
-        ("GET", "/v1/no/such/endpoint", String::new(), 404, "Invalid URL path"),
-        ("POST", "/v1/kv/key", "v".into(), 405, "method POST not allowed"),
-        ("DELETE", "/v1/catalog/nodes", String::new(), 405, "method DELETE not allowed"),
+        (
+            "GET",
+            "/v1/kv/x?index=abc",
+            String::new(),
+            400,
+            "Invalid index",
+        ),
+        (
+            "GET",
+            "/v1/kv/x?stale&consistent",
+            String::new(),
+            400,
+            "Cannot specify ?stale with ?consistent",
+        ),
+        (
+            "GET",
+            "/v1/no/such/endpoint",
+            String::new(),
+            404,
+            "Invalid URL path",
+        ),
+        (
+            "POST",
+            "/v1/kv/key",
+            "v".into(),
+            405,
+            "method POST not allowed",
+        ),
+        (
+            "DELETE",
+            "/v1/catalog/nodes",
+            String::new(),
+            405,
+            "method DELETE not allowed",
+        ),
         ("PUT", "/v1/kv/", "v".into(), 400, "Missing key name"),
     ];
     for (method, path, body, code, text) in cases {
@@ -47,10 +119,16 @@ fn http_bad_input_changes_nothing() {
         };
         let resp = req.body(body).send().unwrap();
         let status = resp.status().as_u16();
-        let allow = resp.headers().get("Allow").map(|v| v.to_str().unwrap().to_string());
+        let allow = resp
+            .headers()
+            .get("Allow")
+            .map(|v| v.to_str().unwrap().to_string());
         let got = resp.text().unwrap();
         assert_eq!(status, code, "{method} {path}: {got}");
-        assert!(got.contains(text), "{method} {path}: body {got:?} lacks {text:?}");
+        assert!(
+            got.contains(text),
+            "{method} {path}: body {got:?} lacks {text:?}"
+        );
         if code == 405 {
             assert!(allow.is_some(), "405 carries Allow");
         }
@@ -88,7 +166,10 @@ fn cli_rejects_bad_flags_and_config() {
 
     let (code, _out, err) = run_cairn(&["agent", "-server"]);
     assert_eq!(code, 1, "missing data dir: {err}");
-    assert!(err.to_lowercase().contains("data_dir") || err.to_lowercase().contains("data-dir"), "stderr: {err}");
+    assert!(
+        err.to_lowercase().contains("data_dir") || err.to_lowercase().contains("data-dir"),
+        "stderr: {err}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("bad.json");
@@ -97,7 +178,15 @@ fn cli_rejects_bad_flags_and_config() {
     assert_eq!(code, 1);
     assert!(err.contains("server"), "stderr: {err}");
 
-    let (code, _out, err) = run_cairn(&["agent", "-server", "-bootstrap", "-bootstrap-expect", "3", "-data-dir", "/tmp/x"]);
+    let (code, _out, err) = run_cairn(&[
+        "agent",
+        "-server",
+        "-bootstrap",
+        "-bootstrap-expect",
+        "3",
+        "-data-dir",
+        "/tmp/x",
+    ]);
     assert_eq!(code, 1, "{err}");
 }
 
@@ -105,7 +194,10 @@ fn cli_rejects_bad_flags_and_config() {
 fn version_command() {
     let (code, out, _) = run_cairn(&["version"]);
     assert_eq!(code, 0);
-    assert!(out.contains("1.22.0") || out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+    assert!(
+        out.contains("1.22.0") || out.contains(env!("CARGO_PKG_VERSION")),
+        "{out}"
+    );
     let (code, out, _) = run_cairn(&["version", "-format=json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

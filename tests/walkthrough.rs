@@ -13,7 +13,11 @@ use serde_json::{json, Value};
 const IP: &str = "127.0.0.10";
 
 fn register(client: &reqwest::blocking::Client, agent: &Agent, body: &str) {
-    let resp = client.put(agent.url("/v1/catalog/register")).body(body.to_string()).send().unwrap();
+    let resp = client
+        .put(agent.url("/v1/catalog/register"))
+        .body(body.to_string())
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().unwrap(), "true");
 }
@@ -50,13 +54,19 @@ fn seed_walkthrough_then_kill_and_restart() {
         &agent,
         r#"{"Datacenter": "dc1", "Node": "bing", "Address": "www.bing.com", "Service": {"Service": "search", "Port": 80}}"#,
     );
-    assert_eq!(get_json(&client, &agent.url("/v1/catalog/services")), json!({"consul": [], "search": []}));
+    assert_eq!(
+        get_json(&client, &agent.url("/v1/catalog/services")),
+        json!({"consul": [], "search": []})
+    );
 
     let search = get_json(&client, &agent.url("/v1/catalog/service/search"));
     let mut search = search.as_array().unwrap().clone();
     search.sort_by_key(|e| e["Node"].as_str().unwrap().to_string());
     assert_eq!(search.len(), 2);
-    for (entry, (node, addr)) in search.iter().zip([("bing", "www.bing.com"), ("google", "www.google.com")]) {
+    for (entry, (node, addr)) in search
+        .iter()
+        .zip([("bing", "www.bing.com"), ("google", "www.google.com")])
+    {
         assert_eq!(entry["Node"], node);
         assert_eq!(entry["Address"], addr);
         assert_eq!(entry["ServiceID"], "search");
@@ -80,7 +90,10 @@ fn seed_walkthrough_then_kill_and_restart() {
         ]
     );
     let node_reply = udp_query(agent.dns_addr(), "node1.node.consul.", RecordType::A);
-    assert_eq!(render(&node_reply.answers), vec![format!("node1.node.consul. 0 A {IP}")]);
+    assert_eq!(
+        render(&node_reply.answers),
+        vec![format!("node1.node.consul. 0 A {IP}")]
+    );
     let missing = udp_query(agent.dns_addr(), "nothing.service.consul.", RecordType::A);
     assert_eq!(rcode(&missing), ResponseCode::NXDomain);
     assert_eq!(missing.authorities.len(), 1, "NXDOMAIN carries the SOA");
@@ -91,11 +104,19 @@ fn seed_walkthrough_then_kill_and_restart() {
     // KV: missing key is 404 with an index header and an empty body.
     let resp = client.get(agent.url("/v1/kv/key1")).send().unwrap();
     assert_eq!(resp.status(), 404);
-    let index: u64 = resp.headers()["X-Consul-Index"].to_str().unwrap().parse().unwrap();
+    let index: u64 = resp.headers()["X-Consul-Index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(index >= 1);
     assert_eq!(resp.text().unwrap(), "");
 
-    let resp = client.put(agent.url("/v1/kv/key1")).body("test").send().unwrap();
+    let resp = client
+        .put(agent.url("/v1/kv/key1"))
+        .body("test")
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().unwrap(), "true");
 
@@ -120,7 +141,13 @@ fn seed_walkthrough_then_kill_and_restart() {
     agent.kill9();
 
     // Restart on the same data dir, this time with a recursor for the external names.
-    let upstream = FakeUpstream::start("127.0.0.30:0", &[("www.google.com.", "192.0.2.1"), ("www.bing.com.", "192.0.2.2")]);
+    let upstream = FakeUpstream::start(
+        "127.0.0.30:0",
+        &[
+            ("www.google.com.", "192.0.2.1"),
+            ("www.bing.com.", "192.0.2.2"),
+        ],
+    );
     let recursor = upstream.addr.to_string();
     let agent = Agent::server(IP, "node1", &data_dir, &["-recursor", &recursor]);
     let kv = get_json(&client, &agent.url("/v1/kv/key1"));
@@ -151,7 +178,10 @@ fn seed_walkthrough_then_kill_and_restart() {
     );
     // And names outside the domain are forwarded.
     let outside = udp_query(agent.dns_addr(), "www.google.com.", RecordType::A);
-    assert_eq!(render(&outside.answers), vec!["www.google.com. 300 A 192.0.2.1".to_string()]);
+    assert_eq!(
+        render(&outside.answers),
+        vec!["www.google.com. 300 A 192.0.2.1".to_string()]
+    );
 }
 
 #[test]
@@ -159,21 +189,30 @@ fn dns_over_tcp_and_hickory_resolver() {
     let tmp = tempfile::tempdir().unwrap();
     let agent = Agent::server("127.0.0.11", "tcpnode", &tmp.path().join("d"), &[]);
     let reply = common::dns::tcp_query(agent.dns_addr(), "tcpnode.node.dc1.consul.", RecordType::A);
-    assert_eq!(render(&reply.answers), vec!["tcpnode.node.dc1.consul. 0 A 127.0.0.11".to_string()]);
+    assert_eq!(
+        render(&reply.answers),
+        vec!["tcpnode.node.dc1.consul. 0 A 127.0.0.11".to_string()]
+    );
 
     // hickory's own resolver, pointed at the agent, resolves the consul service.
     use hickory_resolver::config::{NameServerConfig, ResolverConfig};
     use hickory_resolver::net::runtime::TokioRuntimeProvider;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let ips = rt.block_on(async {
         let mut ns = NameServerConfig::udp_and_tcp("127.0.0.11".parse().unwrap());
         for c in ns.connections.iter_mut() {
             c.port = 8600;
         }
         let config = ResolverConfig::from_name_servers(vec![ns]);
-        let resolver = hickory_resolver::Resolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .build()
-            .unwrap();
+        let resolver = hickory_resolver::Resolver::builder_with_config(
+            config,
+            TokioRuntimeProvider::default(),
+        )
+        .build()
+        .unwrap();
         let lookup = resolver.lookup_ip("consul.service.consul.").await.unwrap();
         lookup.iter().map(|ip| ip.to_string()).collect::<Vec<_>>()
     });

@@ -4,4 +4,6 @@
 
 pub mod handle;
 
-pub use handle::{RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError};
+pub use handle::{
+    RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError,
+};

@@ -20,8 +20,11 @@ pub fn query_message(name: &str, rtype: RecordType) -> Message {
 }
 
 fn rand_id() -> u16 {
-    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(7) & 0xffff)
-        as u16
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(7)
+        & 0xffff) as u16
 }
 
 /// One UDP query; retries a few times because UDP may drop under load.
@@ -29,7 +32,8 @@ pub fn udp_query(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
     let msg = query_message(name, rtype);
     let bytes = msg.to_vec().expect("encode");
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let mut buf = vec![0u8; 65535];
     for _ in 0..10 {
         sock.send_to(&bytes, server).expect("send");
@@ -47,8 +51,12 @@ pub fn tcp_query(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
     let msg = query_message(name, rtype);
     let bytes = msg.to_vec().expect("encode");
     let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(5)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    stream.write_all(&(bytes.len() as u16).to_be_bytes()).expect("write len");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(&(bytes.len() as u16).to_be_bytes())
+        .expect("write len");
     stream.write_all(&bytes).expect("write");
     let mut len = [0u8; 2];
     stream.read_exact(&mut len).expect("read len");
@@ -81,7 +89,8 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     pub fn start(addr: &str, table: &[(&str, &str)]) -> FakeUpstream {
         let sock = UdpSocket::bind(addr).expect("bind fake upstream");
-        sock.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
         let addr = sock.local_addr().expect("addr");
         let table: Vec<(Name, std::net::Ipv4Addr)> = table
             .iter()
@@ -92,8 +101,12 @@ impl FakeUpstream {
         let handle = std::thread::spawn(move || {
             let mut buf = vec![0u8; 4096];
             while !stop2.load(Ordering::Relaxed) {
-                let Ok((n, peer)) = sock.recv_from(&mut buf) else { continue };
-                let Ok(req) = Message::from_vec(&buf[..n]) else { continue };
+                let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(req) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
                 let mut resp = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
                 resp.metadata.recursion_desired = req.metadata.recursion_desired;
                 resp.metadata.recursion_available = true;
@@ -103,7 +116,11 @@ impl FakeUpstream {
                     for (name, ip) in &table {
                         if q.name().eq_case(name) || q.name() == name {
                             if q.query_type() == RecordType::A {
-                                resp.answers.push(Record::from_rdata(name.clone(), 300, RData::A(A(*ip))));
+                                resp.answers.push(Record::from_rdata(
+                                    name.clone(),
+                                    300,
+                                    RData::A(A(*ip)),
+                                ));
                             }
                             found = true;
                         }
@@ -117,7 +134,11 @@ impl FakeUpstream {
                 }
             }
         });
-        FakeUpstream { addr, stop, handle: Some(handle) }
+        FakeUpstream {
+            addr,
+            stop,
+            handle: Some(handle),
+        }
     }
 }
 

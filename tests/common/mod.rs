@@ -52,20 +52,37 @@ impl Agent {
             .stderr(Stdio::from(err))
             .spawn()
             .expect("spawn cairn");
-        Agent { child: Some(child), ip: ip.to_string(), args: args.to_vec(), log }
+        Agent {
+            child: Some(child),
+            ip: ip.to_string(),
+            args: args.to_vec(),
+            log,
+        }
     }
 
     /// A server agent as in the seed walkthrough, bound to `ip`.
     pub fn server(ip: &str, node: &str, data_dir: &Path, extra: &[&str]) -> Agent {
         let mut args: Vec<String> = [
-            "agent", "-server", "-bootstrap", "-node", node, "-bind", ip, "-client", ip, "-data-dir",
+            "agent",
+            "-server",
+            "-bootstrap",
+            "-node",
+            node,
+            "-bind",
+            ip,
+            "-client",
+            ip,
+            "-data-dir",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         args.push(data_dir.display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log_dir = data_dir.parent().expect("data dir has a parent").join("logs");
+        let log_dir = data_dir
+            .parent()
+            .expect("data dir has a parent")
+            .join("logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let agent = Agent::spawn(ip, &args, &log_dir);
         agent.wait_ready();
@@ -87,7 +104,8 @@ impl Agent {
         let ip = self.ip.clone();
         let check = || {
             let body = client.get(&node_url).send().ok()?.text().ok()?;
-            body.contains(&format!("\"Address\":\"{ip}\"")).then_some(())
+            body.contains(&format!("\"Address\":\"{ip}\""))
+                .then_some(())
         };
         let start = Instant::now();
         loop {
@@ -95,7 +113,11 @@ impl Agent {
                 return;
             }
             if start.elapsed() > DEADLINE {
-                panic!("agent on {} never became ready; log:\n{}", self.ip, self.log_text());
+                panic!(
+                    "agent on {} never became ready; log:\n{}",
+                    self.ip,
+                    self.log_text()
+                );
             }
             if let Some(status) = self.child.as_ref().and_then(|_| None::<i32>) {
                 panic!("agent exited with {status}");
@@ -119,7 +141,10 @@ impl Agent {
     /// SIGTERM and wait for a clean exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -154,7 +179,11 @@ pub fn http_client() -> reqwest::blocking::Client {
 
 /// Run `cairn <args>` to completion and return (exit code, stdout, stderr).
 pub fn run_cairn(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(cairn_bin()).args(args).stdin(Stdio::null()).output().expect("run cairn");
+    let out = Command::new(cairn_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cairn");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
