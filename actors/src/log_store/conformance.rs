@@ -260,7 +260,7 @@ fn corruption_in_an_earlier_segment_drops_everything_after_it() {
     )
     .unwrap();
     let good = r.entries.len() as u64;
-    assert!(good >= 3 && good < 10, "{good}");
+    assert!((3..10).contains(&good), "{good}");
     assert_eq!(r.entries, entries(1, 1, good));
     assert_eq!(segment_files(tmp.path()).len(), 2);
 }
