@@ -521,7 +521,7 @@ impl Raft {
         let contiguous = entries
             .iter()
             .enumerate()
-            .all(|(i, e)| e.index.0 == prev_log_index.0 + 1 + i as u64);
+            .all(|(i, e)| prev_log_index.0.checked_add(1 + i as u64) == Some(e.index.0));
         if leader != from || !contiguous {
             return;
         }

@@ -658,3 +658,23 @@ fn timings_scale_with_the_raft_multiplier() {
     let c0 = RaftConfig::with_multiplier(id("a"), 0);
     assert_eq!(c0.election_timeout_ms, 200);
 }
+
+#[test]
+fn append_entries_near_the_index_limit_does_not_overflow() {
+    let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    b.on_message(
+        0,
+        id("a"),
+        append(2, "a", (u64::MAX, 2), vec![entry(2, 0, cmd("x"))], u64::MAX),
+    );
+    assert_eq!(b.drain_outputs(), vec![]);
+    b.on_message(0, id("a"), append(2, "a", (u64::MAX, 2), vec![], u64::MAX));
+    assert_eq!(
+        b.drain_outputs(),
+        vec![
+            send("a", append_reply(2, false, 0, 1)),
+            role(Role::Follower, 2, Some("a"))
+        ]
+    );
+    assert_eq!(b.commit_index(), LogIndex(0));
+}
