@@ -32,7 +32,10 @@ pub struct HostFacts {
 
 impl HostFacts {
     pub fn detect() -> HostFacts {
-        HostFacts { hostname: host::hostname(), ipv4_addrs: host::local_ipv4_addrs() }
+        HostFacts {
+            hostname: host::hostname(),
+            ipv4_addrs: host::local_ipv4_addrs(),
+        }
     }
 }
 
@@ -53,19 +56,30 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
     let dev = user.dev.unwrap_or(false);
     let s = if dev { dev_layer().merge(user) } else { user };
 
-    let datacenter = s.datacenter.clone().unwrap_or_else(|| "dc1".into()).to_lowercase();
+    let datacenter = s
+        .datacenter
+        .clone()
+        .unwrap_or_else(|| "dc1".into())
+        .to_lowercase();
     if datacenter.is_empty() {
         return invalid("datacenter cannot be empty");
     }
-    if !datacenter.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
-        return invalid(format!("datacenter cannot be \"{datacenter}\". Please use only [a-z0-9-_]."));
+    if !datacenter
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return invalid(format!(
+            "datacenter cannot be \"{datacenter}\". Please use only [a-z0-9-_]."
+        ));
     }
 
     let data_dir = if dev {
         None
     } else {
         let dir = s.data_dir.clone().filter(|d| !d.as_os_str().is_empty());
-        let Some(dir) = dir else { return invalid("data_dir cannot be empty") };
+        let Some(dir) = dir else {
+            return invalid("data_dir cannot be empty");
+        };
         if dir.exists() && !dir.is_dir() {
             return invalid(format!("data_dir \"{}\" is not a directory", dir.display()));
         }
@@ -86,20 +100,28 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
             }
             Some(ip)
         }
-        None if bind_addr.is_unspecified() => Some(pick_advertise(&host.ipv4_addrs, &mut warnings)?),
+        None if bind_addr.is_unspecified() => {
+            Some(pick_advertise(&host.ipv4_addrs, &mut warnings)?)
+        }
         None => None,
     };
 
     let client_text = s.client_addr.clone().unwrap_or_else(|| "127.0.0.1".into());
-    let client_addrs =
-        client_text.split_whitespace().map(|a| parse_ip("client_addr", a)).collect::<Result<Vec<_>, _>>()?;
+    let client_addrs = client_text
+        .split_whitespace()
+        .map(|a| parse_ip("client_addr", a))
+        .collect::<Result<Vec<_>, _>>()?;
     if client_addrs.is_empty() {
         return invalid("client_addr cannot be empty");
     }
 
     let ports = build_ports(&s.ports)?;
     let domain = normalize_domain(s.domain.as_deref().unwrap_or("consul."))?;
-    let recursors = s.recursors.iter().map(|r| parse_recursor(r)).collect::<Result<Vec<_>, _>>()?;
+    let recursors = s
+        .recursors
+        .iter()
+        .map(|r| parse_recursor(r))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let server = s.server.unwrap_or(false);
     let mut bootstrap = s.bootstrap.unwrap_or(false);
@@ -108,7 +130,9 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         return invalid("'bootstrap = true' requires 'server = true'");
     }
     if expect < 0 {
-        return invalid(format!("bootstrap_expect cannot be {expect}. Must be greater than or equal to zero"));
+        return invalid(format!(
+            "bootstrap_expect cannot be {expect}. Must be greater than or equal to zero"
+        ));
     }
     if expect > 0 && !server {
         return invalid("'bootstrap_expect > 0' requires 'server = true'");
@@ -123,11 +147,15 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         0 => None,
         1 => {
             // Consul treats an expected cluster of one as plain bootstrap mode.
-            warnings.push("BootstrapExpect is set to 1; this is the same as Bootstrap mode.".into());
+            warnings
+                .push("BootstrapExpect is set to 1; this is the same as Bootstrap mode.".into());
             bootstrap = true;
             None
         }
-        n => Some(u32::try_from(n).map_err(|_| ConfigError::Invalid(format!("bootstrap_expect {n} is too large")))?),
+        n => Some(
+            u32::try_from(n)
+                .map_err(|_| ConfigError::Invalid(format!("bootstrap_expect {n} is too large")))?,
+        ),
     };
     if server && bootstrap {
         warnings.push("bootstrap = true: do not enable unless necessary".into());
@@ -135,12 +163,15 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
 
     let raft_multiplier = s.raft_multiplier.unwrap_or(1);
     if !(1..=10).contains(&raft_multiplier) {
-        return invalid(format!("performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and 10"));
+        return invalid(format!(
+            "performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and 10"
+        ));
     }
     let log_level = normalize_log_level(s.log_level.as_deref().unwrap_or("info"))?;
     let retry_interval_ms = match s.retry_interval.as_deref() {
-        Some(text) => parse_duration_ms(text)
-            .ok_or_else(|| ConfigError::Invalid(format!("retry_interval: invalid duration \"{text}\"")))?,
+        Some(text) => parse_duration_ms(text).ok_or_else(|| {
+            ConfigError::Invalid(format!("retry_interval: invalid duration \"{text}\""))
+        })?,
         None => DEFAULT_RETRY_INTERVAL_MS,
     };
     validate_node_meta(&s.node_meta)?;
@@ -180,7 +211,8 @@ fn invalid<T>(message: impl Into<String>) -> Result<T, ConfigError> {
 
 fn parse_ip(key: &str, text: &str) -> Result<IpAddr, ConfigError> {
     let bare = text.trim().trim_start_matches('[').trim_end_matches(']');
-    bare.parse().map_err(|_| ConfigError::Invalid(format!("{key}: \"{text}\" is not a valid IP address")))
+    bare.parse()
+        .map_err(|_| ConfigError::Invalid(format!("{key}: \"{text}\" is not a valid IP address")))
 }
 
 /// Bound to every interface without `-advertise`: advertise the single private IPv4 as
@@ -231,7 +263,9 @@ pub fn normalize_domain(text: &str) -> Result<String, ConfigError> {
         && lower.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         });
     if !labels_ok {
         return invalid(format!("domain: \"{text}\" is not a valid DNS domain"));
@@ -241,12 +275,20 @@ pub fn normalize_domain(text: &str) -> Result<String, ConfigError> {
 
 /// `ip`, `ip:port`, `[v6]` or `[v6]:port`; the port defaults to 53.
 pub fn parse_recursor(text: &str) -> Result<SocketAddr, ConfigError> {
-    let bad = || ConfigError::Invalid(format!("Invalid recursor address \"{text}\": use ip or ip:port"));
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "Invalid recursor address \"{text}\": use ip or ip:port"
+        ))
+    };
     let t = text.trim();
     let addr = if let Ok(sa) = t.parse::<SocketAddr>() {
         sa
     } else {
-        let ip: IpAddr = t.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| bad())?;
+        let ip: IpAddr = t
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| bad())?;
         SocketAddr::new(ip, DEFAULT_RECURSOR_PORT)
     };
     if addr.ip().is_unspecified() {
@@ -263,7 +305,9 @@ pub fn normalize_log_level(text: &str) -> Result<String, ConfigError> {
         "info" => Ok("info".into()),
         "warn" | "warning" => Ok("warn".into()),
         "err" | "error" => Ok("error".into()),
-        _ => invalid(format!("Invalid log level: {text}. Valid log levels are: [TRACE DEBUG INFO WARN ERR]")),
+        _ => invalid(format!(
+            "Invalid log level: {text}. Valid log levels are: [TRACE DEBUG INFO WARN ERR]"
+        )),
     }
 }
 
@@ -278,10 +322,14 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
     }
     let mut total_ms: f64 = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let number: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale_ms = match &rest[..unit_len] {
             "ns" => 1e-6,
             "us" | "µs" => 1e-3,
@@ -297,26 +345,37 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
     (total_ms.is_finite() && total_ms < 1e15).then_some(total_ms as u64)
 }
 
-fn validate_node_meta(meta: &std::collections::BTreeMap<String, String>) -> Result<(), ConfigError> {
+fn validate_node_meta(
+    meta: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
     let fail = |why: String| ConfigError::Invalid(format!("node_meta invalid: {why}"));
     if meta.len() > MAX_NODE_META_PAIRS {
-        return Err(fail(format!("Node metadata cannot contain more than {MAX_NODE_META_PAIRS} key/value pairs")));
+        return Err(fail(format!(
+            "Node metadata cannot contain more than {MAX_NODE_META_PAIRS} key/value pairs"
+        )));
     }
     for (key, value) in meta {
         if key.is_empty() {
             return Err(fail("Key cannot be blank".into()));
         }
-        if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(fail(format!("Key contains invalid characters: {key}")));
         }
         if key.len() > MAX_NODE_META_KEY_CHARS {
-            return Err(fail(format!("Key is too long (limit: {MAX_NODE_META_KEY_CHARS} characters)")));
+            return Err(fail(format!(
+                "Key is too long (limit: {MAX_NODE_META_KEY_CHARS} characters)"
+            )));
         }
         if key.starts_with("consul-") {
             return Err(fail(format!("Key denotes a reserved prefix: {key}")));
         }
         if value.len() > MAX_NODE_META_VALUE_CHARS {
-            return Err(fail(format!("Value is too long (limit: {MAX_NODE_META_VALUE_CHARS} characters)")));
+            return Err(fail(format!(
+                "Value is too long (limit: {MAX_NODE_META_VALUE_CHARS} characters)"
+            )));
         }
     }
     Ok(())
@@ -324,7 +383,9 @@ fn validate_node_meta(meta: &std::collections::BTreeMap<String, String>) -> Resu
 
 /// Data dir as given, for messages.
 pub fn describe_data_dir(dir: &Option<PathBuf>) -> String {
-    dir.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "(in memory)".into())
+    dir.as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| "(in memory)".into())
 }
 
 #[cfg(test)]
@@ -332,11 +393,17 @@ mod tests {
     use super::*;
 
     fn host() -> HostFacts {
-        HostFacts { hostname: "box1".into(), ipv4_addrs: vec![Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 1, 2, 3)] }
+        HostFacts {
+            hostname: "box1".into(),
+            ipv4_addrs: vec![Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 1, 2, 3)],
+        }
     }
 
     fn dev() -> ConfigSource {
-        ConfigSource { dev: Some(true), ..Default::default() }
+        ConfigSource {
+            dev: Some(true),
+            ..Default::default()
+        }
     }
 
     fn err(s: ConfigSource) -> String {
@@ -360,12 +427,19 @@ mod tests {
         assert_eq!(c.raft_multiplier, 1);
         assert_eq!(c.retry_interval_ms, 30_000);
         assert!(node_id::validate(&c.node_id).is_ok());
-        assert_eq!(b.warnings, vec!["bootstrap = true: do not enable unless necessary".to_string()]);
+        assert_eq!(
+            b.warnings,
+            vec!["bootstrap = true: do not enable unless necessary".to_string()]
+        );
     }
 
     #[test]
     fn dev_layer_yields_to_user_values() {
-        let s = ConfigSource { client_addr: Some("0.0.0.0".into()), ui: Some(false), ..dev() };
+        let s = ConfigSource {
+            client_addr: Some("0.0.0.0".into()),
+            ui: Some(false),
+            ..dev()
+        };
         let c = build(s, &host()).expect("builds").config;
         assert_eq!(c.client_addrs, vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
         assert!(!c.ui);
@@ -373,35 +447,63 @@ mod tests {
 
     #[test]
     fn server_needs_a_data_dir_and_persists_its_id() {
-        assert_eq!(err(ConfigSource { server: Some(true), ..Default::default() }), "data_dir cannot be empty");
+        assert_eq!(
+            err(ConfigSource {
+                server: Some(true),
+                ..Default::default()
+            }),
+            "data_dir cannot be empty"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = ConfigSource { server: Some(true), data_dir: Some(dir.path().join("d")), ..Default::default() };
+        let s = ConfigSource {
+            server: Some(true),
+            data_dir: Some(dir.path().join("d")),
+            ..Default::default()
+        };
         let first = build(s.clone(), &host()).expect("builds").config;
         let second = build(s, &host()).expect("builds").config;
         assert_eq!(first.node_id, second.node_id);
         // Bound to 0.0.0.0: the single private address is advertised.
-        assert_eq!(first.advertise_addr, Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))));
+        assert_eq!(
+            first.advertise_addr,
+            Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)))
+        );
         assert!(!first.bootstrap);
     }
 
     #[test]
     fn data_dir_must_be_a_directory() {
         let f = tempfile::NamedTempFile::new().expect("tmp");
-        let s = ConfigSource { data_dir: Some(f.path().to_path_buf()), ..Default::default() };
-        assert_eq!(err(s), format!("data_dir \"{}\" is not a directory", f.path().display()));
+        let s = ConfigSource {
+            data_dir: Some(f.path().to_path_buf()),
+            ..Default::default()
+        };
+        assert_eq!(
+            err(s),
+            format!("data_dir \"{}\" is not a directory", f.path().display())
+        );
     }
 
     #[test]
     fn bootstrap_rules_follow_consul() {
         let d = tempfile::tempdir().expect("tempdir");
-        let base = ConfigSource { data_dir: Some(d.path().to_path_buf()), ..Default::default() };
+        let base = ConfigSource {
+            data_dir: Some(d.path().to_path_buf()),
+            ..Default::default()
+        };
         let with = |f: fn(&mut ConfigSource)| {
             let mut s = base.clone();
             f(&mut s);
             s
         };
-        assert_eq!(err(with(|s| s.bootstrap = Some(true))), "'bootstrap = true' requires 'server = true'");
-        assert_eq!(err(with(|s| s.bootstrap_expect = Some(3))), "'bootstrap_expect > 0' requires 'server = true'");
+        assert_eq!(
+            err(with(|s| s.bootstrap = Some(true))),
+            "'bootstrap = true' requires 'server = true'"
+        );
+        assert_eq!(
+            err(with(|s| s.bootstrap_expect = Some(3))),
+            "'bootstrap_expect > 0' requires 'server = true'"
+        );
         assert_eq!(
             err(with(|s| {
                 s.server = Some(true);
@@ -418,7 +520,10 @@ mod tests {
             "'bootstrap_expect > 0' and 'bootstrap = true' are mutually exclusive"
         );
         assert_eq!(
-            err(ConfigSource { bootstrap_expect: Some(3), ..dev() }),
+            err(ConfigSource {
+                bootstrap_expect: Some(3),
+                ..dev()
+            }),
             "'bootstrap_expect > 0' not allowed in dev mode"
         );
         let three = build(
@@ -439,46 +544,114 @@ mod tests {
             &host(),
         )
         .expect("builds");
-        assert_eq!((one.config.bootstrap, one.config.bootstrap_expect), (true, None));
-        assert_eq!(one.warnings[0], "BootstrapExpect is set to 1; this is the same as Bootstrap mode.");
+        assert_eq!(
+            (one.config.bootstrap, one.config.bootstrap_expect),
+            (true, None)
+        );
+        assert_eq!(
+            one.warnings[0],
+            "BootstrapExpect is set to 1; this is the same as Bootstrap mode."
+        );
     }
 
     #[test]
     fn datacenter_is_lowercased_and_checked() {
-        let c = build(ConfigSource { datacenter: Some("East-1".into()), ..dev() }, &host()).expect("ok").config;
+        let c = build(
+            ConfigSource {
+                datacenter: Some("East-1".into()),
+                ..dev()
+            },
+            &host(),
+        )
+        .expect("ok")
+        .config;
         assert_eq!(c.datacenter, "east-1");
         assert_eq!(
-            err(ConfigSource { datacenter: Some("east 1".into()), ..dev() }),
+            err(ConfigSource {
+                datacenter: Some("east 1".into()),
+                ..dev()
+            }),
             "datacenter cannot be \"east 1\". Please use only [a-z0-9-_]."
         );
-        assert_eq!(err(ConfigSource { datacenter: Some(String::new()), ..dev() }), "datacenter cannot be empty");
+        assert_eq!(
+            err(ConfigSource {
+                datacenter: Some(String::new()),
+                ..dev()
+            }),
+            "datacenter cannot be empty"
+        );
     }
 
     #[test]
     fn advertise_rules() {
-        let ambiguous = HostFacts { hostname: "h".into(), ipv4_addrs: vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(192, 168, 0, 1)] };
+        let ambiguous = HostFacts {
+            hostname: "h".into(),
+            ipv4_addrs: vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(192, 168, 0, 1)],
+        };
         let d = tempfile::tempdir().expect("tempdir");
-        let s = ConfigSource { data_dir: Some(d.path().to_path_buf()), server: Some(true), ..Default::default() };
+        let s = ConfigSource {
+            data_dir: Some(d.path().to_path_buf()),
+            server: Some(true),
+            ..Default::default()
+        };
         assert_eq!(
             build(s.clone(), &ambiguous).expect_err("ambiguous").to_string(),
             "Multiple private IPv4 addresses found. Please configure one with 'bind' and/or 'advertise'."
         );
-        let none = HostFacts { hostname: "h".into(), ipv4_addrs: vec![Ipv4Addr::LOCALHOST] };
+        let none = HostFacts {
+            hostname: "h".into(),
+            ipv4_addrs: vec![Ipv4Addr::LOCALHOST],
+        };
         let b = build(s.clone(), &none).expect("falls back");
         assert_eq!(b.config.advertise(), IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert!(b.warnings.iter().any(|w| w.starts_with("No private IPv4 address found")));
-        let explicit = ConfigSource { advertise_addr: Some("10.9.9.9".into()), ..s.clone() };
-        assert_eq!(build(explicit, &ambiguous).expect("ok").config.advertise(), IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)));
-        let any = ConfigSource { advertise_addr: Some("0.0.0.0".into()), ..s.clone() };
-        assert_eq!(build(any, &none).expect_err("any").to_string(), "Advertise address cannot be 0.0.0.0, :: or [::]");
-        let bad = ConfigSource { bind_addr: Some("nope".into()), ..s };
-        assert_eq!(build(bad, &none).expect_err("bad").to_string(), "bind_addr: \"nope\" is not a valid IP address");
+        assert!(b
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("No private IPv4 address found")));
+        let explicit = ConfigSource {
+            advertise_addr: Some("10.9.9.9".into()),
+            ..s.clone()
+        };
+        assert_eq!(
+            build(explicit, &ambiguous).expect("ok").config.advertise(),
+            IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9))
+        );
+        let any = ConfigSource {
+            advertise_addr: Some("0.0.0.0".into()),
+            ..s.clone()
+        };
+        assert_eq!(
+            build(any, &none).expect_err("any").to_string(),
+            "Advertise address cannot be 0.0.0.0, :: or [::]"
+        );
+        let bad = ConfigSource {
+            bind_addr: Some("nope".into()),
+            ..s
+        };
+        assert_eq!(
+            build(bad, &none).expect_err("bad").to_string(),
+            "bind_addr: \"nope\" is not a valid IP address"
+        );
     }
 
     #[test]
     fn client_addr_is_a_space_separated_list() {
-        let c = build(ConfigSource { client_addr: Some("127.0.0.1  ::1".into()), ..dev() }, &host()).expect("ok").config;
-        assert_eq!(c.client_addrs, vec![IpAddr::V4(Ipv4Addr::LOCALHOST), "::1".parse::<IpAddr>().expect("ip")]);
+        let c = build(
+            ConfigSource {
+                client_addr: Some("127.0.0.1  ::1".into()),
+                ..dev()
+            },
+            &host(),
+        )
+        .expect("ok")
+        .config;
+        assert_eq!(
+            c.client_addrs,
+            vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                "::1".parse::<IpAddr>().expect("ip")
+            ]
+        );
     }
 
     #[test]
@@ -486,47 +659,84 @@ mod tests {
         assert_eq!(normalize_domain("consul").expect("ok"), "consul.");
         assert_eq!(normalize_domain("Consul.").expect("ok"), "consul.");
         assert_eq!(normalize_domain("My.Corp").expect("ok"), "my.corp.");
-        assert_eq!(normalize_domain("a..b").expect_err("bad").to_string(), "domain: \"a..b\" is not a valid DNS domain");
+        assert_eq!(
+            normalize_domain("a..b").expect_err("bad").to_string(),
+            "domain: \"a..b\" is not a valid DNS domain"
+        );
         assert!(normalize_domain(".").is_err());
         assert!(normalize_domain("a b").is_err());
     }
 
     #[test]
     fn recursors_default_to_port_53() {
-        assert_eq!(parse_recursor("8.8.8.8").expect("ok").to_string(), "8.8.8.8:53");
-        assert_eq!(parse_recursor("8.8.8.8:5353").expect("ok").to_string(), "8.8.8.8:5353");
+        assert_eq!(
+            parse_recursor("8.8.8.8").expect("ok").to_string(),
+            "8.8.8.8:53"
+        );
+        assert_eq!(
+            parse_recursor("8.8.8.8:5353").expect("ok").to_string(),
+            "8.8.8.8:5353"
+        );
         assert_eq!(parse_recursor("::1").expect("ok").to_string(), "[::1]:53");
-        assert_eq!(parse_recursor("[::1]:54").expect("ok").to_string(), "[::1]:54");
+        assert_eq!(
+            parse_recursor("[::1]:54").expect("ok").to_string(),
+            "[::1]:54"
+        );
         assert_eq!(
             parse_recursor("dns.google").expect_err("bad").to_string(),
             "Invalid recursor address \"dns.google\": use ip or ip:port"
         );
-        assert_eq!(parse_recursor("0.0.0.0").expect_err("any").to_string(), "DNS recursor address cannot be 0.0.0.0, :: or [::]");
+        assert_eq!(
+            parse_recursor("0.0.0.0").expect_err("any").to_string(),
+            "DNS recursor address cannot be 0.0.0.0, :: or [::]"
+        );
     }
 
     #[test]
     fn ports_limits() {
-        let s = ConfigSource { ports: PortsSource { dns: Some(-5), http: Some(70000), ..Default::default() }, ..dev() };
+        let s = ConfigSource {
+            ports: PortsSource {
+                dns: Some(-5),
+                http: Some(70000),
+                ..Default::default()
+            },
+            ..dev()
+        };
         assert_eq!(err(s), "ports.http: invalid port 70000");
-        let s = ConfigSource { ports: PortsSource { dns: Some(-5), ..Default::default() }, ..dev() };
+        let s = ConfigSource {
+            ports: PortsSource {
+                dns: Some(-5),
+                ..Default::default()
+            },
+            ..dev()
+        };
         assert_eq!(build(s, &host()).expect("ok").config.ports.dns, -1);
     }
 
     #[test]
     fn raft_multiplier_log_level_meta_and_durations() {
         assert_eq!(
-            err(ConfigSource { raft_multiplier: Some(11), ..dev() }),
+            err(ConfigSource {
+                raft_multiplier: Some(11),
+                ..dev()
+            }),
             "performance.raft_multiplier cannot be 11. Must be between 1 and 10"
         );
         assert_eq!(
-            err(ConfigSource { log_level: Some("loud".into()), ..dev() }),
+            err(ConfigSource {
+                log_level: Some("loud".into()),
+                ..dev()
+            }),
             "Invalid log level: loud. Valid log levels are: [TRACE DEBUG INFO WARN ERR]"
         );
         assert_eq!(normalize_log_level("WARN").expect("ok"), "warn");
         assert_eq!(normalize_log_level("err").expect("ok"), "error");
         let meta = [("consul-x".to_string(), "1".to_string())].into();
         assert_eq!(
-            err(ConfigSource { node_meta: meta, ..dev() }),
+            err(ConfigSource {
+                node_meta: meta,
+                ..dev()
+            }),
             "node_meta invalid: Key denotes a reserved prefix: consul-x"
         );
         assert_eq!(parse_duration_ms("30s"), Some(30_000));
@@ -536,6 +746,12 @@ mod tests {
         assert_eq!(parse_duration_ms("0"), Some(0));
         assert_eq!(parse_duration_ms("30"), None);
         assert_eq!(parse_duration_ms("x"), None);
-        assert_eq!(err(ConfigSource { retry_interval: Some("soon".into()), ..dev() }), "retry_interval: invalid duration \"soon\"");
+        assert_eq!(
+            err(ConfigSource {
+                retry_interval: Some("soon".into()),
+                ..dev()
+            }),
+            "retry_interval: invalid duration \"soon\""
+        );
     }
 }

@@ -49,7 +49,9 @@ fn json_files_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         .map_err(|e| ConfigError::Io(format!("Error reading config dir {}: {e}", dir.display())))?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| ConfigError::Io(format!("Error reading config dir {}: {e}", dir.display())))?;
+        let entry = entry.map_err(|e| {
+            ConfigError::Io(format!("Error reading config dir {}: {e}", dir.display()))
+        })?;
         let path = entry.path();
         if path.is_file() && path.extension().is_some_and(|ext| ext == "json") {
             files.push(path);
@@ -62,7 +64,10 @@ fn json_files_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let name = path.display().to_string();
     if path.extension().is_some_and(|ext| ext == "hcl") {
-        return Err(ConfigError::File { file: name, message: "HCL config files are not supported; use JSON".into() });
+        return Err(ConfigError::File {
+            file: name,
+            message: "HCL config files are not supported; use JSON".into(),
+        });
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::Io(format!("Error reading config file {name}: {e}")))?;
@@ -71,14 +76,25 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// Parse the text of one JSON config file; `file` is used in messages only.
 pub fn parse_json(file: &str, text: &str) -> Result<Loaded, ConfigError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| ConfigError::File { file: file.to_string(), message: e.to_string() })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::File {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
     let Value::Object(map) = value else {
-        return Err(ConfigError::File { file: file.to_string(), message: "config must be a JSON object".into() });
+        return Err(ConfigError::File {
+            file: file.to_string(),
+            message: "config must be a JSON object".into(),
+        });
     };
-    let mut reader = Reader { file, warnings: Vec::new() };
+    let mut reader = Reader {
+        file,
+        warnings: Vec::new(),
+    };
     let source = reader.top_level(&map)?;
-    Ok(Loaded { source, warnings: reader.warnings })
+    Ok(Loaded {
+        source,
+        warnings: reader.warnings,
+    })
 }
 
 struct Reader<'a> {
@@ -157,17 +173,26 @@ impl Reader<'_> {
                 }
             };
             let n = self.int(&key, pv)?;
-            *slot = Some(i32::try_from(n).map_err(|_| self.error(format!("'{key}' value {n} is out of range")))?);
+            *slot = Some(
+                i32::try_from(n)
+                    .map_err(|_| self.error(format!("'{key}' value {n} is out of range")))?,
+            );
         }
         Ok(())
     }
 
     fn unknown(&mut self, key: &str) {
-        self.warnings.push(format!("config: unknown key \"{key}\" in {} was ignored", self.file));
+        self.warnings.push(format!(
+            "config: unknown key \"{key}\" in {} was ignored",
+            self.file
+        ));
     }
 
     fn error(&self, message: String) -> ConfigError {
-        ConfigError::File { file: self.file.to_string(), message }
+        ConfigError::File {
+            file: self.file.to_string(),
+            message,
+        }
     }
 
     /// Consul's (mapstructure's) wording for a value of the wrong type.
@@ -207,7 +232,10 @@ impl Reader<'_> {
                 (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
                 _ => Err(self.type_error(key, "int", v)),
             },
-            Value::String(s) => s.trim().parse::<i64>().map_err(|_| self.type_error(key, "int", v)),
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| self.type_error(key, "int", v)),
             Value::Bool(b) => Ok(i64::from(*b)),
             other => Err(self.type_error(key, "int", other)),
         }
@@ -215,9 +243,11 @@ impl Reader<'_> {
 
     fn strings(&self, key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
         match v {
-            Value::Array(items) => {
-                items.iter().enumerate().map(|(i, item)| self.string(&format!("{key}[{i}]"), item)).collect()
-            }
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| self.string(&format!("{key}[{i}]"), item))
+                .collect(),
             // A lone value is lifted into a one-element list, as Consul's decoder does.
             Value::String(_) | Value::Number(_) => Ok(vec![self.string(key, v)?]),
             other => Err(self.type_error(key, "[]string", other)),
@@ -233,9 +263,10 @@ impl Reader<'_> {
 
     fn string_map(&self, key: &str, v: &Value) -> Result<Vec<(String, String)>, ConfigError> {
         match v {
-            Value::Object(map) => {
-                map.iter().map(|(k, item)| Ok((k.clone(), self.string(&format!("{key}.{k}"), item)?))).collect()
-            }
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, item)| Ok((k.clone(), self.string(&format!("{key}.{k}"), item)?)))
+                .collect(),
             other => Err(self.type_error(key, "map[string]string", other)),
         }
     }
@@ -271,7 +302,9 @@ mod tests {
     }
 
     fn parse_err(text: &str) -> String {
-        parse_json("a.json", text).expect_err("invalid config").to_string()
+        parse_json("a.json", text)
+            .expect_err("invalid config")
+            .to_string()
     }
 
     #[test]
@@ -314,7 +347,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_warn_and_continue() {
-        let l = parse(r#"{"server":true,"leave_on_terminate":true,"ports":{"sidecar_min_port":1}}"#);
+        let l =
+            parse(r#"{"server":true,"leave_on_terminate":true,"ports":{"sidecar_min_port":1}}"#);
         assert_eq!(l.source.server, Some(true));
         assert_eq!(
             l.warnings,
@@ -329,8 +363,16 @@ mod tests {
     fn services_and_checks_are_accepted_with_a_warning() {
         let l = parse(r#"{"services":[{"name":"web"}],"check":{"id":"c"}}"#);
         assert_eq!(l.warnings.len(), 2);
-        assert!(l.warnings[0].contains("\"check\" in a.json is not supported yet"), "{:?}", l.warnings);
-        assert!(l.warnings[1].contains("\"services\" in a.json is not supported yet"), "{:?}", l.warnings);
+        assert!(
+            l.warnings[0].contains("\"check\" in a.json is not supported yet"),
+            "{:?}",
+            l.warnings
+        );
+        assert!(
+            l.warnings[1].contains("\"services\" in a.json is not supported yet"),
+            "{:?}",
+            l.warnings
+        );
     }
 
     #[test]
@@ -351,8 +393,14 @@ mod tests {
             parse_err(r#"{"ports":8500}"#),
             "Error parsing a.json: 'ports' expected type 'map[string]interface {}', got unconvertible type 'float64', value: '8500'"
         );
-        assert_eq!(parse_err(r#"{"ports":{"http":99999999999}}"#), "Error parsing a.json: 'ports.http' value 99999999999 is out of range");
-        assert_eq!(parse_err("[1]"), "Error parsing a.json: config must be a JSON object");
+        assert_eq!(
+            parse_err(r#"{"ports":{"http":99999999999}}"#),
+            "Error parsing a.json: 'ports.http' value 99999999999 is out of range"
+        );
+        assert_eq!(
+            parse_err("[1]"),
+            "Error parsing a.json: config must be a JSON object"
+        );
         assert!(parse_err("{").starts_with("Error parsing a.json: EOF while parsing"));
     }
 
@@ -368,26 +416,48 @@ mod tests {
     #[test]
     fn dir_loads_json_alphabetically_and_merges() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("b.json"), r#"{"node_name":"from-b","recursors":["2.2.2.2"]}"#).expect("write");
-        std::fs::write(dir.path().join("a.json"), r#"{"node_name":"from-a","datacenter":"x","recursors":["1.1.1.1"]}"#)
-            .expect("write");
+        std::fs::write(
+            dir.path().join("b.json"),
+            r#"{"node_name":"from-b","recursors":["2.2.2.2"]}"#,
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("a.json"),
+            r#"{"node_name":"from-a","datacenter":"x","recursors":["1.1.1.1"]}"#,
+        )
+        .expect("write");
         std::fs::write(dir.path().join("c.txt"), "not json").expect("write");
-        let extra = dir.path().join("extra.json");
-        let extra_file = tempfile::tempdir().expect("tempdir");
-        let later = extra_file.path().join("z.json");
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let later = other_dir.path().join("z.json");
         std::fs::write(&later, r#"{"datacenter":"y"}"#).expect("write");
-        let l = load_all(&[ConfigPath::Dir(dir.path().to_path_buf()), ConfigPath::File(later)]).expect("loads");
+        let l = load_all(&[
+            ConfigPath::Dir(dir.path().to_path_buf()),
+            ConfigPath::File(later),
+        ])
+        .expect("loads");
         assert_eq!(l.source.node_name.as_deref(), Some("from-b"));
         assert_eq!(l.source.datacenter.as_deref(), Some("y"));
-        assert_eq!(l.source.recursors, vec!["1.1.1.1".to_string(), "2.2.2.2".to_string()]);
-        assert!(!extra.exists());
+        assert_eq!(
+            l.source.recursors,
+            vec!["1.1.1.1".to_string(), "2.2.2.2".to_string()]
+        );
     }
 
     #[test]
     fn missing_files_are_clear_errors() {
-        let err = load_all(&[ConfigPath::File(PathBuf::from("/nonexistent/x.json"))]).expect_err("missing");
-        assert!(err.to_string().starts_with("Error reading config file /nonexistent/x.json:"), "{err}");
-        let err = load_all(&[ConfigPath::Dir(PathBuf::from("/nonexistent-dir"))]).expect_err("missing");
-        assert!(err.to_string().starts_with("Error reading config dir /nonexistent-dir:"), "{err}");
+        let err = load_all(&[ConfigPath::File(PathBuf::from("/nonexistent/x.json"))])
+            .expect_err("missing");
+        assert!(
+            err.to_string()
+                .starts_with("Error reading config file /nonexistent/x.json:"),
+            "{err}"
+        );
+        let err =
+            load_all(&[ConfigPath::Dir(PathBuf::from("/nonexistent-dir"))]).expect_err("missing");
+        assert!(
+            err.to_string()
+                .starts_with("Error reading config dir /nonexistent-dir:"),
+            "{err}"
+        );
     }
 }

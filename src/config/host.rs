@@ -18,7 +18,9 @@ pub fn hostname() -> String {
 
 /// The host's own IPv4 addresses, from the kernel's routing trie (`/proc/net/fib_trie`).
 pub fn local_ipv4_addrs() -> Vec<Ipv4Addr> {
-    std::fs::read_to_string("/proc/net/fib_trie").map(|text| parse_fib_trie(&text)).unwrap_or_default()
+    std::fs::read_to_string("/proc/net/fib_trie")
+        .map(|text| parse_fib_trie(&text))
+        .unwrap_or_default()
 }
 
 /// Addresses the trie marks `/32 host LOCAL`: exactly the addresses assigned to this
@@ -98,7 +100,10 @@ Local:
 
     #[test]
     fn fib_trie_yields_local_addresses_once() {
-        assert_eq!(parse_fib_trie(TRIE), vec![Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(172, 17, 0, 5)]);
+        assert_eq!(
+            parse_fib_trie(TRIE),
+            vec![Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(172, 17, 0, 5)]
+        );
     }
 
     #[test]
@@ -107,8 +112,14 @@ Local:
         let a = Ipv4Addr::new(10, 0, 0, 7);
         let b = Ipv4Addr::new(192, 168, 1, 2);
         let public = Ipv4Addr::new(8, 8, 8, 8);
-        assert_eq!(choose_advertise(&[lo, a, public]), AdvertiseChoice::Private(a));
-        assert_eq!(choose_advertise(&[lo, a, b]), AdvertiseChoice::Ambiguous(vec![a, b]));
+        assert_eq!(
+            choose_advertise(&[lo, a, public]),
+            AdvertiseChoice::Private(a)
+        );
+        assert_eq!(
+            choose_advertise(&[lo, a, b]),
+            AdvertiseChoice::Ambiguous(vec![a, b])
+        );
         assert_eq!(choose_advertise(&[lo, public]), AdvertiseChoice::Loopback);
         assert!(is_private(Ipv4Addr::new(100, 64, 0, 1)));
         assert!(!is_private(Ipv4Addr::new(100, 128, 0, 1)));

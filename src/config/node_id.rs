@@ -11,7 +11,9 @@ pub fn validate(id: &str) -> Result<String, ConfigError> {
     let trimmed = id.trim();
     match uuid::Uuid::parse_str(trimmed) {
         Ok(u) if trimmed.len() == 36 => Ok(u.hyphenated().to_string()),
-        _ => Err(ConfigError::Invalid(format!("node_id \"{id}\" is not a valid UUID"))),
+        _ => Err(ConfigError::Invalid(format!(
+            "node_id \"{id}\" is not a valid UUID"
+        ))),
     }
 }
 
@@ -31,17 +33,30 @@ pub fn resolve(given: Option<&str>, data_dir: Option<&Path>) -> Result<String, C
         match std::fs::read_to_string(&file) {
             Ok(text) => {
                 return validate(&text).map_err(|_| {
-                    ConfigError::Invalid(format!("Failed to parse node ID in {}: not a UUID", file.display()))
+                    ConfigError::Invalid(format!(
+                        "Failed to parse node ID in {}: not a UUID",
+                        file.display()
+                    ))
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ConfigError::Io(format!("Failed to read node ID from {}: {e}", file.display()))),
+            Err(e) => {
+                return Err(ConfigError::Io(format!(
+                    "Failed to read node ID from {}: {e}",
+                    file.display()
+                )))
+            }
         }
     }
     let id = given.unwrap_or_else(generate);
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&file, &id))
-        .map_err(|e| ConfigError::Io(format!("Failed to write node ID to {}: {e}", file.display())))?;
+        .map_err(|e| {
+            ConfigError::Io(format!(
+                "Failed to write node ID to {}: {e}",
+                file.display()
+            ))
+        })?;
     Ok(id)
 }
 
@@ -55,7 +70,10 @@ mod tests {
         let data = dir.path().join("data");
         let first = resolve(None, Some(&data)).expect("first");
         assert!(validate(&first).is_ok());
-        assert_eq!(std::fs::read_to_string(data.join(NODE_ID_FILE)).expect("file"), first);
+        assert_eq!(
+            std::fs::read_to_string(data.join(NODE_ID_FILE)).expect("file"),
+            first
+        );
         assert_eq!(resolve(None, Some(&data)).expect("second"), first);
     }
 
@@ -71,13 +89,19 @@ mod tests {
 
     #[test]
     fn dev_mode_ids_are_fresh_and_bad_ids_are_refused() {
-        assert_ne!(resolve(None, None).expect("a"), resolve(None, None).expect("b"));
+        assert_ne!(
+            resolve(None, None).expect("a"),
+            resolve(None, None).expect("b")
+        );
         assert_eq!(
             resolve(Some("nope"), None).expect_err("bad").to_string(),
             "node_id \"nope\" is not a valid UUID"
         );
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(NODE_ID_FILE), "garbage").expect("write");
-        assert!(resolve(None, Some(dir.path())).expect_err("corrupt").to_string().starts_with("Failed to parse node ID"));
+        assert!(resolve(None, Some(dir.path()))
+            .expect_err("corrupt")
+            .to_string()
+            .starts_with("Failed to parse node ID"));
     }
 }

@@ -114,21 +114,35 @@ mod tests {
             datacenter: Some("dc-a".into()),
             recursors: vec!["1.1.1.1".into()],
             retry_join: vec!["x".into()],
-            ports: PortsSource { http: Some(1), dns: Some(2), ..Default::default() },
-            node_meta: [("k".to_string(), "1".to_string()), ("only-a".to_string(), "a".to_string())].into(),
+            ports: PortsSource {
+                http: Some(1),
+                dns: Some(2),
+                ..Default::default()
+            },
+            node_meta: [
+                ("k".to_string(), "1".to_string()),
+                ("only-a".to_string(), "a".to_string()),
+            ]
+            .into(),
             ..Default::default()
         };
         let b = ConfigSource {
             node_name: Some("b".into()),
             recursors: vec!["8.8.8.8".into()],
-            ports: PortsSource { http: Some(10), ..Default::default() },
+            ports: PortsSource {
+                http: Some(10),
+                ..Default::default()
+            },
             node_meta: [("k".to_string(), "2".to_string())].into(),
             ..Default::default()
         };
         let m = a.merge(b);
         assert_eq!(m.node_name.as_deref(), Some("b"));
         assert_eq!(m.datacenter.as_deref(), Some("dc-a"));
-        assert_eq!(m.recursors, vec!["1.1.1.1".to_string(), "8.8.8.8".to_string()]);
+        assert_eq!(
+            m.recursors,
+            vec!["1.1.1.1".to_string(), "8.8.8.8".to_string()]
+        );
         assert_eq!(m.retry_join, vec!["x".to_string()]);
         assert_eq!(m.ports.http, Some(10));
         assert_eq!(m.ports.dns, Some(2));
