@@ -30,10 +30,10 @@ pub enum AgentError {
     ClientModeUnsupported,
     #[error("Error starting agent: {0}")]
     Server(#[from] StartError),
-    #[error("Error starting agent: HTTP server: {0}")]
-    Http(std::io::Error),
-    #[error("Error starting agent: DNS server: {0}")]
-    Dns(std::io::Error),
+    #[error("Error starting agent: Failed to start HTTP listener on {addrs}: {err}")]
+    Http { addrs: String, err: std::io::Error },
+    #[error("Error starting agent: Failed to start DNS server on {addrs}: {err}")]
+    Dns { addrs: String, err: std::io::Error },
     #[error("Error starting agent: {0}")]
     Runtime(std::io::Error),
 }
@@ -52,6 +52,10 @@ pub fn run(config: Config, startup_warnings: Vec<String>) -> Result<(), AgentErr
     let system = actix::System::new();
     system.block_on(async move {
         let result = run_in_system(config).await;
+        // Actors spawned during start (Raft's) must take their first poll while the
+        // runtime is alive: tearing the System down under an unstarted actor runs its
+        // `started` hook from a destructor, where timers cannot be created.
+        tokio::task::yield_now().await;
         actix::System::current().stop();
         result
     })
@@ -67,7 +71,10 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
     });
 
     let http = if config.ports.http >= 0 {
-        let server = crate::http::start(ctx.clone()).map_err(AgentError::Http)?;
+        let server = crate::http::start(ctx.clone()).map_err(|err| AgentError::Http {
+            addrs: listen_addrs(&config, config.ports.http),
+            err,
+        })?;
         let handle = server.handle();
         actix::spawn(async move {
             if let Err(e) = server.await {
@@ -81,7 +88,10 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
     if config.ports.dns >= 0 {
         crate::dns::start(ctx.clone())
             .await
-            .map_err(AgentError::Dns)?;
+            .map_err(|err| AgentError::Dns {
+                addrs: listen_addrs(&config, config.ports.dns),
+                err,
+            })?;
     }
     actix::spawn(leader_duty::run(ctx.server.clone(), config.clone()));
 
@@ -135,8 +145,23 @@ fn init_logging(level: &str) {
     // A second init (tests, embedding) keeps the first subscriber; that is fine.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(std::io::stdout)
         .try_init();
+}
+
+/// `127.0.0.1:8500` or `[127.0.0.1:8500 [::1]:8500]` for messages.
+fn listen_addrs(config: &Config, port: i32) -> String {
+    let port = port.max(0) as u16;
+    let addrs: Vec<String> = config
+        .client_addrs
+        .iter()
+        .map(|ip| std::net::SocketAddr::new(*ip, port).to_string())
+        .collect();
+    match addrs.as_slice() {
+        [one] => one.clone(),
+        _ => format!("[{}]", addrs.join(" ")),
+    }
 }
 
 fn unix_now() -> u64 {
