@@ -49,6 +49,12 @@ pub fn run(config: Config, startup_warnings: Vec<String>) -> Result<(), AgentErr
     for warning in &startup_warnings {
         warn!("{warning}");
     }
+    if let Some(n) = config.bootstrap_expect {
+        warn!(
+            "bootstrap_expect = {n}: multi-server cluster formation is not built yet; \
+             this server waits without a leader (use -bootstrap for a single server)"
+        );
+    }
     let system = actix::System::new();
     system.block_on(async move {
         let result = run_in_system(config).await;

@@ -160,6 +160,9 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
     if server && bootstrap {
         warnings.push("bootstrap = true: do not enable unless necessary".into());
     }
+    if let Some(n) = bootstrap_expect {
+        warnings.push(format!("bootstrap_expect > 0: expecting {n} servers"));
+    }
 
     let raft_multiplier = s.raft_multiplier.unwrap_or(1);
     if !(1..=10).contains(&raft_multiplier) {
@@ -533,9 +536,13 @@ mod tests {
             }),
             &host(),
         )
-        .expect("builds")
-        .config;
+        .expect("builds");
+        let (three, three_warnings) = (three.config, three.warnings);
         assert_eq!((three.bootstrap, three.bootstrap_expect), (false, Some(3)));
+        assert_eq!(
+            three_warnings,
+            vec!["bootstrap_expect > 0: expecting 3 servers".to_string()]
+        );
         let one = build(
             with(|s| {
                 s.server = Some(true);

@@ -30,9 +30,9 @@ pub fn load_all(paths: &[ConfigPath]) -> Result<Loaded, ConfigError> {
     let mut loaded = Loaded::default();
     for path in paths {
         let files = match path {
-            ConfigPath::File(f) if f.is_dir() => json_files_in(f)?,
+            ConfigPath::File(f) if f.is_dir() => json_files_in(f, &mut loaded.warnings)?,
             ConfigPath::File(f) => vec![f.clone()],
-            ConfigPath::Dir(d) => json_files_in(d)?,
+            ConfigPath::Dir(d) => json_files_in(d, &mut loaded.warnings)?,
         };
         for file in files {
             let one = load_file(&file)?;
@@ -43,11 +43,13 @@ pub fn load_all(paths: &[ConfigPath]) -> Result<Loaded, ConfigError> {
     Ok(loaded)
 }
 
-/// The `*.json` files of a directory, sorted by name as Consul loads them.
-fn json_files_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+/// The `*.json` files of a directory, sorted by name as Consul loads them. `*.hcl` files
+/// (which Consul would also load) are skipped with a warning.
+fn json_files_in(dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| ConfigError::Io(format!("Error reading config dir {}: {e}", dir.display())))?;
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| {
             ConfigError::Io(format!("Error reading config dir {}: {e}", dir.display()))
@@ -55,9 +57,18 @@ fn json_files_in(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         let path = entry.path();
         if path.is_file() && path.extension().is_some_and(|ext| ext == "json") {
             files.push(path);
+        } else if path.is_file() && path.extension().is_some_and(|ext| ext == "hcl") {
+            skipped.push(path);
         }
     }
     files.sort();
+    skipped.sort();
+    for path in skipped {
+        warnings.push(format!(
+            "config: skipped {} (cairn reads JSON config files only)",
+            path.display()
+        ));
+    }
     Ok(files)
 }
 
@@ -427,6 +438,7 @@ mod tests {
         )
         .expect("write");
         std::fs::write(dir.path().join("c.txt"), "not json").expect("write");
+        std::fs::write(dir.path().join("d.hcl"), "server = true").expect("write");
         let other_dir = tempfile::tempdir().expect("tempdir");
         let later = other_dir.path().join("z.json");
         std::fs::write(&later, r#"{"datacenter":"y"}"#).expect("write");
