@@ -12,6 +12,9 @@ use actors::{ServerHandle, ServerOptions, StartError};
 use std::sync::Arc;
 use tracing::{info, warn};
 
+/// How long a shutdown waits for in-flight HTTP requests before dropping them.
+pub const HTTP_DRAIN_TIMEOUT_MS: u64 = 5_000;
+
 /// What every edge (HTTP, DNS) needs: the config and the server's Raft façade.
 pub struct AgentContext {
     pub config: Arc<Config>,
@@ -109,7 +112,14 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
         .map_err(AgentError::Runtime)?;
     info!("Caught signal: {signal}; shutting down");
     if let Some(handle) = http {
-        handle.stop(true).await;
+        // Graceful, but bounded: open blocking queries may wait minutes otherwise.
+        let drain = std::time::Duration::from_millis(HTTP_DRAIN_TIMEOUT_MS);
+        if tokio::time::timeout(drain, handle.stop(true))
+            .await
+            .is_err()
+        {
+            warn!("HTTP connections still open after {HTTP_DRAIN_TIMEOUT_MS} ms; closing them");
+        }
     }
     info!("Shutdown complete");
     Ok(())
