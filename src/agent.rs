@@ -1,8 +1,19 @@
 //! Wiring: build the actors in dependency order and hand out typed addresses.
+//!
+//! [`run`] owns the whole life of a server agent: logging, the actix System, the Raft
+//! server, the HTTP and DNS edges, the leader duty that registers this node in the
+//! catalog, and a clean stop on SIGINT/SIGTERM.
+
+pub mod banner;
+pub mod leader_duty;
 
 use crate::config::Config;
-use actors::ServerHandle;
+use actors::{ServerHandle, ServerOptions, StartError};
 use std::sync::Arc;
+use tracing::{info, warn};
+
+/// How long a shutdown waits for in-flight HTTP requests before dropping them.
+pub const HTTP_DRAIN_TIMEOUT_MS: u64 = 5_000;
 
 /// What every edge (HTTP, DNS) needs: the config and the server's Raft façade.
 pub struct AgentContext {
@@ -10,4 +21,168 @@ pub struct AgentContext {
     pub server: ServerHandle,
     /// Unix time in seconds when the agent started (DNS SOA serials, agent/self stats).
     pub started_unix: u64,
+}
+
+/// Why the agent could not start or run. `main` prints `==> <text>` and exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(
+        "Client agents are not supported yet: they need gossip membership, which cairn does not have yet. \
+         Run a server instead (-server with -bootstrap and -data-dir, or -dev)."
+    )]
+    ClientModeUnsupported,
+    #[error("Error starting agent: {0}")]
+    Server(#[from] StartError),
+    #[error("Error starting agent: Failed to start HTTP listener on {addrs}: {err}")]
+    Http { addrs: String, err: std::io::Error },
+    #[error("Error starting agent: Failed to start DNS server on {addrs}: {err}")]
+    Dns { addrs: String, err: std::io::Error },
+    #[error("Error starting agent: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Run a server agent until SIGINT or SIGTERM. `startup_warnings` (from config parsing)
+/// are logged once logging is up. Returns after a clean shutdown.
+pub fn run(config: Config, startup_warnings: Vec<String>) -> Result<(), AgentError> {
+    if !config.server {
+        return Err(AgentError::ClientModeUnsupported);
+    }
+    init_logging(&config.log_level);
+    println!("==> Starting cairn agent...");
+    for warning in &startup_warnings {
+        warn!("{warning}");
+    }
+    if let Some(n) = config.bootstrap_expect {
+        warn!(
+            "bootstrap_expect = {n}: multi-server cluster formation is not built yet; \
+             this server waits without a leader (use -bootstrap for a single server)"
+        );
+    }
+    let system = actix::System::new();
+    system.block_on(async move {
+        let result = run_in_system(config).await;
+        // Actors spawned during start (Raft's) must take their first poll while the
+        // runtime is alive: tearing the System down under an unstarted actor runs its
+        // `started` hook from a destructor, where timers cannot be created.
+        tokio::task::yield_now().await;
+        actix::System::current().stop();
+        result
+    })
+}
+
+async fn run_in_system(config: Config) -> Result<(), AgentError> {
+    let config = Arc::new(config);
+    let server = ServerHandle::start(server_options(&config)).await?;
+    let ctx = Arc::new(AgentContext {
+        config: config.clone(),
+        server,
+        started_unix: unix_now(),
+    });
+
+    let http = if config.ports.http >= 0 {
+        let server = crate::http::start(ctx.clone()).map_err(|err| AgentError::Http {
+            addrs: listen_addrs(&config, config.ports.http),
+            err,
+        })?;
+        let handle = server.handle();
+        actix::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!("HTTP server stopped with an error: {e}");
+            }
+        });
+        Some(handle)
+    } else {
+        None
+    };
+    if config.ports.dns >= 0 {
+        crate::dns::start(ctx.clone())
+            .await
+            .map_err(|err| AgentError::Dns {
+                addrs: listen_addrs(&config, config.ports.dns),
+                err,
+            })?;
+    }
+    actix::spawn(leader_duty::run(ctx.server.clone(), config.clone()));
+
+    print!("{}", banner::banner(&config));
+    println!("==> Log data will now stream in as it occurs:");
+
+    let signal = wait_for_shutdown_signal()
+        .await
+        .map_err(AgentError::Runtime)?;
+    info!("Caught signal: {signal}; shutting down");
+    if let Some(handle) = http {
+        // Graceful, but bounded: open blocking queries may wait minutes otherwise.
+        let drain = std::time::Duration::from_millis(HTTP_DRAIN_TIMEOUT_MS);
+        if tokio::time::timeout(drain, handle.stop(true))
+            .await
+            .is_err()
+        {
+            warn!("HTTP connections still open after {HTTP_DRAIN_TIMEOUT_MS} ms; closing them");
+        }
+    }
+    info!("Shutdown complete");
+    Ok(())
+}
+
+fn server_options(config: &Config) -> ServerOptions {
+    ServerOptions {
+        server_id: config.node_id.clone(),
+        node_name: config.node_name.clone(),
+        server_addr: config.server_rpc_addr(),
+        data_dir: config.data_dir.clone(),
+        bootstrap: config.bootstrap,
+        raft_multiplier: config.raft_multiplier,
+    }
+}
+
+/// Resolves with the signal's name on the first SIGINT or SIGTERM.
+async fn wait_for_shutdown_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = interrupt.recv() => Ok("interrupt"),
+        _ = terminate.recv() => Ok("terminated"),
+    }
+}
+
+/// Logs go to stdout at the configured level, as Consul's do. Dependencies that chatter
+/// at info (actix-server's worker lines) are held to warn unless debugging.
+fn init_logging(level: &str) {
+    let quiet_deps = matches!(level, "info" | "warn" | "error");
+    let directives = if quiet_deps {
+        format!("{level},actix_server=warn")
+    } else {
+        level.to_string()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second init (tests, embedding) keeps the first subscriber; that is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+/// `127.0.0.1:8500` or `[127.0.0.1:8500 [::1]:8500]` for messages.
+fn listen_addrs(config: &Config, port: i32) -> String {
+    let port = port.max(0) as u16;
+    let addrs: Vec<String> = config
+        .client_addrs
+        .iter()
+        .map(|ip| std::net::SocketAddr::new(*ip, port).to_string())
+        .collect();
+    match addrs.as_slice() {
+        [one] => one.clone(),
+        _ => format!("[{}]", addrs.join(" ")),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

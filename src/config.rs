@@ -1,5 +1,19 @@
 //! One Config for the agent: defaults, flags, config files, validation.
-//! (Parsing is filled in by the CLI/config work; the struct is the shared contract.)
+//!
+//! Sources (config files in order, then command-line flags) each produce a
+//! [`ConfigSource`]; they are merged (later scalars win, lists append) and
+//! [`build::build`] turns the result into a validated [`Config`]. Nothing here exits the
+//! process: every failure is a typed [`ConfigError`] whose Display text is the line
+//! `main` prints after `==> `.
+
+pub mod build;
+pub mod file;
+pub mod host;
+pub mod node_id;
+pub mod source;
+
+pub use build::{build, Built};
+pub use source::{ConfigSource, PortsSource};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -61,6 +75,9 @@ pub struct Config {
     pub node_meta: BTreeMap<String, String>,
     /// Answer JSON indented even without ?pretty (Consul does so in -dev).
     pub pretty_json: bool,
+    /// Pause between join attempts (`-retry-interval`, default 30s); used by the
+    /// membership work.
+    pub retry_interval_ms: u64,
 }
 
 impl Config {
@@ -73,4 +90,50 @@ impl Config {
     pub fn server_rpc_addr(&self) -> String {
         std::net::SocketAddr::new(self.advertise(), self.ports.server.max(0) as u16).to_string()
     }
+
+    /// A dev-mode config with every default, for tests of other modules.
+    pub fn dev_for_tests() -> Config {
+        Config {
+            node_name: "test-node".to_string(),
+            node_id: "00000000-0000-4000-8000-000000000001".to_string(),
+            datacenter: "dc1".to_string(),
+            data_dir: None,
+            dev: true,
+            server: true,
+            bootstrap: true,
+            bootstrap_expect: None,
+            bind_addr: IpAddr::from([127, 0, 0, 1]),
+            advertise_addr: None,
+            client_addrs: vec![IpAddr::from([127, 0, 0, 1])],
+            ports: Ports::default(),
+            domain: "consul.".to_string(),
+            recursors: Vec::new(),
+            retry_join: Vec::new(),
+            enable_script_checks: false,
+            log_level: "info".to_string(),
+            raft_multiplier: 1,
+            ui: true,
+            node_meta: BTreeMap::new(),
+            pretty_json: true,
+            retry_interval_ms: build::DEFAULT_RETRY_INTERVAL_MS,
+        }
+    }
+}
+
+/// Why a configuration was refused. Display texts follow Consul's wording where Consul has
+/// one; `main` prints them as `==> <text>` and exits 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A command-line problem (unknown flag, missing or malformed value).
+    #[error("{0}")]
+    Flag(String),
+    /// A config file could not be read or has a value of the wrong type.
+    #[error("Error parsing {file}: {message}")]
+    File { file: String, message: String },
+    /// A config file or dir could not be read at all.
+    #[error("{0}")]
+    Io(String),
+    /// The merged configuration breaks a rule.
+    #[error("{0}")]
+    Invalid(String),
 }

@@ -1,0 +1,764 @@
+//! Turn merged sources into a validated [`Config`]: apply defaults (and the `-dev` layer),
+//! parse addresses, normalise names, check Consul's rules, settle the node id.
+
+use super::host::{self, AdvertiseChoice};
+use super::source::{ConfigSource, PortsSource};
+use super::{node_id, Config, ConfigError, Ports};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Consul's default `-retry-interval`.
+pub const DEFAULT_RETRY_INTERVAL_MS: u64 = 30_000;
+/// Port of a recursor given without one.
+pub const DEFAULT_RECURSOR_PORT: u16 = 53;
+/// Consul's node metadata limits.
+pub const MAX_NODE_META_PAIRS: usize = 64;
+pub const MAX_NODE_META_KEY_CHARS: usize = 128;
+pub const MAX_NODE_META_VALUE_CHARS: usize = 512;
+
+/// A validated config plus the warnings met on the way (logged once logging is up).
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// What the defaults depend on about this machine; passed in so tests can fix it.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub ipv4_addrs: Vec<Ipv4Addr>,
+}
+
+impl HostFacts {
+    pub fn detect() -> HostFacts {
+        HostFacts {
+            hostname: host::hostname(),
+            ipv4_addrs: host::local_ipv4_addrs(),
+        }
+    }
+}
+
+/// What `-dev` changes, as a source beneath every user source (so flags still win).
+fn dev_layer() -> ConfigSource {
+    ConfigSource {
+        server: Some(true),
+        bootstrap: Some(true),
+        bind_addr: Some("127.0.0.1".into()),
+        client_addr: Some("127.0.0.1".into()),
+        ui: Some(true),
+        ..Default::default()
+    }
+}
+
+pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError> {
+    let mut warnings = Vec::new();
+    let dev = user.dev.unwrap_or(false);
+    let s = if dev { dev_layer().merge(user) } else { user };
+
+    let datacenter = s
+        .datacenter
+        .clone()
+        .unwrap_or_else(|| "dc1".into())
+        .to_lowercase();
+    if datacenter.is_empty() {
+        return invalid("datacenter cannot be empty");
+    }
+    if !datacenter
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return invalid(format!(
+            "datacenter cannot be \"{datacenter}\". Please use only [a-z0-9-_]."
+        ));
+    }
+
+    let data_dir = if dev {
+        None
+    } else {
+        let dir = s.data_dir.clone().filter(|d| !d.as_os_str().is_empty());
+        let Some(dir) = dir else {
+            return invalid("data_dir cannot be empty");
+        };
+        if dir.exists() && !dir.is_dir() {
+            return invalid(format!("data_dir \"{}\" is not a directory", dir.display()));
+        }
+        Some(dir)
+    };
+
+    let node_name = s.node_name.clone().unwrap_or_else(|| host.hostname.clone());
+    if node_name.is_empty() {
+        return invalid("node_name cannot be empty");
+    }
+
+    let bind_addr = parse_ip("bind_addr", s.bind_addr.as_deref().unwrap_or("0.0.0.0"))?;
+    let advertise_addr = match s.advertise_addr.as_deref() {
+        Some(text) => {
+            let ip = parse_ip("advertise_addr", text)?;
+            if ip.is_unspecified() {
+                return invalid("Advertise address cannot be 0.0.0.0, :: or [::]");
+            }
+            Some(ip)
+        }
+        None if bind_addr.is_unspecified() => {
+            Some(pick_advertise(&host.ipv4_addrs, &mut warnings)?)
+        }
+        None => None,
+    };
+
+    let client_text = s.client_addr.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let client_addrs = client_text
+        .split_whitespace()
+        .map(|a| parse_ip("client_addr", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    if client_addrs.is_empty() {
+        return invalid("client_addr cannot be empty");
+    }
+
+    let ports = build_ports(&s.ports)?;
+    let domain = normalize_domain(s.domain.as_deref().unwrap_or("consul."))?;
+    let recursors = s
+        .recursors
+        .iter()
+        .map(|r| parse_recursor(r))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let server = s.server.unwrap_or(false);
+    let mut bootstrap = s.bootstrap.unwrap_or(false);
+    let expect = s.bootstrap_expect.unwrap_or(0);
+    if bootstrap && !server {
+        return invalid("'bootstrap = true' requires 'server = true'");
+    }
+    if expect < 0 {
+        return invalid(format!(
+            "bootstrap_expect cannot be {expect}. Must be greater than or equal to zero"
+        ));
+    }
+    if expect > 0 && !server {
+        return invalid("'bootstrap_expect > 0' requires 'server = true'");
+    }
+    if expect > 0 && dev {
+        return invalid("'bootstrap_expect > 0' not allowed in dev mode");
+    }
+    if expect > 0 && bootstrap {
+        return invalid("'bootstrap_expect > 0' and 'bootstrap = true' are mutually exclusive");
+    }
+    let bootstrap_expect = match expect {
+        0 => None,
+        1 => {
+            // Consul treats an expected cluster of one as plain bootstrap mode.
+            warnings
+                .push("BootstrapExpect is set to 1; this is the same as Bootstrap mode.".into());
+            bootstrap = true;
+            None
+        }
+        n => Some(
+            u32::try_from(n)
+                .map_err(|_| ConfigError::Invalid(format!("bootstrap_expect {n} is too large")))?,
+        ),
+    };
+    if server && bootstrap {
+        warnings.push("bootstrap = true: do not enable unless necessary".into());
+    }
+    if let Some(n) = bootstrap_expect {
+        warnings.push(format!("bootstrap_expect > 0: expecting {n} servers"));
+    }
+
+    let raft_multiplier = s.raft_multiplier.unwrap_or(1);
+    if !(1..=10).contains(&raft_multiplier) {
+        return invalid(format!(
+            "performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and 10"
+        ));
+    }
+    let log_level = normalize_log_level(s.log_level.as_deref().unwrap_or("info"))?;
+    let retry_interval_ms = match s.retry_interval.as_deref() {
+        Some(text) => parse_duration_ms(text).ok_or_else(|| {
+            ConfigError::Invalid(format!("retry_interval: invalid duration \"{text}\""))
+        })?,
+        None => DEFAULT_RETRY_INTERVAL_MS,
+    };
+    validate_node_meta(&s.node_meta)?;
+
+    let node_id = node_id::resolve(s.node_id.as_deref(), data_dir.as_deref())?;
+
+    let config = Config {
+        node_name,
+        node_id,
+        datacenter,
+        data_dir,
+        dev,
+        server,
+        bootstrap,
+        bootstrap_expect,
+        bind_addr,
+        advertise_addr,
+        client_addrs,
+        ports,
+        domain,
+        recursors,
+        retry_join: s.retry_join.clone(),
+        enable_script_checks: s.enable_script_checks.unwrap_or(false),
+        log_level,
+        raft_multiplier: raft_multiplier as u32,
+        ui: s.ui.unwrap_or(false),
+        node_meta: s.node_meta.clone(),
+        pretty_json: dev,
+        retry_interval_ms,
+    };
+    Ok(Built { config, warnings })
+}
+
+fn invalid<T>(message: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError::Invalid(message.into()))
+}
+
+fn parse_ip(key: &str, text: &str) -> Result<IpAddr, ConfigError> {
+    let bare = text.trim().trim_start_matches('[').trim_end_matches(']');
+    bare.parse()
+        .map_err(|_| ConfigError::Invalid(format!("{key}: \"{text}\" is not a valid IP address")))
+}
+
+/// Bound to every interface without `-advertise`: advertise the single private IPv4 as
+/// Consul does, refuse to guess among several, and fall back to loopback when there is
+/// none (a single-machine setup keeps working; the warning says others can't reach it).
+fn pick_advertise(addrs: &[Ipv4Addr], warnings: &mut Vec<String>) -> Result<IpAddr, ConfigError> {
+    match host::choose_advertise(addrs) {
+        AdvertiseChoice::Private(ip) => Ok(IpAddr::V4(ip)),
+        AdvertiseChoice::Ambiguous(_) => {
+            invalid("Multiple private IPv4 addresses found. Please configure one with 'bind' and/or 'advertise'.")
+        }
+        AdvertiseChoice::Loopback => {
+            warnings.push(
+                "No private IPv4 address found; advertising 127.0.0.1 (set -advertise so other nodes can reach this one)"
+                    .into(),
+            );
+            Ok(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        }
+    }
+}
+
+fn build_ports(p: &PortsSource) -> Result<Ports, ConfigError> {
+    let d = Ports::default();
+    let check = |name: &str, value: Option<i32>, default: i32| -> Result<i32, ConfigError> {
+        let v = value.unwrap_or(default);
+        if v > i32::from(u16::MAX) {
+            return invalid(format!("ports.{name}: invalid port {v}"));
+        }
+        // Any negative value disables the listener; keep Consul's canonical -1.
+        Ok(v.max(-1))
+    };
+    Ok(Ports {
+        http: check("http", p.http, d.http)?,
+        https: check("https", p.https, d.https)?,
+        dns: check("dns", p.dns, d.dns)?,
+        server: check("server", p.server, d.server)?,
+        serf_lan: check("serf_lan", p.serf_lan, d.serf_lan)?,
+        serf_wan: check("serf_wan", p.serf_wan, d.serf_wan)?,
+        grpc: check("grpc", p.grpc, d.grpc)?,
+        grpc_tls: check("grpc_tls", p.grpc_tls, d.grpc_tls)?,
+    })
+}
+
+/// `Consul`, `consul`, `consul.` all become `consul.`; labels must be DNS-safe.
+pub fn normalize_domain(text: &str) -> Result<String, ConfigError> {
+    let lower = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let labels_ok = !lower.is_empty()
+        && lower.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if !labels_ok {
+        return invalid(format!("domain: \"{text}\" is not a valid DNS domain"));
+    }
+    Ok(format!("{lower}."))
+}
+
+/// `ip`, `ip:port`, `[v6]` or `[v6]:port`; the port defaults to 53.
+pub fn parse_recursor(text: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "Invalid recursor address \"{text}\": use ip or ip:port"
+        ))
+    };
+    let t = text.trim();
+    let addr = if let Ok(sa) = t.parse::<SocketAddr>() {
+        sa
+    } else {
+        let ip: IpAddr = t
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| bad())?;
+        SocketAddr::new(ip, DEFAULT_RECURSOR_PORT)
+    };
+    if addr.ip().is_unspecified() {
+        return invalid("DNS recursor address cannot be 0.0.0.0, :: or [::]");
+    }
+    Ok(addr)
+}
+
+/// Consul's levels, with its aliases folded onto the names tracing understands.
+pub fn normalize_log_level(text: &str) -> Result<String, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "trace" => Ok("trace".into()),
+        "debug" => Ok("debug".into()),
+        "info" => Ok("info".into()),
+        "warn" | "warning" => Ok("warn".into()),
+        "err" | "error" => Ok("error".into()),
+        _ => invalid(format!(
+            "Invalid log level: {text}. Valid log levels are: [TRACE DEBUG INFO WARN ERR]"
+        )),
+    }
+}
+
+/// A Go duration (`30s`, `1m30s`, `500ms`, `2h`) in milliseconds; `None` when malformed.
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let mut rest = text.trim();
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total_ms: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale_ms = match &rest[..unit_len] {
+            "ns" => 1e-6,
+            "us" | "µs" => 1e-3,
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total_ms += number * scale_ms;
+    }
+    (total_ms.is_finite() && total_ms < 1e15).then_some(total_ms as u64)
+}
+
+fn validate_node_meta(
+    meta: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let fail = |why: String| ConfigError::Invalid(format!("node_meta invalid: {why}"));
+    if meta.len() > MAX_NODE_META_PAIRS {
+        return Err(fail(format!(
+            "Node metadata cannot contain more than {MAX_NODE_META_PAIRS} key/value pairs"
+        )));
+    }
+    for (key, value) in meta {
+        if key.is_empty() {
+            return Err(fail("Key cannot be blank".into()));
+        }
+        if !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(fail(format!("Key contains invalid characters: {key}")));
+        }
+        if key.len() > MAX_NODE_META_KEY_CHARS {
+            return Err(fail(format!(
+                "Key is too long (limit: {MAX_NODE_META_KEY_CHARS} characters)"
+            )));
+        }
+        if key.starts_with("consul-") {
+            return Err(fail(format!("Key denotes a reserved prefix: {key}")));
+        }
+        if value.len() > MAX_NODE_META_VALUE_CHARS {
+            return Err(fail(format!(
+                "Value is too long (limit: {MAX_NODE_META_VALUE_CHARS} characters)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Data dir as given, for messages.
+pub fn describe_data_dir(dir: &Option<PathBuf>) -> String {
+    dir.as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| "(in memory)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> HostFacts {
+        HostFacts {
+            hostname: "box1".into(),
+            ipv4_addrs: vec![Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 1, 2, 3)],
+        }
+    }
+
+    fn dev() -> ConfigSource {
+        ConfigSource {
+            dev: Some(true),
+            ..Default::default()
+        }
+    }
+
+    fn err(s: ConfigSource) -> String {
+        build(s, &host()).expect_err("must fail").to_string()
+    }
+
+    #[test]
+    fn dev_defaults() {
+        let b = build(dev(), &host()).expect("dev builds");
+        let c = b.config;
+        assert!(c.dev && c.server && c.bootstrap && c.ui && c.pretty_json);
+        assert_eq!(c.data_dir, None);
+        assert_eq!(c.node_name, "box1");
+        assert_eq!(c.datacenter, "dc1");
+        assert_eq!(c.bind_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(c.advertise_addr, None);
+        assert_eq!(c.client_addrs, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        assert_eq!(c.ports, Ports::default());
+        assert_eq!(c.domain, "consul.");
+        assert_eq!(c.log_level, "info");
+        assert_eq!(c.raft_multiplier, 1);
+        assert_eq!(c.retry_interval_ms, 30_000);
+        assert!(node_id::validate(&c.node_id).is_ok());
+        assert_eq!(
+            b.warnings,
+            vec!["bootstrap = true: do not enable unless necessary".to_string()]
+        );
+    }
+
+    #[test]
+    fn dev_layer_yields_to_user_values() {
+        let s = ConfigSource {
+            client_addr: Some("0.0.0.0".into()),
+            ui: Some(false),
+            ..dev()
+        };
+        let c = build(s, &host()).expect("builds").config;
+        assert_eq!(c.client_addrs, vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]);
+        assert!(!c.ui);
+    }
+
+    #[test]
+    fn server_needs_a_data_dir_and_persists_its_id() {
+        assert_eq!(
+            err(ConfigSource {
+                server: Some(true),
+                ..Default::default()
+            }),
+            "data_dir cannot be empty"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = ConfigSource {
+            server: Some(true),
+            data_dir: Some(dir.path().join("d")),
+            ..Default::default()
+        };
+        let first = build(s.clone(), &host()).expect("builds").config;
+        let second = build(s, &host()).expect("builds").config;
+        assert_eq!(first.node_id, second.node_id);
+        // Bound to 0.0.0.0: the single private address is advertised.
+        assert_eq!(
+            first.advertise_addr,
+            Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)))
+        );
+        assert!(!first.bootstrap);
+    }
+
+    #[test]
+    fn data_dir_must_be_a_directory() {
+        let f = tempfile::NamedTempFile::new().expect("tmp");
+        let s = ConfigSource {
+            data_dir: Some(f.path().to_path_buf()),
+            ..Default::default()
+        };
+        assert_eq!(
+            err(s),
+            format!("data_dir \"{}\" is not a directory", f.path().display())
+        );
+    }
+
+    #[test]
+    fn bootstrap_rules_follow_consul() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let base = ConfigSource {
+            data_dir: Some(d.path().to_path_buf()),
+            ..Default::default()
+        };
+        let with = |f: fn(&mut ConfigSource)| {
+            let mut s = base.clone();
+            f(&mut s);
+            s
+        };
+        assert_eq!(
+            err(with(|s| s.bootstrap = Some(true))),
+            "'bootstrap = true' requires 'server = true'"
+        );
+        assert_eq!(
+            err(with(|s| s.bootstrap_expect = Some(3))),
+            "'bootstrap_expect > 0' requires 'server = true'"
+        );
+        assert_eq!(
+            err(with(|s| {
+                s.server = Some(true);
+                s.bootstrap_expect = Some(-1)
+            })),
+            "bootstrap_expect cannot be -1. Must be greater than or equal to zero"
+        );
+        assert_eq!(
+            err(with(|s| {
+                s.server = Some(true);
+                s.bootstrap = Some(true);
+                s.bootstrap_expect = Some(3)
+            })),
+            "'bootstrap_expect > 0' and 'bootstrap = true' are mutually exclusive"
+        );
+        assert_eq!(
+            err(ConfigSource {
+                bootstrap_expect: Some(3),
+                ..dev()
+            }),
+            "'bootstrap_expect > 0' not allowed in dev mode"
+        );
+        let three = build(
+            with(|s| {
+                s.server = Some(true);
+                s.bootstrap_expect = Some(3)
+            }),
+            &host(),
+        )
+        .expect("builds");
+        let (three, three_warnings) = (three.config, three.warnings);
+        assert_eq!((three.bootstrap, three.bootstrap_expect), (false, Some(3)));
+        assert_eq!(
+            three_warnings,
+            vec!["bootstrap_expect > 0: expecting 3 servers".to_string()]
+        );
+        let one = build(
+            with(|s| {
+                s.server = Some(true);
+                s.bootstrap_expect = Some(1)
+            }),
+            &host(),
+        )
+        .expect("builds");
+        assert_eq!(
+            (one.config.bootstrap, one.config.bootstrap_expect),
+            (true, None)
+        );
+        assert_eq!(
+            one.warnings[0],
+            "BootstrapExpect is set to 1; this is the same as Bootstrap mode."
+        );
+    }
+
+    #[test]
+    fn datacenter_is_lowercased_and_checked() {
+        let c = build(
+            ConfigSource {
+                datacenter: Some("East-1".into()),
+                ..dev()
+            },
+            &host(),
+        )
+        .expect("ok")
+        .config;
+        assert_eq!(c.datacenter, "east-1");
+        assert_eq!(
+            err(ConfigSource {
+                datacenter: Some("east 1".into()),
+                ..dev()
+            }),
+            "datacenter cannot be \"east 1\". Please use only [a-z0-9-_]."
+        );
+        assert_eq!(
+            err(ConfigSource {
+                datacenter: Some(String::new()),
+                ..dev()
+            }),
+            "datacenter cannot be empty"
+        );
+    }
+
+    #[test]
+    fn advertise_rules() {
+        let ambiguous = HostFacts {
+            hostname: "h".into(),
+            ipv4_addrs: vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(192, 168, 0, 1)],
+        };
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = ConfigSource {
+            data_dir: Some(d.path().to_path_buf()),
+            server: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            build(s.clone(), &ambiguous).expect_err("ambiguous").to_string(),
+            "Multiple private IPv4 addresses found. Please configure one with 'bind' and/or 'advertise'."
+        );
+        let none = HostFacts {
+            hostname: "h".into(),
+            ipv4_addrs: vec![Ipv4Addr::LOCALHOST],
+        };
+        let b = build(s.clone(), &none).expect("falls back");
+        assert_eq!(b.config.advertise(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert!(b
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("No private IPv4 address found")));
+        let explicit = ConfigSource {
+            advertise_addr: Some("10.9.9.9".into()),
+            ..s.clone()
+        };
+        assert_eq!(
+            build(explicit, &ambiguous).expect("ok").config.advertise(),
+            IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9))
+        );
+        let any = ConfigSource {
+            advertise_addr: Some("0.0.0.0".into()),
+            ..s.clone()
+        };
+        assert_eq!(
+            build(any, &none).expect_err("any").to_string(),
+            "Advertise address cannot be 0.0.0.0, :: or [::]"
+        );
+        let bad = ConfigSource {
+            bind_addr: Some("nope".into()),
+            ..s
+        };
+        assert_eq!(
+            build(bad, &none).expect_err("bad").to_string(),
+            "bind_addr: \"nope\" is not a valid IP address"
+        );
+    }
+
+    #[test]
+    fn client_addr_is_a_space_separated_list() {
+        let c = build(
+            ConfigSource {
+                client_addr: Some("127.0.0.1  ::1".into()),
+                ..dev()
+            },
+            &host(),
+        )
+        .expect("ok")
+        .config;
+        assert_eq!(
+            c.client_addrs,
+            vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                "::1".parse::<IpAddr>().expect("ip")
+            ]
+        );
+    }
+
+    #[test]
+    fn domain_normalisation() {
+        assert_eq!(normalize_domain("consul").expect("ok"), "consul.");
+        assert_eq!(normalize_domain("Consul.").expect("ok"), "consul.");
+        assert_eq!(normalize_domain("My.Corp").expect("ok"), "my.corp.");
+        assert_eq!(
+            normalize_domain("a..b").expect_err("bad").to_string(),
+            "domain: \"a..b\" is not a valid DNS domain"
+        );
+        assert!(normalize_domain(".").is_err());
+        assert!(normalize_domain("a b").is_err());
+    }
+
+    #[test]
+    fn recursors_default_to_port_53() {
+        assert_eq!(
+            parse_recursor("8.8.8.8").expect("ok").to_string(),
+            "8.8.8.8:53"
+        );
+        assert_eq!(
+            parse_recursor("8.8.8.8:5353").expect("ok").to_string(),
+            "8.8.8.8:5353"
+        );
+        assert_eq!(parse_recursor("::1").expect("ok").to_string(), "[::1]:53");
+        assert_eq!(
+            parse_recursor("[::1]:54").expect("ok").to_string(),
+            "[::1]:54"
+        );
+        assert_eq!(
+            parse_recursor("dns.google").expect_err("bad").to_string(),
+            "Invalid recursor address \"dns.google\": use ip or ip:port"
+        );
+        assert_eq!(
+            parse_recursor("0.0.0.0").expect_err("any").to_string(),
+            "DNS recursor address cannot be 0.0.0.0, :: or [::]"
+        );
+    }
+
+    #[test]
+    fn ports_limits() {
+        let s = ConfigSource {
+            ports: PortsSource {
+                dns: Some(-5),
+                http: Some(70000),
+                ..Default::default()
+            },
+            ..dev()
+        };
+        assert_eq!(err(s), "ports.http: invalid port 70000");
+        let s = ConfigSource {
+            ports: PortsSource {
+                dns: Some(-5),
+                ..Default::default()
+            },
+            ..dev()
+        };
+        assert_eq!(build(s, &host()).expect("ok").config.ports.dns, -1);
+    }
+
+    #[test]
+    fn raft_multiplier_log_level_meta_and_durations() {
+        assert_eq!(
+            err(ConfigSource {
+                raft_multiplier: Some(11),
+                ..dev()
+            }),
+            "performance.raft_multiplier cannot be 11. Must be between 1 and 10"
+        );
+        assert_eq!(
+            err(ConfigSource {
+                log_level: Some("loud".into()),
+                ..dev()
+            }),
+            "Invalid log level: loud. Valid log levels are: [TRACE DEBUG INFO WARN ERR]"
+        );
+        assert_eq!(normalize_log_level("WARN").expect("ok"), "warn");
+        assert_eq!(normalize_log_level("err").expect("ok"), "error");
+        let meta = [("consul-x".to_string(), "1".to_string())].into();
+        assert_eq!(
+            err(ConfigSource {
+                node_meta: meta,
+                ..dev()
+            }),
+            "node_meta invalid: Key denotes a reserved prefix: consul-x"
+        );
+        assert_eq!(parse_duration_ms("30s"), Some(30_000));
+        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
+        assert_eq!(parse_duration_ms("250ms"), Some(250));
+        assert_eq!(parse_duration_ms("1.5h"), Some(5_400_000));
+        assert_eq!(parse_duration_ms("0"), Some(0));
+        assert_eq!(parse_duration_ms("30"), None);
+        assert_eq!(parse_duration_ms("x"), None);
+        assert_eq!(
+            err(ConfigSource {
+                retry_interval: Some("soon".into()),
+                ..dev()
+            }),
+            "retry_interval: invalid duration \"soon\""
+        );
+    }
+}

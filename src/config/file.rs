@@ -1,0 +1,475 @@
+//! Config files in Consul's JSON schema. Values are decoded the way Consul's weakly typed
+//! decoder does (`"8500"` is a fine port, `"true"` a fine bool, a lone string a fine list),
+//! but a value that cannot be converted is an error naming the key and the file. Unknown
+//! keys only produce a warning, so a config written for Consul still starts cairn.
+
+use super::source::ConfigSource;
+use super::ConfigError;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// What parsing one or more files produced: the merged values and warnings to log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub source: ConfigSource,
+    pub warnings: Vec<String>,
+}
+
+/// A `-config-file` or `-config-dir` argument, in command-line order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigPath {
+    File(PathBuf),
+    Dir(PathBuf),
+}
+
+/// Keys cairn accepts but does not act on yet; each gets its own warning.
+const NOT_YET_SUPPORTED: &[&str] = &["services", "service", "checks", "check"];
+
+/// Load every path in order and merge them (later files win).
+pub fn load_all(paths: &[ConfigPath]) -> Result<Loaded, ConfigError> {
+    let mut loaded = Loaded::default();
+    for path in paths {
+        let files = match path {
+            ConfigPath::File(f) if f.is_dir() => json_files_in(f, &mut loaded.warnings)?,
+            ConfigPath::File(f) => vec![f.clone()],
+            ConfigPath::Dir(d) => json_files_in(d, &mut loaded.warnings)?,
+        };
+        for file in files {
+            let one = load_file(&file)?;
+            loaded.source = loaded.source.merge(one.source);
+            loaded.warnings.extend(one.warnings);
+        }
+    }
+    Ok(loaded)
+}
+
+/// The `*.json` files of a directory, sorted by name as Consul loads them. `*.hcl` files
+/// (which Consul would also load) are skipped with a warning.
+fn json_files_in(dir: &Path, warnings: &mut Vec<String>) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ConfigError::Io(format!("Error reading config dir {}: {e}", dir.display())))?;
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            ConfigError::Io(format!("Error reading config dir {}: {e}", dir.display()))
+        })?;
+        let path = entry.path();
+        if path.is_file() && path.extension().is_some_and(|ext| ext == "json") {
+            files.push(path);
+        } else if path.is_file() && path.extension().is_some_and(|ext| ext == "hcl") {
+            skipped.push(path);
+        }
+    }
+    files.sort();
+    skipped.sort();
+    for path in skipped {
+        warnings.push(format!(
+            "config: skipped {} (cairn reads JSON config files only)",
+            path.display()
+        ));
+    }
+    Ok(files)
+}
+
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let name = path.display().to_string();
+    if path.extension().is_some_and(|ext| ext == "hcl") {
+        return Err(ConfigError::File {
+            file: name,
+            message: "HCL config files are not supported; use JSON".into(),
+        });
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Io(format!("Error reading config file {name}: {e}")))?;
+    parse_json(&name, &text)
+}
+
+/// Parse the text of one JSON config file; `file` is used in messages only.
+pub fn parse_json(file: &str, text: &str) -> Result<Loaded, ConfigError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::File {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    let Value::Object(map) = value else {
+        return Err(ConfigError::File {
+            file: file.to_string(),
+            message: "config must be a JSON object".into(),
+        });
+    };
+    let mut reader = Reader {
+        file,
+        warnings: Vec::new(),
+    };
+    let source = reader.top_level(&map)?;
+    Ok(Loaded {
+        source,
+        warnings: reader.warnings,
+    })
+}
+
+struct Reader<'a> {
+    file: &'a str,
+    warnings: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn top_level(&mut self, map: &Map<String, Value>) -> Result<ConfigSource, ConfigError> {
+        let mut s = ConfigSource::default();
+        for (key, v) in map {
+            match key.as_str() {
+                "node_name" => s.node_name = Some(self.string(key, v)?),
+                "node_id" => s.node_id = Some(self.string(key, v)?),
+                "datacenter" => s.datacenter = Some(self.string(key, v)?),
+                "data_dir" => s.data_dir = Some(PathBuf::from(self.string(key, v)?)),
+                "server" => s.server = Some(self.bool(key, v)?),
+                "bootstrap" => s.bootstrap = Some(self.bool(key, v)?),
+                "bootstrap_expect" => s.bootstrap_expect = Some(self.int(key, v)?),
+                "bind_addr" => s.bind_addr = Some(self.string(key, v)?),
+                "advertise_addr" => s.advertise_addr = Some(self.string(key, v)?),
+                "client_addr" => s.client_addr = Some(self.string(key, v)?),
+                "domain" => s.domain = Some(self.string(key, v)?),
+                "recursors" => s.recursors.extend(self.strings(key, v)?),
+                "recursor" => s.recursors.push(self.string(key, v)?),
+                "retry_join" | "start_join" => s.retry_join.extend(self.strings(key, v)?),
+                "retry_interval" => s.retry_interval = Some(self.string(key, v)?),
+                "enable_script_checks" => s.enable_script_checks = Some(self.bool(key, v)?),
+                "log_level" => s.log_level = Some(self.string(key, v)?),
+                "ui" => s.ui = Some(self.bool(key, v)?),
+                "node_meta" => s.node_meta.extend(self.string_map(key, v)?),
+                "ports" => self.ports(&mut s, v)?,
+                "ui_config" => {
+                    for (sub, sv) in self.object(key, v)? {
+                        match sub.as_str() {
+                            "enabled" => s.ui = Some(self.bool(&format!("ui_config.{sub}"), sv)?),
+                            _ => self.unknown(&format!("ui_config.{sub}")),
+                        }
+                    }
+                }
+                "performance" => {
+                    for (sub, sv) in self.object(key, v)? {
+                        match sub.as_str() {
+                            "raft_multiplier" => {
+                                s.raft_multiplier = Some(self.int(&format!("performance.{sub}"), sv)?)
+                            }
+                            _ => self.unknown(&format!("performance.{sub}")),
+                        }
+                    }
+                }
+                k if NOT_YET_SUPPORTED.contains(&k) => self.warnings.push(format!(
+                    "config: \"{k}\" in {} is not supported yet and was ignored (agent services and checks arrive with health checking)",
+                    self.file
+                )),
+                _ => self.unknown(key),
+            }
+        }
+        Ok(s)
+    }
+
+    fn ports(&mut self, s: &mut ConfigSource, v: &Value) -> Result<(), ConfigError> {
+        for (sub, pv) in self.object("ports", v)? {
+            let key = format!("ports.{sub}");
+            let slot = match sub.as_str() {
+                "http" => &mut s.ports.http,
+                "https" => &mut s.ports.https,
+                "dns" => &mut s.ports.dns,
+                "server" => &mut s.ports.server,
+                "serf_lan" => &mut s.ports.serf_lan,
+                "serf_wan" => &mut s.ports.serf_wan,
+                "grpc" => &mut s.ports.grpc,
+                "grpc_tls" => &mut s.ports.grpc_tls,
+                _ => {
+                    self.unknown(&key);
+                    continue;
+                }
+            };
+            let n = self.int(&key, pv)?;
+            *slot = Some(
+                i32::try_from(n)
+                    .map_err(|_| self.error(format!("'{key}' value {n} is out of range")))?,
+            );
+        }
+        Ok(())
+    }
+
+    fn unknown(&mut self, key: &str) {
+        self.warnings.push(format!(
+            "config: unknown key \"{key}\" in {} was ignored",
+            self.file
+        ));
+    }
+
+    fn error(&self, message: String) -> ConfigError {
+        ConfigError::File {
+            file: self.file.to_string(),
+            message,
+        }
+    }
+
+    /// Consul's (mapstructure's) wording for a value of the wrong type.
+    fn type_error(&self, key: &str, want: &str, got: &Value) -> ConfigError {
+        let shown = match got {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        self.error(format!(
+            "'{key}' expected type '{want}', got unconvertible type '{}', value: '{shown}'",
+            go_type_name(got)
+        ))
+    }
+
+    fn string(&self, key: &str, v: &Value) -> Result<String, ConfigError> {
+        match v {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(if *b { "1" } else { "0" }.to_string()),
+            other => Err(self.type_error(key, "string", other)),
+        }
+    }
+
+    fn bool(&self, key: &str, v: &Value) -> Result<bool, ConfigError> {
+        match v {
+            Value::Bool(b) => Ok(*b),
+            Value::String(s) => parse_go_bool(s).ok_or_else(|| self.type_error(key, "bool", v)),
+            Value::Number(n) => Ok(n.as_f64().is_some_and(|f| f != 0.0)),
+            other => Err(self.type_error(key, "bool", other)),
+        }
+    }
+
+    fn int(&self, key: &str, v: &Value) -> Result<i64, ConfigError> {
+        match v {
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Ok(i),
+                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+                _ => Err(self.type_error(key, "int", v)),
+            },
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| self.type_error(key, "int", v)),
+            Value::Bool(b) => Ok(i64::from(*b)),
+            other => Err(self.type_error(key, "int", other)),
+        }
+    }
+
+    fn strings(&self, key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| self.string(&format!("{key}[{i}]"), item))
+                .collect(),
+            // A lone value is lifted into a one-element list, as Consul's decoder does.
+            Value::String(_) | Value::Number(_) => Ok(vec![self.string(key, v)?]),
+            other => Err(self.type_error(key, "[]string", other)),
+        }
+    }
+
+    fn object<'v>(&self, key: &str, v: &'v Value) -> Result<&'v Map<String, Value>, ConfigError> {
+        match v {
+            Value::Object(map) => Ok(map),
+            other => Err(self.type_error(key, "map[string]interface {}", other)),
+        }
+    }
+
+    fn string_map(&self, key: &str, v: &Value) -> Result<Vec<(String, String)>, ConfigError> {
+        match v {
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, item)| Ok((k.clone(), self.string(&format!("{key}.{k}"), item)?)))
+                .collect(),
+            other => Err(self.type_error(key, "map[string]string", other)),
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool` accepted spellings.
+fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn go_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::source::PortsSource;
+
+    fn parse(text: &str) -> Loaded {
+        parse_json("a.json", text).expect("valid config")
+    }
+
+    fn parse_err(text: &str) -> String {
+        parse_json("a.json", text)
+            .expect_err("invalid config")
+            .to_string()
+    }
+
+    #[test]
+    fn every_supported_key_is_read() {
+        let l = parse(
+            r#"{"node_name":"n1","node_id":"ID","datacenter":"DC2","data_dir":"/d","server":true,
+            "bootstrap":false,"bootstrap_expect":3,"bind_addr":"10.0.0.1","client_addr":"0.0.0.0",
+            "advertise_addr":"10.0.0.2","ports":{"http":18500,"dns":-1,"server":1,"serf_lan":2,
+            "serf_wan":3,"https":4,"grpc":5,"grpc_tls":6},"recursors":["8.8.8.8"],"retry_join":["a"],
+            "start_join":["b"],"enable_script_checks":true,"log_level":"debug","ui_config":{"enabled":true},
+            "node_meta":{"rack":"r1"},"performance":{"raft_multiplier":5},"domain":"cairn",
+            "retry_interval":"5s"}"#,
+        );
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let s = l.source;
+        assert_eq!(s.node_name.as_deref(), Some("n1"));
+        assert_eq!(s.datacenter.as_deref(), Some("DC2"));
+        assert_eq!(s.data_dir, Some(PathBuf::from("/d")));
+        assert_eq!(s.server, Some(true));
+        assert_eq!(s.bootstrap_expect, Some(3));
+        assert_eq!(
+            s.ports,
+            PortsSource {
+                http: Some(18500),
+                https: Some(4),
+                dns: Some(-1),
+                server: Some(1),
+                serf_lan: Some(2),
+                serf_wan: Some(3),
+                grpc: Some(5),
+                grpc_tls: Some(6)
+            }
+        );
+        assert_eq!(s.retry_join, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(s.ui, Some(true));
+        assert_eq!(s.raft_multiplier, Some(5));
+        assert_eq!(s.node_meta.get("rack").map(String::as_str), Some("r1"));
+        assert_eq!(s.retry_interval.as_deref(), Some("5s"));
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_continue() {
+        let l =
+            parse(r#"{"server":true,"leave_on_terminate":true,"ports":{"sidecar_min_port":1}}"#);
+        assert_eq!(l.source.server, Some(true));
+        assert_eq!(
+            l.warnings,
+            vec![
+                "config: unknown key \"leave_on_terminate\" in a.json was ignored".to_string(),
+                "config: unknown key \"ports.sidecar_min_port\" in a.json was ignored".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn services_and_checks_are_accepted_with_a_warning() {
+        let l = parse(r#"{"services":[{"name":"web"}],"check":{"id":"c"}}"#);
+        assert_eq!(l.warnings.len(), 2);
+        assert!(
+            l.warnings[0].contains("\"check\" in a.json is not supported yet"),
+            "{:?}",
+            l.warnings
+        );
+        assert!(
+            l.warnings[1].contains("\"services\" in a.json is not supported yet"),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_and_file() {
+        assert_eq!(
+            parse_err(r#"{"server":"yes"}"#),
+            "Error parsing a.json: 'server' expected type 'bool', got unconvertible type 'string', value: 'yes'"
+        );
+        assert_eq!(
+            parse_err(r#"{"ports":{"http":"abc"}}"#),
+            "Error parsing a.json: 'ports.http' expected type 'int', got unconvertible type 'string', value: 'abc'"
+        );
+        assert_eq!(
+            parse_err(r#"{"retry_join":[1,{}]}"#),
+            "Error parsing a.json: 'retry_join[1]' expected type 'string', got unconvertible type 'map[string]interface {}', value: '{}'"
+        );
+        assert_eq!(
+            parse_err(r#"{"ports":8500}"#),
+            "Error parsing a.json: 'ports' expected type 'map[string]interface {}', got unconvertible type 'float64', value: '8500'"
+        );
+        assert_eq!(
+            parse_err(r#"{"ports":{"http":99999999999}}"#),
+            "Error parsing a.json: 'ports.http' value 99999999999 is out of range"
+        );
+        assert_eq!(
+            parse_err("[1]"),
+            "Error parsing a.json: config must be a JSON object"
+        );
+        assert!(parse_err("{").starts_with("Error parsing a.json: EOF while parsing"));
+    }
+
+    #[test]
+    fn weak_types_are_converted_like_consul() {
+        let s = parse(r#"{"server":"true","ports":{"http":"8501"},"recursors":"1.1.1.1","bootstrap_expect":3.0}"#).source;
+        assert_eq!(s.server, Some(true));
+        assert_eq!(s.ports.http, Some(8501));
+        assert_eq!(s.recursors, vec!["1.1.1.1".to_string()]);
+        assert_eq!(s.bootstrap_expect, Some(3));
+    }
+
+    #[test]
+    fn dir_loads_json_alphabetically_and_merges() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("b.json"),
+            r#"{"node_name":"from-b","recursors":["2.2.2.2"]}"#,
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("a.json"),
+            r#"{"node_name":"from-a","datacenter":"x","recursors":["1.1.1.1"]}"#,
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("c.txt"), "not json").expect("write");
+        std::fs::write(dir.path().join("d.hcl"), "server = true").expect("write");
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let later = other_dir.path().join("z.json");
+        std::fs::write(&later, r#"{"datacenter":"y"}"#).expect("write");
+        let l = load_all(&[
+            ConfigPath::Dir(dir.path().to_path_buf()),
+            ConfigPath::File(later),
+        ])
+        .expect("loads");
+        assert_eq!(l.source.node_name.as_deref(), Some("from-b"));
+        assert_eq!(l.source.datacenter.as_deref(), Some("y"));
+        assert_eq!(
+            l.source.recursors,
+            vec!["1.1.1.1".to_string(), "2.2.2.2".to_string()]
+        );
+    }
+
+    #[test]
+    fn missing_files_are_clear_errors() {
+        let err = load_all(&[ConfigPath::File(PathBuf::from("/nonexistent/x.json"))])
+            .expect_err("missing");
+        assert!(
+            err.to_string()
+                .starts_with("Error reading config file /nonexistent/x.json:"),
+            "{err}"
+        );
+        let err =
+            load_all(&[ConfigPath::Dir(PathBuf::from("/nonexistent-dir"))]).expect_err("missing");
+        assert!(
+            err.to_string()
+                .starts_with("Error reading config dir /nonexistent-dir:"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! One source of configuration (a config file or the command line), every field optional,
+//! and the merge rule between sources: later scalars replace earlier ones, lists append,
+//! maps merge key by key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Ports as one source gives them; `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortsSource {
+    pub http: Option<i32>,
+    pub https: Option<i32>,
+    pub dns: Option<i32>,
+    pub server: Option<i32>,
+    pub serf_lan: Option<i32>,
+    pub serf_wan: Option<i32>,
+    pub grpc: Option<i32>,
+    pub grpc_tls: Option<i32>,
+}
+
+/// Everything one source can say. Addresses stay text here; `build` parses and validates
+/// them once every source is merged, so the error names the final value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigSource {
+    pub dev: Option<bool>,
+    pub node_name: Option<String>,
+    pub node_id: Option<String>,
+    pub datacenter: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub server: Option<bool>,
+    pub bootstrap: Option<bool>,
+    pub bootstrap_expect: Option<i64>,
+    pub bind_addr: Option<String>,
+    pub advertise_addr: Option<String>,
+    /// Space-separated list, as Consul takes it.
+    pub client_addr: Option<String>,
+    pub ports: PortsSource,
+    pub domain: Option<String>,
+    pub recursors: Vec<String>,
+    /// `-join`, `-retry-join`, `start_join` and `retry_join` all land here (Consul 1.15
+    /// made `-join` an alias of `-retry-join`).
+    pub retry_join: Vec<String>,
+    /// Go duration text (`30s`, `1m`).
+    pub retry_interval: Option<String>,
+    pub enable_script_checks: Option<bool>,
+    pub log_level: Option<String>,
+    pub raft_multiplier: Option<i64>,
+    pub ui: Option<bool>,
+    pub node_meta: BTreeMap<String, String>,
+}
+
+fn later<T>(earlier: Option<T>, later: Option<T>) -> Option<T> {
+    later.or(earlier)
+}
+
+impl PortsSource {
+    fn merge(self, other: PortsSource) -> PortsSource {
+        PortsSource {
+            http: later(self.http, other.http),
+            https: later(self.https, other.https),
+            dns: later(self.dns, other.dns),
+            server: later(self.server, other.server),
+            serf_lan: later(self.serf_lan, other.serf_lan),
+            serf_wan: later(self.serf_wan, other.serf_wan),
+            grpc: later(self.grpc, other.grpc),
+            grpc_tls: later(self.grpc_tls, other.grpc_tls),
+        }
+    }
+}
+
+impl ConfigSource {
+    /// `self` overlaid by `other` (which came later).
+    pub fn merge(self, other: ConfigSource) -> ConfigSource {
+        let mut recursors = self.recursors;
+        recursors.extend(other.recursors);
+        let mut retry_join = self.retry_join;
+        retry_join.extend(other.retry_join);
+        let mut node_meta = self.node_meta;
+        node_meta.extend(other.node_meta);
+        ConfigSource {
+            dev: later(self.dev, other.dev),
+            node_name: later(self.node_name, other.node_name),
+            node_id: later(self.node_id, other.node_id),
+            datacenter: later(self.datacenter, other.datacenter),
+            data_dir: later(self.data_dir, other.data_dir),
+            server: later(self.server, other.server),
+            bootstrap: later(self.bootstrap, other.bootstrap),
+            bootstrap_expect: later(self.bootstrap_expect, other.bootstrap_expect),
+            bind_addr: later(self.bind_addr, other.bind_addr),
+            advertise_addr: later(self.advertise_addr, other.advertise_addr),
+            client_addr: later(self.client_addr, other.client_addr),
+            ports: self.ports.merge(other.ports),
+            domain: later(self.domain, other.domain),
+            recursors,
+            retry_join,
+            retry_interval: later(self.retry_interval, other.retry_interval),
+            enable_script_checks: later(self.enable_script_checks, other.enable_script_checks),
+            log_level: later(self.log_level, other.log_level),
+            raft_multiplier: later(self.raft_multiplier, other.raft_multiplier),
+            ui: later(self.ui, other.ui),
+            node_meta,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_scalars_win_lists_append_maps_merge() {
+        let a = ConfigSource {
+            node_name: Some("a".into()),
+            datacenter: Some("dc-a".into()),
+            recursors: vec!["1.1.1.1".into()],
+            retry_join: vec!["x".into()],
+            ports: PortsSource {
+                http: Some(1),
+                dns: Some(2),
+                ..Default::default()
+            },
+            node_meta: [
+                ("k".to_string(), "1".to_string()),
+                ("only-a".to_string(), "a".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let b = ConfigSource {
+            node_name: Some("b".into()),
+            recursors: vec!["8.8.8.8".into()],
+            ports: PortsSource {
+                http: Some(10),
+                ..Default::default()
+            },
+            node_meta: [("k".to_string(), "2".to_string())].into(),
+            ..Default::default()
+        };
+        let m = a.merge(b);
+        assert_eq!(m.node_name.as_deref(), Some("b"));
+        assert_eq!(m.datacenter.as_deref(), Some("dc-a"));
+        assert_eq!(
+            m.recursors,
+            vec!["1.1.1.1".to_string(), "8.8.8.8".to_string()]
+        );
+        assert_eq!(m.retry_join, vec!["x".to_string()]);
+        assert_eq!(m.ports.http, Some(10));
+        assert_eq!(m.ports.dns, Some(2));
+        assert_eq!(m.node_meta.get("k").map(String::as_str), Some("2"));
+        assert_eq!(m.node_meta.get("only-a").map(String::as_str), Some("a"));
+    }
+}
