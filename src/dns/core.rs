@@ -24,7 +24,7 @@ pub enum Handled {
     /// Nothing is sent (not a query, or not even a DNS header).
     Drop,
     /// The response needs the recursors first.
-    Pending(Pending),
+    Pending(Box<Pending>),
 }
 
 pub struct Pending {
@@ -41,11 +41,18 @@ pub struct DnsCore {
 
 impl DnsCore {
     pub fn new(view: ReadView, config: DnsConfig, recursor: Option<Recursor>) -> DnsCore {
-        DnsCore { view, config, recursor }
+        DnsCore {
+            view,
+            config,
+            recursor,
+        }
     }
 
     fn rules(&self) -> SizeRules {
-        SizeRules { udp_answer_limit: self.config.udp_answer_limit, truncate_sets_tc: self.config.truncate_sets_tc }
+        SizeRules {
+            udp_answer_limit: self.config.udp_answer_limit,
+            truncate_sets_tc: self.config.truncate_sets_tc,
+        }
     }
 
     fn recursion_available(&self) -> bool {
@@ -53,11 +60,21 @@ impl DnsCore {
     }
 
     /// Handle one message; on `Reply` the response is in `out`.
-    pub fn handle(&self, bytes: &[u8], transport: Transport, rng: &mut StdRng, out: &mut Vec<u8>) -> Handled {
+    pub fn handle(
+        &self,
+        bytes: &[u8],
+        transport: Transport,
+        rng: &mut StdRng,
+        out: &mut Vec<u8>,
+    ) -> Handled {
         let request = match Message::from_vec(bytes) {
             Ok(request) => request,
             Err(_) => {
-                return if wire::formerr_from_raw(bytes, out) { Handled::Reply } else { Handled::Drop };
+                return if wire::formerr_from_raw(bytes, out) {
+                    Handled::Reply
+                } else {
+                    Handled::Drop
+                };
             }
         };
         if request.metadata.message_type != hickory_proto::op::MessageType::Query {
@@ -77,7 +94,10 @@ impl DnsCore {
         let qname_text = qname.to_ascii();
         let Some(parsed) = parse_query_name(&qname_text, &self.config.domain) else {
             if self.recursor.is_some() {
-                return Handled::Pending(Pending { request, local: None });
+                return Handled::Pending(Box::new(Pending {
+                    request,
+                    local: None,
+                }));
             }
             return self.error(&request, ResponseCode::Refused, transport, out);
         };
@@ -93,20 +113,37 @@ impl DnsCore {
             build_answer(&store, &zone, &qname_text, qtype, &parsed, rng)
         };
         if !answer.hosts_to_resolve.is_empty() && self.recursor.is_some() {
-            return Handled::Pending(Pending { request, local: Some((answer, qtype)) });
+            return Handled::Pending(Box::new(Pending {
+                request,
+                local: Some((answer, qtype)),
+            }));
         }
-        let mut response = wire::response_for(&request, ResponseCode::NoError, true, self.recursion_available());
+        let mut response = wire::response_for(
+            &request,
+            ResponseCode::NoError,
+            true,
+            self.recursion_available(),
+        );
         wire::fill(&mut response, &answer, &qname, &qname_text);
         self.encode(&request, response, transport, out)
     }
 
     /// Finish a request that needed the recursors.
-    pub async fn finish(&self, pending: Pending, transport: Transport, out: &mut Vec<u8>) -> Handled {
-        let Some(recursor) = &self.recursor else { return Handled::Drop };
-        let request = pending.request;
-        let Some(query) = request.queries.first() else { return Handled::Drop };
+    pub async fn finish(
+        &self,
+        pending: Box<Pending>,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Handled {
+        let Some(recursor) = &self.recursor else {
+            return Handled::Drop;
+        };
+        let Pending { request, local } = *pending;
+        let Some(query) = request.queries.first() else {
+            return Handled::Drop;
+        };
         let qname = query.name().clone();
-        let response = match pending.local {
+        let response = match local {
             None => {
                 let upstream = recursor.ask(qname, query.query_type()).await;
                 let mut response = wire::response_for(&request, upstream.rcode, false, true);
@@ -121,7 +158,8 @@ impl DnsCore {
                     _ => (RecordType::A, true),
                 };
                 let hosts = answer.hosts_to_resolve.iter().take(MAX_HOSTS_RESOLVED);
-                let resolved = join_all(hosts.map(|host| recursor.addresses(host, lookup_type))).await;
+                let resolved =
+                    join_all(hosts.map(|host| recursor.addresses(host, lookup_type))).await;
                 let mut response = wire::response_for(&request, ResponseCode::NoError, true, true);
                 let qname_text = qname.to_ascii();
                 wire::fill(&mut response, &answer, &qname, &qname_text);
@@ -137,19 +175,36 @@ impl DnsCore {
         self.encode(&request, response, transport, out)
     }
 
-    fn error(&self, request: &Message, rcode: ResponseCode, transport: Transport, out: &mut Vec<u8>) -> Handled {
+    fn error(
+        &self,
+        request: &Message,
+        rcode: ResponseCode,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Handled {
         let response = wire::response_for(request, rcode, false, self.recursion_available());
         self.encode(request, response, transport, out)
     }
 
-    fn encode(&self, request: &Message, mut response: Message, transport: Transport, out: &mut Vec<u8>) -> Handled {
+    fn encode(
+        &self,
+        request: &Message,
+        mut response: Message,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Handled {
         let budget = wire::budget(request, transport);
         let limit_answers = transport == Transport::Udp && request.edns.is_none();
         match wire::encode_fitted(&mut response, budget, limit_answers, self.rules(), out) {
             Ok(()) => Handled::Reply,
             Err(err) => {
                 tracing::debug!(error = %err, "dns response encoding failed");
-                let fallback = wire::response_for(request, ResponseCode::ServFail, false, self.recursion_available());
+                let fallback = wire::response_for(
+                    request,
+                    ResponseCode::ServFail,
+                    false,
+                    self.recursion_available(),
+                );
                 match wire::encode_fitted(&mut { fallback }, budget, false, self.rules(), out) {
                     Ok(()) => Handled::Reply,
                     Err(_) => Handled::Drop,
@@ -161,5 +216,8 @@ impl DnsCore {
 
 /// SOA serial: the current unix time, as Consul does.
 fn unix_now() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
 }

@@ -62,7 +62,9 @@ impl DnsConfig {
     pub fn new(domain: &str, datacenter: &str, recursors: Vec<SocketAddr>) -> DnsConfig {
         let mut domain = domain.trim_end_matches('.').to_ascii_lowercase();
         domain.push('.');
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         DnsConfig {
             domain,
             datacenter: datacenter.to_string(),
@@ -95,8 +97,14 @@ impl DnsServer {
         for addr in addrs {
             sockets.push(bind_pair(*addr)?);
         }
-        let udp_addrs = sockets.iter().map(|(u, _)| u.local_addr()).collect::<io::Result<Vec<_>>>()?;
-        let tcp_addrs = sockets.iter().map(|(_, t)| t.local_addr()).collect::<io::Result<Vec<_>>>()?;
+        let udp_addrs = sockets
+            .iter()
+            .map(|(u, _)| u.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
+        let tcp_addrs = sockets
+            .iter()
+            .map(|(_, t)| t.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.workers.max(1))
             .thread_name("cairn-dns")
@@ -105,19 +113,26 @@ impl DnsServer {
         let stop = CancellationToken::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new().name("cairn-dns-main".into()).spawn(move || {
-            runtime.block_on(async move {
-                let started = start_tasks(view, config, sockets, thread_stop.clone());
-                let ok = started.is_ok();
-                let _ = ready_tx.send(started);
-                if ok {
-                    thread_stop.cancelled().await;
-                }
-            });
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        })?;
+        let thread = std::thread::Builder::new()
+            .name("cairn-dns-main".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let started = start_tasks(view, config, sockets, thread_stop.clone());
+                    let ok = started.is_ok();
+                    let _ = ready_tx.send(started);
+                    if ok {
+                        thread_stop.cancelled().await;
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(DnsServer { udp_addrs, tcp_addrs, stop, thread: Some(thread) }),
+            Ok(Ok(())) => Ok(DnsServer {
+                udp_addrs,
+                tcp_addrs,
+                stop,
+                thread: Some(thread),
+            }),
             Ok(Err(err)) => Err(err),
             Err(_) => Err(io::Error::other("dns runtime thread ended during start")),
         }
@@ -165,7 +180,10 @@ fn start_tasks(
     let recursor = if config.recursors.is_empty() {
         None
     } else {
-        Some(recursor::Recursor::new(&config.recursors, config.recursor_timeout).map_err(io::Error::other)?)
+        Some(
+            recursor::Recursor::new(&config.recursors, config.recursor_timeout)
+                .map_err(io::Error::other)?,
+        )
     };
     let workers = config.workers.max(1);
     let idle_timeout = config.tcp_idle_timeout;
@@ -176,9 +194,20 @@ fn start_tasks(
         let udp_socket = Arc::new(tokio::net::UdpSocket::from_std(udp_socket)?);
         let tcp_listener = tokio::net::TcpListener::from_std(tcp_listener)?;
         for _ in 0..workers {
-            tokio::spawn(udp::serve(udp_socket.clone(), core.clone(), recursions.clone(), stop.clone()));
+            tokio::spawn(udp::serve(
+                udp_socket.clone(),
+                core.clone(),
+                recursions.clone(),
+                stop.clone(),
+            ));
         }
-        tokio::spawn(tcp::serve(tcp_listener, core.clone(), connections.clone(), idle_timeout, stop.clone()));
+        tokio::spawn(tcp::serve(
+            tcp_listener,
+            core.clone(),
+            connections.clone(),
+            idle_timeout,
+            stop.clone(),
+        ));
     }
     Ok(())
 }
@@ -189,8 +218,17 @@ pub async fn start(ctx: Arc<AgentContext>) -> io::Result<()> {
     let Ok(port) = u16::try_from(ctx.config.ports.dns) else {
         return Ok(()); // negative: disabled
     };
-    let config = DnsConfig::new(&ctx.config.domain, &ctx.config.datacenter, ctx.config.recursors.clone());
-    let addrs: Vec<SocketAddr> = ctx.config.client_addrs.iter().map(|ip: &IpAddr| SocketAddr::new(*ip, port)).collect();
+    let config = DnsConfig::new(
+        &ctx.config.domain,
+        &ctx.config.datacenter,
+        ctx.config.recursors.clone(),
+    );
+    let addrs: Vec<SocketAddr> = ctx
+        .config
+        .client_addrs
+        .iter()
+        .map(|ip: &IpAddr| SocketAddr::new(*ip, port))
+        .collect();
     let server = DnsServer::bind(ctx.server.view().clone(), config, &addrs)?;
     tracing::info!(udp = ?server.udp_addrs(), "dns listening");
     server.detach();

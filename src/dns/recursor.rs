@@ -1,7 +1,10 @@
 //! Forwarding names outside the domain to the configured recursors (hickory-resolver,
 //! name servers taken only from the recursor list: no system configuration, no hosts file).
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts, ServerOrderingStrategy};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+    ServerOrderingStrategy,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
@@ -63,19 +66,32 @@ impl Recursor {
             Err(NetError::Dns(DnsError::NoRecordsFound(no_records))) => Upstream {
                 rcode: no_records.response_code,
                 answers: Vec::new(),
-                authorities: no_records.soa.map(|soa| vec![soa.into_record_of_rdata()]).unwrap_or_default(),
+                authorities: no_records
+                    .soa
+                    .map(|soa| vec![soa.into_record_of_rdata()])
+                    .unwrap_or_default(),
             },
-            Err(NetError::Dns(DnsError::ResponseCode(rcode))) => Upstream { rcode, answers: Vec::new(), authorities: Vec::new() },
+            Err(NetError::Dns(DnsError::ResponseCode(rcode))) => Upstream {
+                rcode,
+                answers: Vec::new(),
+                authorities: Vec::new(),
+            },
             Err(err) => {
                 tracing::debug!(error = %err, "recursor lookup failed");
-                Upstream { rcode: ResponseCode::ServFail, answers: Vec::new(), authorities: Vec::new() }
+                Upstream {
+                    rcode: ResponseCode::ServFail,
+                    answers: Vec::new(),
+                    authorities: Vec::new(),
+                }
             }
         }
     }
 
     /// Address records of a host name (for CNAME / SRV targets); empty on any failure.
     pub async fn addresses(&self, host: &str, record_type: RecordType) -> Vec<Record> {
-        let Ok(name) = Name::from_ascii(host) else { return Vec::new() };
+        let Ok(name) = Name::from_ascii(host) else {
+            return Vec::new();
+        };
         match self.resolver.lookup(name, record_type).await {
             Ok(lookup) => lookup.answers().to_vec(),
             Err(_) => Vec::new(),

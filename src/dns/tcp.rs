@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::timeout;
 use tokio::sync::Semaphore;
+use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 pub async fn serve(
@@ -58,13 +58,19 @@ async fn connection(mut stream: TcpStream, core: Arc<DnsCore>, idle_timeout: Dur
     loop {
         // Idle, closed, or a short read: close the connection.
         let mut length = [0u8; 2];
-        if !matches!(timeout(idle_timeout, stream.read_exact(&mut length)).await, Ok(Ok(_))) {
+        if !matches!(
+            timeout(idle_timeout, stream.read_exact(&mut length)).await,
+            Ok(Ok(_))
+        ) {
             return;
         }
         // A 2-byte length caps every query at 64 KiB; the buffer grows only as needed.
         request.resize(usize::from(u16::from_be_bytes(length)), 0);
         let body = request.as_mut_slice();
-        if !matches!(timeout(idle_timeout, stream.read_exact(body)).await, Ok(Ok(_))) {
+        if !matches!(
+            timeout(idle_timeout, stream.read_exact(body)).await,
+            Ok(Ok(_))
+        ) {
             return;
         }
         let handled = match core.handle(body, Transport::Tcp, &mut rng, &mut out) {
@@ -73,7 +79,9 @@ async fn connection(mut stream: TcpStream, core: Arc<DnsCore>, idle_timeout: Dur
         };
         match handled {
             Handled::Reply => {
-                let Ok(length) = u16::try_from(out.len()) else { return };
+                let Ok(length) = u16::try_from(out.len()) else {
+                    return;
+                };
                 frame.clear();
                 frame.extend_from_slice(&length.to_be_bytes());
                 frame.extend_from_slice(&out);

@@ -15,7 +15,13 @@ use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-fn register(store: &mut Store, index: u64, node: &str, address: &str, service: Option<(&str, &str)>) {
+fn register(
+    store: &mut Store,
+    index: u64,
+    node: &str,
+    address: &str,
+    service: Option<(&str, &str)>,
+) {
     let service = service.map(|(name, addr)| Service {
         id: name.into(),
         service: name.into(),
@@ -24,7 +30,11 @@ fn register(store: &mut Store, index: u64, node: &str, address: &str, service: O
         ..Service::default()
     });
     let req = RegisterRequest {
-        node: Node { node: node.into(), address: address.into(), ..Node::default() },
+        node: Node {
+            node: node.into(),
+            address: address.into(),
+            ..Node::default()
+        },
         skip_node_update: false,
         service,
         checks: vec![],
@@ -36,9 +46,21 @@ fn sample_store() -> Store {
     let mut store = Store::new();
     register(&mut store, 1, "n1", "10.0.0.1", Some(("web", "")));
     register(&mut store, 2, "n2", "10.0.0.2", Some(("web", "")));
-    register(&mut store, 3, "google", "www.google.com", Some(("search", "")));
+    register(
+        &mut store,
+        3,
+        "google",
+        "www.google.com",
+        Some(("search", "")),
+    );
     for i in 0..40u64 {
-        register(&mut store, 10 + i, &format!("big{i}"), &format!("10.1.0.{i}"), Some(("big", "")));
+        register(
+            &mut store,
+            10 + i,
+            &format!("big{i}"),
+            &format!("10.1.0.{i}"),
+            Some(("big", "")),
+        );
     }
     let check = Check {
         node: "n2".into(),
@@ -47,7 +69,11 @@ fn sample_store() -> Store {
         ..Check::default()
     };
     let req = RegisterRequest {
-        node: Node { node: "n2".into(), address: "10.0.0.2".into(), ..Node::default() },
+        node: Node {
+            node: "n2".into(),
+            address: "10.0.0.2".into(),
+            ..Node::default()
+        },
         skip_node_update: true,
         service: None,
         checks: vec![check],
@@ -73,16 +99,25 @@ async fn udp_raw(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.send_to(bytes, server).await.unwrap();
     let mut buf = vec![0u8; 65535];
-    let (len, _) = timeout(Duration::from_millis(500), socket.recv_from(&mut buf)).await.ok()?.ok()?;
+    let (len, _) = timeout(Duration::from_millis(500), socket.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
     buf.truncate(len);
     Some(buf)
 }
 
 async fn udp_ask(server: SocketAddr, message: &Message) -> (Message, usize) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    socket.send_to(&message.to_vec().unwrap(), server).await.unwrap();
+    socket
+        .send_to(&message.to_vec().unwrap(), server)
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 65535];
-    let (len, _) = timeout(WAIT, socket.recv_from(&mut buf)).await.expect("udp answer in time").unwrap();
+    let (len, _) = timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .expect("udp answer in time")
+        .unwrap();
     let response = Message::from_vec(&buf[..len]).unwrap();
     assert_eq!(response.metadata.id, message.metadata.id);
     (response, len)
@@ -90,12 +125,21 @@ async fn udp_ask(server: SocketAddr, message: &Message) -> (Message, usize) {
 
 async fn tcp_ask(stream: &mut TcpStream, message: &Message) -> Message {
     let bytes = message.to_vec().unwrap();
-    stream.write_all(&(bytes.len() as u16).to_be_bytes()).await.unwrap();
+    stream
+        .write_all(&(bytes.len() as u16).to_be_bytes())
+        .await
+        .unwrap();
     stream.write_all(&bytes).await.unwrap();
     let mut length = [0u8; 2];
-    timeout(WAIT, stream.read_exact(&mut length)).await.unwrap().unwrap();
+    timeout(WAIT, stream.read_exact(&mut length))
+        .await
+        .unwrap()
+        .unwrap();
     let mut body = vec![0u8; usize::from(u16::from_be_bytes(length))];
-    timeout(WAIT, stream.read_exact(&mut body)).await.unwrap().unwrap();
+    timeout(WAIT, stream.read_exact(&mut body))
+        .await
+        .unwrap()
+        .unwrap();
     Message::from_vec(&body).unwrap()
 }
 
@@ -125,11 +169,23 @@ async fn udp_answers_services_and_nodes_authoritatively() {
     assert!(!response.metadata.recursion_available);
     assert!(response.metadata.recursion_desired);
     assert_eq!(response.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(a_records(&response), vec![("WEB.service.consul.".to_string(), Ipv4Addr::new(10, 0, 0, 1))]);
+    assert_eq!(
+        a_records(&response),
+        vec![(
+            "WEB.service.consul.".to_string(),
+            Ipv4Addr::new(10, 0, 0, 1)
+        )]
+    );
     assert_eq!(response.answers[0].ttl, 0);
 
     let (response, _) = udp_ask(addr, &query("n2.node.dc1.consul.", RecordType::A)).await;
-    assert_eq!(a_records(&response), vec![("n2.node.dc1.consul.".to_string(), Ipv4Addr::new(10, 0, 0, 2))]);
+    assert_eq!(
+        a_records(&response),
+        vec![(
+            "n2.node.dc1.consul.".to_string(),
+            Ipv4Addr::new(10, 0, 0, 2)
+        )]
+    );
 
     let (response, _) = udp_ask(addr, &query("nope.service.consul.", RecordType::A)).await;
     assert_eq!(response.metadata.response_code, ResponseCode::NXDomain);
@@ -140,7 +196,9 @@ async fn udp_answers_services_and_nodes_authoritatively() {
     // SRV with glue.
     let (response, _) = udp_ask(addr, &query("_web._tcp.service.consul.", RecordType::SRV)).await;
     assert_eq!(response.answers.len(), 1);
-    let RData::SRV(srv) = &response.answers[0].data else { panic!("not SRV: {response:?}") };
+    let RData::SRV(srv) = &response.answers[0].data else {
+        panic!("not SRV: {response:?}")
+    };
     assert_eq!((srv.priority, srv.weight, srv.port), (1, 1, 80));
     assert_eq!(srv.target.to_ascii(), "n1.node.dc1.consul.");
     assert_eq!(response.additionals.len(), 1);
@@ -150,7 +208,11 @@ async fn udp_answers_services_and_nodes_authoritatively() {
 #[tokio::test]
 async fn outside_names_without_recursors_are_refused() {
     let dns = server([127, 0, 0, 53], vec![]);
-    let (response, _) = udp_ask(dns.udp_addrs()[0], &query("www.example.com.", RecordType::A)).await;
+    let (response, _) = udp_ask(
+        dns.udp_addrs()[0],
+        &query("www.example.com.", RecordType::A),
+    )
+    .await;
     assert_eq!(response.metadata.response_code, ResponseCode::Refused);
     assert!(!response.metadata.recursion_available);
 }
@@ -160,7 +222,9 @@ async fn garbage_gets_formerr_or_nothing_and_the_loop_keeps_serving() {
     let dns = server([127, 0, 0, 53], vec![]);
     let addr = dns.udp_addrs()[0];
     // A header that parses, a body that does not: FORMERR with the same id.
-    let garbage = [0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff];
+    let garbage = [
+        0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff,
+    ];
     let reply = udp_raw(addr, &garbage).await.expect("formerr reply");
     let reply = Message::from_vec(&reply).unwrap();
     assert_eq!(reply.metadata.id, 0x1234);
@@ -195,7 +259,11 @@ async fn udp_answer_limit_and_byte_budget_truncation() {
     let (response, len) = udp_ask(addr, &message).await;
     assert!(len <= 512, "{len} bytes");
     assert!(response.metadata.truncation);
-    assert!(response.answers.len() > 3 && response.answers.len() < 40, "{}", response.answers.len());
+    assert!(
+        response.answers.len() > 3 && response.answers.len() < 40,
+        "{}",
+        response.answers.len()
+    );
     assert_eq!(response.edns.as_ref().map(|e| e.max_payload()), Some(4096));
 
     // EDNS 4096: everything fits.
@@ -221,13 +289,19 @@ async fn udp_answer_limit_and_byte_budget_truncation() {
 
 /// A fake upstream: `missing.*` is NXDOMAIN, every other A question gets 203.0.113.7.
 async fn fake_upstream(ip: [u8; 4]) -> SocketAddr {
-    let socket = UdpSocket::bind(SocketAddr::from((Ipv4Addr::from(ip), 0))).await.unwrap();
+    let socket = UdpSocket::bind(SocketAddr::from((Ipv4Addr::from(ip), 0)))
+        .await
+        .unwrap();
     let addr = socket.local_addr().unwrap();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {
-            let Ok((len, peer)) = socket.recv_from(&mut buf).await else { return };
-            let Ok(request) = Message::from_vec(&buf[..len]) else { continue };
+            let Ok((len, peer)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(request) = Message::from_vec(&buf[..len]) else {
+                continue;
+            };
             let mut response = Message::response(request.metadata.id, request.metadata.op_code);
             response.metadata.recursion_desired = request.metadata.recursion_desired;
             response.metadata.recursion_available = true;
@@ -236,7 +310,11 @@ async fn fake_upstream(ip: [u8; 4]) -> SocketAddr {
                 if q.name().to_ascii().starts_with("missing") {
                     response.metadata.response_code = ResponseCode::NXDomain;
                 } else if q.query_type() == RecordType::A {
-                    response.add_answer(Record::from_rdata(q.name().clone(), 60, RData::A(A::new(203, 0, 113, 7))));
+                    response.add_answer(Record::from_rdata(
+                        q.name().clone(),
+                        60,
+                        RData::A(A::new(203, 0, 113, 7)),
+                    ));
                 }
             }
             let _ = socket.send_to(&response.to_vec().unwrap(), peer).await;
@@ -255,7 +333,13 @@ async fn recursion_through_an_upstream() {
     assert_eq!(response.metadata.response_code, ResponseCode::NoError);
     assert!(response.metadata.recursion_available);
     assert!(!response.metadata.authoritative);
-    assert_eq!(a_records(&response), vec![("www.example.com.".to_string(), Ipv4Addr::new(203, 0, 113, 7))]);
+    assert_eq!(
+        a_records(&response),
+        vec![(
+            "www.example.com.".to_string(),
+            Ipv4Addr::new(203, 0, 113, 7)
+        )]
+    );
 
     let (response, _) = udp_ask(addr, &query("missing.example.com.", RecordType::A)).await;
     assert_eq!(response.metadata.response_code, ResponseCode::NXDomain);
@@ -264,10 +348,18 @@ async fn recursion_through_an_upstream() {
     let (response, _) = udp_ask(addr, &query("search.service.consul.", RecordType::A)).await;
     assert!(response.metadata.authoritative && response.metadata.recursion_available);
     assert_eq!(response.answers.len(), 2, "{response:?}");
-    assert_eq!(response.answers[0].name.to_ascii(), "search.service.consul.");
-    let RData::CNAME(cname) = &response.answers[0].data else { panic!("not CNAME: {response:?}") };
+    assert_eq!(
+        response.answers[0].name.to_ascii(),
+        "search.service.consul."
+    );
+    let RData::CNAME(cname) = &response.answers[0].data else {
+        panic!("not CNAME: {response:?}")
+    };
     assert_eq!(cname.0.to_ascii(), "www.google.com.");
-    assert_eq!(a_records(&response), vec![("www.google.com.".to_string(), Ipv4Addr::new(203, 0, 113, 7))]);
+    assert_eq!(
+        a_records(&response),
+        vec![("www.google.com.".to_string(), Ipv4Addr::new(203, 0, 113, 7))]
+    );
 
     // Over TCP too.
     let mut stream = TcpStream::connect(dns.tcp_addrs()[0]).await.unwrap();

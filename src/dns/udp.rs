@@ -14,7 +14,12 @@ use tokio_util::sync::CancellationToken;
 /// Largest query datagram we read; anything longer is cut and fails to parse (FORMERR).
 const MAX_QUERY_DATAGRAM: usize = 4096;
 
-pub async fn serve(socket: Arc<UdpSocket>, core: Arc<DnsCore>, recursions: Arc<Semaphore>, stop: CancellationToken) {
+pub async fn serve(
+    socket: Arc<UdpSocket>,
+    core: Arc<DnsCore>,
+    recursions: Arc<Semaphore>,
+    stop: CancellationToken,
+) {
     let mut rng = StdRng::from_rng(&mut rand::rng());
     let mut request = vec![0u8; MAX_QUERY_DATAGRAM];
     let mut response = Vec::with_capacity(512);

@@ -35,14 +35,25 @@ pub fn budget(request: &Message, transport: Transport) -> usize {
     match (transport, &request.edns) {
         (Transport::Tcp, _) => TCP_MESSAGE_LIMIT,
         (Transport::Udp, None) => UDP_PLAIN_LIMIT,
-        (Transport::Udp, Some(edns)) => usize::from(edns.max_payload().clamp(512, OUR_EDNS_PAYLOAD)),
+        (Transport::Udp, Some(edns)) => {
+            usize::from(edns.max_payload().clamp(512, OUR_EDNS_PAYLOAD))
+        }
     }
 }
 
 /// A response skeleton for `request`: id, opcode, RD copied, the question echoed, and an
 /// OPT record with our size when the request had one.
-pub fn response_for(request: &Message, rcode: ResponseCode, authoritative: bool, recursion_available: bool) -> Message {
-    let mut response = Message::new(request.metadata.id, MessageType::Response, request.metadata.op_code);
+pub fn response_for(
+    request: &Message,
+    rcode: ResponseCode,
+    authoritative: bool,
+    recursion_available: bool,
+) -> Message {
+    let mut response = Message::new(
+        request.metadata.id,
+        MessageType::Response,
+        request.metadata.op_code,
+    );
     response.metadata = Metadata::response_from_request(&request.metadata);
     response.metadata.response_code = rcode;
     response.metadata.authoritative = authoritative;
@@ -59,7 +70,9 @@ pub fn response_for(request: &Message, rcode: ResponseCode, authoritative: bool,
 /// FORMERR for a datagram whose header parses but whose body does not; `None` when not
 /// even a query header is there (such datagrams are dropped, never answered).
 pub fn formerr_from_raw(datagram: &[u8], out: &mut Vec<u8>) -> bool {
-    let Some(header) = datagram.get(..12) else { return false };
+    let Some(header) = datagram.get(..12) else {
+        return false;
+    };
     let is_response = header[2] & 0x80 != 0;
     if is_response {
         return false;
@@ -68,7 +81,7 @@ pub fn formerr_from_raw(datagram: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
     out.extend_from_slice(&header[..2]);
     out.push(0x80 | opcode_and_rd);
-    out.push(u8::from(ResponseCode::FormErr.low()));
+    out.push(ResponseCode::FormErr.low());
     out.extend_from_slice(&[0; 8]);
     true
 }
@@ -88,9 +101,24 @@ pub fn rcode(rcode: Rcode) -> ResponseCode {
 /// as is for records owned by it (cheaper than re-parsing, and echoes the asked case).
 pub fn fill(response: &mut Message, answer: &DnsAnswer, qname: &Name, qname_text: &str) {
     response.metadata.response_code = rcode(answer.rcode);
-    response.answers.extend(answer.answers.iter().filter_map(|r| to_record(r, qname, qname_text)));
-    response.authorities.extend(answer.authorities.iter().filter_map(|r| to_record(r, qname, qname_text)));
-    response.additionals.extend(answer.additionals.iter().filter_map(|r| to_record(r, qname, qname_text)));
+    response.answers.extend(
+        answer
+            .answers
+            .iter()
+            .filter_map(|r| to_record(r, qname, qname_text)),
+    );
+    response.authorities.extend(
+        answer
+            .authorities
+            .iter()
+            .filter_map(|r| to_record(r, qname, qname_text)),
+    );
+    response.additionals.extend(
+        answer
+            .additionals
+            .iter()
+            .filter_map(|r| to_record(r, qname, qname_text)),
+    );
 }
 
 fn name(text: &str, qname: &Name, qname_text: &str) -> Option<Name> {
@@ -108,9 +136,17 @@ fn to_record(record: &DnsRecord, qname: &Name, qname_text: &str) -> Option<Recor
         RecordData::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
         RecordData::Cname(target) => RData::CNAME(CNAME(Name::from_ascii(target).ok()?)),
         RecordData::Ns(target) => RData::NS(NS(Name::from_ascii(target).ok()?)),
-        RecordData::Srv { priority, weight, port, target } => {
-            RData::SRV(SRV::new(*priority, *weight, *port, Name::from_ascii(target).ok()?))
-        }
+        RecordData::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => RData::SRV(SRV::new(
+            *priority,
+            *weight,
+            *port,
+            Name::from_ascii(target).ok()?,
+        )),
         RecordData::Soa(soa) => RData::SOA(SOA::new(
             Name::from_ascii(&soa.mname).ok()?,
             Name::from_ascii(&soa.rname).ok()?,
@@ -191,7 +227,12 @@ fn keep_answers(response: &mut Message, n: usize) {
     if dropped_targets.is_empty() {
         return;
     }
-    let kept_targets: Vec<Name> = response.answers.iter().filter_map(srv_target).cloned().collect();
+    let kept_targets: Vec<Name> = response
+        .answers
+        .iter()
+        .filter_map(srv_target)
+        .cloned()
+        .collect();
     response
         .additionals
         .retain(|r| !dropped_targets.contains(&&r.name) || kept_targets.contains(&r.name));

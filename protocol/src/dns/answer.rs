@@ -72,7 +72,7 @@ pub fn build_answer<R: Rng + ?Sized>(
     let owner = absolute(qname);
     let answer = match query {
         DnsQuery::Apex => apex_answer(store, zone, &owner, qtype),
-        DnsQuery::Node { name, .. } => node_answer(store, zone, &owner, qtype, name),
+        DnsQuery::Node { name, .. } => node_answer(store, &owner, qtype, name),
         DnsQuery::Service { name, tag, .. } => {
             service_answer(store, zone, &owner, qtype, name, tag.as_deref(), rng)
         }
@@ -112,16 +112,30 @@ fn apex_answer(store: &Store, zone: &Zone<'_>, owner: &str, qtype: QueryType) ->
         }
         QueryType::Ns => {
             // The servers are the healthy instances of the `consul` service.
-            for instance in store.service_instances("consul", &[]).iter().filter(|i| is_healthy(i, false)) {
+            for instance in store
+                .service_instances("consul", &[])
+                .iter()
+                .filter(|i| is_healthy(i, false))
+            {
                 if answer.answers.len() == MAX_NS_RECORDS {
                     break;
                 }
-                let Some(ip) = parse_ip(&instance.node.address) else { continue };
+                let Some(ip) = parse_ip(&instance.node.address) else {
+                    continue;
+                };
                 let target = zone.node_target(&instance.node.node);
-                if answer.answers.iter().any(|r| r.data == RecordData::Ns(target.clone())) {
+                if answer
+                    .answers
+                    .iter()
+                    .any(|r| r.data == RecordData::Ns(target.clone()))
+                {
                     continue;
                 }
-                answer.answers.push(DnsRecord::new(owner, ANSWER_TTL, RecordData::Ns(target.clone())));
+                answer.answers.push(DnsRecord::new(
+                    owner,
+                    ANSWER_TTL,
+                    RecordData::Ns(target.clone()),
+                ));
                 push_ip(&mut answer.additionals, &target, ip, QueryType::Any);
             }
         }
@@ -130,7 +144,7 @@ fn apex_answer(store: &Store, zone: &Zone<'_>, owner: &str, qtype: QueryType) ->
     answer
 }
 
-fn node_answer(store: &Store, zone: &Zone<'_>, owner: &str, qtype: QueryType, name: &str) -> DnsAnswer {
+fn node_answer(store: &Store, owner: &str, qtype: QueryType, name: &str) -> DnsAnswer {
     let Some(node) = store.node(name) else {
         return DnsAnswer::new(Rcode::NxDomain);
     };
@@ -145,7 +159,6 @@ fn node_answer(store: &Store, zone: &Zone<'_>, owner: &str, qtype: QueryType, na
         _ if !answer.answers.is_empty() => answer.additionals.extend(meta_txt(owner, node)),
         _ => {}
     }
-    let _ = zone;
     answer
 }
 
@@ -159,8 +172,11 @@ fn service_answer<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> DnsAnswer {
     let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
-    let mut instances: Vec<ServiceInstance<'_>> =
-        store.service_instances(name, &tags).into_iter().filter(|i| is_healthy(i, zone.only_passing)).collect();
+    let mut instances: Vec<ServiceInstance<'_>> = store
+        .service_instances(name, &tags)
+        .into_iter()
+        .filter(|i| is_healthy(i, zone.only_passing))
+        .collect();
     if instances.is_empty() {
         return DnsAnswer::new(Rcode::NxDomain);
     }
@@ -219,7 +235,12 @@ fn push_srv(answer: &mut DnsAnswer, zone: &Zone<'_>, owner: &str, instance: &Ser
     if duplicate {
         return;
     }
-    let srv = RecordData::Srv { priority: 1, weight, port: service.port, target: target.clone() };
+    let srv = RecordData::Srv {
+        priority: 1,
+        weight,
+        port: service.port,
+        target: target.clone(),
+    };
     answer.answers.push(DnsRecord::new(owner, ANSWER_TTL, srv));
     let glue_known = answer.additionals.iter().any(|r| r.name == target);
     match glue_ip {
@@ -250,7 +271,10 @@ fn push_ip(records: &mut Vec<DnsRecord>, owner: &str, ip: IpAddr, qtype: QueryTy
 }
 
 fn push_cname(answer: &mut DnsAnswer, owner: &str, host: &str, qtype: QueryType) {
-    if !matches!(qtype, QueryType::A | QueryType::Aaaa | QueryType::Any | QueryType::Cname) {
+    if !matches!(
+        qtype,
+        QueryType::A | QueryType::Aaaa | QueryType::Any | QueryType::Cname
+    ) {
         return;
     }
     let target = absolute(host);

@@ -1,12 +1,19 @@
 //! Exact-output tests of answer building against a real store.
 
 use super::*;
-use crate::store::{Check, CheckStatus, Command, CommandResult, Node, RegisterRequest, Service, Store, Weights};
+use crate::store::{
+    Check, CheckStatus, Command, CommandResult, Node, RegisterRequest, Service, Store, Weights,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 
-const ZONE: Zone<'static> = Zone { domain: "consul.", datacenter: "dc1", soa_serial: 7, only_passing: false };
+const ZONE: Zone<'static> = Zone {
+    domain: "consul.",
+    datacenter: "dc1",
+    soa_serial: 7,
+    only_passing: false,
+};
 
 struct Fixture {
     store: Store,
@@ -15,21 +22,46 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        Fixture { store: Store::new(), index: 0 }
+        Fixture {
+            store: Store::new(),
+            index: 0,
+        }
     }
 
-    fn register(&mut self, node: &str, address: &str, service: Option<Service>, checks: Vec<Check>) {
+    fn register(
+        &mut self,
+        node: &str,
+        address: &str,
+        service: Option<Service>,
+        checks: Vec<Check>,
+    ) {
         self.index += 1;
         let req = RegisterRequest {
-            node: Node { node: node.into(), address: address.into(), datacenter: "dc1".into(), ..Node::default() },
+            node: Node {
+                node: node.into(),
+                address: address.into(),
+                datacenter: "dc1".into(),
+                ..Node::default()
+            },
             skip_node_update: false,
             service,
             checks,
         };
-        assert_eq!(self.store.apply(self.index, &Command::Register(req)), CommandResult::Done);
+        assert_eq!(
+            self.store.apply(self.index, &Command::Register(req)),
+            CommandResult::Done
+        );
     }
 
-    fn service(&mut self, node: &str, node_addr: &str, name: &str, address: &str, port: u16, tags: &[&str]) {
+    fn service(
+        &mut self,
+        node: &str,
+        node_addr: &str,
+        name: &str,
+        address: &str,
+        port: u16,
+        tags: &[&str],
+    ) {
         let svc = Service {
             id: name.into(),
             service: name.into(),
@@ -41,7 +73,14 @@ impl Fixture {
         self.register(node, node_addr, Some(svc), vec![]);
     }
 
-    fn check(&mut self, node: &str, node_addr: &str, id: &str, service_id: &str, status: CheckStatus) {
+    fn check(
+        &mut self,
+        node: &str,
+        node_addr: &str,
+        id: &str,
+        service_id: &str,
+        status: CheckStatus,
+    ) {
         let check = Check {
             node: node.into(),
             check_id: id.into(),
@@ -55,7 +94,14 @@ impl Fixture {
 
     fn ask(&self, qname: &str, qtype: QueryType) -> DnsAnswer {
         let query = parse_query_name(qname, ZONE.domain).expect("inside the domain");
-        build_answer(&self.store, &ZONE, qname, qtype, &query, &mut StdRng::seed_from_u64(1))
+        build_answer(
+            &self.store,
+            &ZONE,
+            qname,
+            qtype,
+            &query,
+            &mut StdRng::seed_from_u64(1),
+        )
     }
 }
 
@@ -63,7 +109,16 @@ fn a(name: &str, ip: &str) -> DnsRecord {
     DnsRecord::new(name, 0, RecordData::A(ip.parse().unwrap()))
 }
 fn srv(name: &str, weight: u16, port: u16, target: &str) -> DnsRecord {
-    DnsRecord::new(name, 0, RecordData::Srv { priority: 1, weight, port, target: target.into() })
+    DnsRecord::new(
+        name,
+        0,
+        RecordData::Srv {
+            priority: 1,
+            weight,
+            port,
+            target: target.into(),
+        },
+    )
 }
 fn soa() -> DnsRecord {
     ZONE.soa_record()
@@ -104,9 +159,17 @@ fn node_a_with_meta_txt_in_additional() {
 
     // Node meta as TXT: additional for A, answer for TXT.
     f.index += 1;
-    let meta = BTreeMap::from([("rack".to_string(), "r1".to_string()), ("rfc1035-x".to_string(), "raw".to_string())]);
+    let meta = BTreeMap::from([
+        ("rack".to_string(), "r1".to_string()),
+        ("rfc1035-x".to_string(), "raw".to_string()),
+    ]);
     let req = RegisterRequest {
-        node: Node { node: "foo".into(), address: "10.1.1.1".into(), meta, ..Node::default() },
+        node: Node {
+            node: "foo".into(),
+            address: "10.1.1.1".into(),
+            meta,
+            ..Node::default()
+        },
         ..RegisterRequest::default()
     };
     f.store.apply(f.index, &Command::Register(req));
@@ -127,13 +190,25 @@ fn node_nodata_and_nxdomain() {
     let mut f = Fixture::new();
     f.register("foo", "10.1.1.1", None, vec![]);
     let nodata = f.ask("foo.node.consul.", QueryType::Aaaa);
-    assert_eq!((nodata.rcode, nodata.answers, nodata.authorities), (Rcode::NoError, vec![], vec![soa()]));
+    assert_eq!(
+        (nodata.rcode, nodata.answers, nodata.authorities),
+        (Rcode::NoError, vec![], vec![soa()])
+    );
     let nx = f.ask("bar.node.consul.", QueryType::A);
-    assert_eq!((nx.rcode, nx.answers, nx.authorities), (Rcode::NxDomain, vec![], vec![soa()]));
+    assert_eq!(
+        (nx.rcode, nx.answers, nx.authorities),
+        (Rcode::NxDomain, vec![], vec![soa()])
+    );
     let other_dc = f.ask("foo.node.dc2.consul.", QueryType::A);
-    assert_eq!((other_dc.rcode, other_dc.authorities), (Rcode::NxDomain, vec![soa()]));
+    assert_eq!(
+        (other_dc.rcode, other_dc.authorities),
+        (Rcode::NxDomain, vec![soa()])
+    );
     let unknown = f.ask("what.consul.", QueryType::A);
-    assert_eq!((unknown.rcode, unknown.authorities), (Rcode::NxDomain, vec![soa()]));
+    assert_eq!(
+        (unknown.rcode, unknown.authorities),
+        (Rcode::NxDomain, vec![soa()])
+    );
 }
 
 #[test]
@@ -146,7 +221,10 @@ fn service_a_uses_service_address_else_node_address_deduplicated() {
     assert_eq!(answer.rcode, Rcode::NoError);
     assert_eq!(
         sorted(answer.answers),
-        vec![a("web.service.consul.", "10.0.0.1"), a("web.service.consul.", "192.0.2.10")]
+        vec![
+            a("web.service.consul.", "10.0.0.1"),
+            a("web.service.consul.", "192.0.2.10")
+        ]
     );
     assert!(answer.authorities.is_empty());
 }
@@ -160,8 +238,15 @@ fn service_answers_are_shuffled_by_the_rng() {
     let query = parse_query_name("web.service.consul.", "consul.").unwrap();
     let orders: std::collections::BTreeSet<String> = (0..5)
         .map(|seed| {
-            build_answer(&f.store, &ZONE, "web.service.consul.", QueryType::A, &query, &mut StdRng::seed_from_u64(seed))
-                .answers
+            build_answer(
+                &f.store,
+                &ZONE,
+                "web.service.consul.",
+                QueryType::A,
+                &query,
+                &mut StdRng::seed_from_u64(seed),
+            )
+            .answers
         })
         .inspect(|answers| assert_eq!(answers.len(), 8))
         .map(|answers| format!("{answers:?}"))
@@ -184,8 +269,18 @@ fn critical_instances_are_omitted_warning_kept() {
     let mut only_passing = ZONE.clone();
     only_passing.only_passing = true;
     let query = parse_query_name("web.service.consul.", "consul.").unwrap();
-    let answer = build_answer(&f.store, &only_passing, "web.service.consul.", QueryType::A, &query, &mut StdRng::seed_from_u64(1));
-    assert_eq!((answer.rcode, answer.authorities), (Rcode::NxDomain, vec![soa()]));
+    let answer = build_answer(
+        &f.store,
+        &only_passing,
+        "web.service.consul.",
+        QueryType::A,
+        &query,
+        &mut StdRng::seed_from_u64(1),
+    );
+    assert_eq!(
+        (answer.rcode, answer.authorities),
+        (Rcode::NxDomain, vec![soa()])
+    );
 }
 
 #[test]
@@ -195,7 +290,10 @@ fn all_critical_or_unknown_service_is_nxdomain() {
     f.check("n1", "10.0.0.1", "serfHealth", "", CheckStatus::Critical);
     for name in ["web.service.consul.", "db.service.consul."] {
         let answer = f.ask(name, QueryType::A);
-        assert_eq!((answer.rcode, answer.answers, answer.authorities), (Rcode::NxDomain, vec![], vec![soa()]));
+        assert_eq!(
+            (answer.rcode, answer.answers, answer.authorities),
+            (Rcode::NxDomain, vec![], vec![soa()])
+        );
     }
 }
 
@@ -205,9 +303,20 @@ fn service_tag_filter() {
     f.service("n1", "10.0.0.1", "web", "", 80, &["v1.2"]);
     f.service("n2", "10.0.0.2", "web", "", 80, &["v2"]);
     let answer = f.ask("v1.2.web.service.consul.", QueryType::A);
-    assert_eq!(answer.answers, vec![a("v1.2.web.service.consul.", "10.0.0.1")]);
+    assert_eq!(
+        answer.answers,
+        vec![a("v1.2.web.service.consul.", "10.0.0.1")]
+    );
     let answer = f.ask("_web._v2.service.consul.", QueryType::Srv);
-    assert_eq!(answer.answers, vec![srv("_web._v2.service.consul.", 1, 80, "n2.node.dc1.consul.")]);
+    assert_eq!(
+        answer.answers,
+        vec![srv(
+            "_web._v2.service.consul.",
+            1,
+            80,
+            "n2.node.dc1.consul."
+        )]
+    );
 }
 
 #[test]
@@ -229,9 +338,15 @@ fn srv_targets_and_glue() {
     );
     assert_eq!(
         sorted(answer.additionals),
-        vec![a("c000020a.addr.dc1.consul.", "192.0.2.10"), a("n1.node.dc1.consul.", "10.0.0.1")]
+        vec![
+            a("c000020a.addr.dc1.consul.", "192.0.2.10"),
+            a("n1.node.dc1.consul.", "10.0.0.1")
+        ]
     );
-    assert_eq!(answer.hosts_to_resolve, vec!["web.example.com.".to_string()]);
+    assert_eq!(
+        answer.hosts_to_resolve,
+        vec!["web.example.com.".to_string()]
+    );
 }
 
 #[test]
@@ -241,7 +356,10 @@ fn srv_weight_follows_health() {
         id: "web".into(),
         service: "web".into(),
         port: 80,
-        weights: Weights { passing: 10, warning: 3 },
+        weights: Weights {
+            passing: 10,
+            warning: 3,
+        },
         ..Service::default()
     };
     f.register("n1", "10.0.0.1", Some(svc.clone()), vec![]);
@@ -250,7 +368,10 @@ fn srv_weight_follows_health() {
     let answer = f.ask("web.service.consul.", QueryType::Srv);
     assert_eq!(
         sorted(answer.answers),
-        vec![srv("web.service.consul.", 10, 80, "n1.node.dc1.consul."), srv("web.service.consul.", 3, 80, "n2.node.dc1.consul.")]
+        vec![
+            srv("web.service.consul.", 10, 80, "n1.node.dc1.consul."),
+            srv("web.service.consul.", 3, 80, "n2.node.dc1.consul.")
+        ]
     );
 }
 
@@ -263,14 +384,21 @@ fn hostname_address_gives_cname_and_asks_to_resolve() {
     assert_eq!(answer.rcode, Rcode::NoError);
     assert_eq!(
         answer.answers,
-        vec![DnsRecord::new("search.service.consul.", 0, RecordData::Cname("www.google.com.".into()))]
+        vec![DnsRecord::new(
+            "search.service.consul.",
+            0,
+            RecordData::Cname("www.google.com.".into())
+        )]
     );
     assert_eq!(answer.hosts_to_resolve, vec!["www.google.com.".to_string()]);
 
     // An instance with an IP wins over host names.
     f.service("local", "10.0.0.9", "search", "", 80, &[]);
     let answer = f.ask("search.service.consul.", QueryType::A);
-    assert_eq!(answer.answers, vec![a("search.service.consul.", "10.0.0.9")]);
+    assert_eq!(
+        answer.answers,
+        vec![a("search.service.consul.", "10.0.0.9")]
+    );
     assert!(answer.hosts_to_resolve.is_empty());
 }
 
@@ -279,23 +407,45 @@ fn service_aaaa_on_ipv4_only_is_nodata() {
     let mut f = Fixture::new();
     f.service("n1", "10.0.0.1", "web", "", 80, &[]);
     let answer = f.ask("web.service.consul.", QueryType::Aaaa);
-    assert_eq!((answer.rcode, answer.answers, answer.authorities), (Rcode::NoError, vec![], vec![soa()]));
+    assert_eq!(
+        (answer.rcode, answer.answers, answer.authorities),
+        (Rcode::NoError, vec![], vec![soa()])
+    );
     f.service("n2", "2001:db8::1", "web6", "", 80, &[]);
     let answer = f.ask("web6.service.consul.", QueryType::Aaaa);
-    assert_eq!(answer.answers, vec![DnsRecord::new("web6.service.consul.", 0, RecordData::Aaaa("2001:db8::1".parse().unwrap()))]);
+    assert_eq!(
+        answer.answers,
+        vec![DnsRecord::new(
+            "web6.service.consul.",
+            0,
+            RecordData::Aaaa("2001:db8::1".parse().unwrap())
+        )]
+    );
 }
 
 #[test]
 fn addr_and_apex() {
     let f = Fixture::new();
     let answer = f.ask("c000020a.addr.dc1.consul.", QueryType::A);
-    assert_eq!(answer.answers, vec![a("c000020a.addr.dc1.consul.", "192.0.2.10")]);
+    assert_eq!(
+        answer.answers,
+        vec![a("c000020a.addr.dc1.consul.", "192.0.2.10")]
+    );
     let answer = f.ask("c000020a.addr.consul.", QueryType::Aaaa);
-    assert_eq!((answer.rcode, answer.authorities), (Rcode::NoError, vec![soa()]));
+    assert_eq!(
+        (answer.rcode, answer.authorities),
+        (Rcode::NoError, vec![soa()])
+    );
     let answer = f.ask("consul.", QueryType::Soa);
-    assert_eq!((answer.rcode, answer.answers), (Rcode::NoError, vec![soa()]));
+    assert_eq!(
+        (answer.rcode, answer.answers),
+        (Rcode::NoError, vec![soa()])
+    );
     let answer = f.ask("consul.", QueryType::A);
-    assert_eq!((answer.rcode, answer.answers, answer.authorities), (Rcode::NoError, vec![], vec![soa()]));
+    assert_eq!(
+        (answer.rcode, answer.answers, answer.authorities),
+        (Rcode::NoError, vec![], vec![soa()])
+    );
 }
 
 #[test]
@@ -303,6 +453,16 @@ fn apex_ns_lists_consul_servers_with_glue() {
     let mut f = Fixture::new();
     f.service("s1", "10.0.0.1", "consul", "", 8300, &[]);
     let answer = f.ask("consul.", QueryType::Ns);
-    assert_eq!(answer.answers, vec![DnsRecord::new("consul.", 0, RecordData::Ns("s1.node.dc1.consul.".into()))]);
-    assert_eq!(answer.additionals, vec![a("s1.node.dc1.consul.", "10.0.0.1")]);
+    assert_eq!(
+        answer.answers,
+        vec![DnsRecord::new(
+            "consul.",
+            0,
+            RecordData::Ns("s1.node.dc1.consul.".into())
+        )]
+    );
+    assert_eq!(
+        answer.additionals,
+        vec![a("s1.node.dc1.consul.", "10.0.0.1")]
+    );
 }

@@ -13,7 +13,11 @@ pub enum DnsQuery {
     Node { name: String, dc: Option<String> },
     /// `[<tag>.]<service>.service[.<dc>].consul`, or RFC 2782
     /// `_<service>._<tag>[.service][.<dc>].consul` (`_tcp` = no tag filter).
-    Service { name: String, tag: Option<String>, dc: Option<String> },
+    Service {
+        name: String,
+        tag: Option<String>,
+        dc: Option<String>,
+    },
     /// `<hex>.addr[.<dc>].consul`: 8 hex digits → IPv4, 32 → IPv6.
     Addr { ip: IpAddr, dc: Option<String> },
     /// Inside the domain but not a form we answer: NXDOMAIN.
@@ -24,16 +28,18 @@ impl DnsQuery {
     /// The datacenter label the name carried, if any.
     pub fn dc(&self) -> Option<&str> {
         match self {
-            DnsQuery::Node { dc, .. } | DnsQuery::Service { dc, .. } | DnsQuery::Addr { dc, .. } => {
-                dc.as_deref()
-            }
+            DnsQuery::Node { dc, .. }
+            | DnsQuery::Service { dc, .. }
+            | DnsQuery::Addr { dc, .. } => dc.as_deref(),
             DnsQuery::Apex | DnsQuery::Unknown => None,
         }
     }
 }
 
 /// Labels that name the kind of a query; the one nearest the domain decides.
-const KIND_LABELS: [&str; 7] = ["node", "service", "addr", "query", "connect", "ingress", "virtual"];
+const KIND_LABELS: [&str; 7] = [
+    "node", "service", "addr", "query", "connect", "ingress", "virtual",
+];
 
 fn is_kind(label: &str) -> bool {
     KIND_LABELS.contains(&label)
@@ -42,7 +48,10 @@ fn is_kind(label: &str) -> bool {
 /// Parse `qname` (with or without the trailing dot, any case) against `domain` (e.g.
 /// `consul.`). `None` means the name is outside the domain (a recursor's business).
 pub fn parse_query_name(qname: &str, domain: &str) -> Option<DnsQuery> {
-    let qname = qname.strip_suffix('.').unwrap_or(qname).to_ascii_lowercase();
+    let qname = qname
+        .strip_suffix('.')
+        .unwrap_or(qname)
+        .to_ascii_lowercase();
     let domain = domain.strip_suffix('.').unwrap_or(domain);
     if domain.is_empty() {
         return None;
@@ -85,17 +94,33 @@ fn parse_labels(labels: &[&str]) -> Option<DnsQuery> {
 fn parse_kind(kind: &str, labels: &[&str], dc: Option<&str>) -> Option<DnsQuery> {
     let dc = dc.map(str::to_string);
     match kind {
-        "node" if !labels.is_empty() => Some(DnsQuery::Node { name: labels.join("."), dc }),
+        "node" if !labels.is_empty() => Some(DnsQuery::Node {
+            name: labels.join("."),
+            dc,
+        }),
         "service" => match labels {
-            [svc, tag] if svc.starts_with('_') && tag.starts_with('_') => rfc2782(svc, tag, dc.as_deref()),
+            [svc, tag] if svc.starts_with('_') && tag.starts_with('_') => {
+                rfc2782(svc, tag, dc.as_deref())
+            }
             [] => None,
             [tags @ .., name] => {
-                let tag = if tags.is_empty() { None } else { Some(tags.join(".")) };
-                Some(DnsQuery::Service { name: name.to_string(), tag, dc })
+                let tag = if tags.is_empty() {
+                    None
+                } else {
+                    Some(tags.join("."))
+                };
+                Some(DnsQuery::Service {
+                    name: name.to_string(),
+                    tag,
+                    dc,
+                })
             }
         },
         "addr" => match labels {
-            [hex] => Some(DnsQuery::Addr { ip: parse_hex_ip(hex)?, dc }),
+            [hex] => Some(DnsQuery::Addr {
+                ip: parse_hex_ip(hex)?,
+                dc,
+            }),
             _ => None,
         },
         // Prepared queries, Connect, ingress and virtual names are not served (yet).
@@ -106,8 +131,16 @@ fn parse_kind(kind: &str, labels: &[&str], dc: Option<&str>) -> Option<DnsQuery>
 fn rfc2782(svc: &str, tag: &str, dc: Option<&str>) -> Option<DnsQuery> {
     let name = svc.strip_prefix('_').filter(|s| !s.is_empty())?;
     let tag = tag.strip_prefix('_').filter(|s| !s.is_empty())?;
-    let tag = if tag == "tcp" { None } else { Some(tag.to_string()) };
-    Some(DnsQuery::Service { name: name.to_string(), tag, dc: dc.map(str::to_string) })
+    let tag = if tag == "tcp" {
+        None
+    } else {
+        Some(tag.to_string())
+    };
+    Some(DnsQuery::Service {
+        name: name.to_string(),
+        tag,
+        dc: dc.map(str::to_string),
+    })
 }
 
 /// `c000020a` → 192.0.2.10; 32 hex digits → an IPv6 address.
@@ -116,8 +149,12 @@ pub fn parse_hex_ip(hex: &str) -> Option<IpAddr> {
         return None;
     }
     match hex.len() {
-        8 => u32::from_str_radix(hex, 16).ok().map(|v| IpAddr::V4(Ipv4Addr::from(v))),
-        32 => u128::from_str_radix(hex, 16).ok().map(|v| IpAddr::V6(Ipv6Addr::from(v))),
+        8 => u32::from_str_radix(hex, 16)
+            .ok()
+            .map(|v| IpAddr::V4(Ipv4Addr::from(v))),
+        32 => u128::from_str_radix(hex, 16)
+            .ok()
+            .map(|v| IpAddr::V6(Ipv6Addr::from(v))),
         _ => None,
     }
 }
@@ -138,10 +175,17 @@ mod tests {
         parse_query_name(q, "consul.")
     }
     fn node(name: &str, dc: Option<&str>) -> Option<DnsQuery> {
-        Some(DnsQuery::Node { name: name.into(), dc: dc.map(Into::into) })
+        Some(DnsQuery::Node {
+            name: name.into(),
+            dc: dc.map(Into::into),
+        })
     }
     fn svc(name: &str, tag: Option<&str>, dc: Option<&str>) -> Option<DnsQuery> {
-        Some(DnsQuery::Service { name: name.into(), tag: tag.map(Into::into), dc: dc.map(Into::into) })
+        Some(DnsQuery::Service {
+            name: name.into(),
+            tag: tag.map(Into::into),
+            dc: dc.map(Into::into),
+        })
     }
 
     #[test]
@@ -174,9 +218,15 @@ mod tests {
         assert_eq!(p("web.service.consul."), svc("web", None, None));
         assert_eq!(p("WEB.Service.consul"), svc("web", None, None));
         assert_eq!(p("v1.web.service.consul."), svc("web", Some("v1"), None));
-        assert_eq!(p("v1.2.web.service.consul."), svc("web", Some("v1.2"), None));
+        assert_eq!(
+            p("v1.2.web.service.consul."),
+            svc("web", Some("v1.2"), None)
+        );
         assert_eq!(p("web.service.dc2.consul."), svc("web", None, Some("dc2")));
-        assert_eq!(p("web.service.dc2.dc.consul."), svc("web", None, Some("dc2")));
+        assert_eq!(
+            p("web.service.dc2.dc.consul."),
+            svc("web", None, Some("dc2"))
+        );
         assert_eq!(p("service.consul."), Some(DnsQuery::Unknown));
     }
 
@@ -184,7 +234,10 @@ mod tests {
     fn rfc2782_forms() {
         assert_eq!(p("_web._tcp.service.consul."), svc("web", None, None));
         assert_eq!(p("_web._v1.service.consul."), svc("web", Some("v1"), None));
-        assert_eq!(p("_web._tcp.service.dc1.consul."), svc("web", None, Some("dc1")));
+        assert_eq!(
+            p("_web._tcp.service.dc1.consul."),
+            svc("web", None, Some("dc1"))
+        );
         assert_eq!(p("_web._tcp.consul."), svc("web", None, None));
         assert_eq!(p("_web._tcp.dc1.consul."), svc("web", None, Some("dc1")));
         assert_eq!(p("_._tcp.consul."), Some(DnsQuery::Unknown));
@@ -194,16 +247,25 @@ mod tests {
     fn addr_hex() {
         assert_eq!(
             p("c000020a.addr.dc1.consul."),
-            Some(DnsQuery::Addr { ip: "192.0.2.10".parse().unwrap(), dc: Some("dc1".into()) })
+            Some(DnsQuery::Addr {
+                ip: "192.0.2.10".parse().unwrap(),
+                dc: Some("dc1".into())
+            })
         );
         assert_eq!(
             p("20010db8000000000000000000000001.addr.consul."),
-            Some(DnsQuery::Addr { ip: "2001:db8::1".parse().unwrap(), dc: None })
+            Some(DnsQuery::Addr {
+                ip: "2001:db8::1".parse().unwrap(),
+                dc: None
+            })
         );
         assert_eq!(p("c00002.addr.consul."), Some(DnsQuery::Unknown));
         assert_eq!(p("zz00020a.addr.consul."), Some(DnsQuery::Unknown));
         assert_eq!(hex_ip("192.0.2.10".parse().unwrap()), "c000020a");
-        assert_eq!(hex_ip("2001:db8::1".parse().unwrap()), "20010db8000000000000000000000001");
+        assert_eq!(
+            hex_ip("2001:db8::1".parse().unwrap()),
+            "20010db8000000000000000000000001"
+        );
     }
 
     #[test]
@@ -217,7 +279,10 @@ mod tests {
 
     #[test]
     fn other_domain() {
-        assert_eq!(parse_query_name("a.node.cairn.internal.", "cairn.internal."), node("a", None));
+        assert_eq!(
+            parse_query_name("a.node.cairn.internal.", "cairn.internal."),
+            node("a", None)
+        );
         assert_eq!(parse_query_name("a.node.consul.", "cairn.internal."), None);
     }
 }

@@ -60,7 +60,12 @@ pub enum RecordData {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
     Cname(String),
-    Srv { priority: u16, weight: u16, port: u16, target: String },
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: String,
+    },
     Soa(Soa),
     Ns(String),
     /// One character-string (RFC 1464 `key=value`).
@@ -76,7 +81,11 @@ pub struct DnsRecord {
 
 impl DnsRecord {
     pub fn new(name: impl Into<String>, ttl: u32, data: RecordData) -> DnsRecord {
-        DnsRecord { name: name.into(), ttl, data }
+        DnsRecord {
+            name: name.into(),
+            ttl,
+            data,
+        }
     }
 }
 
