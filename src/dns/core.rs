@@ -125,7 +125,15 @@ impl DnsCore {
             self.recursion_available(),
         );
         wire::fill(&mut response, &answer, &qname, &qname_text);
+        self.limit_answers(&request, &mut response, transport);
         self.encode(&request, response, transport, out)
+    }
+
+    /// Consul's `udp_answer_limit`, over UDP without EDNS, on our own answers only.
+    fn limit_answers(&self, request: &Message, response: &mut Message, transport: Transport) {
+        if transport == Transport::Udp && request.edns.is_none() {
+            wire::limit_answers(response, self.rules());
+        }
     }
 
     /// Finish a request that needed the recursors.
@@ -157,12 +165,23 @@ impl DnsCore {
                     QueryType::Srv => (RecordType::A, false),
                     _ => (RecordType::A, true),
                 };
-                let hosts = answer.hosts_to_resolve.iter().take(MAX_HOSTS_RESOLVED);
-                let resolved =
-                    join_all(hosts.map(|host| recursor.addresses(host, lookup_type))).await;
                 let mut response = wire::response_for(&request, ResponseCode::NoError, true, true);
                 let qname_text = qname.to_ascii();
                 wire::fill(&mut response, &answer, &qname, &qname_text);
+                self.limit_answers(&request, &mut response, transport);
+                // Resolve only the targets that survived the answer limit.
+                let targets = wire::answer_targets(&response);
+                let hosts = answer
+                    .hosts_to_resolve
+                    .iter()
+                    .filter(|host| {
+                        targets
+                            .iter()
+                            .any(|t| t.to_ascii().eq_ignore_ascii_case(host))
+                    })
+                    .take(MAX_HOSTS_RESOLVED);
+                let resolved =
+                    join_all(hosts.map(|host| recursor.addresses(host, lookup_type))).await;
                 let records = resolved.into_iter().flatten();
                 if into_answers {
                     response.answers.extend(records);
@@ -194,8 +213,7 @@ impl DnsCore {
         out: &mut Vec<u8>,
     ) -> Handled {
         let budget = wire::budget(request, transport);
-        let limit_answers = transport == Transport::Udp && request.edns.is_none();
-        match wire::encode_fitted(&mut response, budget, limit_answers, self.rules(), out) {
+        match wire::encode_fitted(&mut response, budget, self.rules(), out) {
             Ok(()) => Handled::Reply,
             Err(err) => {
                 tracing::debug!(error = %err, "dns response encoding failed");
@@ -205,7 +223,7 @@ impl DnsCore {
                     false,
                     self.recursion_available(),
                 );
-                match wire::encode_fitted(&mut { fallback }, budget, false, self.rules(), out) {
+                match wire::encode_fitted(&mut { fallback }, budget, self.rules(), out) {
                     Ok(()) => Handled::Reply,
                     Err(_) => Handled::Drop,
                 }

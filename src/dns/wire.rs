@@ -177,21 +177,24 @@ fn character_strings(text: &str) -> Vec<String> {
     parts
 }
 
+/// Over UDP without EDNS, keep at most `rules.udp_answer_limit` of our own answers (a
+/// policy, like Consul's: the shuffled subset is the answer, so no TC), with the glue of
+/// the SRV targets that remain.
+pub fn limit_answers(response: &mut Message, rules: SizeRules) {
+    if response.answers.len() > rules.udp_answer_limit {
+        keep_answers(response, rules.udp_answer_limit);
+    }
+}
+
 /// Serialize `response` into `out`, dropping answers (with the glue of dropped SRV
-/// targets) until it fits `budget`. Over UDP without EDNS the answers are first cut to
-/// `udp_answer_limit` (a policy, like Consul's: the shuffled subset is the answer, no TC).
-/// When the byte budget forces drops, TC is set (when `rules.truncate_sets_tc`) so
-/// clients that need everything retry over TCP.
+/// targets) until it fits `budget`. When such drops are needed, TC is set (when
+/// `rules.truncate_sets_tc`) so clients that need everything retry over TCP.
 pub fn encode_fitted(
     response: &mut Message,
     budget: usize,
-    apply_answer_limit: bool,
     rules: SizeRules,
     out: &mut Vec<u8>,
 ) -> Result<(), hickory_proto::ProtoError> {
-    if apply_answer_limit && response.answers.len() > rules.udp_answer_limit {
-        keep_answers(response, rules.udp_answer_limit);
-    }
     loop {
         encode(response, out)?;
         if out.len() <= budget {
@@ -212,6 +215,19 @@ pub fn encode_fitted(
             return Ok(()); // header + question alone: cannot shrink further
         }
     }
+}
+
+/// Targets of CNAME and SRV answers still in `response` (the host names worth resolving).
+pub fn answer_targets(response: &Message) -> Vec<Name> {
+    response
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::CNAME(cname) => Some(cname.0.clone()),
+            RData::SRV(srv) => Some(srv.target.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn encode(response: &Message, out: &mut Vec<u8>) -> Result<(), hickory_proto::ProtoError> {

@@ -466,3 +466,13 @@ fn apex_ns_lists_consul_servers_with_glue() {
         vec![a("s1.node.dc1.consul.", "10.0.0.1")]
     );
 }
+
+#[test]
+fn two_hostname_instances_give_two_cnames() {
+    let mut f = Fixture::new();
+    f.service("google", "www.google.com", "search", "", 80, &[]);
+    f.service("bing", "www.bing.com", "search", "", 80, &[]);
+    let answer = f.ask("search.service.consul.", QueryType::A);
+    assert_eq!(answer.answers.len(), 2, "{answer:?}");
+    assert_eq!(answer.hosts_to_resolve.len(), 2);
+}
