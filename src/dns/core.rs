@@ -9,7 +9,10 @@ use actors::ReadView;
 use futures::future::join_all;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-use protocol::dns::{build_answer, parse_query_name, DnsAnswer, QueryType, Zone};
+use protocol::dns::{
+    build_answer, build_ptr_answer, parse_query_name, parse_reverse_name, DnsAnswer, QueryType,
+    Rcode, Zone,
+};
 use rand::rngs::StdRng;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -92,15 +95,6 @@ impl DnsCore {
         }
         let qname = query.name().clone();
         let qname_text = qname.to_ascii();
-        let Some(parsed) = parse_query_name(&qname_text, &self.config.domain) else {
-            if self.recursor.is_some() {
-                return Handled::Pending(Box::new(Pending {
-                    request,
-                    local: None,
-                }));
-            }
-            return self.error(&request, ResponseCode::Refused, transport, out);
-        };
         let qtype = QueryType::from_u16(wire::qtype_code(record_type));
         let zone = Zone {
             domain: &self.config.domain,
@@ -108,9 +102,29 @@ impl DnsCore {
             soa_serial: unix_now(),
             only_passing: self.config.only_passing,
         };
-        let answer = {
+        let reverse = match qtype {
+            QueryType::Ptr | QueryType::Any => parse_reverse_name(&qname_text),
+            _ => None,
+        };
+        let answer = if let Some(parsed) = parse_query_name(&qname_text, &self.config.domain) {
             let store = self.view.read();
             build_answer(&store, &zone, &qname_text, qtype, &parsed, rng)
+        } else if let Some(ip) = reverse {
+            let found = build_ptr_answer(&self.view.read(), &zone, &qname_text, ip);
+            match found {
+                Some(answer) => answer,
+                // Not ours: the recursors may know it; without them, NXDOMAIN (as Consul).
+                None if self.recursor.is_some() => return forward(request),
+                None => {
+                    let mut answer = DnsAnswer::new(Rcode::NxDomain);
+                    answer.authorities.push(zone.soa_record());
+                    answer
+                }
+            }
+        } else if self.recursor.is_some() {
+            return forward(request);
+        } else {
+            return self.error(&request, ResponseCode::Refused, transport, out);
         };
         if !answer.hosts_to_resolve.is_empty() && self.recursor.is_some() {
             return Handled::Pending(Box::new(Pending {
@@ -230,6 +244,13 @@ impl DnsCore {
             }
         }
     }
+}
+
+fn forward(request: Message) -> Handled {
+    Handled::Pending(Box::new(Pending {
+        request,
+        local: None,
+    }))
 }
 
 /// SOA serial: the current unix time, as Consul does.

@@ -84,7 +84,10 @@ fn sample_store() -> Store {
 }
 
 fn server(ip: [u8; 4], recursors: Vec<SocketAddr>) -> DnsServer {
-    let config = DnsConfig::new("consul", "dc1", recursors);
+    server_with(ip, DnsConfig::new("consul", "dc1", recursors))
+}
+
+fn server_with(ip: [u8; 4], config: DnsConfig) -> DnsServer {
     let addr = SocketAddr::from((Ipv4Addr::from(ip), 0));
     DnsServer::bind(ReadView::new(sample_store()), config, &[addr]).expect("bind dns server")
 }
@@ -204,6 +207,65 @@ async fn udp_answers_services_and_nodes_authoritatively() {
     assert_eq!(srv.target.to_ascii(), "n1.node.dc1.consul.");
     assert_eq!(response.additionals.len(), 1);
     assert_eq!(response.additionals[0].data, RData::A(A::new(10, 0, 0, 1)));
+}
+
+#[tokio::test]
+async fn ptr_for_node_addresses() {
+    let dns = server([127, 0, 0, 53], vec![]);
+    let addr = dns.udp_addrs()[0];
+    let (response, _) = udp_ask(addr, &query("1.0.0.10.in-addr.arpa.", RecordType::PTR)).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    assert!(response.metadata.authoritative);
+    let targets: Vec<String> = response
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::PTR(ptr) => Some(ptr.0.to_ascii()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets, vec!["n1.node.dc1.consul.".to_string()]);
+    let (response, _) = udp_ask(addr, &query("9.9.9.9.in-addr.arpa.", RecordType::PTR)).await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NXDomain);
+}
+
+#[tokio::test]
+async fn tcp_connections_are_bounded_and_idle_ones_closed() {
+    let mut config = DnsConfig::new("consul", "dc1", vec![]);
+    config.max_tcp_connections = 1;
+    config.tcp_idle_timeout = Duration::from_millis(300);
+    let dns = server_with([127, 0, 0, 57], config);
+    let tcp = dns.tcp_addrs()[0];
+    let mut first = TcpStream::connect(tcp).await.unwrap();
+    let response = tcp_ask(&mut first, &query("n1.node.consul.", RecordType::A)).await;
+    assert_eq!(response.answers.len(), 1);
+    // Over the limit: closed at once.
+    let mut second = TcpStream::connect(tcp).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = timeout(WAIT, second.read(&mut byte))
+        .await
+        .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // The idle one is closed by the server after the idle timeout.
+    let read = timeout(WAIT, first.read(&mut byte))
+        .await
+        .expect("idle close in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // Its slot is free again (the permit is released just after the close).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut third = TcpStream::connect(tcp).await.unwrap();
+        let bytes = query("n1.node.consul.", RecordType::A).to_vec().unwrap();
+        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&bytes);
+        let _ = third.write_all(&framed).await;
+        let mut length = [0u8; 2];
+        if let Ok(Ok(_)) = timeout(WAIT, third.read_exact(&mut length)).await {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "slot never freed");
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]

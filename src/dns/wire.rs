@@ -3,7 +3,7 @@
 //! ours, 64 KiB over TCP).
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use protocol::dns::{DnsAnswer, DnsRecord, Rcode, RecordData};
@@ -136,6 +136,7 @@ fn to_record(record: &DnsRecord, qname: &Name, qname_text: &str) -> Option<Recor
         RecordData::Aaaa(ip) => RData::AAAA(AAAA(*ip)),
         RecordData::Cname(target) => RData::CNAME(CNAME(Name::from_ascii(target).ok()?)),
         RecordData::Ns(target) => RData::NS(NS(Name::from_ascii(target).ok()?)),
+        RecordData::Ptr(target) => RData::PTR(PTR(Name::from_ascii(target).ok()?)),
         RecordData::Srv {
             priority,
             weight,

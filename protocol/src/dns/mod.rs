@@ -5,6 +5,7 @@
 mod answer;
 mod name;
 mod record;
+mod reverse;
 
 #[cfg(test)]
 mod answer_tests;
@@ -12,3 +13,4 @@ mod answer_tests;
 pub use answer::{build_answer, Zone, ANSWER_TTL};
 pub use name::{hex_ip, parse_hex_ip, parse_query_name, DnsQuery};
 pub use record::{DnsAnswer, DnsRecord, QueryType, Rcode, RecordData, Soa};
+pub use reverse::{build_ptr_answer, parse_reverse_name};

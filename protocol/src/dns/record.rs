@@ -13,6 +13,7 @@ pub enum QueryType {
     Txt,
     Soa,
     Ns,
+    Ptr,
     Any,
     /// Anything else (MX, PTR ...): the name may exist, but never has such records.
     Other(u16),
@@ -28,6 +29,7 @@ impl QueryType {
             16 => QueryType::Txt,
             6 => QueryType::Soa,
             2 => QueryType::Ns,
+            12 => QueryType::Ptr,
             255 => QueryType::Any,
             other => QueryType::Other(other),
         }
@@ -68,6 +70,7 @@ pub enum RecordData {
     },
     Soa(Soa),
     Ns(String),
+    Ptr(String),
     /// One character-string (RFC 1464 `key=value`).
     Txt(String),
 }
