@@ -271,3 +271,89 @@ pub fn qtype_code(record_type: RecordType) -> u16 {
 pub fn is_standard_query(request: &Message) -> bool {
     request.metadata.message_type == MessageType::Query && request.metadata.op_code == OpCode::Query
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+
+    fn srv_response(count: u8) -> Message {
+        let mut request = Message::query();
+        request.add_query(Query::query(
+            Name::from_ascii("web.service.consul.").unwrap(),
+            RecordType::SRV,
+        ));
+        let mut response = response_for(&request, ResponseCode::NoError, true, false);
+        for i in 0..count {
+            let target = Name::from_ascii(format!("n{i}.node.dc1.consul.")).unwrap();
+            let srv = SRV::new(1, 1, 80, target.clone());
+            response.answers.push(Record::from_rdata(
+                request.queries[0].name().clone(),
+                0,
+                RData::SRV(srv),
+            ));
+            response
+                .additionals
+                .push(Record::from_rdata(target, 0, RData::A(A::new(10, 0, 0, i))));
+        }
+        response
+    }
+
+    fn rules() -> SizeRules {
+        SizeRules {
+            udp_answer_limit: 3,
+            truncate_sets_tc: true,
+        }
+    }
+
+    #[test]
+    fn answer_limit_drops_the_glue_of_dropped_srv_targets_without_tc() {
+        let mut response = srv_response(5);
+        limit_answers(&mut response, rules());
+        let targets: Vec<String> = answer_targets(&response)
+            .iter()
+            .map(|n| n.to_ascii())
+            .collect();
+        let glue: Vec<String> = response
+            .additionals
+            .iter()
+            .map(|r| r.name.to_ascii())
+            .collect();
+        assert_eq!(targets, glue);
+        assert_eq!(targets.len(), 3);
+        assert!(!response.metadata.truncation);
+    }
+
+    #[test]
+    fn byte_budget_trims_answers_and_sets_tc() {
+        let mut response = srv_response(40);
+        let mut out = Vec::new();
+        encode_fitted(&mut response, 512, rules(), &mut out).unwrap();
+        assert!(out.len() <= 512, "{}", out.len());
+        assert!(response.metadata.truncation);
+        assert!(!response.answers.is_empty() && response.answers.len() < 40);
+        assert_eq!(response.answers.len(), response.additionals.len());
+        let decoded = Message::from_vec(&out).unwrap();
+        assert!(decoded.metadata.truncation);
+        assert_eq!(decoded.answers.len(), response.answers.len());
+
+        let mut fits = srv_response(2);
+        encode_fitted(&mut fits, 512, rules(), &mut out).unwrap();
+        assert!(!fits.metadata.truncation);
+    }
+
+    #[test]
+    fn formerr_only_for_query_headers() {
+        let mut out = Vec::new();
+        assert!(formerr_from_raw(
+            &[0xab, 0xcd, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 9],
+            &mut out
+        ));
+        assert_eq!(out, vec![0xab, 0xcd, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(!formerr_from_raw(
+            &[0xab, 0xcd, 0x81, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+            &mut out
+        ));
+        assert!(!formerr_from_raw(&[1, 2, 3], &mut out));
+    }
+}
