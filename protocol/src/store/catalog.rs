@@ -5,12 +5,17 @@
 //! ModifyIndex and move no index (Consul's IsSame), which keeps blocking queries quiet.
 
 use super::queries::on_node;
-use super::{fold, Check, CommandResult, DeregisterRequest, Node, RegisterRequest, Service};
+use super::{
+    eq_fold, fold, Check, CommandResult, DeregisterRequest, Node, RegisterRequest, Service,
+};
 use super::{Store, Table};
 
 /// A validated, normalised registration.
 struct RegisterPlan {
     node_key: String,
+    /// Another node registered with the same node ID under a different name: the node was
+    /// renamed, so the old one goes (with its services and checks), as in Consul.
+    renamed_from: Option<String>,
     /// None when the existing node is kept as it is (`skip_node_update`).
     node: Option<Node>,
     service: Option<Service>,
@@ -23,6 +28,9 @@ impl Store {
             Ok(plan) => plan,
             Err(reason) => return CommandResult::Rejected(reason),
         };
+        if let Some(old_key) = &plan.renamed_from {
+            self.remove_node(index, old_key);
+        }
         if let Some(node) = plan.node {
             self.upsert_node(index, &plan.node_key, node);
         }
@@ -52,6 +60,15 @@ impl Store {
                 let name = node.node.clone();
                 (Some(node), name)
             }
+        };
+
+        let renamed_from = match &node {
+            Some(node) if !node.id.is_empty() => self
+                .nodes
+                .iter()
+                .find(|(key, other)| **key != node_key && eq_fold(&other.id, &node.id))
+                .map(|(key, _)| key.clone()),
+            _ => None,
         };
 
         let service = match &req.service {
@@ -115,6 +132,7 @@ impl Store {
         }
         Ok(RegisterPlan {
             node_key,
+            renamed_from,
             node,
             service,
             checks,

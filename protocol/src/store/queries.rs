@@ -80,10 +80,18 @@ impl Store {
 
     /// Checks of every instance of a service, sorted by (node, check id).
     pub fn service_checks(&self, service: &str) -> Vec<&Check> {
-        self.checks
-            .values()
-            .filter(|c| !c.service_id.is_empty() && eq_fold(&c.service_name, service))
-            .collect()
+        let Some(entry) = self.service_names.get(&fold(service)) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(&(String, String), &Check)> = entry
+            .instances
+            .iter()
+            .flat_map(|(node_key, service_id)| {
+                on_node(&self.checks, node_key).filter(move |(_, c)| c.service_id == *service_id)
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(b.0));
+        found.into_iter().map(|(_, c)| c).collect()
     }
 
     /// All checks, or only those in `state`, sorted by (node, check id).
