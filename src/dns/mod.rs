@@ -1,11 +1,236 @@
-//! DNS edge (filled in by the DNS work).
+//! The DNS edge: Consul's DNS interface over UDP and TCP.
 //!
-//! PLACEHOLDER from the cli branch so the agent wiring compiles; the real module replaces
-//! this file.
+//! Answers are built by the pure `protocol::dns` core from the published read view (stale
+//! by design, no round trip to any actor); this module only owns sockets, the wire format
+//! (hickory-proto) and the recursors (hickory-resolver).
+//!
+//! DNS runs on its own small multi-thread tokio runtime (`cairn-dns` threads) rather than
+//! on the actix system thread: a packet never becomes an actor message, and the hot path
+//! is recv → parse → read lock → answer → send on a few tasks sharing each socket.
+//!
+//! Truncation choice: over UDP without EDNS, answers are first cut to `udp_answer_limit`
+//! (3, as Consul; a load-spreading policy over shuffled answers, so no TC). When records
+//! must then be dropped to fit the byte budget (512, or the client's EDNS size capped at
+//! 4096), TC is set so clients that need the full set retry over TCP (Consul only does so
+//! with `enable_truncate`; we prefer the RFC-correct signal).
+
+mod core;
+mod recursor;
+mod tcp;
+mod udp;
+mod wire;
+
+#[cfg(test)]
+mod tests;
 
 use crate::agent::AgentContext;
+use actors::ReadView;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-pub async fn start(_ctx: Arc<AgentContext>) -> std::io::Result<()> {
+/// What the DNS edge needs from the agent's configuration.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// Lower case with the trailing dot (`consul.`).
+    pub domain: String,
+    pub datacenter: String,
+    /// Upstream servers for names outside the domain; empty → REFUSED.
+    pub recursors: Vec<SocketAddr>,
+    /// One upstream try is bounded by this (Consul's `recursor_timeout`, 2 s).
+    pub recursor_timeout: Duration,
+    /// Answers kept over UDP without EDNS (Consul's `udp_answer_limit`, 3).
+    pub udp_answer_limit: usize,
+    /// Set TC when records are dropped to fit the byte budget.
+    pub truncate_sets_tc: bool,
+    /// Consul's `dns_config.only_passing`.
+    pub only_passing: bool,
+    /// Serving threads (and UDP tasks per socket).
+    pub workers: usize,
+    /// Open TCP connections at most; further ones are closed at once.
+    pub max_tcp_connections: usize,
+    /// A TCP connection with no complete query for this long is closed.
+    pub tcp_idle_timeout: Duration,
+    /// Queries waiting on the recursors at most (UDP); further ones are dropped.
+    pub max_pending_recursions: usize,
+}
+
+impl DnsConfig {
+    pub fn new(domain: &str, datacenter: &str, recursors: Vec<SocketAddr>) -> DnsConfig {
+        let mut domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        domain.push('.');
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        DnsConfig {
+            domain,
+            datacenter: datacenter.to_string(),
+            recursors,
+            recursor_timeout: Duration::from_secs(2),
+            udp_answer_limit: 3,
+            truncate_sets_tc: true,
+            only_passing: false,
+            workers: cores.clamp(1, 2),
+            max_tcp_connections: 512,
+            tcp_idle_timeout: Duration::from_secs(10),
+            max_pending_recursions: 1024,
+        }
+    }
+}
+
+/// A running DNS server. Dropping it stops the serving tasks (unless detached).
+pub struct DnsServer {
+    udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
+    stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DnsServer {
+    /// Bind UDP and TCP on every address (port 0: one ephemeral port shared by both) and
+    /// start serving. Returns once every socket is bound and registered.
+    pub fn bind(view: ReadView, config: DnsConfig, addrs: &[SocketAddr]) -> io::Result<DnsServer> {
+        let mut sockets = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            sockets.push(bind_pair(*addr)?);
+        }
+        let udp_addrs = sockets
+            .iter()
+            .map(|(u, _)| u.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
+        let tcp_addrs = sockets
+            .iter()
+            .map(|(_, t)| t.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.workers.max(1))
+            .thread_name("cairn-dns")
+            .enable_all()
+            .build()?;
+        let stop = CancellationToken::new();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("cairn-dns-main".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let started = start_tasks(view, config, sockets, thread_stop.clone());
+                    let ok = started.is_ok();
+                    let _ = ready_tx.send(started);
+                    if ok {
+                        thread_stop.cancelled().await;
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(DnsServer {
+                udp_addrs,
+                tcp_addrs,
+                stop,
+                thread: Some(thread),
+            }),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(io::Error::other("dns runtime thread ended during start")),
+        }
+    }
+
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
+    }
+
+    /// Keep serving for the life of the process.
+    pub fn detach(mut self) {
+        // Without the thread handle, Drop neither cancels nor joins.
+        self.thread.take();
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.stop.cancel();
+            let _ = thread.join();
+        }
+    }
+}
+
+fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    let udp = std::net::UdpSocket::bind(addr)?;
+    let port = udp.local_addr()?.port();
+    let tcp = std::net::TcpListener::bind(SocketAddr::new(addr.ip(), port))?;
+    udp.set_nonblocking(true)?;
+    tcp.set_nonblocking(true)?;
+    Ok((udp, tcp))
+}
+
+fn start_tasks(
+    view: ReadView,
+    config: DnsConfig,
+    sockets: Vec<(std::net::UdpSocket, std::net::TcpListener)>,
+    stop: CancellationToken,
+) -> io::Result<()> {
+    let recursor = if config.recursors.is_empty() {
+        None
+    } else {
+        Some(
+            recursor::Recursor::new(&config.recursors, config.recursor_timeout)
+                .map_err(io::Error::other)?,
+        )
+    };
+    let workers = config.workers.max(1);
+    let idle_timeout = config.tcp_idle_timeout;
+    let connections = Arc::new(Semaphore::new(config.max_tcp_connections));
+    let recursions = Arc::new(Semaphore::new(config.max_pending_recursions));
+    let core = Arc::new(core::DnsCore::new(view, config, recursor));
+    for (udp_socket, tcp_listener) in sockets {
+        let udp_socket = Arc::new(tokio::net::UdpSocket::from_std(udp_socket)?);
+        let tcp_listener = tokio::net::TcpListener::from_std(tcp_listener)?;
+        for _ in 0..workers {
+            tokio::spawn(udp::serve(
+                udp_socket.clone(),
+                core.clone(),
+                recursions.clone(),
+                stop.clone(),
+            ));
+        }
+        tokio::spawn(tcp::serve(
+            tcp_listener,
+            core.clone(),
+            connections.clone(),
+            idle_timeout,
+            stop.clone(),
+        ));
+    }
+    Ok(())
+}
+
+/// Start the DNS edge of an agent: UDP and TCP on every client address at the DNS port
+/// (nothing when the port is negative). Returns once bound; bind errors are returned.
+pub async fn start(ctx: Arc<AgentContext>) -> io::Result<()> {
+    let Ok(port) = u16::try_from(ctx.config.ports.dns) else {
+        return Ok(()); // negative: disabled
+    };
+    let config = DnsConfig::new(
+        &ctx.config.domain,
+        &ctx.config.datacenter,
+        ctx.config.recursors.clone(),
+    );
+    let addrs: Vec<SocketAddr> = ctx
+        .config
+        .client_addrs
+        .iter()
+        .map(|ip: &IpAddr| SocketAddr::new(*ip, port))
+        .collect();
+    let server = DnsServer::bind(ctx.server.view().clone(), config, &addrs)?;
+    tracing::info!(udp = ?server.udp_addrs(), "dns listening");
+    server.detach();
     Ok(())
 }

@@ -1,1 +1,0 @@
-//! DNS name parsing (filled in by the DNS work).

@@ -1,0 +1,361 @@
+//! Authoritative answers from the store, following Consul's rules: health filtering,
+//! shuffling, SRV targets with glue, CNAMEs for host-name addresses, NXDOMAIN vs NODATA
+//! with the SOA in the authority section, TTL 0.
+
+use super::name::{hex_ip, DnsQuery};
+use super::record::{DnsAnswer, DnsRecord, QueryType, Rcode, RecordData, Soa};
+use crate::store::{CheckStatus, Node, ServiceInstance, Store};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::net::IpAddr;
+
+/// TTL of every record cairn answers with (Consul's default `node_ttl`/`service_ttl`).
+pub const ANSWER_TTL: u32 = 0;
+/// How many name servers an NS query on the apex lists at most.
+const MAX_NS_RECORDS: usize = 3;
+
+/// The zone being answered for.
+#[derive(Debug, Clone)]
+pub struct Zone<'a> {
+    /// Lower case, with the trailing dot (`consul.`).
+    pub domain: &'a str,
+    /// This agent's datacenter; other datacenters are NXDOMAIN (no WAN federation yet).
+    pub datacenter: &'a str,
+    /// SOA serial (Consul uses the current unix time).
+    pub soa_serial: u32,
+    /// Consul's `dns_config.only_passing`: drop warning instances too.
+    pub only_passing: bool,
+}
+
+impl Zone<'_> {
+    /// `consul. SOA ns.consul. hostmaster.consul. <serial> 3600 600 86400 0`.
+    pub fn soa_record(&self) -> DnsRecord {
+        DnsRecord::new(
+            self.domain,
+            ANSWER_TTL,
+            RecordData::Soa(Soa {
+                mname: format!("ns.{}", self.domain),
+                rname: format!("hostmaster.{}", self.domain),
+                serial: self.soa_serial,
+                refresh: 3600,
+                retry: 600,
+                expire: 86400,
+                minimum: 0,
+            }),
+        )
+    }
+
+    fn node_target(&self, node: &str) -> String {
+        format!("{}.node.{}.{}", node, self.datacenter, self.domain)
+    }
+
+    fn addr_target(&self, ip: IpAddr) -> String {
+        format!("{}.addr.{}.{}", hex_ip(ip), self.datacenter, self.domain)
+    }
+}
+
+/// Answer `query` (the parsed form of `qname`, a name inside the zone) for `qtype`.
+/// `qname` is echoed as the owner of direct answers, in the case it was asked.
+pub fn build_answer<R: Rng + ?Sized>(
+    store: &Store,
+    zone: &Zone<'_>,
+    qname: &str,
+    qtype: QueryType,
+    query: &DnsQuery,
+    rng: &mut R,
+) -> DnsAnswer {
+    if let Some(dc) = query.dc() {
+        if !dc.eq_ignore_ascii_case(zone.datacenter) {
+            return negative(zone, Rcode::NxDomain);
+        }
+    }
+    let owner = absolute(qname);
+    let answer = match query {
+        DnsQuery::Apex => apex_answer(store, zone, &owner, qtype),
+        DnsQuery::Node { name, .. } => node_answer(store, &owner, qtype, name),
+        DnsQuery::Service { name, tag, .. } => {
+            service_answer(store, zone, &owner, qtype, name, tag.as_deref(), rng)
+        }
+        DnsQuery::Addr { ip, .. } => {
+            let mut answer = DnsAnswer::new(Rcode::NoError);
+            push_ip(&mut answer.answers, &owner, *ip, qtype);
+            answer
+        }
+        DnsQuery::Unknown => DnsAnswer::new(Rcode::NxDomain),
+    };
+    with_soa_when_empty(zone, answer)
+}
+
+/// NXDOMAIN, or NODATA (NOERROR with no answers): both carry the SOA as authority.
+fn negative(zone: &Zone<'_>, rcode: Rcode) -> DnsAnswer {
+    let mut answer = DnsAnswer::new(rcode);
+    answer.authorities.push(zone.soa_record());
+    answer
+}
+
+fn with_soa_when_empty(zone: &Zone<'_>, mut answer: DnsAnswer) -> DnsAnswer {
+    if answer.answers.is_empty() {
+        answer.additionals.clear();
+        answer.hosts_to_resolve.clear();
+        answer.authorities = vec![zone.soa_record()];
+    }
+    answer
+}
+
+fn apex_answer(store: &Store, zone: &Zone<'_>, owner: &str, qtype: QueryType) -> DnsAnswer {
+    let mut answer = DnsAnswer::new(Rcode::NoError);
+    match qtype {
+        QueryType::Soa | QueryType::Any => {
+            let mut soa = zone.soa_record();
+            soa.name = owner.to_string();
+            answer.answers.push(soa);
+        }
+        QueryType::Ns => {
+            // The servers are the healthy instances of the `consul` service.
+            for instance in store
+                .service_instances("consul", &[])
+                .iter()
+                .filter(|i| is_healthy(i, false))
+            {
+                if answer.answers.len() == MAX_NS_RECORDS {
+                    break;
+                }
+                let Some(ip) = parse_ip(&instance.node.address) else {
+                    continue;
+                };
+                let target = zone.node_target(&instance.node.node);
+                if answer
+                    .answers
+                    .iter()
+                    .any(|r| r.data == RecordData::Ns(target.clone()))
+                {
+                    continue;
+                }
+                answer.answers.push(DnsRecord::new(
+                    owner,
+                    ANSWER_TTL,
+                    RecordData::Ns(target.clone()),
+                ));
+                push_ip(&mut answer.additionals, &target, ip, QueryType::Any);
+            }
+        }
+        _ => {}
+    }
+    answer
+}
+
+fn node_answer(store: &Store, owner: &str, qtype: QueryType, name: &str) -> DnsAnswer {
+    let Some(node) = store.node(name) else {
+        return DnsAnswer::new(Rcode::NxDomain);
+    };
+    let mut answer = DnsAnswer::new(Rcode::NoError);
+    match classify(&node.address) {
+        Address::Ip(ip) => push_ip(&mut answer.answers, owner, ip, qtype),
+        Address::Host(host) => push_cname(&mut answer, owner, host, qtype),
+        Address::Empty => {}
+    }
+    match qtype {
+        QueryType::Txt | QueryType::Any => answer.answers.extend(meta_txt(owner, node)),
+        _ if !answer.answers.is_empty() => answer.additionals.extend(meta_txt(owner, node)),
+        _ => {}
+    }
+    answer
+}
+
+fn service_answer<R: Rng + ?Sized>(
+    store: &Store,
+    zone: &Zone<'_>,
+    owner: &str,
+    qtype: QueryType,
+    name: &str,
+    tag: Option<&str>,
+    rng: &mut R,
+) -> DnsAnswer {
+    let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
+    let mut instances: Vec<ServiceInstance<'_>> = store
+        .service_instances(name, &tags)
+        .into_iter()
+        .filter(|i| is_healthy(i, zone.only_passing))
+        .collect();
+    if instances.is_empty() {
+        return DnsAnswer::new(Rcode::NxDomain);
+    }
+    instances.shuffle(rng);
+    let mut answer = DnsAnswer::new(Rcode::NoError);
+    if qtype == QueryType::Srv {
+        for instance in &instances {
+            push_srv(&mut answer, zone, owner, instance);
+        }
+        return answer;
+    }
+    let mut cnames = DnsAnswer::new(Rcode::NoError);
+    let mut any_ip = false;
+    for instance in &instances {
+        match classify(instance_address(instance)) {
+            Address::Ip(ip) => {
+                any_ip = true;
+                push_ip(&mut answer.answers, owner, ip, qtype);
+            }
+            Address::Host(host) => push_cname(&mut cnames, owner, host, qtype),
+            Address::Empty => {}
+        }
+    }
+    // As Consul: CNAMEs only when no instance has an IP address.
+    if any_ip {
+        answer
+    } else {
+        cnames
+    }
+}
+
+fn push_srv(answer: &mut DnsAnswer, zone: &Zone<'_>, owner: &str, instance: &ServiceInstance<'_>) {
+    let service = instance.service;
+    let weight = if instance.aggregate_status() == CheckStatus::Warning {
+        service.weights.warning
+    } else {
+        service.weights.passing
+    };
+    let weight = weight.clamp(0, i32::from(u16::MAX)) as u16;
+    let (target, glue_ip, node_form) = if !service.address.is_empty() {
+        match classify(&service.address) {
+            Address::Ip(ip) => (zone.addr_target(ip), Some(ip), false),
+            Address::Host(host) => (absolute(host), None, false),
+            Address::Empty => return,
+        }
+    } else {
+        match classify(&instance.node.address) {
+            Address::Ip(ip) => (zone.node_target(&instance.node.node), Some(ip), true),
+            Address::Host(host) => (absolute(host), None, false),
+            Address::Empty => return,
+        }
+    };
+    let duplicate = answer.answers.iter().any(|r| {
+        matches!(&r.data, RecordData::Srv { target: t, port, .. } if *t == target && *port == service.port)
+    });
+    if duplicate {
+        return;
+    }
+    let srv = RecordData::Srv {
+        priority: 1,
+        weight,
+        port: service.port,
+        target: target.clone(),
+    };
+    answer.answers.push(DnsRecord::new(owner, ANSWER_TTL, srv));
+    let glue_known = answer.additionals.iter().any(|r| r.name == target);
+    match glue_ip {
+        Some(ip) if !glue_known => {
+            push_ip(&mut answer.additionals, &target, ip, QueryType::Any);
+            if node_form {
+                answer.additionals.extend(meta_txt(&target, instance.node));
+            }
+        }
+        Some(_) => {}
+        None => {
+            if !answer.hosts_to_resolve.contains(&target) {
+                answer.hosts_to_resolve.push(target);
+            }
+        }
+    }
+}
+
+fn push_ip(records: &mut Vec<DnsRecord>, owner: &str, ip: IpAddr, qtype: QueryType) {
+    let data = match (ip, qtype) {
+        (IpAddr::V4(v4), QueryType::A | QueryType::Any) => RecordData::A(v4),
+        (IpAddr::V6(v6), QueryType::Aaaa | QueryType::Any) => RecordData::Aaaa(v6),
+        _ => return,
+    };
+    if !records.iter().any(|r| r.data == data) {
+        records.push(DnsRecord::new(owner, ANSWER_TTL, data));
+    }
+}
+
+fn push_cname(answer: &mut DnsAnswer, owner: &str, host: &str, qtype: QueryType) {
+    if !matches!(
+        qtype,
+        QueryType::A | QueryType::Aaaa | QueryType::Any | QueryType::Cname
+    ) {
+        return;
+    }
+    let target = absolute(host);
+    let data = RecordData::Cname(target.clone());
+    if answer.answers.iter().any(|r| r.data == data) {
+        return;
+    }
+    answer.answers.push(DnsRecord::new(owner, ANSWER_TTL, data));
+    if qtype != QueryType::Cname {
+        answer.hosts_to_resolve.push(target);
+    }
+}
+
+/// Node meta as RFC 1464 TXT records; `rfc1035-` keys carry the raw value only.
+fn meta_txt(owner: &str, node: &Node) -> Vec<DnsRecord> {
+    node.meta
+        .iter()
+        .map(|(key, value)| {
+            let text = if key.starts_with("rfc1035-") {
+                value.clone()
+            } else {
+                format!("{}={}", rfc1464_key(key), value)
+            };
+            DnsRecord::new(owner, ANSWER_TTL, RecordData::Txt(text))
+        })
+        .collect()
+}
+
+/// RFC 1464: a backquote escapes `=`, backquote and blanks in the attribute name.
+fn rfc1464_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.chars() {
+        if matches!(c, '=' | '`' | ' ' | '\t') {
+            out.push('`');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Healthy for DNS: no critical (or maintenance) check; warning only when allowed.
+fn is_healthy(instance: &ServiceInstance<'_>, only_passing: bool) -> bool {
+    match instance.aggregate_status() {
+        CheckStatus::Passing => true,
+        CheckStatus::Warning => !only_passing,
+        CheckStatus::Critical | CheckStatus::Maintenance => false,
+    }
+}
+
+fn instance_address<'a>(instance: &ServiceInstance<'a>) -> &'a str {
+    if instance.service.address.is_empty() {
+        &instance.node.address
+    } else {
+        &instance.service.address
+    }
+}
+
+enum Address<'a> {
+    Ip(IpAddr),
+    Host(&'a str),
+    Empty,
+}
+
+fn classify(address: &str) -> Address<'_> {
+    if address.is_empty() {
+        Address::Empty
+    } else if let Some(ip) = parse_ip(address) {
+        Address::Ip(ip)
+    } else {
+        Address::Host(address)
+    }
+}
+
+fn parse_ip(address: &str) -> Option<IpAddr> {
+    address.parse().ok()
+}
+
+fn absolute(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}

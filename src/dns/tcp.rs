@@ -1,0 +1,95 @@
+//! DNS over TCP: 2-byte length framing (messages are at most 64 KiB by construction), one task per connection (bounded in number),
+//! queries answered in order, connections closed after an idle timeout.
+
+use super::core::{DnsCore, Handled};
+use super::wire::Transport;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+pub async fn serve(
+    listener: TcpListener,
+    core: Arc<DnsCore>,
+    connections: Arc<Semaphore>,
+    idle_timeout: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors and the like: back off a little, keep serving.
+                tracing::debug!(error = %err, "dns tcp accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "dns tcp connection limit reached; closing");
+            continue;
+        };
+        let (core, stop) = (core.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = connection(stream, core, idle_timeout) => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(mut stream: TcpStream, core: Arc<DnsCore>, idle_timeout: Duration) {
+    let _ = stream.set_nodelay(true);
+    let mut rng = StdRng::from_rng(&mut rand::rng());
+    let mut request = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(512);
+    let mut frame = Vec::with_capacity(514);
+    loop {
+        // Idle, closed, or a short read: close the connection.
+        let mut length = [0u8; 2];
+        if !matches!(
+            timeout(idle_timeout, stream.read_exact(&mut length)).await,
+            Ok(Ok(_))
+        ) {
+            return;
+        }
+        // A 2-byte length caps every query at 64 KiB; the buffer grows only as needed.
+        request.resize(usize::from(u16::from_be_bytes(length)), 0);
+        let body = request.as_mut_slice();
+        if !matches!(
+            timeout(idle_timeout, stream.read_exact(body)).await,
+            Ok(Ok(_))
+        ) {
+            return;
+        }
+        let handled = match core.handle(body, Transport::Tcp, &mut rng, &mut out) {
+            Handled::Pending(pending) => core.finish(pending, Transport::Tcp, &mut out).await,
+            other => other,
+        };
+        match handled {
+            Handled::Reply => {
+                let Ok(length) = u16::try_from(out.len()) else {
+                    return;
+                };
+                frame.clear();
+                frame.extend_from_slice(&length.to_be_bytes());
+                frame.extend_from_slice(&out);
+                if stream.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            Handled::Drop | Handled::Pending(_) => return,
+        }
+    }
+}
