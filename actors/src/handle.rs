@@ -1,10 +1,22 @@
 //! The façade the edges (HTTP, DNS, agent wiring) use to talk to a server's Raft group:
 //! propose commands, read the published view, and see Raft status.
 
+use crate::fsm::Fsm;
+use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
+use crate::raft_core::{PersistDone, Propose, RaftCore};
+use crate::status::StatusCell;
+use actix::prelude::*;
 use parking_lot::{RwLock, RwLockReadGuard};
+use protocol::codec;
+use protocol::ids::ServerId;
+use protocol::raft::{Raft, RaftConfig};
 use protocol::store::{Command, CommandResult, Store};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
 
 /// How to start the Raft group of this server.
 #[derive(Debug, Clone)]
@@ -100,35 +112,85 @@ impl ReadView {
     }
 }
 
+/// How long `propose` waits for its entry to be applied before answering `Timeout`.
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Cheap to clone; every edge holds one.
 #[derive(Clone)]
 pub struct ServerHandle {
     view: ReadView,
-    // filled in by the Raft work: actor addresses, status cell, applied-index watch
+    raft: Addr<RaftCore>,
+    status: Arc<StatusCell>,
+    applied: watch::Receiver<u64>,
 }
 
 impl ServerHandle {
     /// Start LogStore, RaftCore and Fsm actors. Must run inside an actix System.
-    pub async fn start(_opts: ServerOptions) -> Result<ServerHandle, StartError> {
-        todo!("Raft work")
+    ///
+    /// With a data dir the log lives in `<data_dir>/raft/` and is recovered first; the
+    /// store is then rebuilt by re-applying the log once this server's leadership no-op
+    /// commits it. Without one everything is in memory.
+    pub async fn start(opts: ServerOptions) -> Result<ServerHandle, StartError> {
+        if opts.server_id.is_empty() {
+            return Err(StartError::Config("server id must not be empty".into()));
+        }
+        let (backend, recovered): (Box<dyn LogBackend>, Recovered) = match &opts.data_dir {
+            Some(dir) => {
+                let (b, r) = FileBackend::open(&dir.join("raft"), FileOptions::default())
+                    .map_err(|e| StartError::Storage(e.to_string()))?;
+                (Box::new(b), r)
+            }
+            None => (Box::new(MemoryBackend::new()), Recovered::default()),
+        };
+        let id = ServerId(opts.server_id.clone());
+        let cfg = RaftConfig::with_multiplier(id, opts.raft_multiplier);
+        let rng = StdRng::seed_from_u64(rand::random());
+        let epoch = Instant::now();
+        let mut raft = Raft::new(cfg, recovered.hard_state, recovered.entries, rng, 0)
+            .map_err(|e| StartError::Storage(format!("recovered raft log is inconsistent: {e}")))?;
+        if opts.bootstrap && raft.bootstrap(&opts.server_addr) {
+            tracing::info!(node = %opts.node_name, "bootstrapped a new raft cluster with this server as the only voter");
+        }
+
+        let view = ReadView::new(Store::new());
+        let status = Arc::new(StatusCell::default());
+        let (applied_tx, applied_rx) = watch::channel(0u64);
+        let fsm = Fsm::new(view.clone(), applied_tx, status.clone());
+        let fsm_arbiter = Arbiter::new();
+        let fsm = Fsm::start_in_arbiter(&fsm_arbiter.handle(), move |_| fsm);
+
+        let ctx = Context::<RaftCore>::new();
+        let addr = ctx.address();
+        let done_addr = addr.clone();
+        let log_store = LogStore::spawn(backend, move |result| done_addr.do_send(PersistDone(result)))
+            .map_err(|e| StartError::Storage(e.to_string()))?;
+        ctx.run(RaftCore::new(raft, log_store, fsm, status.clone(), epoch));
+        Ok(ServerHandle { view, raft: addr, status, applied: applied_rx })
     }
 
     /// Replicate a command and wait until it is applied; the result is the state
     /// machine's answer. Never answers before the entry is applied.
-    pub async fn propose(&self, _cmd: Command) -> Result<CommandResult, WriteError> {
-        todo!("Raft work")
+    pub async fn propose(&self, cmd: Command) -> Result<CommandResult, WriteError> {
+        let data = codec::encode(&cmd).map_err(|e| WriteError::Encode(e.to_string()))?;
+        let (reply, answer) = oneshot::channel();
+        let wait = async {
+            self.raft.send(Propose { data, reply }).await.map_err(|_| WriteError::ShuttingDown)?;
+            answer.await.map_err(|_| WriteError::ShuttingDown)?
+        };
+        tokio::time::timeout(PROPOSE_TIMEOUT, wait).await.map_err(|_| WriteError::Timeout)?
     }
 
     pub fn view(&self) -> &ReadView {
         &self.view
     }
 
+    /// Cheap: a copy of the status cell RaftCore keeps current.
     pub fn status(&self) -> RaftStatus {
-        todo!("Raft work")
+        self.status.read()
     }
 
     /// Watch of the last applied index; blocking queries wait on it.
-    pub fn applied(&self) -> tokio::sync::watch::Receiver<u64> {
-        todo!("Raft work")
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
     }
 }

@@ -2,6 +2,10 @@
 //! mailboxes; every decision is delegated to a core.
 #![forbid(unsafe_code)]
 
+mod fsm;
 pub mod handle;
+pub mod log_store;
+mod raft_core;
+mod status;
 
 pub use handle::{RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError};

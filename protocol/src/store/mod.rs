@@ -5,7 +5,16 @@
 //! Indexes are Raft log indexes: the entry that changed a row stamps its
 //! CreateIndex/ModifyIndex, and the table's max index moves with it (never backwards).
 
+mod catalog;
 mod command;
+mod kv;
+mod queries;
+#[cfg(test)]
+mod tests_catalog;
+#[cfg(test)]
+mod tests_kv;
+#[cfg(test)]
+mod tests_random;
 mod types;
 
 pub use command::{Command, CommandResult, DeregisterRequest, KvOp, RegisterRequest};
@@ -14,7 +23,7 @@ pub use types::{
 };
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One service instance with its node and every check that affects it (node-level checks
 /// first, then the instance's own), as `/v1/health/service/:name` and DNS need it.
@@ -28,24 +37,54 @@ pub struct ServiceInstance<'a> {
 impl ServiceInstance<'_> {
     /// Worst status over all checks (passing when there are none).
     pub fn aggregate_status(&self) -> CheckStatus {
-        self.checks.iter().map(|c| c.status).max().unwrap_or(CheckStatus::Passing)
+        self.checks
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(CheckStatus::Passing)
     }
 }
 
 /// The whole replicated state. Serializable as one value for snapshots.
+///
+/// Node names are case-insensitive (as Consul's node index is), so every catalog map is
+/// keyed by the lower-cased node name ("node key"); rows keep the name as registered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Store {
+    /// Keyed by node key.
     nodes: BTreeMap<String, Node>,
-    /// Keyed by (node, service id).
+    /// Keyed by (node key, service id).
     services: BTreeMap<(String, String), Service>,
-    /// Keyed by (node, check id).
+    /// Keyed by (node key, check id).
     checks: BTreeMap<(String, String), Check>,
+    /// Keyed by lower-cased service name; an entry lives while the name has instances.
+    service_names: BTreeMap<String, ServiceNameEntry>,
     kv: BTreeMap<String, KvEntry>,
     /// Deleted KV keys and the index that deleted them, so prefix indexes never go back.
     kv_tombstones: BTreeMap<String, u64>,
     table_indexes: BTreeMap<Table, u64>,
     /// Index of the last applied entry (any kind, including no-ops).
     last_index: u64,
+}
+
+/// Per-service-name bookkeeping: Consul's fine-grained "service.<name>" index plus the
+/// instances carrying the name, so name lookups don't scan every service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ServiceNameEntry {
+    /// Last index that changed an instance of this name, one of its checks, or its node.
+    index: u64,
+    /// (node key, service id) of every instance.
+    instances: BTreeSet<(String, String)>,
+}
+
+/// Case folding used for node names, service names and tags.
+fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// Case-insensitive equality, cheap when the strings are already equal.
+fn eq_fold(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
 }
 
 impl Store {
@@ -55,13 +94,21 @@ impl Store {
 
     /// Apply one committed entry's command at `index`. Deterministic; never panics on any
     /// input (bad input is a `Rejected` result and changes nothing).
-    pub fn apply(&mut self, _index: u64, _cmd: &Command) -> CommandResult {
-        todo!("store work")
+    ///
+    /// Raft hands entries over in increasing index order; should an index ever repeat or go
+    /// back, `last_index` and the table indexes still never move backwards.
+    pub fn apply(&mut self, index: u64, cmd: &Command) -> CommandResult {
+        self.last_index = self.last_index.max(index);
+        match cmd {
+            Command::Register(req) => self.apply_register(index, req),
+            Command::Deregister(req) => self.apply_deregister(index, req),
+            Command::Kv(op) => self.apply_kv(index, op),
+        }
     }
 
     /// Record that entry `index` carried no command (Raft no-op, config change).
-    pub fn apply_noop(&mut self, _index: u64) {
-        todo!("store work")
+    pub fn apply_noop(&mut self, index: u64) {
+        self.last_index = self.last_index.max(index);
     }
 
     /// Index of the last applied entry.
@@ -74,66 +121,9 @@ impl Store {
         self.table_indexes.get(&table).copied().unwrap_or(0)
     }
 
-    /// All nodes, sorted by name.
-    pub fn nodes(&self) -> Vec<&Node> {
-        todo!("store work")
-    }
-
-    /// Node by name (case-insensitive, as Consul's node index is).
-    pub fn node(&self, _name: &str) -> Option<&Node> {
-        todo!("store work")
-    }
-
-    /// Services registered on a node, sorted by service id.
-    pub fn node_services(&self, _node: &str) -> Vec<&Service> {
-        todo!("store work")
-    }
-
-    /// Service name → sorted, de-duplicated union of tags over its instances.
-    pub fn services(&self) -> BTreeMap<String, Vec<String>> {
-        todo!("store work")
-    }
-
-    /// Instances of a service (name case-insensitive) that carry every tag in `tags`
-    /// (case-insensitive), sorted by (node, service id), with their checks.
-    pub fn service_instances(&self, _service: &str, _tags: &[String]) -> Vec<ServiceInstance<'_>> {
-        todo!("store work")
-    }
-
-    /// Every check on a node (node-level and service-level), sorted by check id.
-    pub fn node_checks(&self, _node: &str) -> Vec<&Check> {
-        todo!("store work")
-    }
-
-    /// Checks of every instance of a service, sorted by (node, check id).
-    pub fn service_checks(&self, _service: &str) -> Vec<&Check> {
-        todo!("store work")
-    }
-
-    /// All checks, or only those in `state`, sorted by (node, check id).
-    pub fn checks_in_state(&self, _state: Option<CheckStatus>) -> Vec<&Check> {
-        todo!("store work")
-    }
-
-    /// One KV entry.
-    pub fn kv_get(&self, _key: &str) -> Option<&KvEntry> {
-        todo!("store work")
-    }
-
-    /// Every entry whose key starts with `prefix`, sorted by key.
-    pub fn kv_list(&self, _prefix: &str) -> Vec<&KvEntry> {
-        todo!("store work")
-    }
-
-    /// Keys under `prefix`; with a separator, keys are cut just after the first separator
-    /// following the prefix and de-duplicated ("folders"), as Consul's `?keys&separator=`.
-    pub fn kv_keys(&self, _prefix: &str, _separator: Option<&str>) -> Vec<String> {
-        todo!("store work")
-    }
-
-    /// Max ModifyIndex under a prefix, tombstones included (0 when nothing ever lived
-    /// there); what X-Consul-Index reports for recurse/keys reads and missing keys.
-    pub fn kv_prefix_index(&self, _prefix: &str) -> u64 {
-        todo!("store work")
+    /// Move a table's index forward to `index` (never back).
+    fn bump(&mut self, table: Table, index: u64) {
+        let current = self.table_indexes.entry(table).or_insert(0);
+        *current = (*current).max(index);
     }
 }

@@ -1,0 +1,320 @@
+//! File backend of the Raft log.
+//!
+//! # On-disk format (directory `<data_dir>/raft/`)
+//! - `<first index, 20 digits>.seg`: segment files. Each holds consecutive entries as
+//!   records `u32 length (LE) | u32 crc32 of payload (LE, crc32fast) | payload`, where the
+//!   payload is the codec-encoded `raft::Entry`. A new segment starts once the current
+//!   one reaches `segment_max_bytes` (default 16 MiB).
+//! - `hardstate`: one record of the same shape holding the codec-encoded `HardState`.
+//!   Replaced atomically: write `hardstate.tmp`, fsync it, rename, fsync the directory.
+//!
+//! # Durability
+//! Appends are buffered and written at `sync`, which does one fdatasync of the active
+//! segment (group commit). Creating or deleting a segment fsyncs the directory at the
+//! next `sync`; a finished segment is fdatasync'd before the next one is created.
+//!
+//! # Recovery
+//! Segments are read in order; the first record that is short, too long, fails its crc,
+//! does not decode (with the codec's size limit) or breaks index continuity marks a torn
+//! or corrupt tail: the file is cut there and every later segment is deleted. Nothing
+//! after such a point was ever acknowledged, since acknowledgements follow a full sync.
+
+use super::{LogBackend, Recovered, StorageError};
+use protocol::codec;
+use protocol::ids::LogIndex;
+use protocol::raft::{Entry, HardState};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const HEADER_BYTES: usize = 8;
+const SEGMENT_SUFFIX: &str = ".seg";
+const HARD_STATE_FILE: &str = "hardstate";
+const HARD_STATE_TMP: &str = "hardstate.tmp";
+/// Largest record accepted on recovery.
+const MAX_RECORD_BYTES: usize = codec::MAX_DECODE_BYTES;
+
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    pub segment_max_bytes: u64,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions { segment_max_bytes: 16 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug)]
+struct Segment {
+    first_index: u64,
+    path: PathBuf,
+    /// Byte offset of each record in this segment; entry `first_index + i` is at `offsets[i]`.
+    offsets: Vec<u64>,
+    /// Bytes in the file, including what is still in the write buffer.
+    len: u64,
+}
+
+impl Segment {
+    fn next_index(&self) -> u64 {
+        self.first_index + self.offsets.len() as u64
+    }
+}
+
+pub struct FileBackend {
+    dir: PathBuf,
+    opts: FileOptions,
+    /// Sorted by first index; the last one is active (open for appending).
+    segments: Vec<Segment>,
+    active: File,
+    /// Records not yet written to `active`.
+    buf: Vec<u8>,
+    /// `active` has writes not yet fdatasync'd.
+    dirty: bool,
+    dir_dirty: bool,
+}
+
+fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
+    dir.join(format!("{first_index:020}{SEGMENT_SUFFIX}"))
+}
+
+fn frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Parse one record at `pos`; `None` when it is torn or corrupt.
+fn unframe(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let header = bytes.get(pos..pos.checked_add(HEADER_BYTES)?)?;
+    let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
+    if len > MAX_RECORD_BYTES {
+        return None;
+    }
+    let start = pos + HEADER_BYTES;
+    let payload = bytes.get(start..start.checked_add(len)?)?;
+    (crc32fast::hash(payload) == crc).then_some((payload, start + len))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+impl FileBackend {
+    /// Open (creating if needed) the log in `dir`, recover it and cut any torn tail.
+    pub fn open(dir: &Path, opts: FileOptions) -> Result<(FileBackend, Recovered), StorageError> {
+        fs::create_dir_all(dir)?;
+        let hard_state = read_hard_state(dir)?;
+        let mut listed: Vec<(u64, PathBuf)> = Vec::new();
+        for item in fs::read_dir(dir)? {
+            let item = item?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) {
+                if let Ok(first) = stem.parse::<u64>() {
+                    listed.push((first, item.path()));
+                }
+            }
+        }
+        listed.sort();
+
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut dir_dirty = false;
+        let mut broken = false;
+        for (first_index, path) in listed {
+            let expected = entries.len() as u64 + 1;
+            if broken || first_index != expected {
+                if !broken {
+                    tracing::warn!(path = %path.display(), expected, "raft log segment out of sequence; discarding it and all later segments");
+                }
+                broken = true;
+                fs::remove_file(&path)?;
+                dir_dirty = true;
+                continue;
+            }
+            let bytes = fs::read(&path)?;
+            let mut seg = Segment { first_index, path, offsets: Vec::new(), len: 0 };
+            let mut pos = 0usize;
+            while pos < bytes.len() {
+                let good = unframe(&bytes, pos).and_then(|(payload, end)| {
+                    let entry: Entry = codec::decode(payload, MAX_RECORD_BYTES).ok()?;
+                    (entry.index.0 == entries.len() as u64 + 1).then_some((entry, end))
+                });
+                match good {
+                    Some((entry, end)) => {
+                        seg.offsets.push(pos as u64);
+                        entries.push(entry);
+                        pos = end;
+                    }
+                    None => {
+                        tracing::warn!(path = %seg.path.display(), offset = pos, "torn or corrupt raft log tail; truncating");
+                        let f = OpenOptions::new().write(true).open(&seg.path)?;
+                        f.set_len(pos as u64)?;
+                        f.sync_all()?;
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+            seg.len = pos as u64;
+            segments.push(seg);
+        }
+        if segments.is_empty() {
+            let path = segment_path(dir, entries.len() as u64 + 1);
+            File::create(&path)?;
+            segments.push(Segment { first_index: entries.len() as u64 + 1, path, offsets: Vec::new(), len: 0 });
+            dir_dirty = true;
+        }
+        if dir_dirty {
+            sync_dir(dir)?;
+        }
+        let active = open_append(&segments[segments.len() - 1].path)?;
+        let backend = FileBackend {
+            dir: dir.to_path_buf(),
+            opts,
+            segments,
+            active,
+            buf: Vec::new(),
+            dirty: false,
+            dir_dirty: false,
+        };
+        Ok((backend, Recovered { hard_state, entries }))
+    }
+
+    fn active_segment(&mut self) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    fn write_buffer(&mut self) -> Result<(), StorageError> {
+        if !self.buf.is_empty() {
+            self.active.write_all(&self.buf)?;
+            self.buf.clear();
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Finish the active segment and start a new one at `first_index`.
+    fn roll(&mut self, first_index: u64) -> Result<(), StorageError> {
+        self.write_buffer()?;
+        if self.dirty {
+            self.active.sync_data()?;
+            self.dirty = false;
+        }
+        let path = segment_path(&self.dir, first_index);
+        self.active = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
+        self.segments.push(Segment { first_index, path, offsets: Vec::new(), len: 0 });
+        self.dir_dirty = true;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, StorageError> {
+    Ok(OpenOptions::new().append(true).open(path)?)
+}
+
+fn read_hard_state(dir: &Path) -> Result<HardState, StorageError> {
+    let path = dir.join(HARD_STATE_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
+        Err(e) => return Err(e.into()),
+    };
+    // Written by rename, so it is never torn: any damage is real corruption, and silently
+    // forgetting a vote would be unsafe.
+    let corrupt = |detail: &str| StorageError::Corrupt { what: path.display().to_string(), detail: detail.into() };
+    let (payload, end) = unframe(&bytes, 0).ok_or_else(|| corrupt("bad length or crc"))?;
+    if end != bytes.len() {
+        return Err(corrupt("trailing bytes"));
+    }
+    codec::decode(payload, MAX_RECORD_BYTES).map_err(|e| corrupt(&e.to_string()))
+}
+
+impl LogBackend for FileBackend {
+    fn truncate_from(&mut self, from: LogIndex) -> Result<(), StorageError> {
+        let from = from.0.max(1);
+        if from >= self.active_segment_next() {
+            return Ok(());
+        }
+        self.write_buffer()?;
+        // Drop whole segments that start at or after `from`, keeping at least the first.
+        while self.segments.len() > 1 && self.segments[self.segments.len() - 1].first_index >= from {
+            if let Some(seg) = self.segments.pop() {
+                fs::remove_file(&seg.path)?;
+                self.dir_dirty = true;
+            }
+        }
+        let seg = self.active_segment();
+        let keep = from.saturating_sub(seg.first_index) as usize;
+        if keep < seg.offsets.len() {
+            let cut = seg.offsets[keep];
+            seg.offsets.truncate(keep);
+            seg.len = cut;
+        }
+        let (path, len) = (seg.path.clone(), seg.len);
+        self.active = open_append(&path)?;
+        self.active.set_len(len)?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        for entry in entries {
+            let next = self.active_segment_next();
+            if entry.index.0 != next {
+                return Err(StorageError::Io(format!("append of index {} but next is {next}", entry.index)));
+            }
+            let len = self.active_segment().len;
+            if len > 0 && len >= self.opts.segment_max_bytes {
+                self.roll(next)?;
+            }
+            let payload = codec::encode(entry).map_err(|e| StorageError::Io(e.to_string()))?;
+            let start = self.buf.len();
+            frame(&payload, &mut self.buf);
+            let added = (self.buf.len() - start) as u64;
+            let seg = self.active_segment();
+            seg.offsets.push(seg.len);
+            seg.len += added;
+        }
+        Ok(())
+    }
+
+    fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
+        let payload = codec::encode(hard_state).map_err(|e| StorageError::Io(e.to_string()))?;
+        let mut record = Vec::with_capacity(payload.len() + HEADER_BYTES);
+        frame(&payload, &mut record);
+        let tmp = self.dir.join(HARD_STATE_TMP);
+        let mut f = File::create(&tmp)?;
+        f.write_all(&record)?;
+        f.sync_all()?;
+        fs::rename(&tmp, self.dir.join(HARD_STATE_FILE))?;
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.write_buffer()?;
+        if self.dirty {
+            self.active.sync_data()?;
+            self.dirty = false;
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    fn last_index(&self) -> LogIndex {
+        LogIndex(self.active_segment_next() - 1)
+    }
+}
+
+impl FileBackend {
+    fn active_segment_next(&self) -> u64 {
+        self.segments[self.segments.len() - 1].next_index()
+    }
+}

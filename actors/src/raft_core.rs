@@ -1,0 +1,219 @@
+//! RaftCore actor: the shell around `protocol::raft::Raft`, the one decider.
+//!
+//! It feeds the core ticks (every `heartbeat interval / 2`, at least 5 ms), proposals,
+//! peer messages and persist confirmations, and executes the outputs in order:
+//! `Persist` goes to the LogStore thread (group commit happens there), `Committed` sends
+//! the newly committed entries with their waiting proposals to the Fsm, `Send` is for
+//! PeerNet (not built yet: logged at debug), `RoleChanged` updates the status cell.
+//!
+//! Proposals are bounded: at most [`MAX_PENDING_PROPOSALS`] wait for their entry at once;
+//! beyond that a proposal fails at once with `WriteError::Timeout` ("timed out enqueuing
+//! operation", Consul's text for a full queue).
+
+use crate::fsm::{Apply, Fsm, ProposalReply, Waiter};
+use crate::handle::{RaftRole, WriteError};
+use crate::log_store::{LogStore, StorageError};
+use crate::status::StatusCell;
+use actix::prelude::*;
+use protocol::ids::LogIndex;
+use protocol::raft::{Output, Payload, Raft, Role};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most proposals waiting for commit at once.
+pub const MAX_PENDING_PROPOSALS: usize = 8192;
+/// Most entries handed to the Fsm in one message.
+const MAX_APPLY_BATCH: usize = 1024;
+
+/// Propose a codec-encoded command; the answer arrives on `reply` once applied.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Propose {
+    pub(crate) data: Vec<u8>,
+    pub(crate) reply: ProposalReply,
+}
+
+/// The log store finished (or failed) persist requests.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct PersistDone(pub(crate) Result<u64, StorageError>);
+
+pub(crate) struct RaftCore {
+    raft: Raft,
+    log_store: LogStore,
+    fsm: Addr<Fsm>,
+    status: Arc<StatusCell>,
+    epoch: Instant,
+    /// Proposals waiting for their index to be applied.
+    waiters: BTreeMap<u64, Waiter>,
+    /// Highest index handed to the Fsm.
+    sent_to_fsm: LogIndex,
+    storage_failed: Option<String>,
+    tick: Duration,
+}
+
+impl RaftCore {
+    pub(crate) fn new(raft: Raft, log_store: LogStore, fsm: Addr<Fsm>, status: Arc<StatusCell>, epoch: Instant) -> RaftCore {
+        let tick_ms = (raft_heartbeat_ms(&raft) / 2).max(5);
+        RaftCore {
+            raft,
+            log_store,
+            fsm,
+            status,
+            epoch,
+            waiters: BTreeMap::new(),
+            sent_to_fsm: LogIndex(0),
+            storage_failed: None,
+            tick: Duration::from_millis(tick_ms),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now_ms();
+        self.raft.on_tick(now);
+        // Forget callers that gave up (their propose timed out).
+        self.waiters.retain(|_, w| !w.reply.is_closed());
+        self.run_outputs();
+    }
+
+    fn run_outputs(&mut self) {
+        for output in self.raft.drain_outputs() {
+            match output {
+                Output::Persist(req) => {
+                    if let Err(e) = self.log_store.submit(req) {
+                        self.fail_storage(e.to_string());
+                    }
+                }
+                Output::Send { to, msg } => {
+                    tracing::debug!(%to, ?msg, "raft message to peer dropped: peer networking not built yet");
+                }
+                Output::Committed { up_to } => self.send_committed(up_to),
+                Output::RoleChanged { role, term, leader } => {
+                    tracing::info!(?role, %term, leader = ?leader.as_ref().map(|l| l.0.as_str()), "raft role changed");
+                    if role == Role::Leader {
+                        // Entries from the no-op on replace whatever older terms proposed
+                        // there: those proposals can never succeed.
+                        let noop = self.raft.last_log_index().0;
+                        for (_, w) in self.waiters.split_off(&noop) {
+                            let _ = w.reply.send(Err(WriteError::LeadershipLost));
+                        }
+                    }
+                }
+            }
+        }
+        self.publish_status();
+    }
+
+    fn send_committed(&mut self, up_to: LogIndex) {
+        while self.sent_to_fsm < up_to {
+            let from = LogIndex(self.sent_to_fsm.0 + 1);
+            let to = LogIndex(up_to.0.min(self.sent_to_fsm.0 + MAX_APPLY_BATCH as u64));
+            let entries = self.raft.entries(from, to).to_vec();
+            let Some(last) = entries.last().map(|e| e.index) else {
+                tracing::error!(%from, %to, "committed entries missing from the log");
+                return;
+            };
+            let rest = self.waiters.split_off(&(last.0 + 1));
+            let waiters = std::mem::replace(&mut self.waiters, rest).into_values().collect();
+            self.fsm.do_send(Apply { entries, waiters });
+            self.sent_to_fsm = last;
+        }
+    }
+
+    fn fail_storage(&mut self, error: String) {
+        if self.storage_failed.is_none() {
+            tracing::error!(%error, "raft log storage failed; this server can no longer commit");
+        }
+        for (_, w) in std::mem::take(&mut self.waiters) {
+            let _ = w.reply.send(Err(WriteError::Storage(error.clone())));
+        }
+        self.storage_failed = Some(error);
+    }
+
+    fn publish_status(&self) {
+        let r = &self.raft;
+        let role = match r.role() {
+            Role::Follower => RaftRole::Follower,
+            Role::Candidate => RaftRole::Candidate,
+            Role::Leader => RaftRole::Leader,
+        };
+        let leader = r.leader().cloned();
+        let leader_addr =
+            leader.as_ref().and_then(|l| r.voters().iter().find(|(id, _)| id == l)).map(|(_, addr)| addr.clone());
+        self.status.update(|s| {
+            s.role = role;
+            s.term = r.term().0;
+            s.leader_id = leader.map(|l| l.0);
+            s.leader_addr = leader_addr;
+            s.commit_index = r.commit_index().0;
+            s.last_log_index = r.last_log_index().0;
+            s.last_log_term = r.last_log_term().0;
+            if s.voters.len() != r.voters().len()
+                || s.voters.iter().zip(r.voters()).any(|(a, b)| a.0 != b.0 .0 || a.1 != b.1)
+            {
+                s.voters = r.voters().iter().map(|(id, addr)| (id.0.clone(), addr.clone())).collect();
+            }
+        });
+        let contact = r.last_leader_contact_ms().map(|ms| self.epoch + Duration::from_millis(ms));
+        self.status.set_last_contact(contact);
+    }
+}
+
+fn raft_heartbeat_ms(raft: &Raft) -> u64 {
+    raft.heartbeat_interval_ms()
+}
+
+impl Actor for RaftCore {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Execute what construction and bootstrap produced, then tick at once so a sole
+        // voter does not wait for the first interval.
+        self.on_tick();
+        ctx.run_interval(self.tick, |act, _| act.on_tick());
+    }
+}
+
+impl Handler<Propose> for RaftCore {
+    type Result = ();
+
+    fn handle(&mut self, msg: Propose, _: &mut Context<Self>) {
+        if let Some(e) = &self.storage_failed {
+            let _ = msg.reply.send(Err(WriteError::Storage(e.clone())));
+            return;
+        }
+        if self.waiters.len() >= MAX_PENDING_PROPOSALS {
+            let _ = msg.reply.send(Err(WriteError::Timeout));
+            return;
+        }
+        match self.raft.propose(Payload::Command(msg.data)) {
+            Err(_) => {
+                let _ = msg.reply.send(Err(WriteError::NoLeader));
+            }
+            Ok(index) => {
+                let waiter = Waiter { index: index.0, term: self.raft.term(), reply: msg.reply };
+                self.waiters.insert(index.0, waiter);
+                self.run_outputs();
+            }
+        }
+    }
+}
+
+impl Handler<PersistDone> for RaftCore {
+    type Result = ();
+
+    fn handle(&mut self, msg: PersistDone, _: &mut Context<Self>) {
+        match msg.0 {
+            Ok(id) => {
+                self.raft.on_persisted(id);
+                self.run_outputs();
+            }
+            Err(e) => self.fail_storage(e.to_string()),
+        }
+    }
+}

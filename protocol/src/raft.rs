@@ -1,1 +1,0 @@
-//! Raft core placeholder.

@@ -1,0 +1,728 @@
+//! The Raft decision maker: election, log matching, commit. See the module docs in
+//! `raft/mod.rs` for timings and the durability protocol.
+
+use super::log::Log;
+use super::types::{Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role};
+use super::RaftConfig;
+use crate::ids::{LogIndex, ServerId, Term};
+use rand::rngs::StdRng;
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Replication state of one follower, owned by the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Progress {
+    next_index: LogIndex,
+    match_index: LogIndex,
+    /// An append with entries is outstanding; new proposals do not send another.
+    in_flight: bool,
+    last_ack_ms: u64,
+}
+
+/// A persist that has been handed to the shell and not yet confirmed.
+#[derive(Debug, Clone, Copy)]
+struct InFlightPersist {
+    id: u64,
+    last_index: LogIndex,
+    last_term: Term,
+}
+
+/// The pure Raft state machine of one server.
+pub struct Raft {
+    cfg: RaftConfig,
+    rng: StdRng,
+    now_ms: u64,
+
+    term: Term,
+    voted_for: Option<ServerId>,
+    role: Role,
+    leader: Option<ServerId>,
+    log: Log,
+    commit: LogIndex,
+    voters: Vec<(ServerId, String)>,
+
+    // Durability bookkeeping.
+    /// Highest index known to be on disk AND to match the in-memory log.
+    durable: LogIndex,
+    next_persist_id: u64,
+    persisted_id: u64,
+    in_flight_persists: VecDeque<InFlightPersist>,
+    hard_state_dirty: bool,
+    /// First in-memory entry not yet handed to the shell for persisting.
+    unsent_from: Option<LogIndex>,
+    /// Disk truncation still to be requested.
+    pending_truncate: Option<LogIndex>,
+    /// Replies that may only leave once the state they vouch for is durable.
+    pending_acks: Vec<(ServerId, Message)>,
+    deferred: Vec<(u64, ServerId, Message)>,
+
+    // Election.
+    election_deadline_ms: u64,
+    last_leader_contact_ms: Option<u64>,
+    votes: BTreeSet<ServerId>,
+    /// Persist id that makes our own vote (as candidate) durable.
+    self_vote_persist_id: Option<u64>,
+
+    // Leadership.
+    progress: BTreeMap<ServerId, Progress>,
+    heartbeat_due_ms: u64,
+    leader_since_ms: u64,
+
+    reported: (Role, Term, Option<ServerId>),
+    outputs: Vec<Output>,
+}
+
+impl Raft {
+    /// Restore from what the log store recovered (empty for a fresh server). The
+    /// recovered entries must be contiguous from index 1 and are all durable.
+    pub fn new(
+        cfg: RaftConfig,
+        hard_state: HardState,
+        entries: Vec<Entry>,
+        rng: StdRng,
+        now_ms: u64,
+    ) -> Result<Raft, String> {
+        let log = Log::from_entries(entries)?;
+        // A crash between the log write and the hard-state write can leave entries of a
+        // newer term on disk; never run in a term older than our own log.
+        let (term, voted_for) = if log.last_term() > hard_state.term {
+            (log.last_term(), None)
+        } else {
+            (hard_state.term, hard_state.voted_for)
+        };
+        let durable = log.last_index();
+        let mut raft = Raft {
+            cfg,
+            rng,
+            now_ms,
+            term,
+            voted_for,
+            role: Role::Follower,
+            leader: None,
+            log,
+            commit: LogIndex(0),
+            voters: Vec::new(),
+            durable,
+            next_persist_id: 1,
+            persisted_id: 0,
+            in_flight_persists: VecDeque::new(),
+            hard_state_dirty: term != hard_state.term,
+            unsent_from: None,
+            pending_truncate: None,
+            pending_acks: Vec::new(),
+            deferred: Vec::new(),
+            election_deadline_ms: 0,
+            last_leader_contact_ms: None,
+            votes: BTreeSet::new(),
+            self_vote_persist_id: None,
+            progress: BTreeMap::new(),
+            heartbeat_due_ms: 0,
+            leader_since_ms: 0,
+            reported: (Role::Follower, term, None),
+            outputs: Vec::new(),
+        };
+        raft.reload_voters();
+        raft.reset_election_timer();
+        Ok(raft)
+    }
+
+    // ----- read accessors -------------------------------------------------------------
+
+    pub fn id(&self) -> &ServerId {
+        &self.cfg.id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn leader(&self) -> Option<&ServerId> {
+        self.leader.as_ref()
+    }
+    pub fn commit_index(&self) -> LogIndex {
+        self.commit
+    }
+    pub fn last_log_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+    pub fn last_log_term(&self) -> Term {
+        self.log.last_term()
+    }
+    pub fn durable_index(&self) -> LogIndex {
+        self.durable
+    }
+    pub fn heartbeat_interval_ms(&self) -> u64 {
+        self.cfg.heartbeat_interval_ms
+    }
+    pub fn voters(&self) -> &[(ServerId, String)] {
+        &self.voters
+    }
+    pub fn hard_state(&self) -> HardState {
+        HardState { term: self.term, voted_for: self.voted_for.clone() }
+    }
+    /// When we last heard from a current leader (None: never, or we are the leader).
+    pub fn last_leader_contact_ms(&self) -> Option<u64> {
+        self.last_leader_contact_ms
+    }
+    /// Committed-or-not entries in `from..=to`, for the shell to hand to the Fsm.
+    pub fn entries(&self, from: LogIndex, to: LogIndex) -> &[Entry] {
+        self.log.slice(from, to)
+    }
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        self.log.get(index)
+    }
+
+    /// Take the outputs produced so far, in the order they must be executed.
+    pub fn drain_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    // ----- inputs ---------------------------------------------------------------------
+
+    /// `-bootstrap` on an empty log: write a configuration with ourselves as the only
+    /// voter at index 1, term 1 (as hashicorp/raft's BootstrapCluster). A log that has
+    /// anything in it, or a server that has seen any term, is never re-bootstrapped.
+    /// Returns whether it bootstrapped.
+    pub fn bootstrap(&mut self, self_addr: &str) -> bool {
+        if self.log.last_index() != LogIndex(0) || self.term != Term(0) {
+            return false;
+        }
+        self.term = Term(1);
+        self.voted_for = None;
+        self.hard_state_dirty = true;
+        self.append_local(Payload::Configuration(vec![(self.cfg.id.clone(), self_addr.to_string())]));
+        self.finish();
+        true
+    }
+
+    /// Time passes. Drives elections, heartbeats and the leader's quorum check.
+    pub fn on_tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        match self.role {
+            Role::Leader => self.tick_leader(),
+            Role::Follower | Role::Candidate => {
+                let sole_voter = self.voters.len() == 1 && self.is_voter(&self.cfg.id);
+                // A sole voter cannot be disrupted by anyone: elect at once instead of
+                // waiting a timeout (only as a follower; a candidate waits for its disk).
+                let sole_voter_start = sole_voter && self.role == Role::Follower;
+                if (sole_voter_start || self.now_ms >= self.election_deadline_ms)
+                    && self.is_voter(&self.cfg.id)
+                {
+                    self.become_candidate();
+                }
+            }
+        }
+        self.finish();
+    }
+
+    /// Append a new entry as leader. Returns its index; it is committed later.
+    pub fn propose(&mut self, payload: Payload) -> Result<LogIndex, NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader { leader: self.leader.clone() });
+        }
+        let index = self.append_local(payload);
+        let peers: Vec<ServerId> = self
+            .progress
+            .iter()
+            .filter(|(_, p)| !p.in_flight)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for peer in peers {
+            self.send_append(&peer);
+        }
+        self.finish();
+        Ok(index)
+    }
+
+    /// The shell finished persist requests up to and including `id`.
+    pub fn on_persisted(&mut self, id: u64) {
+        if id <= self.persisted_id || id >= self.next_persist_id {
+            return; // stale or bogus
+        }
+        self.persisted_id = id;
+        while let Some(p) = self.in_flight_persists.front().copied() {
+            if p.id > id {
+                break;
+            }
+            self.in_flight_persists.pop_front();
+            // If the entry is no longer in memory, a truncation is queued behind this
+            // persist and will move `durable` when it completes.
+            if self.log.term_at(p.last_index) == Some(p.last_term) && p.last_index > self.durable {
+                self.durable = p.last_index;
+            }
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.deferred).into_iter().partition(|(after, _, _)| *after <= id);
+        self.deferred = waiting;
+        for (_, to, msg) in ready {
+            self.outputs.push(Output::Send { to, msg });
+        }
+        if self.role == Role::Candidate && self.self_vote_persist_id.is_some_and(|v| v <= id) {
+            self.self_vote_persist_id = None;
+            self.votes.insert(self.cfg.id.clone());
+            self.check_election_won();
+        }
+        if self.role == Role::Leader {
+            self.advance_commit();
+        }
+        self.finish();
+    }
+
+    /// A message from another server.
+    pub fn on_message(&mut self, now_ms: u64, from: ServerId, msg: Message) {
+        self.now_ms = self.now_ms.max(now_ms);
+        match msg {
+            Message::RequestVote { term, candidate, last_log_index, last_log_term } => {
+                self.on_request_vote(from, term, candidate, last_log_index, last_log_term)
+            }
+            Message::RequestVoteReply { term, granted } => self.on_vote_reply(from, term, granted),
+            Message::AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit } => {
+                self.on_append_entries(from, term, leader, prev_log_index, prev_log_term, entries, leader_commit)
+            }
+            Message::AppendEntriesReply { term, success, match_index, last_log_index } => {
+                self.on_append_reply(from, term, success, match_index, last_log_index)
+            }
+        }
+        self.finish();
+    }
+
+    // ----- elections ------------------------------------------------------------------
+
+    fn on_request_vote(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        candidate: ServerId,
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    ) {
+        let reject = |s: &Self| Message::RequestVoteReply { term: s.term, granted: false };
+        if term < self.term {
+            self.send(from, reject(self));
+            return;
+        }
+        // Leader stickiness: while a leader is alive, a candidate that merely timed out
+        // (e.g. partitioned and back) must not depose it or bump our term.
+        let leader_alive = match self.role {
+            Role::Leader => true,
+            _ => self.leader.is_some()
+                && self
+                    .last_leader_contact_ms
+                    .is_some_and(|t| self.now_ms.saturating_sub(t) < self.cfg.election_timeout_ms),
+        };
+        if leader_alive && term > self.term {
+            self.send(from, reject(self));
+            return;
+        }
+        if term > self.term {
+            self.step_down(term);
+        }
+        let log_ok = (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index());
+        let vote_free = self.voted_for.is_none() || self.voted_for.as_ref() == Some(&candidate);
+        if self.role == Role::Follower && log_ok && vote_free && candidate == from {
+            if self.voted_for.is_none() {
+                self.voted_for = Some(candidate);
+                self.hard_state_dirty = true;
+            }
+            self.reset_election_timer();
+            // Rule: a granted vote leaves only once it is durable.
+            self.pending_acks.push((from, Message::RequestVoteReply { term: self.term, granted: true }));
+        } else {
+            self.send(from, reject(self));
+        }
+    }
+
+    fn on_vote_reply(&mut self, from: ServerId, term: Term, granted: bool) {
+        if term > self.term {
+            self.step_down(term);
+            return;
+        }
+        if self.role != Role::Candidate || term < self.term || !granted {
+            return;
+        }
+        if self.is_voter(&from) {
+            self.votes.insert(from);
+            self.check_election_won();
+        }
+    }
+
+    fn become_candidate(&mut self) {
+        self.term = Term(self.term.0 + 1);
+        self.voted_for = Some(self.cfg.id.clone());
+        self.hard_state_dirty = true;
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.last_leader_contact_ms = None;
+        self.votes.clear();
+        self.progress.clear();
+        self.reset_election_timer();
+        // Our own vote counts only once it is durable: hand it to the disk now.
+        self.flush_persist();
+        self.self_vote_persist_id = Some(self.next_persist_id - 1);
+        let msg = Message::RequestVote {
+            term: self.term,
+            candidate: self.cfg.id.clone(),
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        for peer in self.peers() {
+            self.send(peer, msg.clone());
+        }
+    }
+
+    fn check_election_won(&mut self) {
+        let granted = self.voters.iter().filter(|(id, _)| self.votes.contains(id)).count();
+        if granted >= self.quorum() {
+            self.become_leader();
+        }
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.cfg.id.clone());
+        self.last_leader_contact_ms = None;
+        self.self_vote_persist_id = None;
+        self.leader_since_ms = self.now_ms;
+        let next = LogIndex(self.log.last_index().0 + 1);
+        self.progress = self
+            .peers()
+            .into_iter()
+            .map(|id| {
+                let p = Progress { next_index: next, match_index: LogIndex(0), in_flight: false, last_ack_ms: self.now_ms };
+                (id, p)
+            })
+            .collect();
+        // The no-op commits every earlier entry once a quorum stores it.
+        self.append_local(Payload::Noop);
+        self.broadcast_append();
+        self.heartbeat_due_ms = self.now_ms + self.cfg.heartbeat_interval_ms;
+    }
+
+    /// Move to follower, adopting a newer term if given.
+    fn step_down(&mut self, term: Term) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.hard_state_dirty = true;
+            self.leader = None;
+        }
+        if self.role != Role::Follower {
+            self.role = Role::Follower;
+            self.leader = None;
+            self.progress.clear();
+            self.votes.clear();
+            self.self_vote_persist_id = None;
+            self.reset_election_timer();
+        }
+    }
+
+    fn tick_leader(&mut self) {
+        // Check quorum: a leader that has not heard from a quorum for an election timeout
+        // steps down instead of serving as a stale leader.
+        if self.now_ms.saturating_sub(self.leader_since_ms) >= self.cfg.election_timeout_ms {
+            let timeout = self.cfg.election_timeout_ms;
+            let now = self.now_ms;
+            let recent = self
+                .voters
+                .iter()
+                .filter(|(id, _)| {
+                    *id == self.cfg.id
+                        || self.progress.get(id).is_some_and(|p| now.saturating_sub(p.last_ack_ms) < timeout)
+                })
+                .count();
+            if recent < self.quorum() {
+                self.step_down(self.term);
+                return;
+            }
+        }
+        if self.now_ms >= self.heartbeat_due_ms {
+            self.broadcast_append();
+            self.heartbeat_due_ms = self.now_ms + self.cfg.heartbeat_interval_ms;
+        }
+    }
+
+    // ----- replication ----------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_append_entries(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        leader: ServerId,
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    ) {
+        let fail = |s: &Self| Message::AppendEntriesReply {
+            term: s.term,
+            success: false,
+            match_index: LogIndex(0),
+            last_log_index: s.log.last_index(),
+        };
+        if term < self.term {
+            self.send(from, fail(self));
+            return;
+        }
+        // Malformed input: entries must continue prev_log_index contiguously.
+        let contiguous = entries.iter().enumerate().all(|(i, e)| e.index.0 == prev_log_index.0 + 1 + i as u64);
+        if leader != from || !contiguous {
+            return;
+        }
+        if term > self.term || self.role != Role::Follower {
+            self.step_down(term);
+        }
+        self.leader = Some(leader);
+        self.last_leader_contact_ms = Some(self.now_ms);
+        self.reset_election_timer();
+
+        if self.log.term_at(prev_log_index) != Some(prev_log_term) {
+            self.send(from, fail(self));
+            return;
+        }
+        let last_new = LogIndex(prev_log_index.0 + entries.len() as u64);
+        for e in entries {
+            match self.log.term_at(e.index) {
+                Some(t) if t == e.term => continue,
+                Some(_) => {
+                    if e.index <= self.commit {
+                        return; // would erase a committed entry: a broken leader; refuse
+                    }
+                    self.truncate_local(e.index);
+                    self.append_entry(e);
+                }
+                None => self.append_entry(e),
+            }
+        }
+        let new_commit = leader_commit.min(last_new);
+        if new_commit > self.commit {
+            self.commit = new_commit;
+            self.outputs.push(Output::Committed { up_to: new_commit });
+        }
+        let unsent = self.unsent_from.is_some() || self.pending_truncate.is_some();
+        if self.durable >= last_new && !unsent {
+            self.send(from, self.ok_reply(last_new));
+        } else if last_new == prev_log_index {
+            // A heartbeat never waits on disk: vouch only for what is durable already.
+            let durable = self.durable.min(last_new);
+            self.send(from, self.ok_reply(durable));
+        } else {
+            self.pending_acks.push((from, self.ok_reply(last_new)));
+        }
+    }
+
+    fn ok_reply(&self, match_index: LogIndex) -> Message {
+        Message::AppendEntriesReply {
+            term: self.term,
+            success: true,
+            match_index,
+            last_log_index: self.log.last_index(),
+        }
+    }
+
+    fn on_append_reply(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        success: bool,
+        match_index: LogIndex,
+        last_log_index: LogIndex,
+    ) {
+        if term > self.term {
+            self.step_down(term);
+            return;
+        }
+        if self.role != Role::Leader || term < self.term {
+            return;
+        }
+        let last = self.log.last_index();
+        let now = self.now_ms;
+        let Some(p) = self.progress.get_mut(&from) else { return };
+        p.in_flight = false;
+        p.last_ack_ms = now;
+        if success {
+            let matched = match_index.min(last);
+            if matched > p.match_index {
+                p.match_index = matched;
+            }
+            if p.next_index.0 < p.match_index.0 + 1 {
+                p.next_index = LogIndex(p.match_index.0 + 1);
+            }
+        } else {
+            let hinted = last_log_index.0.saturating_add(1).min(p.next_index.0.saturating_sub(1));
+            p.next_index = LogIndex(hinted.max(p.match_index.0 + 1).max(1));
+        }
+        let more = p.next_index <= last;
+        if success {
+            self.advance_commit();
+        }
+        if more {
+            self.send_append(&from);
+        }
+    }
+
+    fn broadcast_append(&mut self) {
+        for peer in self.progress.keys().cloned().collect::<Vec<_>>() {
+            self.send_append(&peer);
+        }
+    }
+
+    fn send_append(&mut self, peer: &ServerId) {
+        let Some(p) = self.progress.get_mut(peer) else { return };
+        let last = self.log.last_index();
+        let prev = LogIndex(p.next_index.0.saturating_sub(1));
+        let to = LogIndex(last.0.min(prev.0 + self.cfg.max_entries_per_append as u64));
+        let entries = self.log.slice(LogIndex(prev.0 + 1), to).to_vec();
+        if !entries.is_empty() {
+            p.in_flight = true;
+        }
+        let msg = Message::AppendEntries {
+            term: self.term,
+            leader: self.cfg.id.clone(),
+            prev_log_index: prev,
+            prev_log_term: self.log.term_at(prev).unwrap_or_default(),
+            entries,
+            leader_commit: self.commit,
+        };
+        self.send(peer.clone(), msg);
+    }
+
+    /// Commit the highest current-term index a quorum has durably stored. The leader's
+    /// own copy counts only once persisted.
+    fn advance_commit(&mut self) {
+        let mut matches: Vec<LogIndex> = self
+            .voters
+            .iter()
+            .map(|(id, _)| {
+                if *id == self.cfg.id {
+                    self.durable
+                } else {
+                    self.progress.get(id).map(|p| p.match_index).unwrap_or_default()
+                }
+            })
+            .collect();
+        if matches.is_empty() {
+            return;
+        }
+        matches.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matches[self.quorum() - 1];
+        if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
+            self.commit = candidate;
+            self.outputs.push(Output::Committed { up_to: candidate });
+        }
+    }
+
+    // ----- log and durability ---------------------------------------------------------
+
+    fn append_local(&mut self, payload: Payload) -> LogIndex {
+        let index = LogIndex(self.log.last_index().0 + 1);
+        self.append_entry(Entry { term: self.term, index, payload });
+        index
+    }
+
+    fn append_entry(&mut self, entry: Entry) {
+        if self.unsent_from.is_none() {
+            self.unsent_from = Some(entry.index);
+        }
+        if let Payload::Configuration(voters) = &entry.payload {
+            self.voters = voters.clone();
+        }
+        self.log.append(entry);
+    }
+
+    fn truncate_local(&mut self, from: LogIndex) {
+        match self.unsent_from {
+            Some(u) if u < from => {} // only unsent entries go: the disk never saw them
+            _ => {
+                self.unsent_from = None;
+                self.pending_truncate = Some(self.pending_truncate.map_or(from, |t| t.min(from)));
+            }
+        }
+        self.log.truncate_from(from);
+        if self.durable >= from {
+            self.durable = LogIndex(from.0 - 1);
+        }
+        self.reload_voters();
+    }
+
+    fn reload_voters(&mut self) {
+        self.voters = self
+            .log
+            .iter_rev()
+            .find_map(|e| match &e.payload {
+                Payload::Configuration(v) => Some(v.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+    }
+
+    /// Hand everything not yet persisted to the shell as one request.
+    fn flush_persist(&mut self) {
+        if !self.hard_state_dirty && self.unsent_from.is_none() && self.pending_truncate.is_none() {
+            return;
+        }
+        let entries = match self.unsent_from {
+            Some(from) => self.log.slice(from, self.log.last_index()).to_vec(),
+            None => Vec::new(),
+        };
+        let hard_state = self.hard_state_dirty.then(|| self.hard_state());
+        let id = self.next_persist_id;
+        self.next_persist_id += 1;
+        self.outputs.push(Output::Persist(PersistRequest {
+            id,
+            truncate_from: self.pending_truncate.take(),
+            entries,
+            hard_state,
+        }));
+        self.in_flight_persists.push_back(InFlightPersist {
+            id,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+        });
+        self.unsent_from = None;
+        self.hard_state_dirty = false;
+    }
+
+    /// End of every input: persist what changed, release or defer acknowledgements,
+    /// report role changes.
+    fn finish(&mut self) {
+        self.flush_persist();
+        let last_issued = self.next_persist_id - 1;
+        for (to, msg) in std::mem::take(&mut self.pending_acks) {
+            if self.persisted_id >= last_issued {
+                self.outputs.push(Output::Send { to, msg });
+            } else {
+                self.deferred.push((last_issued, to, msg));
+            }
+        }
+        let now = (self.role, self.term, self.leader.clone());
+        if now != self.reported {
+            self.reported = now.clone();
+            self.outputs.push(Output::RoleChanged { role: now.0, term: now.1, leader: now.2 });
+        }
+    }
+
+    // ----- helpers --------------------------------------------------------------------
+
+    fn send(&mut self, to: ServerId, msg: Message) {
+        self.outputs.push(Output::Send { to, msg });
+    }
+
+    fn is_voter(&self, id: &ServerId) -> bool {
+        self.voters.iter().any(|(v, _)| v == id)
+    }
+
+    fn peers(&self) -> Vec<ServerId> {
+        self.voters.iter().filter(|(id, _)| *id != self.cfg.id).map(|(id, _)| id.clone()).collect()
+    }
+
+    fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    fn reset_election_timer(&mut self) {
+        let base = self.cfg.election_timeout_ms.max(1);
+        self.election_deadline_ms = self.now_ms + base + self.rng.random_range(0..base);
+    }
+}

@@ -1,0 +1,75 @@
+//! The Raft core: a pure, deterministic state machine. Inputs are method calls
+//! (`on_tick(now_ms)`, `propose`, `on_message`, `on_persisted`, `bootstrap`); outputs
+//! are collected and taken with [`Raft::drain_outputs`], to be executed in order by the
+//! shell (actors/raft_core). Time is a number of milliseconds; randomness comes from the
+//! seeded `StdRng` given at construction. No I/O happens here.
+//!
+//! # Timings
+//! Consul scales hashicorp/raft's defaults (1000 ms heartbeat/election timeout) by
+//! `performance.raft_multiplier`, where 5 gives those defaults. One multiplier unit is
+//! therefore 200 ms:
+//! - election timeout `T = 200 ms × multiplier`, each wait drawn uniformly from `[T, 2T)`;
+//! - heartbeat interval `T / 10` (as hashicorp/raft sends heartbeats);
+//! - a leader that has not heard from a quorum for `T` steps down (check-quorum);
+//! - a follower that heard from a leader within `T` refuses to vote for a newer term
+//!   (leader stickiness), so a rejoining server cannot depose a healthy leader;
+//! - a server that is the ONLY voter does not wait: it starts an election on its first
+//!   tick, since no one else can compete (a single `-bootstrap` server is leader after one
+//!   fsync of its vote and one of its no-op).
+//!
+//! # Durability protocol
+//! Every change to the log or the hard state leaves as one numbered [`PersistRequest`].
+//! The shell executes them strictly in order and reports the highest durable id with
+//! `on_persisted(id)`; that covers every lower id. Nothing that vouches for durable state
+//! leaves before its request is confirmed:
+//! - a granted vote (and a candidate's own vote, before it counts);
+//! - a follower's successful AppendEntries reply (heartbeat replies never wait: they only
+//!   vouch for what is already durable);
+//! - the leader's own copy of an entry, before it counts toward the commit quorum.
+//!
+//! Decisions (log matching, elections) use the in-memory log.
+//!
+//! # Bootstrap
+//! `bootstrap` on an empty log (term 0) writes entry 1 in term 1, a configuration with
+//! this server as the only voter (as hashicorp/raft's BootstrapCluster). The first
+//! election then runs in term 2 and its no-op lands at index 2.
+
+mod core;
+mod log;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::core::Raft;
+pub use types::{Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role};
+
+use crate::ids::ServerId;
+
+/// One raft_multiplier unit, in milliseconds (see the module docs).
+pub const MULTIPLIER_UNIT_MS: u64 = 200;
+/// Default cap on entries in one AppendEntries.
+pub const MAX_ENTRIES_PER_APPEND: usize = 512;
+
+/// Static settings of one Raft server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftConfig {
+    pub id: ServerId,
+    /// Minimum election timeout; each wait is drawn from `[T, 2T)`.
+    pub election_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub max_entries_per_append: usize,
+}
+
+impl RaftConfig {
+    /// Timings scaled by Consul's `raft_multiplier` (0 is treated as 1).
+    pub fn with_multiplier(id: ServerId, raft_multiplier: u32) -> RaftConfig {
+        let election_timeout_ms = MULTIPLIER_UNIT_MS * u64::from(raft_multiplier.max(1));
+        RaftConfig {
+            id,
+            election_timeout_ms,
+            heartbeat_interval_ms: (election_timeout_ms / 10).max(1),
+            max_entries_per_append: MAX_ENTRIES_PER_APPEND,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Data the Raft core exchanges with its shell: log entries, hard state, peer messages,
+//! and the outputs the shell must execute.
+
+use crate::ids::{LogIndex, ServerId, Term};
+use serde::{Deserialize, Serialize};
+
+/// What a log entry carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// Appended by every new leader so that entries of earlier terms get committed.
+    Noop,
+    /// A codec-encoded `store::Command`; the core never looks inside.
+    Command(Vec<u8>),
+    /// The full voter set as (id, `ip:port`), effective as soon as it is in the log.
+    Configuration(Vec<(ServerId, String)>),
+}
+
+/// One Raft log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: Term,
+    pub index: LogIndex,
+    pub payload: Payload,
+}
+
+/// State that must survive a restart before a vote or term is acted upon.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<ServerId>,
+}
+
+/// Raft RPCs between servers. Replies carry the sender's term so stale leaders and
+/// candidates step down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    RequestVote {
+        term: Term,
+        candidate: ServerId,
+        last_log_index: LogIndex,
+        last_log_term: Term,
+    },
+    RequestVoteReply {
+        term: Term,
+        granted: bool,
+    },
+    AppendEntries {
+        term: Term,
+        leader: ServerId,
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    },
+    AppendEntriesReply {
+        term: Term,
+        success: bool,
+        /// On success: the highest index the follower has DURABLY stored that matches
+        /// the leader's log. Never more than what is on the follower's disk.
+        match_index: LogIndex,
+        /// On failure: the follower's last log index, a hint for the leader's next index.
+        last_log_index: LogIndex,
+    },
+}
+
+impl Message {
+    pub fn term(&self) -> Term {
+        match self {
+            Message::RequestVote { term, .. }
+            | Message::RequestVoteReply { term, .. }
+            | Message::AppendEntries { term, .. }
+            | Message::AppendEntriesReply { term, .. } => *term,
+        }
+    }
+}
+
+/// One unit of work for the durable log, executed strictly in `id` order. Truncation
+/// (when present) happens before the append. The shell answers with
+/// [`super::Raft::on_persisted`] carrying the highest id that is durable; that covers
+/// every lower id too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistRequest {
+    pub id: u64,
+    /// Remove every entry with index >= this one before appending.
+    pub truncate_from: Option<LogIndex>,
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    #[default]
+    Follower,
+    Candidate,
+    Leader,
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Persist(PersistRequest),
+    Send { to: ServerId, msg: Message },
+    /// Entries up to this index are committed and may be applied.
+    Committed { up_to: LogIndex },
+    RoleChanged { role: Role, term: Term, leader: Option<ServerId> },
+}
+
+/// A proposal reached a server that is not the leader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not the leader")]
+pub struct NotLeader {
+    pub leader: Option<ServerId>,
+}

@@ -1,0 +1,125 @@
+//! Read-only catalog queries. KV reads live in `kv.rs`.
+
+use super::{eq_fold, fold, Check, CheckStatus, Node, Service, ServiceInstance, Store, Table};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Entries of a map keyed by (node key, id) that belong to one node, in id order.
+pub(super) fn on_node<'a, V>(
+    map: &'a BTreeMap<(String, String), V>,
+    node_key: &str,
+) -> impl Iterator<Item = (&'a (String, String), &'a V)> + 'a {
+    let node_key = node_key.to_string();
+    map.range((node_key.clone(), String::new())..)
+        .take_while(move |(k, _)| k.0 == node_key)
+}
+
+impl Store {
+    /// All nodes, sorted by name.
+    pub fn nodes(&self) -> Vec<&Node> {
+        self.nodes.values().collect()
+    }
+
+    /// Node by name (case-insensitive, as Consul's node index is).
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(&fold(name))
+    }
+
+    /// Services registered on a node, sorted by service id.
+    pub fn node_services(&self, node: &str) -> Vec<&Service> {
+        on_node(&self.services, &fold(node))
+            .map(|(_, s)| s)
+            .collect()
+    }
+
+    /// Service name → sorted, de-duplicated union of tags over its instances.
+    pub fn services(&self) -> BTreeMap<String, Vec<String>> {
+        let mut tags: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        for svc in self.services.values() {
+            let set = tags.entry(svc.service.clone()).or_default();
+            set.extend(svc.tags.iter().map(String::as_str));
+        }
+        tags.into_iter()
+            .map(|(name, set)| (name, set.into_iter().map(str::to_string).collect()))
+            .collect()
+    }
+
+    /// Instances of a service (name case-insensitive) that carry every tag in `tags`
+    /// (case-insensitive), sorted by (node, service id), with their checks.
+    pub fn service_instances(&self, service: &str, tags: &[String]) -> Vec<ServiceInstance<'_>> {
+        let Some(entry) = self.service_names.get(&fold(service)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for key in &entry.instances {
+            let (Some(svc), Some(node)) = (self.services.get(key), self.nodes.get(&key.0)) else {
+                continue;
+            };
+            let has_all_tags = tags
+                .iter()
+                .all(|want| svc.tags.iter().any(|have| eq_fold(have, want)));
+            if !has_all_tags {
+                continue;
+            }
+            let node_checks = || on_node(&self.checks, &key.0).map(|(_, c)| c);
+            let mut checks: Vec<&Check> =
+                node_checks().filter(|c| c.service_id.is_empty()).collect();
+            checks.extend(node_checks().filter(|c| c.service_id == key.1));
+            out.push(ServiceInstance {
+                node,
+                service: svc,
+                checks,
+            });
+        }
+        out
+    }
+
+    /// Every check on a node (node-level and service-level), sorted by check id.
+    pub fn node_checks(&self, node: &str) -> Vec<&Check> {
+        on_node(&self.checks, &fold(node)).map(|(_, c)| c).collect()
+    }
+
+    /// Checks of every instance of a service, sorted by (node, check id).
+    pub fn service_checks(&self, service: &str) -> Vec<&Check> {
+        let Some(entry) = self.service_names.get(&fold(service)) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(&(String, String), &Check)> = entry
+            .instances
+            .iter()
+            .flat_map(|(node_key, service_id)| {
+                on_node(&self.checks, node_key).filter(move |(_, c)| c.service_id == *service_id)
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(b.0));
+        found.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// All checks, or only those in `state`, sorted by (node, check id).
+    pub fn checks_in_state(&self, state: Option<CheckStatus>) -> Vec<&Check> {
+        self.checks
+            .values()
+            .filter(|c| state.is_none_or(|s| c.status == s))
+            .collect()
+    }
+
+    /// Consul's per-service-name index ("service.<name>", name case-insensitive): the last
+    /// index that changed an instance of the service, one of its checks, a node-level check
+    /// of its nodes, or one of its nodes. For a name with no instances (never registered or
+    /// all deregistered) it falls back to the catalog's max table index, which is never
+    /// below the index that removed the last instance, so it never goes backwards.
+    pub fn service_index(&self, name: &str) -> u64 {
+        match self.service_names.get(&fold(name)) {
+            Some(entry) => entry.index,
+            None => self.catalog_index(),
+        }
+    }
+
+    /// Max of the node, service and check table indexes.
+    pub fn catalog_index(&self) -> u64 {
+        [Table::Nodes, Table::Services, Table::Checks]
+            .into_iter()
+            .map(|t| self.table_index(t))
+            .max()
+            .unwrap_or(0)
+    }
+}
