@@ -108,7 +108,25 @@ fn normalize_object(map: Map<String, Value>, fields: bool) -> Map<String, Value>
 /// underscore) field names. Errors read `Request decode failed: …` (400).
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let raw: Value = serde_json::from_slice(body).map_err(decode_failed)?;
+    if !raw.is_object() {
+        // serde would fill a struct from an array positionally; Go refuses it.
+        return Err(ApiError::bad_request(format!(
+            "Request decode failed: expected a JSON object, found {}",
+            json_kind(&raw)
+        )));
+    }
     serde_json::from_value(normalize(raw)).map_err(decode_failed)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn decode_failed(e: serde_json::Error) -> ApiError {

@@ -9,6 +9,8 @@
 pub mod agent;
 pub mod body;
 pub mod catalog;
+#[cfg(test)]
+mod e2e;
 pub mod error;
 pub mod kv;
 pub mod query;
