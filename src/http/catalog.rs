@@ -249,24 +249,72 @@ pub struct NodeServicesOut<'a> {
 
 // ---------- pure renderers (tested against a Store) ----------
 
-pub fn render_nodes(store: &Store, pretty: bool) -> Result<Vec<u8>, ApiError> {
-    let nodes: Vec<NodeOut<'_>> = store.nodes().into_iter().map(NodeOut::from).collect();
+/// `?node-meta=k:v` (repeatable, all must match). A value without `:` matches an empty
+/// value, as Consul's parser does.
+pub type NodeMetaFilter = Vec<(String, String)>;
+
+pub fn parse_node_meta(values: &[String]) -> NodeMetaFilter {
+    values
+        .iter()
+        .map(|v| match v.split_once(':') {
+            Some((k, val)) => (k.to_string(), val.to_string()),
+            None => (v.clone(), String::new()),
+        })
+        .collect()
+}
+
+pub fn node_matches(node: &Node, filter: &NodeMetaFilter) -> bool {
+    filter.iter().all(|(k, v)| node.meta.get(k) == Some(v))
+}
+
+pub fn render_nodes(
+    store: &Store,
+    filter: &NodeMetaFilter,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
+    let nodes: Vec<NodeOut<'_>> = store
+        .nodes()
+        .into_iter()
+        .filter(|n| node_matches(n, filter))
+        .map(NodeOut::from)
+        .collect();
     to_json(&nodes, pretty)
 }
 
-pub fn render_services(store: &Store, pretty: bool) -> Result<Vec<u8>, ApiError> {
-    to_json(&store.services(), pretty)
+pub fn render_services(
+    store: &Store,
+    filter: &NodeMetaFilter,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
+    if filter.is_empty() {
+        return to_json(&store.services(), pretty);
+    }
+    let mut out: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for node in store
+        .nodes()
+        .into_iter()
+        .filter(|n| node_matches(n, filter))
+    {
+        for svc in store.node_services(&node.node) {
+            out.entry(svc.service.as_str())
+                .or_default()
+                .extend(svc.tags.iter().map(String::as_str));
+        }
+    }
+    to_json(&out, pretty)
 }
 
 pub fn render_service(
     store: &Store,
     name: &str,
     tags: &[String],
+    filter: &NodeMetaFilter,
     pretty: bool,
 ) -> Result<Vec<u8>, ApiError> {
     let out: Vec<CatalogServiceOut<'_>> = store
         .service_instances(name, tags)
         .iter()
+        .filter(|i| node_matches(i.node, filter))
         .map(|i| CatalogServiceOut::new(i.node, i.service))
         .collect();
     to_json(&out, pretty)
@@ -585,24 +633,26 @@ pub async fn handle(
         CatalogRoute::Datacenters => json_response(&[dc.as_str()], pretty),
         CatalogRoute::Nodes => {
             let opts = QueryOptions::parse(&req.query, dc)?;
+            let meta = parse_node_meta(&req.query.all("node-meta"));
             respond(
                 read(
                     ctx,
                     &opts,
                     |s| s.table_index(Table::Nodes),
-                    |s, _| render_nodes(s, pretty),
+                    |s, _| render_nodes(s, &meta, pretty),
                 )
                 .await?,
             )
         }
         CatalogRoute::Services => {
             let opts = QueryOptions::parse(&req.query, dc)?;
+            let meta = parse_node_meta(&req.query.all("node-meta"));
             respond(
                 read(
                     ctx,
                     &opts,
                     |s| s.table_index(Table::Services),
-                    |s, _| render_services(s, pretty),
+                    |s, _| render_services(s, &meta, pretty),
                 )
                 .await?,
             )
@@ -613,12 +663,13 @@ pub async fn handle(
                 return Err(ApiError::bad_request("Missing service name"));
             }
             let tags = req.query.all("tag");
+            let meta = parse_node_meta(&req.query.all("node-meta"));
             respond(
                 read(
                     ctx,
                     &opts,
                     |s| s.table_index(Table::Services),
-                    |s, _| render_service(s, name, &tags, pretty),
+                    |s, _| render_service(s, name, &tags, &meta, pretty),
                 )
                 .await?,
             )

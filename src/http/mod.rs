@@ -153,6 +153,16 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
     Some(found)
 }
 
+/// Whether Go's `cleanPath` would change `path` (cheap check for the hot path).
+fn needs_cleaning(path: &str) -> bool {
+    !path.starts_with('/')
+        || path.contains("//")
+        || path.contains("/./")
+        || path.contains("/../")
+        || path.ends_with("/.")
+        || path.ends_with("/..")
+}
+
 /// Go's `cleanPath`: resolve `.`/`..`, collapse `//`, keep a trailing slash.
 pub fn clean_path(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
@@ -229,8 +239,8 @@ async fn handle(
             "Invalid URL path: contains non-printable characters",
         ));
     }
-    let cleaned = clean_path(&path);
-    if cleaned != path {
+    if needs_cleaning(&path) {
+        let cleaned = clean_path(&path);
         let mut location = utf8_percent_encode(&cleaned, PATH_ESCAPE).to_string();
         if !req.query_string().is_empty() {
             location.push('?');
@@ -333,6 +343,20 @@ mod tests {
         assert_eq!(clean_path("/v1/kv/"), "/v1/kv/");
         assert_eq!(clean_path("/"), "/");
         assert_eq!(clean_path("//"), "/");
+        for p in [
+            "/v1/kv/a//b",
+            "/v1/kv/a/./b",
+            "/v1/kv/a/../b",
+            "/v1/kv/a/.",
+            "/v1/kv/..",
+            "//",
+        ] {
+            assert!(needs_cleaning(p), "{p}");
+        }
+        for p in ["/v1/kv/a/b", "/v1/kv/folder/", "/", "/v1/kv/a..b/.c"] {
+            assert!(!needs_cleaning(p), "{p}");
+            assert_eq!(clean_path(p), p);
+        }
     }
 
     #[test]

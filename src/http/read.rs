@@ -58,13 +58,14 @@ pub async fn read<T>(
     index_of: impl Fn(&Store) -> u64,
     render: impl Fn(&Store, u64) -> Result<T, ApiError>,
 ) -> Result<(QueryMeta, T), ApiError> {
-    check_read_allowed(&ctx.server.status(), opts.consistency)?;
+    let status = ctx.server.status();
+    check_read_allowed(&status, opts.consistency)?;
     if opts.min_index == 0 {
         let store = ctx.server.view().read();
         let index = index_of(&store);
         let out = render(&store, index)?;
         drop(store);
-        return Ok((meta_for(&ctx.server.status(), index, opts.consistency), out));
+        return Ok((meta_for(&status, index, opts.consistency), out));
     }
     let deadline = tokio::time::Instant::now() + jittered(opts.effective_wait());
     let mut applied = ctx.server.applied();

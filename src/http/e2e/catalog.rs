@@ -65,6 +65,19 @@ async fn register_then_read_everything() {
     assert_eq!((r.status, r.text()), (StatusCode::OK, "[]".to_string()));
     assert!(r.header("X-Consul-Index").is_some());
 
+    let r = send!(app, "GET", "/v1/catalog/nodes?node-meta=Env:prod");
+    assert_eq!(r.json().as_array().map(Vec::len), Some(1));
+    let r = send!(
+        app,
+        "GET",
+        "/v1/catalog/services?node-meta=Env:prod&node-meta=x:y"
+    );
+    assert_eq!(r.text(), "{}");
+    let r = send!(app, "GET", "/v1/catalog/services?node-meta=Env:prod");
+    assert_eq!(r.json(), json!({"web": ["prod", "v2"]}));
+    let r = send!(app, "GET", "/v1/catalog/service/web?node-meta=Env:dev");
+    assert_eq!(r.text(), "[]");
+
     let r = send!(app, "GET", "/v1/catalog/nodes");
     let nodes = r.json();
     assert_eq!(nodes.as_array().map(Vec::len), Some(2));

@@ -127,3 +127,19 @@ async fn pretty_output() {
     let r = send!(app, "PUT", "/v1/kv/p", "v");
     assert_eq!(r.text(), "true\n");
 }
+
+#[actix_web::test]
+async fn start_binds_and_stops() {
+    let mut cfg = crate::http::tests_support::test_config();
+    cfg.ports.http = 0;
+    let ctx = super::test_ctx_with(cfg).await;
+    let server = crate::http::start(ctx).expect("binds an ephemeral port");
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    handle.stop(true).await;
+
+    let mut cfg = crate::http::tests_support::test_config();
+    cfg.ports.http = -1;
+    let ctx = super::test_ctx_with(cfg).await;
+    assert!(crate::http::start(ctx).is_err());
+}
