@@ -143,3 +143,50 @@ async fn start_binds_and_stops() {
     let ctx = super::test_ctx_with(cfg).await;
     assert!(crate::http::start(ctx).is_err());
 }
+
+#[actix_web::test]
+async fn leaderless_server_refuses_default_reads_and_writes() {
+    let config = crate::http::tests_support::test_config();
+    let server = actors::ServerHandle::start(actors::ServerOptions {
+        server_id: config.node_id.clone(),
+        node_name: config.node_name.clone(),
+        server_addr: config.server_rpc_addr(),
+        data_dir: None,
+        bootstrap: false,
+        raft_multiplier: 1,
+    })
+    .await
+    .expect("server starts");
+    let ctx = std::sync::Arc::new(crate::agent::AgentContext {
+        config: std::sync::Arc::new(config),
+        server,
+        started_unix: 0,
+    });
+    let app = test_app!(ctx);
+
+    let r = send!(app, "GET", "/v1/kv/x");
+    assert_eq!(
+        (r.status.as_u16(), r.text()),
+        (500, "No cluster leader".to_string())
+    );
+    let r = send!(app, "GET", "/v1/catalog/nodes?consistent");
+    assert_eq!(
+        (r.status.as_u16(), r.text()),
+        (500, "No cluster leader".to_string())
+    );
+
+    let r = send!(app, "GET", "/v1/kv/x?stale");
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.header("X-Consul-KnownLeader").as_deref(), Some("false"));
+    assert_eq!(
+        r.header("X-Consul-Effective-Consistency").as_deref(),
+        Some("stale")
+    );
+
+    let r = send!(app, "GET", "/v1/status/leader");
+    assert_eq!(r.text(), "\"\"");
+
+    let r = send!(app, "PUT", "/v1/kv/x", "v");
+    assert_eq!(r.status.as_u16(), 500);
+    assert_eq!(r.text(), "No cluster leader");
+}
