@@ -39,8 +39,17 @@ pub(crate) struct Fsm {
 }
 
 impl Fsm {
-    pub(crate) fn new(view: ReadView, applied_tx: watch::Sender<u64>, status: Arc<StatusCell>) -> Fsm {
-        Fsm { view, last_applied: 0, applied_tx, status }
+    pub(crate) fn new(
+        view: ReadView,
+        applied_tx: watch::Sender<u64>,
+        status: Arc<StatusCell>,
+    ) -> Fsm {
+        Fsm {
+            view,
+            last_applied: 0,
+            applied_tx,
+            status,
+        }
     }
 }
 
@@ -69,7 +78,8 @@ impl Handler<Apply> for Fsm {
     type Result = ();
 
     fn handle(&mut self, msg: Apply, _: &mut Context<Self>) {
-        let mut results: Vec<(u64, Term, Option<CommandResult>)> = Vec::with_capacity(msg.entries.len());
+        let mut results: Vec<(u64, Term, Option<CommandResult>)> =
+            Vec::with_capacity(msg.entries.len());
         {
             let mut store = self.view.inner().write();
             for entry in &msg.entries {
@@ -77,7 +87,11 @@ impl Handler<Apply> for Fsm {
                     continue; // exactly once
                 }
                 if entry.index.0 != self.last_applied + 1 {
-                    tracing::error!(index = entry.index.0, last_applied = self.last_applied, "gap in committed entries; not applying");
+                    tracing::error!(
+                        index = entry.index.0,
+                        last_applied = self.last_applied,
+                        "gap in committed entries; not applying"
+                    );
                     break;
                 }
                 let result = apply_payload(&mut store, entry);
@@ -85,6 +99,10 @@ impl Handler<Apply> for Fsm {
                 results.push((entry.index.0, entry.term, result));
             }
         }
+        // Publish before answering, so a writer that reads next sees its own index.
+        let applied = self.last_applied;
+        self.status.update(|s| s.applied_index = applied);
+        self.applied_tx.send_replace(applied);
         for waiter in msg.waiters {
             // `results` holds consecutive indexes, so a waiter's slot is a subtraction.
             let found = results
@@ -95,14 +113,14 @@ impl Handler<Apply> for Fsm {
                 Some((_, term, Some(result))) if *term == waiter.term => Ok(result.clone()),
                 Some(_) => Err(WriteError::LeadershipLost),
                 None => {
-                    tracing::error!(index = waiter.index, "waiter for an entry that was not applied");
+                    tracing::error!(
+                        index = waiter.index,
+                        "waiter for an entry that was not applied"
+                    );
                     Err(WriteError::LeadershipLost)
                 }
             };
             let _ = waiter.reply.send(answer);
         }
-        let applied = self.last_applied;
-        self.status.update(|s| s.applied_index = applied);
-        self.applied_tx.send_replace(applied);
     }
 }

@@ -162,10 +162,17 @@ impl ServerHandle {
         let ctx = Context::<RaftCore>::new();
         let addr = ctx.address();
         let done_addr = addr.clone();
-        let log_store = LogStore::spawn(backend, move |result| done_addr.do_send(PersistDone(result)))
-            .map_err(|e| StartError::Storage(e.to_string()))?;
+        let log_store = LogStore::spawn(backend, move |result| {
+            done_addr.do_send(PersistDone(result))
+        })
+        .map_err(|e| StartError::Storage(e.to_string()))?;
         ctx.run(RaftCore::new(raft, log_store, fsm, status.clone(), epoch));
-        Ok(ServerHandle { view, raft: addr, status, applied: applied_rx })
+        Ok(ServerHandle {
+            view,
+            raft: addr,
+            status,
+            applied: applied_rx,
+        })
     }
 
     /// Replicate a command and wait until it is applied; the result is the state
@@ -174,10 +181,15 @@ impl ServerHandle {
         let data = codec::encode(&cmd).map_err(|e| WriteError::Encode(e.to_string()))?;
         let (reply, answer) = oneshot::channel();
         let wait = async {
-            self.raft.send(Propose { data, reply }).await.map_err(|_| WriteError::ShuttingDown)?;
+            self.raft
+                .send(Propose { data, reply })
+                .await
+                .map_err(|_| WriteError::ShuttingDown)?;
             answer.await.map_err(|_| WriteError::ShuttingDown)?
         };
-        tokio::time::timeout(PROPOSE_TIMEOUT, wait).await.map_err(|_| WriteError::Timeout)?
+        tokio::time::timeout(PROPOSE_TIMEOUT, wait)
+            .await
+            .map_err(|_| WriteError::Timeout)?
     }
 
     pub fn view(&self) -> &ReadView {

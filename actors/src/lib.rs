@@ -8,4 +8,6 @@ pub mod log_store;
 mod raft_core;
 mod status;
 
-pub use handle::{RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError};
+pub use handle::{
+    RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError,
+};

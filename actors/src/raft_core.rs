@@ -54,7 +54,13 @@ pub(crate) struct RaftCore {
 }
 
 impl RaftCore {
-    pub(crate) fn new(raft: Raft, log_store: LogStore, fsm: Addr<Fsm>, status: Arc<StatusCell>, epoch: Instant) -> RaftCore {
+    pub(crate) fn new(
+        raft: Raft,
+        log_store: LogStore,
+        fsm: Addr<Fsm>,
+        status: Arc<StatusCell>,
+        epoch: Instant,
+    ) -> RaftCore {
         let tick_ms = (raft_heartbeat_ms(&raft) / 2).max(5);
         RaftCore {
             raft,
@@ -119,7 +125,9 @@ impl RaftCore {
                 return;
             };
             let rest = self.waiters.split_off(&(last.0 + 1));
-            let waiters = std::mem::replace(&mut self.waiters, rest).into_values().collect();
+            let waiters = std::mem::replace(&mut self.waiters, rest)
+                .into_values()
+                .collect();
             self.fsm.do_send(Apply { entries, waiters });
             self.sent_to_fsm = last;
         }
@@ -143,8 +151,10 @@ impl RaftCore {
             Role::Leader => RaftRole::Leader,
         };
         let leader = r.leader().cloned();
-        let leader_addr =
-            leader.as_ref().and_then(|l| r.voters().iter().find(|(id, _)| id == l)).map(|(_, addr)| addr.clone());
+        let leader_addr = leader
+            .as_ref()
+            .and_then(|l| r.voters().iter().find(|(id, _)| id == l))
+            .map(|(_, addr)| addr.clone());
         self.status.update(|s| {
             s.role = role;
             s.term = r.term().0;
@@ -154,12 +164,21 @@ impl RaftCore {
             s.last_log_index = r.last_log_index().0;
             s.last_log_term = r.last_log_term().0;
             if s.voters.len() != r.voters().len()
-                || s.voters.iter().zip(r.voters()).any(|(a, b)| a.0 != b.0 .0 || a.1 != b.1)
+                || s.voters
+                    .iter()
+                    .zip(r.voters())
+                    .any(|(a, b)| a.0 != b.0 .0 || a.1 != b.1)
             {
-                s.voters = r.voters().iter().map(|(id, addr)| (id.0.clone(), addr.clone())).collect();
+                s.voters = r
+                    .voters()
+                    .iter()
+                    .map(|(id, addr)| (id.0.clone(), addr.clone()))
+                    .collect();
             }
         });
-        let contact = r.last_leader_contact_ms().map(|ms| self.epoch + Duration::from_millis(ms));
+        let contact = r
+            .last_leader_contact_ms()
+            .map(|ms| self.epoch + Duration::from_millis(ms));
         self.status.set_last_contact(contact);
     }
 }
@@ -196,7 +215,11 @@ impl Handler<Propose> for RaftCore {
                 let _ = msg.reply.send(Err(WriteError::NoLeader));
             }
             Ok(index) => {
-                let waiter = Waiter { index: index.0, term: self.raft.term(), reply: msg.reply };
+                let waiter = Waiter {
+                    index: index.0,
+                    term: self.raft.term(),
+                    reply: msg.reply,
+                };
                 self.waiters.insert(index.0, waiter);
                 self.run_outputs();
             }

@@ -20,7 +20,10 @@ impl StatusCell {
     pub(crate) fn read(&self) -> RaftStatus {
         let inner = self.inner.lock();
         let mut status = inner.status.clone();
-        status.last_contact_ms = inner.last_contact.map(|t| t.elapsed().as_millis() as u64).unwrap_or(0);
+        status.last_contact_ms = inner
+            .last_contact
+            .map(|t| t.elapsed().as_millis() as u64)
+            .unwrap_or(0);
         status
     }
 

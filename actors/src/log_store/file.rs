@@ -41,7 +41,9 @@ pub struct FileOptions {
 
 impl Default for FileOptions {
     fn default() -> Self {
-        FileOptions { segment_max_bytes: 16 * 1024 * 1024 }
+        FileOptions {
+            segment_max_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 
@@ -135,7 +137,12 @@ impl FileBackend {
                 continue;
             }
             let bytes = fs::read(&path)?;
-            let mut seg = Segment { first_index, path, offsets: Vec::new(), len: 0 };
+            let mut seg = Segment {
+                first_index,
+                path,
+                offsets: Vec::new(),
+                len: 0,
+            };
             let mut pos = 0usize;
             while pos < bytes.len() {
                 let good = unframe(&bytes, pos).and_then(|(payload, end)| {
@@ -164,7 +171,12 @@ impl FileBackend {
         if segments.is_empty() {
             let path = segment_path(dir, entries.len() as u64 + 1);
             File::create(&path)?;
-            segments.push(Segment { first_index: entries.len() as u64 + 1, path, offsets: Vec::new(), len: 0 });
+            segments.push(Segment {
+                first_index: entries.len() as u64 + 1,
+                path,
+                offsets: Vec::new(),
+                len: 0,
+            });
             dir_dirty = true;
         }
         if dir_dirty {
@@ -180,7 +192,13 @@ impl FileBackend {
             dirty: false,
             dir_dirty: false,
         };
-        Ok((backend, Recovered { hard_state, entries }))
+        Ok((
+            backend,
+            Recovered {
+                hard_state,
+                entries,
+            },
+        ))
     }
 
     fn active_segment(&mut self) -> &mut Segment {
@@ -205,8 +223,17 @@ impl FileBackend {
             self.dirty = false;
         }
         let path = segment_path(&self.dir, first_index);
-        self.active = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
-        self.segments.push(Segment { first_index, path, offsets: Vec::new(), len: 0 });
+        self.active = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)?;
+        self.segments.push(Segment {
+            first_index,
+            path,
+            offsets: Vec::new(),
+            len: 0,
+        });
         self.dir_dirty = true;
         Ok(())
     }
@@ -225,7 +252,10 @@ fn read_hard_state(dir: &Path) -> Result<HardState, StorageError> {
     };
     // Written by rename, so it is never torn: any damage is real corruption, and silently
     // forgetting a vote would be unsafe.
-    let corrupt = |detail: &str| StorageError::Corrupt { what: path.display().to_string(), detail: detail.into() };
+    let corrupt = |detail: &str| StorageError::Corrupt {
+        what: path.display().to_string(),
+        detail: detail.into(),
+    };
     let (payload, end) = unframe(&bytes, 0).ok_or_else(|| corrupt("bad length or crc"))?;
     if end != bytes.len() {
         return Err(corrupt("trailing bytes"));
@@ -241,7 +271,8 @@ impl LogBackend for FileBackend {
         }
         self.write_buffer()?;
         // Drop whole segments that start at or after `from`, keeping at least the first.
-        while self.segments.len() > 1 && self.segments[self.segments.len() - 1].first_index >= from {
+        while self.segments.len() > 1 && self.segments[self.segments.len() - 1].first_index >= from
+        {
             if let Some(seg) = self.segments.pop() {
                 fs::remove_file(&seg.path)?;
                 self.dir_dirty = true;
@@ -265,7 +296,10 @@ impl LogBackend for FileBackend {
         for entry in entries {
             let next = self.active_segment_next();
             if entry.index.0 != next {
-                return Err(StorageError::Io(format!("append of index {} but next is {next}", entry.index)));
+                return Err(StorageError::Io(format!(
+                    "append of index {} but next is {next}",
+                    entry.index
+                )));
             }
             let len = self.active_segment().len;
             if len > 0 && len >= self.opts.segment_max_bytes {

@@ -35,7 +35,10 @@ impl LogBackend for MemoryBackend {
         for e in entries {
             let expected = state.entries.len() as u64 + 1;
             if e.index.0 != expected {
-                return Err(StorageError::Io(format!("append of index {} but next is {expected}", e.index)));
+                return Err(StorageError::Io(format!(
+                    "append of index {} but next is {expected}",
+                    e.index
+                )));
             }
             state.entries.push(e.clone());
         }

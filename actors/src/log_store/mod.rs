@@ -65,7 +65,10 @@ pub trait LogBackend: Send + 'static {
 }
 
 /// Execute a batch of requests in order with one sync. Returns the highest id done.
-pub fn persist_batch(backend: &mut dyn LogBackend, batch: &[PersistRequest]) -> Result<u64, StorageError> {
+pub fn persist_batch(
+    backend: &mut dyn LogBackend,
+    batch: &[PersistRequest],
+) -> Result<u64, StorageError> {
     let mut hard_state = None;
     for req in batch {
         if let Some(from) = req.truncate_from {

@@ -159,7 +159,10 @@ impl Raft {
         &self.voters
     }
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, voted_for: self.voted_for.clone() }
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for.clone(),
+        }
     }
     /// When we last heard from a current leader (None: never, or we are the leader).
     pub fn last_leader_contact_ms(&self) -> Option<u64> {
@@ -191,7 +194,10 @@ impl Raft {
         self.term = Term(1);
         self.voted_for = None;
         self.hard_state_dirty = true;
-        self.append_local(Payload::Configuration(vec![(self.cfg.id.clone(), self_addr.to_string())]));
+        self.append_local(Payload::Configuration(vec![(
+            self.cfg.id.clone(),
+            self_addr.to_string(),
+        )]));
         self.finish();
         true
     }
@@ -219,7 +225,9 @@ impl Raft {
     /// Append a new entry as leader. Returns its index; it is committed later.
     pub fn propose(&mut self, payload: Payload) -> Result<LogIndex, NotLeader> {
         if self.role != Role::Leader {
-            return Err(NotLeader { leader: self.leader.clone() });
+            return Err(NotLeader {
+                leader: self.leader.clone(),
+            });
         }
         let index = self.append_local(payload);
         let peers: Vec<ServerId> = self
@@ -252,8 +260,9 @@ impl Raft {
                 self.durable = p.last_index;
             }
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.deferred).into_iter().partition(|(after, _, _)| *after <= id);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(after, _, _)| *after <= id);
         self.deferred = waiting;
         for (_, to, msg) in ready {
             self.outputs.push(Output::Send { to, msg });
@@ -273,16 +282,35 @@ impl Raft {
     pub fn on_message(&mut self, now_ms: u64, from: ServerId, msg: Message) {
         self.now_ms = self.now_ms.max(now_ms);
         match msg {
-            Message::RequestVote { term, candidate, last_log_index, last_log_term } => {
-                self.on_request_vote(from, term, candidate, last_log_index, last_log_term)
-            }
+            Message::RequestVote {
+                term,
+                candidate,
+                last_log_index,
+                last_log_term,
+            } => self.on_request_vote(from, term, candidate, last_log_index, last_log_term),
             Message::RequestVoteReply { term, granted } => self.on_vote_reply(from, term, granted),
-            Message::AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit } => {
-                self.on_append_entries(from, term, leader, prev_log_index, prev_log_term, entries, leader_commit)
-            }
-            Message::AppendEntriesReply { term, success, match_index, last_log_index } => {
-                self.on_append_reply(from, term, success, match_index, last_log_index)
-            }
+            Message::AppendEntries {
+                term,
+                leader,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => self.on_append_entries(
+                from,
+                term,
+                leader,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            ),
+            Message::AppendEntriesReply {
+                term,
+                success,
+                match_index,
+                last_log_index,
+            } => self.on_append_reply(from, term, success, match_index, last_log_index),
         }
         self.finish();
     }
@@ -297,7 +325,10 @@ impl Raft {
         last_log_index: LogIndex,
         last_log_term: Term,
     ) {
-        let reject = |s: &Self| Message::RequestVoteReply { term: s.term, granted: false };
+        let reject = |s: &Self| Message::RequestVoteReply {
+            term: s.term,
+            granted: false,
+        };
         if term < self.term {
             self.send(from, reject(self));
             return;
@@ -306,10 +337,12 @@ impl Raft {
         // (e.g. partitioned and back) must not depose it or bump our term.
         let leader_alive = match self.role {
             Role::Leader => true,
-            _ => self.leader.is_some()
-                && self
-                    .last_leader_contact_ms
-                    .is_some_and(|t| self.now_ms.saturating_sub(t) < self.cfg.election_timeout_ms),
+            _ => {
+                self.leader.is_some()
+                    && self.last_leader_contact_ms.is_some_and(|t| {
+                        self.now_ms.saturating_sub(t) < self.cfg.election_timeout_ms
+                    })
+            }
         };
         if leader_alive && term > self.term {
             self.send(from, reject(self));
@@ -318,7 +351,8 @@ impl Raft {
         if term > self.term {
             self.step_down(term);
         }
-        let log_ok = (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index());
+        let log_ok =
+            (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index());
         let vote_free = self.voted_for.is_none() || self.voted_for.as_ref() == Some(&candidate);
         if self.role == Role::Follower && log_ok && vote_free && candidate == from {
             if self.voted_for.is_none() {
@@ -327,7 +361,13 @@ impl Raft {
             }
             self.reset_election_timer();
             // Rule: a granted vote leaves only once it is durable.
-            self.pending_acks.push((from, Message::RequestVoteReply { term: self.term, granted: true }));
+            self.pending_acks.push((
+                from,
+                Message::RequestVoteReply {
+                    term: self.term,
+                    granted: true,
+                },
+            ));
         } else {
             self.send(from, reject(self));
         }
@@ -372,7 +412,11 @@ impl Raft {
     }
 
     fn check_election_won(&mut self) {
-        let granted = self.voters.iter().filter(|(id, _)| self.votes.contains(id)).count();
+        let granted = self
+            .voters
+            .iter()
+            .filter(|(id, _)| self.votes.contains(id))
+            .count();
         if granted >= self.quorum() {
             self.become_leader();
         }
@@ -389,7 +433,12 @@ impl Raft {
             .peers()
             .into_iter()
             .map(|id| {
-                let p = Progress { next_index: next, match_index: LogIndex(0), in_flight: false, last_ack_ms: self.now_ms };
+                let p = Progress {
+                    next_index: next,
+                    match_index: LogIndex(0),
+                    in_flight: false,
+                    last_ack_ms: self.now_ms,
+                };
                 (id, p)
             })
             .collect();
@@ -428,7 +477,10 @@ impl Raft {
                 .iter()
                 .filter(|(id, _)| {
                     *id == self.cfg.id
-                        || self.progress.get(id).is_some_and(|p| now.saturating_sub(p.last_ack_ms) < timeout)
+                        || self
+                            .progress
+                            .get(id)
+                            .is_some_and(|p| now.saturating_sub(p.last_ack_ms) < timeout)
                 })
                 .count();
             if recent < self.quorum() {
@@ -466,7 +518,10 @@ impl Raft {
             return;
         }
         // Malformed input: entries must continue prev_log_index contiguously.
-        let contiguous = entries.iter().enumerate().all(|(i, e)| e.index.0 == prev_log_index.0 + 1 + i as u64);
+        let contiguous = entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| prev_log_index.0.checked_add(1 + i as u64) == Some(e.index.0));
         if leader != from || !contiguous {
             return;
         }
@@ -538,7 +593,9 @@ impl Raft {
         }
         let last = self.log.last_index();
         let now = self.now_ms;
-        let Some(p) = self.progress.get_mut(&from) else { return };
+        let Some(p) = self.progress.get_mut(&from) else {
+            return;
+        };
         p.in_flight = false;
         p.last_ack_ms = now;
         if success {
@@ -550,7 +607,10 @@ impl Raft {
                 p.next_index = LogIndex(p.match_index.0 + 1);
             }
         } else {
-            let hinted = last_log_index.0.saturating_add(1).min(p.next_index.0.saturating_sub(1));
+            let hinted = last_log_index
+                .0
+                .saturating_add(1)
+                .min(p.next_index.0.saturating_sub(1));
             p.next_index = LogIndex(hinted.max(p.match_index.0 + 1).max(1));
         }
         let more = p.next_index <= last;
@@ -569,7 +629,9 @@ impl Raft {
     }
 
     fn send_append(&mut self, peer: &ServerId) {
-        let Some(p) = self.progress.get_mut(peer) else { return };
+        let Some(p) = self.progress.get_mut(peer) else {
+            return;
+        };
         let last = self.log.last_index();
         let prev = LogIndex(p.next_index.0.saturating_sub(1));
         let to = LogIndex(last.0.min(prev.0 + self.cfg.max_entries_per_append as u64));
@@ -598,7 +660,10 @@ impl Raft {
                 if *id == self.cfg.id {
                     self.durable
                 } else {
-                    self.progress.get(id).map(|p| p.match_index).unwrap_or_default()
+                    self.progress
+                        .get(id)
+                        .map(|p| p.match_index)
+                        .unwrap_or_default()
                 }
             })
             .collect();
@@ -617,7 +682,11 @@ impl Raft {
 
     fn append_local(&mut self, payload: Payload) -> LogIndex {
         let index = LogIndex(self.log.last_index().0 + 1);
-        self.append_entry(Entry { term: self.term, index, payload });
+        self.append_entry(Entry {
+            term: self.term,
+            index,
+            payload,
+        });
         index
     }
 
@@ -699,7 +768,11 @@ impl Raft {
         let now = (self.role, self.term, self.leader.clone());
         if now != self.reported {
             self.reported = now.clone();
-            self.outputs.push(Output::RoleChanged { role: now.0, term: now.1, leader: now.2 });
+            self.outputs.push(Output::RoleChanged {
+                role: now.0,
+                term: now.1,
+                leader: now.2,
+            });
         }
     }
 
@@ -714,7 +787,11 @@ impl Raft {
     }
 
     fn peers(&self) -> Vec<ServerId> {
-        self.voters.iter().filter(|(id, _)| *id != self.cfg.id).map(|(id, _)| id.clone()).collect()
+        self.voters
+            .iter()
+            .filter(|(id, _)| *id != self.cfg.id)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     fn quorum(&self) -> usize {

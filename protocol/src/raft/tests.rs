@@ -1,0 +1,680 @@
+//! Exact-output tests of the Raft core: one state, one input, the exact outputs.
+
+use super::*;
+use crate::ids::{LogIndex, ServerId, Term};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+const T: u64 = 100; // election timeout in these tests; waits are drawn from [T, 2T)
+
+fn id(s: &str) -> ServerId {
+    ServerId(s.to_string())
+}
+
+fn config(s: &str) -> RaftConfig {
+    RaftConfig {
+        id: id(s),
+        election_timeout_ms: T,
+        heartbeat_interval_ms: 10,
+        max_entries_per_append: 64,
+    }
+}
+
+fn node(s: &str, hard_state: HardState, entries: Vec<Entry>) -> Raft {
+    Raft::new(config(s), hard_state, entries, StdRng::seed_from_u64(7), 0).unwrap()
+}
+
+fn entry(term: u64, index: u64, payload: Payload) -> Entry {
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        payload,
+    }
+}
+
+fn conf(ids: &[&str]) -> Payload {
+    Payload::Configuration(ids.iter().map(|s| (id(s), format!("{s}:8300"))).collect())
+}
+
+fn cmd(b: &str) -> Payload {
+    Payload::Command(b.as_bytes().to_vec())
+}
+
+fn hs(term: u64, vote: Option<&str>) -> HardState {
+    HardState {
+        term: Term(term),
+        voted_for: vote.map(id),
+    }
+}
+
+fn persist(
+    id: u64,
+    truncate_from: Option<u64>,
+    entries: Vec<Entry>,
+    hard_state: Option<HardState>,
+) -> Output {
+    Output::Persist(PersistRequest {
+        id,
+        truncate_from: truncate_from.map(LogIndex),
+        entries,
+        hard_state,
+    })
+}
+
+fn role(role: Role, term: u64, leader: Option<&str>) -> Output {
+    Output::RoleChanged {
+        role,
+        term: Term(term),
+        leader: leader.map(id),
+    }
+}
+
+fn send(to: &str, msg: Message) -> Output {
+    Output::Send { to: id(to), msg }
+}
+
+fn committed(up_to: u64) -> Output {
+    Output::Committed {
+        up_to: LogIndex(up_to),
+    }
+}
+
+fn request_vote(term: u64, candidate: &str, last_index: u64, last_term: u64) -> Message {
+    Message::RequestVote {
+        term: Term(term),
+        candidate: id(candidate),
+        last_log_index: LogIndex(last_index),
+        last_log_term: Term(last_term),
+    }
+}
+
+fn vote_reply(term: u64, granted: bool) -> Message {
+    Message::RequestVoteReply {
+        term: Term(term),
+        granted,
+    }
+}
+
+fn append(term: u64, leader: &str, prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> Message {
+    Message::AppendEntries {
+        term: Term(term),
+        leader: id(leader),
+        prev_log_index: LogIndex(prev.0),
+        prev_log_term: Term(prev.1),
+        entries,
+        leader_commit: LogIndex(commit),
+    }
+}
+
+fn append_reply(term: u64, success: bool, match_index: u64, last_log_index: u64) -> Message {
+    Message::AppendEntriesReply {
+        term: Term(term),
+        success,
+        match_index: LogIndex(match_index),
+        last_log_index: LogIndex(last_log_index),
+    }
+}
+
+/// Deliver every Send of `outputs` addressed to `to`, from `from`.
+fn deliver(outputs: &[Output], from: &str, to: &mut Raft, now_ms: u64) {
+    for o in outputs {
+        if let Output::Send { to: dest, msg } = o {
+            if dest == to.id() {
+                to.on_message(now_ms, id(from), msg.clone());
+            }
+        }
+    }
+}
+
+// ----- single node ------------------------------------------------------------------
+
+#[test]
+fn bootstrap_writes_configuration_at_index_1_term_1() {
+    let mut a = node("a", HardState::default(), vec![]);
+    assert!(a.bootstrap("a:8300"));
+    assert_eq!(
+        a.drain_outputs(),
+        vec![
+            persist(1, None, vec![entry(1, 1, conf(&["a"]))], Some(hs(1, None))),
+            role(Role::Follower, 1, None)
+        ]
+    );
+    // Never twice, and never on a non-empty log.
+    assert!(!a.bootstrap("a:8300"));
+    let mut b = node("b", hs(3, None), vec![entry(1, 1, conf(&["b"]))]);
+    assert!(!b.bootstrap("b:8300"));
+    assert_eq!(b.drain_outputs(), vec![]);
+}
+
+#[test]
+fn single_node_elects_itself_and_commits_after_persisting() {
+    let mut a = node("a", HardState::default(), vec![]);
+    a.bootstrap("a:8300");
+    a.drain_outputs();
+
+    // A sole voter starts an election on its first tick, without waiting a timeout.
+    a.on_tick(1);
+    assert_eq!(
+        a.drain_outputs(),
+        vec![
+            persist(2, None, vec![], Some(hs(2, Some("a")))),
+            role(Role::Candidate, 2, None)
+        ]
+    );
+
+    // Its own vote counts only once durable.
+    a.on_persisted(1);
+    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(a.role(), Role::Candidate);
+    a.on_persisted(2);
+    assert_eq!(
+        a.drain_outputs(),
+        vec![
+            persist(3, None, vec![entry(2, 2, Payload::Noop)], None),
+            role(Role::Leader, 2, Some("a"))
+        ]
+    );
+    assert_eq!(a.commit_index(), LogIndex(0));
+
+    // The leader's own copy counts only after Persisted.
+    a.on_persisted(3);
+    assert_eq!(a.drain_outputs(), vec![committed(2)]);
+
+    assert_eq!(a.propose(cmd("x")), Ok(LogIndex(3)));
+    assert_eq!(a.propose(cmd("y")), Ok(LogIndex(4)));
+    assert_eq!(
+        a.drain_outputs(),
+        vec![
+            persist(4, None, vec![entry(2, 3, cmd("x"))], None),
+            persist(5, None, vec![entry(2, 4, cmd("y"))], None)
+        ]
+    );
+    // One confirmation covers every earlier id (group commit).
+    a.on_persisted(5);
+    assert_eq!(a.drain_outputs(), vec![committed(4)]);
+    assert_eq!(
+        a.entries(LogIndex(3), LogIndex(4)),
+        &[entry(2, 3, cmd("x")), entry(2, 4, cmd("y"))]
+    );
+}
+
+#[test]
+fn propose_on_follower_is_not_leader() {
+    let mut a = node("a", HardState::default(), vec![]);
+    assert_eq!(a.propose(cmd("x")), Err(NotLeader { leader: None }));
+    // Without a configuration there is nobody to elect: no election, ever.
+    a.on_tick(10 * T);
+    assert_eq!(a.drain_outputs(), vec![]);
+}
+
+#[test]
+fn bogus_and_stale_persist_confirmations_are_ignored() {
+    let mut a = node("a", HardState::default(), vec![]);
+    a.bootstrap("a:8300");
+    a.drain_outputs();
+    a.on_persisted(7); // never issued
+    a.on_persisted(0);
+    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(a.durable_index(), LogIndex(0));
+}
+
+#[test]
+fn restart_recovers_term_and_vote_then_commits_old_entries_with_a_noop() {
+    let log = vec![
+        entry(1, 1, conf(&["a"])),
+        entry(2, 2, Payload::Noop),
+        entry(2, 3, cmd("x")),
+    ];
+    let mut a = node("a", hs(2, Some("a")), log);
+    assert_eq!((a.term(), a.hard_state()), (Term(2), hs(2, Some("a"))));
+    assert_eq!(
+        (a.last_log_index(), a.durable_index(), a.commit_index()),
+        (LogIndex(3), LogIndex(3), LogIndex(0))
+    );
+
+    a.on_tick(1);
+    assert_eq!(
+        a.drain_outputs(),
+        vec![
+            persist(1, None, vec![], Some(hs(3, Some("a")))),
+            role(Role::Candidate, 3, None)
+        ]
+    );
+    a.on_persisted(1);
+    assert_eq!(
+        a.drain_outputs(),
+        vec![
+            persist(2, None, vec![entry(3, 4, Payload::Noop)], None),
+            role(Role::Leader, 3, Some("a"))
+        ]
+    );
+    // Entry 3 (term 2) is only committed together with the current term's no-op.
+    a.on_persisted(2);
+    assert_eq!(a.drain_outputs(), vec![committed(4)]);
+}
+
+#[test]
+fn restart_never_runs_in_a_term_older_than_its_log() {
+    // The log write landed, the hard-state write did not (crash in between).
+    let a = node(
+        "a",
+        hs(1, None),
+        vec![entry(1, 1, conf(&["a"])), entry(4, 2, Payload::Noop)],
+    );
+    assert_eq!(a.hard_state(), hs(4, None));
+}
+
+#[test]
+fn recovered_log_with_gaps_is_refused() {
+    let r = Raft::new(
+        config("a"),
+        hs(1, None),
+        vec![entry(1, 2, Payload::Noop)],
+        StdRng::seed_from_u64(1),
+        0,
+    );
+    assert!(r.is_err());
+}
+
+// ----- three nodes ------------------------------------------------------------------
+
+fn three() -> (Raft, Raft, Raft) {
+    let log = || vec![entry(1, 1, conf(&["a", "b", "c"]))];
+    (
+        node("a", hs(1, None), log()),
+        node("b", hs(1, None), log()),
+        node("c", hs(1, None), log()),
+    )
+}
+
+#[test]
+fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
+    let (mut a, mut b, mut c) = three();
+
+    // Followers wait a full randomized timeout.
+    a.on_tick(T - 1);
+    assert_eq!(a.drain_outputs(), vec![]);
+    a.on_tick(2 * T);
+    let out = a.drain_outputs();
+    assert_eq!(
+        out,
+        vec![
+            persist(1, None, vec![], Some(hs(2, Some("a")))),
+            send("b", request_vote(2, "a", 1, 1)),
+            send("c", request_vote(2, "a", 1, 1)),
+            role(Role::Candidate, 2, None),
+        ]
+    );
+
+    // b grants, but its reply waits until the vote is durable.
+    deliver(&out, "a", &mut b, 2 * T);
+    assert_eq!(
+        b.drain_outputs(),
+        vec![
+            persist(1, None, vec![], Some(hs(2, Some("a")))),
+            role(Role::Follower, 2, None)
+        ]
+    );
+    b.on_persisted(1);
+    let b_out = b.drain_outputs();
+    assert_eq!(b_out, vec![send("a", vote_reply(2, true))]);
+
+    // One granted vote is not a quorum until a's own vote is durable too.
+    deliver(&b_out, "b", &mut a, 2 * T);
+    assert_eq!(a.drain_outputs(), vec![]);
+    a.on_persisted(1);
+    let out = a.drain_outputs();
+    let noop = entry(2, 2, Payload::Noop);
+    assert_eq!(
+        out,
+        vec![
+            send("b", append(2, "a", (1, 1), vec![noop.clone()], 0)),
+            send("c", append(2, "a", (1, 1), vec![noop.clone()], 0)),
+            persist(2, None, vec![noop.clone()], None),
+            role(Role::Leader, 2, Some("a")),
+        ]
+    );
+
+    // b appends; its success reply waits for its disk.
+    deliver(&out, "a", &mut b, 2 * T);
+    assert_eq!(
+        b.drain_outputs(),
+        vec![
+            persist(2, None, vec![noop.clone()], None),
+            role(Role::Follower, 2, Some("a"))
+        ]
+    );
+    b.on_persisted(2);
+    let b_out = b.drain_outputs();
+    assert_eq!(b_out, vec![send("a", append_reply(2, true, 2, 2))]);
+
+    // b has it durably, a not yet: no quorum of durable copies, no commit.
+    deliver(&b_out, "b", &mut a, 2 * T);
+    assert_eq!(a.drain_outputs(), vec![]);
+    a.on_persisted(2);
+    assert_eq!(a.drain_outputs(), vec![committed(2)]);
+
+    // A proposal goes to every follower without an append in flight (c never answered).
+    assert_eq!(a.propose(cmd("x")), Ok(LogIndex(3)));
+    let x = entry(2, 3, cmd("x"));
+    assert_eq!(
+        a.drain_outputs(),
+        vec![
+            send("b", append(2, "a", (2, 2), vec![x.clone()], 2)),
+            persist(3, None, vec![x.clone()], None)
+        ]
+    );
+
+    // The heartbeat carries the commit index; c catches up from its next index.
+    a.on_tick(2 * T + 10);
+    let out = a.drain_outputs();
+    assert_eq!(
+        out,
+        vec![
+            send("b", append(2, "a", (2, 2), vec![x.clone()], 2)),
+            send(
+                "c",
+                append(2, "a", (1, 1), vec![noop.clone(), x.clone()], 2)
+            ),
+        ]
+    );
+    deliver(&out, "a", &mut c, 2 * T + 10);
+    assert_eq!(
+        c.drain_outputs(),
+        vec![
+            committed(2),
+            persist(1, None, vec![noop.clone(), x.clone()], Some(hs(2, None))),
+            role(Role::Follower, 2, Some("a")),
+        ]
+    );
+    c.on_persisted(1);
+    let c_out = c.drain_outputs();
+    assert_eq!(c_out, vec![send("a", append_reply(2, true, 3, 3))]);
+    deliver(&c_out, "c", &mut a, 2 * T + 11);
+    // Quorum = a (durable? not yet) + c: a's own copy of 3 is not durable, so 3 waits.
+    assert_eq!(a.drain_outputs(), vec![]);
+    a.on_persisted(3);
+    assert_eq!(a.drain_outputs(), vec![committed(3)]);
+}
+
+#[test]
+fn follower_truncates_a_conflicting_suffix() {
+    // b holds two entries of term 2 that never committed; the term-3 leader has others.
+    let log = vec![
+        entry(1, 1, conf(&["a", "b", "c"])),
+        entry(2, 2, cmd("old2")),
+        entry(2, 3, cmd("old3")),
+    ];
+    let mut b = node("b", hs(2, None), log);
+    let new2 = entry(3, 2, cmd("new2"));
+    b.on_message(0, id("a"), append(3, "a", (1, 1), vec![new2.clone()], 1));
+    assert_eq!(
+        b.drain_outputs(),
+        vec![
+            committed(1),
+            persist(1, Some(2), vec![new2.clone()], Some(hs(3, None))),
+            role(Role::Follower, 3, Some("a")),
+        ]
+    );
+    assert_eq!(
+        (b.last_log_index(), b.last_log_term()),
+        (LogIndex(2), Term(3))
+    );
+    assert_eq!(b.durable_index(), LogIndex(1));
+    b.on_persisted(1);
+    assert_eq!(
+        b.drain_outputs(),
+        vec![send("a", append_reply(3, true, 2, 2))]
+    );
+    assert_eq!(b.durable_index(), LogIndex(2));
+}
+
+#[test]
+fn follower_rejects_a_log_mismatch_with_a_hint_and_leader_backs_up() {
+    let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    b.on_message(0, id("a"), append(2, "a", (5, 2), vec![], 0));
+    assert_eq!(
+        b.drain_outputs(),
+        vec![
+            send("a", append_reply(2, false, 0, 1)),
+            role(Role::Follower, 2, Some("a"))
+        ]
+    );
+
+    // The leader side: a leader whose next index for b is too far moves it to b's hint.
+    let log = vec![
+        entry(1, 1, conf(&["a", "b", "c"])),
+        entry(2, 2, cmd("p")),
+        entry(2, 3, cmd("q")),
+        entry(2, 4, cmd("r")),
+    ];
+    let mut a = node("a", hs(2, None), log);
+    a.on_tick(2 * T);
+    a.drain_outputs();
+    a.on_message(2 * T, id("b"), vote_reply(3, true));
+    a.on_persisted(1);
+    a.drain_outputs();
+    assert_eq!(a.role(), Role::Leader);
+    a.on_message(2 * T, id("b"), append_reply(3, false, 0, 1));
+    let noop = entry(3, 5, Payload::Noop);
+    assert_eq!(
+        a.drain_outputs(),
+        vec![send(
+            "b",
+            append(
+                3,
+                "a",
+                (1, 1),
+                vec![
+                    entry(2, 2, cmd("p")),
+                    entry(2, 3, cmd("q")),
+                    entry(2, 4, cmd("r")),
+                    noop
+                ],
+                0
+            )
+        )]
+    );
+}
+
+#[test]
+fn heartbeat_reply_never_waits_and_vouches_only_for_durable_entries() {
+    let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    let e2 = entry(2, 2, cmd("x"));
+    b.on_message(0, id("a"), append(2, "a", (1, 1), vec![e2.clone()], 0));
+    assert_eq!(
+        b.drain_outputs(),
+        vec![
+            persist(1, None, vec![e2], None),
+            role(Role::Follower, 2, Some("a"))
+        ]
+    );
+    // Entry 2 is in memory, not on disk: the heartbeat reply claims only index 1.
+    b.on_message(5, id("a"), append(2, "a", (2, 2), vec![], 0));
+    assert_eq!(
+        b.drain_outputs(),
+        vec![send("a", append_reply(2, true, 1, 2))]
+    );
+    // The deferred reply to the first append leaves once the entry is durable.
+    b.on_persisted(1);
+    assert_eq!(
+        b.drain_outputs(),
+        vec![send("a", append_reply(2, true, 2, 2))]
+    );
+}
+
+#[test]
+fn stale_term_messages_are_refused_and_change_nothing() {
+    let mut b = node("b", hs(5, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    b.on_message(
+        0,
+        id("a"),
+        append(4, "a", (1, 1), vec![entry(4, 2, cmd("x"))], 1),
+    );
+    assert_eq!(
+        b.drain_outputs(),
+        vec![send("a", append_reply(5, false, 0, 1))]
+    );
+    b.on_message(0, id("c"), request_vote(4, "c", 9, 4));
+    assert_eq!(b.drain_outputs(), vec![send("c", vote_reply(5, false))]);
+    b.on_message(0, id("c"), vote_reply(4, true));
+    b.on_message(0, id("c"), append_reply(4, true, 1, 1));
+    assert_eq!(b.drain_outputs(), vec![]);
+    assert_eq!(
+        (b.term(), b.last_log_index(), b.commit_index(), b.leader()),
+        (Term(5), LogIndex(1), LogIndex(0), None)
+    );
+}
+
+#[test]
+fn vote_is_refused_to_a_candidate_with_an_older_log_and_given_once_per_term() {
+    let mut b = node(
+        "b",
+        hs(2, None),
+        vec![
+            entry(1, 1, conf(&["a", "b", "c"])),
+            entry(2, 2, Payload::Noop),
+        ],
+    );
+    b.on_message(0, id("c"), request_vote(3, "c", 5, 1));
+    assert_eq!(
+        b.drain_outputs(),
+        // A refusal vouches for nothing, so it need not wait for the disk.
+        vec![
+            send("c", vote_reply(3, false)),
+            persist(1, None, vec![], Some(hs(3, None))),
+            role(Role::Follower, 3, None)
+        ]
+    );
+    b.on_message(0, id("a"), request_vote(3, "a", 2, 2));
+    assert_eq!(
+        b.drain_outputs(),
+        vec![persist(2, None, vec![], Some(hs(3, Some("a"))))]
+    );
+    // Another candidate in the same term: refused even though its log is fine.
+    b.on_message(0, id("c"), request_vote(3, "c", 2, 2));
+    assert_eq!(b.drain_outputs(), vec![send("c", vote_reply(3, false))]);
+    b.on_persisted(2);
+    assert_eq!(b.drain_outputs(), vec![send("a", vote_reply(3, true))]);
+}
+
+#[test]
+fn follower_with_a_live_leader_ignores_disruptive_candidates() {
+    let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    b.on_message(0, id("a"), append(2, "a", (1, 1), vec![], 0));
+    b.drain_outputs();
+    b.on_message(T / 2, id("c"), request_vote(3, "c", 1, 1));
+    assert_eq!(b.drain_outputs(), vec![send("c", vote_reply(2, false))]);
+    assert_eq!(b.term(), Term(2));
+}
+
+#[test]
+fn leader_steps_down_on_a_higher_term_and_without_a_quorum() {
+    let (mut a, mut b, _) = three();
+    a.on_tick(2 * T);
+    let out = a.drain_outputs();
+    deliver(&out, "a", &mut b, 2 * T);
+    b.on_persisted(1);
+    let b_out = b.drain_outputs();
+    deliver(&b_out, "b", &mut a, 2 * T);
+    a.on_persisted(1);
+    a.drain_outputs();
+    assert_eq!(a.role(), Role::Leader);
+
+    // Nobody answers for an election timeout: a stops claiming leadership.
+    a.on_tick(3 * T - 1);
+    a.drain_outputs();
+    assert_eq!(a.role(), Role::Leader, "b was heard from at 2T");
+    a.on_tick(3 * T);
+    assert_eq!(a.drain_outputs(), vec![role(Role::Follower, 2, None)]);
+    assert_eq!(a.propose(cmd("x")), Err(NotLeader { leader: None }));
+
+    // A higher term in a reply demotes at once.
+    let (mut a2, _, _) = three();
+    a2.on_tick(2 * T);
+    a2.drain_outputs();
+    a2.on_message(2 * T, id("c"), vote_reply(7, false));
+    assert_eq!(
+        a2.drain_outputs(),
+        vec![
+            persist(2, None, vec![], Some(hs(7, None))),
+            role(Role::Follower, 7, None)
+        ]
+    );
+}
+
+#[test]
+fn leader_does_not_commit_an_older_term_entry_by_counting_replicas() {
+    // a leads term 3; index 2 (term 2) is on a and b, but only the term-3 no-op at
+    // index 3 may commit it.
+    let log = vec![entry(1, 1, conf(&["a", "b", "c"])), entry(2, 2, cmd("old"))];
+    let mut a = node("a", hs(2, None), log);
+    a.on_tick(2 * T);
+    a.drain_outputs();
+    a.on_message(2 * T, id("b"), vote_reply(3, true));
+    a.on_persisted(1);
+    a.drain_outputs();
+    a.on_persisted(2); // the no-op is durable on a
+    a.on_message(2 * T, id("b"), append_reply(3, true, 2, 2));
+    assert_eq!(
+        a.drain_outputs(),
+        vec![send(
+            "b",
+            append(3, "a", (2, 2), vec![entry(3, 3, Payload::Noop)], 0)
+        )]
+    );
+    assert_eq!(a.commit_index(), LogIndex(0));
+    a.on_message(2 * T, id("b"), append_reply(3, true, 3, 3));
+    assert_eq!(a.drain_outputs(), vec![committed(3)]);
+}
+
+#[test]
+fn malformed_append_entries_is_dropped() {
+    let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    // Entries that do not continue prev_log_index.
+    b.on_message(
+        0,
+        id("a"),
+        append(2, "a", (1, 1), vec![entry(2, 5, cmd("x"))], 0),
+    );
+    // Claims to be from a leader other than the sender.
+    b.on_message(0, id("c"), append(2, "a", (1, 1), vec![], 0));
+    assert_eq!(b.drain_outputs(), vec![]);
+    assert_eq!(b.last_log_index(), LogIndex(1));
+}
+
+#[test]
+fn timings_scale_with_the_raft_multiplier() {
+    let c1 = RaftConfig::with_multiplier(id("a"), 1);
+    assert_eq!(
+        (c1.election_timeout_ms, c1.heartbeat_interval_ms),
+        (200, 20)
+    );
+    let c5 = RaftConfig::with_multiplier(id("a"), 5);
+    assert_eq!(
+        (c5.election_timeout_ms, c5.heartbeat_interval_ms),
+        (1000, 100)
+    );
+    let c0 = RaftConfig::with_multiplier(id("a"), 0);
+    assert_eq!(c0.election_timeout_ms, 200);
+}
+
+#[test]
+fn append_entries_near_the_index_limit_does_not_overflow() {
+    let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    b.on_message(
+        0,
+        id("a"),
+        append(2, "a", (u64::MAX, 2), vec![entry(2, 0, cmd("x"))], u64::MAX),
+    );
+    assert_eq!(b.drain_outputs(), vec![]);
+    b.on_message(0, id("a"), append(2, "a", (u64::MAX, 2), vec![], u64::MAX));
+    assert_eq!(
+        b.drain_outputs(),
+        vec![
+            send("a", append_reply(2, false, 0, 1)),
+            role(Role::Follower, 2, Some("a"))
+        ]
+    );
+    assert_eq!(b.commit_index(), LogIndex(0));
+}

@@ -99,10 +99,19 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     Persist(PersistRequest),
-    Send { to: ServerId, msg: Message },
+    Send {
+        to: ServerId,
+        msg: Message,
+    },
     /// Entries up to this index are committed and may be applied.
-    Committed { up_to: LogIndex },
-    RoleChanged { role: Role, term: Term, leader: Option<ServerId> },
+    Committed {
+        up_to: LogIndex,
+    },
+    RoleChanged {
+        role: Role,
+        term: Term,
+        leader: Option<ServerId>,
+    },
 }
 
 /// A proposal reached a server that is not the leader.

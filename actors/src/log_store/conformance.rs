@@ -1,0 +1,324 @@
+//! One conformance suite for every [`LogBackend`]: each check takes an `open` function
+//! that (re)opens the same storage, as a restart would.
+
+use super::*;
+use protocol::ids::{ServerId, Term};
+use protocol::raft::Payload;
+use std::path::Path;
+
+type Opener<'a> = &'a mut dyn FnMut() -> (Box<dyn LogBackend>, Recovered);
+
+fn entry(term: u64, index: u64) -> Entry {
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        payload: Payload::Command(vec![index as u8; 100]),
+    }
+}
+
+fn entries(term: u64, from: u64, to: u64) -> Vec<Entry> {
+    (from..=to).map(|i| entry(term, i)).collect()
+}
+
+fn hard_state(term: u64, vote: Option<&str>) -> HardState {
+    HardState {
+        term: Term(term),
+        voted_for: vote.map(|v| ServerId(v.into())),
+    }
+}
+
+fn fresh_store_is_empty(open: Opener) {
+    let (b, r) = open();
+    assert_eq!(r, Recovered::default());
+    assert_eq!(b.last_index(), LogIndex(0));
+}
+
+fn appends_and_hard_state_survive_reopen(open: Opener) {
+    let (mut b, _) = open();
+    b.append(&entries(1, 1, 3)).unwrap();
+    b.append(&entries(2, 4, 40)).unwrap();
+    b.sync().unwrap();
+    b.save_hard_state(&hard_state(2, Some("a"))).unwrap();
+    assert_eq!(b.last_index(), LogIndex(40));
+    drop(b);
+    let (b, r) = open();
+    let mut want = entries(1, 1, 3);
+    want.extend(entries(2, 4, 40));
+    assert_eq!(
+        r,
+        Recovered {
+            hard_state: hard_state(2, Some("a")),
+            entries: want
+        }
+    );
+    assert_eq!(b.last_index(), LogIndex(40));
+}
+
+fn truncation_removes_the_suffix_and_appending_continues(open: Opener) {
+    let (mut b, _) = open();
+    b.append(&entries(1, 1, 30)).unwrap();
+    b.sync().unwrap();
+    b.truncate_from(LogIndex(31)).unwrap(); // beyond the end: nothing
+    b.truncate_from(LogIndex(12)).unwrap();
+    assert_eq!(b.last_index(), LogIndex(11));
+    b.append(&entries(3, 12, 14)).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    let (mut b, r) = open();
+    let mut want = entries(1, 1, 11);
+    want.extend(entries(3, 12, 14));
+    assert_eq!(r.entries, want);
+    // Down to nothing, then a fresh start at 1.
+    b.truncate_from(LogIndex(1)).unwrap();
+    b.append(&entries(4, 1, 2)).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    assert_eq!(open().1.entries, entries(4, 1, 2));
+}
+
+fn appends_must_be_contiguous(open: Opener) {
+    let (mut b, _) = open();
+    b.append(&entries(1, 1, 2)).unwrap();
+    assert!(b.append(&entries(1, 4, 4)).is_err());
+    assert!(b.append(&entries(1, 2, 2)).is_err());
+}
+
+fn batches_execute_in_order_with_one_sync(open: Opener) {
+    let (mut b, _) = open();
+    let batch = vec![
+        PersistRequest {
+            id: 1,
+            truncate_from: None,
+            entries: entries(1, 1, 5),
+            hard_state: Some(hard_state(1, None)),
+        },
+        PersistRequest {
+            id: 2,
+            truncate_from: Some(LogIndex(4)),
+            entries: entries(2, 4, 6),
+            hard_state: None,
+        },
+        PersistRequest {
+            id: 3,
+            truncate_from: None,
+            entries: vec![],
+            hard_state: Some(hard_state(2, Some("b"))),
+        },
+    ];
+    assert_eq!(persist_batch(b.as_mut(), &batch), Ok(3));
+    drop(b);
+    let (_, r) = open();
+    let mut want = entries(1, 1, 3);
+    want.extend(entries(2, 4, 6));
+    assert_eq!(
+        r,
+        Recovered {
+            hard_state: hard_state(2, Some("b")),
+            entries: want
+        }
+    );
+}
+
+type BoxedOpener = Box<dyn FnMut() -> (Box<dyn LogBackend>, Recovered)>;
+
+const CHECKS: [fn(Opener); 5] = [
+    fresh_store_is_empty,
+    appends_and_hard_state_survive_reopen,
+    truncation_removes_the_suffix_and_appending_continues,
+    appends_must_be_contiguous,
+    batches_execute_in_order_with_one_sync,
+];
+
+/// Run every check, each against brand-new storage from `new_storage`.
+fn run_suite(new_storage: &mut dyn FnMut() -> BoxedOpener) {
+    for check in CHECKS {
+        let mut open = new_storage();
+        check(&mut *open);
+    }
+}
+
+#[test]
+fn memory_backend_conforms() {
+    run_suite(&mut || {
+        let shared = MemoryBackend::new();
+        Box::new(move || {
+            (
+                Box::new(shared.clone()) as Box<dyn LogBackend>,
+                shared.recover(),
+            )
+        })
+    });
+}
+
+fn file_suite(segment_max_bytes: u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    run_suite(&mut || {
+        n += 1;
+        let dir = tmp.path().join(format!("store{n}")).join("raft");
+        Box::new(move || {
+            let (b, r) = FileBackend::open(&dir, FileOptions { segment_max_bytes }).unwrap();
+            (Box::new(b) as Box<dyn LogBackend>, r)
+        })
+    });
+}
+
+#[test]
+fn file_backend_conforms_with_one_segment() {
+    file_suite(16 * 1024 * 1024);
+}
+
+#[test]
+fn file_backend_conforms_with_many_small_segments() {
+    // About two entries per segment.
+    file_suite(300);
+}
+
+// ----- file-specific recovery -------------------------------------------------------
+
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn write_ten(dir: &Path, segment_max_bytes: u64) {
+    let (mut b, _) = FileBackend::open(dir, FileOptions { segment_max_bytes }).unwrap();
+    b.append(&entries(1, 1, 10)).unwrap();
+    b.sync().unwrap();
+}
+
+#[test]
+fn torn_tail_mid_record_recovers_to_the_previous_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_ten(tmp.path(), 1 << 20);
+    let last = segment_files(tmp.path()).pop().unwrap();
+    let len = std::fs::metadata(&last).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - 30)
+        .unwrap();
+
+    let (mut b, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
+    assert_eq!(r.entries, entries(1, 1, 9));
+    // The cut is permanent and appending continues after it.
+    b.append(&entries(2, 10, 11)).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    let (_, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
+    let mut want = entries(1, 1, 9);
+    want.extend(entries(2, 10, 11));
+    assert_eq!(r.entries, want);
+}
+
+#[test]
+fn torn_header_recovers_to_the_previous_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_ten(tmp.path(), 1 << 20);
+    let last = segment_files(tmp.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    bytes.extend_from_slice(&[7, 0, 0]); // three bytes of a next header
+    std::fs::write(&last, bytes).unwrap();
+    let (_, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
+    assert_eq!(r.entries, entries(1, 1, 10));
+}
+
+#[test]
+fn flipped_byte_in_the_last_record_recovers_to_the_previous_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_ten(tmp.path(), 1 << 20);
+    let last = segment_files(tmp.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    let n = bytes.len();
+    bytes[n - 5] ^= 0x40;
+    std::fs::write(&last, bytes).unwrap();
+    let (_, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
+    assert_eq!(r.entries, entries(1, 1, 9));
+}
+
+#[test]
+fn corruption_in_an_earlier_segment_drops_everything_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_ten(tmp.path(), 300);
+    let files = segment_files(tmp.path());
+    assert!(files.len() >= 3, "{files:?}");
+    let mut bytes = std::fs::read(&files[1]).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    std::fs::write(&files[1], bytes).unwrap();
+    let (_, r) = FileBackend::open(
+        tmp.path(),
+        FileOptions {
+            segment_max_bytes: 300,
+        },
+    )
+    .unwrap();
+    let good = r.entries.len() as u64;
+    assert!((3..10).contains(&good), "{good}");
+    assert_eq!(r.entries, entries(1, 1, good));
+    assert_eq!(segment_files(tmp.path()).len(), 2);
+}
+
+#[test]
+fn a_huge_length_prefix_is_treated_as_a_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_ten(tmp.path(), 1 << 20);
+    let last = segment_files(tmp.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    bytes.extend_from_slice(&[0; 12]);
+    std::fs::write(&last, bytes).unwrap();
+    let (_, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
+    assert_eq!(r.entries, entries(1, 1, 10));
+}
+
+#[test]
+fn corrupt_hard_state_is_an_error_not_a_forgotten_vote() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let (mut b, _) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
+        b.save_hard_state(&hard_state(3, Some("a"))).unwrap();
+    }
+    let path = tmp.path().join("hardstate");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    assert!(matches!(
+        FileBackend::open(tmp.path(), FileOptions::default()),
+        Err(StorageError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn log_store_thread_reports_the_highest_durable_id() {
+    let backend = MemoryBackend::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let store = LogStore::spawn(Box::new(backend.clone()), move |r| tx.send(r).unwrap()).unwrap();
+    for id in 1..=5 {
+        store
+            .submit(PersistRequest {
+                id,
+                truncate_from: None,
+                entries: entries(1, id, id),
+                hard_state: None,
+            })
+            .unwrap();
+    }
+    let mut last = 0;
+    while last < 5 {
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert!(got > last);
+        last = got;
+    }
+    assert_eq!(backend.recover().entries, entries(1, 1, 5));
+}
