@@ -668,7 +668,7 @@ pub async fn handle(
                 read(
                     ctx,
                     &opts,
-                    |s| s.table_index(Table::Services),
+                    |s| s.service_index(name),
                     |s, _| render_service(s, name, &tags, &meta, pretty),
                 )
                 .await?,

@@ -12,6 +12,7 @@ pub mod catalog;
 #[cfg(test)]
 mod e2e;
 pub mod error;
+pub mod health;
 pub mod kv;
 pub mod query;
 pub mod read;
@@ -113,6 +114,7 @@ enum Route<'a> {
     StatusLeader,
     StatusPeers,
     Agent(agent::AgentRoute),
+    Health(health::HealthRoute<'a>),
 }
 
 type Allowed = (&'static [Method], &'static str);
@@ -145,6 +147,14 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
                 (Route::Catalog(C::Service(name)), GET)
             } else if let Some(name) = rest.strip_prefix("catalog/node/") {
                 (Route::Catalog(C::Node(name)), GET)
+            } else if let Some(name) = rest.strip_prefix("health/service/") {
+                (Route::Health(health::HealthRoute::Service(name)), GET)
+            } else if let Some(name) = rest.strip_prefix("health/node/") {
+                (Route::Health(health::HealthRoute::Node(name)), GET)
+            } else if let Some(name) = rest.strip_prefix("health/checks/") {
+                (Route::Health(health::HealthRoute::Checks(name)), GET)
+            } else if let Some(state) = rest.strip_prefix("health/state/") {
+                (Route::Health(health::HealthRoute::State(state)), GET)
             } else {
                 return None;
             }
@@ -295,6 +305,7 @@ async fn handle(
         Route::StatusLeader => status::handle(ctx, &api, true),
         Route::StatusPeers => status::handle(ctx, &api, false),
         Route::Agent(a) => agent::handle(ctx, &api, a),
+        Route::Health(h) => health::handle(ctx, &api, h).await,
     }
 }
 

@@ -4,6 +4,7 @@
 mod agent_status;
 mod catalog;
 mod global;
+mod health;
 mod kv;
 
 use super::tests_support::test_config;
