@@ -1,18 +1,404 @@
-//! actix-web edge for Consul's HTTP API v1 (filled in by the HTTP work).
+//! actix-web edge for Consul's HTTP API v1.
 //!
-//! PLACEHOLDER from the cli branch so the agent wiring compiles: it binds the HTTP port on
-//! every client address and serves nothing. The real module replaces this file.
+//! One catch-all service does the routing itself, so that the Consul behaviours that
+//! cut across endpoints live in one place: Go-style path cleaning (301), percent-decoded
+//! keys, the unprintable-character filter, per-route method lists (405 + `Allow`,
+//! `OPTIONS`), and the `X-Consul-Default-ACL-Policy` header. Each API family has its own
+//! module; `error.rs` maps typed errors to status codes and plain-text bodies.
+
+pub mod agent;
+pub mod body;
+pub mod catalog;
+#[cfg(test)]
+mod e2e;
+pub mod error;
+pub mod health;
+pub mod kv;
+pub mod query;
+pub mod read;
+pub mod render;
+pub mod status;
 
 use crate::agent::AgentContext;
+use actix_web::dev::Server;
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::web::{self, Bytes, Payload};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+use error::ApiError;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+use protocol::store::{Command, CommandResult};
+use query::Query;
 use std::sync::Arc;
 
-pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<actix_web::dev::Server> {
-    let port = ctx.config.ports.http.max(0) as u16;
-    let mut server = actix_web::HttpServer::new(actix_web::App::new)
-        .disable_signals()
-        .workers(1);
+/// Start the HTTP listener on every client address at `ports.http`, one worker per core.
+/// The caller skips this when the port is negative, and awaits or spawns the server.
+pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<Server> {
+    let port = u16::try_from(ctx.config.ports.http).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "HTTP port is disabled or invalid",
+        )
+    })?;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let app_ctx = ctx.clone();
+    let mut server =
+        HttpServer::new(move || App::new().configure(configure(app_ctx.clone()))).workers(workers);
     for ip in &ctx.config.client_addrs {
         server = server.bind((*ip, port))?;
     }
     Ok(server.run())
+}
+
+/// The app factory: `App::new().configure(http::configure(ctx))`, also used by tests.
+pub fn configure(ctx: Arc<AgentContext>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::from(ctx));
+        cfg.default_service(web::to(dispatch));
+    }
+}
+
+/// A request after path cleaning and query parsing; the body is read per route.
+pub struct ApiRequest {
+    pub method: Method,
+    pub query: Query,
+    /// `?pretty` or `pretty_json` in the config.
+    pub pretty: bool,
+}
+
+/// Lazily reads the body with the route's limit.
+pub struct BodyReader<'a> {
+    content_length: Option<u64>,
+    payload: &'a mut Payload,
+}
+
+impl BodyReader<'_> {
+    pub async fn read(
+        &mut self,
+        limit: usize,
+        too_large: fn(u64) -> ApiError,
+    ) -> Result<Bytes, ApiError> {
+        body::read_limited(self.content_length, self.payload, limit, too_large).await
+    }
+}
+
+/// Propose a write and answer Consul-style: `true`, `true`/`false` for conditional
+/// writes, 500 with the state machine's or Raft's text otherwise.
+pub async fn write(
+    ctx: &AgentContext,
+    cmd: Command,
+    pretty: bool,
+) -> Result<HttpResponse, ApiError> {
+    match ctx.server.propose(cmd).await? {
+        CommandResult::Done => render::json_response(&true, pretty),
+        CommandResult::Bool(b) => render::json_response(&b, pretty),
+        CommandResult::Rejected(text) => Err(ApiError::Internal(text)),
+    }
+}
+
+// ---------- routing ----------
+
+const GET: (&[Method], &str) = (&[Method::GET], "OPTIONS,GET");
+const PUT: (&[Method], &str) = (&[Method::PUT], "OPTIONS,PUT");
+const KV: (&[Method], &str) = (
+    &[Method::GET, Method::PUT, Method::DELETE],
+    "OPTIONS,GET,PUT,DELETE",
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    Index,
+    Kv(&'a str),
+    Catalog(catalog::CatalogRoute<'a>),
+    StatusLeader,
+    StatusPeers,
+    Agent(agent::AgentRoute),
+    Health(health::HealthRoute<'a>),
+}
+
+type Allowed = (&'static [Method], &'static str);
+
+/// Match a cleaned, decoded path to its route and allowed methods.
+fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
+    use catalog::CatalogRoute as C;
+    if path == "/" {
+        return Some((Route::Index, GET));
+    }
+    let rest = path.strip_prefix("/v1/")?;
+    if rest == "kv" {
+        return Some((Route::Kv(""), KV));
+    }
+    if let Some(key) = rest.strip_prefix("kv/") {
+        return Some((Route::Kv(key), KV));
+    }
+    let found = match rest {
+        "catalog/register" => (Route::Catalog(C::Register), PUT),
+        "catalog/deregister" => (Route::Catalog(C::Deregister), PUT),
+        "catalog/datacenters" => (Route::Catalog(C::Datacenters), GET),
+        "catalog/nodes" => (Route::Catalog(C::Nodes), GET),
+        "catalog/services" => (Route::Catalog(C::Services), GET),
+        "status/leader" => (Route::StatusLeader, GET),
+        "status/peers" => (Route::StatusPeers, GET),
+        "agent/self" => (Route::Agent(agent::AgentRoute::SelfInfo), GET),
+        "agent/members" => (Route::Agent(agent::AgentRoute::Members), GET),
+        _ => {
+            if let Some(name) = rest.strip_prefix("catalog/service/") {
+                (Route::Catalog(C::Service(name)), GET)
+            } else if let Some(name) = rest.strip_prefix("catalog/node/") {
+                (Route::Catalog(C::Node(name)), GET)
+            } else if let Some(name) = rest.strip_prefix("health/service/") {
+                (Route::Health(health::HealthRoute::Service(name)), GET)
+            } else if let Some(name) = rest.strip_prefix("health/node/") {
+                (Route::Health(health::HealthRoute::Node(name)), GET)
+            } else if let Some(name) = rest.strip_prefix("health/checks/") {
+                (Route::Health(health::HealthRoute::Checks(name)), GET)
+            } else if let Some(state) = rest.strip_prefix("health/state/") {
+                (Route::Health(health::HealthRoute::State(state)), GET)
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(found)
+}
+
+/// Whether Go's `cleanPath` would change `path` (cheap check for the hot path).
+fn needs_cleaning(path: &str) -> bool {
+    !path.starts_with('/')
+        || path.contains("//")
+        || path.contains("/./")
+        || path.contains("/../")
+        || path.ends_with("/.")
+        || path.ends_with("/..")
+}
+
+/// Go's `cleanPath`: resolve `.`/`..`, collapse `//`, keep a trailing slash.
+pub fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    out.push('/');
+    out.push_str(&parts.join("/"));
+    if path.ends_with('/') && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
+/// Characters Go's `EscapedPath` escapes when it writes a redirect location.
+const PATH_ESCAPE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'^')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'[')
+    .add(b']');
+
+/// Refuse control characters in the (decoded) path, as Consul's unprintable filter does.
+fn has_unprintable(path: &str) -> bool {
+    path.chars().any(|c| c.is_control())
+}
+
+pub const BANNER: &str = "Consul Agent (cairn): UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.";
+
+async fn dispatch(
+    req: HttpRequest,
+    mut payload: Payload,
+    ctx: web::Data<AgentContext>,
+) -> HttpResponse {
+    let mut resp = match handle(&req, &mut payload, &ctx).await {
+        Ok(resp) => resp,
+        Err(e) => e.to_response(),
+    };
+    resp.headers_mut().insert(
+        header::HeaderName::from_static("x-consul-default-acl-policy"),
+        header::HeaderValue::from_static("allow"),
+    );
+    resp
+}
+
+async fn handle(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    ctx: &AgentContext,
+) -> Result<HttpResponse, ApiError> {
+    let raw_path = req.path();
+    let path = percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("Invalid URL path: not valid UTF-8"))?;
+    if has_unprintable(&path) {
+        return Err(ApiError::bad_request(
+            "Invalid URL path: contains non-printable characters",
+        ));
+    }
+    if needs_cleaning(&path) {
+        let cleaned = clean_path(&path);
+        let mut location = utf8_percent_encode(&cleaned, PATH_ESCAPE).to_string();
+        if !req.query_string().is_empty() {
+            location.push('?');
+            location.push_str(req.query_string());
+        }
+        return Ok(HttpResponse::build(StatusCode::MOVED_PERMANENTLY)
+            .insert_header((header::LOCATION, location))
+            .finish());
+    }
+    let Some((route, (methods, allow))) = route(&path) else {
+        if path.starts_with("/v1/") {
+            return Err(ApiError::NotFound(
+                "Invalid URL path: not a recognized HTTP API endpoint".into(),
+            ));
+        }
+        return Ok(HttpResponse::NotFound().finish());
+    };
+    let method = req.method().clone();
+    if method == Method::OPTIONS {
+        return Ok(HttpResponse::Ok()
+            .insert_header((header::ALLOW, allow))
+            .finish());
+    }
+    if !methods.contains(&method) {
+        return Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            allow,
+        });
+    }
+    let query = Query::parse(req.query_string());
+    let pretty = ctx.config.pretty_json || query.has("pretty");
+    let api = ApiRequest {
+        method,
+        query,
+        pretty,
+    };
+    let content_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut body = BodyReader {
+        content_length,
+        payload,
+    };
+    match route {
+        Route::Index => Ok(HttpResponse::Ok()
+            .content_type(error::TEXT_PLAIN)
+            .body(BANNER)),
+        Route::Kv(key) => kv::handle(ctx, &api, key, &mut body).await,
+        Route::Catalog(c) => catalog::handle(ctx, &api, c, &mut body).await,
+        Route::StatusLeader => status::handle(ctx, &api, true),
+        Route::StatusPeers => status::handle(ctx, &api, false),
+        Route::Agent(a) => agent::handle(ctx, &api, a),
+        Route::Health(h) => health::handle(ctx, &api, h).await,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use crate::config::{Config, Ports};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    pub fn test_config() -> Config {
+        Config {
+            node_name: "node1".into(),
+            node_id: "11111111-2222-3333-4444-555555555555".into(),
+            datacenter: "dc1".into(),
+            data_dir: None,
+            dev: true,
+            server: true,
+            bootstrap: true,
+            bootstrap_expect: None,
+            bind_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            advertise_addr: None,
+            client_addrs: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            ports: Ports::default(),
+            domain: "consul.".into(),
+            recursors: vec![],
+            retry_join: vec![],
+            enable_script_checks: false,
+            log_level: "info".into(),
+            raft_multiplier: 1,
+            ui: false,
+            node_meta: Default::default(),
+            pretty_json: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_path_like_go() {
+        assert_eq!(clean_path("/v1/kv/a//b"), "/v1/kv/a/b");
+        assert_eq!(clean_path("/v1/kv/a/./b"), "/v1/kv/a/b");
+        assert_eq!(clean_path("/v1/kv/a/../b"), "/v1/kv/b");
+        assert_eq!(clean_path("/v1/kv/folder/"), "/v1/kv/folder/");
+        assert_eq!(clean_path("/v1/kv/"), "/v1/kv/");
+        assert_eq!(clean_path("/"), "/");
+        assert_eq!(clean_path("//"), "/");
+        for p in [
+            "/v1/kv/a//b",
+            "/v1/kv/a/./b",
+            "/v1/kv/a/../b",
+            "/v1/kv/a/.",
+            "/v1/kv/..",
+            "//",
+        ] {
+            assert!(needs_cleaning(p), "{p}");
+        }
+        for p in ["/v1/kv/a/b", "/v1/kv/folder/", "/", "/v1/kv/a..b/.c"] {
+            assert!(!needs_cleaning(p), "{p}");
+            assert_eq!(clean_path(p), p);
+        }
+    }
+
+    #[test]
+    fn routes_and_methods() {
+        use catalog::CatalogRoute as C;
+        assert_eq!(route("/v1/kv/a/b").map(|r| r.0), Some(Route::Kv("a/b")));
+        assert_eq!(route("/v1/kv/").map(|r| r.0), Some(Route::Kv("")));
+        assert_eq!(
+            route("/v1/catalog/service/web").map(|r| r.0),
+            Some(Route::Catalog(C::Service("web")))
+        );
+        assert_eq!(
+            route("/v1/catalog/node/").map(|r| r.0),
+            Some(Route::Catalog(C::Node("")))
+        );
+        assert_eq!(
+            route("/v1/catalog/register").map(|r| r.1 .1),
+            Some("OPTIONS,PUT")
+        );
+        assert_eq!(
+            route("/v1/kv/x").map(|r| r.1 .1),
+            Some("OPTIONS,GET,PUT,DELETE")
+        );
+        assert!(route("/v1/nope").is_none());
+        assert!(route("/v2/kv/x").is_none());
+    }
+
+    #[test]
+    fn unprintable_filter() {
+        assert!(has_unprintable("/v1/kv/a\nb"));
+        assert!(has_unprintable("/v1/kv/a\u{7f}"));
+        assert!(!has_unprintable("/v1/kv/a b/ü"));
+    }
 }

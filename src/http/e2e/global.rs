@@ -1,0 +1,192 @@
+//! Behaviour shared by every route: routing, methods, path cleaning, query validation.
+
+use super::test_ctx;
+use crate::{send, test_app};
+use actix_web::http::StatusCode;
+
+#[actix_web::test]
+async fn unknown_paths_methods_options_and_banner() {
+    let ctx = test_ctx().await;
+    let app = test_app!(ctx);
+
+    let r = send!(app, "GET", "/v1/nope");
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.text(),
+        "Invalid URL path: not a recognized HTTP API endpoint"
+    );
+    assert_eq!(
+        r.header("X-Consul-Default-ACL-Policy").as_deref(),
+        Some("allow")
+    );
+
+    let r = send!(app, "POST", "/v1/kv/a");
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.text(), "method POST not allowed");
+    assert_eq!(r.header("Allow").as_deref(), Some("OPTIONS,GET,PUT,DELETE"));
+
+    let r = send!(app, "GET", "/v1/catalog/register");
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.text(), "method GET not allowed");
+    assert_eq!(r.header("Allow").as_deref(), Some("OPTIONS,PUT"));
+
+    let r = send!(app, "PUT", "/v1/status/leader");
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header("Allow").as_deref(), Some("OPTIONS,GET"));
+
+    let r = send!(app, "OPTIONS", "/v1/catalog/nodes");
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("Allow").as_deref(), Some("OPTIONS,GET"));
+    assert!(r.body.is_empty());
+
+    let r = send!(app, "GET", "/");
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.text(), crate::http::BANNER);
+
+    let r = send!(app, "GET", "/favicon.ico");
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn paths_are_cleaned_and_filtered() {
+    let ctx = test_ctx().await;
+    let app = test_app!(ctx);
+
+    let r = send!(app, "GET", "/v1/kv/a//b?raw=1");
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.header("Location").as_deref(), Some("/v1/kv/a/b?raw=1"));
+
+    let r = send!(app, "GET", "/v1/kv/a/./b");
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.header("Location").as_deref(), Some("/v1/kv/a/b"));
+
+    // Encoded separators are decoded before cleaning, as Go does.
+    let r = send!(app, "GET", "/v1/kv/a%2F%2Fb");
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.header("Location").as_deref(), Some("/v1/kv/a/b"));
+
+    let r = send!(app, "PUT", "/v1/kv/a%0ab", "x");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.text(),
+        "Invalid URL path: contains non-printable characters"
+    );
+
+    let r = send!(app, "GET", "/v1/kv/%ff");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[actix_web::test]
+async fn query_validation() {
+    let ctx = test_ctx().await;
+    let app = test_app!(ctx);
+    for (uri, code, text) in [
+        (
+            "/v1/kv/a?stale&consistent",
+            400,
+            "Cannot specify ?stale with ?consistent, conflicting semantics.",
+        ),
+        ("/v1/kv/a?index=abc", 400, "Invalid index"),
+        ("/v1/kv/a?index=1&wait=5", 400, "Invalid wait time"),
+        ("/v1/catalog/nodes?wait=forever", 400, "Invalid wait time"),
+        ("/v1/catalog/services?index=-3", 400, "Invalid index"),
+        ("/v1/kv/a?dc=dc2", 500, "No path to datacenter"),
+        ("/v1/catalog/nodes?dc=other", 500, "No path to datacenter"),
+        ("/v1/status/leader?dc=other", 500, "No path to datacenter"),
+    ] {
+        let r = send!(app, "GET", uri);
+        assert_eq!(r.status.as_u16(), code, "{uri}");
+        assert_eq!(r.text(), text, "{uri}");
+        assert_eq!(
+            r.header("Content-Type").as_deref(),
+            Some("text/plain; charset=utf-8"),
+            "{uri}"
+        );
+    }
+    let r = send!(app, "GET", "/v1/kv/a?dc=dc1");
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn pretty_output() {
+    let ctx = test_ctx().await;
+    let app = test_app!(ctx);
+    let r = send!(app, "GET", "/v1/catalog/datacenters?pretty");
+    assert_eq!(r.text(), "[\n    \"dc1\"\n]\n");
+    let r = send!(app, "GET", "/v1/catalog/datacenters");
+    assert_eq!(r.text(), "[\"dc1\"]");
+    assert_eq!(
+        r.header("Content-Type").as_deref(),
+        Some("application/json")
+    );
+
+    let mut cfg = crate::http::tests_support::test_config();
+    cfg.pretty_json = true;
+    let ctx = super::test_ctx_with(cfg).await;
+    let app = test_app!(ctx);
+    let r = send!(app, "PUT", "/v1/kv/p", "v");
+    assert_eq!(r.text(), "true\n");
+}
+
+#[actix_web::test]
+async fn start_binds_and_stops() {
+    let mut cfg = crate::http::tests_support::test_config();
+    cfg.ports.http = 0;
+    let ctx = super::test_ctx_with(cfg).await;
+    let server = crate::http::start(ctx).expect("binds an ephemeral port");
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    handle.stop(true).await;
+
+    let mut cfg = crate::http::tests_support::test_config();
+    cfg.ports.http = -1;
+    let ctx = super::test_ctx_with(cfg).await;
+    assert!(crate::http::start(ctx).is_err());
+}
+
+#[actix_web::test]
+async fn leaderless_server_refuses_default_reads_and_writes() {
+    let config = crate::http::tests_support::test_config();
+    let server = actors::ServerHandle::start(actors::ServerOptions {
+        server_id: config.node_id.clone(),
+        node_name: config.node_name.clone(),
+        server_addr: config.server_rpc_addr(),
+        data_dir: None,
+        bootstrap: false,
+        raft_multiplier: 1,
+    })
+    .await
+    .expect("server starts");
+    let ctx = std::sync::Arc::new(crate::agent::AgentContext {
+        config: std::sync::Arc::new(config),
+        server,
+        started_unix: 0,
+    });
+    let app = test_app!(ctx);
+
+    let r = send!(app, "GET", "/v1/kv/x");
+    assert_eq!(
+        (r.status.as_u16(), r.text()),
+        (500, "No cluster leader".to_string())
+    );
+    let r = send!(app, "GET", "/v1/catalog/nodes?consistent");
+    assert_eq!(
+        (r.status.as_u16(), r.text()),
+        (500, "No cluster leader".to_string())
+    );
+
+    let r = send!(app, "GET", "/v1/kv/x?stale");
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.header("X-Consul-KnownLeader").as_deref(), Some("false"));
+    assert_eq!(
+        r.header("X-Consul-Effective-Consistency").as_deref(),
+        Some("stale")
+    );
+
+    let r = send!(app, "GET", "/v1/status/leader");
+    assert_eq!(r.text(), "\"\"");
+
+    let r = send!(app, "PUT", "/v1/kv/x", "v");
+    assert_eq!(r.status.as_u16(), 500);
+    assert_eq!(r.text(), "No cluster leader");
+}

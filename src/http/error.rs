@@ -1,0 +1,97 @@
+//! Typed API errors and how they map to Consul's status codes and plain-text bodies.
+
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use actors::WriteError;
+
+/// Every way a request can fail; the text is exactly what the client reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// 400: bad input (`Missing key name`, `Request decode failed: …`, `Invalid index` …).
+    BadRequest(String),
+    /// 404 with a text body (unknown endpoint).
+    NotFound(String),
+    /// 405: `method X not allowed`, with the route's `Allow` list.
+    MethodNotAllowed { method: String, allow: &'static str },
+    /// 413: body over the route's limit.
+    TooLarge(String),
+    /// 500: RPC / state machine errors, passed through verbatim (`No cluster leader` …).
+    Internal(String),
+}
+
+/// Consul writes error bodies with Go's default sniffed type.
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+impl ApiError {
+    pub fn bad_request(text: impl Into<String>) -> Self {
+        ApiError::BadRequest(text.into())
+    }
+
+    pub fn internal(text: impl Into<String>) -> Self {
+        ApiError::Internal(text.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            ApiError::BadRequest(t)
+            | ApiError::NotFound(t)
+            | ApiError::TooLarge(t)
+            | ApiError::Internal(t) => t.clone(),
+            ApiError::MethodNotAllowed { method, .. } => format!("method {method} not allowed"),
+        }
+    }
+
+    pub fn to_response(&self) -> HttpResponse {
+        let mut builder = HttpResponse::build(self.status());
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            builder.insert_header(("Allow", *allow));
+        }
+        builder.content_type(TEXT_PLAIN).body(self.text())
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status().as_u16(), self.text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_not_allowed_text_and_allow_header() {
+        let e = ApiError::MethodNotAllowed {
+            method: "POST".into(),
+            allow: "OPTIONS,GET",
+        };
+        assert_eq!(e.text(), "method POST not allowed");
+        let resp = e.to_response();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers().get("Allow").unwrap(), "OPTIONS,GET");
+    }
+
+    #[test]
+    fn write_errors_are_500_with_display_text() {
+        let e: ApiError = WriteError::NoLeader.into();
+        assert_eq!(e, ApiError::Internal("No cluster leader".into()));
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

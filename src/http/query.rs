@@ -1,0 +1,367 @@
+//! Query-string parsing: presence flags, `index`/`wait`, consistency modes and `dc`,
+//! following Go's `url.ParseQuery` and Consul's `parse*` helpers.
+
+use super::error::ApiError;
+use percent_encoding::percent_decode_str;
+use std::time::Duration;
+
+/// Decoded query parameters in request order (repeatable keys such as `tag` keep all values).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+fn unescape(s: &str) -> String {
+    // Go's QueryUnescape: `+` is a space, then percent-decoding.
+    let spaced;
+    let s = if s.contains('+') {
+        spaced = s.replace('+', " ");
+        spaced.as_str()
+    } else {
+        s
+    };
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+impl Query {
+    pub fn parse(raw: &str) -> Query {
+        let pairs = raw
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (unescape(k), unescape(v)),
+                None => (unescape(p), String::new()),
+            })
+            .collect();
+        Query { pairs }
+    }
+
+    /// Presence-based flag (`?stale`, `?stale=`, `?stale=1` all count).
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == name)
+    }
+
+    /// First value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeatable parameter.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Go's `url.Values.Encode()`: sorted by key, values in order, form-escaped. Consul
+    /// echoes it in `Conflicting flags: …`.
+    pub fn encode(&self) -> String {
+        use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+        const FORM: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'~');
+        let esc = |s: &str| utf8_percent_encode(s, FORM).to_string().replace("%20", "+");
+        let mut sorted: Vec<&(String, String)> = self.pairs.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        sorted
+            .iter()
+            .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// Parse a Go duration string (`"10s"`, `"1m30s"`, `"0.5h"`, `"60000ms"`, `"0"`).
+/// Negative durations are refused: no caller here has a use for them.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return None;
+    }
+    let mut total_ns: f64 = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let (num, tail) = rest.split_at(num_len);
+        if num == "." {
+            return None;
+        }
+        let value: f64 = num.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total_ns += value * scale;
+        rest = tail;
+    }
+    if !total_ns.is_finite() || total_ns > u64::MAX as f64 {
+        return None;
+    }
+    Some(Duration::from_nanos(total_ns as u64))
+}
+
+/// Render a duration the way Go's `time.Duration.String()` does for whole units
+/// (`"10s"`, `"1m30s"`, `"1h0m0s"`, `"1.5s"`, `"250ms"`).
+pub fn format_go_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".into();
+    }
+    if ns < 1_000_000_000 {
+        let (div, unit) = if ns < 1_000 {
+            (1, "ns")
+        } else if ns < 1_000_000 {
+            (1_000, "µs")
+        } else {
+            (1_000_000, "ms")
+        };
+        return format!("{}{}", trim_fraction(ns, div), unit);
+    }
+    let hours = ns / 3_600_000_000_000;
+    let minutes = (ns / 60_000_000_000) % 60;
+    let secs_ns = ns % 60_000_000_000;
+    let secs = trim_fraction(secs_ns, 1_000_000_000);
+    if hours > 0 {
+        format!("{hours}h{minutes}m{secs}s")
+    } else if minutes > 0 {
+        format!("{minutes}m{secs}s")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+fn trim_fraction(value: u128, div: u128) -> String {
+    let whole = value / div;
+    let frac = value % div;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let width = (div as f64).log10().round() as usize;
+    let digits = format!("{frac:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Consul's read consistency modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    #[default]
+    Leader,
+    Stale,
+    Consistent,
+}
+
+impl Consistency {
+    /// What `X-Consul-Effective-Consistency` reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Leader => "leader",
+            Consistency::Stale => "stale",
+            Consistency::Consistent => "consistent",
+        }
+    }
+}
+
+/// Default blocking wait (Consul's `default_query_time`).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+/// Longest blocking wait (Consul's `max_query_time`).
+pub const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// Parameters every Consul read (and most writes) parses first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueryOptions {
+    /// `?index=`: block while the resource index is ≤ this (0 = answer now).
+    pub min_index: u64,
+    /// `?wait=`, clamped to [`MAX_WAIT`]; `None` means the default.
+    pub wait: Option<Duration>,
+    pub consistency: Consistency,
+}
+
+impl QueryOptions {
+    /// Parse `dc`, `wait`, `index`, `stale`/`consistent` in Consul's order.
+    pub fn parse(q: &Query, our_dc: &str) -> Result<QueryOptions, ApiError> {
+        check_dc(q, our_dc)?;
+        let wait = match q.get("wait") {
+            Some(w) => Some(
+                parse_go_duration(w).ok_or_else(|| ApiError::bad_request("Invalid wait time"))?,
+            ),
+            None => None,
+        };
+        let min_index = match q.get("index") {
+            Some(i) => i
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request("Invalid index"))?,
+            None => 0,
+        };
+        let stale = q.has("stale");
+        let consistent = q.has("consistent");
+        let consistency = match (stale, consistent) {
+            (true, true) => {
+                return Err(ApiError::bad_request(
+                    "Cannot specify ?stale with ?consistent, conflicting semantics.",
+                ))
+            }
+            (true, false) => Consistency::Stale,
+            (false, true) => Consistency::Consistent,
+            (false, false) => Consistency::Leader,
+        };
+        Ok(QueryOptions {
+            min_index,
+            wait,
+            consistency,
+        })
+    }
+
+    /// The wait to apply to a blocking query, before jitter.
+    pub fn effective_wait(&self) -> Duration {
+        match self.wait {
+            Some(w) if !w.is_zero() => w.min(MAX_WAIT),
+            _ => DEFAULT_WAIT,
+        }
+    }
+}
+
+/// `?dc=` naming another datacenter cannot be served: there is no WAN federation.
+pub fn check_dc(q: &Query, our_dc: &str) -> Result<(), ApiError> {
+    match q.get("dc") {
+        Some(dc) if !dc.is_empty() && dc != our_dc => {
+            Err(ApiError::internal("No path to datacenter"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Go's `strconv.ParseUint(s, 10, 64)` with its error text (Consul passes it through as 500).
+pub fn parse_uint(s: &str) -> Result<u64, ApiError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::internal(format!(
+            "strconv.ParseUint: parsing {s:?}: invalid syntax"
+        )));
+    }
+    s.parse::<u64>().map_err(|_| {
+        ApiError::internal(format!(
+            "strconv.ParseUint: parsing {s:?}: value out of range"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pairs_flags_and_repeats() {
+        let q = Query::parse("stale&tag=a&tag=b%20c&x=1+2&recurse=");
+        assert!(q.has("stale"));
+        assert!(q.has("recurse"));
+        assert!(!q.has("keys"));
+        assert_eq!(q.all("tag"), vec!["a".to_string(), "b c".to_string()]);
+        assert_eq!(q.get("x"), Some("1 2"));
+        assert_eq!(q.get("stale"), Some(""));
+    }
+
+    #[test]
+    fn encode_is_sorted_like_go() {
+        let q = Query::parse("release=s&cas=1&acquire=a b");
+        assert_eq!(q.encode(), "acquire=a+b&cas=1&release=s");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("60000ms"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_go_duration("9.5s"), Some(Duration::from_millis(9500)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_go_duration("5"), None);
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("abc"), None);
+        assert_eq!(parse_go_duration("-1s"), None);
+        assert_eq!(parse_go_duration("1x"), None);
+        assert_eq!(parse_go_duration(".s"), None);
+    }
+
+    #[test]
+    fn go_duration_strings() {
+        assert_eq!(format_go_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(format_go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(format_go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_go_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_go_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn query_options_errors_and_modes() {
+        let p = |s: &str| QueryOptions::parse(&Query::parse(s), "dc1");
+        assert_eq!(p("index=abc"), Err(ApiError::bad_request("Invalid index")));
+        assert_eq!(p("index=-1"), Err(ApiError::bad_request("Invalid index")));
+        assert_eq!(p("wait=5"), Err(ApiError::bad_request("Invalid wait time")));
+        assert_eq!(
+            p("stale&consistent"),
+            Err(ApiError::bad_request(
+                "Cannot specify ?stale with ?consistent, conflicting semantics."
+            ))
+        );
+        assert_eq!(
+            p("dc=dc2"),
+            Err(ApiError::internal("No path to datacenter"))
+        );
+        let ok = p("dc=dc1&index=18446744073709551615&wait=20m&stale=1").unwrap();
+        assert_eq!(ok.min_index, u64::MAX);
+        assert_eq!(ok.consistency, Consistency::Stale);
+        assert_eq!(ok.effective_wait(), MAX_WAIT);
+        assert_eq!(p("").unwrap().effective_wait(), DEFAULT_WAIT);
+        assert_eq!(
+            p("consistent").unwrap().consistency,
+            Consistency::Consistent
+        );
+    }
+
+    #[test]
+    fn uint_parse_errors_match_go() {
+        assert_eq!(parse_uint("42"), Ok(42));
+        assert_eq!(
+            parse_uint("abc"),
+            Err(ApiError::internal(
+                "strconv.ParseUint: parsing \"abc\": invalid syntax"
+            ))
+        );
+        assert_eq!(
+            parse_uint("-1"),
+            Err(ApiError::internal(
+                "strconv.ParseUint: parsing \"-1\": invalid syntax"
+            ))
+        );
+        assert_eq!(
+            parse_uint("18446744073709551616"),
+            Err(ApiError::internal(
+                "strconv.ParseUint: parsing \"18446744073709551616\": value out of range"
+            ))
+        );
+    }
+}
