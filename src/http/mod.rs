@@ -126,9 +126,6 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         return Some((Route::Index, GET));
     }
     let rest = path.strip_prefix("/v1/")?;
-    if rest == "kv" {
-        return Some((Route::Kv(""), KV));
-    }
     if let Some(key) = rest.strip_prefix("kv/") {
         return Some((Route::Kv(key), KV));
     }
@@ -162,6 +159,17 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
     };
     Some(found)
 }
+
+/// Routes registered as Go subtrees (`/v1/kv/`); their bare names redirect to them.
+const SUBTREES: &[&str] = &[
+    "/v1/kv",
+    "/v1/catalog/service",
+    "/v1/catalog/node",
+    "/v1/health/service",
+    "/v1/health/node",
+    "/v1/health/checks",
+    "/v1/health/state",
+];
 
 /// Whether Go's `cleanPath` would change `path` (cheap check for the hot path).
 fn needs_cleaning(path: &str) -> bool {
@@ -249,8 +257,15 @@ async fn handle(
             "Invalid URL path: contains non-printable characters",
         ));
     }
-    if needs_cleaning(&path) {
-        let cleaned = clean_path(&path);
+    // Go's mux redirects an unclean path, and a subtree root named without its slash.
+    let target = if needs_cleaning(&path) {
+        Some(clean_path(&path))
+    } else if SUBTREES.contains(&&*path) {
+        Some(format!("{path}/"))
+    } else {
+        None
+    };
+    if let Some(cleaned) = target {
         let mut location = utf8_percent_encode(&cleaned, PATH_ESCAPE).to_string();
         if !req.query_string().is_empty() {
             location.push('?');

@@ -65,6 +65,10 @@ async fn paths_are_cleaned_and_filtered() {
     assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
     assert_eq!(r.header("Location").as_deref(), Some("/v1/kv/a/b"));
 
+    let r = send!(app, "GET", "/v1/kv?keys");
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.header("Location").as_deref(), Some("/v1/kv/?keys"));
+
     let r = send!(app, "PUT", "/v1/kv/a%0ab", "x");
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(
