@@ -31,7 +31,8 @@ use query::Query;
 use std::sync::Arc;
 
 /// Start the HTTP listener on every client address at `ports.http`, one worker per core.
-/// The caller skips this when the port is negative, and awaits or spawns the server.
+/// The caller skips this when the port is negative, and awaits or spawns the server; OS
+/// signals are not handled here (stop it with `Server::handle().stop(..)`).
 pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<Server> {
     let port = u16::try_from(ctx.config.ports.http).map_err(|_| {
         std::io::Error::new(
@@ -43,8 +44,12 @@ pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<Server> {
         .map(|n| n.get())
         .unwrap_or(1);
     let app_ctx = ctx.clone();
-    let mut server =
-        HttpServer::new(move || App::new().configure(configure(app_ctx.clone()))).workers(workers);
+    // Signals belong to the agent (leave, then stop every listener); blocking queries
+    // should not hold a shutdown for long.
+    let mut server = HttpServer::new(move || App::new().configure(configure(app_ctx.clone())))
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(5);
     for ip in &ctx.config.client_addrs {
         server = server.bind((*ip, port))?;
     }
