@@ -3,7 +3,7 @@
 
 use crate::fsm::Fsm;
 use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
-use crate::raft_core::{PersistDone, Propose, RaftCore};
+use crate::raft_core::{PersistDone, Propose, RaftCore, MAX_PENDING_PROPOSALS};
 use crate::status::StatusCell;
 use actix::prelude::*;
 use parking_lot::{RwLock, RwLockReadGuard};
@@ -122,6 +122,23 @@ pub struct ServerHandle {
     raft: Addr<RaftCore>,
     status: Arc<StatusCell>,
     applied: watch::Receiver<u64>,
+    propose_timeout: Duration,
+}
+
+/// Bounds of the write path.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) propose_timeout: Duration,
+    pub(crate) max_pending_proposals: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            propose_timeout: PROPOSE_TIMEOUT,
+            max_pending_proposals: MAX_PENDING_PROPOSALS,
+        }
+    }
 }
 
 impl ServerHandle {
@@ -142,6 +159,17 @@ impl ServerHandle {
             }
             None => (Box::new(MemoryBackend::new()), Recovered::default()),
         };
+        Self::start_with(opts, backend, recovered, Limits::default())
+    }
+
+    /// `start` with an already opened backend and explicit limits (tests use a backend
+    /// they can stall or break).
+    pub(crate) fn start_with(
+        opts: ServerOptions,
+        backend: Box<dyn LogBackend>,
+        recovered: Recovered,
+        limits: Limits,
+    ) -> Result<ServerHandle, StartError> {
         let id = ServerId(opts.server_id.clone());
         let cfg = RaftConfig::with_multiplier(id, opts.raft_multiplier);
         let rng = StdRng::seed_from_u64(rand::random());
@@ -166,12 +194,20 @@ impl ServerHandle {
             done_addr.do_send(PersistDone(result))
         })
         .map_err(|e| StartError::Storage(e.to_string()))?;
-        ctx.run(RaftCore::new(raft, log_store, fsm, status.clone(), epoch));
+        ctx.run(RaftCore::new(
+            raft,
+            log_store,
+            fsm,
+            status.clone(),
+            epoch,
+            limits.max_pending_proposals,
+        ));
         Ok(ServerHandle {
             view,
             raft: addr,
             status,
             applied: applied_rx,
+            propose_timeout: limits.propose_timeout,
         })
     }
 
@@ -187,7 +223,7 @@ impl ServerHandle {
                 .map_err(|_| WriteError::ShuttingDown)?;
             answer.await.map_err(|_| WriteError::ShuttingDown)?
         };
-        tokio::time::timeout(PROPOSE_TIMEOUT, wait)
+        tokio::time::timeout(self.propose_timeout, wait)
             .await
             .map_err(|_| WriteError::Timeout)?
     }

@@ -7,6 +7,8 @@ pub mod handle;
 pub mod log_store;
 mod raft_core;
 mod status;
+#[cfg(test)]
+mod write_path_tests;
 
 pub use handle::{
     RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError,

@@ -51,6 +51,7 @@ pub(crate) struct RaftCore {
     sent_to_fsm: LogIndex,
     storage_failed: Option<String>,
     tick: Duration,
+    max_pending: usize,
 }
 
 impl RaftCore {
@@ -60,6 +61,7 @@ impl RaftCore {
         fsm: Addr<Fsm>,
         status: Arc<StatusCell>,
         epoch: Instant,
+        max_pending: usize,
     ) -> RaftCore {
         let tick_ms = (raft_heartbeat_ms(&raft) / 2).max(5);
         RaftCore {
@@ -72,6 +74,7 @@ impl RaftCore {
             sent_to_fsm: LogIndex(0),
             storage_failed: None,
             tick: Duration::from_millis(tick_ms),
+            max_pending,
         }
     }
 
@@ -206,7 +209,7 @@ impl Handler<Propose> for RaftCore {
             let _ = msg.reply.send(Err(WriteError::Storage(e.clone())));
             return;
         }
-        if self.waiters.len() >= MAX_PENDING_PROPOSALS {
+        if self.waiters.len() >= self.max_pending {
             let _ = msg.reply.send(Err(WriteError::Timeout));
             return;
         }
