@@ -31,7 +31,8 @@ use query::Query;
 use std::sync::Arc;
 
 /// Start the HTTP listener on every client address at `ports.http`, one worker per core.
-/// The caller skips this when the port is negative, and awaits or spawns the server.
+/// The caller skips this when the port is negative, and awaits or spawns the server; OS
+/// signals are not handled here (stop it with `Server::handle().stop(..)`).
 pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<Server> {
     let port = u16::try_from(ctx.config.ports.http).map_err(|_| {
         std::io::Error::new(
@@ -43,8 +44,12 @@ pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<Server> {
         .map(|n| n.get())
         .unwrap_or(1);
     let app_ctx = ctx.clone();
-    let mut server =
-        HttpServer::new(move || App::new().configure(configure(app_ctx.clone()))).workers(workers);
+    // Signals belong to the agent (leave, then stop every listener); blocking queries
+    // should not hold a shutdown for long.
+    let mut server = HttpServer::new(move || App::new().configure(configure(app_ctx.clone())))
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(5);
     for ip in &ctx.config.client_addrs {
         server = server.bind((*ip, port))?;
     }
@@ -126,9 +131,6 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         return Some((Route::Index, GET));
     }
     let rest = path.strip_prefix("/v1/")?;
-    if rest == "kv" {
-        return Some((Route::Kv(""), KV));
-    }
     if let Some(key) = rest.strip_prefix("kv/") {
         return Some((Route::Kv(key), KV));
     }
@@ -162,6 +164,17 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
     };
     Some(found)
 }
+
+/// Routes registered as Go subtrees (`/v1/kv/`); their bare names redirect to them.
+const SUBTREES: &[&str] = &[
+    "/v1/kv",
+    "/v1/catalog/service",
+    "/v1/catalog/node",
+    "/v1/health/service",
+    "/v1/health/node",
+    "/v1/health/checks",
+    "/v1/health/state",
+];
 
 /// Whether Go's `cleanPath` would change `path` (cheap check for the hot path).
 fn needs_cleaning(path: &str) -> bool {
@@ -249,8 +262,15 @@ async fn handle(
             "Invalid URL path: contains non-printable characters",
         ));
     }
-    if needs_cleaning(&path) {
-        let cleaned = clean_path(&path);
+    // Go's mux redirects an unclean path, and a subtree root named without its slash.
+    let target = if needs_cleaning(&path) {
+        Some(clean_path(&path))
+    } else if SUBTREES.contains(&&*path) {
+        Some(format!("{path}/"))
+    } else {
+        None
+    };
+    if let Some(cleaned) = target {
         let mut location = utf8_percent_encode(&cleaned, PATH_ESCAPE).to_string();
         if !req.query_string().is_empty() {
             location.push('?');

@@ -60,6 +60,8 @@ pub struct Raft {
     election_deadline_ms: u64,
     last_leader_contact_ms: Option<u64>,
     votes: BTreeSet<ServerId>,
+    /// Pre-votes gathered for `term + 1` while pre-campaigning (None otherwise).
+    pre_votes: Option<BTreeSet<ServerId>>,
     /// Persist id that makes our own vote (as candidate) durable.
     self_vote_persist_id: Option<u64>,
 
@@ -114,6 +116,7 @@ impl Raft {
             election_deadline_ms: 0,
             last_leader_contact_ms: None,
             votes: BTreeSet::new(),
+            pre_votes: None,
             self_vote_persist_id: None,
             progress: BTreeMap::new(),
             heartbeat_due_ms: 0,
@@ -208,14 +211,16 @@ impl Raft {
         match self.role {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::Candidate => {
-                let sole_voter = self.voters.len() == 1 && self.is_voter(&self.cfg.id);
-                // A sole voter cannot be disrupted by anyone: elect at once instead of
-                // waiting a timeout (only as a follower; a candidate waits for its disk).
-                let sole_voter_start = sole_voter && self.role == Role::Follower;
-                if (sole_voter_start || self.now_ms >= self.election_deadline_ms)
-                    && self.is_voter(&self.cfg.id)
-                {
-                    self.become_candidate();
+                let me_voter = self.is_voter(&self.cfg.id);
+                let sole_voter = me_voter && self.voters.len() == 1;
+                if sole_voter {
+                    // Nobody can compete with or be disrupted by a sole voter: elect at
+                    // once instead of waiting a timeout (a candidate waits for its disk).
+                    if self.role == Role::Follower || self.now_ms >= self.election_deadline_ms {
+                        self.become_candidate();
+                    }
+                } else if me_voter && self.now_ms >= self.election_deadline_ms {
+                    self.start_pre_vote();
                 }
             }
         }
@@ -287,8 +292,26 @@ impl Raft {
                 candidate,
                 last_log_index,
                 last_log_term,
-            } => self.on_request_vote(from, term, candidate, last_log_index, last_log_term),
-            Message::RequestVoteReply { term, granted } => self.on_vote_reply(from, term, granted),
+                pre_vote,
+            } => {
+                let last = (last_log_term, last_log_index);
+                if pre_vote {
+                    self.on_pre_vote_request(from, term, candidate, last)
+                } else {
+                    self.on_request_vote(from, term, candidate, last)
+                }
+            }
+            Message::RequestVoteReply {
+                term,
+                granted,
+                pre_vote,
+            } => {
+                if pre_vote {
+                    self.on_pre_vote_reply(from, term, granted)
+                } else {
+                    self.on_vote_reply(from, term, granted)
+                }
+            }
             Message::AppendEntries {
                 term,
                 leader,
@@ -317,25 +340,10 @@ impl Raft {
 
     // ----- elections ------------------------------------------------------------------
 
-    fn on_request_vote(
-        &mut self,
-        from: ServerId,
-        term: Term,
-        candidate: ServerId,
-        last_log_index: LogIndex,
-        last_log_term: Term,
-    ) {
-        let reject = |s: &Self| Message::RequestVoteReply {
-            term: s.term,
-            granted: false,
-        };
-        if term < self.term {
-            self.send(from, reject(self));
-            return;
-        }
-        // Leader stickiness: while a leader is alive, a candidate that merely timed out
-        // (e.g. partitioned and back) must not depose it or bump our term.
-        let leader_alive = match self.role {
+    /// Leader stickiness: while a leader is alive, a candidate that merely timed out
+    /// (e.g. partitioned and back) must not depose it or bump our term.
+    fn leader_alive(&self) -> bool {
+        match self.role {
             Role::Leader => true,
             _ => {
                 self.leader.is_some()
@@ -343,16 +351,98 @@ impl Raft {
                         self.now_ms.saturating_sub(t) < self.cfg.election_timeout_ms
                     })
             }
+        }
+    }
+
+    /// Whether a candidate's (last term, last index) is at least as up to date as ours.
+    fn log_up_to_date(&self, last: (Term, LogIndex)) -> bool {
+        last >= (self.log.last_term(), self.log.last_index())
+    }
+
+    fn on_pre_vote_request(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        candidate: ServerId,
+        last: (Term, LogIndex),
+    ) {
+        // No state changes here, whatever the answer.
+        let grant = term > self.term
+            && candidate == from
+            && !self.leader_alive()
+            && self.log_up_to_date(last);
+        let reply = Message::RequestVoteReply {
+            term: if grant { term } else { self.term },
+            granted: grant,
+            pre_vote: true,
         };
-        if leader_alive && term > self.term {
+        self.send(from, reply);
+    }
+
+    fn on_pre_vote_reply(&mut self, from: ServerId, term: Term, granted: bool) {
+        if !granted {
+            if term > self.term {
+                self.step_down(term);
+            }
+            return;
+        }
+        if term != Term(self.term.0 + 1) || !self.is_voter(&from) {
+            return; // stale
+        }
+        let Some(pre_votes) = self.pre_votes.as_mut() else {
+            return;
+        };
+        pre_votes.insert(from);
+        let granted = self
+            .voters
+            .iter()
+            .filter(|(id, _)| pre_votes.contains(id))
+            .count();
+        if granted >= self.quorum() {
+            self.become_candidate();
+        }
+    }
+
+    /// Ask whether we could win before bumping the term (Raft thesis §9.6).
+    fn start_pre_vote(&mut self) {
+        self.pre_votes = Some(BTreeSet::from([self.cfg.id.clone()]));
+        self.reset_election_timer();
+        let msg = Message::RequestVote {
+            term: Term(self.term.0 + 1),
+            candidate: self.cfg.id.clone(),
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            pre_vote: true,
+        };
+        for peer in self.peers() {
+            self.send(peer, msg.clone());
+        }
+    }
+
+    fn on_request_vote(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        candidate: ServerId,
+        last: (Term, LogIndex),
+    ) {
+        let reject = |s: &Self| Message::RequestVoteReply {
+            term: s.term,
+            granted: false,
+            pre_vote: false,
+        };
+        if term < self.term {
+            self.send(from, reject(self));
+            return;
+        }
+        if self.leader_alive() && term > self.term {
             self.send(from, reject(self));
             return;
         }
         if term > self.term {
             self.step_down(term);
         }
-        let log_ok =
-            (last_log_term, last_log_index) >= (self.log.last_term(), self.log.last_index());
+        let log_ok = self.log_up_to_date(last);
         let vote_free = self.voted_for.is_none() || self.voted_for.as_ref() == Some(&candidate);
         if self.role == Role::Follower && log_ok && vote_free && candidate == from {
             if self.voted_for.is_none() {
@@ -366,6 +456,7 @@ impl Raft {
                 Message::RequestVoteReply {
                     term: self.term,
                     granted: true,
+                    pre_vote: false,
                 },
             ));
         } else {
@@ -388,6 +479,7 @@ impl Raft {
     }
 
     fn become_candidate(&mut self) {
+        self.pre_votes = None;
         self.term = Term(self.term.0 + 1);
         self.voted_for = Some(self.cfg.id.clone());
         self.hard_state_dirty = true;
@@ -405,6 +497,7 @@ impl Raft {
             candidate: self.cfg.id.clone(),
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
+            pre_vote: false,
         };
         for peer in self.peers() {
             self.send(peer, msg.clone());
@@ -424,6 +517,7 @@ impl Raft {
 
     fn become_leader(&mut self) {
         self.role = Role::Leader;
+        self.pre_votes = None;
         self.leader = Some(self.cfg.id.clone());
         self.last_leader_contact_ms = None;
         self.self_vote_persist_id = None;
@@ -451,6 +545,7 @@ impl Raft {
     /// Move to follower, adopting a newer term if given.
     fn step_down(&mut self, term: Term) {
         if term > self.term {
+            self.pre_votes = None;
             self.term = term;
             self.voted_for = None;
             self.hard_state_dirty = true;
@@ -529,6 +624,7 @@ impl Raft {
             self.step_down(term);
         }
         self.leader = Some(leader);
+        self.pre_votes = None;
         self.last_leader_contact_ms = Some(self.now_ms);
         self.reset_election_timer();
 

@@ -13,6 +13,9 @@
 //! - a leader that has not heard from a quorum for `T` steps down (check-quorum);
 //! - a follower that heard from a leader within `T` refuses to vote for a newer term
 //!   (leader stickiness), so a rejoining server cannot depose a healthy leader;
+//! - an election starts with a pre-vote round (Raft thesis §9.6): the would-be candidate
+//!   asks for votes in `term + 1` without changing any state; only with a quorum of
+//!   pre-votes does it bump its term, so a partitioned server never inflates terms;
 //! - a server that is the ONLY voter does not wait: it starts an election on its first
 //!   tick, since no one else can compete (a single `-bootstrap` server is leader after one
 //!   fsync of its vote and one of its no-op).

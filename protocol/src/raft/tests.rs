@@ -79,19 +79,37 @@ fn committed(up_to: u64) -> Output {
     }
 }
 
-fn request_vote(term: u64, candidate: &str, last_index: u64, last_term: u64) -> Message {
+fn vote_request(pre_vote: bool, term: u64, candidate: &str, last: (u64, u64)) -> Message {
     Message::RequestVote {
         term: Term(term),
         candidate: id(candidate),
-        last_log_index: LogIndex(last_index),
-        last_log_term: Term(last_term),
+        last_log_index: LogIndex(last.0),
+        last_log_term: Term(last.1),
+        pre_vote,
     }
+}
+
+fn request_vote(term: u64, candidate: &str, last_index: u64, last_term: u64) -> Message {
+    vote_request(false, term, candidate, (last_index, last_term))
+}
+
+fn pre_vote(term: u64, candidate: &str, last_index: u64, last_term: u64) -> Message {
+    vote_request(true, term, candidate, (last_index, last_term))
 }
 
 fn vote_reply(term: u64, granted: bool) -> Message {
     Message::RequestVoteReply {
         term: Term(term),
         granted,
+        pre_vote: false,
+    }
+}
+
+fn pre_vote_reply(term: u64, granted: bool) -> Message {
+    Message::RequestVoteReply {
+        term: Term(term),
+        granted,
+        pre_vote: true,
     }
 }
 
@@ -278,6 +296,17 @@ fn recovered_log_with_gaps_is_refused() {
 
 // ----- three nodes ------------------------------------------------------------------
 
+/// Tick `n` past its timeout and hand it `voter`'s pre-vote and vote; its own vote still
+/// has to be persisted (persist id 1) before it leads.
+fn campaign(n: &mut Raft, voter: &str) {
+    let next = n.term().0 + 1;
+    n.on_tick(2 * T);
+    n.drain_outputs();
+    n.on_message(2 * T, id(voter), pre_vote_reply(next, true));
+    n.drain_outputs();
+    n.on_message(2 * T, id(voter), vote_reply(next, true));
+}
+
 fn three() -> (Raft, Raft, Raft) {
     let log = || vec![entry(1, 1, conf(&["a", "b", "c"]))];
     (
@@ -295,6 +324,22 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
     a.on_tick(T - 1);
     assert_eq!(a.drain_outputs(), vec![]);
     a.on_tick(2 * T);
+    let out = a.drain_outputs();
+    // First a pre-vote: no term change, nothing to persist.
+    assert_eq!(
+        out,
+        vec![
+            send("b", pre_vote(2, "a", 1, 1)),
+            send("c", pre_vote(2, "a", 1, 1))
+        ]
+    );
+    deliver(&out, "a", &mut b, 2 * T);
+    let b_out = b.drain_outputs();
+    assert_eq!(b_out, vec![send("a", pre_vote_reply(2, true))]);
+    assert_eq!(b.hard_state(), hs(1, None));
+
+    // A quorum of pre-votes (b and a itself): now the real election.
+    deliver(&b_out, "b", &mut a, 2 * T);
     let out = a.drain_outputs();
     assert_eq!(
         out,
@@ -449,9 +494,7 @@ fn follower_rejects_a_log_mismatch_with_a_hint_and_leader_backs_up() {
         entry(2, 4, cmd("r")),
     ];
     let mut a = node("a", hs(2, None), log);
-    a.on_tick(2 * T);
-    a.drain_outputs();
-    a.on_message(2 * T, id("b"), vote_reply(3, true));
+    campaign(&mut a, "b");
     a.on_persisted(1);
     a.drain_outputs();
     assert_eq!(a.role(), Role::Leader);
@@ -570,13 +613,8 @@ fn follower_with_a_live_leader_ignores_disruptive_candidates() {
 
 #[test]
 fn leader_steps_down_on_a_higher_term_and_without_a_quorum() {
-    let (mut a, mut b, _) = three();
-    a.on_tick(2 * T);
-    let out = a.drain_outputs();
-    deliver(&out, "a", &mut b, 2 * T);
-    b.on_persisted(1);
-    let b_out = b.drain_outputs();
-    deliver(&b_out, "b", &mut a, 2 * T);
+    let (mut a, _, _) = three();
+    campaign(&mut a, "b");
     a.on_persisted(1);
     a.drain_outputs();
     assert_eq!(a.role(), Role::Leader);
@@ -593,11 +631,11 @@ fn leader_steps_down_on_a_higher_term_and_without_a_quorum() {
     let (mut a2, _, _) = three();
     a2.on_tick(2 * T);
     a2.drain_outputs();
-    a2.on_message(2 * T, id("c"), vote_reply(7, false));
+    a2.on_message(2 * T, id("c"), pre_vote_reply(7, false));
     assert_eq!(
         a2.drain_outputs(),
         vec![
-            persist(2, None, vec![], Some(hs(7, None))),
+            persist(1, None, vec![], Some(hs(7, None))),
             role(Role::Follower, 7, None)
         ]
     );
@@ -609,9 +647,7 @@ fn leader_does_not_commit_an_older_term_entry_by_counting_replicas() {
     // index 3 may commit it.
     let log = vec![entry(1, 1, conf(&["a", "b", "c"])), entry(2, 2, cmd("old"))];
     let mut a = node("a", hs(2, None), log);
-    a.on_tick(2 * T);
-    a.drain_outputs();
-    a.on_message(2 * T, id("b"), vote_reply(3, true));
+    campaign(&mut a, "b");
     a.on_persisted(1);
     a.drain_outputs();
     a.on_persisted(2); // the no-op is durable on a
@@ -677,4 +713,47 @@ fn append_entries_near_the_index_limit_does_not_overflow() {
         ]
     );
     assert_eq!(b.commit_index(), LogIndex(0));
+}
+
+#[test]
+fn pre_vote_changes_nothing_and_is_refused_while_a_leader_is_alive() {
+    let mut b = node(
+        "b",
+        hs(2, None),
+        vec![
+            entry(1, 1, conf(&["a", "b", "c"])),
+            entry(2, 2, Payload::Noop),
+        ],
+    );
+    // Older log: refused, with our term.
+    b.on_message(0, id("c"), pre_vote(3, "c", 1, 1));
+    assert_eq!(b.drain_outputs(), vec![send("c", pre_vote_reply(2, false))]);
+    // Up-to-date log, no leader: granted, yet neither term nor vote moves.
+    b.on_message(0, id("c"), pre_vote(3, "c", 2, 2));
+    assert_eq!(b.drain_outputs(), vec![send("c", pre_vote_reply(3, true))]);
+    assert_eq!(b.hard_state(), hs(2, None));
+    // A live leader: refused.
+    b.on_message(1, id("a"), append(2, "a", (2, 2), vec![], 0));
+    b.drain_outputs();
+    b.on_message(2, id("c"), pre_vote(3, "c", 2, 2));
+    assert_eq!(b.drain_outputs(), vec![send("c", pre_vote_reply(2, false))]);
+}
+
+#[test]
+fn a_partitioned_server_does_not_inflate_its_term() {
+    let (mut a, _, _) = three();
+    for round in 1..=5 {
+        a.on_tick(round * 2 * T);
+        assert_eq!(
+            a.drain_outputs(),
+            vec![
+                send("b", pre_vote(2, "a", 1, 1)),
+                send("c", pre_vote(2, "a", 1, 1))
+            ]
+        );
+    }
+    assert_eq!((a.term(), a.role()), (Term(1), Role::Follower));
+    // A late pre-vote for a term it no longer seeks is ignored.
+    a.on_message(10 * T, id("b"), pre_vote_reply(5, true));
+    assert_eq!(a.drain_outputs(), vec![]);
 }

@@ -34,15 +34,20 @@ pub struct HardState {
 /// candidates step down.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
+    /// With `pre_vote`, `term` is the term the candidate WOULD start; nobody changes
+    /// term or vote for a pre-vote, so a server that cannot win never disrupts others.
     RequestVote {
         term: Term,
         candidate: ServerId,
         last_log_index: LogIndex,
         last_log_term: Term,
+        pre_vote: bool,
     },
+    /// A granted pre-vote carries the requested term; anything else our own term.
     RequestVoteReply {
         term: Term,
         granted: bool,
+        pre_vote: bool,
     },
     AppendEntries {
         term: Term,

@@ -65,6 +65,10 @@ async fn paths_are_cleaned_and_filtered() {
     assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
     assert_eq!(r.header("Location").as_deref(), Some("/v1/kv/a/b"));
 
+    let r = send!(app, "GET", "/v1/kv?keys");
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.header("Location").as_deref(), Some("/v1/kv/?keys"));
+
     let r = send!(app, "PUT", "/v1/kv/a%0ab", "x");
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -189,4 +193,35 @@ async fn leaderless_server_refuses_default_reads_and_writes() {
     let r = send!(app, "PUT", "/v1/kv/x", "v");
     assert_eq!(r.status.as_u16(), 500);
     assert_eq!(r.text(), "No cluster leader");
+}
+
+/// Manual load probe (ignored): serves on CAIRN_BENCH_PORT for CAIRN_BENCH_SECS seconds,
+/// with the key `bench` present, so `hey` can be pointed at it.
+#[actix_web::test]
+#[ignore]
+async fn serve_for_load_probe() {
+    let port: i32 = std::env::var("CAIRN_BENCH_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18500);
+    let secs: u64 = std::env::var("CAIRN_BENCH_SECS")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30);
+    let mut cfg = crate::http::tests_support::test_config();
+    cfg.ports.http = port;
+    let ctx = super::test_ctx_with(cfg).await;
+    ctx.server
+        .propose(protocol::store::Command::Kv(protocol::store::KvOp::Set {
+            key: "bench".into(),
+            value: b"value".to_vec(),
+            flags: 0,
+        }))
+        .await
+        .expect("seed write");
+    let server = crate::http::start(ctx).expect("binds");
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    handle.stop(true).await;
 }
