@@ -82,7 +82,7 @@ fn dev_agent_serves_and_shuts_down_cleanly() {
         .body("v")
         .send()
         .unwrap();
-    assert_eq!(resp.text().unwrap(), "true");
+    assert_eq!(resp.text().unwrap().trim_end(), "true");
 
     assert_eq!(agent.terminate(), Some(0), "SIGTERM exits cleanly");
 

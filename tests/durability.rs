@@ -89,7 +89,11 @@ fn verify(client: &reqwest::blocking::Client, agent: &Agent, acked: &BTreeMap<St
         })
         .collect();
     for (key, value) in acked {
-        assert_eq!(stored.get(key), Some(value), "acknowledged write {key} lost");
+        assert_eq!(
+            stored.get(key),
+            Some(value),
+            "acknowledged write {key} lost"
+        );
     }
 }
 

@@ -84,7 +84,7 @@ impl Agent {
             .expect("data dir has a parent")
             .join("logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
-        let agent = Agent::spawn(ip, &args, &log_dir);
+        let mut agent = Agent::spawn(ip, &args, &log_dir);
         agent.wait_ready();
         agent
     }
@@ -97,20 +97,36 @@ impl Agent {
         format!("{}:8600", self.ip).parse().expect("dns addr")
     }
 
-    /// Wait until the agent has a leader and its own node is in the catalog.
-    pub fn wait_ready(&self) {
+    /// Wait until the agent has a leader and its own node is in the catalog. Fails at
+    /// once, with the agent's log, if the process exits first.
+    pub fn wait_ready(&mut self) {
         let node_url = self.url("/v1/catalog/nodes");
         let client = http_client();
-        let ip = self.ip.clone();
-        let check = || {
-            let body = client.get(&node_url).send().ok()?.text().ok()?;
-            body.contains(&format!("\"Address\":\"{ip}\""))
-                .then_some(())
-        };
         let start = Instant::now();
         loop {
-            if check().is_some() {
+            let nodes: Option<serde_json::Value> = client
+                .get(&node_url)
+                .send()
+                .ok()
+                .and_then(|r| r.json().ok());
+            let ready = nodes
+                .as_ref()
+                .and_then(|n| n.as_array())
+                .is_some_and(|n| n.iter().any(|n| n["Address"] == self.ip.as_str()));
+            if ready {
                 return;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.child = None;
+                panic!(
+                    "agent on {} exited with {status}; log:\n{}",
+                    self.ip,
+                    self.log_text()
+                );
             }
             if start.elapsed() > DEADLINE {
                 panic!(
@@ -118,9 +134,6 @@ impl Agent {
                     self.ip,
                     self.log_text()
                 );
-            }
-            if let Some(status) = self.child.as_ref().and_then(|_| None::<i32>) {
-                panic!("agent exited with {status}");
             }
             std::thread::sleep(Duration::from_millis(25));
         }
