@@ -331,32 +331,15 @@ async fn handle(
 
 #[cfg(test)]
 pub(crate) mod tests_support {
-    use crate::config::{Config, Ports};
-    use std::net::{IpAddr, Ipv4Addr};
+    use crate::config::Config;
 
     pub fn test_config() -> Config {
         Config {
             node_name: "node1".into(),
             node_id: "11111111-2222-3333-4444-555555555555".into(),
-            datacenter: "dc1".into(),
-            data_dir: None,
-            dev: true,
-            server: true,
-            bootstrap: true,
-            bootstrap_expect: None,
-            bind_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            advertise_addr: None,
-            client_addrs: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            ports: Ports::default(),
-            domain: "consul.".into(),
-            recursors: vec![],
-            retry_join: vec![],
-            enable_script_checks: false,
-            log_level: "info".into(),
-            raft_multiplier: 1,
             ui: false,
-            node_meta: Default::default(),
             pretty_json: false,
+            ..Config::dev_for_tests()
         }
     }
 }
