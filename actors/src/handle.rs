@@ -179,6 +179,9 @@ impl ServerHandle {
         if opts.bootstrap && raft.bootstrap(&opts.server_addr) {
             tracing::info!(node = %opts.node_name, "bootstrapped a new raft cluster with this server as the only voter");
         }
+        if !raft.voters().is_empty() && !raft.voters().iter().any(|(v, _)| v.0 == opts.server_id) {
+            tracing::warn!(server_id = %opts.server_id, "this server is not a voter in the recovered raft configuration; it will not start elections");
+        }
 
         let view = ReadView::new(Store::new());
         let status = Arc::new(StatusCell::default());
