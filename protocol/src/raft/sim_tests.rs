@@ -229,7 +229,12 @@ impl Sim {
 
 #[test]
 fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
-    for seed in 0..12 {
+    // RAFT_SIM_SEEDS=n runs more seeds (a test reads its own knob; the core stays pure).
+    let seeds = std::env::var("RAFT_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    for seed in 0..seeds {
         let mut sim = Sim::new(seed);
         for _ in 0..3000 {
             sim.step();
