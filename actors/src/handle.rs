@@ -3,7 +3,7 @@
 
 use crate::fsm::Fsm;
 use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
-use crate::raft_core::{PersistDone, Propose, RaftCore, MAX_PENDING_PROPOSALS};
+use crate::raft_core::{PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS};
 use crate::status::StatusCell;
 use actix::prelude::*;
 use parking_lot::{RwLock, RwLockReadGuard};
@@ -200,6 +200,7 @@ impl ServerHandle {
         ctx.run(RaftCore::new(
             raft,
             log_store,
+            fsm_arbiter.handle(),
             fsm,
             status.clone(),
             epoch,
@@ -233,6 +234,16 @@ impl ServerHandle {
 
     pub fn view(&self) -> &ReadView {
         &self.view
+    }
+
+    /// Stop this server's Raft group: waiting proposals fail with `ShuttingDown`, writes
+    /// already queued reach the disk, files close. Later proposals answer `ShuttingDown`.
+    /// The read view stays readable.
+    pub async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.raft.send(Shutdown { done }).await.is_ok() {
+            let _ = stopped.await;
+        }
     }
 
     /// Cheap: a copy of the status cell RaftCore keeps current.

@@ -77,7 +77,13 @@ async fn file_backed_server_elects_writes_and_rebuilds_after_restart() {
     // 1 configuration + 1 no-op + 70 commands.
     assert_eq!(*server.applied().borrow(), 72);
     assert_eq!(server.status().commit_index, 72);
-    drop(server);
+    server.shutdown().await;
+    assert_eq!(
+        server.propose(set("late", "x")).await,
+        Err(WriteError::ShuttingDown)
+    );
+    // The view stays readable after shutdown.
+    assert_eq!(value_of(&server, "k1").as_deref(), Some("v1"));
 
     // "Restart": a new server on the same directory, no -bootstrap needed.
     let restarted = ServerHandle::start(options(Some(dir.path()), false))
