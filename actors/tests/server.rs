@@ -118,8 +118,13 @@ async fn file_backed_server_elects_writes_and_rebuilds_after_restart() {
     restarted.shutdown().await;
 
     // And once more without -bootstrap: the configuration comes from the log.
-    let third = ServerHandle::start(options(Some(dir.path()), false)).await.unwrap();
-    wait_until("leadership on the third start", || third.status().is_leader()).await;
+    let third = ServerHandle::start(options(Some(dir.path()), false))
+        .await
+        .unwrap();
+    wait_until("leadership on the third start", || {
+        third.status().is_leader()
+    })
+    .await;
     wait_until("store rebuilt again", || *third.applied().borrow() >= 75).await;
     assert_eq!(third.status().term, 4);
     assert_eq!(value_of(&third, "after").as_deref(), Some("restart"));
