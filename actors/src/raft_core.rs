@@ -1,7 +1,8 @@
 //! RaftCore actor: the shell around `protocol::raft::Raft`, the one decider.
 //!
-//! It feeds the core ticks (every `heartbeat interval / 2`, at least 5 ms), proposals,
-//! peer messages and persist confirmations, and executes the outputs in order:
+//! It feeds the core ticks (every `heartbeat interval / 2`, at least 5 ms), proposals
+//! and persist confirmations (peer messages arrive once PeerNet exists), and executes
+//! the outputs in order:
 //! `Persist` goes to the LogStore thread (group commit happens there), `Committed` sends
 //! the newly committed entries with their waiting proposals to the Fsm, `Send` is for
 //! PeerNet (not built yet: logged at debug), `RoleChanged` updates the status cell.
