@@ -3,7 +3,7 @@
 
 use crate::fsm::Fsm;
 use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
-use crate::raft_core::{PersistDone, Propose, RaftCore, MAX_PENDING_PROPOSALS};
+use crate::raft_core::{PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS};
 use crate::status::StatusCell;
 use actix::prelude::*;
 use parking_lot::{RwLock, RwLockReadGuard};
@@ -179,6 +179,9 @@ impl ServerHandle {
         if opts.bootstrap && raft.bootstrap(&opts.server_addr) {
             tracing::info!(node = %opts.node_name, "bootstrapped a new raft cluster with this server as the only voter");
         }
+        if !raft.voters().is_empty() && !raft.voters().iter().any(|(v, _)| v.0 == opts.server_id) {
+            tracing::warn!(server_id = %opts.server_id, "this server is not a voter in the recovered raft configuration; it will not start elections");
+        }
 
         let view = ReadView::new(Store::new());
         let status = Arc::new(StatusCell::default());
@@ -197,6 +200,7 @@ impl ServerHandle {
         ctx.run(RaftCore::new(
             raft,
             log_store,
+            fsm_arbiter.handle(),
             fsm,
             status.clone(),
             epoch,
@@ -230,6 +234,16 @@ impl ServerHandle {
 
     pub fn view(&self) -> &ReadView {
         &self.view
+    }
+
+    /// Stop this server's Raft group: waiting proposals fail with `ShuttingDown`, writes
+    /// already queued reach the disk, files close. Later proposals answer `ShuttingDown`.
+    /// The read view stays readable.
+    pub async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.raft.send(Shutdown { done }).await.is_ok() {
+            let _ = stopped.await;
+        }
     }
 
     /// Cheap: a copy of the status cell RaftCore keeps current.

@@ -1,7 +1,8 @@
 //! RaftCore actor: the shell around `protocol::raft::Raft`, the one decider.
 //!
-//! It feeds the core ticks (every `heartbeat interval / 2`, at least 5 ms), proposals,
-//! peer messages and persist confirmations, and executes the outputs in order:
+//! It feeds the core ticks (every `heartbeat interval / 2`, at least 5 ms), proposals
+//! and persist confirmations (peer messages arrive once PeerNet exists), and executes
+//! the outputs in order:
 //! `Persist` goes to the LogStore thread (group commit happens there), `Committed` sends
 //! the newly committed entries with their waiting proposals to the Fsm, `Send` is for
 //! PeerNet (not built yet: logged at debug), `RoleChanged` updates the status cell.
@@ -20,6 +21,7 @@ use protocol::raft::{Output, Payload, Raft, Role};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// Most proposals waiting for commit at once.
 pub const MAX_PENDING_PROPOSALS: usize = 8192;
@@ -34,6 +36,15 @@ pub(crate) struct Propose {
     pub(crate) reply: ProposalReply,
 }
 
+/// Stop the server's Raft group: waiting proposals fail with `ShuttingDown`, queued
+/// writes finish, files close.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Shutdown {
+    /// Answered once the actor has stopped and the log store has closed.
+    pub(crate) done: oneshot::Sender<()>,
+}
+
 /// The log store finished (or failed) persist requests.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -41,7 +52,10 @@ pub(crate) struct PersistDone(pub(crate) Result<u64, StorageError>);
 
 pub(crate) struct RaftCore {
     raft: Raft,
-    log_store: LogStore,
+    /// None once stopped.
+    log_store: Option<LogStore>,
+    /// The Fsm's thread, stopped with us.
+    fsm_arbiter: ArbiterHandle,
     fsm: Addr<Fsm>,
     status: Arc<StatusCell>,
     epoch: Instant,
@@ -52,12 +66,14 @@ pub(crate) struct RaftCore {
     storage_failed: Option<String>,
     tick: Duration,
     max_pending: usize,
+    shutdown_done: Vec<oneshot::Sender<()>>,
 }
 
 impl RaftCore {
     pub(crate) fn new(
         raft: Raft,
         log_store: LogStore,
+        fsm_arbiter: ArbiterHandle,
         fsm: Addr<Fsm>,
         status: Arc<StatusCell>,
         epoch: Instant,
@@ -66,7 +82,8 @@ impl RaftCore {
         let tick_ms = (raft_heartbeat_ms(&raft) / 2).max(5);
         RaftCore {
             raft,
-            log_store,
+            log_store: Some(log_store),
+            fsm_arbiter,
             fsm,
             status,
             epoch,
@@ -75,6 +92,7 @@ impl RaftCore {
             storage_failed: None,
             tick: Duration::from_millis(tick_ms),
             max_pending,
+            shutdown_done: Vec::new(),
         }
     }
 
@@ -94,7 +112,11 @@ impl RaftCore {
         for output in self.raft.drain_outputs() {
             match output {
                 Output::Persist(req) => {
-                    if let Err(e) = self.log_store.submit(req) {
+                    let submitted = match &self.log_store {
+                        Some(store) => store.submit(req),
+                        None => Err(StorageError::Stopped),
+                    };
+                    if let Err(e) = submitted {
                         self.fail_storage(e.to_string());
                     }
                 }
@@ -198,6 +220,30 @@ impl Actor for RaftCore {
         // voter does not wait for the first interval.
         self.on_tick();
         ctx.run_interval(self.tick, |act, _| act.on_tick());
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for (_, w) in std::mem::take(&mut self.waiters) {
+            let _ = w.reply.send(Err(WriteError::ShuttingDown));
+        }
+        if let Some(store) = self.log_store.take() {
+            // Blocks for at most the batch on disk: queued writes are never cut short.
+            store.stop();
+        }
+        self.fsm_arbiter.stop();
+        for done in self.shutdown_done.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+impl Handler<Shutdown> for RaftCore {
+    type Result = ();
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) {
+        tracing::info!("raft shutting down");
+        self.shutdown_done.push(msg.done);
+        ctx.stop();
     }
 }
 

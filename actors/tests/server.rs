@@ -77,10 +77,17 @@ async fn file_backed_server_elects_writes_and_rebuilds_after_restart() {
     // 1 configuration + 1 no-op + 70 commands.
     assert_eq!(*server.applied().borrow(), 72);
     assert_eq!(server.status().commit_index, 72);
-    drop(server);
+    server.shutdown().await;
+    assert_eq!(
+        server.propose(set("late", "x")).await,
+        Err(WriteError::ShuttingDown)
+    );
+    // The view stays readable after shutdown.
+    assert_eq!(value_of(&server, "k1").as_deref(), Some("v1"));
 
-    // "Restart": a new server on the same directory, no -bootstrap needed.
-    let restarted = ServerHandle::start(options(Some(dir.path()), false))
+    // "Restart" on the same directory. -bootstrap is still given, as operators leave it
+    // in their config: a non-empty log is never bootstrapped again.
+    let restarted = ServerHandle::start(options(Some(dir.path()), true))
         .await
         .unwrap();
     wait_until("leadership after restart", || {
@@ -108,6 +115,19 @@ async fn file_backed_server_elects_writes_and_rebuilds_after_restart() {
             .map(|e| e.modify_index),
         Some(74)
     );
+    restarted.shutdown().await;
+
+    // And once more without -bootstrap: the configuration comes from the log.
+    let third = ServerHandle::start(options(Some(dir.path()), false))
+        .await
+        .unwrap();
+    wait_until("leadership on the third start", || {
+        third.status().is_leader()
+    })
+    .await;
+    wait_until("store rebuilt again", || *third.applied().borrow() >= 75).await;
+    assert_eq!(third.status().term, 4);
+    assert_eq!(value_of(&third, "after").as_deref(), Some("restart"));
 }
 
 #[actix::test]

@@ -91,6 +91,7 @@ pub fn persist_batch(
 /// The handle to the log store thread. Dropping it stops the thread after it drains.
 pub struct LogStore {
     tx: mpsc::Sender<PersistRequest>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LogStore {
@@ -101,7 +102,7 @@ impl LogStore {
         F: Fn(Result<u64, StorageError>) + Send + 'static,
     {
         let (tx, rx) = mpsc::channel::<PersistRequest>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("cairn-logstore".into())
             .spawn(move || {
                 let mut batch = Vec::new();
@@ -123,7 +124,19 @@ impl LogStore {
                     }
                 }
             })?;
-        Ok(LogStore { tx })
+        Ok(LogStore {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Finish every queued request, then stop the thread and close the files.
+    pub fn stop(mut self) {
+        let (dead, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, dead));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 
     /// Queue a request; it is executed after every earlier one.

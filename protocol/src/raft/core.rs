@@ -386,7 +386,7 @@ impl Raft {
             }
             return;
         }
-        if term != Term(self.term.0 + 1) || !self.is_voter(&from) {
+        if term != Term(self.term.0.saturating_add(1)) || !self.is_voter(&from) {
             return; // stale
         }
         let Some(pre_votes) = self.pre_votes.as_mut() else {
@@ -405,10 +405,13 @@ impl Raft {
 
     /// Ask whether we could win before bumping the term (Raft thesis §9.6).
     fn start_pre_vote(&mut self) {
+        if self.term.0 == u64::MAX {
+            return;
+        }
         self.pre_votes = Some(BTreeSet::from([self.cfg.id.clone()]));
         self.reset_election_timer();
         let msg = Message::RequestVote {
-            term: Term(self.term.0 + 1),
+            term: Term(self.term.0.saturating_add(1)),
             candidate: self.cfg.id.clone(),
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
@@ -479,8 +482,11 @@ impl Raft {
     }
 
     fn become_candidate(&mut self) {
+        if self.term.0 == u64::MAX {
+            return; // terms are exhausted (only a hostile peer gets here): never re-vote
+        }
         self.pre_votes = None;
-        self.term = Term(self.term.0 + 1);
+        self.term = Term(self.term.0.saturating_add(1));
         self.voted_for = Some(self.cfg.id.clone());
         self.hard_state_dirty = true;
         self.role = Role::Candidate;

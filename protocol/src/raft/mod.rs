@@ -42,6 +42,8 @@ mod log;
 mod types;
 
 #[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
 mod tests;
 
 pub use self::core::Raft;

@@ -757,3 +757,16 @@ fn a_partitioned_server_does_not_inflate_its_term() {
     a.on_message(10 * T, id("b"), pre_vote_reply(5, true));
     assert_eq!(a.drain_outputs(), vec![]);
 }
+
+#[test]
+fn a_hostile_maximal_term_does_not_panic() {
+    let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    b.on_message(0, id("c"), request_vote(u64::MAX, "c", 0, 0));
+    b.drain_outputs();
+    assert_eq!(b.term(), Term(u64::MAX));
+    b.on_tick(10 * T);
+    b.on_message(10 * T, id("c"), pre_vote_reply(u64::MAX, true));
+    b.on_tick(20 * T);
+    b.drain_outputs();
+    assert_eq!(b.term(), Term(u64::MAX));
+}
