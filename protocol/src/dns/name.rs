@@ -60,8 +60,11 @@ pub fn parse_query_name(qname: &str, domain: &str) -> Option<DnsQuery> {
         return Some(DnsQuery::Apex);
     }
     let rest_len = qname.len().checked_sub(domain.len() + 1)?;
+    if !qname.is_char_boundary(rest_len) {
+        return None;
+    }
     let (rest, suffix) = qname.split_at(rest_len);
-    if !suffix[1..].eq_ignore_ascii_case(domain) || !suffix.starts_with('.') {
+    if !suffix.starts_with('.') || !suffix[1..].eq_ignore_ascii_case(domain) {
         return None;
     }
     let labels: Vec<&str> = rest.split('.').collect();
@@ -195,6 +198,9 @@ mod tests {
         assert_eq!(p("xconsul."), None);
         assert_eq!(p("com."), None);
         assert_eq!(p(""), None);
+        assert_eq!(p("é.consul"), Some(DnsQuery::Unknown));
+        assert_eq!(p("xxxxxxxé"), None);
+        assert_eq!(p("aé.node.consul"), node("aé", None));
     }
 
     #[test]
