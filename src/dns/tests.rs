@@ -508,3 +508,47 @@ async fn udp_throughput() {
     println!("udp throughput: {qps:.0} queries/s");
     assert!(answered > 0);
 }
+
+#[test]
+fn random_and_mutated_datagrams_never_panic() {
+    use super::core::{DnsCore, Handled};
+    use super::wire::Transport;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let core = DnsCore::new(
+        ReadView::new(sample_store()),
+        DnsConfig::new("consul", "dc1", vec![]),
+        None,
+    );
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut out = Vec::new();
+    let valid = [
+        query("web.service.consul.", RecordType::A)
+            .to_vec()
+            .unwrap(),
+        query("_web._tcp.service.consul.", RecordType::SRV)
+            .to_vec()
+            .unwrap(),
+        query("1.0.0.10.in-addr.arpa.", RecordType::PTR)
+            .to_vec()
+            .unwrap(),
+    ];
+    for round in 0..20_000 {
+        let bytes: Vec<u8> = if round % 2 == 0 {
+            let len = rng.random_range(0..64);
+            (0..len).map(|_| rng.random()).collect()
+        } else {
+            let mut bytes = valid[round % valid.len()].clone();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] = rng.random();
+            }
+            bytes
+        };
+        for transport in [Transport::Udp, Transport::Tcp] {
+            if let Handled::Reply = core.handle(&bytes, transport, &mut rng, &mut out) {
+                assert!(out.len() >= 12);
+            }
+        }
+    }
+}

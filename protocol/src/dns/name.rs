@@ -292,3 +292,27 @@ mod tests {
         assert_eq!(parse_query_name("a.node.consul.", "cairn.internal."), None);
     }
 }
+
+#[cfg(test)]
+mod random_tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn random_names_never_panic() {
+        let alphabet: Vec<char> = "ab_.é0f-".chars().collect();
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..50_000 {
+            let len = rng.random_range(0..24);
+            let mut name: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            if rng.random_bool(0.5) {
+                name.push_str(".consul.");
+            }
+            let _ = parse_query_name(&name, "consul.");
+            let _ = crate::dns::parse_reverse_name(&name);
+        }
+    }
+}
