@@ -65,7 +65,7 @@ pub fn response_for(
         edns.set_max_payload(OUR_EDNS_PAYLOAD);
         // Client subnet is echoed with scope 0: our answers are the same for everyone.
         if let Some(EdnsOption::Subnet(subnet)) = request_edns.option(EdnsCode::Subnet) {
-            let mut subnet = subnet.clone();
+            let mut subnet = *subnet;
             subnet.set_scope_prefix(0);
             edns.options_mut().insert(EdnsOption::Subnet(subnet));
         }
