@@ -223,6 +223,9 @@ pub async fn start(ctx: Arc<AgentContext>) -> io::Result<()> {
         &ctx.config.datacenter,
         ctx.config.recursors.clone(),
     );
+    if ctx.config.client_addrs.is_empty() {
+        return Ok(());
+    }
     let addrs: Vec<SocketAddr> = ctx
         .config
         .client_addrs
