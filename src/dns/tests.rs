@@ -352,6 +352,11 @@ async fn udp_answer_limit_and_byte_budget_truncation() {
 
 /// A fake upstream: `missing.*` is NXDOMAIN, every other A question gets 203.0.113.7.
 async fn fake_upstream(ip: [u8; 4]) -> SocketAddr {
+    fake_upstream_with(ip, false).await
+}
+
+/// `broken`: every question gets SERVFAIL.
+async fn fake_upstream_with(ip: [u8; 4], broken: bool) -> SocketAddr {
     let socket = UdpSocket::bind(SocketAddr::from((Ipv4Addr::from(ip), 0)))
         .await
         .unwrap();
@@ -370,7 +375,9 @@ async fn fake_upstream(ip: [u8; 4]) -> SocketAddr {
             response.metadata.recursion_available = true;
             response.queries = request.queries.clone();
             if let Some(q) = request.queries.first() {
-                if q.name().to_ascii().starts_with("missing") {
+                if broken {
+                    response.metadata.response_code = ResponseCode::ServFail;
+                } else if q.name().to_ascii().starts_with("missing") {
                     response.metadata.response_code = ResponseCode::NXDomain;
                 } else if q.query_type() == RecordType::A {
                     response.add_answer(Record::from_rdata(
@@ -551,4 +558,26 @@ fn random_and_mutated_datagrams_never_panic() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_failing_recursor_moves_on_to_the_next() {
+    let broken = fake_upstream_with([127, 0, 0, 58], true).await;
+    let good = fake_upstream([127, 0, 0, 59]).await;
+    let dns = server([127, 0, 0, 60], vec![broken, good]);
+    let (response, _) = udp_ask(
+        dns.udp_addrs()[0],
+        &query("www.example.com.", RecordType::A),
+    )
+    .await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(a_records(&response).len(), 1);
+
+    let only_broken = server([127, 0, 0, 61], vec![broken]);
+    let (response, _) = udp_ask(
+        only_broken.udp_addrs()[0],
+        &query("www.example.com.", RecordType::A),
+    )
+    .await;
+    assert_eq!(response.metadata.response_code, ResponseCode::ServFail);
 }
