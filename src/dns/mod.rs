@@ -214,18 +214,28 @@ fn start_tasks(
 
 /// Start the DNS edge of an agent: UDP and TCP on every client address at the DNS port
 /// (nothing when the port is negative). Returns once bound; bind errors are returned.
+/// The server then runs for the life of the process.
 pub async fn start(ctx: Arc<AgentContext>) -> io::Result<()> {
+    if let Some(server) = start_server(&ctx)? {
+        server.detach();
+    }
+    Ok(())
+}
+
+/// Like [`start`], but hands back the running server (dropping it stops DNS); `None`
+/// when DNS is disabled (negative port) or there is no client address.
+pub fn start_server(ctx: &AgentContext) -> io::Result<Option<DnsServer>> {
     let Ok(port) = u16::try_from(ctx.config.ports.dns) else {
-        return Ok(()); // negative: disabled
+        return Ok(None); // negative: disabled
     };
+    if ctx.config.client_addrs.is_empty() {
+        return Ok(None);
+    }
     let config = DnsConfig::new(
         &ctx.config.domain,
         &ctx.config.datacenter,
         ctx.config.recursors.clone(),
     );
-    if ctx.config.client_addrs.is_empty() {
-        return Ok(());
-    }
     let addrs: Vec<SocketAddr> = ctx
         .config
         .client_addrs
@@ -233,7 +243,6 @@ pub async fn start(ctx: Arc<AgentContext>) -> io::Result<()> {
         .map(|ip: &IpAddr| SocketAddr::new(*ip, port))
         .collect();
     let server = DnsServer::bind(ctx.server.view().clone(), config, &addrs)?;
-    tracing::info!(udp = ?server.udp_addrs(), "dns listening");
-    server.detach();
-    Ok(())
+    tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), "dns listening");
+    Ok(Some(server))
 }
