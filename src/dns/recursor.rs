@@ -4,6 +4,7 @@
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
 };
+use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
@@ -26,6 +27,9 @@ pub struct Upstream {
 /// all of them would stop at the first SERVFAIL.)
 pub struct Recursor {
     resolvers: Vec<TokioResolver>,
+    /// The whole time one recursor may take (the resolver's own per-try timeout can add
+    /// up over its UDP and TCP connections).
+    timeout: Duration,
 }
 
 impl Recursor {
@@ -36,13 +40,13 @@ impl Recursor {
             .iter()
             .map(|addr| resolver(*addr, timeout))
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Recursor { resolvers })
+        Ok(Recursor { resolvers, timeout })
     }
 
     /// Ask the recursors in order; a definite answer (records, NXDOMAIN or NODATA) ends it.
     pub async fn ask(&self, name: Name, record_type: RecordType) -> Upstream {
         for resolver in &self.resolvers {
-            match resolver.lookup(name.clone(), record_type).await {
+            match self.lookup(resolver, name.clone(), record_type).await {
                 Ok(lookup) => {
                     return Upstream {
                         rcode: ResponseCode::NoError,
@@ -72,13 +76,24 @@ impl Recursor {
         }
     }
 
+    async fn lookup(
+        &self,
+        resolver: &TokioResolver,
+        name: Name,
+        record_type: RecordType,
+    ) -> Result<Lookup, NetError> {
+        tokio::time::timeout(self.timeout, resolver.lookup(name, record_type))
+            .await
+            .unwrap_or(Err(NetError::Timeout))
+    }
+
     /// Address records of a host name (for CNAME / SRV targets); empty on any failure.
     pub async fn addresses(&self, host: &str, record_type: RecordType) -> Vec<Record> {
         let Ok(name) = Name::from_ascii(host) else {
             return Vec::new();
         };
         for resolver in &self.resolvers {
-            match resolver.lookup(name.clone(), record_type).await {
+            match self.lookup(resolver, name.clone(), record_type).await {
                 Ok(lookup) => return lookup.answers().to_vec(),
                 Err(NetError::Dns(DnsError::NoRecordsFound(_))) => return Vec::new(),
                 Err(_) => continue,

@@ -581,3 +581,26 @@ async fn a_failing_recursor_moves_on_to_the_next() {
     .await;
     assert_eq!(response.metadata.response_code, ResponseCode::ServFail);
 }
+
+#[tokio::test]
+async fn a_silent_recursor_costs_at_most_the_recursor_timeout() {
+    // Bound but never answering.
+    let silent = UdpSocket::bind("127.0.0.62:0").await.unwrap();
+    let good = fake_upstream([127, 0, 0, 63]).await;
+    let mut config = DnsConfig::new("consul", "dc1", vec![silent.local_addr().unwrap(), good]);
+    config.recursor_timeout = Duration::from_millis(300);
+    let dns = server_with([127, 0, 0, 64], config);
+    let started = std::time::Instant::now();
+    let (response, _) = udp_ask(
+        dns.udp_addrs()[0],
+        &query("www.example.com.", RecordType::A),
+    )
+    .await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(a_records(&response).len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
