@@ -8,6 +8,13 @@
 //! on the actix system thread: a packet never becomes an actor message, and the hot path
 //! is recv → parse → read lock → answer → send on a few tasks sharing each socket.
 //!
+//! Served: `<node>.node`, `[<tag>.]<svc>.service`, RFC 2782 `_svc._tag`, `<hex>.addr`,
+//! SOA/NS on the apex, PTR for node and service addresses, all with an optional `<dc>`
+//! label; prepared queries and mesh names are NXDOMAIN. Other names go to the recursors
+//! (asked in order, each bounded by `recursor_timeout`), or get REFUSED without any.
+//! AXFR/IXFR and non-query opcodes get NOTIMP; unparsable queries with a readable header
+//! get FORMERR; anything shorter, and responses, are dropped.
+//!
 //! Truncation choice: over UDP without EDNS, answers are first cut to `udp_answer_limit`
 //! (3, as Consul; a load-spreading policy over shuffled answers, so no TC). When records
 //! must then be dropped to fit the byte budget (512, or the client's EDNS size capped at

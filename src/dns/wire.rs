@@ -74,8 +74,9 @@ pub fn response_for(
     response
 }
 
-/// FORMERR for a datagram whose header parses but whose body does not; `None` when not
-/// even a query header is there (such datagrams are dropped, never answered).
+/// Write into `out` a FORMERR for a message whose query header is readable but whose body
+/// does not parse, and return true; false when there is not even a query header (such
+/// datagrams are dropped, never answered).
 pub fn formerr_from_raw(datagram: &[u8], out: &mut Vec<u8>) -> bool {
     let Some(header) = datagram.get(..12) else {
         return false;
