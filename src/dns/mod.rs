@@ -8,6 +8,13 @@
 //! on the actix system thread: a packet never becomes an actor message, and the hot path
 //! is recv → parse → read lock → answer → send on a few tasks sharing each socket.
 //!
+//! Served: `<node>.node`, `[<tag>.]<svc>.service`, RFC 2782 `_svc._tag`, `<hex>.addr`,
+//! SOA/NS on the apex, PTR for node and service addresses, all with an optional `<dc>`
+//! label; prepared queries and mesh names are NXDOMAIN. Other names go to the recursors
+//! (asked in order, each bounded by `recursor_timeout`), or get REFUSED without any.
+//! AXFR/IXFR and non-query opcodes get NOTIMP; unparsable queries with a readable header
+//! get FORMERR; anything shorter, and responses, are dropped.
+//!
 //! Truncation choice: over UDP without EDNS, answers are first cut to `udp_answer_limit`
 //! (3, as Consul; a load-spreading policy over shuffled answers, so no TC). When records
 //! must then be dropped to fit the byte budget (512, or the client's EDNS size capped at
@@ -214,10 +221,23 @@ fn start_tasks(
 
 /// Start the DNS edge of an agent: UDP and TCP on every client address at the DNS port
 /// (nothing when the port is negative). Returns once bound; bind errors are returned.
+/// The server then runs for the life of the process.
 pub async fn start(ctx: Arc<AgentContext>) -> io::Result<()> {
+    if let Some(server) = start_server(&ctx)? {
+        server.detach();
+    }
+    Ok(())
+}
+
+/// Like [`start`], but hands back the running server (dropping it stops DNS); `None`
+/// when DNS is disabled (negative port) or there is no client address.
+pub fn start_server(ctx: &AgentContext) -> io::Result<Option<DnsServer>> {
     let Ok(port) = u16::try_from(ctx.config.ports.dns) else {
-        return Ok(()); // negative: disabled
+        return Ok(None); // negative: disabled
     };
+    if ctx.config.client_addrs.is_empty() {
+        return Ok(None);
+    }
     let config = DnsConfig::new(
         &ctx.config.domain,
         &ctx.config.datacenter,
@@ -230,7 +250,6 @@ pub async fn start(ctx: Arc<AgentContext>) -> io::Result<()> {
         .map(|ip: &IpAddr| SocketAddr::new(*ip, port))
         .collect();
     let server = DnsServer::bind(ctx.server.view().clone(), config, &addrs)?;
-    tracing::info!(udp = ?server.udp_addrs(), "dns listening");
-    server.detach();
-    Ok(())
+    tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), "dns listening");
+    Ok(Some(server))
 }

@@ -352,6 +352,11 @@ async fn udp_answer_limit_and_byte_budget_truncation() {
 
 /// A fake upstream: `missing.*` is NXDOMAIN, every other A question gets 203.0.113.7.
 async fn fake_upstream(ip: [u8; 4]) -> SocketAddr {
+    fake_upstream_with(ip, false).await
+}
+
+/// `broken`: every question gets SERVFAIL.
+async fn fake_upstream_with(ip: [u8; 4], broken: bool) -> SocketAddr {
     let socket = UdpSocket::bind(SocketAddr::from((Ipv4Addr::from(ip), 0)))
         .await
         .unwrap();
@@ -370,7 +375,9 @@ async fn fake_upstream(ip: [u8; 4]) -> SocketAddr {
             response.metadata.recursion_available = true;
             response.queries = request.queries.clone();
             if let Some(q) = request.queries.first() {
-                if q.name().to_ascii().starts_with("missing") {
+                if broken {
+                    response.metadata.response_code = ResponseCode::ServFail;
+                } else if q.name().to_ascii().starts_with("missing") {
                     response.metadata.response_code = ResponseCode::NXDomain;
                 } else if q.query_type() == RecordType::A {
                     response.add_answer(Record::from_rdata(
@@ -507,4 +514,93 @@ async fn udp_throughput() {
     let qps = answered as f64 / started.elapsed().as_secs_f64();
     println!("udp throughput: {qps:.0} queries/s");
     assert!(answered > 0);
+}
+
+#[test]
+fn random_and_mutated_datagrams_never_panic() {
+    use super::core::{DnsCore, Handled};
+    use super::wire::Transport;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let core = DnsCore::new(
+        ReadView::new(sample_store()),
+        DnsConfig::new("consul", "dc1", vec![]),
+        None,
+    );
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut out = Vec::new();
+    let valid = [
+        query("web.service.consul.", RecordType::A)
+            .to_vec()
+            .unwrap(),
+        query("_web._tcp.service.consul.", RecordType::SRV)
+            .to_vec()
+            .unwrap(),
+        query("1.0.0.10.in-addr.arpa.", RecordType::PTR)
+            .to_vec()
+            .unwrap(),
+    ];
+    for round in 0..20_000 {
+        let bytes: Vec<u8> = if round % 2 == 0 {
+            let len = rng.random_range(0..64);
+            (0..len).map(|_| rng.random()).collect()
+        } else {
+            let mut bytes = valid[round % valid.len()].clone();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] = rng.random();
+            }
+            bytes
+        };
+        for transport in [Transport::Udp, Transport::Tcp] {
+            if let Handled::Reply = core.handle(&bytes, transport, &mut rng, &mut out) {
+                assert!(out.len() >= 12);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failing_recursor_moves_on_to_the_next() {
+    let broken = fake_upstream_with([127, 0, 0, 58], true).await;
+    let good = fake_upstream([127, 0, 0, 59]).await;
+    let dns = server([127, 0, 0, 60], vec![broken, good]);
+    let (response, _) = udp_ask(
+        dns.udp_addrs()[0],
+        &query("www.example.com.", RecordType::A),
+    )
+    .await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(a_records(&response).len(), 1);
+
+    let only_broken = server([127, 0, 0, 61], vec![broken]);
+    let (response, _) = udp_ask(
+        only_broken.udp_addrs()[0],
+        &query("www.example.com.", RecordType::A),
+    )
+    .await;
+    assert_eq!(response.metadata.response_code, ResponseCode::ServFail);
+}
+
+#[tokio::test]
+async fn a_silent_recursor_costs_at_most_the_recursor_timeout() {
+    // Bound but never answering.
+    let silent = UdpSocket::bind("127.0.0.62:0").await.unwrap();
+    let good = fake_upstream([127, 0, 0, 63]).await;
+    let mut config = DnsConfig::new("consul", "dc1", vec![silent.local_addr().unwrap(), good]);
+    config.recursor_timeout = Duration::from_millis(300);
+    let dns = server_with([127, 0, 0, 64], config);
+    let started = std::time::Instant::now();
+    let (response, _) = udp_ask(
+        dns.udp_addrs()[0],
+        &query("www.example.com.", RecordType::A),
+    )
+    .await;
+    assert_eq!(response.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(a_records(&response).len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

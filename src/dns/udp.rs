@@ -6,6 +6,7 @@ use super::core::{DnsCore, Handled};
 use super::wire::Transport;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
@@ -36,7 +37,15 @@ pub async fn serve(
                 continue;
             }
         };
-        match core.handle(&request[..len], Transport::Udp, &mut rng, &mut response) {
+        // A bug must cost one query, never the loop.
+        let handled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            core.handle(&request[..len], Transport::Udp, &mut rng, &mut response)
+        }));
+        let Ok(handled) = handled else {
+            tracing::error!(%peer, "dns query handling panicked; query dropped");
+            continue;
+        };
+        match handled {
             Handled::Reply => {
                 if let Err(err) = socket.send_to(&response, peer).await {
                     tracing::debug!(error = %err, %peer, "dns udp send failed");

@@ -3,6 +3,7 @@
 //! ours, 64 KiB over TCP).
 
 use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
@@ -59,16 +60,23 @@ pub fn response_for(
     response.metadata.authoritative = authoritative;
     response.metadata.recursion_available = recursion_available;
     response.queries = request.queries.clone();
-    if request.edns.is_some() {
+    if let Some(request_edns) = &request.edns {
         let mut edns = Edns::new();
         edns.set_max_payload(OUR_EDNS_PAYLOAD);
+        // Client subnet is echoed with scope 0: our answers are the same for everyone.
+        if let Some(EdnsOption::Subnet(subnet)) = request_edns.option(EdnsCode::Subnet) {
+            let mut subnet = *subnet;
+            subnet.set_scope_prefix(0);
+            edns.options_mut().insert(EdnsOption::Subnet(subnet));
+        }
         response.edns = Some(edns);
     }
     response
 }
 
-/// FORMERR for a datagram whose header parses but whose body does not; `None` when not
-/// even a query header is there (such datagrams are dropped, never answered).
+/// Write into `out` a FORMERR for a message whose query header is readable but whose body
+/// does not parse, and return true; false when there is not even a query header (such
+/// datagrams are dropped, never answered).
 pub fn formerr_from_raw(datagram: &[u8], out: &mut Vec<u8>) -> bool {
     let Some(header) = datagram.get(..12) else {
         return false;
@@ -340,6 +348,38 @@ mod tests {
         let mut fits = srv_response(2);
         encode_fitted(&mut fits, 512, rules(), &mut out).unwrap();
         assert!(!fits.metadata.truncation);
+    }
+
+    #[test]
+    fn edns_is_echoed_with_our_size_and_client_subnet_scope_zero() {
+        use hickory_proto::rr::rdata::opt::ClientSubnet;
+        let mut request = Message::query();
+        request.add_query(Query::query(
+            Name::from_ascii("a.node.consul.").unwrap(),
+            RecordType::A,
+        ));
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        let subnet = ClientSubnet::new("192.0.2.0".parse().unwrap(), 24, 0);
+        edns.options_mut().insert(EdnsOption::Subnet(subnet));
+        request.edns = Some(edns);
+        assert_eq!(budget(&request, Transport::Udp), 1232);
+        assert_eq!(budget(&request, Transport::Tcp), TCP_MESSAGE_LIMIT);
+        let response = response_for(&request, ResponseCode::NoError, true, false);
+        let echoed = response.edns.expect("OPT echoed");
+        assert_eq!(echoed.max_payload(), OUR_EDNS_PAYLOAD);
+        let Some(EdnsOption::Subnet(subnet)) = echoed.option(EdnsCode::Subnet) else {
+            panic!("no subnet echoed");
+        };
+        assert_eq!(
+            (subnet.addr(), subnet.source_prefix(), subnet.scope_prefix()),
+            ("192.0.2.0".parse().unwrap(), 24, 0)
+        );
+        request.edns = None;
+        assert_eq!(budget(&request, Transport::Udp), UDP_PLAIN_LIMIT);
+        assert!(response_for(&request, ResponseCode::NoError, true, false)
+            .edns
+            .is_none());
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub fn build_answer<R: Rng + ?Sized>(
     }
     let owner = absolute(qname);
     let answer = match query {
-        DnsQuery::Apex => apex_answer(store, zone, &owner, qtype),
+        DnsQuery::Apex => apex_answer(store, zone, &owner, qtype, rng),
         DnsQuery::Node { name, .. } => node_answer(store, &owner, qtype, name),
         DnsQuery::Service { name, tag, .. } => {
             service_answer(store, zone, &owner, qtype, name, tag.as_deref(), rng)
@@ -102,7 +102,13 @@ fn with_soa_when_empty(zone: &Zone<'_>, mut answer: DnsAnswer) -> DnsAnswer {
     answer
 }
 
-fn apex_answer(store: &Store, zone: &Zone<'_>, owner: &str, qtype: QueryType) -> DnsAnswer {
+fn apex_answer<R: Rng + ?Sized>(
+    store: &Store,
+    zone: &Zone<'_>,
+    owner: &str,
+    qtype: QueryType,
+    rng: &mut R,
+) -> DnsAnswer {
     let mut answer = DnsAnswer::new(Rcode::NoError);
     match qtype {
         QueryType::Soa | QueryType::Any => {
@@ -111,12 +117,11 @@ fn apex_answer(store: &Store, zone: &Zone<'_>, owner: &str, qtype: QueryType) ->
             answer.answers.push(soa);
         }
         QueryType::Ns => {
-            // The servers are the healthy instances of the `consul` service.
-            for instance in store
-                .service_instances("consul", &[])
-                .iter()
-                .filter(|i| is_healthy(i, false))
-            {
+            // The servers are the healthy instances of the `consul` service, a random few.
+            let mut servers = store.service_instances("consul", &[]);
+            servers.retain(|i| is_healthy(i, false));
+            servers.shuffle(rng);
+            for instance in &servers {
                 if answer.answers.len() == MAX_NS_RECORDS {
                     break;
                 }

@@ -60,8 +60,11 @@ pub fn parse_query_name(qname: &str, domain: &str) -> Option<DnsQuery> {
         return Some(DnsQuery::Apex);
     }
     let rest_len = qname.len().checked_sub(domain.len() + 1)?;
+    if !qname.is_char_boundary(rest_len) {
+        return None;
+    }
     let (rest, suffix) = qname.split_at(rest_len);
-    if !suffix[1..].eq_ignore_ascii_case(domain) || !suffix.starts_with('.') {
+    if !suffix.starts_with('.') || !suffix[1..].eq_ignore_ascii_case(domain) {
         return None;
     }
     let labels: Vec<&str> = rest.split('.').collect();
@@ -195,6 +198,9 @@ mod tests {
         assert_eq!(p("xconsul."), None);
         assert_eq!(p("com."), None);
         assert_eq!(p(""), None);
+        assert_eq!(p("é.consul"), Some(DnsQuery::Unknown));
+        assert_eq!(p("xxxxxxxé"), None);
+        assert_eq!(p("aé.node.consul"), node("aé", None));
     }
 
     #[test]
@@ -284,5 +290,29 @@ mod tests {
             node("a", None)
         );
         assert_eq!(parse_query_name("a.node.consul.", "cairn.internal."), None);
+    }
+}
+
+#[cfg(test)]
+mod random_tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn random_names_never_panic() {
+        let alphabet: Vec<char> = "ab_.é0f-".chars().collect();
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..50_000 {
+            let len = rng.random_range(0..24);
+            let mut name: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            if rng.random_bool(0.5) {
+                name.push_str(".consul.");
+            }
+            let _ = parse_query_name(&name, "consul.");
+            let _ = crate::dns::parse_reverse_name(&name);
+        }
     }
 }
