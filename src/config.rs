@@ -34,7 +34,16 @@ pub struct Ports {
 
 impl Default for Ports {
     fn default() -> Self {
-        Ports { http: 8500, https: -1, dns: 8600, server: 8300, serf_lan: 8301, serf_wan: 8302, grpc: -1, grpc_tls: -1 }
+        Ports {
+            http: 8500,
+            https: -1,
+            dns: 8600,
+            server: 8300,
+            serf_lan: 8301,
+            serf_wan: 8302,
+            grpc: -1,
+            grpc_tls: -1,
+        }
     }
 }
 

@@ -34,7 +34,10 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
     let limit = limit.min(MAX_DECODE_BYTES);
     if bytes.len() > limit {
-        return Err(CodecError::TooLarge { len: bytes.len(), limit });
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
     }
     let (value, used) = bincode::serde::decode_from_slice(bytes, config())
         .map_err(|e| CodecError::Decode(e.to_string()))?;
@@ -57,16 +60,27 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let s = Sample { a: u64::MAX, b: "hé".into(), c: vec![0, 1, 255] };
+        let s = Sample {
+            a: u64::MAX,
+            b: "hé".into(),
+            c: vec![0, 1, 255],
+        };
         let bytes = encode(&s).unwrap();
         assert_eq!(decode::<Sample>(&bytes, 1024).unwrap(), s);
     }
 
     #[test]
     fn limit_is_enforced() {
-        let s = Sample { a: 1, b: "x".repeat(100), c: vec![] };
+        let s = Sample {
+            a: 1,
+            b: "x".repeat(100),
+            c: vec![],
+        };
         let bytes = encode(&s).unwrap();
-        assert!(matches!(decode::<Sample>(&bytes, 10), Err(CodecError::TooLarge { .. })));
+        assert!(matches!(
+            decode::<Sample>(&bytes, 10),
+            Err(CodecError::TooLarge { .. })
+        ));
     }
 
     #[test]

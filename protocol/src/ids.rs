@@ -3,11 +3,15 @@
 use serde::{Deserialize, Serialize};
 
 /// A Raft term.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Term(pub u64);
 
 /// A position in the Raft log; index 0 means "before the first entry".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct LogIndex(pub u64);
 
 /// A Raft server identity: its stable node id (Consul uses the node UUID).
