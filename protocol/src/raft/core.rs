@@ -2,7 +2,9 @@
 //! `raft/mod.rs` for timings and the durability protocol.
 
 use super::log::Log;
-use super::types::{Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role};
+use super::types::{
+    Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role, SnapshotMeta,
+};
 use super::RaftConfig;
 use crate::ids::{LogIndex, ServerId, Term};
 use rand::rngs::StdRng;
@@ -17,7 +19,15 @@ struct Progress {
     /// An append with entries is outstanding; new proposals do not send another.
     in_flight: bool,
     last_ack_ms: u64,
+    /// When we last asked the shell to send this follower a snapshot (None: no snapshot
+    /// transfer outstanding). While set, heartbeats continue but failure hints are
+    /// ignored, and the snapshot is re-sent after [`SNAPSHOT_RETRY_TIMEOUTS`] election
+    /// timeouts without a reply.
+    snapshot_sent_ms: Option<u64>,
 }
+
+/// A snapshot transfer without a reply is retried after this many election timeouts.
+pub const SNAPSHOT_RETRY_TIMEOUTS: u64 = 5;
 
 /// A persist that has been handed to the shell and not yet confirmed.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +62,8 @@ pub struct Raft {
     unsent_from: Option<LogIndex>,
     /// Disk truncation still to be requested.
     pending_truncate: Option<LogIndex>,
+    /// Whole-log discard (snapshot install) still to be requested.
+    pending_reset: Option<LogIndex>,
     /// Replies that may only leave once the state they vouch for is durable.
     pending_acks: Vec<(ServerId, Message)>,
     deferred: Vec<(u64, ServerId, Message)>,
@@ -75,16 +87,21 @@ pub struct Raft {
 }
 
 impl Raft {
-    /// Restore from what the log store recovered (empty for a fresh server). The
-    /// recovered entries must be contiguous from index 1 and are all durable.
+    /// Restore from what the stores recovered (nothing for a fresh server): the newest
+    /// usable snapshot's meta, and the log entries. Entries at or below the snapshot
+    /// index are dropped (the snapshot covers them; the shell may still hold them on
+    /// disk); the rest must continue it contiguously. Everything given is durable, and
+    /// the snapshot is committed, so the commit index starts at its index.
     pub fn new(
         cfg: RaftConfig,
         hard_state: HardState,
+        snapshot: Option<SnapshotMeta>,
         entries: Vec<Entry>,
         rng: StdRng,
         now_ms: u64,
     ) -> Result<Raft, String> {
-        let log = Log::from_entries(entries)?;
+        let commit = snapshot.as_ref().map(|s| s.index).unwrap_or_default();
+        let (log, discarded) = Log::new(snapshot, entries)?;
         // A crash between the log write and the hard-state write can leave entries of a
         // newer term on disk; never run in a term older than our own log.
         let (term, voted_for) = if log.last_term() > hard_state.term {
@@ -93,6 +110,7 @@ impl Raft {
             (hard_state.term, hard_state.voted_for)
         };
         let durable = log.last_index();
+        let log_base_index = log.base().index;
         let mut raft = Raft {
             cfg,
             rng,
@@ -102,7 +120,7 @@ impl Raft {
             role: Role::Follower,
             leader: None,
             log,
-            commit: LogIndex(0),
+            commit,
             voters: Vec::new(),
             durable,
             next_persist_id: 1,
@@ -111,6 +129,7 @@ impl Raft {
             hard_state_dirty: term != hard_state.term,
             unsent_from: None,
             pending_truncate: None,
+            pending_reset: discarded.then(|| log_base_index),
             pending_acks: Vec::new(),
             deferred: Vec::new(),
             election_deadline_ms: 0,
@@ -171,12 +190,45 @@ impl Raft {
     pub fn last_leader_contact_ms(&self) -> Option<u64> {
         self.last_leader_contact_ms
     }
-    /// Committed-or-not entries in `from..=to`, for the shell to hand to the Fsm.
+    /// Committed-or-not entries in `from..=to` still held in memory (clamped: nothing
+    /// at or below the compaction point), for the shell to hand to the Fsm.
     pub fn entries(&self, from: LogIndex, to: LogIndex) -> &[Entry] {
         self.log.slice(from, to)
     }
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
         self.log.get(index)
+    }
+    /// Term at `index`: known for held entries and the compaction point itself.
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.log.term_at(index)
+    }
+    /// The compaction point: the in-memory log holds only entries after `index`.
+    pub fn log_base(&self) -> &SnapshotMeta {
+        self.log.base()
+    }
+    /// First index held in memory.
+    pub fn first_log_index(&self) -> LogIndex {
+        self.log.first_index()
+    }
+    /// Number of entries held in memory.
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+    /// The voter configuration in effect at `index` (held, or the compaction point).
+    pub fn configuration_at(&self, index: LogIndex) -> Vec<(ServerId, String)> {
+        self.log.configuration_at(index)
+    }
+
+    /// Forget the in-memory entries up to and including `up_to`, keeping its term and
+    /// configuration as the new base. Only committed, durable entries go, and only once
+    /// the shell has a durable snapshot at or beyond `up_to` (the shell's promise: a
+    /// follower that needs them is then sent that snapshot). Returns whether anything
+    /// was compacted. Disk compaction is the shell's business.
+    pub fn compact(&mut self, up_to: LogIndex) -> bool {
+        if up_to <= self.log.base().index || up_to > self.commit || up_to > self.durable {
+            return false;
+        }
+        self.log.compact(up_to)
     }
 
     /// Take the outputs produced so far, in the order they must be executed.
@@ -334,6 +386,15 @@ impl Raft {
                 match_index,
                 last_log_index,
             } => self.on_append_reply(from, term, success, match_index, last_log_index),
+            Message::InstallSnapshot {
+                term,
+                leader,
+                meta,
+                data,
+            } => self.on_install_snapshot(from, term, leader, meta, data),
+            Message::InstallSnapshotReply { term, match_index } => {
+                self.on_install_snapshot_reply(from, term, match_index)
+            }
         }
         self.finish();
     }
@@ -538,6 +599,7 @@ impl Raft {
                     match_index: LogIndex(0),
                     in_flight: false,
                     last_ack_ms: self.now_ms,
+                    snapshot_sent_ms: None,
                 };
                 (id, p)
             })
@@ -629,11 +691,23 @@ impl Raft {
         if term > self.term || self.role != Role::Follower {
             self.step_down(term);
         }
-        self.leader = Some(leader);
-        self.pre_votes = None;
-        self.last_leader_contact_ms = Some(self.now_ms);
-        self.reset_election_timer();
+        self.accept_leader(leader);
 
+        // Everything up to our compaction point is committed, and a current leader holds
+        // every committed entry: that prefix matches without looking.
+        let base = self.log.base().clone();
+        let (prev_log_index, prev_log_term, entries) = if prev_log_index < base.index {
+            let last_sent = LogIndex(prev_log_index.0 + entries.len() as u64);
+            if last_sent <= base.index {
+                // All of it is covered by our durable snapshot.
+                self.send(from, self.ok_reply(last_sent));
+                return;
+            }
+            let entries = entries.into_iter().filter(|e| e.index > base.index);
+            (base.index, base.term, entries.collect::<Vec<_>>())
+        } else {
+            (prev_log_index, prev_log_term, entries)
+        };
         if self.log.term_at(prev_log_index) != Some(prev_log_term) {
             self.send(from, fail(self));
             return;
@@ -669,6 +743,94 @@ impl Raft {
         }
     }
 
+    /// Any message from the current leader: follow it and stay quiet.
+    fn accept_leader(&mut self, leader: ServerId) {
+        self.leader = Some(leader);
+        self.pre_votes = None;
+        self.last_leader_contact_ms = Some(self.now_ms);
+        self.reset_election_timer();
+    }
+
+    fn on_install_snapshot(
+        &mut self,
+        from: ServerId,
+        term: Term,
+        leader: ServerId,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    ) {
+        let reply = |s: &Self, match_index| Message::InstallSnapshotReply {
+            term: s.term,
+            match_index,
+        };
+        if term < self.term {
+            self.send(from, reply(self, LogIndex(0)));
+            return;
+        }
+        if leader != from {
+            return;
+        }
+        if term > self.term || self.role != Role::Follower {
+            self.step_down(term);
+        }
+        self.accept_leader(leader);
+        if meta.index > self.commit {
+            if self.log.term_at(meta.index) == Some(meta.term) {
+                // Our log holds the snapshot's last entry: keep it and what follows
+                // (Raft §7); those entries are simply committed now.
+                self.commit = meta.index;
+                self.outputs.push(Output::Committed { up_to: meta.index });
+            } else {
+                // Throw the log away: the snapshot replaces it. The shell stores the data
+                // durably before the reset below reaches the log.
+                self.outputs.push(Output::RestoreSnapshot {
+                    meta: meta.clone(),
+                    data,
+                });
+                self.log.reset(meta.clone());
+                self.unsent_from = None;
+                self.pending_truncate = None;
+                self.pending_reset = Some(meta.index);
+                // Nothing of the new log is on disk until the reset lands.
+                self.durable = LogIndex(0);
+                self.commit = meta.index;
+                self.reload_voters();
+            }
+        }
+        // Acknowledge once everything issued so far (the reset included) is durable.
+        self.pending_acks.push((from, reply(self, meta.index)));
+    }
+
+    fn on_install_snapshot_reply(&mut self, from: ServerId, term: Term, match_index: LogIndex) {
+        if term > self.term {
+            self.step_down(term);
+            return;
+        }
+        if self.role != Role::Leader || term < self.term {
+            return;
+        }
+        let last = self.log.last_index();
+        let now = self.now_ms;
+        let Some(p) = self.progress.get_mut(&from) else {
+            return;
+        };
+        p.last_ack_ms = now;
+        if p.snapshot_sent_ms.take().is_none() {
+            return; // not waiting for one: stale or duplicate
+        }
+        p.in_flight = false;
+        let matched = match_index.min(last);
+        if matched > p.match_index {
+            p.match_index = matched;
+        }
+        p.next_index = LogIndex(p.match_index.0 + 1);
+        let more = p.next_index <= last;
+        self.advance_commit();
+        if more {
+            self.send_append(&from);
+        }
+    }
+
     fn ok_reply(&self, match_index: LogIndex) -> Message {
         Message::AppendEntriesReply {
             term: self.term,
@@ -694,12 +856,17 @@ impl Raft {
             return;
         }
         let last = self.log.last_index();
+        let base = self.log.base().index;
         let now = self.now_ms;
         let Some(p) = self.progress.get_mut(&from) else {
             return;
         };
         p.in_flight = false;
         p.last_ack_ms = now;
+        if p.snapshot_sent_ms.is_some() && !success {
+            // A heartbeat's failure while a snapshot is on its way says nothing new.
+            return;
+        }
         if success {
             let matched = match_index.min(last);
             if matched > p.match_index {
@@ -707,6 +874,9 @@ impl Raft {
             }
             if p.next_index.0 < p.match_index.0 + 1 {
                 p.next_index = LogIndex(p.match_index.0 + 1);
+            }
+            if p.next_index > base {
+                p.snapshot_sent_ms = None;
             }
         } else {
             let hinted = last_log_index
@@ -735,6 +905,35 @@ impl Raft {
             return;
         };
         let last = self.log.last_index();
+        let base = self.log.base();
+        if p.next_index <= base.index {
+            // The follower needs entries we compacted away: it gets a snapshot instead.
+            let retry_ms = self.cfg.election_timeout_ms * SNAPSHOT_RETRY_TIMEOUTS;
+            let waiting = p
+                .snapshot_sent_ms
+                .is_some_and(|t| self.now_ms.saturating_sub(t) < retry_ms);
+            let msg = if waiting {
+                // Keep it following us meanwhile; its reply is ignored.
+                Message::AppendEntries {
+                    term: self.term,
+                    leader: self.cfg.id.clone(),
+                    prev_log_index: base.index,
+                    prev_log_term: base.term,
+                    entries: Vec::new(),
+                    leader_commit: self.commit,
+                }
+            } else {
+                p.snapshot_sent_ms = Some(self.now_ms);
+                p.in_flight = true;
+                self.outputs.push(Output::InstallSnapshot {
+                    to: peer.clone(),
+                    term: self.term,
+                });
+                return;
+            };
+            self.send(peer.clone(), msg);
+            return;
+        }
         let prev = LogIndex(p.next_index.0.saturating_sub(1));
         let to = LogIndex(last.0.min(prev.0 + self.cfg.max_entries_per_append as u64));
         let entries = self.log.slice(LogIndex(prev.0 + 1), to).to_vec();
@@ -818,19 +1017,16 @@ impl Raft {
     }
 
     fn reload_voters(&mut self) {
-        self.voters = self
-            .log
-            .iter_rev()
-            .find_map(|e| match &e.payload {
-                Payload::Configuration(v) => Some(v.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
+        self.voters = self.log.configuration_at(self.log.last_index());
     }
 
     /// Hand everything not yet persisted to the shell as one request.
     fn flush_persist(&mut self) {
-        if !self.hard_state_dirty && self.unsent_from.is_none() && self.pending_truncate.is_none() {
+        if !self.hard_state_dirty
+            && self.unsent_from.is_none()
+            && self.pending_truncate.is_none()
+            && self.pending_reset.is_none()
+        {
             return;
         }
         let entries = match self.unsent_from {
@@ -842,6 +1038,7 @@ impl Raft {
         self.next_persist_id += 1;
         self.outputs.push(Output::Persist(PersistRequest {
             id,
+            reset_after: self.pending_reset.take(),
             truncate_from: self.pending_truncate.take(),
             entries,
             hard_state,

@@ -47,7 +47,9 @@ mod sim_tests;
 mod tests;
 
 pub use self::core::Raft;
-pub use types::{Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role};
+pub use types::{
+    Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role, SnapshotMeta,
+};
 
 use crate::ids::ServerId;
 

@@ -2,6 +2,9 @@
 //! duplication, slow disks and crashes that lose unpersisted writes. Checks election
 //! safety (one leader per term) and state-machine safety (a committed index never holds
 //! two different entries) after every event, then heals and requires progress.
+//! Servers also take snapshots and compact their logs at random moments (keeping a few
+//! trailing entries), so lagging followers are caught up with InstallSnapshot, and
+//! crashes recover from snapshot + log.
 //! A failure names its seed.
 
 use super::*;
@@ -12,10 +15,37 @@ use std::collections::BTreeMap;
 
 const IDS: [&str; 3] = ["a", "b", "c"];
 
+/// Entries kept below a snapshot when compacting.
+const TRAILING: u64 = 3;
+
 #[derive(Default, Clone)]
 struct Disk {
     hard_state: HardState,
+    /// The durable snapshot (the sim's state machine is the committed log itself, so
+    /// only its meta matters).
+    snapshot: Option<SnapshotMeta>,
+    /// Contiguous entries from `first`: they may start after 1 once compacted or reset.
+    first: u64,
     entries: Vec<Entry>,
+}
+
+impl Disk {
+    fn next_index(&self) -> u64 {
+        self.first + self.entries.len() as u64
+    }
+
+    /// Drop whole entries up to `index` from the front, as the backends do.
+    fn compact_until(&mut self, index: u64) {
+        let drop = index.saturating_sub(self.first - 1).min(self.entries.len() as u64);
+        self.entries.drain(..drop as usize);
+        self.first += drop;
+    }
+}
+
+struct Stats {
+    snapshots_sent: u64,
+    snapshots_restored: u64,
+    compactions: u64,
 }
 
 struct SimNode {
@@ -35,6 +65,10 @@ struct Sim {
     lossy: bool,
     /// Per node, the commit index already checked against `committed`.
     checked: [u64; 3],
+    stats: Stats,
+    /// A node cut off from the others until the given time (makes followers lag far
+    /// enough behind to need a snapshot).
+    isolated: Option<(usize, u64)>,
 }
 
 fn config(i: usize) -> RaftConfig {
@@ -62,6 +96,8 @@ impl Sim {
                 term: Term(1),
                 voted_for: None,
             },
+            snapshot: None,
+            first: 1,
             entries: vec![Entry {
                 term: Term(1),
                 index: LogIndex(1),
@@ -73,6 +109,7 @@ impl Sim {
                 raft: Raft::new(
                     config(i),
                     disk.hard_state.clone(),
+                    None,
                     disk.entries.clone(),
                     StdRng::seed_from_u64(seed * 10 + i as u64),
                     0,
@@ -92,6 +129,12 @@ impl Sim {
             committed: BTreeMap::new(),
             lossy: true,
             checked: [0; 3],
+            isolated: None,
+            stats: Stats {
+                snapshots_sent: 0,
+                snapshots_restored: 0,
+                compactions: 0,
+            },
         }
     }
 
@@ -100,7 +143,10 @@ impl Sim {
             match out {
                 Output::Persist(req) => self.nodes[i].pending.push(req),
                 Output::Send { to, msg } => {
-                    let copies = if self.lossy && self.rng.random_bool(0.1) {
+                    let cut = self
+                        .isolated
+                        .is_some_and(|(n, _)| n == i || n == index_of(&to));
+                    let copies = if cut || (self.lossy && self.rng.random_bool(0.1)) {
                         0
                     } else if self.lossy && self.rng.random_bool(0.05) {
                         2
@@ -131,6 +177,30 @@ impl Sim {
                     }
                     self.checked[i] = self.checked[i].max(up_to.0);
                 }
+                Output::InstallSnapshot { to, term } => {
+                    let Some(meta) = self.nodes[i].disk.snapshot.clone() else {
+                        panic!("seed {}: snapshot requested but none on disk", self.seed);
+                    };
+                    self.stats.snapshots_sent += 1;
+                    let msg = Message::InstallSnapshot {
+                        term,
+                        leader: ServerId(IDS[i].into()),
+                        meta,
+                        data: Vec::new(),
+                    };
+                    let at = self.now + self.rng.random_range(1..10);
+                    self.net.push((at, i, index_of(&to), msg));
+                }
+                Output::RestoreSnapshot { meta, .. } => {
+                    // A snapshot only ever holds committed entries.
+                    if let Some(known) = self.committed.get(&meta.index.0) {
+                        assert_eq!(known.term, meta.term, "seed {}: bad snapshot", self.seed);
+                    }
+                    self.stats.snapshots_restored += 1;
+                    self.checked[i] = self.checked[i].max(meta.index.0);
+                    // Durable at once, before any later persist.
+                    self.nodes[i].disk.snapshot = Some(meta);
+                }
                 Output::RoleChanged { role, term, .. } => {
                     if role == Role::Leader {
                         let me = ServerId(IDS[i].into());
@@ -152,15 +222,17 @@ impl Sim {
             return;
         };
         for req in node.pending.drain(..) {
+            if let Some(after) = req.reset_after {
+                node.disk.entries.clear();
+                node.disk.first = after.0 + 1;
+            }
             if let Some(from) = req.truncate_from {
-                node.disk
-                    .entries
-                    .truncate(from.0.saturating_sub(1) as usize);
+                node.disk.entries.retain(|e| e.index < from);
             }
             for e in req.entries {
                 assert_eq!(
                     e.index.0,
-                    node.disk.entries.len() as u64 + 1,
+                    node.disk.next_index(),
                     "seed {}: disk gap",
                     self.seed
                 );
@@ -177,18 +249,44 @@ impl Sim {
     fn crash(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         node.pending.clear(); // unflushed writes are lost
-        self.checked[i] = 0;
+        self.checked[i] = node.disk.snapshot.as_ref().map_or(0, |s| s.index.0);
         self.net.retain(|(_, _, to, _)| *to != i);
         let rng = StdRng::seed_from_u64(self.rng.random());
         node.raft = Raft::new(
             config(i),
             node.disk.hard_state.clone(),
+            node.disk.snapshot.clone(),
             node.disk.entries.clone(),
             rng,
             self.now,
         )
         .unwrap();
         self.run_outputs(i);
+    }
+
+    /// Snapshot at the commit index (the sim applies everything committed at once), then
+    /// compact memory and disk below it, keeping `TRAILING` entries.
+    fn snapshot(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let at = node.raft.commit_index();
+        let old = node.disk.snapshot.as_ref().map_or(0, |s| s.index.0);
+        let Some(term) = node.raft.term_at(at) else {
+            return;
+        };
+        if at.0 <= old {
+            return;
+        }
+        node.disk.snapshot = Some(SnapshotMeta {
+            index: at,
+            term,
+            configuration: node.raft.configuration_at(at),
+        });
+        let keep_from = at.0.saturating_sub(TRAILING);
+        if node.raft.compact(LogIndex(keep_from)) {
+            self.stats.compactions += 1;
+        }
+        // Only entries the (older) snapshot covers go from the disk.
+        node.disk.compact_until(keep_from.min(old));
     }
 
     fn step(&mut self) {
@@ -217,6 +315,18 @@ impl Sim {
             let i = self.rng.random_range(0..3);
             self.crash(i);
         }
+        if self.rng.random_bool(0.02) {
+            let i = self.rng.random_range(0..3);
+            self.snapshot(i);
+        }
+        match self.isolated {
+            Some((_, until)) if self.now >= until || !self.lossy => self.isolated = None,
+            None if self.lossy && self.rng.random_bool(0.002) => {
+                let i = self.rng.random_range(0..3);
+                self.isolated = Some((i, self.now + 300));
+            }
+            _ => {}
+        }
         for i in 0..3 {
             if self.nodes[i].raft.role() == Role::Leader && self.rng.random_bool(0.2) {
                 let data = self.rng.random::<u32>().to_le_bytes().to_vec();
@@ -234,6 +344,7 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(12);
+    let (mut sent, mut restored) = (0, 0);
     for seed in 0..seeds {
         let mut sim = Sim::new(seed);
         for _ in 0..3000 {
@@ -255,9 +366,12 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
         );
         if seed == 0 {
             println!(
-                "seed 0: {} terms with a leader, {} committed",
+                "seed 0: {} terms with a leader, {} committed, {} compactions, {} snapshots sent, {} restored",
                 sim.leaders.len(),
-                sim.committed.len()
+                sim.committed.len(),
+                sim.stats.compactions,
+                sim.stats.snapshots_sent,
+                sim.stats.snapshots_restored,
             );
         }
         // Log matching: where two logs hold the same (index, term), all before agrees.
@@ -272,13 +386,16 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
                             == ly.entry(LogIndex(i)).map(|e| e.term)
                     })
                     .unwrap_or(0);
+                let from = lx.first_log_index().max(ly.first_log_index());
                 assert_eq!(
-                    lx.entries(LogIndex(1), LogIndex(agree_to)),
-                    ly.entries(LogIndex(1), LogIndex(agree_to)),
+                    lx.entries(from, LogIndex(agree_to)),
+                    ly.entries(from, LogIndex(agree_to)),
                     "seed {seed}: log matching violated"
                 );
             }
         }
+        sent += sim.stats.snapshots_sent;
+        restored += sim.stats.snapshots_restored;
         // Every server converges on the committed log.
         let max = *sim.committed.keys().last().unwrap();
         for n in &sim.nodes {
@@ -289,4 +406,9 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
             );
         }
     }
+    println!("{seeds} seeds: {sent} snapshots sent, {restored} restored");
+    assert!(
+        seeds < 12 || (sent > 0 && restored > 0),
+        "the simulation never exercised InstallSnapshot"
+    );
 }

@@ -21,7 +21,15 @@ fn config(s: &str) -> RaftConfig {
 }
 
 fn node(s: &str, hard_state: HardState, entries: Vec<Entry>) -> Raft {
-    Raft::new(config(s), hard_state, entries, StdRng::seed_from_u64(7), 0).unwrap()
+    Raft::new(
+        config(s),
+        hard_state,
+        None,
+        entries,
+        StdRng::seed_from_u64(7),
+        0,
+    )
+    .unwrap()
 }
 
 fn entry(term: u64, index: u64, payload: Payload) -> Entry {
@@ -55,6 +63,7 @@ fn persist(
 ) -> Output {
     Output::Persist(PersistRequest {
         id,
+        reset_after: None,
         truncate_from: truncate_from.map(LogIndex),
         entries,
         hard_state,
@@ -287,6 +296,7 @@ fn recovered_log_with_gaps_is_refused() {
     let r = Raft::new(
         config("a"),
         hs(1, None),
+        None,
         vec![entry(1, 2, Payload::Noop)],
         StdRng::seed_from_u64(1),
         0,

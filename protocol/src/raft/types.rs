@@ -23,6 +23,15 @@ pub struct Entry {
     pub payload: Payload,
 }
 
+/// Where a snapshot (or a compacted log) ends: the last index it covers, that entry's
+/// term, and the voter configuration in effect at it. Index 0 means "nothing".
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub index: LogIndex,
+    pub term: Term,
+    pub configuration: Vec<(ServerId, String)>,
+}
+
 /// State that must survive a restart before a vote or term is acted upon.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HardState {
@@ -66,6 +75,18 @@ pub enum Message {
         /// On failure: the follower's last log index, a hint for the leader's next index.
         last_log_index: LogIndex,
     },
+    /// The leader's newest snapshot, for a follower that needs entries the leader has
+    /// compacted away. `data` is the state machine's encoded image; the core never looks
+    /// inside. (One message; chunking, if ever needed, belongs to the transport.)
+    InstallSnapshot {
+        term: Term,
+        leader: ServerId,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    },
+    /// Sent once the snapshot is durable on the follower. `match_index` is the snapshot
+    /// index the follower now holds (0 when it refused: stale term).
+    InstallSnapshotReply { term: Term, match_index: LogIndex },
 }
 
 impl Message {
@@ -74,7 +95,9 @@ impl Message {
             Message::RequestVote { term, .. }
             | Message::RequestVoteReply { term, .. }
             | Message::AppendEntries { term, .. }
-            | Message::AppendEntriesReply { term, .. } => *term,
+            | Message::AppendEntriesReply { term, .. }
+            | Message::InstallSnapshot { term, .. }
+            | Message::InstallSnapshotReply { term, .. } => *term,
         }
     }
 }
@@ -86,6 +109,10 @@ impl Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersistRequest {
     pub id: u64,
+    /// Discard the WHOLE log first; the next entry appended is this index + 1. Only a
+    /// follower installing a snapshot its log does not contain asks for this, and only
+    /// after the matching `Output::RestoreSnapshot` (whose data must be durable first).
+    pub reset_after: Option<LogIndex>,
     /// Remove every entry with index >= this one before appending.
     pub truncate_from: Option<LogIndex>,
     pub entries: Vec<Entry>,
@@ -117,6 +144,16 @@ pub enum Output {
         term: Term,
         leader: Option<ServerId>,
     },
+    /// The follower `to` needs entries compacted away here: send it
+    /// `Message::InstallSnapshot` with this `term`, our id as leader, and the newest
+    /// durable snapshot (its meta and data). The reply comes back through `on_message`.
+    InstallSnapshot { to: ServerId, term: Term },
+    /// (Follower) a leader sent a snapshot newer than our commit index. The shell must
+    /// make `data` durable in its snapshot store BEFORE executing any later `Persist`
+    /// (which may discard the log), then replace the state machine with it: the applied
+    /// index becomes `meta.index`. Entries after `meta.index` keep being committed
+    /// through `Committed` as usual.
+    RestoreSnapshot { meta: SnapshotMeta, data: Vec<u8> },
 }
 
 /// A proposal reached a server that is not the leader.
