@@ -129,7 +129,7 @@ impl Raft {
             hard_state_dirty: term != hard_state.term,
             unsent_from: None,
             pending_truncate: None,
-            pending_reset: discarded.then(|| log_base_index),
+            pending_reset: discarded.then_some(log_base_index),
             pending_acks: Vec::new(),
             deferred: Vec::new(),
             election_deadline_ms: 0,

@@ -24,7 +24,9 @@ impl Log {
     pub fn new(base: Option<SnapshotMeta>, entries: Vec<Entry>) -> Result<(Log, bool), String> {
         let base = base.unwrap_or_default();
         let continues = base.index.0 == 0
-            || entries.first().is_some_and(|e| e.index.0 == base.index.0 + 1)
+            || entries
+                .first()
+                .is_some_and(|e| e.index.0 == base.index.0 + 1)
             || entries
                 .iter()
                 .any(|e| e.index == base.index && e.term == base.term);
@@ -70,7 +72,10 @@ impl Log {
     }
 
     pub fn last_term(&self) -> Term {
-        self.entries.last().map(|e| e.term).unwrap_or(self.base.term)
+        self.entries
+            .last()
+            .map(|e| e.term)
+            .unwrap_or(self.base.term)
     }
 
     pub fn len(&self) -> usize {

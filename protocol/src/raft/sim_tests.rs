@@ -36,7 +36,9 @@ impl Disk {
 
     /// Drop whole entries up to `index` from the front, as the backends do.
     fn compact_until(&mut self, index: u64) {
-        let drop = index.saturating_sub(self.first - 1).min(self.entries.len() as u64);
+        let drop = index
+            .saturating_sub(self.first - 1)
+            .min(self.entries.len() as u64);
         self.entries.drain(..drop as usize);
         self.first += drop;
     }

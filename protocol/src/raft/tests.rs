@@ -780,3 +780,6 @@ fn a_hostile_maximal_term_does_not_panic() {
     b.drain_outputs();
     assert_eq!(b.term(), Term(u64::MAX));
 }
+
+#[path = "snapshot_tests.rs"]
+mod snapshot_tests;

@@ -147,13 +147,19 @@ pub enum Output {
     /// The follower `to` needs entries compacted away here: send it
     /// `Message::InstallSnapshot` with this `term`, our id as leader, and the newest
     /// durable snapshot (its meta and data). The reply comes back through `on_message`.
-    InstallSnapshot { to: ServerId, term: Term },
+    InstallSnapshot {
+        to: ServerId,
+        term: Term,
+    },
     /// (Follower) a leader sent a snapshot newer than our commit index. The shell must
     /// make `data` durable in its snapshot store BEFORE executing any later `Persist`
     /// (which may discard the log), then replace the state machine with it: the applied
     /// index becomes `meta.index`. Entries after `meta.index` keep being committed
     /// through `Committed` as usual.
-    RestoreSnapshot { meta: SnapshotMeta, data: Vec<u8> },
+    RestoreSnapshot {
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    },
 }
 
 /// A proposal reached a server that is not the leader.
