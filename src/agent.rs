@@ -61,10 +61,6 @@ pub fn run(config: Config, startup_warnings: Vec<String>) -> Result<(), AgentErr
     let system = actix::System::new();
     system.block_on(async move {
         let result = run_in_system(config).await;
-        // Actors spawned during start (Raft's) must take their first poll while the
-        // runtime is alive: tearing the System down under an unstarted actor runs its
-        // `started` hook from a destructor, where timers cannot be created.
-        tokio::task::yield_now().await;
         actix::System::current().stop();
         result
     })
@@ -133,6 +129,8 @@ fn server_options(config: &Config) -> ServerOptions {
         data_dir: config.data_dir.clone(),
         bootstrap: config.bootstrap,
         raft_multiplier: config.raft_multiplier,
+        snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
+        trailing_logs: actors::DEFAULT_TRAILING_LOGS,
     }
 }
 

@@ -3,15 +3,29 @@
 //! proposals waiting on those indexes and publishes the applied index.
 //!
 //! It runs on its own arbiter (thread) so applying overlaps with RaftCore's work.
+//!
+//! # Snapshots
+//! After a batch, once `applied − last snapshot index ≥ snapshot_threshold`, the Fsm
+//! CLONES the store under the read lock (readers keep going; only the next Apply waits
+//! for the clone) and hands the clone to a one-off `cairn-snapshot` thread that encodes
+//! it, saves it durably ([`SnapshotBackend::save`]) and then tells RaftCore
+//! ([`SnapshotTaken`]), which compacts the log. Cloning was measured cheaper than
+//! encoding under the lock (see `write_path_tests::clone_is_cheaper_than_encoding`).
+//! At most one snapshot is in progress; a failed one is logged and retried after
+//! another `snapshot_threshold` entries.
 
 use crate::handle::{ReadView, WriteError};
+use crate::raft_core::SnapshotTaken;
+use crate::snapshot_store::SnapshotBackend;
 use crate::status::StatusCell;
 use actix::prelude::*;
 use protocol::codec;
-use protocol::ids::Term;
-use protocol::raft::{Entry, Payload};
-use protocol::store::{Command, CommandResult};
+use protocol::ids::{LogIndex, ServerId, Term};
+use protocol::raft::{Entry, Payload, SnapshotMeta};
+use protocol::store::{Command, CommandResult, Store};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{oneshot, watch};
 
 pub(crate) type ProposalReply = oneshot::Sender<Result<CommandResult, WriteError>>;
@@ -31,24 +45,132 @@ pub(crate) struct Apply {
     pub(crate) waiters: Vec<Waiter>,
 }
 
+/// Replace the whole store with a leader's snapshot (a follower installing one). Sent
+/// by RaftCore after it queued the snapshot's durable save.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Restore {
+    pub(crate) meta: SnapshotMeta,
+    pub(crate) data: Vec<u8>,
+}
+
+/// When and where the Fsm takes snapshots.
+pub(crate) struct SnapshotPolicy {
+    pub(crate) store: Arc<dyn SnapshotBackend>,
+    /// Applied entries between snapshots; 0 turns snapshots off.
+    pub(crate) threshold: u64,
+    /// Told once each snapshot is durable.
+    pub(crate) taken: Recipient<SnapshotTaken>,
+}
+
 pub(crate) struct Fsm {
     view: ReadView,
     last_applied: u64,
+    /// Term and configuration at `last_applied`: a snapshot's meta.
+    last_applied_term: Term,
+    configuration: Vec<(ServerId, String)>,
     applied_tx: watch::Sender<u64>,
     status: Arc<StatusCell>,
+    policy: SnapshotPolicy,
+    last_snapshot_index: u64,
+    snapshot_running: Arc<AtomicBool>,
+    /// A leader's snapshot could not be restored: nothing is applied any more.
+    failed: bool,
 }
 
 impl Fsm {
+    /// `start` is where the store (already loaded into `view`) stands: the recovered
+    /// snapshot's meta, or the default (index 0) for an empty store.
     pub(crate) fn new(
         view: ReadView,
         applied_tx: watch::Sender<u64>,
         status: Arc<StatusCell>,
+        start: SnapshotMeta,
+        policy: SnapshotPolicy,
     ) -> Fsm {
         Fsm {
             view,
-            last_applied: 0,
+            last_applied: start.index.0,
+            last_applied_term: start.term,
+            configuration: start.configuration,
             applied_tx,
             status,
+            policy,
+            last_snapshot_index: start.index.0,
+            snapshot_running: Arc::new(AtomicBool::new(false)),
+            failed: false,
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let due = self.policy.threshold > 0
+            && self.last_applied - self.last_snapshot_index >= self.policy.threshold;
+        if !due || self.snapshot_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let started = Instant::now();
+        let store: Store = self.view.read().clone();
+        let clone_us = started.elapsed().as_micros() as u64;
+        let meta = SnapshotMeta {
+            index: LogIndex(self.last_applied),
+            term: self.last_applied_term,
+            configuration: self.configuration.clone(),
+        };
+        self.last_snapshot_index = self.last_applied;
+        let backend = self.policy.store.clone();
+        let taken = self.policy.taken.clone();
+        let running = self.snapshot_running.clone();
+        let spawned = std::thread::Builder::new()
+            .name("cairn-snapshot".into())
+            .spawn(move || {
+                write_snapshot(backend.as_ref(), &taken, meta, &store, clone_us);
+                running.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the snapshot thread");
+            self.snapshot_running.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Encode and save a snapshot, then report it (on the snapshot thread).
+fn write_snapshot(
+    backend: &dyn SnapshotBackend,
+    taken: &Recipient<SnapshotTaken>,
+    meta: SnapshotMeta,
+    store: &Store,
+    clone_us: u64,
+) {
+    let started = Instant::now();
+    let result = codec::encode(store)
+        .map_err(|e| e.to_string())
+        .and_then(|data| {
+            backend
+                .save(&meta, &data)
+                .map(|()| data.len())
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|bytes| {
+            let retained = backend.list().map_err(|e| e.to_string())?;
+            Ok((bytes, retained))
+        });
+    match result {
+        Ok((bytes, retained)) => {
+            tracing::info!(
+                index = meta.index.0,
+                bytes,
+                clone_us,
+                write_ms = started.elapsed().as_millis() as u64,
+                "raft snapshot saved"
+            );
+            let oldest_retained = retained.last().map_or(meta.index, |id| id.index);
+            taken.do_send(SnapshotTaken {
+                meta,
+                oldest_retained,
+            });
+        }
+        Err(error) => {
+            tracing::error!(%error, index = meta.index.0, "raft snapshot failed; will retry later");
         }
     }
 }
@@ -78,6 +200,13 @@ impl Handler<Apply> for Fsm {
     type Result = ();
 
     fn handle(&mut self, msg: Apply, _: &mut Context<Self>) {
+        if self.failed {
+            for waiter in msg.waiters {
+                let error = "state machine stopped after a bad snapshot".to_string();
+                let _ = waiter.reply.send(Err(WriteError::Storage(error)));
+            }
+            return;
+        }
         let mut results: Vec<(u64, Term, Option<CommandResult>)> =
             Vec::with_capacity(msg.entries.len());
         {
@@ -95,7 +224,11 @@ impl Handler<Apply> for Fsm {
                     break;
                 }
                 let result = apply_payload(&mut store, entry);
+                if let Payload::Configuration(voters) = &entry.payload {
+                    self.configuration = voters.clone();
+                }
                 self.last_applied = entry.index.0;
+                self.last_applied_term = entry.term;
                 results.push((entry.index.0, entry.term, result));
             }
         }
@@ -121,6 +254,35 @@ impl Handler<Apply> for Fsm {
                 }
             };
             let _ = waiter.reply.send(answer);
+        }
+        self.maybe_snapshot();
+    }
+}
+
+impl Handler<Restore> for Fsm {
+    type Result = ();
+
+    fn handle(&mut self, msg: Restore, _: &mut Context<Self>) {
+        if msg.meta.index.0 <= self.last_applied {
+            return; // already past it
+        }
+        match codec::decode_snapshot::<Store>(&msg.data, codec::MAX_SNAPSHOT_BYTES) {
+            Ok(store) => {
+                *self.view.inner().write() = store;
+                self.last_applied = msg.meta.index.0;
+                self.last_applied_term = msg.meta.term;
+                self.configuration = msg.meta.configuration;
+                self.last_snapshot_index = self.last_applied;
+                let applied = self.last_applied;
+                self.status.update(|s| s.applied_index = applied);
+                self.applied_tx.send_replace(applied);
+            }
+            Err(e) => {
+                // The leader's image does not decode: applying later entries on top of
+                // the old store would diverge, so stop applying.
+                tracing::error!(error = %e, index = msg.meta.index.0, "snapshot from the leader does not decode; this server stops applying");
+                self.failed = true;
+            }
         }
     }
 }

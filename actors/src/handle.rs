@@ -1,15 +1,16 @@
 //! The façade the edges (HTTP, DNS, agent wiring) use to talk to a server's Raft group:
 //! propose commands, read the published view, and see Raft status.
 
-use crate::fsm::Fsm;
+use crate::fsm::{Fsm, SnapshotPolicy};
 use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
 use crate::raft_core::{PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS};
+use crate::snapshot_store::{FileSnapshotStore, MemorySnapshotStore, SnapshotBackend};
 use crate::status::StatusCell;
 use actix::prelude::*;
 use parking_lot::{RwLock, RwLockReadGuard};
 use protocol::codec;
 use protocol::ids::ServerId;
-use protocol::raft::{Raft, RaftConfig};
+use protocol::raft::{Raft, RaftConfig, SnapshotMeta};
 use protocol::store::{Command, CommandResult, Store};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -33,7 +34,20 @@ pub struct ServerOptions {
     pub bootstrap: bool,
     /// Consul's `performance.raft_multiplier` (1 = fastest timings).
     pub raft_multiplier: u32,
+    /// Take a snapshot once this many entries were applied since the last one
+    /// (Consul's `raft_snapshot_threshold`, default [`DEFAULT_SNAPSHOT_THRESHOLD`]);
+    /// 0 turns snapshots (and so log compaction) off.
+    pub snapshot_threshold: u64,
+    /// Entries kept in the log below each snapshot, so slightly lagging followers can
+    /// still catch up from the log (Consul's `raft_trailing_logs`, default
+    /// [`DEFAULT_TRAILING_LOGS`]).
+    pub trailing_logs: u64,
 }
+
+/// Consul's default `raft_snapshot_threshold`.
+pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 16384;
+/// Consul's default `raft_trailing_logs`.
+pub const DEFAULT_TRAILING_LOGS: u64 = 10240;
 
 /// Errors a write can end with. Their Display texts are what Consul answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +144,8 @@ pub struct ServerHandle {
 pub(crate) struct Limits {
     pub(crate) propose_timeout: Duration,
     pub(crate) max_pending_proposals: usize,
+    /// Log segment size of the file backend.
+    pub(crate) segment_max_bytes: u64,
 }
 
 impl Default for Limits {
@@ -137,6 +153,7 @@ impl Default for Limits {
         Limits {
             propose_timeout: PROPOSE_TIMEOUT,
             max_pending_proposals: MAX_PENDING_PROPOSALS,
+            segment_max_bytes: FileOptions::default().segment_max_bytes,
         }
     }
 }
@@ -144,38 +161,70 @@ impl Default for Limits {
 impl ServerHandle {
     /// Start LogStore, RaftCore and Fsm actors. Must run inside an actix System.
     ///
-    /// With a data dir the log lives in `<data_dir>/raft/` and is recovered first; the
-    /// store is then rebuilt by re-applying the log once this server's leadership no-op
-    /// commits it. Without one everything is in memory.
+    /// With a data dir the log lives in `<data_dir>/raft/` and snapshots in
+    /// `<data_dir>/raft/snapshots/`. Recovery loads the newest snapshot that verifies
+    /// (falling back to the older one with a warning), then the store is brought up to
+    /// date by applying the log entries after it once this server's leadership no-op
+    /// commits them. Without a data dir everything is in memory.
     pub async fn start(opts: ServerOptions) -> Result<ServerHandle, StartError> {
-        if opts.server_id.is_empty() {
-            return Err(StartError::Config("server id must not be empty".into()));
-        }
-        let (backend, recovered): (Box<dyn LogBackend>, Recovered) = match &opts.data_dir {
-            Some(dir) => {
-                let (b, r) = FileBackend::open(&dir.join("raft"), FileOptions::default())
-                    .map_err(|e| StartError::Storage(e.to_string()))?;
-                (Box::new(b), r)
-            }
-            None => (Box::new(MemoryBackend::new()), Recovered::default()),
-        };
-        Self::start_with(opts, backend, recovered, Limits::default())
+        Self::open_and_start(opts, Limits::default())
     }
 
-    /// `start` with an already opened backend and explicit limits (tests use a backend
-    /// they can stall or break).
+    /// `start` with explicit limits.
+    pub(crate) fn open_and_start(
+        opts: ServerOptions,
+        limits: Limits,
+    ) -> Result<ServerHandle, StartError> {
+        let storage = |e: crate::log_store::StorageError| StartError::Storage(e.to_string());
+        let (backend, recovered, snapshots): (
+            Box<dyn LogBackend>,
+            Recovered,
+            Arc<dyn SnapshotBackend>,
+        ) = match &opts.data_dir {
+            Some(dir) => {
+                let file_opts = FileOptions {
+                    segment_max_bytes: limits.segment_max_bytes,
+                };
+                let (b, r) = FileBackend::open(&dir.join("raft"), file_opts).map_err(storage)?;
+                let snaps = FileSnapshotStore::open(&dir.join("raft").join("snapshots"))
+                    .map_err(storage)?;
+                (Box::new(b), r, Arc::new(snaps))
+            }
+            None => (
+                Box::new(MemoryBackend::new()),
+                Recovered::default(),
+                Arc::new(MemorySnapshotStore::new()),
+            ),
+        };
+        Self::start_with(opts, backend, recovered, snapshots, limits)
+    }
+
+    /// `start` with already opened storage and explicit limits (tests use a backend
+    /// they can stall or break, or storage they reopen).
     pub(crate) fn start_with(
         opts: ServerOptions,
         backend: Box<dyn LogBackend>,
         recovered: Recovered,
+        snapshots: Arc<dyn SnapshotBackend>,
         limits: Limits,
     ) -> Result<ServerHandle, StartError> {
+        if opts.server_id.is_empty() {
+            return Err(StartError::Config("server id must not be empty".into()));
+        }
+        let (snapshot_meta, store) = load_newest_snapshot(snapshots.as_ref())?;
         let id = ServerId(opts.server_id.clone());
         let cfg = RaftConfig::with_multiplier(id, opts.raft_multiplier);
         let rng = StdRng::seed_from_u64(rand::random());
         let epoch = Instant::now();
-        let mut raft = Raft::new(cfg, recovered.hard_state, recovered.entries, rng, 0)
-            .map_err(|e| StartError::Storage(format!("recovered raft log is inconsistent: {e}")))?;
+        let mut raft = Raft::new(
+            cfg,
+            recovered.hard_state,
+            snapshot_meta.clone(),
+            recovered.entries,
+            rng,
+            0,
+        )
+        .map_err(|e| StartError::Storage(format!("recovered raft log is inconsistent: {e}")))?;
         if opts.bootstrap && raft.bootstrap(&opts.server_addr) {
             tracing::info!(node = %opts.node_name, "bootstrapped a new raft cluster with this server as the only voter");
         }
@@ -183,17 +232,25 @@ impl ServerHandle {
             tracing::warn!(server_id = %opts.server_id, "this server is not a voter in the recovered raft configuration; it will not start elections");
         }
 
-        let view = ReadView::new(Store::new());
+        let start = snapshot_meta.unwrap_or_default();
+        let view = ReadView::new(store);
         let status = Arc::new(StatusCell::default());
-        let (applied_tx, applied_rx) = watch::channel(0u64);
-        let fsm = Fsm::new(view.clone(), applied_tx, status.clone());
-        let fsm_arbiter = Arbiter::new();
-        let fsm = Fsm::start_in_arbiter(&fsm_arbiter.handle(), move |_| fsm);
+        status.update(|s| s.applied_index = start.index.0);
+        let (applied_tx, applied_rx) = watch::channel(start.index.0);
 
         let ctx = Context::<RaftCore>::new();
         let addr = ctx.address();
+        let policy = SnapshotPolicy {
+            store: snapshots.clone(),
+            threshold: opts.snapshot_threshold,
+            taken: addr.clone().recipient(),
+        };
+        let fsm = Fsm::new(view.clone(), applied_tx, status.clone(), start, policy);
+        let fsm_arbiter = Arbiter::new();
+        let fsm = Fsm::start_in_arbiter(&fsm_arbiter.handle(), move |_| fsm);
+
         let done_addr = addr.clone();
-        let log_store = LogStore::spawn(backend, move |result| {
+        let log_store = LogStore::spawn(backend, snapshots, move |result| {
             done_addr.do_send(PersistDone(result))
         })
         .map_err(|e| StartError::Storage(e.to_string()))?;
@@ -205,6 +262,7 @@ impl ServerHandle {
             status.clone(),
             epoch,
             limits.max_pending_proposals,
+            opts.trailing_logs,
         ));
         Ok(ServerHandle {
             view,
@@ -255,4 +313,43 @@ impl ServerHandle {
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()
     }
+}
+
+/// The newest retained snapshot that verifies and decodes, with its store; older ones
+/// are tried (with a warning) when a newer one is damaged. None when none is usable.
+fn load_newest_snapshot(
+    snapshots: &dyn SnapshotBackend,
+) -> Result<(Option<SnapshotMeta>, Store), StartError> {
+    let ids = snapshots
+        .list()
+        .map_err(|e| StartError::Storage(e.to_string()))?;
+    for id in &ids {
+        let loaded = snapshots
+            .load(*id)
+            .map_err(|e| e.to_string())
+            .and_then(|snap| {
+                codec::decode_snapshot::<Store>(&snap.data, codec::MAX_SNAPSHOT_BYTES)
+                    .map(|store| (snap.meta, store))
+                    .map_err(|e| e.to_string())
+            });
+        match loaded {
+            Ok((meta, store)) => {
+                tracing::info!(
+                    index = meta.index.0,
+                    term = meta.term.0,
+                    "restored raft snapshot"
+                );
+                return Ok((Some(meta), store));
+            }
+            Err(error) => {
+                tracing::warn!(%error, index = id.index.0, term = id.term.0, "raft snapshot unusable; trying an older one");
+            }
+        }
+    }
+    if !ids.is_empty() {
+        // Only safe if the log still starts at index 1; Raft::new refuses a log with a
+        // gap, so a compacted log makes the start fail instead of losing state.
+        tracing::warn!("no raft snapshot is usable; rebuilding the state from the log alone");
+    }
+    Ok((None, Store::new()))
 }

@@ -16,11 +16,13 @@ mod fsm;
 pub mod handle;
 pub mod log_store;
 mod raft_core;
+pub mod snapshot_store;
 mod status;
 #[cfg(test)]
 mod write_path_tests;
 
 pub use handle::{
     RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError,
+    DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS,
 };
 pub use raft_core::MAX_PENDING_PROPOSALS;

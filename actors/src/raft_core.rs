@@ -7,17 +7,32 @@
 //! the newly committed entries with their waiting proposals to the Fsm, `Send` is for
 //! PeerNet (not built yet: logged at debug), `RoleChanged` updates the status cell.
 //!
+//! Snapshots: when the Fsm reports a durable snapshot ([`SnapshotTaken`]), the core's
+//! in-memory log is compacted up to `snapshot index − trailing_logs`, and the LogStore
+//! is told to delete segments up to the lower of that and the OLDEST retained
+//! snapshot's index (so recovery can fall back to the older snapshot; see
+//! `snapshot_store`). `Output::RestoreSnapshot` (a follower installing a leader's
+//! snapshot) queues the durable save on the LogStore thread, ahead of the log reset that
+//! follows it, and restores the Fsm. `Output::InstallSnapshot` needs PeerNet: it is
+//! logged and dropped like `Send` until peers exist (PeerNet will load the newest
+//! snapshot from the shared [`SnapshotBackend`] off the actor thread and send it).
+//!
+//! Storage failure: once the log store fails, the disk state is unknown. The server
+//! stops ticking its core (a leader stops heartbeating, so other servers can elect a
+//! healthy one), reports itself as a follower with no known leader, and every write
+//! fails with the storage error. Status and writes agree: no leader here.
+//!
 //! Proposals are bounded: at most [`MAX_PENDING_PROPOSALS`] wait for their entry at once;
 //! beyond that a proposal fails at once with `WriteError::Timeout` ("timed out enqueuing
 //! operation", Consul's text for a full queue).
 
-use crate::fsm::{Apply, Fsm, ProposalReply, Waiter};
+use crate::fsm::{Apply, Fsm, ProposalReply, Restore, Waiter};
 use crate::handle::{RaftRole, WriteError};
 use crate::log_store::{LogStore, StorageError};
 use crate::status::StatusCell;
 use actix::prelude::*;
 use protocol::ids::LogIndex;
-use protocol::raft::{Output, Payload, Raft, Role};
+use protocol::raft::{Output, Payload, Raft, Role, SnapshotMeta};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +60,15 @@ pub(crate) struct Shutdown {
     pub(crate) done: oneshot::Sender<()>,
 }
 
+/// A snapshot is durable: compact the log behind it.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct SnapshotTaken {
+    pub(crate) meta: SnapshotMeta,
+    /// Index of the oldest snapshot still retained: the disk log is never cut beyond it.
+    pub(crate) oldest_retained: LogIndex,
+}
+
 /// The log store finished (or failed) persist requests.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -66,6 +90,8 @@ pub(crate) struct RaftCore {
     storage_failed: Option<String>,
     tick: Duration,
     max_pending: usize,
+    /// Entries kept in memory (and on disk) below each snapshot.
+    trailing_logs: u64,
     shutdown_done: Vec<oneshot::Sender<()>>,
 }
 
@@ -78,8 +104,11 @@ impl RaftCore {
         status: Arc<StatusCell>,
         epoch: Instant,
         max_pending: usize,
+        trailing_logs: u64,
     ) -> RaftCore {
         let tick_ms = (raft_heartbeat_ms(&raft) / 2).max(5);
+        // The Fsm starts at the recovered snapshot, which is committed.
+        let sent_to_fsm = raft.commit_index();
         RaftCore {
             raft,
             log_store: Some(log_store),
@@ -88,10 +117,11 @@ impl RaftCore {
             status,
             epoch,
             waiters: BTreeMap::new(),
-            sent_to_fsm: LogIndex(0),
+            sent_to_fsm,
             storage_failed: None,
             tick: Duration::from_millis(tick_ms),
             max_pending,
+            trailing_logs,
             shutdown_done: Vec::new(),
         }
     }
@@ -101,6 +131,9 @@ impl RaftCore {
     }
 
     fn on_tick(&mut self) {
+        if self.storage_failed.is_some() {
+            return; // halted: see the module docs
+        }
         let now = self.now_ms();
         self.raft.on_tick(now);
         // Forget callers that gave up (their propose timed out).
@@ -124,6 +157,10 @@ impl RaftCore {
                     tracing::debug!(%to, ?msg, "raft message to peer dropped: peer networking not built yet");
                 }
                 Output::Committed { up_to } => self.send_committed(up_to),
+                Output::InstallSnapshot { to, term } => {
+                    tracing::debug!(%to, %term, "snapshot for peer dropped: peer networking not built yet");
+                }
+                Output::RestoreSnapshot { meta, data } => self.restore_snapshot(meta, data),
                 Output::RoleChanged { role, term, leader } => {
                     tracing::info!(?role, %term, leader = ?leader.as_ref().map(|l| l.0.as_str()), "raft role changed");
                     if role == Role::Leader {
@@ -158,6 +195,26 @@ impl RaftCore {
         }
     }
 
+    /// A leader's snapshot replaces our state: save it durably (ordered before the log
+    /// reset the core asks for next), then load it into the Fsm.
+    fn restore_snapshot(&mut self, meta: SnapshotMeta, data: Vec<u8>) {
+        let queued = match &self.log_store {
+            Some(store) => store.save_snapshot(meta.clone(), data.clone()),
+            None => Err(StorageError::Stopped),
+        };
+        if let Err(e) = queued {
+            self.fail_storage(e.to_string());
+            return;
+        }
+        // Proposals at or below the snapshot can no longer learn their result here.
+        let rest = self.waiters.split_off(&(meta.index.0 + 1));
+        for (_, w) in std::mem::replace(&mut self.waiters, rest) {
+            let _ = w.reply.send(Err(WriteError::LeadershipLost));
+        }
+        self.sent_to_fsm = self.sent_to_fsm.max(meta.index);
+        self.fsm.do_send(Restore { meta, data });
+    }
+
     fn fail_storage(&mut self, error: String) {
         if self.storage_failed.is_none() {
             tracing::error!(%error, "raft log storage failed; this server can no longer commit");
@@ -166,16 +223,19 @@ impl RaftCore {
             let _ = w.reply.send(Err(WriteError::Storage(error.clone())));
         }
         self.storage_failed = Some(error);
+        self.publish_status();
     }
 
     fn publish_status(&self) {
         let r = &self.raft;
+        let halted = self.storage_failed.is_some();
         let role = match r.role() {
+            _ if halted => RaftRole::Follower,
             Role::Follower => RaftRole::Follower,
             Role::Candidate => RaftRole::Candidate,
             Role::Leader => RaftRole::Leader,
         };
-        let leader = r.leader().cloned();
+        let leader = r.leader().cloned().filter(|_| !halted);
         let leader_addr = leader
             .as_ref()
             .and_then(|l| r.voters().iter().find(|(id, _)| id == l))
@@ -216,6 +276,12 @@ impl Actor for RaftCore {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // A System torn down before our first poll runs this hook from a destructor,
+        // where no runtime (and so no timer) exists: just stop.
+        if tokio::runtime::Handle::try_current().is_err() {
+            ctx.stop();
+            return;
+        }
         // Execute what construction and bootstrap produced, then tick at once so a sole
         // voter does not wait for the first interval.
         self.on_tick();
@@ -287,5 +353,32 @@ impl Handler<PersistDone> for RaftCore {
             }
             Err(e) => self.fail_storage(e.to_string()),
         }
+    }
+}
+
+impl Handler<SnapshotTaken> for RaftCore {
+    type Result = ();
+
+    fn handle(&mut self, msg: SnapshotTaken, _: &mut Context<Self>) {
+        let keep_from = msg.meta.index.0.saturating_sub(self.trailing_logs);
+        if keep_from == 0 {
+            return;
+        }
+        let before = self.raft.log_len();
+        self.raft.compact(LogIndex(keep_from));
+        let disk_until = keep_from.min(msg.oldest_retained.0);
+        if let Some(store) = &self.log_store {
+            if let Err(e) = store.compact_until(LogIndex(disk_until)) {
+                tracing::warn!(error = %e, "raft log compaction not queued");
+            }
+        }
+        tracing::debug!(
+            snapshot = msg.meta.index.0,
+            memory_from = keep_from + 1,
+            disk_until,
+            dropped = before - self.raft.log_len(),
+            "raft log compacted"
+        );
+        self.publish_status();
     }
 }

@@ -1,15 +1,18 @@
 //! Write-path bounds and failures, with a backend the test can stall or break, and
 //! exact-output tests of the Fsm actor.
 
-use crate::fsm::{Apply, Fsm, Waiter};
+use crate::fsm::{Apply, Fsm, SnapshotPolicy, Waiter};
 use crate::handle::{Limits, ReadView, ServerHandle, ServerOptions, WriteError};
 use crate::log_store::{LogBackend, MemoryBackend, Recovered, StorageError};
+use crate::raft_core::SnapshotTaken;
+use crate::snapshot_store::MemorySnapshotStore;
+use crate::snapshot_store::SnapshotBackend;
 use crate::status::StatusCell;
 use actix::prelude::*;
 use parking_lot::{Condvar, Mutex};
 use protocol::codec;
 use protocol::ids::{LogIndex, Term};
-use protocol::raft::{Entry, HardState, Payload};
+use protocol::raft::{Entry, HardState, Payload, SnapshotMeta};
 use protocol::store::{Command, CommandResult, KvOp, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +65,12 @@ impl LogBackend for GatedBackend {
     fn last_index(&self) -> LogIndex {
         self.inner.last_index()
     }
+    fn compact_until(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.inner.compact_until(index)
+    }
+    fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.inner.reset_after(index)
+    }
 }
 
 fn options() -> ServerOptions {
@@ -72,6 +81,8 @@ fn options() -> ServerOptions {
         data_dir: None,
         bootstrap: true,
         raft_multiplier: 1,
+        snapshot_threshold: crate::handle::DEFAULT_SNAPSHOT_THRESHOLD,
+        trailing_logs: crate::handle::DEFAULT_TRAILING_LOGS,
     }
 }
 
@@ -98,6 +109,7 @@ async fn gated_leader(limits: Limits) -> (ServerHandle, GatedBackend) {
         options(),
         Box::new(backend.clone()),
         Recovered::default(),
+        Arc::new(MemorySnapshotStore::new()),
         limits,
     )
     .unwrap();
@@ -190,11 +202,51 @@ fn noop(term: u64, index: u64) -> Entry {
     }
 }
 
+/// Collects the Fsm's snapshot reports.
+struct SnapshotSink(tokio::sync::mpsc::UnboundedSender<SnapshotTaken>);
+
+impl Actor for SnapshotSink {
+    type Context = Context<Self>;
+}
+
+impl Handler<SnapshotTaken> for SnapshotSink {
+    type Result = ();
+    fn handle(&mut self, msg: SnapshotTaken, _: &mut Context<Self>) {
+        let _ = self.0.send(msg);
+    }
+}
+
+fn fsm_with(
+    view: &ReadView,
+    applied_tx: watch::Sender<u64>,
+    threshold: u64,
+    store: Arc<dyn SnapshotBackend>,
+) -> (
+    Addr<Fsm>,
+    tokio::sync::mpsc::UnboundedReceiver<SnapshotTaken>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let policy = SnapshotPolicy {
+        store,
+        threshold,
+        taken: SnapshotSink(tx).start().recipient(),
+    };
+    let status = Arc::new(StatusCell::default());
+    let fsm = Fsm::new(
+        view.clone(),
+        applied_tx,
+        status,
+        SnapshotMeta::default(),
+        policy,
+    );
+    (fsm.start(), rx)
+}
+
 #[actix::test]
 async fn fsm_applies_once_in_order_and_answers_by_term() {
     let view = ReadView::new(Store::new());
     let (applied_tx, applied_rx) = watch::channel(0);
-    let fsm = Fsm::new(view.clone(), applied_tx, Arc::new(StatusCell::default())).start();
+    let (fsm, _) = fsm_with(&view, applied_tx, 0, Arc::new(MemorySnapshotStore::new()));
 
     let waiter = |index: u64, term: u64| {
         let (reply, rx) = oneshot::channel();
@@ -242,4 +294,53 @@ async fn fsm_applies_once_in_order_and_answers_by_term() {
     assert_eq!(view.read().kv_get("b").map(|e| e.modify_index), Some(3));
     assert_eq!(view.read().last_index(), 4);
     assert_eq!(*applied_rx.borrow(), 4);
+}
+
+#[actix::test]
+async fn fsm_snapshots_at_the_threshold_with_term_and_configuration() {
+    let view = ReadView::new(Store::new());
+    let (applied_tx, _applied_rx) = watch::channel(0);
+    let snapshots = MemorySnapshotStore::new();
+    let (fsm, mut taken) = fsm_with(&view, applied_tx, 3, Arc::new(snapshots.clone()));
+    let config = vec![(
+        protocol::ids::ServerId("s1".into()),
+        "127.0.0.1:8300".into(),
+    )];
+    let entries = vec![
+        Entry {
+            term: Term(1),
+            index: LogIndex(1),
+            payload: Payload::Configuration(config.clone()),
+        },
+        noop(2, 2),
+    ];
+    fsm.send(Apply {
+        entries,
+        waiters: vec![],
+    })
+    .await
+    .unwrap();
+    assert!(taken.try_recv().is_err(), "below the threshold");
+    fsm.send(Apply {
+        entries: vec![command_entry(2, 3, &set("a"))],
+        waiters: vec![],
+    })
+    .await
+    .unwrap();
+    let report = tokio::time::timeout(DEADLINE, taken.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let want = SnapshotMeta {
+        index: LogIndex(3),
+        term: Term(2),
+        configuration: config,
+    };
+    assert_eq!(report.meta, want);
+    assert_eq!(report.oldest_retained, LogIndex(3));
+    let ids = snapshots.list().unwrap();
+    let saved = snapshots.load(ids[0]).unwrap();
+    assert_eq!(saved.meta, want);
+    let restored: Store = codec::decode_snapshot(&saved.data, codec::MAX_SNAPSHOT_BYTES).unwrap();
+    assert_eq!(&restored, &*view.read());
 }

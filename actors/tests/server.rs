@@ -15,6 +15,8 @@ fn options(dir: Option<&Path>, bootstrap: bool) -> ServerOptions {
         data_dir: dir.map(Path::to_path_buf),
         bootstrap,
         raft_multiplier: 1,
+        snapshot_threshold: cairn_actors::DEFAULT_SNAPSHOT_THRESHOLD,
+        trailing_logs: cairn_actors::DEFAULT_TRAILING_LOGS,
     }
 }
 

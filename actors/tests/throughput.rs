@@ -16,6 +16,8 @@ async fn propose_throughput_and_latency() {
         data_dir: Some(dir.path().to_path_buf()),
         bootstrap: true,
         raft_multiplier: 1,
+        snapshot_threshold: cairn_actors::DEFAULT_SNAPSHOT_THRESHOLD,
+        trailing_logs: cairn_actors::DEFAULT_TRAILING_LOGS,
     })
     .await
     .unwrap();

@@ -20,6 +20,11 @@ pub enum CodecError {
     Trailing(usize),
 }
 
+/// Upper bound for one state-machine snapshot image (the whole encoded store). Larger
+/// than [`MAX_DECODE_BYTES`] because a snapshot is the entire replicated state, read
+/// only from our own disk (CRC-checked first) or, later, from a peer that streams it.
+pub const MAX_SNAPSHOT_BYTES: usize = 1024 * 1024 * 1024;
+
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
 }
@@ -47,6 +52,25 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Code
     Ok(value)
 }
 
+/// [`decode`] for snapshot images: the same rules with a limit capped by
+/// [`MAX_SNAPSHOT_BYTES`] instead.
+pub fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
+    let limit = limit.min(MAX_SNAPSHOT_BYTES);
+    if bytes.len() > limit {
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
+    }
+    let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT_BYTES>();
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config)
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::Trailing(bytes.len() - used));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +91,21 @@ mod tests {
         };
         let bytes = encode(&s).unwrap();
         assert_eq!(decode::<Sample>(&bytes, 1024).unwrap(), s);
+    }
+
+    #[test]
+    fn snapshot_decode_allows_more_than_the_entry_limit_but_not_unbounded() {
+        let big = vec![7u8; MAX_DECODE_BYTES + 1];
+        let bytes = encode(&big).unwrap();
+        assert!(matches!(
+            decode::<Vec<u8>>(&bytes, usize::MAX),
+            Err(CodecError::TooLarge { .. })
+        ));
+        assert_eq!(decode_snapshot::<Vec<u8>>(&bytes, usize::MAX).unwrap(), big);
+        assert!(matches!(
+            decode_snapshot::<Vec<u8>>(&bytes, 10),
+            Err(CodecError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -87,18 +87,21 @@ fn batches_execute_in_order_with_one_sync(open: Opener) {
     let (mut b, _) = open();
     let batch = vec![
         PersistRequest {
+            reset_after: None,
             id: 1,
             truncate_from: None,
             entries: entries(1, 1, 5),
             hard_state: Some(hard_state(1, None)),
         },
         PersistRequest {
+            reset_after: None,
             id: 2,
             truncate_from: Some(LogIndex(4)),
             entries: entries(2, 4, 6),
             hard_state: None,
         },
         PersistRequest {
+            reset_after: None,
             id: 3,
             truncate_from: None,
             entries: vec![],
@@ -119,9 +122,75 @@ fn batches_execute_in_order_with_one_sync(open: Opener) {
     );
 }
 
+fn compaction_keeps_everything_after_the_point_and_survives_reopen(open: Opener) {
+    let (mut b, _) = open();
+    b.append(&entries(1, 1, 40)).unwrap();
+    b.sync().unwrap();
+    b.compact_until(LogIndex(25)).unwrap();
+    assert_eq!(b.last_index(), LogIndex(40));
+    b.append(&entries(1, 41, 41)).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    let (mut b, r) = open();
+    let first = r.entries[0].index.0;
+    assert!((1..=26).contains(&first), "{first}");
+    assert_eq!(r.entries, entries(1, first, 41));
+    // Compacting past the end keeps the log's position: appends continue.
+    b.compact_until(LogIndex(100)).unwrap();
+    assert_eq!(b.last_index(), LogIndex(41));
+    b.append(&entries(2, 42, 43)).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    let (b, r) = open();
+    let first = r.entries[0].index.0;
+    assert!((1..=42).contains(&first), "{first}");
+    assert_eq!(r.entries.last().map(|e| e.index), Some(LogIndex(43)));
+    assert_eq!(r.entries.first().map(|e| e.index.0), Some(first));
+    assert_eq!(b.last_index(), LogIndex(43));
+    // Truncating what follows the compaction point still works.
+    let (mut b, _) = (b, ());
+    b.truncate_from(LogIndex(43)).unwrap();
+    b.append(&entries(3, 43, 43)).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    assert_eq!(open().1.entries.last(), Some(&entry(3, 43)));
+}
+
+fn reset_discards_the_log_and_continues_after_the_snapshot(open: Opener) {
+    let (mut b, _) = open();
+    b.append(&entries(1, 1, 10)).unwrap();
+    b.sync().unwrap();
+    let batch = vec![PersistRequest {
+        id: 1,
+        reset_after: Some(LogIndex(50)),
+        truncate_from: None,
+        entries: entries(2, 51, 52),
+        hard_state: None,
+    }];
+    assert_eq!(persist_batch(b.as_mut(), &batch), Ok(1));
+    assert_eq!(b.last_index(), LogIndex(52));
+    drop(b);
+    let (mut b, r) = open();
+    assert_eq!(r.entries, entries(2, 51, 52));
+    // A reset to an empty log also survives a reopen.
+    b.reset_after(LogIndex(60)).unwrap();
+    b.sync().unwrap();
+    assert_eq!(b.last_index(), LogIndex(60));
+    drop(b);
+    let (mut b, r) = open();
+    assert_eq!(r.entries, vec![]);
+    assert_eq!(b.last_index(), LogIndex(60));
+    b.append(&entries(3, 61, 61)).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    assert_eq!(open().1.entries, entries(3, 61, 61));
+}
+
 type BoxedOpener = Box<dyn FnMut() -> (Box<dyn LogBackend>, Recovered)>;
 
-const CHECKS: [fn(Opener); 5] = [
+const CHECKS: [fn(Opener); 7] = [
+    compaction_keeps_everything_after_the_point_and_survives_reopen,
+    reset_discards_the_log_and_continues_after_the_snapshot,
     fresh_store_is_empty,
     appends_and_hard_state_survive_reopen,
     truncation_removes_the_suffix_and_appending_continues,
@@ -300,10 +369,16 @@ fn corrupt_hard_state_is_an_error_not_a_forgotten_vote() {
 fn log_store_thread_reports_the_highest_durable_id() {
     let backend = MemoryBackend::new();
     let (tx, rx) = std::sync::mpsc::channel();
-    let store = LogStore::spawn(Box::new(backend.clone()), move |r| tx.send(r).unwrap()).unwrap();
+    let store = LogStore::spawn(
+        Box::new(backend.clone()),
+        Arc::new(crate::snapshot_store::MemorySnapshotStore::new()),
+        move |r| tx.send(r).unwrap(),
+    )
+    .unwrap();
     for id in 1..=5 {
         store
             .submit(PersistRequest {
+                reset_after: None,
                 id,
                 truncate_from: None,
                 entries: entries(1, id, id),
@@ -321,4 +396,63 @@ fn log_store_thread_reports_the_highest_durable_id() {
         last = got;
     }
     assert_eq!(backend.recover().entries, entries(1, 1, 5));
+}
+
+#[test]
+fn compaction_deletes_only_whole_segments_below_the_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = || FileOptions {
+        segment_max_bytes: 300,
+    };
+    let (mut b, _) = FileBackend::open(tmp.path(), opts()).unwrap();
+    b.append(&entries(1, 1, 10)).unwrap();
+    b.sync().unwrap();
+    let before = segment_files(tmp.path()).len();
+    b.compact_until(LogIndex(0)).unwrap();
+    assert_eq!(segment_files(tmp.path()).len(), before);
+    b.compact_until(LogIndex(6)).unwrap();
+    let after = segment_files(tmp.path());
+    assert!(after.len() < before, "{after:?}");
+    drop(b);
+    let (_, r) = FileBackend::open(tmp.path(), opts()).unwrap();
+    let first = r.entries[0].index.0;
+    // Whole segments only: entry 7 and everything after it stays.
+    assert!((2..=7).contains(&first), "{first}");
+    assert_eq!(r.entries, entries(1, first, 10));
+    assert!(after[0].ends_with(format!("{first:020}.seg")));
+}
+
+#[test]
+fn a_crash_part_way_through_compaction_recovers_a_contiguous_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_ten(tmp.path(), 300);
+    let files = segment_files(tmp.path());
+    assert!(files.len() >= 4, "{files:?}");
+    // Compaction deletes oldest first: a crash after the first deletion leaves this.
+    std::fs::remove_file(&files[0]).unwrap();
+    let (mut b, r) = FileBackend::open(
+        tmp.path(),
+        FileOptions {
+            segment_max_bytes: 300,
+        },
+    )
+    .unwrap();
+    let first = r.entries[0].index.0;
+    assert!(first > 1);
+    assert_eq!(r.entries, entries(1, first, 10));
+    b.append(&entries(1, 11, 11)).unwrap();
+    b.sync().unwrap();
+    // A hole in the middle (never produced by compaction) cuts the log at the hole.
+    drop(b);
+    let files = segment_files(tmp.path());
+    std::fs::remove_file(&files[1]).unwrap();
+    let (_, r) = FileBackend::open(
+        tmp.path(),
+        FileOptions {
+            segment_max_bytes: 300,
+        },
+    )
+    .unwrap();
+    assert_eq!(r.entries.first().map(|e| e.index.0), Some(first));
+    assert!(r.entries.len() < 11 - first as usize);
 }

@@ -13,8 +13,16 @@
 //! segment (group commit). Creating or deleting a segment fsyncs the directory at the
 //! next `sync`; a finished segment is fdatasync'd before the next one is created.
 //!
+//! # Compaction
+//! `compact_until(i)` deletes, oldest first, every segment whose entries are all <= i,
+//! never the active one, then fsyncs the directory. A crash part way leaves a log that
+//! simply starts a little earlier. `reset_after(i)` (snapshot install) deletes every
+//! segment and starts an empty one named `i + 1`; a crash part way leaves either the old
+//! segments (the core resets again on start) or nothing (same).
+//!
 //! # Recovery
-//! Segments are read in order; the first record that is short, too long, fails its crc,
+//! The log starts at the first segment's index (1, or later after compaction or a
+//! reset). Segments are read in order; the first record that is short, too long, fails its crc,
 //! does not decode (with the codec's size limit) or breaks index continuity marks a torn
 //! or corrupt tail: the file is cut there and every later segment is deleted. Nothing
 //! after such a point was ever acknowledged, since acknowledgements follow a full sync.
@@ -125,8 +133,10 @@ impl FileBackend {
         let mut segments: Vec<Segment> = Vec::new();
         let mut dir_dirty = false;
         let mut broken = false;
+        // The index the next record must carry; the first segment sets it.
+        let mut next = listed.first().map_or(1, |(first, _)| (*first).max(1));
         for (first_index, path) in listed {
-            let expected = entries.len() as u64 + 1;
+            let expected = next;
             if broken || first_index != expected {
                 if !broken {
                     tracing::warn!(path = %path.display(), expected, "raft log segment out of sequence; discarding it and all later segments");
@@ -147,12 +157,13 @@ impl FileBackend {
             while pos < bytes.len() {
                 let good = unframe(&bytes, pos).and_then(|(payload, end)| {
                     let entry: Entry = codec::decode(payload, MAX_RECORD_BYTES).ok()?;
-                    (entry.index.0 == entries.len() as u64 + 1).then_some((entry, end))
+                    (entry.index.0 == next).then_some((entry, end))
                 });
                 match good {
                     Some((entry, end)) => {
                         seg.offsets.push(pos as u64);
                         entries.push(entry);
+                        next += 1;
                         pos = end;
                     }
                     None => {
@@ -169,10 +180,10 @@ impl FileBackend {
             segments.push(seg);
         }
         if segments.is_empty() {
-            let path = segment_path(dir, entries.len() as u64 + 1);
+            let path = segment_path(dir, next);
             File::create(&path)?;
             segments.push(Segment {
-                first_index: entries.len() as u64 + 1,
+                first_index: next,
                 path,
                 offsets: Vec::new(),
                 len: 0,
@@ -344,6 +355,44 @@ impl LogBackend for FileBackend {
 
     fn last_index(&self) -> LogIndex {
         LogIndex(self.active_segment_next() - 1)
+    }
+
+    fn compact_until(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        let mut removed = 0;
+        // segments[1] starting at or below index + 1 means segments[0] is all <= index.
+        while self.segments.len() > 1 && self.segments[1].first_index <= index.0.saturating_add(1) {
+            let seg = self.segments.remove(0);
+            fs::remove_file(&seg.path)?;
+            removed += 1;
+        }
+        if removed > 0 {
+            sync_dir(&self.dir)?;
+            tracing::debug!(removed, %index, "deleted raft log segments below the snapshot");
+        }
+        Ok(())
+    }
+
+    fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.buf.clear();
+        self.dirty = false;
+        for seg in std::mem::take(&mut self.segments) {
+            fs::remove_file(&seg.path)?;
+        }
+        let first_index = index.0 + 1;
+        let path = segment_path(&self.dir, first_index);
+        self.active = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)?;
+        self.segments.push(Segment {
+            first_index,
+            path,
+            offsets: Vec::new(),
+            len: 0,
+        });
+        self.dir_dirty = true;
+        Ok(())
     }
 }
 

@@ -7,9 +7,23 @@ use protocol::ids::LogIndex;
 use protocol::raft::{Entry, HardState};
 use std::sync::Arc;
 
+#[derive(Default)]
+struct State {
+    hard_state: HardState,
+    /// Index of `entries[0]` (or of the next append when empty).
+    first: u64,
+    entries: Vec<Entry>,
+}
+
+impl State {
+    fn next_index(&self) -> u64 {
+        self.first.max(1) + self.entries.len() as u64
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
-    state: Arc<Mutex<Recovered>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl MemoryBackend {
@@ -19,27 +33,33 @@ impl MemoryBackend {
 
     /// What a restart would recover.
     pub fn recover(&self) -> Recovered {
-        self.state.lock().clone()
+        let state = self.state.lock();
+        Recovered {
+            hard_state: state.hard_state.clone(),
+            entries: state.entries.clone(),
+        }
     }
 }
 
 impl LogBackend for MemoryBackend {
     fn truncate_from(&mut self, from: LogIndex) -> Result<(), StorageError> {
-        let keep = from.0.saturating_sub(1) as usize;
-        self.state.lock().entries.truncate(keep);
+        let mut state = self.state.lock();
+        let keep = from.0.saturating_sub(state.first.max(1)) as usize;
+        state.entries.truncate(keep);
         Ok(())
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         let mut state = self.state.lock();
         for e in entries {
-            let expected = state.entries.len() as u64 + 1;
+            let expected = state.next_index();
             if e.index.0 != expected {
                 return Err(StorageError::Io(format!(
                     "append of index {} but next is {expected}",
                     e.index
                 )));
             }
+            state.first = state.first.max(1);
             state.entries.push(e.clone());
         }
         Ok(())
@@ -55,6 +75,23 @@ impl LogBackend for MemoryBackend {
     }
 
     fn last_index(&self) -> LogIndex {
-        LogIndex(self.state.lock().entries.len() as u64)
+        LogIndex(self.state.lock().next_index() - 1)
+    }
+
+    fn compact_until(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        let mut state = self.state.lock();
+        let first = state.first.max(1);
+        let drop =
+            (index.0.saturating_add(1).saturating_sub(first) as usize).min(state.entries.len());
+        state.entries.drain(..drop);
+        state.first = first + drop as u64;
+        Ok(())
+    }
+
+    fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        let mut state = self.state.lock();
+        state.entries.clear();
+        state.first = index.0 + 1;
+        Ok(())
     }
 }

@@ -8,6 +8,12 @@
 //! request waiting in its queue (up to [`MAX_BATCH_REQUESTS`]), writes them all, makes
 //! them durable with one fdatasync, then reports the highest id. While one batch is on
 //! disk, new requests pile up and become the next batch.
+//!
+//! Log compaction ([`LogStore::compact_until`]) rides the same queue but runs only
+//! after the current batch is durable and reported, so deleting old segments never
+//! delays an acknowledgement. Installing a leader's snapshot ([`LogStore::save_snapshot`])
+//! also rides it, so the snapshot is durable before any later request (which may reset
+//! the log) executes.
 
 mod file;
 mod memory;
@@ -18,9 +24,11 @@ mod conformance;
 pub use file::{FileBackend, FileOptions};
 pub use memory::MemoryBackend;
 
+use crate::snapshot_store::SnapshotBackend;
 use protocol::ids::LogIndex;
-use protocol::raft::{Entry, HardState, PersistRequest};
+use protocol::raft::{Entry, HardState, PersistRequest, SnapshotMeta};
 use std::sync::mpsc;
+use std::sync::Arc;
 
 /// Most persist requests folded into one fsync.
 pub const MAX_BATCH_REQUESTS: usize = 4096;
@@ -41,8 +49,8 @@ impl From<std::io::Error> for StorageError {
     }
 }
 
-/// What a backend found when opened: the hard state and every entry, contiguous from
-/// index 1.
+/// What a backend found when opened: the hard state and every entry it holds,
+/// contiguous; they start at index 1, or later once the log was compacted or reset.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovered {
     pub hard_state: HardState,
@@ -60,8 +68,18 @@ pub trait LogBackend: Send + 'static {
     fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError>;
     /// Make every earlier append and truncation durable.
     fn sync(&mut self) -> Result<(), StorageError>;
-    /// Index of the last stored entry (0 when empty).
+    /// Index of the last stored entry (0 when empty; after a reset or compaction of
+    /// everything, the index the log continues after).
     fn last_index(&self) -> LogIndex;
+    /// Entries up to and including `index` are covered by a durable snapshot and may be
+    /// deleted. Backends drop whatever granularity is cheap (the file backend: whole
+    /// segments, never the one being appended to), oldest first, so a crash at any
+    /// point leaves a contiguous log; durable when it returns. Entries after `index`
+    /// always stay.
+    fn compact_until(&mut self, index: LogIndex) -> Result<(), StorageError>;
+    /// Discard the whole log; the next append is `index + 1` (a follower installed a
+    /// snapshot its log did not contain). Durable at the next `sync`.
+    fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError>;
 }
 
 /// Execute a batch of requests in order with one sync. Returns the highest id done.
@@ -71,6 +89,9 @@ pub fn persist_batch(
 ) -> Result<u64, StorageError> {
     let mut hard_state = None;
     for req in batch {
+        if let Some(after) = req.reset_after {
+            backend.reset_after(after)?;
+        }
         if let Some(from) = req.truncate_from {
             backend.truncate_from(from)?;
         }
@@ -88,40 +109,84 @@ pub fn persist_batch(
     Ok(batch.last().map(|r| r.id).unwrap_or(0))
 }
 
+/// Work for the log store thread, executed in order.
+enum LogOp {
+    Persist(PersistRequest),
+    /// Run after the batch it arrives with is durable.
+    CompactUntil(LogIndex),
+    /// Make a leader's snapshot durable before anything queued after it.
+    SaveSnapshot(SnapshotMeta, Vec<u8>),
+}
+
 /// The handle to the log store thread. Dropping it stops the thread after it drains.
 pub struct LogStore {
-    tx: mpsc::Sender<PersistRequest>,
+    tx: mpsc::Sender<LogOp>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl LogStore {
     /// Start the I/O thread. `on_done` is called on that thread after each batch with
     /// the highest durable id, or once with the error that stopped the store.
-    pub fn spawn<F>(mut backend: Box<dyn LogBackend>, on_done: F) -> Result<LogStore, StorageError>
+    /// `snapshots` is where a leader's snapshot is saved when a follower installs one.
+    pub fn spawn<F>(
+        mut backend: Box<dyn LogBackend>,
+        snapshots: Arc<dyn SnapshotBackend>,
+        on_done: F,
+    ) -> Result<LogStore, StorageError>
     where
         F: Fn(Result<u64, StorageError>) + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel::<PersistRequest>();
+        let (tx, rx) = mpsc::channel::<LogOp>();
         let thread = std::thread::Builder::new()
             .name("cairn-logstore".into())
             .spawn(move || {
                 let mut batch = Vec::new();
-                while let Ok(first) = rx.recv() {
+                let mut compact_to: Option<LogIndex> = None;
+                let mut next = rx.recv().ok();
+                while let Some(op) = next.take() {
                     batch.clear();
-                    batch.push(first);
-                    while batch.len() < MAX_BATCH_REQUESTS {
-                        match rx.try_recv() {
-                            Ok(req) => batch.push(req),
-                            Err(_) => break,
+                    let mut save = None;
+                    let mut op = Some(op);
+                    // Gather persists until the queue is empty, the batch is full, or a
+                    // snapshot save must run first (it orders before what follows it).
+                    while let Some(current) = op.take() {
+                        match current {
+                            LogOp::Persist(req) => batch.push(req),
+                            LogOp::CompactUntil(i) => {
+                                compact_to = Some(compact_to.map_or(i, |c| c.max(i)))
+                            }
+                            LogOp::SaveSnapshot(meta, data) => {
+                                save = Some((meta, data));
+                                break;
+                            }
+                        }
+                        if batch.len() >= MAX_BATCH_REQUESTS {
+                            break;
+                        }
+                        op = rx.try_recv().ok();
+                    }
+                    if !batch.is_empty() {
+                        let result = persist_batch(backend.as_mut(), &batch);
+                        let failed = result.is_err();
+                        on_done(result);
+                        if failed {
+                            // The disk state is unknown now; refuse to continue.
+                            return;
                         }
                     }
-                    let result = persist_batch(backend.as_mut(), &batch);
-                    let failed = result.is_err();
-                    on_done(result);
-                    if failed {
-                        // The disk state is unknown now; refuse to continue.
-                        return;
+                    if let Some((meta, data)) = save {
+                        if let Err(e) = snapshots.save(&meta, &data) {
+                            on_done(Err(e));
+                            return;
+                        }
                     }
+                    if let Some(index) = compact_to.take() {
+                        if let Err(e) = backend.compact_until(index) {
+                            // Only disk space is at stake: report and carry on.
+                            tracing::error!(error = %e, %index, "raft log compaction failed");
+                        }
+                    }
+                    next = rx.recv().ok();
                 }
             })?;
         Ok(LogStore {
@@ -141,6 +206,23 @@ impl LogStore {
 
     /// Queue a request; it is executed after every earlier one.
     pub fn submit(&self, req: PersistRequest) -> Result<(), StorageError> {
-        self.tx.send(req).map_err(|_| StorageError::Stopped)
+        self.tx
+            .send(LogOp::Persist(req))
+            .map_err(|_| StorageError::Stopped)
+    }
+
+    /// Let the backend delete entries up to `index` once the current batch is done (see
+    /// the compaction rule in `snapshot_store`).
+    pub fn compact_until(&self, index: LogIndex) -> Result<(), StorageError> {
+        self.tx
+            .send(LogOp::CompactUntil(index))
+            .map_err(|_| StorageError::Stopped)
+    }
+
+    /// Save a snapshot received from a leader before any later request runs.
+    pub fn save_snapshot(&self, meta: SnapshotMeta, data: Vec<u8>) -> Result<(), StorageError> {
+        self.tx
+            .send(LogOp::SaveSnapshot(meta, data))
+            .map_err(|_| StorageError::Stopped)
     }
 }

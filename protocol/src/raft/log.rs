@@ -23,6 +23,16 @@ impl Log {
     /// to discard its log too.
     pub fn new(base: Option<SnapshotMeta>, entries: Vec<Entry>) -> Result<(Log, bool), String> {
         let base = base.unwrap_or_default();
+        if let Some(first) = entries.first() {
+            if first.index.0 > base.index.0 + 1 {
+                // Entries between the snapshot and the log are missing: refuse rather
+                // than run with a hole (e.g. every newer snapshot was unreadable).
+                return Err(format!(
+                    "the log starts at {} but the snapshot ends at {}",
+                    first.index, base.index
+                ));
+            }
+        }
         let continues = base.index.0 == 0
             || entries
                 .first()

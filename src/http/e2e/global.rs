@@ -158,6 +158,8 @@ async fn leaderless_server_refuses_default_reads_and_writes() {
         data_dir: None,
         bootstrap: false,
         raft_multiplier: 1,
+        snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
+        trailing_logs: actors::DEFAULT_TRAILING_LOGS,
     })
     .await
     .expect("server starts");

@@ -27,6 +27,8 @@ pub async fn test_ctx_with(config: crate::config::Config) -> Arc<AgentContext> {
         data_dir: None,
         bootstrap: true,
         raft_multiplier: 1,
+        snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
+        trailing_logs: actors::DEFAULT_TRAILING_LOGS,
     })
     .await
     .expect("in-memory server starts");
