@@ -309,6 +309,15 @@ impl ServerHandle {
         self.status.read()
     }
 
+    /// Test probe: (first log index held in memory, entries held in memory).
+    #[cfg(test)]
+    pub(crate) async fn log_stats(&self) -> (u64, usize) {
+        self.raft
+            .send(crate::raft_core::LogStats)
+            .await
+            .unwrap_or_default()
+    }
+
     /// Watch of the last applied index; blocking queries wait on it.
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()

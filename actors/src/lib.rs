@@ -17,6 +17,8 @@ pub mod handle;
 pub mod log_store;
 mod raft_core;
 pub mod snapshot_store;
+#[cfg(test)]
+mod snapshot_tests;
 mod status;
 #[cfg(test)]
 mod write_path_tests;

@@ -382,3 +382,18 @@ impl Handler<SnapshotTaken> for RaftCore {
         self.publish_status();
     }
 }
+
+/// Test probe: (first index held in memory, entries held in memory).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "(u64, usize)")]
+pub(crate) struct LogStats;
+
+#[cfg(test)]
+impl Handler<LogStats> for RaftCore {
+    type Result = MessageResult<LogStats>;
+
+    fn handle(&mut self, _: LogStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.raft.first_log_index().0, self.raft.log_len()))
+    }
+}
