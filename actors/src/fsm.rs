@@ -11,7 +11,8 @@
 //! it, saves it durably ([`SnapshotBackend::save`]) and then tells RaftCore
 //! ([`SnapshotTaken`]), which compacts the log. Cloning was measured cheaper than
 //! encoding under the lock (see `write_path_tests::clone_is_cheaper_than_encoding`).
-//! At most one snapshot is in progress; a failed one is logged and retried after
+//! At most one snapshot is in progress; when it finishes the Fsm checks again (a
+//! threshold crossed meanwhile is not lost). A failed one is logged and retried after
 //! another `snapshot_threshold` entries.
 
 use crate::handle::{ReadView, WriteError};
@@ -23,7 +24,6 @@ use protocol::codec;
 use protocol::ids::{LogIndex, ServerId, Term};
 use protocol::raft::{Entry, Payload, SnapshotMeta};
 use protocol::store::{Command, CommandResult, Store};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{oneshot, watch};
@@ -54,6 +54,11 @@ pub(crate) struct Restore {
     pub(crate) data: Vec<u8>,
 }
 
+/// The snapshot thread is done (saved or failed).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SnapshotFinished;
+
 /// When and where the Fsm takes snapshots.
 pub(crate) struct SnapshotPolicy {
     pub(crate) store: Arc<dyn SnapshotBackend>,
@@ -73,7 +78,7 @@ pub(crate) struct Fsm {
     status: Arc<StatusCell>,
     policy: SnapshotPolicy,
     last_snapshot_index: u64,
-    snapshot_running: Arc<AtomicBool>,
+    snapshot_running: bool,
     /// A leader's snapshot could not be restored: nothing is applied any more.
     failed: bool,
 }
@@ -97,17 +102,19 @@ impl Fsm {
             status,
             policy,
             last_snapshot_index: start.index.0,
-            snapshot_running: Arc::new(AtomicBool::new(false)),
+            snapshot_running: false,
             failed: false,
         }
     }
 
-    fn maybe_snapshot(&mut self) {
+    fn maybe_snapshot(&mut self, ctx: &mut Context<Self>) {
         let due = self.policy.threshold > 0
+            && !self.failed
             && self.last_applied - self.last_snapshot_index >= self.policy.threshold;
-        if !due || self.snapshot_running.swap(true, Ordering::AcqRel) {
+        if !due || self.snapshot_running {
             return;
         }
+        self.snapshot_running = true;
         let started = Instant::now();
         let store: Store = self.view.read().clone();
         let clone_us = started.elapsed().as_micros() as u64;
@@ -119,16 +126,16 @@ impl Fsm {
         self.last_snapshot_index = self.last_applied;
         let backend = self.policy.store.clone();
         let taken = self.policy.taken.clone();
-        let running = self.snapshot_running.clone();
+        let fsm = ctx.address();
         let spawned = std::thread::Builder::new()
             .name("cairn-snapshot".into())
             .spawn(move || {
                 write_snapshot(backend.as_ref(), &taken, meta, &store, clone_us);
-                running.store(false, Ordering::Release);
+                fsm.do_send(SnapshotFinished);
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the snapshot thread");
-            self.snapshot_running.store(false, Ordering::Release);
+            self.snapshot_running = false;
         }
     }
 }
@@ -199,7 +206,7 @@ fn apply_payload(store: &mut protocol::store::Store, entry: &Entry) -> Option<Co
 impl Handler<Apply> for Fsm {
     type Result = ();
 
-    fn handle(&mut self, msg: Apply, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Apply, ctx: &mut Context<Self>) {
         if self.failed {
             for waiter in msg.waiters {
                 let error = "state machine stopped after a bad snapshot".to_string();
@@ -255,7 +262,16 @@ impl Handler<Apply> for Fsm {
             };
             let _ = waiter.reply.send(answer);
         }
-        self.maybe_snapshot();
+        self.maybe_snapshot(ctx);
+    }
+}
+
+impl Handler<SnapshotFinished> for Fsm {
+    type Result = ();
+
+    fn handle(&mut self, _: SnapshotFinished, ctx: &mut Context<Self>) {
+        self.snapshot_running = false;
+        self.maybe_snapshot(ctx);
     }
 }
 

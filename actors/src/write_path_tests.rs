@@ -182,6 +182,65 @@ async fn a_storage_failure_fails_waiting_and_later_writes() {
     assert_eq!(waiting.await.unwrap(), storage);
     assert_eq!(server.propose(set("b")).await, storage);
     assert!(server.view().read().kv_get("a").is_none());
+    // Status agrees with the writes: this server no longer claims to lead.
+    let status = server.status();
+    assert!(!status.is_leader(), "{status:?}");
+    assert_eq!(status.leader_id, None);
+}
+
+#[test]
+fn a_system_torn_down_before_the_raft_actor_ran_does_not_panic() {
+    // The panic would happen in a destructor, where tokio swallows it: record panics
+    // on this thread with a hook that chains to the previous one.
+    let me = std::thread::current().id();
+    let panicked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = panicked.clone();
+    let previous = Arc::new(std::panic::take_hook());
+    let chained = previous.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == me {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        chained(info);
+    }));
+    let system = actix::System::new();
+    system.block_on(async {
+        let server = ServerHandle::start(options()).await.unwrap();
+        // No await after start: the RaftCore actor has never been polled.
+        drop(server);
+        actix::System::current().stop();
+    });
+    drop(system);
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    assert!(!panicked.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+#[actix::test]
+async fn a_dev_server_snapshots_in_memory_and_bounds_its_log() {
+    let opts = ServerOptions {
+        snapshot_threshold: 20,
+        trailing_logs: 5,
+        ..options()
+    };
+    let server = ServerHandle::open_and_start(opts, Limits::default()).unwrap();
+    wait_until("leadership", || server.status().is_leader()).await;
+    for i in 0..200 {
+        server.propose(set(&format!("k{i}"))).await.unwrap();
+    }
+    let start = Instant::now();
+    loop {
+        let (first, len) = server.log_stats().await;
+        if first > 150 && len <= 5 + 2 * 20 {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "log not compacted: {first} {len}"
+        );
+        actix::clock::sleep(Duration::from_millis(2)).await;
+    }
+    server.shutdown().await;
 }
 
 // ----- Fsm --------------------------------------------------------------------------
