@@ -10,7 +10,8 @@
 //! for the clone) and hands the clone to a one-off `cairn-snapshot` thread that encodes
 //! it, saves it durably ([`SnapshotBackend::save`]) and then tells RaftCore
 //! ([`SnapshotTaken`]), which compacts the log. Cloning was measured cheaper than
-//! encoding under the lock (see `write_path_tests::clone_is_cheaper_than_encoding`).
+//! encoding under the lock: for 100k KV keys (16 MB encoded) a clone took 62 ms and an
+//! encode 504 ms in a debug build (`snapshot_tests::clone_is_cheaper_than_encoding`).
 //! At most one snapshot is in progress; when it finishes the Fsm checks again (a
 //! threshold crossed meanwhile is not lost). A failed one is logged and retried after
 //! another `snapshot_threshold` entries.

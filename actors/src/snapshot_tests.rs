@@ -215,3 +215,31 @@ async fn a_crash_between_snapshot_and_segment_deletion_recovers() {
     assert_eq!(first, snapshot + 1);
     server.shutdown().await;
 }
+
+/// Measures what the Fsm does under the store's read lock: cloning the store versus
+/// encoding it. `cargo test -p cairn-actors --release clone_is_cheaper -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore]
+fn clone_is_cheaper_than_encoding() {
+    let mut store = Store::new();
+    for i in 0..100_000u64 {
+        let cmd = Command::Kv(KvOp::Set {
+            key: format!("service/config/{i:08}"),
+            value: vec![b'x'; 100],
+            flags: i,
+        });
+        store.apply(i + 1, &cmd);
+    }
+    let t = Instant::now();
+    let copy = store.clone();
+    let clone_time = t.elapsed();
+    let t = Instant::now();
+    let bytes = protocol::codec::encode(&store).unwrap();
+    let encode_time = t.elapsed();
+    println!(
+        "100k keys: clone {clone_time:?}, encode {encode_time:?} ({} bytes)",
+        bytes.len()
+    );
+    assert_eq!(copy, store);
+}

@@ -36,6 +36,25 @@
 //! `bootstrap` on an empty log (term 0) writes entry 1 in term 1, a configuration with
 //! this server as the only voter (as hashicorp/raft's BootstrapCluster). The first
 //! election then runs in term 2 and its no-op lands at index 2.
+//!
+//! # Snapshots and compaction
+//! The log may start after a snapshot: [`SnapshotMeta`] (last included index and term,
+//! configuration at that index) is the log's base, and `entries`/`entry`/`term_at` only
+//! know what follows it (plus the base's own term, the `prev_log_term` of the first
+//! retained entry). `Raft::new` takes the recovered snapshot's meta; entries it covers
+//! are dropped, and a log that does not continue it (a stale suffix) is discarded and
+//! the disk asked to discard it too (`PersistRequest::reset_after`); a gap is an error.
+//! `compact(up_to)` forgets committed, durable entries once the shell holds a durable
+//! snapshot at or beyond `up_to`.
+//!
+//! A leader whose follower needs a compacted entry emits `Output::InstallSnapshot`; the
+//! shell sends its newest snapshot as `Message::InstallSnapshot`. While it travels the
+//! follower keeps getting heartbeats (their failures are ignored) and the snapshot is
+//! re-sent after [`SNAPSHOT_RETRY_TIMEOUTS`] election timeouts without a reply.
+//! A follower receiving a snapshot beyond its commit index either keeps its log (it
+//! holds the snapshot's last entry: those entries are just committed) or emits
+//! `Output::RestoreSnapshot` then a `Persist` with `reset_after`; its
+//! `InstallSnapshotReply` leaves only once that is durable.
 
 mod core;
 mod log;
@@ -46,7 +65,7 @@ mod sim_tests;
 #[cfg(test)]
 mod tests;
 
-pub use self::core::Raft;
+pub use self::core::{Raft, SNAPSHOT_RETRY_TIMEOUTS};
 pub use types::{
     Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role, SnapshotMeta,
 };
