@@ -3,7 +3,9 @@
 
 use crate::fsm::{Fsm, SnapshotPolicy};
 use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
-use crate::raft_core::{PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS};
+use crate::raft_core::{
+    CoreLimits, PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS,
+};
 use crate::snapshot_store::{FileSnapshotStore, MemorySnapshotStore, SnapshotBackend};
 use crate::status::StatusCell;
 use actix::prelude::*;
@@ -261,8 +263,10 @@ impl ServerHandle {
             fsm,
             status.clone(),
             epoch,
-            limits.max_pending_proposals,
-            opts.trailing_logs,
+            CoreLimits {
+                max_pending: limits.max_pending_proposals,
+                trailing_logs: opts.trailing_logs,
+            },
         ));
         Ok(ServerHandle {
             view,

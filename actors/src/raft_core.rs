@@ -95,6 +95,14 @@ pub(crate) struct RaftCore {
     shutdown_done: Vec<oneshot::Sender<()>>,
 }
 
+/// Sizes RaftCore works with.
+pub(crate) struct CoreLimits {
+    /// Most proposals waiting at once.
+    pub(crate) max_pending: usize,
+    /// Entries kept below each snapshot.
+    pub(crate) trailing_logs: u64,
+}
+
 impl RaftCore {
     pub(crate) fn new(
         raft: Raft,
@@ -103,9 +111,12 @@ impl RaftCore {
         fsm: Addr<Fsm>,
         status: Arc<StatusCell>,
         epoch: Instant,
-        max_pending: usize,
-        trailing_logs: u64,
+        limits: CoreLimits,
     ) -> RaftCore {
+        let CoreLimits {
+            max_pending,
+            trailing_logs,
+        } = limits;
         let tick_ms = (raft_heartbeat_ms(&raft) / 2).max(5);
         // The Fsm starts at the recovered snapshot, which is committed.
         let sent_to_fsm = raft.commit_index();

@@ -62,7 +62,7 @@ fn snapshot_indexes(dir: &Path) -> Vec<u64> {
 }
 
 fn command(i: u64) -> Command {
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         Command::Kv(KvOp::Delete {
             key: format!("k{}", (i / 7) % 13),
         })
