@@ -10,6 +10,13 @@
 //!             Fsm (own arbiter): apply under the view's write lock, publish the applied
 //!             index, answer each waiting proposal with its CommandResult
 //! ```
+//!
+//! Snapshots (see `fsm`, `snapshot_store`, `raft_core`): every `snapshot_threshold`
+//! applied entries the Fsm clones the store and a `cairn-snapshot` thread encodes and
+//! saves it (`<data_dir>/raft/snapshots/`, newest 2 kept); RaftCore then compacts its
+//! in-memory log to `trailing_logs` entries below the snapshot and the LogStore deletes
+//! whole segments up to the OLDEST retained snapshot. Recovery loads the newest snapshot
+//! that verifies and replays only the log after it.
 #![forbid(unsafe_code)]
 
 mod fsm;

@@ -85,8 +85,9 @@ fn encode_file(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>, StorageError
     Ok(out)
 }
 
-/// Verify and split a snapshot file.
-fn decode_file(bytes: &[u8]) -> Result<Snapshot, String> {
+/// Verify and split a snapshot file (the data is cut out of `file` without a copy).
+fn decode_file(mut file: Vec<u8>) -> Result<Snapshot, String> {
+    let bytes = file.as_slice();
     let take = |pos: usize, n: usize| -> Result<&[u8], String> {
         pos.checked_add(n)
             .and_then(|end| bytes.get(pos..end))
@@ -119,17 +120,17 @@ fn decode_file(bytes: &[u8]) -> Result<Snapshot, String> {
             bytes.len().saturating_sub(start)
         ));
     }
-    let data = &bytes[start..];
-    if crc32fast::hash(data) != header.data_crc {
+    if crc32fast::hash(&bytes[start..]) != header.data_crc {
         return Err("data crc mismatch".into());
     }
+    file.drain(..start);
     Ok(Snapshot {
         meta: SnapshotMeta {
             index: header.index,
             term: header.term,
             configuration: header.configuration,
         },
-        data: data.to_vec(),
+        data: file,
     })
 }
 
@@ -205,7 +206,7 @@ impl SnapshotBackend for FileSnapshotStore {
             detail,
         };
         let bytes = fs::read(&path)?;
-        let snap = decode_file(&bytes).map_err(corrupt)?;
+        let snap = decode_file(bytes).map_err(corrupt)?;
         if SnapshotId::of(&snap.meta) != id {
             return Err(corrupt("header does not match the file name".into()));
         }
