@@ -2,7 +2,9 @@
 //! propose commands, read the published view, and see Raft status.
 
 use crate::fsm::{Fsm, SnapshotPolicy};
-use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
+use crate::log_store::{
+    FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered, StorageError,
+};
 use crate::raft_core::{
     CoreLimits, PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS,
 };
@@ -337,14 +339,15 @@ fn load_newest_snapshot(
         .list()
         .map_err(|e| StartError::Storage(e.to_string()))?;
     for id in &ids {
-        let loaded = snapshots
-            .load(*id)
-            .map_err(|e| e.to_string())
-            .and_then(|snap| {
-                codec::decode_snapshot::<Store>(&snap.data, codec::MAX_SNAPSHOT_BYTES)
-                    .map(|store| (snap.meta, store))
-                    .map_err(|e| e.to_string())
-            });
+        // Damage (bad CRC, bad header, undecodable store) sets the file aside; an I/O
+        // error may be passing, so that file stays where it is.
+        let loaded = match snapshots.load(*id) {
+            Err(StorageError::Io(e)) => Err((e, false)),
+            Err(e) => Err((e.to_string(), true)),
+            Ok(snap) => codec::decode_snapshot::<Store>(&snap.data, codec::MAX_SNAPSHOT_BYTES)
+                .map(|store| (snap.meta, store))
+                .map_err(|e| (e.to_string(), true)),
+        };
         match loaded {
             Ok((meta, store)) => {
                 tracing::info!(
@@ -354,8 +357,13 @@ fn load_newest_snapshot(
                 );
                 return Ok((Some(meta), store));
             }
-            Err(error) => {
+            Err((error, damaged)) => {
                 tracing::warn!(%error, index = id.index.0, term = id.term.0, "raft snapshot unusable; trying an older one");
+                if damaged {
+                    snapshots
+                        .quarantine(*id)
+                        .map_err(|e| StartError::Storage(e.to_string()))?;
+                }
             }
         }
     }

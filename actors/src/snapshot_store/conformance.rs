@@ -75,6 +75,23 @@ fn memory_store_detects_corruption_and_keeps_the_older_one() {
         Err(StorageError::Corrupt { .. })
     ));
     assert_eq!(store.load(id(10, 1)).unwrap().data, b"ten");
+    // Set aside, the damaged one no longer counts: the next save keeps the good one.
+    store.quarantine(id(20, 1)).unwrap();
+    store.save(&meta(30, 1), b"thirty").unwrap();
+    assert_eq!(store.list().unwrap(), vec![id(30, 1), id(10, 1)]);
+}
+
+#[test]
+fn file_store_quarantine_takes_a_snapshot_out_of_the_retained_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FileSnapshotStore::open(tmp.path()).unwrap();
+    store.save(&meta(10, 1), b"ten").unwrap();
+    store.save(&meta(20, 1), b"twenty").unwrap();
+    store.quarantine(id(20, 1)).unwrap();
+    store.save(&meta(30, 1), b"thirty").unwrap();
+    let store = FileSnapshotStore::open(tmp.path()).unwrap();
+    assert_eq!(store.list().unwrap(), vec![id(30, 1), id(10, 1)]);
+    assert_eq!(store.load(id(10, 1)).unwrap().data, b"ten");
 }
 
 #[test]

@@ -199,6 +199,13 @@ impl SnapshotBackend for FileSnapshotStore {
         Ok(self.all()?.into_iter().take(RETAINED_SNAPSHOTS).collect())
     }
 
+    fn quarantine(&self, id: SnapshotId) -> Result<(), StorageError> {
+        let _one_writer = self.writing.lock();
+        let path = self.path_of(id);
+        fs::rename(&path, path.with_extension("snap.corrupt"))?;
+        sync_dir(&self.dir)
+    }
+
     fn load(&self, id: SnapshotId) -> Result<Snapshot, StorageError> {
         let path = self.path_of(id);
         let corrupt = |detail: String| StorageError::Corrupt {

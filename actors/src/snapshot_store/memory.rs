@@ -58,6 +58,13 @@ impl SnapshotBackend for MemorySnapshotStore {
             .collect())
     }
 
+    fn quarantine(&self, id: SnapshotId) -> Result<(), StorageError> {
+        self.saved
+            .lock()
+            .retain(|(s, _)| SnapshotId::of(&s.meta) != id);
+        Ok(())
+    }
+
     fn load(&self, id: SnapshotId) -> Result<Snapshot, StorageError> {
         let saved = self.saved.lock();
         let (snap, crc) = saved

@@ -60,4 +60,8 @@ pub trait SnapshotBackend: Send + Sync + 'static {
     fn list(&self) -> Result<Vec<SnapshotId>, StorageError>;
     /// Read and verify one snapshot (header, lengths, CRC of the data).
     fn load(&self, id: SnapshotId) -> Result<Snapshot, StorageError>;
+    /// Set a damaged snapshot aside so it no longer counts as retained: otherwise the
+    /// next save would prune the good older snapshot and keep the damaged one, and log
+    /// compaction (bounded by the oldest retained snapshot) could leave nothing usable.
+    fn quarantine(&self, id: SnapshotId) -> Result<(), StorageError>;
 }
