@@ -345,7 +345,7 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
     let seeds = std::env::var("RAFT_SIM_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(64);
     let (mut sent, mut restored) = (0, 0);
     for seed in 0..seeds {
         let mut sim = Sim::new(seed);
