@@ -12,6 +12,8 @@ pub mod catalog;
 #[cfg(test)]
 mod e2e;
 pub mod error;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod health;
 pub mod kv;
 pub mod query;
