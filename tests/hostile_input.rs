@@ -74,6 +74,22 @@ fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     reply
 }
 
+/// Connect, send `partial` and then nothing: the server must close the connection (with
+/// or without an error response) well before our own limit. Returns how long it took.
+fn closed_by_server_within(addr: SocketAddr, partial: &[u8]) -> Duration {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream.set_read_timeout(Some(EXCHANGE_LIMIT)).unwrap();
+    stream.write_all(partial).unwrap();
+    let mut sink = Vec::new();
+    match stream.read_to_end(&mut sink) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("slow client to {addr} never dropped ({e}); got {sink:?}"),
+    }
+    started.elapsed()
+}
+
 /// The status code of the first response in `reply`, if any.
 fn status_of(reply: &[u8]) -> Option<u16> {
     let text = String::from_utf8_lossy(reply);
@@ -228,6 +244,13 @@ fn hostile_http_and_dns_change_nothing() {
     }
     let before = snapshot(&agent);
     let http: SocketAddr = format!("{IP}:8500").parse().unwrap();
+    // Slow clients run alongside the barrage: a request head that never completes, and a
+    // DNS TCP connection that never sends a whole frame, are both closed by the server.
+    let slow_http = std::thread::spawn(move || {
+        closed_by_server_within(http, b"GET /v1/kv/x HTTP/1.1\r\nHost:")
+    });
+    let dns_tcp = agent.dns_addr();
+    let slow_dns = std::thread::spawn(move || closed_by_server_within(dns_tcp, &[0, 40, 0xbe]));
 
     let mut surprises = Vec::new();
     for (what, bytes, expected) in malformed_requests() {
@@ -299,6 +322,20 @@ fn hostile_http_and_dns_change_nothing() {
         "unexpected answers:\n{}",
         surprises.join("\n")
     );
+    let head_wait = slow_http.join().unwrap();
+    println!("slow request head closed after {head_wait:?}");
+    let frame_wait = slow_dns.join().unwrap();
+    println!("slow DNS frame closed after {frame_wait:?}");
+
+    // Every HTTP worker still serves: several fresh connections in a row.
+    for i in 0..16 {
+        let r = client
+            .get(agent.url("/v1/kv/keep/a?raw"))
+            .header("Connection", "close")
+            .send()
+            .unwrap_or_else(|e| panic!("request {i} after the barrage: {e}"));
+        assert_eq!(r.text().unwrap(), "1");
+    }
 
     // Alive, correct, unchanged.
     let reply = udp_query(dns, "hostile.node.consul.", RecordType::A);

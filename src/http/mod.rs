@@ -86,7 +86,14 @@ impl BodyReader<'_> {
         limit: usize,
         too_large: fn(u64) -> ApiError,
     ) -> Result<Bytes, ApiError> {
-        body::read_limited(self.content_length, self.payload, limit, too_large).await
+        body::read_limited(
+            self.content_length,
+            self.payload,
+            limit,
+            too_large,
+            std::time::Duration::from_secs(body::BODY_READ_TIMEOUT_SECS),
+        )
+        .await
     }
 }
 
