@@ -458,3 +458,48 @@ fn hostile_tcp_streams(rng: &mut StdRng) -> Vec<Vec<u8>> {
     }
     out
 }
+
+#[test]
+fn one_client_cannot_hold_every_http_slot() {
+    // Consul's http_max_conns_per_client (200): a client with 200 parked blocking queries
+    // gets 429 for the next one, while the agent's state and other work go on.
+    const LIMIT: usize = 200;
+    let ip = "127.0.0.43";
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = Agent::server(ip, "greedy", &tmp.path().join("d"), &[]);
+    let client = http_client();
+    let index = client
+        .get(agent.url("/v1/kv/?recurse"))
+        .send()
+        .unwrap()
+        .headers()
+        .get("X-Consul-Index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("index");
+    let http: SocketAddr = format!("{ip}:8500").parse().unwrap();
+    let request = format!("GET /v1/kv/parked?index={index}&wait=3s HTTP/1.1\r\nHost: x\r\n\r\n");
+    let parked: Vec<TcpStream> = (0..LIMIT)
+        .map(|_| {
+            let mut s = TcpStream::connect_timeout(&http, Duration::from_secs(5)).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // Once all are parked, the next request from this client is refused.
+    let refused = common::wait_for("the per-client limit", || {
+        let r = client.get(agent.url("/v1/kv/parked")).send().ok()?;
+        (r.status() == 429).then(|| r.text().unwrap_or_default())
+    });
+    assert_eq!(
+        refused,
+        "Your IP is issuing too many concurrent connections, please rate limit your calls"
+    );
+    // When the parked queries end, the client is served again.
+    drop(parked);
+    let status = common::wait_for("the slots to free", || {
+        let r = client.get(agent.url("/v1/kv/parked")).send().ok()?;
+        (r.status() != 429).then_some(r.status().as_u16())
+    });
+    assert_eq!(status, 404);
+}

@@ -17,6 +17,8 @@ pub enum ApiError {
     TooLarge(String),
     /// 408: the request body did not arrive in time.
     RequestTimeout(String),
+    /// 429: this client has too many requests in flight.
+    TooManyRequests(String),
     /// 500: RPC / state machine errors, passed through verbatim (`No cluster leader` …).
     Internal(String),
 }
@@ -40,6 +42,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -50,6 +53,7 @@ impl ApiError {
             | ApiError::NotFound(t)
             | ApiError::TooLarge(t)
             | ApiError::RequestTimeout(t)
+            | ApiError::TooManyRequests(t)
             | ApiError::Internal(t) => t.clone(),
             ApiError::MethodNotAllowed { method, .. } => format!("method {method} not allowed"),
         }

@@ -16,6 +16,7 @@ pub mod error;
 mod fuzz_tests;
 pub mod health;
 pub mod kv;
+pub mod limits;
 pub mod query;
 pub mod read;
 pub mod render;
@@ -46,22 +47,39 @@ pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<Server> {
         .map(|n| n.get())
         .unwrap_or(1);
     let app_ctx = ctx.clone();
+    // One limiter for every worker: the per-client limit is for the whole agent.
+    let limiter = limits::ClientLimiter::new(limits::MAX_CONCURRENT_REQUESTS_PER_CLIENT);
     // Signals belong to the agent (leave, then stop every listener); blocking queries
     // should not hold a shutdown for long.
-    let mut server = HttpServer::new(move || App::new().configure(configure(app_ctx.clone())))
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(5);
+    let mut server = HttpServer::new(move || {
+        App::new().configure(configure_with_limiter(app_ctx.clone(), limiter.clone()))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(5);
     for ip in &ctx.config.client_addrs {
         server = server.bind((*ip, port))?;
     }
     Ok(server.run())
 }
 
-/// The app factory: `App::new().configure(http::configure(ctx))`, also used by tests.
+/// The app factory: `App::new().configure(http::configure(ctx))`, also used by tests
+/// (with its own per-client limiter at Consul's default).
 pub fn configure(ctx: Arc<AgentContext>) -> impl FnOnce(&mut web::ServiceConfig) {
+    configure_with_limiter(
+        ctx,
+        limits::ClientLimiter::new(limits::MAX_CONCURRENT_REQUESTS_PER_CLIENT),
+    )
+}
+
+/// The app factory with a given per-client limiter (shared by all workers of a server).
+pub fn configure_with_limiter(
+    ctx: Arc<AgentContext>,
+    limiter: Arc<limits::ClientLimiter>,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(ctx));
+        cfg.app_data(web::Data::from(limiter));
         cfg.default_service(web::to(dispatch));
     }
 }
@@ -241,14 +259,40 @@ fn has_unprintable(path: &str) -> bool {
 
 pub const BANNER: &str = "Consul Agent (cairn): UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.";
 
+/// A per-client slot for this request (none to take for a request without a peer
+/// address, as in in-process tests), or 429 when the client is at its limit.
+fn admit(
+    req: &HttpRequest,
+    limiter: &web::Data<limits::ClientLimiter>,
+) -> Result<Option<limits::ClientSlot>, ApiError> {
+    let Some(peer) = req.peer_addr() else {
+        return Ok(None);
+    };
+    limiter
+        .clone()
+        .into_inner()
+        .try_acquire(peer.ip())
+        .map(Some)
+        .ok_or_else(|| ApiError::TooManyRequests(limits::TOO_MANY_REQUESTS_TEXT.into()))
+}
+
 async fn dispatch(
     req: HttpRequest,
     mut payload: Payload,
     ctx: web::Data<AgentContext>,
+    limiter: web::Data<limits::ClientLimiter>,
 ) -> HttpResponse {
-    let mut resp = match handle(&req, &mut payload, &ctx).await {
-        Ok(resp) => resp,
+    let mut resp = match admit(&req, &limiter) {
         Err(e) => e.to_response(),
+        Ok(slot) => {
+            let resp = match handle(&req, &mut payload, &ctx).await {
+                Ok(resp) => resp,
+                Err(e) => e.to_response(),
+            };
+            // Held until the response is built: a parked blocking query keeps its slot.
+            drop(slot);
+            resp
+        }
     };
     resp.headers_mut().insert(
         header::HeaderName::from_static("x-consul-default-acl-policy"),
