@@ -363,3 +363,49 @@ async fn recursion_queue_is_bounded() {
     assert_eq!(reply.metadata.id, 3);
     assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
 }
+
+#[tokio::test]
+async fn a_tcp_client_that_never_reads_answers_loses_its_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpSocket, TcpStream};
+    // One connection at most. The first client pipelines thousands of queries with large
+    // answers and never reads them: once the socket buffers fill, the server's write
+    // stalls; after the idle timeout it must give the slot up so others are served.
+    let mut config = DnsConfig::new("consul", "dc1", vec![]);
+    config.max_tcp_connections = 1;
+    config.tcp_idle_timeout = Duration::from_millis(300);
+    let addr = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 44), 0));
+    let dns = DnsServer::bind(ReadView::new(sample_store()), config, &[addr]).unwrap();
+    let server = dns.tcp_addrs()[0];
+
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut greedy = socket.connect(server).await.unwrap();
+    let one = query("big.service.consul.", RecordType::SRV)
+        .to_vec()
+        .unwrap();
+    let mut framed = (one.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&one);
+    let pipeline: Vec<u8> = framed.repeat(3000);
+    // Our own write may stall too once the server stops reading; bound it.
+    let _ = timeout(Duration::from_secs(5), greedy.write_all(&pipeline)).await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut other = TcpStream::connect(server).await.unwrap();
+        let small = query("n1.node.consul.", RecordType::A).to_vec().unwrap();
+        let mut framed = (small.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&small);
+        let _ = other.write_all(&framed).await;
+        let mut length = [0u8; 2];
+        if let Ok(Ok(_)) = timeout(Duration::from_millis(500), other.read_exact(&mut length)).await
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stalled connection kept the only slot"
+        );
+    }
+    drop(greedy);
+}
