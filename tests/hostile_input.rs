@@ -172,6 +172,12 @@ fn malformed_requests() -> Vec<(&'static str, Vec<u8>, &'static [u16])> {
         5 * 1024 * 1024,
         "x".repeat(5 * 1024 * 1024)
     );
+    // A long node name copied into each of many checks: small body, huge state.
+    let amplifying = format!(
+        r#"{{"Node":"{}","Address":"1.2.3.4","Checks":[{}]}}"#,
+        "n".repeat(100_000),
+        vec![r#"{"Name":"c"}"#; 200].join(",")
+    );
     let s = |t: &str| t.as_bytes().to_vec();
     vec![
         ("invalid method", s("FROB /v1/kv/x HTTP/1.1\r\nHost: x\r\n\r\n"), &[405]),
@@ -216,6 +222,7 @@ fn malformed_requests() -> Vec<(&'static str, Vec<u8>, &'static [u16])> {
         ("deep json object", deep_object_body.into_bytes(), &[400]),
         ("huge array, bad port", huge_array_body.into_bytes(), &[400]),
         ("json over cap", over_cap.into_bytes(), &[413]),
+        ("check amplification", put("/v1/catalog/register", amplifying.as_bytes()), &[413]),
         ("non-utf8 json", put("/v1/catalog/register", b"{\"\xff\xfe\":1}"), &[400]),
         ("port out of range", put("/v1/catalog/register", br#"{"Node":"evil","Address":"1.2.3.4","Service":{"Service":"s","Port":70000}}"#), &[400]),
         ("negative weights", put("/v1/catalog/register", br#"{"Node":"evil","Address":"1.2.3.4","Service":{"Service":"s","Weights":{"Passing":-1,"Warning":99999999999}}}"#), &[400]),

@@ -17,6 +17,7 @@ mod tests_kv;
 mod tests_random;
 mod types;
 
+pub use catalog::{carried_bytes, MAX_REGISTRATION_COPY_BYTES};
 pub use command::{Command, CommandResult, DeregisterRequest, KvOp, RegisterRequest};
 pub use types::{
     Check, CheckDefinition, CheckStatus, KvEntry, Node, Service, ServiceAddress, Table, Weights,
