@@ -818,7 +818,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // The same node name copied a little: fine.
-        let few = vec![r#"{"Name":"c"}"#; 3].join(",");
+        let few = [r#"{"Name":"c"}"#; 3].join(",");
         let ok = format!(
             r#"{{"Node":"{}","Address":"a","Checks":[{few}]}}"#,
             "n".repeat(1000)
