@@ -312,7 +312,7 @@ pub fn render_service(
     pretty: bool,
 ) -> Result<Vec<u8>, ApiError> {
     let out: Vec<CatalogServiceOut<'_>> = store
-        .service_instances(name, tags)
+        .service_instances_health(name, tags)
         .iter()
         .filter(|i| node_matches(i.node, filter))
         .map(|i| CatalogServiceOut::new(i.node, i.service))

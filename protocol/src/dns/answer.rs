@@ -4,7 +4,7 @@
 
 use super::name::{hex_ip, DnsQuery};
 use super::record::{DnsAnswer, DnsRecord, QueryType, Rcode, RecordData, Soa};
-use crate::store::{CheckStatus, Node, ServiceInstance, Store};
+use crate::store::{CheckStatus, InstanceHealth, Node, Store};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use std::collections::BTreeSet;
@@ -119,7 +119,7 @@ fn apex_answer<R: Rng + ?Sized>(
         }
         QueryType::Ns => {
             // The servers are the healthy instances of the `consul` service, a random few.
-            let mut servers = store.service_instances("consul", &[]);
+            let mut servers = store.service_instances_health("consul", &[]);
             servers.retain(|i| is_healthy(i, false));
             servers.shuffle(rng);
             for instance in &servers {
@@ -178,8 +178,8 @@ fn service_answer<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> DnsAnswer {
     let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
-    let mut instances: Vec<ServiceInstance<'_>> = store
-        .service_instances(name, &tags)
+    let mut instances: Vec<InstanceHealth<'_>> = store
+        .service_instances_health(name, &tags)
         .into_iter()
         .filter(|i| is_healthy(i, zone.only_passing))
         .collect();
@@ -245,7 +245,7 @@ fn push_srv(
     seen: &mut Seen,
     zone: &Zone<'_>,
     owner: &str,
-    instance: &ServiceInstance<'_>,
+    instance: &InstanceHealth<'_>,
 ) {
     let service = instance.service;
     let weight = if instance.aggregate_status() == CheckStatus::Warning {
@@ -363,7 +363,7 @@ fn rfc1464_key(key: &str) -> String {
 }
 
 /// Healthy for DNS: no critical (or maintenance) check; warning only when allowed.
-fn is_healthy(instance: &ServiceInstance<'_>, only_passing: bool) -> bool {
+fn is_healthy(instance: &InstanceHealth<'_>, only_passing: bool) -> bool {
     match instance.aggregate_status() {
         CheckStatus::Passing => true,
         CheckStatus::Warning => !only_passing,
@@ -371,7 +371,7 @@ fn is_healthy(instance: &ServiceInstance<'_>, only_passing: bool) -> bool {
     }
 }
 
-fn instance_address<'a>(instance: &ServiceInstance<'a>) -> &'a str {
+fn instance_address<'a>(instance: &InstanceHealth<'a>) -> &'a str {
     if instance.service.address.is_empty() {
         &instance.node.address
     } else {

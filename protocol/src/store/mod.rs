@@ -46,6 +46,22 @@ impl ServiceInstance<'_> {
     }
 }
 
+/// One service instance with its node and the worst status over the checks that affect
+/// it (node-level and its own), without the check lists: what DNS and the catalog need.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InstanceHealth<'a> {
+    pub node: &'a Node,
+    pub service: &'a Service,
+    pub status: CheckStatus,
+}
+
+impl InstanceHealth<'_> {
+    /// Worst status over all checks (passing when there are none).
+    pub fn aggregate_status(&self) -> CheckStatus {
+        self.status
+    }
+}
+
 /// The whole replicated state. Serializable as one value for snapshots.
 ///
 /// Node names are case-insensitive (as Consul's node index is), so every catalog map is
