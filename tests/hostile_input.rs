@@ -484,8 +484,8 @@ fn hostile_tcp_streams(rng: &mut StdRng) -> Vec<Vec<u8>> {
 
 #[test]
 fn one_client_cannot_hold_every_http_slot() {
-    // Consul's http_max_conns_per_client (200): a client with 200 parked blocking queries
-    // gets 429 for the next one, while the agent's state and other work go on.
+    // Consul's http_max_conns_per_client (200): a client holding 200 connections (here
+    // parked blocking queries) gets 429 on the next one, which is then closed.
     const LIMIT: usize = 200;
     let ip = "127.0.0.43";
     let tmp = tempfile::tempdir().unwrap();
@@ -510,8 +510,15 @@ fn one_client_cannot_hold_every_http_slot() {
         })
         .collect();
     // Once all are parked, the next request from this client is refused.
+    // Fresh connections each time (a pooled one would hold a slot of its own).
+    let fresh = |c: &reqwest::blocking::Client| {
+        c.get(agent.url("/v1/kv/parked"))
+            .header("Connection", "close")
+            .send()
+            .ok()
+    };
     let refused = common::wait_for("the per-client limit", || {
-        let r = client.get(agent.url("/v1/kv/parked")).send().ok()?;
+        let r = fresh(&client)?;
         (r.status() == 429).then(|| r.text().unwrap_or_default())
     });
     assert_eq!(
@@ -521,7 +528,7 @@ fn one_client_cannot_hold_every_http_slot() {
     // When the parked queries end, the client is served again.
     drop(parked);
     let status = common::wait_for("the slots to free", || {
-        let r = client.get(agent.url("/v1/kv/parked")).send().ok()?;
+        let r = fresh(&client)?;
         (r.status() != 429).then_some(r.status().as_u16())
     });
     assert_eq!(status, 404);

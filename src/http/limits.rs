@@ -1,7 +1,8 @@
-//! Per-client concurrency: Consul's `limits.http_max_conns_per_client`. Requests are
-//! counted while they are being served (blocking queries park for up to ten minutes, body
-//! reads up to a minute), per client IP; one client over the limit gets 429 and the
-//! others are unaffected.
+//! Per-client concurrency: Consul's `limits.http_max_conns_per_client`. The server counts
+//! open connections per client IP (a connection holds its slot for its whole life, so
+//! parked blocking queries, slow bodies, bodies actix drains, slow readers all count);
+//! a connection over the limit is answered 429 and closed, other clients are unaffected.
+//! Where no connection hook runs (in-process tests), requests in flight are counted.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -23,7 +24,27 @@ pub struct ClientLimiter {
     in_flight: Mutex<HashMap<IpAddr, usize>>,
 }
 
-/// One admitted request; dropping it frees the slot.
+/// What the connection hook decided for one connection (kept in its connection data).
+#[derive(Debug)]
+pub struct ConnectionSlot(pub Option<ClientSlot>);
+
+/// The `on_connect` hook: take a slot for the connection's peer. Anything that is not a
+/// plain TCP stream (or has no peer address) is left alone.
+pub fn on_connect(
+    limiter: &Arc<ClientLimiter>,
+    connection: &dyn std::any::Any,
+    data: &mut actix_web::dev::Extensions,
+) {
+    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
+    data.insert(ConnectionSlot(limiter.try_acquire(peer.ip())));
+}
+
+/// One admitted connection or request; dropping it frees the slot.
 #[derive(Debug)]
 pub struct ClientSlot {
     limiter: Arc<ClientLimiter>,

@@ -51,9 +51,11 @@ pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<Server> {
     let limiter = limits::ClientLimiter::new(limits::MAX_CONCURRENT_REQUESTS_PER_CLIENT);
     // Signals belong to the agent (leave, then stop every listener); blocking queries
     // should not hold a shutdown for long.
+    let app_limiter = limiter.clone();
     let mut server = HttpServer::new(move || {
-        App::new().configure(configure_with_limiter(app_ctx.clone(), limiter.clone()))
+        App::new().configure(configure_with_limiter(app_ctx.clone(), app_limiter.clone()))
     })
+    .on_connect(move |connection, data| limits::on_connect(&limiter, connection, data))
     .workers(workers)
     .disable_signals()
     .shutdown_timeout(5);
@@ -259,12 +261,21 @@ fn has_unprintable(path: &str) -> bool {
 
 pub const BANNER: &str = "Consul Agent (cairn): UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.";
 
-/// A per-client slot for this request (none to take for a request without a peer
-/// address, as in in-process tests), or 429 when the client is at its limit.
+/// Whether this request may be served: its connection's slot (taken when the connection
+/// was accepted), or else a per-request slot (in-process tests have no connection hook;
+/// none is needed without a peer address). Over the limit: 429.
 fn admit(
     req: &HttpRequest,
     limiter: &web::Data<limits::ClientLimiter>,
 ) -> Result<Option<limits::ClientSlot>, ApiError> {
+    let too_many = || ApiError::TooManyRequests(limits::TOO_MANY_REQUESTS_TEXT.into());
+    if let Some(limits::ConnectionSlot(slot)) = req.conn_data::<limits::ConnectionSlot>() {
+        return if slot.is_some() {
+            Ok(None)
+        } else {
+            Err(too_many())
+        };
+    }
     let Some(peer) = req.peer_addr() else {
         return Ok(None);
     };
@@ -273,7 +284,7 @@ fn admit(
         .into_inner()
         .try_acquire(peer.ip())
         .map(Some)
-        .ok_or_else(|| ApiError::TooManyRequests(limits::TOO_MANY_REQUESTS_TEXT.into()))
+        .ok_or_else(too_many)
 }
 
 async fn dispatch(
@@ -283,7 +294,13 @@ async fn dispatch(
     limiter: web::Data<limits::ClientLimiter>,
 ) -> HttpResponse {
     let mut resp = match admit(&req, &limiter) {
-        Err(e) => e.to_response(),
+        Err(e) => {
+            // A connection over the limit is not kept open for more.
+            let mut resp = e.to_response();
+            resp.head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+            resp
+        }
         Ok(slot) => {
             let resp = match handle(&req, &mut payload, &ctx).await {
                 Ok(resp) => resp,
