@@ -485,51 +485,53 @@ fn hostile_tcp_streams(rng: &mut StdRng) -> Vec<Vec<u8>> {
 #[test]
 fn one_client_cannot_hold_every_http_slot() {
     // Consul's http_max_conns_per_client (200): a client holding 200 connections (here
-    // parked blocking queries) gets 429 on the next one, which is then closed.
+    // parked blocking queries) gets 429 on the next one, which is then closed. Raw
+    // one-shot connections only: a pooled keep-alive connection would hold a slot itself.
     const LIMIT: usize = 200;
     let ip = "127.0.0.43";
     let tmp = tempfile::tempdir().unwrap();
     let agent = Agent::server(ip, "greedy", &tmp.path().join("d"), &[]);
-    let client = http_client();
-    let index = client
-        .get(agent.url("/v1/kv/?recurse"))
-        .send()
-        .unwrap()
-        .headers()
-        .get("X-Consul-Index")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .expect("index");
     let http: SocketAddr = format!("{ip}:8500").parse().unwrap();
-    let request = format!("GET /v1/kv/parked?index={index}&wait=3s HTTP/1.1\r\nHost: x\r\n\r\n");
-    let parked: Vec<TcpStream> = (0..LIMIT)
+    let one_shot = |path: &str| {
+        raw_exchange(
+            http,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    let reply = String::from_utf8_lossy(&one_shot("/v1/kv/?recurse")).into_owned();
+    let index: u64 = reply
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-consul-index: ")
+                .map(str::to_string)
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .expect("index header");
+    let request = format!("GET /v1/kv/parked?index={index}&wait=8s HTTP/1.1\r\nHost: x\r\n\r\n");
+    // A few over the limit, so that all the slots are ours even if the connection above
+    // was still being torn down when the first of these arrived.
+    let parked: Vec<TcpStream> = (0..LIMIT + 5)
         .map(|_| {
             let mut s = TcpStream::connect_timeout(&http, Duration::from_secs(5)).unwrap();
             s.write_all(request.as_bytes()).unwrap();
             s
         })
         .collect();
-    // Once all are parked, the next request from this client is refused.
-    // Fresh connections each time (a pooled one would hold a slot of its own).
-    let fresh = |c: &reqwest::blocking::Client| {
-        c.get(agent.url("/v1/kv/parked"))
-            .header("Connection", "close")
-            .send()
-            .ok()
-    };
     let refused = common::wait_for("the per-client limit", || {
-        let r = fresh(&client)?;
-        (r.status() == 429).then(|| r.text().unwrap_or_default())
+        let reply = one_shot("/v1/kv/parked");
+        (status_of(&reply) == Some(429)).then(|| body_of(&reply))
     });
     assert_eq!(
         refused,
         "Your IP is issuing too many concurrent connections, please rate limit your calls"
     );
-    // When the parked queries end, the client is served again.
+    // When the parked queries end (and their connections close), the client is served.
     drop(parked);
     let status = common::wait_for("the slots to free", || {
-        let r = fresh(&client)?;
-        (r.status() != 429).then_some(r.status().as_u16())
+        let status = status_of(&one_shot("/v1/kv/parked"))?;
+        (status != 429).then_some(status)
     });
     assert_eq!(status, 404);
+    drop(agent);
 }
