@@ -492,11 +492,17 @@ fn one_client_cannot_hold_every_http_slot() {
     let tmp = tempfile::tempdir().unwrap();
     let agent = Agent::server(ip, "greedy", &tmp.path().join("d"), &[]);
     let http: SocketAddr = format!("{ip}:8500").parse().unwrap();
+    // No half-close here: actix may drop a connection whose client stopped writing
+    // before it answers; `Connection: close` makes the server end it after the answer.
     let one_shot = |path: &str| {
-        raw_exchange(
-            http,
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
+        let mut stream =
+            TcpStream::connect_timeout(&http, Duration::from_secs(5)).expect("connect");
+        stream.set_read_timeout(Some(EXCHANGE_LIMIT)).unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        reply
     };
     let reply = String::from_utf8_lossy(&one_shot("/v1/kv/?recurse")).into_owned();
     let index: u64 = reply
