@@ -515,18 +515,21 @@ fn one_client_cannot_hold_every_http_slot() {
         .and_then(|v| v.trim().parse().ok())
         .expect("index header");
     let request = format!("GET /v1/kv/parked?index={index}&wait=8s HTTP/1.1\r\nHost: x\r\n\r\n");
-    // A few over the limit, so that all the slots are ours even if the connection above
-    // was still being torn down when the first of these arrived.
-    let parked: Vec<TcpStream> = (0..LIMIT + 5)
-        .map(|_| {
-            let mut s = TcpStream::connect_timeout(&http, Duration::from_secs(5)).unwrap();
-            s.write_all(request.as_bytes()).unwrap();
-            s
-        })
-        .collect();
+    let park = || {
+        let mut s = TcpStream::connect_timeout(&http, Duration::from_secs(5)).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        s
+    };
+    let mut parked: Vec<TcpStream> = (0..LIMIT).map(|_| park()).collect();
+    // A connection still being torn down (the one above, or the readiness poll's) may
+    // have held a slot when some of ours arrived: park one more whenever a slot is free.
     let refused = common::wait_for("the per-client limit", || {
         let reply = one_shot("/v1/kv/parked");
-        (status_of(&reply) == Some(429)).then(|| body_of(&reply))
+        if status_of(&reply) == Some(429) {
+            return Some(body_of(&reply));
+        }
+        parked.push(park());
+        None
     });
     assert_eq!(
         refused,
