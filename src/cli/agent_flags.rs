@@ -547,4 +547,55 @@ mod tests {
         }
         clap_command().debug_assert();
     }
+
+    #[test]
+    fn random_argument_lists_never_panic() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let words = [
+            "-server",
+            "--server",
+            "-server=maybe",
+            "-bootstrap-expect",
+            "-bootstrap-expect=-3",
+            "-bootstrap-expect=99999999999999999999",
+            "-node",
+            "-node=",
+            "-client",
+            "-bind",
+            "-dns-port",
+            "-dns-port=70000",
+            "-http-port=-5",
+            "-retry-join",
+            "-recursor",
+            "-config-file",
+            "-config-dir",
+            "-data-dir",
+            "-",
+            "--",
+            "-h",
+            "=",
+            "-=",
+            "-é",
+            "é",
+            "",
+            " ",
+            "-1",
+            "-datacenter=DC!",
+            "-log-level=loud",
+            "-ui",
+            "-dev",
+            "-node-meta=k",
+            "-node-meta=k:v",
+            "-raft-multiplier=0",
+        ];
+        let mut rng = StdRng::seed_from_u64(0xf1a9);
+        for _ in 0..5000 {
+            let args: Vec<String> = (0..rng.random_range(0..8))
+                .map(|_| words[rng.random_range(0..words.len())].to_string())
+                .collect();
+            // Files are not loaded here: parsing alone must never panic.
+            let _ = parse_agent_args(&args);
+        }
+    }
 }

@@ -22,6 +22,10 @@ pub enum ConfigPath {
     Dir(PathBuf),
 }
 
+/// Largest config file read. Real configs are a few KiB; the cap keeps a mistaken path
+/// (`/dev/zero`, a log file, a FIFO fed forever) from exhausting memory.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Keys cairn accepts but does not act on yet; each gets its own warning.
 const NOT_YET_SUPPORTED: &[&str] = &["services", "service", "checks", "check"];
 
@@ -80,9 +84,31 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
             message: "HCL config files are not supported; use JSON".into(),
         });
     }
-    let text = std::fs::read_to_string(path)
+    let text = read_capped(path)
         .map_err(|e| ConfigError::Io(format!("Error reading config file {name}: {e}")))?;
     parse_json(&name, &text)
+}
+
+/// Read a whole text file, refusing more than [`MAX_CONFIG_FILE_BYTES`] (the size is
+/// checked by reading, so devices and pipes, whose metadata says 0, are bounded too).
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("file is larger than {MAX_CONFIG_FILE_BYTES} bytes"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }
 
 /// Parse the text of one JSON config file; `file` is used in messages only.
@@ -471,5 +497,134 @@ mod tests {
                 .starts_with("Error reading config dir /nonexistent-dir:"),
             "{err}"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn endless_files_are_refused_at_the_cap() {
+        let err = load_file(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "Error reading config file /dev/zero: file is larger than {MAX_CONFIG_FILE_BYTES} bytes"
+            )
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let binary = dir.path().join("bin.json");
+        std::fs::write(&binary, [0xff, 0xfe, b'{', b'}']).expect("write");
+        assert!(load_file(&binary)
+            .unwrap_err()
+            .to_string()
+            .ends_with("stream did not contain valid UTF-8"));
+    }
+
+    #[test]
+    fn wrong_types_everywhere_and_deep_nesting_are_errors_not_panics() {
+        use crate::config::build::{build, HostFacts};
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        use serde_json::{json, Value};
+        const KEYS: &[&str] = &[
+            "node_name",
+            "node_id",
+            "datacenter",
+            "server",
+            "bootstrap",
+            "bootstrap_expect",
+            "bind_addr",
+            "advertise_addr",
+            "client_addr",
+            "domain",
+            "recursors",
+            "recursor",
+            "retry_join",
+            "start_join",
+            "retry_interval",
+            "enable_script_checks",
+            "log_level",
+            "ui",
+            "node_meta",
+            "ports",
+            "ui_config",
+            "performance",
+            "services",
+            "bogus",
+        ];
+        const SUBKEYS: &[&str] = &[
+            "http",
+            "dns",
+            "server",
+            "serf_lan",
+            "grpc",
+            "enabled",
+            "raft_multiplier",
+            "x",
+        ];
+        fn value(rng: &mut StdRng, depth: u32) -> Value {
+            match rng.random_range(0..if depth == 0 { 7 } else { 9 }) {
+                0 => Value::Null,
+                1 => json!(rng.random::<bool>()),
+                2 => json!(rng.random::<i64>()),
+                3 => json!(rng.random::<f64>() * 1e20),
+                4 => json!(["8.8.8.8", "1.2.3.4:53", "x"][rng.random_range(0..3)]),
+                5 => json!(
+                    ["", "true", "70000", "-1", "1e3", "consul", "::1"][rng.random_range(0..7)]
+                ),
+                6 => json!(u64::MAX),
+                7 => Value::Array(
+                    (0..rng.random_range(0..3))
+                        .map(|_| value(rng, depth - 1))
+                        .collect(),
+                ),
+                _ => Value::Object(
+                    (0..rng.random_range(0..4))
+                        .map(|_| {
+                            (
+                                SUBKEYS[rng.random_range(0..SUBKEYS.len())].to_string(),
+                                value(rng, depth - 1),
+                            )
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        let host = HostFacts {
+            hostname: "box".into(),
+            ipv4_addrs: vec![std::net::Ipv4Addr::new(10, 0, 0, 1)],
+        };
+        let mut rng = StdRng::seed_from_u64(0xc0f1);
+        let mut built = 0;
+        for _ in 0..3000 {
+            let config: serde_json::Map<String, Value> = (0..rng.random_range(0..6))
+                .map(|_| {
+                    (
+                        KEYS[rng.random_range(0..KEYS.len())].to_string(),
+                        value(&mut rng, 2),
+                    )
+                })
+                .collect();
+            let text = Value::Object(config).to_string();
+            let Ok(mut loaded) = parse_json("r.json", &text) else {
+                continue;
+            };
+            // Dev mode: nothing is written to a data dir named by random input.
+            loaded.source.dev = Some(true);
+            loaded.source.bootstrap_expect = None;
+            if build(loaded.source, &host).is_ok() {
+                built += 1;
+            }
+        }
+        assert!(built > 100, "{built}");
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse_json("deep.json", &deep)
+            .unwrap_err()
+            .to_string()
+            .contains("recursion limit exceeded"));
+        let deep_object = format!(
+            r#"{{"ports":{}1{}}}"#,
+            r#"{"a":"#.repeat(5_000),
+            "}".repeat(5_000)
+        );
+        assert!(parse_json("deep.json", &deep_object).is_err());
     }
 }

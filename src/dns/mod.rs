@@ -28,6 +28,8 @@ mod udp;
 mod wire;
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::agent::AgentContext;

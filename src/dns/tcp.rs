@@ -1,5 +1,6 @@
-//! DNS over TCP: 2-byte length framing (messages are at most 64 KiB by construction), one task per connection (bounded in number),
-//! queries answered in order, connections closed after an idle timeout.
+//! DNS over TCP: 2-byte length framing (messages are at most 64 KiB by construction), one
+//! task per connection (bounded in number), queries answered in order, connections closed
+//! after an idle timeout (no complete query read, or no answer written, for that long).
 
 use super::core::{DnsCore, Handled};
 use super::wire::Transport;
@@ -85,7 +86,12 @@ async fn connection(mut stream: TcpStream, core: Arc<DnsCore>, idle_timeout: Dur
                 frame.clear();
                 frame.extend_from_slice(&length.to_be_bytes());
                 frame.extend_from_slice(&out);
-                if stream.write_all(&frame).await.is_err() {
+                // A client that sends queries but never reads the answers must not hold
+                // its slot forever once the socket buffers are full.
+                if !matches!(
+                    timeout(idle_timeout, stream.write_all(&frame)).await,
+                    Ok(Ok(()))
+                ) {
                     return;
                 }
             }

@@ -42,7 +42,7 @@ fn register(
     store.apply(index, &Command::Register(req));
 }
 
-fn sample_store() -> Store {
+pub(super) fn sample_store() -> Store {
     let mut store = Store::new();
     register(&mut store, 1, "n1", "10.0.0.1", Some(("web", "")));
     register(&mut store, 2, "n2", "10.0.0.2", Some(("web", "")));
@@ -92,7 +92,7 @@ fn server_with(ip: [u8; 4], config: DnsConfig) -> DnsServer {
     DnsServer::bind(ReadView::new(sample_store()), config, &[addr]).expect("bind dns server")
 }
 
-fn query(name: &str, record_type: RecordType) -> Message {
+pub(super) fn query(name: &str, record_type: RecordType) -> Message {
     let mut message = Message::query();
     message.add_query(Query::query(Name::from_ascii(name).unwrap(), record_type));
     message.metadata.recursion_desired = true;

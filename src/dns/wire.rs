@@ -220,8 +220,13 @@ pub fn encode_fitted(
         } else if !response.additionals.is_empty() || !response.authorities.is_empty() {
             response.additionals.clear();
             response.authorities.clear();
+        } else if !response.queries.is_empty() {
+            // Only an error reply echoing an oversized question section (a hostile
+            // multi-question query) gets here: the header alone still says it all.
+            response.queries.clear();
+            response.metadata.truncation = true;
         } else {
-            return Ok(()); // header + question alone: cannot shrink further
+            return Ok(()); // a bare header (plus OPT) always fits
         }
     }
 }

@@ -3,8 +3,8 @@
 //! user-owned maps such as `Meta` keep their exact spelling).
 
 use super::error::ApiError;
-use actix_web::web::{Bytes, BytesMut, Payload};
-use futures::StreamExt;
+use actix_web::web::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -12,6 +12,11 @@ use serde_json::{Map, Value};
 pub const KV_MAX_VALUE_BYTES: usize = 512 * 1024;
 /// Largest JSON body accepted by the other endpoints.
 pub const JSON_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// A whole request body must arrive within this long once its headers have. actix bounds
+/// the request head (5 s) and idle keep-alive (5 s) but not the body, so a client that
+/// trickles a body, or promises more than it sends, would hold its connection forever.
+/// 60 s still carries the largest body at about 70 KB/s.
+pub const BODY_READ_TIMEOUT_SECS: u64 = 60;
 
 /// Consul's modern 413 text, with the legacy `Value exceeds` wording Vault greps for.
 pub fn kv_too_large(body_bytes: u64) -> ApiError {
@@ -29,28 +34,45 @@ pub fn json_too_large(body_bytes: u64) -> ApiError {
 }
 
 /// Read the whole body, refusing more than `limit` bytes (checked against Content-Length
-/// first so an oversized upload is refused before it is read).
-pub async fn read_limited(
+/// first so an oversized upload is refused before it is read) and giving up after
+/// `timeout` (408).
+pub async fn read_limited<S, E>(
     content_length: Option<u64>,
-    payload: &mut Payload,
+    payload: &mut S,
     limit: usize,
     too_large: fn(u64) -> ApiError,
-) -> Result<Bytes, ApiError> {
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     if let Some(len) = content_length {
         if len > limit as u64 {
             return Err(too_large(len));
         }
     }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("Request body read failed: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large((buf.len() + chunk.len()) as u64));
+    let read_all = async {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("Request body read failed: {e}")))?;
+            let total = buf.len().saturating_add(chunk.len());
+            if total > limit {
+                return Err(too_large(total as u64));
+            }
+            buf.extend_from_slice(&chunk);
         }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout(timeout, read_all)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::RequestTimeout(format!(
+                "Request body read timed out after {}s",
+                timeout.as_secs_f64()
+            )))
+        })
 }
 
 /// Object keys whose *children* are user data: their keys are kept verbatim.
@@ -220,6 +242,54 @@ mod tests {
         assert_eq!(duration_field(&json!("")).unwrap(), "");
         assert!(duration_field(&json!("ten")).is_err());
         assert!(duration_field(&json!(true)).is_err());
+    }
+
+    fn chunks(parts: Vec<&'static [u8]>) -> impl Stream<Item = Result<Bytes, String>> + Unpin {
+        futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from_static(p))))
+    }
+
+    #[tokio::test]
+    async fn body_limits_without_content_length_errors_and_timeout() {
+        use std::time::Duration;
+        let long = Duration::from_secs(5);
+        let mut ok = chunks(vec![b"ab", b"cd"]);
+        assert_eq!(
+            read_limited(None, &mut ok, 4, kv_too_large, long).await,
+            Ok(Bytes::from_static(b"abcd"))
+        );
+        // Chunked (no Content-Length) over the cap: refused as soon as it passes it.
+        let mut big = chunks(vec![b"abc", b"de"]);
+        let err = read_limited(None, &mut big, 4, json_too_large, long).await;
+        assert_eq!(
+            err.unwrap_err().text(),
+            format!("Request body(5 bytes) too large, max size: {JSON_MAX_BODY_BYTES} bytes.")
+        );
+        // Content-Length over the cap: refused before reading anything.
+        let mut unread = futures::stream::pending::<Result<Bytes, String>>();
+        let err = read_limited(Some(5), &mut unread, 4, kv_too_large, long).await;
+        assert_eq!(
+            err.unwrap_err().status(),
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+        );
+        // A broken stream is a 400.
+        let mut broken = futures::stream::iter(vec![Err::<Bytes, _>("reset".to_string())]);
+        assert_eq!(
+            read_limited(None, &mut broken, 4, kv_too_large, long).await,
+            Err(ApiError::bad_request("Request body read failed: reset"))
+        );
+        // A body that stops arriving: 408 once the time is up.
+        let mut stalled = chunks(vec![b"a"]).chain(futures::stream::pending());
+        let err = read_limited(
+            None,
+            &mut stalled,
+            4,
+            kv_too_large,
+            Duration::from_millis(50),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.status(), actix_web::http::StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(err.text(), "Request body read timed out after 0.05s");
     }
 
     #[test]

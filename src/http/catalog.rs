@@ -10,8 +10,8 @@ use super::{write, ApiRequest, BodyReader};
 use crate::agent::AgentContext;
 use actix_web::HttpResponse;
 use protocol::store::{
-    Check, CheckDefinition, CheckStatus, Command, DeregisterRequest, Node, RegisterRequest,
-    Service, ServiceAddress, Store, Table, Weights,
+    carried_bytes, Check, CheckDefinition, CheckStatus, Command, DeregisterRequest, Node,
+    RegisterRequest, Service, ServiceAddress, Store, Table, Weights, MAX_REGISTRATION_COPY_BYTES,
 };
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -312,7 +312,7 @@ pub fn render_service(
     pretty: bool,
 ) -> Result<Vec<u8>, ApiError> {
     let out: Vec<CatalogServiceOut<'_>> = store
-        .service_instances(name, tags)
+        .service_instances_health(name, tags)
         .iter()
         .filter(|i| node_matches(i.node, filter))
         .map(|i| CatalogServiceOut::new(i.node, i.service))
@@ -504,7 +504,24 @@ pub fn register_command(body: RegisterBody, our_dc: &str) -> Result<RegisterRequ
             })
         }
     };
-    let mut checks = Vec::new();
+    // Each check carries the node's name and (at most) the service's name and tags: refuse
+    // before copying when that multiplies past the store's limit (413).
+    let check_count = body
+        .checks
+        .len()
+        .saturating_add(usize::from(body.check.is_some()));
+    let per_check = match &service {
+        Some(s) => carried_bytes(&body.node, &s.service, &s.tags),
+        None => carried_bytes(&body.node, "", &[]),
+    };
+    let copied = check_count.saturating_mul(per_check);
+    if copied > MAX_REGISTRATION_COPY_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "Registration too large: {check_count} checks would carry {copied} bytes of node \
+             and service data (limit {MAX_REGISTRATION_COPY_BYTES} bytes)"
+        )));
+    }
+    let mut checks = Vec::with_capacity(check_count);
     for c in body.check.into_iter().chain(body.checks) {
         checks.push(check_from_body(c, &body.node, service.as_ref())?);
     }
@@ -784,6 +801,29 @@ mod tests {
         assert!(
             matches!(err(""), ApiError::BadRequest(t) if t.starts_with("Request decode failed: "))
         );
+    }
+
+    #[test]
+    fn registrations_that_multiply_past_the_limit_are_413() {
+        let tags: Vec<String> = (0..1000).map(|i| format!("\"{i:0>100}\"")).collect();
+        let checks = vec![r#"{"Name":"c","ServiceID":"web"}"#; 200].join(",");
+        let body = format!(
+            r#"{{"Node":"n","Address":"a","Service":{{"Service":"web","Tags":[{}]}},"Checks":[{checks}]}}"#,
+            tags.join(",")
+        );
+        match reg(&body) {
+            Err(ApiError::TooLarge(t)) => {
+                assert!(t.starts_with("Registration too large: 200 checks"), "{t}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same node name copied a little: fine.
+        let few = [r#"{"Name":"c"}"#; 3].join(",");
+        let ok = format!(
+            r#"{{"Node":"{}","Address":"a","Checks":[{few}]}}"#,
+            "n".repeat(1000)
+        );
+        assert!(reg(&ok).is_ok());
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: &'static str },
     /// 413: body over the route's limit.
     TooLarge(String),
+    /// 408: the request body did not arrive in time.
+    RequestTimeout(String),
+    /// 429: this client has too many requests in flight.
+    TooManyRequests(String),
     /// 500: RPC / state machine errors, passed through verbatim (`No cluster leader` …).
     Internal(String),
 }
@@ -37,6 +41,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -46,6 +52,8 @@ impl ApiError {
             ApiError::BadRequest(t)
             | ApiError::NotFound(t)
             | ApiError::TooLarge(t)
+            | ApiError::RequestTimeout(t)
+            | ApiError::TooManyRequests(t)
             | ApiError::Internal(t) => t.clone(),
             ApiError::MethodNotAllowed { method, .. } => format!("method {method} not allowed"),
         }

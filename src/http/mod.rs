@@ -12,8 +12,11 @@ pub mod catalog;
 #[cfg(test)]
 mod e2e;
 pub mod error;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod health;
 pub mod kv;
+pub mod limits;
 pub mod query;
 pub mod read;
 pub mod render;
@@ -44,22 +47,41 @@ pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<Server> {
         .map(|n| n.get())
         .unwrap_or(1);
     let app_ctx = ctx.clone();
+    // One limiter for every worker: the per-client limit is for the whole agent.
+    let limiter = limits::ClientLimiter::new(limits::MAX_CONCURRENT_REQUESTS_PER_CLIENT);
     // Signals belong to the agent (leave, then stop every listener); blocking queries
     // should not hold a shutdown for long.
-    let mut server = HttpServer::new(move || App::new().configure(configure(app_ctx.clone())))
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(5);
+    let app_limiter = limiter.clone();
+    let mut server = HttpServer::new(move || {
+        App::new().configure(configure_with_limiter(app_ctx.clone(), app_limiter.clone()))
+    })
+    .on_connect(move |connection, data| limits::on_connect(&limiter, connection, data))
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(5);
     for ip in &ctx.config.client_addrs {
         server = server.bind((*ip, port))?;
     }
     Ok(server.run())
 }
 
-/// The app factory: `App::new().configure(http::configure(ctx))`, also used by tests.
+/// The app factory: `App::new().configure(http::configure(ctx))`, also used by tests
+/// (with its own per-client limiter at Consul's default).
 pub fn configure(ctx: Arc<AgentContext>) -> impl FnOnce(&mut web::ServiceConfig) {
+    configure_with_limiter(
+        ctx,
+        limits::ClientLimiter::new(limits::MAX_CONCURRENT_REQUESTS_PER_CLIENT),
+    )
+}
+
+/// The app factory with a given per-client limiter (shared by all workers of a server).
+pub fn configure_with_limiter(
+    ctx: Arc<AgentContext>,
+    limiter: Arc<limits::ClientLimiter>,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(ctx));
+        cfg.app_data(web::Data::from(limiter));
         cfg.default_service(web::to(dispatch));
     }
 }
@@ -84,7 +106,14 @@ impl BodyReader<'_> {
         limit: usize,
         too_large: fn(u64) -> ApiError,
     ) -> Result<Bytes, ApiError> {
-        body::read_limited(self.content_length, self.payload, limit, too_large).await
+        body::read_limited(
+            self.content_length,
+            self.payload,
+            limit,
+            too_large,
+            std::time::Duration::from_secs(body::BODY_READ_TIMEOUT_SECS),
+        )
+        .await
     }
 }
 
@@ -232,14 +261,55 @@ fn has_unprintable(path: &str) -> bool {
 
 pub const BANNER: &str = "Consul Agent (cairn): UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.";
 
+/// Whether this request may be served: its connection's slot (taken when the connection
+/// was accepted), or else a per-request slot (in-process tests have no connection hook;
+/// none is needed without a peer address). Over the limit: 429.
+fn admit(
+    req: &HttpRequest,
+    limiter: &web::Data<limits::ClientLimiter>,
+) -> Result<Option<limits::ClientSlot>, ApiError> {
+    let too_many = || ApiError::TooManyRequests(limits::TOO_MANY_REQUESTS_TEXT.into());
+    if let Some(limits::ConnectionSlot(slot)) = req.conn_data::<limits::ConnectionSlot>() {
+        return if slot.is_some() {
+            Ok(None)
+        } else {
+            Err(too_many())
+        };
+    }
+    let Some(peer) = req.peer_addr() else {
+        return Ok(None);
+    };
+    limiter
+        .clone()
+        .into_inner()
+        .try_acquire(peer.ip())
+        .map(Some)
+        .ok_or_else(too_many)
+}
+
 async fn dispatch(
     req: HttpRequest,
     mut payload: Payload,
     ctx: web::Data<AgentContext>,
+    limiter: web::Data<limits::ClientLimiter>,
 ) -> HttpResponse {
-    let mut resp = match handle(&req, &mut payload, &ctx).await {
-        Ok(resp) => resp,
-        Err(e) => e.to_response(),
+    let mut resp = match admit(&req, &limiter) {
+        Err(e) => {
+            // A connection over the limit is not kept open for more.
+            let mut resp = e.to_response();
+            resp.head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+            resp
+        }
+        Ok(slot) => {
+            let resp = match handle(&req, &mut payload, &ctx).await {
+                Ok(resp) => resp,
+                Err(e) => e.to_response(),
+            };
+            // Held until the response is built: a parked blocking query keeps its slot.
+            drop(slot);
+            resp
+        }
     };
     resp.headers_mut().insert(
         header::HeaderName::from_static("x-consul-default-acl-policy"),

@@ -4,9 +4,10 @@
 
 use super::name::{hex_ip, DnsQuery};
 use super::record::{DnsAnswer, DnsRecord, QueryType, Rcode, RecordData, Soa};
-use crate::store::{CheckStatus, Node, ServiceInstance, Store};
+use crate::store::{CheckStatus, InstanceHealth, Node, Store};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// TTL of every record cairn answers with (Consul's default `node_ttl`/`service_ttl`).
@@ -118,7 +119,7 @@ fn apex_answer<R: Rng + ?Sized>(
         }
         QueryType::Ns => {
             // The servers are the healthy instances of the `consul` service, a random few.
-            let mut servers = store.service_instances("consul", &[]);
+            let mut servers = store.service_instances_health("consul", &[]);
             servers.retain(|i| is_healthy(i, false));
             servers.shuffle(rng);
             for instance in &servers {
@@ -177,8 +178,8 @@ fn service_answer<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> DnsAnswer {
     let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
-    let mut instances: Vec<ServiceInstance<'_>> = store
-        .service_instances(name, &tags)
+    let mut instances: Vec<InstanceHealth<'_>> = store
+        .service_instances_health(name, &tags)
         .into_iter()
         .filter(|i| is_healthy(i, zone.only_passing))
         .collect();
@@ -187,9 +188,10 @@ fn service_answer<R: Rng + ?Sized>(
     }
     instances.shuffle(rng);
     let mut answer = DnsAnswer::new(Rcode::NoError);
+    let mut seen = Seen::default();
     if qtype == QueryType::Srv {
         for instance in &instances {
-            push_srv(&mut answer, zone, owner, instance);
+            push_srv(&mut answer, &mut seen, zone, owner, instance);
         }
         return answer;
     }
@@ -199,9 +201,15 @@ fn service_answer<R: Rng + ?Sized>(
         match classify(instance_address(instance)) {
             Address::Ip(ip) => {
                 any_ip = true;
-                push_ip(&mut answer.answers, owner, ip, qtype);
+                if seen.answer_ips.insert(ip) {
+                    answer.answers.extend(ip_record(owner, ip, qtype));
+                }
             }
-            Address::Host(host) => push_cname(&mut cnames, owner, host, qtype),
+            Address::Host(host) => {
+                if seen.cnames.insert(absolute(host)) {
+                    push_cname(&mut cnames, owner, host, qtype);
+                }
+            }
             Address::Empty => {}
         }
     }
@@ -213,7 +221,32 @@ fn service_answer<R: Rng + ?Sized>(
     }
 }
 
-fn push_srv(answer: &mut DnsAnswer, zone: &Zone<'_>, owner: &str, instance: &ServiceInstance<'_>) {
+/// What a service answer already holds. A name may have tens of thousands of instances
+/// and every DNS query for it builds the answer again, so duplicates are found in sets
+/// (O(log n)) rather than by scanning the records built so far (which was quadratic).
+#[derive(Default)]
+struct Seen {
+    /// Addresses already answered (A/AAAA answers of one owner differ only by address).
+    answer_ips: BTreeSet<IpAddr>,
+    /// CNAME targets already answered.
+    cnames: BTreeSet<String>,
+    /// (target, port) of the SRV records already answered.
+    srv: BTreeSet<(String, u16)>,
+    /// SRV targets whose glue is already in the additional section.
+    glue_targets: BTreeSet<String>,
+    /// Addresses already used as glue (an address is glued once, as before).
+    glue_ips: BTreeSet<IpAddr>,
+    /// Host names already queued for the recursors.
+    hosts: BTreeSet<String>,
+}
+
+fn push_srv(
+    answer: &mut DnsAnswer,
+    seen: &mut Seen,
+    zone: &Zone<'_>,
+    owner: &str,
+    instance: &InstanceHealth<'_>,
+) {
     let service = instance.service;
     let weight = if instance.aggregate_status() == CheckStatus::Warning {
         service.weights.warning
@@ -234,10 +267,7 @@ fn push_srv(answer: &mut DnsAnswer, zone: &Zone<'_>, owner: &str, instance: &Ser
             Address::Empty => return,
         }
     };
-    let duplicate = answer.answers.iter().any(|r| {
-        matches!(&r.data, RecordData::Srv { target: t, port, .. } if *t == target && *port == service.port)
-    });
-    if duplicate {
+    if !seen.srv.insert((target.clone(), service.port)) {
         return;
     }
     let srv = RecordData::Srv {
@@ -247,31 +277,43 @@ fn push_srv(answer: &mut DnsAnswer, zone: &Zone<'_>, owner: &str, instance: &Ser
         target: target.clone(),
     };
     answer.answers.push(DnsRecord::new(owner, ANSWER_TTL, srv));
-    let glue_known = answer.additionals.iter().any(|r| r.name == target);
     match glue_ip {
-        Some(ip) if !glue_known => {
-            push_ip(&mut answer.additionals, &target, ip, QueryType::Any);
+        Some(ip) if !seen.glue_targets.contains(&target) => {
+            seen.glue_targets.insert(target.clone());
+            if seen.glue_ips.insert(ip) {
+                answer
+                    .additionals
+                    .extend(ip_record(&target, ip, QueryType::Any));
+            }
             if node_form {
                 answer.additionals.extend(meta_txt(&target, instance.node));
             }
         }
         Some(_) => {}
         None => {
-            if !answer.hosts_to_resolve.contains(&target) {
+            if seen.hosts.insert(target.clone()) {
                 answer.hosts_to_resolve.push(target);
             }
         }
     }
 }
 
-fn push_ip(records: &mut Vec<DnsRecord>, owner: &str, ip: IpAddr, qtype: QueryType) {
+/// The A or AAAA record of `ip` when `qtype` asks for that family.
+fn ip_record(owner: &str, ip: IpAddr, qtype: QueryType) -> Option<DnsRecord> {
     let data = match (ip, qtype) {
         (IpAddr::V4(v4), QueryType::A | QueryType::Any) => RecordData::A(v4),
         (IpAddr::V6(v6), QueryType::Aaaa | QueryType::Any) => RecordData::Aaaa(v6),
-        _ => return,
+        _ => return None,
     };
-    if !records.iter().any(|r| r.data == data) {
-        records.push(DnsRecord::new(owner, ANSWER_TTL, data));
+    Some(DnsRecord::new(owner, ANSWER_TTL, data))
+}
+
+/// Add an address record unless an equal one is there (for the short lists: apex, node).
+fn push_ip(records: &mut Vec<DnsRecord>, owner: &str, ip: IpAddr, qtype: QueryType) {
+    if let Some(record) = ip_record(owner, ip, qtype) {
+        if !records.iter().any(|r| r.data == record.data) {
+            records.push(record);
+        }
     }
 }
 
@@ -321,7 +363,7 @@ fn rfc1464_key(key: &str) -> String {
 }
 
 /// Healthy for DNS: no critical (or maintenance) check; warning only when allowed.
-fn is_healthy(instance: &ServiceInstance<'_>, only_passing: bool) -> bool {
+fn is_healthy(instance: &InstanceHealth<'_>, only_passing: bool) -> bool {
     match instance.aggregate_status() {
         CheckStatus::Passing => true,
         CheckStatus::Warning => !only_passing,
@@ -329,7 +371,7 @@ fn is_healthy(instance: &ServiceInstance<'_>, only_passing: bool) -> bool {
     }
 }
 
-fn instance_address<'a>(instance: &ServiceInstance<'a>) -> &'a str {
+fn instance_address<'a>(instance: &InstanceHealth<'a>) -> &'a str {
     if instance.service.address.is_empty() {
         &instance.node.address
     } else {

@@ -9,6 +9,8 @@ mod reverse;
 
 #[cfg(test)]
 mod answer_tests;
+#[cfg(test)]
+mod random_tests;
 
 pub use answer::{build_answer, Zone, ANSWER_TTL};
 pub use name::{hex_ip, parse_hex_ip, parse_query_name, DnsQuery};

@@ -70,7 +70,7 @@ pub fn build_ptr_answer(
     if answer.answers.is_empty() {
         for name in store.services().keys() {
             if store
-                .service_instances(name, &[])
+                .service_instances_health(name, &[])
                 .iter()
                 .any(|i| same(&i.service.address))
             {

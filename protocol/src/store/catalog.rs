@@ -10,6 +10,31 @@ use super::{
 };
 use super::{Store, Table};
 
+/// The most node and service data one registration may copy into checks. Every check
+/// carries its node's name and its service's name and tags, so a request with many checks
+/// and a long node name or many tags multiplies into a far larger state (a 4 MiB body
+/// could ask for hundreds of gigabytes on every replica, and again on every log replay).
+pub const MAX_REGISTRATION_COPY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bytes one check holds for its node and service (tags counted with their headers).
+pub fn carried_bytes(node_name: &str, service_name: &str, tags: &[String]) -> usize {
+    let tags_bytes = tags.iter().fold(0usize, |sum, t| {
+        sum.saturating_add(t.len())
+            .saturating_add(std::mem::size_of::<String>())
+    });
+    node_name
+        .len()
+        .saturating_add(service_name.len())
+        .saturating_add(tags_bytes)
+}
+
+fn too_large(copied: usize) -> String {
+    format!(
+        "Registration too large: its checks would carry over {copied} bytes of node and \
+         service data (limit {MAX_REGISTRATION_COPY_BYTES} bytes)"
+    )
+}
+
 /// A validated, normalised registration.
 struct RegisterPlan {
     node_key: String,
@@ -92,6 +117,18 @@ impl Store {
             }
         };
 
+        // What this registration copies: a service whose name or tags change rewrites every
+        // check it already has on the node, and each new check carries node and service.
+        let mut copied: usize = 0;
+        if let Some(svc) = &service {
+            let existing = on_node(&self.checks, &node_key)
+                .filter(|(_, c)| c.service_id == svc.id)
+                .count();
+            copied = existing.saturating_mul(carried_bytes("", &svc.service, &svc.tags));
+            if copied > MAX_REGISTRATION_COPY_BYTES {
+                return Err(too_large(copied));
+            }
+        }
         let mut checks = Vec::with_capacity(req.checks.len());
         for check in &req.checks {
             let check_id = if check.check_id.is_empty() {
@@ -101,6 +138,24 @@ impl Store {
             };
             if check_id.is_empty() {
                 return Err("Must provide check ID or name".to_string());
+            }
+            // Counted before anything is copied, with the owner's data when it has one.
+            let owner_data = if check.service_id.is_empty() {
+                None
+            } else {
+                service
+                    .as_ref()
+                    .filter(|s| s.id == check.service_id)
+                    .or_else(|| {
+                        self.services
+                            .get(&(node_key.clone(), check.service_id.clone()))
+                    })
+                    .map(|s| (s.service.as_str(), s.tags.as_slice()))
+            };
+            let (owner_name, owner_tags) = owner_data.unwrap_or(("", &[]));
+            copied = copied.saturating_add(carried_bytes(&node_name, owner_name, owner_tags));
+            if copied > MAX_REGISTRATION_COPY_BYTES {
+                return Err(too_large(copied));
             }
             let mut check = Check {
                 node: node_name.clone(),

@@ -17,6 +17,7 @@ mod tests_kv;
 mod tests_random;
 mod types;
 
+pub use catalog::{carried_bytes, MAX_REGISTRATION_COPY_BYTES};
 pub use command::{Command, CommandResult, DeregisterRequest, KvOp, RegisterRequest};
 pub use types::{
     Check, CheckDefinition, CheckStatus, KvEntry, Node, Service, ServiceAddress, Table, Weights,
@@ -42,6 +43,22 @@ impl ServiceInstance<'_> {
             .map(|c| c.status)
             .max()
             .unwrap_or(CheckStatus::Passing)
+    }
+}
+
+/// One service instance with its node and the worst status over the checks that affect
+/// it (node-level and its own), without the check lists: what DNS and the catalog need.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InstanceHealth<'a> {
+    pub node: &'a Node,
+    pub service: &'a Service,
+    pub status: CheckStatus,
+}
+
+impl InstanceHealth<'_> {
+    /// Worst status over all checks (passing when there are none).
+    pub fn aggregate_status(&self) -> CheckStatus {
+        self.status
     }
 }
 

@@ -1,6 +1,8 @@
 //! Read-only catalog queries. KV reads live in `kv.rs`.
 
-use super::{eq_fold, fold, Check, CheckStatus, Node, Service, ServiceInstance, Store, Table};
+use super::{
+    eq_fold, fold, Check, CheckStatus, InstanceHealth, Node, Service, ServiceInstance, Store, Table,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Entries of a map keyed by (node key, id) that belong to one node, in id order.
@@ -68,6 +70,66 @@ impl Store {
                 node,
                 service: svc,
                 checks,
+            });
+        }
+        out
+    }
+
+    /// Like [`Store::service_instances`], with each instance's aggregate status instead of
+    /// its check list. Each node's checks are read once (not once per instance), so a node
+    /// with many instances and many checks costs their sum, not their product.
+    pub fn service_instances_health(
+        &self,
+        service: &str,
+        tags: &[String],
+    ) -> Vec<InstanceHealth<'_>> {
+        let Some(entry) = self.service_names.get(&fold(service)) else {
+            return Vec::new();
+        };
+        // Statuses of the node whose instances are being visited (instances are sorted by
+        // node): the worst node-level status and the worst status per service id.
+        let mut current: Option<(&str, Option<CheckStatus>, BTreeMap<&str, CheckStatus>)> = None;
+        let mut out = Vec::new();
+        for key in &entry.instances {
+            let (Some(svc), Some(node)) = (self.services.get(key), self.nodes.get(&key.0)) else {
+                continue;
+            };
+            let has_all_tags = tags
+                .iter()
+                .all(|want| svc.tags.iter().any(|have| eq_fold(have, want)));
+            if !has_all_tags {
+                continue;
+            }
+            if current
+                .as_ref()
+                .is_none_or(|(node_key, ..)| *node_key != key.0)
+            {
+                let mut node_level: Option<CheckStatus> = None;
+                let mut per_service: BTreeMap<&str, CheckStatus> = BTreeMap::new();
+                for (_, check) in on_node(&self.checks, &key.0) {
+                    if check.service_id.is_empty() {
+                        node_level = Some(node_level.map_or(check.status, |s| s.max(check.status)));
+                    } else {
+                        per_service
+                            .entry(check.service_id.as_str())
+                            .and_modify(|s| *s = (*s).max(check.status))
+                            .or_insert(check.status);
+                    }
+                }
+                current = Some((key.0.as_str(), node_level, per_service));
+            }
+            let Some((_, node_level, per_service)) = &current else {
+                continue;
+            };
+            let status = [*node_level, per_service.get(key.1.as_str()).copied()]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(CheckStatus::Passing);
+            out.push(InstanceHealth {
+                node,
+                service: svc,
+                status,
             });
         }
         out

@@ -708,3 +708,70 @@ fn a_node_id_registered_under_a_new_name_replaces_the_old_node() {
     let names: Vec<&str> = store.nodes().iter().map(|n| n.node.as_str()).collect();
     assert_eq!(names, vec!["NEW", "other"]);
 }
+
+#[test]
+fn registrations_that_would_multiply_into_huge_state_are_refused() {
+    // 1000 tags of 100 bytes: each check of the service carries about 124 KB.
+    let tags: Vec<String> = (0..1000).map(|i| format!("{i:0>100}")).collect();
+    let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let per_check = carried_bytes("n1", "web", &tags);
+    assert!(per_check > 120_000);
+    let checks = |from: usize, n: usize| -> Vec<Check> {
+        (from..from + n)
+            .map(|i| check(&format!("c{i}"), "", "web-1", CheckStatus::Passing))
+            .collect()
+    };
+    let mut store = Store::new();
+    let svc = service("web-1", "web", &tag_refs);
+    let refused = |result: CommandResult| matches!(result, CommandResult::Rejected(t) if t.starts_with("Registration too large: "));
+    // Too many checks in one request: refused, nothing changes.
+    let over = MAX_REGISTRATION_COPY_BYTES / per_check + 1;
+    let result = store.apply(
+        1,
+        &register(node("n1", "10.0.0.1"), Some(svc.clone()), checks(0, over)),
+    );
+    assert!(refused(result));
+    assert_eq!(store.nodes().len(), 0);
+    assert_eq!(indexes(&store), [0, 0, 0, 0]);
+    // The same checks over two requests are fine ...
+    let half = over / 2 + 1;
+    assert_eq!(
+        store.apply(
+            2,
+            &register(node("n1", "10.0.0.1"), Some(svc.clone()), checks(0, half))
+        ),
+        CommandResult::Done
+    );
+    assert_eq!(
+        store.apply(
+            3,
+            &register(node("n1", "10.0.0.1"), None, checks(half, half))
+        ),
+        CommandResult::Done
+    );
+    assert_eq!(store.node_checks("n1").len(), 2 * half);
+    // ... but then changing the service's tags would rewrite every one of them.
+    let before = store.clone();
+    let mut retagged = svc.clone();
+    retagged.tags.push("new".into());
+    let result = store.apply(4, &register(node("n1", "10.0.0.1"), Some(retagged), vec![]));
+    assert!(refused(result));
+    assert_eq!(
+        store,
+        Store {
+            last_index: 4,
+            ..before
+        }
+    );
+    // A node name copied into many checks counts too.
+    let long_name = "n".repeat(1024 * 1024);
+    let node_checks: Vec<Check> = (0..17)
+        .map(|i| check(&format!("c{i}"), "", "", CheckStatus::Passing))
+        .collect();
+    let result = store.apply(
+        5,
+        &register(node(&long_name, "10.0.0.2"), None, node_checks),
+    );
+    assert!(refused(result));
+    assert!(store.node(&long_name).is_none());
+}

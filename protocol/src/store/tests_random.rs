@@ -225,3 +225,84 @@ fn indexes_never_go_backwards_over_random_commands() {
         assert_eq!(decoded, store);
     }
 }
+
+#[test]
+fn instance_health_agrees_with_the_full_instance_view() {
+    // The per-node shortcut of `service_instances_health` must give exactly the
+    // instances, order and aggregate status of `service_instances`.
+    for seed in [4u64, 5] {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut store = Store::new();
+        for index in 1..2000u64 {
+            store.apply(index, &random_command(&mut rng));
+            if index % 50 != 0 {
+                continue;
+            }
+            for name in SERVICE_NAMES {
+                for tags in [vec![], vec![pick(&mut rng, &TAGS).to_string()]] {
+                    let full: Vec<(&str, &str, CheckStatus)> = store
+                        .service_instances(name, &tags)
+                        .iter()
+                        .map(|i| {
+                            (
+                                i.node.node.as_str(),
+                                i.service.id.as_str(),
+                                i.aggregate_status(),
+                            )
+                        })
+                        .collect();
+                    let quick: Vec<(&str, &str, CheckStatus)> = store
+                        .service_instances_health(name, &tags)
+                        .iter()
+                        .map(|i| {
+                            (
+                                i.node.node.as_str(),
+                                i.service.id.as_str(),
+                                i.aggregate_status(),
+                            )
+                        })
+                        .collect();
+                    assert_eq!(quick, full, "seed {seed} at {index}: {name} {tags:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn many_instances_and_node_checks_on_one_node_stay_linear() {
+    // 3000 instances of one service and 3000 node-level checks on the same node: the
+    // health view reads the node's checks once, not once per instance.
+    let mut store = Store::new();
+    let node = Node {
+        node: "n".into(),
+        address: "10.0.0.1".into(),
+        ..Node::default()
+    };
+    for i in 0..3000u64 {
+        let req = RegisterRequest {
+            node: node.clone(),
+            skip_node_update: false,
+            service: Some(Service {
+                id: format!("s{i}"),
+                service: "many".into(),
+                ..Service::default()
+            }),
+            checks: vec![Check {
+                check_id: format!("c{i}"),
+                status: CheckStatus::Warning,
+                ..Check::default()
+            }],
+        };
+        assert_eq!(
+            store.apply(i + 1, &Command::Register(req)),
+            CommandResult::Done
+        );
+    }
+    let started = std::time::Instant::now();
+    let health = store.service_instances_health("many", &[]);
+    assert_eq!(health.len(), 3000);
+    assert!(health.iter().all(|i| i.status == CheckStatus::Warning));
+    let spent = started.elapsed();
+    assert!(spent < std::time::Duration::from_millis(500), "{spent:?}");
+}

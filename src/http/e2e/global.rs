@@ -227,3 +227,56 @@ async fn serve_for_load_probe() {
     tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
     handle.stop(true).await;
 }
+
+#[actix_web::test]
+async fn a_client_over_its_concurrency_limit_gets_429_and_others_do_not() {
+    use crate::http::limits::{ClientLimiter, TOO_MANY_REQUESTS_TEXT};
+    use actix_web::test::{call_service, init_service, read_body, TestRequest};
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    let ctx = test_ctx().await;
+    let limiter = ClientLimiter::new(1);
+    let app = init_service(
+        actix_web::App::new().configure(crate::http::configure_with_limiter(
+            ctx.clone(),
+            limiter.clone(),
+        )),
+    )
+    .await;
+    let busy: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let calm: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+    let get =
+        |peer: SocketAddr, uri: &str| TestRequest::get().uri(uri).peer_addr(peer).to_request();
+    let index = send!(app, "GET", "/v1/kv/?recurse").index();
+    // A blocking query parks and keeps its slot; meanwhile the same client is refused.
+    let parked = call_service(
+        &app,
+        get(busy, &format!("/v1/kv/missing?index={index}&wait=400ms")),
+    );
+    let meanwhile = async {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while limiter.in_flight(busy.ip()) == 0 {
+            assert!(Instant::now() < deadline, "the blocking query never parked");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refused = call_service(&app, get(busy, "/v1/kv/missing")).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            refused
+                .headers()
+                .get("X-Consul-Default-ACL-Policy")
+                .map(|v| v.as_bytes().to_vec()),
+            Some(b"allow".to_vec())
+        );
+        assert_eq!(read_body(refused).await, TOO_MANY_REQUESTS_TEXT.as_bytes());
+        let other = call_service(&app, get(calm, "/v1/kv/missing")).await;
+        assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    };
+    let (parked, ()) = futures::join!(parked, meanwhile);
+    assert_eq!(parked.status(), StatusCode::NOT_FOUND);
+    // Every slot is free again.
+    assert_eq!(limiter.clients(), 0);
+    let after = call_service(&app, get(busy, "/v1/kv/missing")).await;
+    assert_eq!(after.status(), StatusCode::NOT_FOUND);
+}
