@@ -129,8 +129,8 @@ fn server_options(config: &Config) -> ServerOptions {
         data_dir: config.data_dir.clone(),
         bootstrap: config.bootstrap,
         raft_multiplier: config.raft_multiplier,
-        snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
-        trailing_logs: actors::DEFAULT_TRAILING_LOGS,
+        snapshot_threshold: config.raft_snapshot_threshold,
+        trailing_logs: config.raft_trailing_logs,
     }
 }
 

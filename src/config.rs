@@ -71,6 +71,10 @@ pub struct Config {
     pub enable_script_checks: bool,
     pub log_level: String,
     pub raft_multiplier: u32,
+    /// Entries applied between Raft snapshots (Consul's `raft_snapshot_threshold`; 0 = off).
+    pub raft_snapshot_threshold: u64,
+    /// Entries kept in the log behind a snapshot (Consul's `raft_trailing_logs`).
+    pub raft_trailing_logs: u64,
     pub ui: bool,
     pub node_meta: BTreeMap<String, String>,
     /// Answer JSON indented even without ?pretty (Consul does so in -dev).
@@ -112,6 +116,8 @@ impl Config {
             enable_script_checks: false,
             log_level: "info".to_string(),
             raft_multiplier: 1,
+            raft_snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
+            raft_trailing_logs: actors::DEFAULT_TRAILING_LOGS,
             ui: true,
             node_meta: BTreeMap::new(),
             pretty_json: true,

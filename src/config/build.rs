@@ -170,6 +170,16 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
             "performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and 10"
         ));
     }
+    let raft_snapshot_threshold = non_negative(
+        "raft_snapshot_threshold",
+        s.raft_snapshot_threshold,
+        actors::DEFAULT_SNAPSHOT_THRESHOLD,
+    )?;
+    let raft_trailing_logs = non_negative(
+        "raft_trailing_logs",
+        s.raft_trailing_logs,
+        actors::DEFAULT_TRAILING_LOGS,
+    )?;
     let log_level = normalize_log_level(s.log_level.as_deref().unwrap_or("info"))?;
     let retry_interval_ms = match s.retry_interval.as_deref() {
         Some(text) => parse_duration_ms(text).ok_or_else(|| {
@@ -200,6 +210,8 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         enable_script_checks: s.enable_script_checks.unwrap_or(false),
         log_level,
         raft_multiplier: raft_multiplier as u32,
+        raft_snapshot_threshold,
+        raft_trailing_logs,
         ui: s.ui.unwrap_or(false),
         node_meta: s.node_meta.clone(),
         pretty_json: dev,
@@ -389,6 +401,15 @@ pub fn describe_data_dir(dir: &Option<PathBuf>) -> String {
     dir.as_ref()
         .map(|d| d.display().to_string())
         .unwrap_or_else(|| "(in memory)".into())
+}
+
+/// A count from the config that must not be negative; `default` when absent.
+fn non_negative(key: &str, value: Option<i64>, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(n) => u64::try_from(n)
+            .map_err(|_| ConfigError::Invalid(format!("{key} cannot be {n}. Must be >= 0"))),
+    }
 }
 
 #[cfg(test)]
@@ -718,6 +739,36 @@ mod tests {
             ..dev()
         };
         assert_eq!(build(s, &host()).expect("ok").config.ports.dns, -1);
+    }
+
+    #[test]
+    fn raft_snapshot_settings() {
+        let b = build(dev(), &host()).expect("dev builds");
+        assert_eq!(
+            b.config.raft_snapshot_threshold,
+            actors::DEFAULT_SNAPSHOT_THRESHOLD
+        );
+        assert_eq!(b.config.raft_trailing_logs, actors::DEFAULT_TRAILING_LOGS);
+        let s = ConfigSource {
+            raft_snapshot_threshold: Some(100),
+            raft_trailing_logs: Some(0),
+            ..dev()
+        };
+        let b = build(s, &host()).expect("builds");
+        assert_eq!(
+            (
+                b.config.raft_snapshot_threshold,
+                b.config.raft_trailing_logs
+            ),
+            (100, 0)
+        );
+        assert_eq!(
+            err(ConfigSource {
+                raft_trailing_logs: Some(-1),
+                ..dev()
+            }),
+            "raft_trailing_logs cannot be -1. Must be >= 0"
+        );
     }
 
     #[test]

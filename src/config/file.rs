@@ -162,6 +162,8 @@ impl Reader<'_> {
                 "enable_script_checks" => s.enable_script_checks = Some(self.bool(key, v)?),
                 "log_level" => s.log_level = Some(self.string(key, v)?),
                 "ui" => s.ui = Some(self.bool(key, v)?),
+                "raft_snapshot_threshold" => s.raft_snapshot_threshold = Some(self.int(key, v)?),
+                "raft_trailing_logs" => s.raft_trailing_logs = Some(self.int(key, v)?),
                 "node_meta" => s.node_meta.extend(self.string_map(key, v)?),
                 "ports" => self.ports(&mut s, v)?,
                 "ui_config" => {
@@ -546,6 +548,8 @@ mod tests {
             "node_meta",
             "ports",
             "ui_config",
+            "raft_snapshot_threshold",
+            "raft_trailing_logs",
             "performance",
             "services",
             "bogus",

@@ -45,6 +45,10 @@ pub struct ConfigSource {
     pub enable_script_checks: Option<bool>,
     pub log_level: Option<String>,
     pub raft_multiplier: Option<i64>,
+    /// Consul's `raft_snapshot_threshold` (entries applied between snapshots).
+    pub raft_snapshot_threshold: Option<i64>,
+    /// Consul's `raft_trailing_logs` (entries kept behind a snapshot).
+    pub raft_trailing_logs: Option<i64>,
     pub ui: Option<bool>,
     pub node_meta: BTreeMap<String, String>,
 }
@@ -97,6 +101,11 @@ impl ConfigSource {
             enable_script_checks: later(self.enable_script_checks, other.enable_script_checks),
             log_level: later(self.log_level, other.log_level),
             raft_multiplier: later(self.raft_multiplier, other.raft_multiplier),
+            raft_snapshot_threshold: later(
+                self.raft_snapshot_threshold,
+                other.raft_snapshot_threshold,
+            ),
+            raft_trailing_logs: later(self.raft_trailing_logs, other.raft_trailing_logs),
             ui: later(self.ui, other.ui),
             node_meta,
         }
