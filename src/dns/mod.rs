@@ -171,8 +171,23 @@ impl Drop for DnsServer {
     }
 }
 
+/// Receive buffer asked for on each UDP socket (the kernel caps it at `rmem_max`). Under
+/// a burst the answering tasks may be descheduled for a moment; a deep buffer keeps such
+/// bursts from turning into lost queries.
+const UDP_RECEIVE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(err) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER_BYTES) {
+        tracing::debug!(error = %err, "dns: could not enlarge the UDP receive buffer");
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
-    let udp = std::net::UdpSocket::bind(addr)?;
+    let udp = bind_udp(addr)?;
     let port = udp.local_addr()?.port();
     let tcp = std::net::TcpListener::bind(SocketAddr::new(addr.ip(), port))?;
     udp.set_nonblocking(true)?;
