@@ -102,11 +102,20 @@ pub struct RaftStatus {
     pub last_contact_ms: u64,
     /// Voters as (id, address).
     pub voters: Vec<(String, String)>,
+    /// On a leader, the index of its own term's no-op entry (0 otherwise). Until that is
+    /// applied the store may still lack entries committed by earlier terms (after a
+    /// restart: everything after the snapshot), so reads that promise to see every
+    /// acknowledged write wait for it, and so do leader duties.
+    pub leader_ready_index: u64,
 }
 
 impl RaftStatus {
     pub fn is_leader(&self) -> bool {
         self.role == RaftRole::Leader
+    }
+    /// A leader whose store holds everything committed before its term.
+    pub fn is_ready_leader(&self) -> bool {
+        self.is_leader() && self.applied_index >= self.leader_ready_index
     }
     pub fn known_leader(&self) -> bool {
         self.leader_id.is_some()

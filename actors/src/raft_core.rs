@@ -88,6 +88,8 @@ pub(crate) struct RaftCore {
     /// Highest index handed to the Fsm.
     sent_to_fsm: LogIndex,
     storage_failed: Option<String>,
+    /// Index of the no-op this server appended when it last became leader.
+    leader_noop_index: u64,
     tick: Duration,
     max_pending: usize,
     /// Entries kept in memory (and on disk) below each snapshot.
@@ -130,6 +132,7 @@ impl RaftCore {
             waiters: BTreeMap::new(),
             sent_to_fsm,
             storage_failed: None,
+            leader_noop_index: 0,
             tick: Duration::from_millis(tick_ms),
             max_pending,
             trailing_logs,
@@ -174,10 +177,12 @@ impl RaftCore {
                 Output::RestoreSnapshot { meta, data } => self.restore_snapshot(meta, data),
                 Output::RoleChanged { role, term, leader } => {
                     tracing::info!(?role, %term, leader = ?leader.as_ref().map(|l| l.0.as_str()), "raft role changed");
+                    self.leader_noop_index = 0;
                     if role == Role::Leader {
                         // Entries from the no-op on replace whatever older terms proposed
                         // there: those proposals can never succeed.
                         let noop = self.raft.last_log_index().0;
+                        self.leader_noop_index = noop;
                         for (_, w) in self.waiters.split_off(&noop) {
                             let _ = w.reply.send(Err(WriteError::LeadershipLost));
                         }
@@ -251,8 +256,14 @@ impl RaftCore {
             .as_ref()
             .and_then(|l| r.voters().iter().find(|(id, _)| id == l))
             .map(|(_, addr)| addr.clone());
+        let leader_ready_index = if role == RaftRole::Leader {
+            self.leader_noop_index
+        } else {
+            0
+        };
         self.status.update(|s| {
             s.role = role;
+            s.leader_ready_index = leader_ready_index;
             s.term = r.term().0;
             s.leader_id = leader.map(|l| l.0);
             s.leader_addr = leader_addr;

@@ -20,6 +20,35 @@ pub fn check_read_allowed(status: &RaftStatus, mode: Consistency) -> Result<(), 
     }
 }
 
+/// Longest a default or consistent read waits for a new leader to apply the entries that
+/// earlier terms committed (its no-op) before answering "No cluster leader".
+pub const LEADER_CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether a read in `mode` must wait before answering: a leader that has not yet applied
+/// its own no-op may lack acknowledged writes (after a restart, everything after the last
+/// snapshot is re-applied only once the no-op commits). Stale reads promise nothing more.
+pub fn must_wait_for_catch_up(status: &RaftStatus, mode: Consistency, applied: u64) -> bool {
+    mode != Consistency::Stale && status.is_leader() && applied < status.leader_ready_index
+}
+
+/// Wait (bounded) until this server may answer a read in `mode`; the status to answer with.
+async fn catch_up(ctx: &AgentContext, mode: Consistency) -> Result<RaftStatus, ApiError> {
+    let mut applied = ctx.server.applied();
+    let deadline = tokio::time::Instant::now() + LEADER_CATCH_UP_WAIT;
+    loop {
+        let now_applied = *applied.borrow_and_update();
+        let status = ctx.server.status();
+        check_read_allowed(&status, mode)?;
+        if !must_wait_for_catch_up(&status, mode, now_applied) {
+            return Ok(status);
+        }
+        match tokio::time::timeout_at(deadline, applied.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(ApiError::internal("No cluster leader")),
+        }
+    }
+}
+
 pub fn meta_for(status: &RaftStatus, index: u64, mode: Consistency) -> QueryMeta {
     QueryMeta {
         index,
@@ -58,8 +87,7 @@ pub async fn read<T>(
     index_of: impl Fn(&Store) -> u64,
     render: impl Fn(&Store, u64) -> Result<T, ApiError>,
 ) -> Result<(QueryMeta, T), ApiError> {
-    let status = ctx.server.status();
-    check_read_allowed(&status, opts.consistency)?;
+    let status = catch_up(ctx, opts.consistency).await?;
     if opts.min_index == 0 {
         let store = ctx.server.view().read();
         let index = index_of(&store);
@@ -93,6 +121,26 @@ pub async fn read<T>(
 mod tests {
     use super::*;
     use actors::RaftRole;
+
+    #[test]
+    fn a_new_leader_serves_reads_only_after_its_noop_is_applied() {
+        let leader = RaftStatus {
+            role: RaftRole::Leader,
+            leader_id: Some("me".into()),
+            leader_ready_index: 10,
+            ..RaftStatus::default()
+        };
+        assert!(must_wait_for_catch_up(&leader, Consistency::Leader, 9));
+        assert!(must_wait_for_catch_up(&leader, Consistency::Consistent, 9));
+        assert!(!must_wait_for_catch_up(&leader, Consistency::Stale, 9));
+        assert!(!must_wait_for_catch_up(&leader, Consistency::Leader, 10));
+        let follower = RaftStatus {
+            leader_id: Some("other".into()),
+            leader_ready_index: 0,
+            ..RaftStatus::default()
+        };
+        assert!(!must_wait_for_catch_up(&follower, Consistency::Leader, 0));
+    }
 
     #[test]
     fn leaderless_reads_fail_unless_stale() {
