@@ -204,13 +204,16 @@ impl QueryOptions {
     /// Parse `dc`, `wait`, `index`, `stale`/`consistent` in Consul's order.
     pub fn parse(q: &Query, our_dc: &str) -> Result<QueryOptions, ApiError> {
         check_dc(q, our_dc)?;
-        let wait = match q.get("wait") {
+        // Consul's parseWait skips a parameter whose value is empty (`query.Get(..) != ""`),
+        // so `?wait=` and `?index=` mean "not given", not "malformed".
+        let given = |name: &str| q.get(name).filter(|v| !v.is_empty());
+        let wait = match given("wait") {
             Some(w) => Some(
                 parse_go_duration(w).ok_or_else(|| ApiError::bad_request("Invalid wait time"))?,
             ),
             None => None,
         };
-        let min_index = match q.get("index") {
+        let min_index = match given("index") {
             Some(i) => i
                 .parse::<u64>()
                 .map_err(|_| ApiError::bad_request("Invalid index"))?,
@@ -321,6 +324,7 @@ mod tests {
         assert_eq!(p("index=abc"), Err(ApiError::bad_request("Invalid index")));
         assert_eq!(p("index=-1"), Err(ApiError::bad_request("Invalid index")));
         assert_eq!(p("wait=5"), Err(ApiError::bad_request("Invalid wait time")));
+        assert_eq!(p("index=+"), Err(ApiError::bad_request("Invalid index")));
         assert_eq!(
             p("stale&consistent"),
             Err(ApiError::bad_request(
@@ -339,6 +343,22 @@ mod tests {
         assert_eq!(
             p("consistent").unwrap().consistency,
             Consistency::Consistent
+        );
+    }
+
+    #[test]
+    fn empty_wait_and_index_count_as_absent() {
+        let p = |s: &str| QueryOptions::parse(&Query::parse(s), "dc1");
+        let absent = p("").unwrap();
+        for raw in ["wait=", "index=", "wait=&index=", "index&wait"] {
+            assert_eq!(p(raw), Ok(absent), "{raw}");
+        }
+        let blocking = p("index=7&wait=").unwrap();
+        assert_eq!(blocking.min_index, 7);
+        assert_eq!(blocking.effective_wait(), DEFAULT_WAIT);
+        assert_eq!(
+            p("wait=10s&index=").unwrap().wait,
+            Some(Duration::from_secs(10))
         );
     }
 
