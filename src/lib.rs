@@ -5,5 +5,6 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod duration;
 pub mod http;
 pub mod version;

@@ -326,38 +326,10 @@ pub fn normalize_log_level(text: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// A Go duration (`30s`, `1m30s`, `500ms`, `2h`) in milliseconds; `None` when malformed.
+/// A Go duration (`30s`, `1m30s`, `500ms`, `2h`) in whole milliseconds; `None` when
+/// malformed. Same grammar as the HTTP API's durations (one parser for both).
 pub fn parse_duration_ms(text: &str) -> Option<u64> {
-    let mut rest = text.trim();
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total_ms: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale_ms = match &rest[..unit_len] {
-            "ns" => 1e-6,
-            "us" | "µs" => 1e-3,
-            "ms" => 1.0,
-            "s" => 1_000.0,
-            "m" => 60_000.0,
-            "h" => 3_600_000.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total_ms += number * scale_ms;
-    }
-    (total_ms.is_finite() && total_ms < 1e15).then_some(total_ms as u64)
+    crate::duration::parse_go_duration(text.trim()).map(|d| d.as_millis() as u64)
 }
 
 fn validate_node_meta(
@@ -804,6 +776,13 @@ mod tests {
         assert_eq!(parse_duration_ms("0"), Some(0));
         assert_eq!(parse_duration_ms("30"), None);
         assert_eq!(parse_duration_ms("x"), None);
+        // Units the HTTP parser knew but this one used to refuse, and sub-ms truncation.
+        assert_eq!(parse_duration_ms("3μs"), Some(0));
+        assert_eq!(parse_duration_ms("+2s"), Some(2_000));
+        assert_eq!(parse_duration_ms("1.9999ms"), Some(1));
+        assert_eq!(parse_duration_ms(" 1m "), Some(60_000));
+        assert_eq!(parse_duration_ms("-1s"), None);
+        assert_eq!(parse_duration_ms(".s"), None);
         assert_eq!(
             err(ConfigSource {
                 retry_interval: Some("soon".into()),

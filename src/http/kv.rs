@@ -12,6 +12,7 @@ use actix_web::http::Method;
 use actix_web::HttpResponse;
 use protocol::store::{Command, KvEntry, KvOp, Store, Table};
 use serde::Serialize;
+use std::cell::Cell;
 
 /// One KV entry as Consul renders it (`Session` omitted when unlocked).
 #[derive(Serialize)]
@@ -92,6 +93,51 @@ pub fn key_index(store: &Store, key: &str) -> u64 {
     }
 }
 
+/// The index of a `?recurse`/`?keys` read (the prefix's max ModifyIndex, tombstones
+/// included), remembered across the wake-ups of one blocking query.
+///
+/// A parked query re-reads its index every time any entry is applied (catalog churn,
+/// health updates, no-ops); recomputing the prefix index scans every key and tombstone
+/// under the prefix under the read lock. KV contents only change through an entry that
+/// moves the KV table index (Raft indexes only grow) or through a tombstone reap (which
+/// lowers the tombstone count), so while that pair is unchanged the prefix index is too,
+/// and the remembered value is exact, not an estimate.
+pub struct PrefixIndexWatch<'p> {
+    prefix: &'p str,
+    /// ((KV table index, tombstone count), prefix index) of the last scan.
+    last: Cell<Option<((u64, usize), u64)>>,
+    scans: Cell<u64>,
+}
+
+impl<'p> PrefixIndexWatch<'p> {
+    pub fn new(prefix: &'p str) -> PrefixIndexWatch<'p> {
+        PrefixIndexWatch {
+            prefix,
+            last: Cell::new(None),
+            scans: Cell::new(0),
+        }
+    }
+
+    /// Always equal to `store.kv_prefix_index(prefix)`; scans only when KV changed.
+    pub fn index(&self, store: &Store) -> u64 {
+        let kv_state = (store.table_index(Table::Kv), store.kv_tombstone_count());
+        if let Some((seen, index)) = self.last.get() {
+            if seen == kv_state {
+                return index;
+            }
+        }
+        let index = store.kv_prefix_index(self.prefix);
+        self.scans.set(self.scans.get() + 1);
+        self.last.set(Some((kv_state, index)));
+        index
+    }
+
+    /// How many prefix scans `index` has done (for tests and diagnostics).
+    pub fn scans(&self) -> u64 {
+        self.scans.get()
+    }
+}
+
 /// The GET variants, as pure functions of the store (tested directly).
 pub fn render_keys(
     store: &Store,
@@ -159,6 +205,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let q = &req.query;
     let pretty = req.pretty;
+    let prefix_index = PrefixIndexWatch::new(key);
     let (meta, answer) = if q.has("keys") {
         let separator = q
             .get("separator")
@@ -167,7 +214,7 @@ async fn get(
         read(
             ctx,
             opts,
-            |s| s.kv_prefix_index(key),
+            |s| prefix_index.index(s),
             |s, _| render_keys(s, key, separator, pretty),
         )
         .await?
@@ -175,7 +222,7 @@ async fn get(
         read(
             ctx,
             opts,
-            |s| s.kv_prefix_index(key),
+            |s| prefix_index.index(s),
             |s, _| render_recurse(s, key, pretty),
         )
         .await?
@@ -398,5 +445,90 @@ mod tests {
             ))
         );
         assert_eq!(delete_op(&q(""), "k"), Ok(KvOp::Delete { key: "k".into() }));
+    }
+
+    /// Deterministic xorshift, so a failure replays.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn prefix_index_watch_always_equals_a_fresh_scan() {
+        const KEYS: [&str; 8] = ["a", "a/b", "a/b/c", "a/c", "ab", "b", "b/x", ""];
+        const PREFIXES: [&str; 5] = ["", "a", "a/", "a/b", "zz"];
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut store = Store::new();
+        let watches: Vec<PrefixIndexWatch<'_>> =
+            PREFIXES.iter().map(|p| PrefixIndexWatch::new(p)).collect();
+        for index in 1..3000u64 {
+            let key = KEYS[(next(&mut rng) % KEYS.len() as u64) as usize].to_string();
+            match next(&mut rng) % 6 {
+                0 | 1 => {
+                    let op = KvOp::Set {
+                        key,
+                        value: vec![1],
+                        flags: 0,
+                    };
+                    store.apply(index, &Command::Kv(op));
+                }
+                2 => {
+                    store.apply(index, &Command::Kv(KvOp::Delete { key }));
+                }
+                3 => {
+                    store.apply(index, &Command::Kv(KvOp::DeleteTree { prefix: key }));
+                }
+                4 => {
+                    store.reap_tombstones(index.saturating_sub(next(&mut rng) % 200));
+                    store.apply_noop(index);
+                }
+                _ => store.apply_noop(index),
+            }
+            for (watch, prefix) in watches.iter().zip(PREFIXES) {
+                assert_eq!(
+                    watch.index(&store),
+                    store.kv_prefix_index(prefix),
+                    "prefix {prefix:?} after entry {index}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_index_watch_does_not_rescan_when_kv_is_unchanged() {
+        let mut store = Store::new();
+        let set = |key: &str| {
+            Command::Kv(KvOp::Set {
+                key: key.into(),
+                value: vec![],
+                flags: 0,
+            })
+        };
+        store.apply(1, &set("app/x"));
+        store.apply(2, &set("other"));
+        let watch = PrefixIndexWatch::new("app/");
+        assert_eq!(watch.index(&store), 1);
+        // Applied-index changes that leave KV alone (catalog writes, no-ops) wake the
+        // query but must not cost a scan.
+        for index in 3..100 {
+            store.apply_noop(index);
+            assert_eq!(watch.index(&store), 1);
+        }
+        assert_eq!(watch.scans(), 1);
+        store.apply(100, &set("app/y"));
+        assert_eq!(watch.index(&store), 100);
+        store.apply(
+            101,
+            &Command::Kv(KvOp::Delete {
+                key: "app/y".into(),
+            }),
+        );
+        assert_eq!(watch.index(&store), 101);
+        // Reaping the tombstone moves the prefix index back without a KV table bump.
+        assert_eq!(store.reap_tombstones(101), 1);
+        assert_eq!(watch.index(&store), 1);
+        assert_eq!(watch.scans(), 4);
     }
 }

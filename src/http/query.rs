@@ -2,6 +2,7 @@
 //! following Go's `url.ParseQuery` and Consul's `parse*` helpers.
 
 use super::error::ApiError;
+pub use crate::duration::{format_go_duration, parse_go_duration};
 use percent_encoding::percent_decode_str;
 use std::time::Duration;
 
@@ -78,93 +79,6 @@ impl Query {
     }
 }
 
-/// Parse a Go duration string (`"10s"`, `"1m30s"`, `"0.5h"`, `"60000ms"`, `"0"`).
-/// Negative durations are refused: no caller here has a use for them.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let mut total_ns: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let (num, tail) = rest.split_at(num_len);
-        if num == "." {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total_ns += value * scale;
-        rest = tail;
-    }
-    if !total_ns.is_finite() || total_ns > u64::MAX as f64 {
-        return None;
-    }
-    Some(Duration::from_nanos(total_ns as u64))
-}
-
-/// Render a duration the way Go's `time.Duration.String()` does for whole units
-/// (`"10s"`, `"1m30s"`, `"1h0m0s"`, `"1.5s"`, `"250ms"`).
-pub fn format_go_duration(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns == 0 {
-        return "0s".into();
-    }
-    if ns < 1_000_000_000 {
-        let (div, unit) = if ns < 1_000 {
-            (1, "ns")
-        } else if ns < 1_000_000 {
-            (1_000, "µs")
-        } else {
-            (1_000_000, "ms")
-        };
-        return format!("{}{}", trim_fraction(ns, div), unit);
-    }
-    let hours = ns / 3_600_000_000_000;
-    let minutes = (ns / 60_000_000_000) % 60;
-    let secs_ns = ns % 60_000_000_000;
-    let secs = trim_fraction(secs_ns, 1_000_000_000);
-    if hours > 0 {
-        format!("{hours}h{minutes}m{secs}s")
-    } else if minutes > 0 {
-        format!("{minutes}m{secs}s")
-    } else {
-        format!("{secs}s")
-    }
-}
-
-fn trim_fraction(value: u128, div: u128) -> String {
-    let whole = value / div;
-    let frac = value % div;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let width = (div as f64).log10().round() as usize;
-    let digits = format!("{frac:0width$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
-
 /// Consul's read consistency modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
@@ -204,13 +118,16 @@ impl QueryOptions {
     /// Parse `dc`, `wait`, `index`, `stale`/`consistent` in Consul's order.
     pub fn parse(q: &Query, our_dc: &str) -> Result<QueryOptions, ApiError> {
         check_dc(q, our_dc)?;
-        let wait = match q.get("wait") {
+        // Consul's parseWait skips a parameter whose value is empty (`query.Get(..) != ""`),
+        // so `?wait=` and `?index=` mean "not given", not "malformed".
+        let given = |name: &str| q.get(name).filter(|v| !v.is_empty());
+        let wait = match given("wait") {
             Some(w) => Some(
                 parse_go_duration(w).ok_or_else(|| ApiError::bad_request("Invalid wait time"))?,
             ),
             None => None,
         };
-        let min_index = match q.get("index") {
+        let min_index = match given("index") {
             Some(i) => i
                 .parse::<u64>()
                 .map_err(|_| ApiError::bad_request("Invalid index"))?,
@@ -290,37 +207,12 @@ mod tests {
     }
 
     #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("60000ms"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_go_duration("9.5s"), Some(Duration::from_millis(9500)));
-        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
-        assert_eq!(parse_go_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_go_duration("5"), None);
-        assert_eq!(parse_go_duration(""), None);
-        assert_eq!(parse_go_duration("abc"), None);
-        assert_eq!(parse_go_duration("-1s"), None);
-        assert_eq!(parse_go_duration("1x"), None);
-        assert_eq!(parse_go_duration(".s"), None);
-    }
-
-    #[test]
-    fn go_duration_strings() {
-        assert_eq!(format_go_duration(Duration::from_secs(10)), "10s");
-        assert_eq!(format_go_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(format_go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(format_go_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(format_go_duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(format_go_duration(Duration::ZERO), "0s");
-    }
-
-    #[test]
     fn query_options_errors_and_modes() {
         let p = |s: &str| QueryOptions::parse(&Query::parse(s), "dc1");
         assert_eq!(p("index=abc"), Err(ApiError::bad_request("Invalid index")));
         assert_eq!(p("index=-1"), Err(ApiError::bad_request("Invalid index")));
         assert_eq!(p("wait=5"), Err(ApiError::bad_request("Invalid wait time")));
+        assert_eq!(p("index=+"), Err(ApiError::bad_request("Invalid index")));
         assert_eq!(
             p("stale&consistent"),
             Err(ApiError::bad_request(
@@ -339,6 +231,22 @@ mod tests {
         assert_eq!(
             p("consistent").unwrap().consistency,
             Consistency::Consistent
+        );
+    }
+
+    #[test]
+    fn empty_wait_and_index_count_as_absent() {
+        let p = |s: &str| QueryOptions::parse(&Query::parse(s), "dc1");
+        let absent = p("").unwrap();
+        for raw in ["wait=", "index=", "wait=&index=", "index&wait"] {
+            assert_eq!(p(raw), Ok(absent), "{raw}");
+        }
+        let blocking = p("index=7&wait=").unwrap();
+        assert_eq!(blocking.min_index, 7);
+        assert_eq!(blocking.effective_wait(), DEFAULT_WAIT);
+        assert_eq!(
+            p("wait=10s&index=").unwrap().wait,
+            Some(Duration::from_secs(10))
         );
     }
 

@@ -99,9 +99,27 @@ fn fold(s: &str) -> String {
     s.to_lowercase()
 }
 
-/// Case-insensitive equality, cheap when the strings are already equal.
+/// Case-insensitive equality for tags and node IDs, after Go's `strings.EqualFold`
+/// (Consul's): rune by rune, two runes match when they are equal or share a simple case
+/// mapping (so `σ`/`ς`/`Σ`, `ſ`/`s` and `K` (Kelvin)/`k` match, while `ß` never matches
+/// `ss`). It allocates nothing: it runs for every tag of every instance on the DNS path.
 fn eq_fold(a: &str, b: &str) -> bool {
-    a == b || a.to_lowercase() == b.to_lowercase()
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    let mut left = a.chars();
+    let mut right = b.chars();
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) if chars_eq_fold(x, y) => {}
+            _ => return false,
+        }
+    }
+}
+
+fn chars_eq_fold(x: char, y: char) -> bool {
+    x == y || x.to_lowercase().eq(y.to_lowercase()) || x.to_uppercase().eq(y.to_uppercase())
 }
 
 impl Store {

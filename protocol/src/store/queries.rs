@@ -45,34 +45,47 @@ impl Store {
             .collect()
     }
 
+    /// Instances of a service (name case-insensitive) carrying every tag in `tags`
+    /// (case-insensitive), sorted by (node key, service id): the selection both instance
+    /// views share, so they can't disagree on which instances exist.
+    fn matching_instances<'s, 't>(
+        &'s self,
+        service: &str,
+        tags: &'t [String],
+    ) -> impl Iterator<Item = (&'s (String, String), &'s Node, &'s Service)> + 't
+    where
+        's: 't,
+    {
+        self.service_names
+            .get(&fold(service))
+            .into_iter()
+            .flat_map(|entry| entry.instances.iter())
+            .filter_map(|key| {
+                let svc = self.services.get(key)?;
+                let node = self.nodes.get(&key.0)?;
+                let has_all_tags = tags
+                    .iter()
+                    .all(|want| svc.tags.iter().any(|have| eq_fold(have, want)));
+                has_all_tags.then_some((key, node, svc))
+            })
+    }
+
     /// Instances of a service (name case-insensitive) that carry every tag in `tags`
     /// (case-insensitive), sorted by (node, service id), with their checks.
     pub fn service_instances(&self, service: &str, tags: &[String]) -> Vec<ServiceInstance<'_>> {
-        let Some(entry) = self.service_names.get(&fold(service)) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for key in &entry.instances {
-            let (Some(svc), Some(node)) = (self.services.get(key), self.nodes.get(&key.0)) else {
-                continue;
-            };
-            let has_all_tags = tags
-                .iter()
-                .all(|want| svc.tags.iter().any(|have| eq_fold(have, want)));
-            if !has_all_tags {
-                continue;
-            }
-            let node_checks = || on_node(&self.checks, &key.0).map(|(_, c)| c);
-            let mut checks: Vec<&Check> =
-                node_checks().filter(|c| c.service_id.is_empty()).collect();
-            checks.extend(node_checks().filter(|c| c.service_id == key.1));
-            out.push(ServiceInstance {
-                node,
-                service: svc,
-                checks,
-            });
-        }
-        out
+        self.matching_instances(service, tags)
+            .map(|(key, node, svc)| {
+                let node_checks = || on_node(&self.checks, &key.0).map(|(_, c)| c);
+                let mut checks: Vec<&Check> =
+                    node_checks().filter(|c| c.service_id.is_empty()).collect();
+                checks.extend(node_checks().filter(|c| c.service_id == key.1));
+                ServiceInstance {
+                    node,
+                    service: svc,
+                    checks,
+                }
+            })
+            .collect()
     }
 
     /// Like [`Store::service_instances`], with each instance's aggregate status instead of
@@ -83,23 +96,11 @@ impl Store {
         service: &str,
         tags: &[String],
     ) -> Vec<InstanceHealth<'_>> {
-        let Some(entry) = self.service_names.get(&fold(service)) else {
-            return Vec::new();
-        };
         // Statuses of the node whose instances are being visited (instances are sorted by
         // node): the worst node-level status and the worst status per service id.
         let mut current: Option<(&str, Option<CheckStatus>, BTreeMap<&str, CheckStatus>)> = None;
         let mut out = Vec::new();
-        for key in &entry.instances {
-            let (Some(svc), Some(node)) = (self.services.get(key), self.nodes.get(&key.0)) else {
-                continue;
-            };
-            let has_all_tags = tags
-                .iter()
-                .all(|want| svc.tags.iter().any(|have| eq_fold(have, want)));
-            if !has_all_tags {
-                continue;
-            }
+        for (key, node, svc) in self.matching_instances(service, tags) {
             if current
                 .as_ref()
                 .is_none_or(|(node_key, ..)| *node_key != key.0)

@@ -775,3 +775,33 @@ fn registrations_that_would_multiply_into_huge_state_are_refused() {
     assert!(refused(result));
     assert!(store.node(&long_name).is_none());
 }
+
+#[test]
+fn tag_and_id_folding_follows_go_equal_fold() {
+    use super::eq_fold;
+    for (a, b) in [
+        ("web", "WEB"),
+        ("v1", "v1"),
+        ("", ""),
+        ("σ", "ς"),
+        ("Σ", "ς"),
+        ("ſ", "S"),
+        ("\u{212A}", "k"),
+        ("ÄRGER", "ärger"),
+        ("ß", "ẞ"),
+    ] {
+        assert!(eq_fold(a, b), "{a:?} ~ {b:?}");
+        assert!(eq_fold(b, a), "{b:?} ~ {a:?}");
+    }
+    for (a, b) in [
+        ("web", "web2"),
+        ("web", ""),
+        ("ß", "ss"),
+        ("straße", "STRASSE"),
+        ("\u{130}", "i"),
+        ("é", "e"),
+    ] {
+        assert!(!eq_fold(a, b), "{a:?} !~ {b:?}");
+        assert!(!eq_fold(b, a), "{b:?} !~ {a:?}");
+    }
+}
