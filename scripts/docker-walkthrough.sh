@@ -22,8 +22,10 @@ readonly START_TIMEOUT_S=60
 readonly POLL_INTERVAL_S=0.2
 
 say() { echo "docker-walkthrough: $*"; }
+FAILURE=""
 fail() {
-  echo "docker-walkthrough: FAILED: $*" >&2
+  FAILURE="docker-walkthrough: FAILED: $*"
+  echo "$FAILURE" >&2
   exit 1
 }
 
@@ -47,9 +49,12 @@ cleanup() {
   set +e
   if ((status != 0)); then
     for c in "${CONTAINERS[@]}"; do
+      docker inspect "$c" >/dev/null 2>&1 || continue
       echo "--- docker logs $c (last 40 lines)" >&2
       docker logs --tail 40 "$c" >&2 2>&1
     done
+    # Repeated after the logs, so the reason is the last thing on screen.
+    [[ -n "$FAILURE" ]] && echo "$FAILURE" >&2
   fi
   for c in "${CONTAINERS[@]}"; do docker rm -f -v "$c" >/dev/null 2>&1; done
   ((NET_CREATED)) && docker network rm "$NET" >/dev/null 2>&1
@@ -230,7 +235,7 @@ VOL_CREATED=1
 
 start_server "$PREFIX-1"
 IP=$(container_ip "$PREFIX-1")
-[[ -n "$IP" ]] || fail "container $PREFIX-1 has no address on $NET"
+[[ -n "$IP" ]] || fail "container $PREFIX-1 has no address on $NET (did it exit?)"
 say "server $PREFIX-1 at $IP (network $NET, volume $VOL)"
 
 server_up() {
@@ -264,11 +269,32 @@ say "ok: KV key1 = test"
 docker kill "$PREFIX-1" >/dev/null # SIGKILL: no shutdown path runs
 not_running() { ! running "$PREFIX-1"; }
 wait_for "$PREFIX-1 to stop" 30 not_running
-say "killed $PREFIX-1 (SIGKILL); starting $PREFIX-2 on the same volume"
+say "killed $PREFIX-1 (SIGKILL)"
+OLD_IP=$IP
+
+# The image's default command (-dev, serving on 0.0.0.0) must be reachable from outside
+# too. Started now, it usually takes the dead server's address, so the restarted server
+# gets a new one, as a rescheduled container would.
+docker run -d --name "$PREFIX-dev" --network "$NET" "$IMAGE" >/dev/null
+CONTAINERS+=("$PREFIX-dev")
+DEV_IP=$(container_ip "$PREFIX-dev")
+[[ -n "$DEV_IP" ]] || fail "container $PREFIX-dev has no address on $NET (did it exit?)"
+dev_up() {
+  running "$PREFIX-dev" || fail "container $PREFIX-dev (default command) exited"
+  curl -sf "http://$DEV_IP:8500/v1/catalog/nodes" 2>/dev/null |
+    json_is "len(d) == 1 and d[0]['Address'] == '$DEV_IP'"
+}
+wait_for "the default-command (-dev) agent at $DEV_IP" "$START_TIMEOUT_S" dev_up
+say "ok: the default command (-dev) serves HTTP at $DEV_IP"
 
 start_server "$PREFIX-2"
 IP=$(container_ip "$PREFIX-2")
-[[ -n "$IP" ]] || fail "container $PREFIX-2 has no address on $NET"
+[[ -n "$IP" ]] || fail "container $PREFIX-2 has no address on $NET (did it exit?)"
+if [[ "$IP" == "$OLD_IP" ]]; then
+  say "server $PREFIX-2 on the same volume, at $IP (same address)"
+else
+  say "server $PREFIX-2 on the same volume, at $IP (new address; was $OLD_IP)"
+fi
 
 restarted_and_leading() {
   running "$PREFIX-2" || fail "container $PREFIX-2 exited"
