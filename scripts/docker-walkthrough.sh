@@ -2,8 +2,10 @@
 # The README walkthrough, run against cairn in a container: builds the static binary and
 # the `cairn:dev` image (FROM scratch, nothing is pulled), starts one bootstrap server on a
 # private Docker network with its data dir on a volume, talks to it from the host over
-# HTTP and DNS, SIGKILLs it, starts a new container on the same volume and checks that
-# every acknowledged write survived.
+# HTTP and DNS, SIGKILLs it, checks the image's default command (-dev) is reachable too,
+# starts a new server container (usually on a new address) on the same volume and checks
+# that every acknowledged write survived. The host reaches containers by their bridge IPs
+# (Linux Docker; not Docker Desktop's VM).
 #
 # Needs: cargo, docker (a running daemon), curl, python3. Every docker object it creates
 # (containers, network, volume) is removed on exit; the image is kept.
