@@ -15,6 +15,11 @@
 //! At most one snapshot is in progress; when it finishes the Fsm checks again (a
 //! threshold crossed meanwhile is not lost). A failed one is logged and retried after
 //! another `snapshot_threshold` entries.
+//!
+//! A snapshot whose encoding is larger than what recovery may load
+//! ([`SnapshotPolicy::max_bytes`], normally [`codec::MAX_SNAPSHOT_BYTES`]) is NOT saved
+//! and so never compacts the log: the server keeps a longer log but can always start,
+//! instead of compacting the log behind a snapshot it could not read back.
 
 use crate::handle::{ReadView, WriteError};
 use crate::raft_core::SnapshotTaken;
@@ -67,6 +72,9 @@ pub(crate) struct SnapshotPolicy {
     pub(crate) threshold: u64,
     /// Told once each snapshot is durable.
     pub(crate) taken: Recipient<SnapshotTaken>,
+    /// Largest encoded snapshot that is saved: the limit recovery loads with
+    /// ([`codec::MAX_SNAPSHOT_BYTES`]; tests inject a small one).
+    pub(crate) max_bytes: usize,
 }
 
 pub(crate) struct Fsm {
@@ -127,11 +135,13 @@ impl Fsm {
         self.last_snapshot_index = self.last_applied;
         let backend = self.policy.store.clone();
         let taken = self.policy.taken.clone();
+        let max_bytes = self.policy.max_bytes;
         let fsm = ctx.address();
         let spawned = std::thread::Builder::new()
             .name("cairn-snapshot".into())
             .spawn(move || {
-                write_snapshot(backend.as_ref(), &taken, meta, &store, clone_us);
+                let limits = (clone_us, max_bytes);
+                write_snapshot(backend.as_ref(), &taken, meta, &store, limits);
                 fsm.do_send(SnapshotFinished);
             });
         if let Err(e) = spawned {
@@ -141,17 +151,28 @@ impl Fsm {
     }
 }
 
-/// Encode and save a snapshot, then report it (on the snapshot thread).
-fn write_snapshot(
+/// Encode and save a snapshot, then report it (on the snapshot thread). `(clone_us,
+/// max_bytes)`: how long the clone took (for the log line) and the largest encoding
+/// saved; a larger one is refused, so the log it would have compacted is kept.
+pub(crate) fn write_snapshot(
     backend: &dyn SnapshotBackend,
     taken: &Recipient<SnapshotTaken>,
     meta: SnapshotMeta,
     store: &Store,
-    clone_us: u64,
+    (clone_us, max_bytes): (u64, usize),
 ) {
     let started = Instant::now();
     let result = codec::encode(store)
         .map_err(|e| e.to_string())
+        .and_then(|data| {
+            if data.len() > max_bytes {
+                return Err(format!(
+                    "snapshot of {} bytes exceeds the {max_bytes} bytes recovery can load; not saved, the log is not compacted",
+                    data.len()
+                ));
+            }
+            Ok(data)
+        })
         .and_then(|data| {
             backend
                 .save(&meta, &data)

@@ -289,6 +289,7 @@ fn fsm_with(
         store,
         threshold,
         taken: SnapshotSink(tx).start().recipient(),
+        max_bytes: protocol::codec::MAX_SNAPSHOT_BYTES,
     };
     let status = Arc::new(StatusCell::default());
     let fsm = Fsm::new(
