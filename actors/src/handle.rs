@@ -68,6 +68,9 @@ pub enum WriteError {
     ShuttingDown,
     #[error("encode failed: {0}")]
     Encode(String),
+    /// The encoded command is over [`codec::MAX_COMMAND_BYTES`]; nothing was proposed.
+    #[error("command of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { len: usize, limit: usize },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -141,6 +144,7 @@ pub struct ServerHandle {
     status: Arc<StatusCell>,
     applied: watch::Receiver<u64>,
     propose_timeout: Duration,
+    max_command_bytes: usize,
 }
 
 /// Bounds of the write path.
@@ -150,6 +154,8 @@ pub(crate) struct Limits {
     pub(crate) max_pending_proposals: usize,
     /// Log segment size of the file backend.
     pub(crate) segment_max_bytes: u64,
+    /// Largest encoded command `propose` accepts (tests inject a small one).
+    pub(crate) max_command_bytes: usize,
     /// Largest snapshot image saved and loaded (tests inject a small one).
     pub(crate) max_snapshot_bytes: usize,
 }
@@ -160,6 +166,7 @@ impl Default for Limits {
             propose_timeout: PROPOSE_TIMEOUT,
             max_pending_proposals: MAX_PENDING_PROPOSALS,
             segment_max_bytes: FileOptions::default().segment_max_bytes,
+            max_command_bytes: codec::MAX_COMMAND_BYTES,
             max_snapshot_bytes: codec::MAX_SNAPSHOT_BYTES,
         }
     }
@@ -281,6 +288,7 @@ impl ServerHandle {
             status,
             applied: applied_rx,
             propose_timeout: limits.propose_timeout,
+            max_command_bytes: limits.max_command_bytes,
         })
     }
 
@@ -288,6 +296,13 @@ impl ServerHandle {
     /// machine's answer. Never answers before the entry is applied.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, WriteError> {
         let data = codec::encode(&cmd).map_err(|e| WriteError::Encode(e.to_string()))?;
+        if data.len() > self.max_command_bytes {
+            // Refused here so that every log record stays readable at recovery.
+            return Err(WriteError::TooLarge {
+                len: data.len(),
+                limit: self.max_command_bytes,
+            });
+        }
         let (reply, answer) = oneshot::channel();
         let wait = async {
             self.raft

@@ -404,3 +404,32 @@ async fn fsm_snapshots_at_the_threshold_with_term_and_configuration() {
     let restored: Store = codec::decode_snapshot(&saved.data, codec::MAX_SNAPSHOT_BYTES).unwrap();
     assert_eq!(&restored, &*view.read());
 }
+
+#[actix::test]
+async fn a_command_over_the_size_limit_is_refused_before_replication() {
+    const LIMIT: usize = 100;
+    assert_eq!(
+        Limits::default().max_command_bytes,
+        protocol::codec::MAX_COMMAND_BYTES
+    );
+    let limits = Limits {
+        max_command_bytes: LIMIT,
+        ..Limits::default()
+    };
+    let (server, _backend) = gated_leader(limits).await;
+    let last = server.status().last_log_index;
+    let big = Command::Kv(KvOp::Set {
+        key: "big".into(),
+        value: vec![0; LIMIT],
+        flags: 0,
+    });
+    let len = protocol::codec::encode(&big).unwrap().len();
+    assert_eq!(
+        server.propose(big).await,
+        Err(WriteError::TooLarge { len, limit: LIMIT })
+    );
+    assert_eq!(server.status().last_log_index, last, "nothing proposed");
+    // A small one still goes through.
+    assert!(server.propose(set("small")).await.is_ok());
+    server.shutdown().await;
+}
