@@ -492,3 +492,26 @@ fn appending_a_record_over_the_limit_is_refused() {
     ));
     assert_eq!(b.last_index(), LogIndex(0));
 }
+
+#[test]
+fn a_crash_part_way_through_a_reset_leaves_a_log_starting_where_it_did() {
+    let opts = || FileOptions {
+        segment_max_bytes: 300,
+    };
+    for deleted in 0..4 {
+        let tmp = tempfile::tempdir().unwrap();
+        write_ten(tmp.path(), 300);
+        let files = segment_files(tmp.path());
+        assert!(files.len() >= 4, "{files:?}");
+        let (mut b, _) = FileBackend::open(tmp.path(), opts()).unwrap();
+        b.crash_after_deletes = Some(deleted);
+        assert!(b.reset_after(LogIndex(50)).is_err());
+        drop(b);
+        // What survives is the oldest part of the old log: it still starts at 1 (so the
+        // snapshot at 50 plus this log has no gap) and is contiguous.
+        let (_, r) = FileBackend::open(tmp.path(), opts()).unwrap();
+        let n = r.entries.len() as u64;
+        assert!(n < 10 || deleted == 0, "deleted {deleted}: {n} entries");
+        assert_eq!(r.entries, entries(1, 1, n), "after {deleted} deletions");
+    }
+}

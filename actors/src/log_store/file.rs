@@ -17,8 +17,9 @@
 //! `compact_until(i)` deletes, oldest first, every segment whose entries are all <= i,
 //! never the active one, then fsyncs the directory. A crash part way leaves a log that
 //! simply starts a little earlier. `reset_after(i)` (snapshot install) deletes every
-//! segment and starts an empty one named `i + 1`; a crash part way leaves either the old
-//! segments (the core resets again on start) or nothing (same).
+//! segment NEWEST first, fsyncs the directory, then starts an empty one named `i + 1`;
+//! a crash part way leaves a prefix of the old segments (still starting at the old first
+//! index; the core resets again on start), nothing, or the new empty segment.
 //!
 //! # Recovery
 //! The log starts at the first segment's index (1, or later after compaction or a
@@ -89,6 +90,9 @@ pub struct FileBackend {
     dir_dirty: bool,
     /// Largest record payload written or read back.
     max_record: usize,
+    /// Test hook: `reset_after` stops (as a crash would) after this many deletions.
+    #[cfg(test)]
+    pub(crate) crash_after_deletes: Option<usize>,
 }
 
 fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
@@ -242,6 +246,8 @@ impl FileBackend {
             dirty: false,
             dir_dirty: false,
             max_record,
+            #[cfg(test)]
+            crash_after_deletes: None,
         };
         Ok((
             backend,
@@ -426,9 +432,22 @@ impl LogBackend for FileBackend {
     fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.buf.clear();
         self.dirty = false;
-        for seg in std::mem::take(&mut self.segments) {
+        // Newest first, and the deletions are durable before the new segment exists: a
+        // crash part way leaves a prefix of the old log starting at its old first index
+        // (which recovery accepts, and the core resets again), never a log that starts
+        // past `index + 1` with a gap behind it.
+        while let Some(seg) = self.segments.pop() {
+            #[cfg(test)]
+            if self.crash_after_deletes == Some(0) {
+                return Err(StorageError::Io("simulated crash".into()));
+            }
             fs::remove_file(&seg.path)?;
+            #[cfg(test)]
+            if let Some(n) = self.crash_after_deletes.as_mut() {
+                *n -= 1;
+            }
         }
+        sync_dir(&self.dir)?;
         let first_index = index.0 + 1;
         let path = segment_path(&self.dir, first_index);
         self.active = OpenOptions::new()
