@@ -1,6 +1,7 @@
 //! Fsm actor: applies committed entries to the replicated store, in order and exactly
-//! once, under the read view's write lock (one lock per batch); then resolves the
-//! proposals waiting on those indexes and publishes the applied index.
+//! once, under the read view's write lock (one lock per batch, taken only after the
+//! whole batch is decoded); then resolves the proposals waiting on those indexes and
+//! publishes the applied index.
 //!
 //! It runs on its own arbiter (thread) so applying overlaps with RaftCore's work.
 //!
@@ -208,18 +209,42 @@ impl Actor for Fsm {
     type Context = Context<Self>;
 }
 
-fn apply_payload(store: &mut protocol::store::Store, entry: &Entry) -> Option<CommandResult> {
-    match &entry.payload {
-        Payload::Command(bytes) => match codec::decode::<Command>(bytes, codec::MAX_DECODE_BYTES) {
-            Ok(cmd) => Some(store.apply(entry.index.0, &cmd)),
-            Err(e) => {
-                // Deterministic on every replica: the entry changes nothing.
-                store.apply_noop(entry.index.0);
-                Some(CommandResult::Rejected(format!("undecodable command: {e}")))
+/// An entry's payload, decoded before the store's write lock is taken (decoding a batch
+/// can take a while; readers should not wait for it).
+pub(crate) enum Decoded {
+    Command(Command),
+    /// The command bytes did not decode (the error text).
+    Undecodable(String),
+    /// A no-op or configuration entry: nothing for the store but its index.
+    NotACommand,
+}
+
+/// Decode every command of a batch (no lock held).
+pub(crate) fn decode_batch(entries: &[Entry]) -> Vec<Decoded> {
+    entries
+        .iter()
+        .map(|entry| match &entry.payload {
+            Payload::Command(bytes) => {
+                match codec::decode::<Command>(bytes, codec::MAX_DECODE_BYTES) {
+                    Ok(cmd) => Decoded::Command(cmd),
+                    Err(e) => Decoded::Undecodable(e.to_string()),
+                }
             }
-        },
-        Payload::Noop | Payload::Configuration(_) => {
-            store.apply_noop(entry.index.0);
+            Payload::Noop | Payload::Configuration(_) => Decoded::NotACommand,
+        })
+        .collect()
+}
+
+fn apply_decoded(store: &mut Store, index: u64, decoded: &Decoded) -> Option<CommandResult> {
+    match decoded {
+        Decoded::Command(cmd) => Some(store.apply(index, cmd)),
+        Decoded::Undecodable(e) => {
+            // Deterministic on every replica: the entry changes nothing.
+            store.apply_noop(index);
+            Some(CommandResult::Rejected(format!("undecodable command: {e}")))
+        }
+        Decoded::NotACommand => {
+            store.apply_noop(index);
             None
         }
     }
@@ -238,9 +263,10 @@ impl Handler<Apply> for Fsm {
         }
         let mut results: Vec<(u64, Term, Option<CommandResult>)> =
             Vec::with_capacity(msg.entries.len());
+        let decoded = decode_batch(&msg.entries);
         {
             let mut store = self.view.inner().write();
-            for entry in &msg.entries {
+            for (entry, decoded) in msg.entries.iter().zip(&decoded) {
                 if entry.index.0 <= self.last_applied {
                     continue; // exactly once
                 }
@@ -252,7 +278,7 @@ impl Handler<Apply> for Fsm {
                     );
                     break;
                 }
-                let result = apply_payload(&mut store, entry);
+                let result = apply_decoded(&mut store, entry.index.0, decoded);
                 if let Payload::Configuration(voters) = &entry.payload {
                     self.configuration = voters.clone();
                 }

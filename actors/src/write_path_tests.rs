@@ -433,3 +433,22 @@ async fn a_command_over_the_size_limit_is_refused_before_replication() {
     assert!(server.propose(set("small")).await.is_ok());
     server.shutdown().await;
 }
+
+#[test]
+fn a_batch_is_decoded_up_front_without_the_store_lock() {
+    use crate::fsm::{decode_batch, Decoded};
+    let garbage = Entry {
+        term: Term(1),
+        index: LogIndex(3),
+        payload: Payload::Command(vec![0xff, 0xff]),
+    };
+    let batch = vec![noop(1, 1), command_entry(1, 2, &set("a")), garbage];
+    // Decoding needs no store at all: the Fsm does it before taking the write lock, and
+    // applying only takes decoded commands.
+    let view = ReadView::new(Store::new());
+    let _writer = view.inner().write();
+    let decoded = decode_batch(&batch);
+    assert!(matches!(decoded[0], Decoded::NotACommand));
+    assert!(matches!(&decoded[1], Decoded::Command(c) if *c == set("a")));
+    assert!(matches!(&decoded[2], Decoded::Undecodable(_)));
+}
