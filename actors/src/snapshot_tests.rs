@@ -56,9 +56,23 @@ fn snapshot_dir(dir: &Path) -> PathBuf {
     dir.join("raft").join("snapshots")
 }
 
+/// Indexes of the retained snapshots, newest first. Reads the directory itself: opening
+/// a `FileSnapshotStore` on a running server's directory would delete the `.snap.tmp`
+/// file of a snapshot being written (and so fail that save).
 fn snapshot_indexes(dir: &Path) -> Vec<u64> {
-    let store = FileSnapshotStore::open(&snapshot_dir(dir)).unwrap();
-    store.list().unwrap().iter().map(|id| id.index.0).collect()
+    let mut ids: Vec<(u64, u64)> = std::fs::read_dir(snapshot_dir(dir))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let (term, index) = name.strip_suffix(".snap")?.split_once('-')?;
+            Some((term.parse().ok()?, index.parse().ok()?))
+        })
+        .collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    ids.into_iter()
+        .take(crate::snapshot_store::RETAINED_SNAPSHOTS)
+        .map(|(_, index)| index)
+        .collect()
 }
 
 fn command(i: u64) -> Command {
