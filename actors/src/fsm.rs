@@ -211,6 +211,8 @@ impl Actor for Fsm {
 
 /// An entry's payload, decoded before the store's write lock is taken (decoding a batch
 /// can take a while; readers should not wait for it).
+// Almost every entry is a command, so boxing it would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Decoded {
     Command(Command),
     /// The command bytes did not decode (the error text).
