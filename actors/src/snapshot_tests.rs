@@ -320,9 +320,9 @@ fn an_intact_snapshot_too_large_to_load_is_not_quarantined() {
     backend.save(&meta(50), &big).unwrap();
 
     // Alone: the start fails with the reason and the file stays.
-    let error = crate::handle::load_newest_snapshot(&backend, LIMIT)
-        .err()
-        .expect("must not start without the snapshot");
+    let Err(error) = crate::handle::load_newest_snapshot(&backend, LIMIT) else {
+        panic!("must not start without the snapshot");
+    };
     assert!(
         error.to_string().contains("verifies but cannot be loaded"),
         "{error}"
