@@ -246,16 +246,20 @@ impl RaftCore {
             Role::Candidate => RaftRole::Candidate,
             Role::Leader => RaftRole::Leader,
         };
-        let leader = r.leader().cloned().filter(|_| !halted);
+        let leader = r.leader().filter(|_| !halted);
         let leader_addr = leader
-            .as_ref()
             .and_then(|l| r.voters().iter().find(|(id, _)| id == l))
-            .map(|(_, addr)| addr.clone());
+            .map(|(_, addr)| addr);
+        // Runs on every proposal: strings are only copied when they changed.
         self.status.update(|s| {
             s.role = role;
             s.term = r.term().0;
-            s.leader_id = leader.map(|l| l.0);
-            s.leader_addr = leader_addr;
+            if s.leader_id.as_deref() != leader.map(|l| l.0.as_str()) {
+                s.leader_id = leader.map(|l| l.0.clone());
+            }
+            if s.leader_addr.as_ref() != leader_addr {
+                s.leader_addr = leader_addr.cloned();
+            }
             s.commit_index = r.commit_index().0;
             s.last_log_index = r.last_log_index().0;
             s.last_log_term = r.last_log_term().0;
