@@ -60,6 +60,9 @@ pub enum WriteError {
     NoLeader,
     #[error("leadership lost while committing log")]
     LeadershipLost,
+    /// Two cases share Consul's text. The pending-proposal queue was full: nothing was
+    /// proposed. Or `propose` waited [`PROPOSE_TIMEOUT`] for its entry to be applied:
+    /// then the outcome is UNKNOWN, the entry may still commit and be applied later.
     #[error("timed out enqueuing operation")]
     Timeout,
     #[error("storage error: {0}")]
@@ -133,7 +136,8 @@ impl ReadView {
     }
 }
 
-/// How long `propose` waits for its entry to be applied before answering `Timeout`.
+/// How long `propose` waits for its entry to be applied before answering `Timeout`
+/// (the entry may still be applied afterwards: the caller cannot tell).
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Cheap to clone; every edge holds one.
@@ -293,7 +297,8 @@ impl ServerHandle {
     }
 
     /// Replicate a command and wait until it is applied; the result is the state
-    /// machine's answer. Never answers before the entry is applied.
+    /// machine's answer. Never answers success before the entry is applied. A
+    /// `Timeout` after waiting leaves the outcome unknown (see [`WriteError::Timeout`]).
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, WriteError> {
         let data = codec::encode(&cmd).map_err(|e| WriteError::Encode(e.to_string()))?;
         if data.len() > self.max_command_bytes {

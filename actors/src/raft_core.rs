@@ -24,7 +24,9 @@
 //!
 //! Proposals are bounded: at most [`MAX_PENDING_PROPOSALS`] wait for their entry at once;
 //! beyond that a proposal fails at once with `WriteError::Timeout` ("timed out enqueuing
-//! operation", Consul's text for a full queue).
+//! operation", Consul's text for a full queue; nothing was proposed then). The same error
+//! also ends a `propose` whose wait for its entry timed out: there the outcome is
+//! unknown, since the entry may still commit and be applied.
 
 use crate::fsm::{Apply, Fsm, ProposalReply, Restore, Waiter};
 use crate::handle::{RaftRole, WriteError};
