@@ -1,6 +1,7 @@
 //! Fsm actor: applies committed entries to the replicated store, in order and exactly
-//! once, under the read view's write lock (one lock per batch); then resolves the
-//! proposals waiting on those indexes and publishes the applied index.
+//! once, under the read view's write lock (one lock per batch, taken only after the
+//! whole batch is decoded); then resolves the proposals waiting on those indexes and
+//! publishes the applied index.
 //!
 //! It runs on its own arbiter (thread) so applying overlaps with RaftCore's work.
 //!
@@ -15,6 +16,11 @@
 //! At most one snapshot is in progress; when it finishes the Fsm checks again (a
 //! threshold crossed meanwhile is not lost). A failed one is logged and retried after
 //! another `snapshot_threshold` entries.
+//!
+//! A snapshot whose encoding is larger than what recovery may load
+//! ([`SnapshotPolicy::max_bytes`], normally [`codec::MAX_SNAPSHOT_BYTES`]) is NOT saved
+//! and so never compacts the log: the server keeps a longer log but can always start,
+//! instead of compacting the log behind a snapshot it could not read back.
 
 use crate::handle::{ReadView, WriteError};
 use crate::raft_core::SnapshotTaken;
@@ -67,6 +73,9 @@ pub(crate) struct SnapshotPolicy {
     pub(crate) threshold: u64,
     /// Told once each snapshot is durable.
     pub(crate) taken: Recipient<SnapshotTaken>,
+    /// Largest encoded snapshot that is saved: the limit recovery loads with
+    /// ([`codec::MAX_SNAPSHOT_BYTES`]; tests inject a small one).
+    pub(crate) max_bytes: usize,
 }
 
 pub(crate) struct Fsm {
@@ -127,11 +136,13 @@ impl Fsm {
         self.last_snapshot_index = self.last_applied;
         let backend = self.policy.store.clone();
         let taken = self.policy.taken.clone();
+        let max_bytes = self.policy.max_bytes;
         let fsm = ctx.address();
         let spawned = std::thread::Builder::new()
             .name("cairn-snapshot".into())
             .spawn(move || {
-                write_snapshot(backend.as_ref(), &taken, meta, &store, clone_us);
+                let limits = (clone_us, max_bytes);
+                write_snapshot(backend.as_ref(), &taken, meta, &store, limits);
                 fsm.do_send(SnapshotFinished);
             });
         if let Err(e) = spawned {
@@ -141,17 +152,28 @@ impl Fsm {
     }
 }
 
-/// Encode and save a snapshot, then report it (on the snapshot thread).
-fn write_snapshot(
+/// Encode and save a snapshot, then report it (on the snapshot thread). `(clone_us,
+/// max_bytes)`: how long the clone took (for the log line) and the largest encoding
+/// saved; a larger one is refused, so the log it would have compacted is kept.
+pub(crate) fn write_snapshot(
     backend: &dyn SnapshotBackend,
     taken: &Recipient<SnapshotTaken>,
     meta: SnapshotMeta,
     store: &Store,
-    clone_us: u64,
+    (clone_us, max_bytes): (u64, usize),
 ) {
     let started = Instant::now();
     let result = codec::encode(store)
         .map_err(|e| e.to_string())
+        .and_then(|data| {
+            if data.len() > max_bytes {
+                return Err(format!(
+                    "snapshot of {} bytes exceeds the {max_bytes} bytes recovery can load; not saved, the log is not compacted",
+                    data.len()
+                ));
+            }
+            Ok(data)
+        })
         .and_then(|data| {
             backend
                 .save(&meta, &data)
@@ -187,18 +209,44 @@ impl Actor for Fsm {
     type Context = Context<Self>;
 }
 
-fn apply_payload(store: &mut protocol::store::Store, entry: &Entry) -> Option<CommandResult> {
-    match &entry.payload {
-        Payload::Command(bytes) => match codec::decode::<Command>(bytes, codec::MAX_DECODE_BYTES) {
-            Ok(cmd) => Some(store.apply(entry.index.0, &cmd)),
-            Err(e) => {
-                // Deterministic on every replica: the entry changes nothing.
-                store.apply_noop(entry.index.0);
-                Some(CommandResult::Rejected(format!("undecodable command: {e}")))
+/// An entry's payload, decoded before the store's write lock is taken (decoding a batch
+/// can take a while; readers should not wait for it).
+// Almost every entry is a command, so boxing it would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Decoded {
+    Command(Command),
+    /// The command bytes did not decode (the error text).
+    Undecodable(String),
+    /// A no-op or configuration entry: nothing for the store but its index.
+    NotACommand,
+}
+
+/// Decode every command of a batch (no lock held).
+pub(crate) fn decode_batch(entries: &[Entry]) -> Vec<Decoded> {
+    entries
+        .iter()
+        .map(|entry| match &entry.payload {
+            Payload::Command(bytes) => {
+                match codec::decode::<Command>(bytes, codec::MAX_DECODE_BYTES) {
+                    Ok(cmd) => Decoded::Command(cmd),
+                    Err(e) => Decoded::Undecodable(e.to_string()),
+                }
             }
-        },
-        Payload::Noop | Payload::Configuration(_) => {
-            store.apply_noop(entry.index.0);
+            Payload::Noop | Payload::Configuration(_) => Decoded::NotACommand,
+        })
+        .collect()
+}
+
+fn apply_decoded(store: &mut Store, index: u64, decoded: &Decoded) -> Option<CommandResult> {
+    match decoded {
+        Decoded::Command(cmd) => Some(store.apply(index, cmd)),
+        Decoded::Undecodable(e) => {
+            // Deterministic on every replica: the entry changes nothing.
+            store.apply_noop(index);
+            Some(CommandResult::Rejected(format!("undecodable command: {e}")))
+        }
+        Decoded::NotACommand => {
+            store.apply_noop(index);
             None
         }
     }
@@ -217,9 +265,10 @@ impl Handler<Apply> for Fsm {
         }
         let mut results: Vec<(u64, Term, Option<CommandResult>)> =
             Vec::with_capacity(msg.entries.len());
+        let decoded = decode_batch(&msg.entries);
         {
             let mut store = self.view.inner().write();
-            for entry in &msg.entries {
+            for (entry, decoded) in msg.entries.iter().zip(&decoded) {
                 if entry.index.0 <= self.last_applied {
                     continue; // exactly once
                 }
@@ -231,7 +280,7 @@ impl Handler<Apply> for Fsm {
                     );
                     break;
                 }
-                let result = apply_payload(&mut store, entry);
+                let result = apply_decoded(&mut store, entry.index.0, decoded);
                 if let Payload::Configuration(voters) = &entry.payload {
                     self.configuration = voters.clone();
                 }

@@ -60,6 +60,9 @@ pub enum WriteError {
     NoLeader,
     #[error("leadership lost while committing log")]
     LeadershipLost,
+    /// Two cases share Consul's text. The pending-proposal queue was full: nothing was
+    /// proposed. Or `propose` waited [`PROPOSE_TIMEOUT`] for its entry to be applied:
+    /// then the outcome is UNKNOWN, the entry may still commit and be applied later.
     #[error("timed out enqueuing operation")]
     Timeout,
     #[error("storage error: {0}")]
@@ -68,6 +71,9 @@ pub enum WriteError {
     ShuttingDown,
     #[error("encode failed: {0}")]
     Encode(String),
+    /// The encoded command is over [`codec::MAX_COMMAND_BYTES`]; nothing was proposed.
+    #[error("command of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { len: usize, limit: usize },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -139,7 +145,8 @@ impl ReadView {
     }
 }
 
-/// How long `propose` waits for its entry to be applied before answering `Timeout`.
+/// How long `propose` waits for its entry to be applied before answering `Timeout`
+/// (the entry may still be applied afterwards: the caller cannot tell).
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Cheap to clone; every edge holds one.
@@ -150,6 +157,7 @@ pub struct ServerHandle {
     status: Arc<StatusCell>,
     applied: watch::Receiver<u64>,
     propose_timeout: Duration,
+    max_command_bytes: usize,
 }
 
 /// Bounds of the write path.
@@ -159,6 +167,10 @@ pub(crate) struct Limits {
     pub(crate) max_pending_proposals: usize,
     /// Log segment size of the file backend.
     pub(crate) segment_max_bytes: u64,
+    /// Largest encoded command `propose` accepts (tests inject a small one).
+    pub(crate) max_command_bytes: usize,
+    /// Largest snapshot image saved and loaded (tests inject a small one).
+    pub(crate) max_snapshot_bytes: usize,
 }
 
 impl Default for Limits {
@@ -167,6 +179,8 @@ impl Default for Limits {
             propose_timeout: PROPOSE_TIMEOUT,
             max_pending_proposals: MAX_PENDING_PROPOSALS,
             segment_max_bytes: FileOptions::default().segment_max_bytes,
+            max_command_bytes: codec::MAX_COMMAND_BYTES,
+            max_snapshot_bytes: codec::MAX_SNAPSHOT_BYTES,
         }
     }
 }
@@ -224,7 +238,8 @@ impl ServerHandle {
         if opts.server_id.is_empty() {
             return Err(StartError::Config("server id must not be empty".into()));
         }
-        let (snapshot_meta, store) = load_newest_snapshot(snapshots.as_ref())?;
+        let (snapshot_meta, store) =
+            load_newest_snapshot(snapshots.as_ref(), limits.max_snapshot_bytes)?;
         let id = ServerId(opts.server_id.clone());
         let cfg = RaftConfig::with_multiplier(id, opts.raft_multiplier);
         let rng = StdRng::seed_from_u64(rand::random());
@@ -257,6 +272,7 @@ impl ServerHandle {
             store: snapshots.clone(),
             threshold: opts.snapshot_threshold,
             taken: addr.clone().recipient(),
+            max_bytes: limits.max_snapshot_bytes,
         };
         let fsm = Fsm::new(view.clone(), applied_tx, status.clone(), start, policy);
         let fsm_arbiter = Arbiter::new();
@@ -285,13 +301,22 @@ impl ServerHandle {
             status,
             applied: applied_rx,
             propose_timeout: limits.propose_timeout,
+            max_command_bytes: limits.max_command_bytes,
         })
     }
 
     /// Replicate a command and wait until it is applied; the result is the state
-    /// machine's answer. Never answers before the entry is applied.
+    /// machine's answer. Never answers success before the entry is applied. A
+    /// `Timeout` after waiting leaves the outcome unknown (see [`WriteError::Timeout`]).
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, WriteError> {
         let data = codec::encode(&cmd).map_err(|e| WriteError::Encode(e.to_string()))?;
+        if data.len() > self.max_command_bytes {
+            // Refused here so that every log record stays readable at recovery.
+            return Err(WriteError::TooLarge {
+                len: data.len(),
+                limit: self.max_command_bytes,
+            });
+        }
         let (reply, answer) = oneshot::channel();
         let wait = async {
             self.raft
@@ -340,22 +365,37 @@ impl ServerHandle {
 }
 
 /// The newest retained snapshot that verifies and decodes, with its store; older ones
-/// are tried (with a warning) when a newer one is damaged. None when none is usable.
-fn load_newest_snapshot(
+/// are tried (with a warning) when a newer one is unusable. None when there are none.
+///
+/// Only a file that fails its own checks (bad CRC, header or length:
+/// `StorageError::Corrupt`) is set aside. A file that verifies but does not decode
+/// within `max_bytes` (too large, or written by an incompatible version) is real data:
+/// it stays where it is, and if no snapshot is usable the start fails with that reason
+/// rather than losing state. (Saving refuses snapshots over the same limit, see
+/// `fsm`, so our own files never hit the size case.)
+pub(crate) fn load_newest_snapshot(
     snapshots: &dyn SnapshotBackend,
+    max_bytes: usize,
 ) -> Result<(Option<SnapshotMeta>, Store), StartError> {
     let ids = snapshots
         .list()
         .map_err(|e| StartError::Storage(e.to_string()))?;
+    let mut intact_but_unloadable: Option<String> = None;
     for id in &ids {
-        // Damage (bad CRC, bad header, undecodable store) sets the file aside; an I/O
-        // error may be passing, so that file stays where it is.
         let loaded = match snapshots.load(*id) {
-            Err(StorageError::Io(e)) => Err((e, false)),
-            Err(e) => Err((e.to_string(), true)),
-            Ok(snap) => codec::decode_snapshot::<Store>(&snap.data, codec::MAX_SNAPSHOT_BYTES)
+            Err(e @ StorageError::Corrupt { .. }) => Err((e.to_string(), true)),
+            // An I/O error may be passing: that file stays where it is.
+            Err(e) => Err((e.to_string(), false)),
+            Ok(snap) => codec::decode_snapshot::<Store>(&snap.data, max_bytes)
                 .map(|store| (snap.meta, store))
-                .map_err(|e| (e.to_string(), true)),
+                .map_err(|e| {
+                    let error = format!(
+                        "raft snapshot {}-{} verifies but cannot be loaded: {e}",
+                        id.term, id.index
+                    );
+                    intact_but_unloadable.get_or_insert(error.clone());
+                    (error, false)
+                }),
         };
         match loaded {
             Ok((meta, store)) => {
@@ -375,6 +415,9 @@ fn load_newest_snapshot(
                 }
             }
         }
+    }
+    if let Some(error) = intact_but_unloadable {
+        return Err(StartError::Storage(error));
     }
     if !ids.is_empty() {
         // Only safe if the log still starts at index 1; Raft::new refuses a log with a

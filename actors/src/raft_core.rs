@@ -24,7 +24,9 @@
 //!
 //! Proposals are bounded: at most [`MAX_PENDING_PROPOSALS`] wait for their entry at once;
 //! beyond that a proposal fails at once with `WriteError::Timeout` ("timed out enqueuing
-//! operation", Consul's text for a full queue).
+//! operation", Consul's text for a full queue; nothing was proposed then). The same error
+//! also ends a `propose` whose wait for its entry timed out: there the outcome is
+//! unknown, since the entry may still commit and be applied.
 
 use crate::fsm::{Apply, Fsm, ProposalReply, Restore, Waiter};
 use crate::handle::{RaftRole, WriteError};
@@ -251,22 +253,26 @@ impl RaftCore {
             Role::Candidate => RaftRole::Candidate,
             Role::Leader => RaftRole::Leader,
         };
-        let leader = r.leader().cloned().filter(|_| !halted);
+        let leader = r.leader().filter(|_| !halted);
         let leader_addr = leader
-            .as_ref()
             .and_then(|l| r.voters().iter().find(|(id, _)| id == l))
-            .map(|(_, addr)| addr.clone());
+            .map(|(_, addr)| addr);
         let leader_ready_index = if role == RaftRole::Leader {
             self.leader_noop_index
         } else {
             0
         };
+        // Runs on every proposal: strings are only copied when they changed.
         self.status.update(|s| {
             s.role = role;
             s.leader_ready_index = leader_ready_index;
             s.term = r.term().0;
-            s.leader_id = leader.map(|l| l.0);
-            s.leader_addr = leader_addr;
+            if s.leader_id.as_deref() != leader.map(|l| l.0.as_str()) {
+                s.leader_id = leader.map(|l| l.0.clone());
+            }
+            if s.leader_addr.as_ref() != leader_addr {
+                s.leader_addr = leader_addr.cloned();
+            }
             s.commit_index = r.commit_index().0;
             s.last_log_index = r.last_log_index().0;
             s.last_log_term = r.last_log_term().0;

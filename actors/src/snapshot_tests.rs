@@ -56,9 +56,23 @@ fn snapshot_dir(dir: &Path) -> PathBuf {
     dir.join("raft").join("snapshots")
 }
 
+/// Indexes of the retained snapshots, newest first. Reads the directory itself: opening
+/// a `FileSnapshotStore` on a running server's directory would delete the `.snap.tmp`
+/// file of a snapshot being written (and so fail that save).
 fn snapshot_indexes(dir: &Path) -> Vec<u64> {
-    let store = FileSnapshotStore::open(&snapshot_dir(dir)).unwrap();
-    store.list().unwrap().iter().map(|id| id.index.0).collect()
+    let mut ids: Vec<(u64, u64)> = std::fs::read_dir(snapshot_dir(dir))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let (term, index) = name.strip_suffix(".snap")?.split_once('-')?;
+            Some((term.parse().ok()?, index.parse().ok()?))
+        })
+        .collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    ids.into_iter()
+        .take(crate::snapshot_store::RETAINED_SNAPSHOTS)
+        .map(|(_, index)| index)
+        .collect()
 }
 
 fn command(i: u64) -> Command {
@@ -242,4 +256,84 @@ fn clone_is_cheaper_than_encoding() {
         bytes.len()
     );
     assert_eq!(copy, store);
+}
+
+/// A store bigger than `limit` once encoded.
+fn store_bigger_than(limit: usize) -> Store {
+    let mut store = Store::new();
+    let mut i = 0;
+    while protocol::codec::encode(&store).unwrap().len() <= limit {
+        i += 1;
+        store.apply(i, &command(i));
+    }
+    store
+}
+
+/// Collects snapshot reports (none must arrive for a refused snapshot).
+struct TakenSink;
+
+impl actix::Actor for TakenSink {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<crate::raft_core::SnapshotTaken> for TakenSink {
+    type Result = ();
+    fn handle(&mut self, _: crate::raft_core::SnapshotTaken, _: &mut actix::Context<Self>) {}
+}
+
+#[actix::test]
+async fn a_snapshot_larger_than_the_load_limit_is_not_saved() {
+    use actix::Actor;
+    const LIMIT: usize = 200;
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = FileSnapshotStore::open(tmp.path()).unwrap();
+    let taken = TakenSink.start().recipient();
+    let meta = protocol::raft::SnapshotMeta {
+        index: protocol::ids::LogIndex(100),
+        term: protocol::ids::Term(1),
+        configuration: vec![],
+    };
+    let big = store_bigger_than(LIMIT);
+    crate::fsm::write_snapshot(&backend, &taken, meta.clone(), &big, (0, LIMIT));
+    assert_eq!(
+        backend.list().unwrap(),
+        vec![],
+        "refused: the log stays whole"
+    );
+    // Within the limit it is saved as usual.
+    let small = Store::new();
+    crate::fsm::write_snapshot(&backend, &taken, meta, &small, (0, LIMIT));
+    assert_eq!(backend.list().unwrap().len(), 1);
+}
+
+#[test]
+fn an_intact_snapshot_too_large_to_load_is_not_quarantined() {
+    const LIMIT: usize = 200;
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = FileSnapshotStore::open(tmp.path()).unwrap();
+    let meta = |index| protocol::raft::SnapshotMeta {
+        index: protocol::ids::LogIndex(index),
+        term: protocol::ids::Term(1),
+        configuration: vec![],
+    };
+    let big = protocol::codec::encode(&store_bigger_than(LIMIT)).unwrap();
+    backend.save(&meta(50), &big).unwrap();
+
+    // Alone: the start fails with the reason and the file stays.
+    let Err(error) = crate::handle::load_newest_snapshot(&backend, LIMIT) else {
+        panic!("must not start without the snapshot");
+    };
+    assert!(
+        error.to_string().contains("verifies but cannot be loaded"),
+        "{error}"
+    );
+    assert_eq!(backend.list().unwrap().len(), 1, "not quarantined");
+
+    // With an older usable one: that one is used, the newer one still stays.
+    let small = protocol::codec::encode(&Store::new()).unwrap();
+    backend.save(&meta(10), &small).unwrap();
+    let (loaded, _) = crate::handle::load_newest_snapshot(&backend, LIMIT).unwrap();
+    assert_eq!(loaded.unwrap().index.0, 10);
+    let kept: Vec<u64> = backend.list().unwrap().iter().map(|i| i.index.0).collect();
+    assert_eq!(kept, vec![50, 10]);
 }

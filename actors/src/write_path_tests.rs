@@ -289,6 +289,7 @@ fn fsm_with(
         store,
         threshold,
         taken: SnapshotSink(tx).start().recipient(),
+        max_bytes: protocol::codec::MAX_SNAPSHOT_BYTES,
     };
     let status = Arc::new(StatusCell::default());
     let fsm = Fsm::new(
@@ -402,4 +403,52 @@ async fn fsm_snapshots_at_the_threshold_with_term_and_configuration() {
     assert_eq!(saved.meta, want);
     let restored: Store = codec::decode_snapshot(&saved.data, codec::MAX_SNAPSHOT_BYTES).unwrap();
     assert_eq!(&restored, &*view.read());
+}
+
+#[actix::test]
+async fn a_command_over_the_size_limit_is_refused_before_replication() {
+    const LIMIT: usize = 100;
+    assert_eq!(
+        Limits::default().max_command_bytes,
+        protocol::codec::MAX_COMMAND_BYTES
+    );
+    let limits = Limits {
+        max_command_bytes: LIMIT,
+        ..Limits::default()
+    };
+    let (server, _backend) = gated_leader(limits).await;
+    let last = server.status().last_log_index;
+    let big = Command::Kv(KvOp::Set {
+        key: "big".into(),
+        value: vec![0; LIMIT],
+        flags: 0,
+    });
+    let len = protocol::codec::encode(&big).unwrap().len();
+    assert_eq!(
+        server.propose(big).await,
+        Err(WriteError::TooLarge { len, limit: LIMIT })
+    );
+    assert_eq!(server.status().last_log_index, last, "nothing proposed");
+    // A small one still goes through.
+    assert!(server.propose(set("small")).await.is_ok());
+    server.shutdown().await;
+}
+
+#[test]
+fn a_batch_is_decoded_up_front_without_the_store_lock() {
+    use crate::fsm::{decode_batch, Decoded};
+    let garbage = Entry {
+        term: Term(1),
+        index: LogIndex(3),
+        payload: Payload::Command(vec![0xff, 0xff]),
+    };
+    let batch = vec![noop(1, 1), command_entry(1, 2, &set("a")), garbage];
+    // Decoding needs no store at all: the Fsm does it before taking the write lock, and
+    // applying only takes decoded commands.
+    let view = ReadView::new(Store::new());
+    let _writer = view.inner().write();
+    let decoded = decode_batch(&batch);
+    assert!(matches!(decoded[0], Decoded::NotACommand));
+    assert!(matches!(&decoded[1], Decoded::Command(c) if *c == set("a")));
+    assert!(matches!(&decoded[2], Decoded::Undecodable(_)));
 }

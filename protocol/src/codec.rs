@@ -8,6 +8,13 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Upper bound for any single encoded value (a Raft entry, a snapshot chunk, a frame).
 pub const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Largest encoded command a server accepts for replication. Well under
+/// [`MAX_DECODE_BYTES`], which bounds a whole log record (the command plus the entry's
+/// term, index and tags), so every entry we write can be read back at recovery.
+pub const MAX_COMMAND_BYTES: usize = 16 * 1024 * 1024;
+
+const _: () = assert!(MAX_COMMAND_BYTES + 1024 <= MAX_DECODE_BYTES);
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
     #[error("encode failed: {0}")]

@@ -456,3 +456,62 @@ fn a_crash_part_way_through_compaction_recovers_a_contiguous_log() {
     assert_eq!(r.entries.first().map(|e| e.index.0), Some(first));
     assert!(r.entries.len() < 11 - first as usize);
 }
+
+#[test]
+fn a_complete_record_over_the_limit_is_an_error_not_a_torn_tail() {
+    // Entries of ~110 bytes read back with a 50-byte record limit: complete records
+    // with valid CRCs, so recovery must refuse rather than cut committed entries.
+    let tmp = tempfile::tempdir().unwrap();
+    write_ten(tmp.path(), 1 << 20);
+    let seg = segment_files(tmp.path()).pop().unwrap();
+    let before = std::fs::read(&seg).unwrap();
+    let opened = FileBackend::open_with_record_limit(tmp.path(), FileOptions::default(), 50);
+    match opened {
+        Err(StorageError::Corrupt { detail, .. }) => {
+            assert!(detail.contains("valid crc"), "{detail}")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok((_, r)) => panic!("opened with {} entries", r.entries.len()),
+    }
+    assert_eq!(std::fs::read(&seg).unwrap(), before, "nothing cut");
+    // A torn record over the limit is still just a torn tail.
+    std::fs::write(&seg, &before[..60]).unwrap();
+    let (_, r) =
+        FileBackend::open_with_record_limit(tmp.path(), FileOptions::default(), 50).unwrap();
+    assert_eq!(r.entries, vec![]);
+}
+
+#[test]
+fn appending_a_record_over_the_limit_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut b, _) =
+        FileBackend::open_with_record_limit(tmp.path(), FileOptions::default(), 50).unwrap();
+    assert!(matches!(
+        b.append(&entries(1, 1, 1)),
+        Err(StorageError::Io(_))
+    ));
+    assert_eq!(b.last_index(), LogIndex(0));
+}
+
+#[test]
+fn a_crash_part_way_through_a_reset_leaves_a_log_starting_where_it_did() {
+    let opts = || FileOptions {
+        segment_max_bytes: 300,
+    };
+    for deleted in 0..4 {
+        let tmp = tempfile::tempdir().unwrap();
+        write_ten(tmp.path(), 300);
+        let files = segment_files(tmp.path());
+        assert!(files.len() >= 4, "{files:?}");
+        let (mut b, _) = FileBackend::open(tmp.path(), opts()).unwrap();
+        b.crash_after_deletes = Some(deleted);
+        assert!(b.reset_after(LogIndex(50)).is_err());
+        drop(b);
+        // What survives is the oldest part of the old log: it still starts at 1 (so the
+        // snapshot at 50 plus this log has no gap) and is contiguous.
+        let (_, r) = FileBackend::open(tmp.path(), opts()).unwrap();
+        let n = r.entries.len() as u64;
+        assert!(n < 10 || deleted == 0, "deleted {deleted}: {n} entries");
+        assert_eq!(r.entries, entries(1, 1, n), "after {deleted} deletions");
+    }
+}

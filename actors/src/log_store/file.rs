@@ -17,15 +17,19 @@
 //! `compact_until(i)` deletes, oldest first, every segment whose entries are all <= i,
 //! never the active one, then fsyncs the directory. A crash part way leaves a log that
 //! simply starts a little earlier. `reset_after(i)` (snapshot install) deletes every
-//! segment and starts an empty one named `i + 1`; a crash part way leaves either the old
-//! segments (the core resets again on start) or nothing (same).
+//! segment NEWEST first, fsyncs the directory, then starts an empty one named `i + 1`;
+//! a crash part way leaves a prefix of the old segments (still starting at the old first
+//! index; the core resets again on start), nothing, or the new empty segment.
 //!
 //! # Recovery
 //! The log starts at the first segment's index (1, or later after compaction or a
-//! reset). Segments are read in order; the first record that is short, too long, fails its crc,
+//! reset). Segments are read in order; the first record that is short, fails its crc,
 //! does not decode (with the codec's size limit) or breaks index continuity marks a torn
 //! or corrupt tail: the file is cut there and every later segment is deleted. Nothing
 //! after such a point was ever acknowledged, since acknowledgements follow a full sync.
+//! A record over the size limit is torn only if its bytes are missing or fail the crc;
+//! a complete one with a valid crc is a written (maybe committed) entry, so recovery
+//! stops with an error instead of cutting it. Appends refuse such records anyway.
 
 use super::{LogBackend, Recovered, StorageError};
 use protocol::codec;
@@ -39,7 +43,9 @@ const HEADER_BYTES: usize = 8;
 const SEGMENT_SUFFIX: &str = ".seg";
 const HARD_STATE_FILE: &str = "hardstate";
 const HARD_STATE_TMP: &str = "hardstate.tmp";
-/// Largest record accepted on recovery.
+/// Largest record written or accepted on recovery: the codec's limit, which leaves room
+/// for an entry around any command `ServerHandle::propose` accepts
+/// ([`codec::MAX_COMMAND_BYTES`]).
 const MAX_RECORD_BYTES: usize = codec::MAX_DECODE_BYTES;
 
 #[derive(Debug, Clone)]
@@ -82,6 +88,11 @@ pub struct FileBackend {
     /// `active` has writes not yet fdatasync'd.
     dirty: bool,
     dir_dirty: bool,
+    /// Largest record payload written or read back.
+    max_record: usize,
+    /// Test hook: `reset_after` stops (as a crash would) after this many deletions.
+    #[cfg(test)]
+    pub(crate) crash_after_deletes: Option<usize>,
 }
 
 fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
@@ -94,17 +105,31 @@ fn frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
-/// Parse one record at `pos`; `None` when it is torn or corrupt.
-fn unframe(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let header = bytes.get(pos..pos.checked_add(HEADER_BYTES)?)?;
-    let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
-    if len > MAX_RECORD_BYTES {
-        return None;
+/// One record read back from disk.
+enum Record<'a> {
+    /// The payload and the offset just past it.
+    Good(&'a [u8], usize),
+    /// Short or failing its crc: a torn or corrupt tail.
+    Torn,
+    /// Complete with a valid crc but over `max_record` bytes: real data we cannot read.
+    TooLarge(usize),
+}
+
+/// Parse one record at `pos`.
+fn unframe(bytes: &[u8], pos: usize, max_record: usize) -> Record<'_> {
+    let parse = || {
+        let header = bytes.get(pos..pos.checked_add(HEADER_BYTES)?)?;
+        let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
+        let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
+        let start = pos + HEADER_BYTES;
+        let payload = bytes.get(start..start.checked_add(len)?)?;
+        (crc32fast::hash(payload) == crc).then_some((payload, start + len))
+    };
+    match parse() {
+        None => Record::Torn,
+        Some((payload, _)) if payload.len() > max_record => Record::TooLarge(payload.len()),
+        Some((payload, end)) => Record::Good(payload, end),
     }
-    let start = pos + HEADER_BYTES;
-    let payload = bytes.get(start..start.checked_add(len)?)?;
-    (crc32fast::hash(payload) == crc).then_some((payload, start + len))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
@@ -115,8 +140,17 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 impl FileBackend {
     /// Open (creating if needed) the log in `dir`, recover it and cut any torn tail.
     pub fn open(dir: &Path, opts: FileOptions) -> Result<(FileBackend, Recovered), StorageError> {
+        Self::open_with_record_limit(dir, opts, MAX_RECORD_BYTES)
+    }
+
+    /// [`FileBackend::open`] with the largest record as a parameter (tests use a small one).
+    pub(crate) fn open_with_record_limit(
+        dir: &Path,
+        opts: FileOptions,
+        max_record: usize,
+    ) -> Result<(FileBackend, Recovered), StorageError> {
         fs::create_dir_all(dir)?;
-        let hard_state = read_hard_state(dir)?;
+        let hard_state = read_hard_state(dir, max_record)?;
         let mut listed: Vec<(u64, PathBuf)> = Vec::new();
         for item in fs::read_dir(dir)? {
             let item = item?;
@@ -155,10 +189,19 @@ impl FileBackend {
             };
             let mut pos = 0usize;
             while pos < bytes.len() {
-                let good = unframe(&bytes, pos).and_then(|(payload, end)| {
-                    let entry: Entry = codec::decode(payload, MAX_RECORD_BYTES).ok()?;
-                    (entry.index.0 == next).then_some((entry, end))
-                });
+                let good = match unframe(&bytes, pos, max_record) {
+                    Record::TooLarge(len) => {
+                        return Err(StorageError::Corrupt {
+                            what: seg.path.display().to_string(),
+                            detail: format!("record at offset {pos} is {len} bytes, over the limit of {max_record}, but complete with a valid crc: refusing to cut it as a torn tail"),
+                        });
+                    }
+                    Record::Torn => None,
+                    Record::Good(payload, end) => codec::decode::<Entry>(payload, max_record)
+                        .ok()
+                        .filter(|entry| entry.index.0 == next)
+                        .map(|entry| (entry, end)),
+                };
                 match good {
                     Some((entry, end)) => {
                         seg.offsets.push(pos as u64);
@@ -202,6 +245,9 @@ impl FileBackend {
             buf: Vec::new(),
             dirty: false,
             dir_dirty: false,
+            max_record,
+            #[cfg(test)]
+            crash_after_deletes: None,
         };
         Ok((
             backend,
@@ -254,7 +300,7 @@ fn open_append(path: &Path) -> Result<File, StorageError> {
     Ok(OpenOptions::new().append(true).open(path)?)
 }
 
-fn read_hard_state(dir: &Path) -> Result<HardState, StorageError> {
+fn read_hard_state(dir: &Path, max_record: usize) -> Result<HardState, StorageError> {
     let path = dir.join(HARD_STATE_FILE);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
@@ -267,11 +313,13 @@ fn read_hard_state(dir: &Path) -> Result<HardState, StorageError> {
         what: path.display().to_string(),
         detail: detail.into(),
     };
-    let (payload, end) = unframe(&bytes, 0).ok_or_else(|| corrupt("bad length or crc"))?;
+    let Record::Good(payload, end) = unframe(&bytes, 0, max_record) else {
+        return Err(corrupt("bad length or crc"));
+    };
     if end != bytes.len() {
         return Err(corrupt("trailing bytes"));
     }
-    codec::decode(payload, MAX_RECORD_BYTES).map_err(|e| corrupt(&e.to_string()))
+    codec::decode(payload, max_record).map_err(|e| corrupt(&e.to_string()))
 }
 
 impl LogBackend for FileBackend {
@@ -317,6 +365,15 @@ impl LogBackend for FileBackend {
                 self.roll(next)?;
             }
             let payload = codec::encode(entry).map_err(|e| StorageError::Io(e.to_string()))?;
+            if payload.len() > self.max_record {
+                // Written, it would fail recovery; refused, the core halts writes cleanly.
+                return Err(StorageError::Io(format!(
+                    "entry {} is {} bytes, over the log record limit of {}",
+                    entry.index,
+                    payload.len(),
+                    self.max_record
+                )));
+            }
             let start = self.buf.len();
             frame(&payload, &mut self.buf);
             let added = (self.buf.len() - start) as u64;
@@ -375,9 +432,22 @@ impl LogBackend for FileBackend {
     fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.buf.clear();
         self.dirty = false;
-        for seg in std::mem::take(&mut self.segments) {
+        // Newest first, and the deletions are durable before the new segment exists: a
+        // crash part way leaves a prefix of the old log starting at its old first index
+        // (which recovery accepts, and the core resets again), never a log that starts
+        // past `index + 1` with a gap behind it.
+        while let Some(seg) = self.segments.pop() {
+            #[cfg(test)]
+            if self.crash_after_deletes == Some(0) {
+                return Err(StorageError::Io("simulated crash".into()));
+            }
             fs::remove_file(&seg.path)?;
+            #[cfg(test)]
+            if let Some(n) = self.crash_after_deletes.as_mut() {
+                *n -= 1;
+            }
         }
+        sync_dir(&self.dir)?;
         let first_index = index.0 + 1;
         let path = segment_path(&self.dir, first_index);
         self.active = OpenOptions::new()
