@@ -283,18 +283,21 @@ impl ServerHandle {
             done_addr.do_send(PersistDone(result))
         })
         .map_err(|e| StartError::Storage(e.to_string()))?;
-        ctx.run(RaftCore::new(
-            raft,
-            log_store,
-            fsm_arbiter.handle(),
-            fsm,
-            status.clone(),
-            epoch,
-            CoreLimits {
-                max_pending: limits.max_pending_proposals,
-                trailing_logs: opts.trailing_logs,
-            },
-        ));
+        ctx.run(
+            RaftCore::new(
+                raft,
+                log_store,
+                fsm_arbiter.handle(),
+                fsm,
+                status.clone(),
+                epoch,
+                CoreLimits {
+                    max_pending: limits.max_pending_proposals,
+                    trailing_logs: opts.trailing_logs,
+                },
+            )
+            .with_self_addr(opts.server_addr.clone()),
+        );
         Ok(ServerHandle {
             view,
             raft: addr,

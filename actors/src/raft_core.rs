@@ -92,6 +92,12 @@ pub(crate) struct RaftCore {
     storage_failed: Option<String>,
     /// Index of the no-op this server appended when it last became leader.
     leader_noop_index: u64,
+    /// This server's current `ip:port`; when the configuration in the log holds an older
+    /// one (restarted on a new address), a new leader proposes the corrected
+    /// configuration, as Consul's leader reconciles server addresses.
+    self_addr: Option<String>,
+    /// Set when leadership begins: check our own address once the outputs are run.
+    check_own_address: bool,
     tick: Duration,
     max_pending: usize,
     /// Entries kept in memory (and on disk) below each snapshot.
@@ -135,10 +141,39 @@ impl RaftCore {
             sent_to_fsm,
             storage_failed: None,
             leader_noop_index: 0,
+            self_addr: None,
+            check_own_address: false,
             tick: Duration::from_millis(tick_ms),
             max_pending,
             trailing_logs,
             shutdown_done: Vec::new(),
+        }
+    }
+
+    /// The address this server runs on now (see `self_addr`).
+    pub(crate) fn with_self_addr(mut self, addr: String) -> RaftCore {
+        self.self_addr = Some(addr);
+        self
+    }
+
+    /// A leader whose own entry in the configuration carries an old address proposes the
+    /// configuration with the new one: a change through the log, never a local edit.
+    fn propose_own_address(&mut self) {
+        let Some(addr) = self.self_addr.clone() else {
+            return;
+        };
+        let id = self.raft.id().clone();
+        let mut voters = self.raft.voters().to_vec();
+        let Some(me) = voters.iter_mut().find(|(v, _)| *v == id) else {
+            return;
+        };
+        if me.1 == addr {
+            return;
+        }
+        tracing::info!(old = %me.1, new = %addr, "raft: this server's address changed; proposing the corrected configuration");
+        me.1 = addr;
+        if let Err(e) = self.raft.propose(Payload::Configuration(voters)) {
+            tracing::warn!(?e, "raft: could not propose the corrected configuration");
         }
     }
 
@@ -185,12 +220,18 @@ impl RaftCore {
                         // there: those proposals can never succeed.
                         let noop = self.raft.last_log_index().0;
                         self.leader_noop_index = noop;
+                        self.check_own_address = true;
                         for (_, w) in self.waiters.split_off(&noop) {
                             let _ = w.reply.send(Err(WriteError::LeadershipLost));
                         }
                     }
                 }
             }
+        }
+        if std::mem::take(&mut self.check_own_address) {
+            self.propose_own_address();
+            self.run_outputs(); // runs once more at most: the flag is cleared
+            return;
         }
         self.publish_status();
     }

@@ -133,6 +133,42 @@ async fn file_backed_server_elects_writes_and_rebuilds_after_restart() {
 }
 
 #[actix::test]
+async fn a_server_restarted_on_a_new_address_corrects_its_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ServerHandle::start(options(Some(dir.path()), true))
+        .await
+        .unwrap();
+    wait_until("leadership", || first.status().is_ready_leader()).await;
+    assert_eq!(first.propose(set("k", "v")).await, Ok(CommandResult::Done));
+    first.shutdown().await;
+
+    let moved = ServerOptions {
+        server_addr: "127.0.0.2:8300".into(),
+        ..options(Some(dir.path()), false)
+    };
+    let second = ServerHandle::start(moved.clone()).await.unwrap();
+    wait_until("the new address in the configuration", || {
+        let s = second.status();
+        s.leader_addr.as_deref() == Some("127.0.0.2:8300")
+            && s.voters == vec![(moved.server_id.clone(), "127.0.0.2:8300".to_string())]
+    })
+    .await;
+    assert_eq!(value_of(&second, "k").as_deref(), Some("v"));
+    second.shutdown().await;
+
+    // And it stays corrected on the next start.
+    let third = ServerHandle::start(moved).await.unwrap();
+    wait_until("leadership on the third start", || {
+        third.status().is_ready_leader()
+    })
+    .await;
+    assert_eq!(
+        third.status().leader_addr.as_deref(),
+        Some("127.0.0.2:8300")
+    );
+}
+
+#[actix::test]
 async fn dev_server_without_bootstrap_has_no_leader() {
     let server = ServerHandle::start(options(None, false)).await.unwrap();
     assert_eq!(
