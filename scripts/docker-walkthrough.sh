@@ -307,4 +307,12 @@ check_kv
 check_services
 check_dns
 say "ok: after SIGKILL and restart, KV key1, both search services and DNS are intact"
+
+# The Raft configuration follows the server to its new address (proposed through the log).
+leader_is_here() {
+  [[ "$(curl -sf "http://$IP:8500/v1/status/leader" 2>/dev/null)" == "\"$IP:8300\"" ]] &&
+    curl -sf "http://$IP:8500/v1/status/peers" 2>/dev/null | json_is "d == ['$IP:8300']"
+}
+wait_for "status/leader and status/peers to report $IP:8300" 10 leader_is_here
+say "ok: status/leader and status/peers report the server's current address"
 say "passed in ${SECONDS}s"
