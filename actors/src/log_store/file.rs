@@ -272,13 +272,9 @@ impl FileBackend {
         Ok(())
     }
 
-    /// Finish the active segment and start a new one at `first_index`.
-    fn roll(&mut self, first_index: u64) -> Result<(), StorageError> {
-        self.write_buffer()?;
-        if self.dirty {
-            self.active.sync_data()?;
-            self.dirty = false;
-        }
+    /// Create an empty segment starting at `first_index` and make it the active one; the
+    /// directory entry is made durable with the next sync.
+    fn open_segment(&mut self, first_index: u64) -> Result<(), StorageError> {
         let path = segment_path(&self.dir, first_index);
         self.active = OpenOptions::new()
             .create(true)
@@ -293,6 +289,16 @@ impl FileBackend {
         });
         self.dir_dirty = true;
         Ok(())
+    }
+
+    /// Finish the active segment and start a new one at `first_index`.
+    fn roll(&mut self, first_index: u64) -> Result<(), StorageError> {
+        self.write_buffer()?;
+        if self.dirty {
+            self.active.sync_data()?;
+            self.dirty = false;
+        }
+        self.open_segment(first_index)
     }
 }
 
@@ -449,20 +455,7 @@ impl LogBackend for FileBackend {
         }
         sync_dir(&self.dir)?;
         let first_index = index.0 + 1;
-        let path = segment_path(&self.dir, first_index);
-        self.active = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)?;
-        self.segments.push(Segment {
-            first_index,
-            path,
-            offsets: Vec::new(),
-            len: 0,
-        });
-        self.dir_dirty = true;
-        Ok(())
+        self.open_segment(first_index)
     }
 }
 
