@@ -33,25 +33,6 @@ fn dns_tcp_idle_timeout() -> Duration {
     cairn::dns::DnsConfig::new("consul", "dc1", vec![]).tcp_idle_timeout
 }
 
-/// Everything observable about the state: nodes, services, and the KV listing.
-fn snapshot(agent: &Agent) -> (String, String, u16, String) {
-    let c = http_client();
-    let nodes = c
-        .get(agent.url("/v1/catalog/nodes"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let services = c
-        .get(agent.url("/v1/catalog/services"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let kv = c.get(agent.url("/v1/kv/?recurse")).send().unwrap();
-    (nodes, services, kv.status().as_u16(), kv.text().unwrap())
-}
-
 /// Write `bytes` raw, half-close, and read whatever comes back until the server closes
 /// (or the limit passes, which fails the test: the server must never hang on garbage).
 /// The limit covers the whole exchange, so a server trickling bytes can't stretch it.
@@ -265,7 +246,7 @@ fn hostile_http_and_dns_change_nothing() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let before = snapshot(&agent);
+    let before = agent.state();
     let http: SocketAddr = format!("{IP}:8500").parse().unwrap();
     // Slow clients run alongside the barrage: a request head that never completes, and a
     // DNS TCP connection that never sends a whole frame, are both closed by the server.
@@ -392,7 +373,7 @@ fn hostile_http_and_dns_change_nothing() {
     let r = client.get(agent.url("/v1/kv/keep/b?raw")).send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().unwrap(), "two");
-    assert_eq!(snapshot(&agent), before, "hostile input changed the state");
+    assert_eq!(agent.state(), before, "hostile input changed the state");
 }
 
 /// Random bytes, mutated valid queries, and the classic parser traps.

@@ -139,6 +139,16 @@ impl Agent {
         }
     }
 
+    /// Everything observable about the replicated state over HTTP (nodes, services and the
+    /// KV listing), for tests that check bad input changed nothing.
+    pub fn state(&self) -> (String, String, u16, String) {
+        let c = http_client();
+        let text = |path: &str| c.get(self.url(path)).send().unwrap().text().unwrap();
+        let (nodes, services) = (text("/v1/catalog/nodes"), text("/v1/catalog/services"));
+        let kv = c.get(self.url("/v1/kv/?recurse")).send().unwrap();
+        (nodes, services, kv.status().as_u16(), kv.text().unwrap())
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
