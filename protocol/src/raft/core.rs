@@ -802,11 +802,7 @@ impl Raft {
     }
 
     fn on_install_snapshot_reply(&mut self, from: ServerId, term: Term, match_index: LogIndex) {
-        if term > self.term {
-            self.step_down(term);
-            return;
-        }
-        if self.role != Role::Leader || term < self.term {
+        if !self.is_reply_to_current_leader(term) {
             return;
         }
         let last = self.log.last_index();
@@ -831,6 +827,16 @@ impl Raft {
         }
     }
 
+    /// A reply to something this leader sent in its current term. A newer term in the
+    /// reply makes us step down; anything else (stale term, no longer leader) is ignored.
+    fn is_reply_to_current_leader(&mut self, term: Term) -> bool {
+        if term > self.term {
+            self.step_down(term);
+            return false;
+        }
+        self.role == Role::Leader && term == self.term
+    }
+
     fn ok_reply(&self, match_index: LogIndex) -> Message {
         Message::AppendEntriesReply {
             term: self.term,
@@ -848,11 +854,7 @@ impl Raft {
         match_index: LogIndex,
         last_log_index: LogIndex,
     ) {
-        if term > self.term {
-            self.step_down(term);
-            return;
-        }
-        if self.role != Role::Leader || term < self.term {
+        if !self.is_reply_to_current_leader(term) {
             return;
         }
         let last = self.log.last_index();
