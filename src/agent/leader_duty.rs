@@ -24,9 +24,6 @@ pub const SERF_HEALTH_CHECK_ID: &str = "serfHealth";
 /// The decision part of the duty: given Raft status over time, when to register.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LeaderDuty {
-    /// The term we lead and the log index that must be applied before acting in it (the
-    /// new leader's no-op is at or below the last log index seen when leadership began).
-    leading: Option<(u64, u64)>,
     /// The term in which registration last succeeded.
     registered_term: Option<u64>,
 }
@@ -34,19 +31,9 @@ pub struct LeaderDuty {
 impl LeaderDuty {
     /// True when this status calls for a registration now.
     pub fn on_status(&mut self, status: &RaftStatus) -> bool {
-        if !status.is_leader() {
-            self.leading = None;
-            return false;
-        }
-        let ready_at = match self.leading {
-            Some((term, ready_at)) if term == status.term => ready_at,
-            _ => {
-                let ready_at = status.commit_index.max(status.last_log_index);
-                self.leading = Some((status.term, ready_at));
-                ready_at
-            }
-        };
-        status.applied_index >= ready_at && self.registered_term != Some(status.term)
+        // Only once this term's no-op is applied: the store then holds everything earlier
+        // terms committed (rule 8).
+        status.is_ready_leader() && self.registered_term != Some(status.term)
     }
 
     pub fn on_registered(&mut self, term: u64) {
@@ -149,13 +136,15 @@ mod tests {
     use super::*;
     use actors::RaftRole;
 
-    fn status(role: RaftRole, term: u64, commit: u64, applied: u64, last: u64) -> RaftStatus {
+    /// A status whose term's no-op sits at `noop` (RaftCore publishes it on leaders only).
+    fn status(role: RaftRole, term: u64, applied: u64, noop: u64) -> RaftStatus {
         RaftStatus {
             role,
             term,
-            commit_index: commit,
+            commit_index: applied,
             applied_index: applied,
-            last_log_index: last,
+            last_log_index: applied.max(noop),
+            leader_ready_index: if role == RaftRole::Leader { noop } else { 0 },
             ..Default::default()
         }
     }
@@ -163,24 +152,24 @@ mod tests {
     #[test]
     fn registers_once_per_term_after_the_noop_is_applied() {
         let mut d = LeaderDuty::default();
-        assert!(!d.on_status(&status(RaftRole::Follower, 1, 0, 0, 0)));
+        assert!(!d.on_status(&status(RaftRole::Follower, 1, 0, 0)));
         // Became leader with the no-op at index 5 not yet applied.
-        assert!(!d.on_status(&status(RaftRole::Leader, 2, 4, 4, 5)));
-        // Commit moving on does not move the bar set at leadership start.
-        assert!(d.on_status(&status(RaftRole::Leader, 2, 5, 5, 6)));
+        assert!(!d.on_status(&status(RaftRole::Leader, 2, 4, 5)));
+        // Later entries do not move the bar: it is this term's no-op.
+        assert!(d.on_status(&status(RaftRole::Leader, 2, 5, 5)));
         d.on_registered(2);
-        assert!(!d.on_status(&status(RaftRole::Leader, 2, 9, 9, 9)));
+        assert!(!d.on_status(&status(RaftRole::Leader, 2, 9, 5)));
         // Step down, lead again in a later term: register again once caught up.
-        assert!(!d.on_status(&status(RaftRole::Follower, 3, 9, 9, 9)));
-        assert!(!d.on_status(&status(RaftRole::Leader, 4, 9, 9, 10)));
-        assert!(d.on_status(&status(RaftRole::Leader, 4, 10, 10, 10)));
+        assert!(!d.on_status(&status(RaftRole::Follower, 3, 9, 0)));
+        assert!(!d.on_status(&status(RaftRole::Leader, 4, 9, 10)));
+        assert!(d.on_status(&status(RaftRole::Leader, 4, 10, 10)));
     }
 
     #[test]
     fn failed_registration_is_retried_in_the_same_term() {
         let mut d = LeaderDuty::default();
-        assert!(d.on_status(&status(RaftRole::Leader, 1, 1, 1, 1)));
-        assert!(d.on_status(&status(RaftRole::Leader, 1, 1, 1, 1)));
+        assert!(d.on_status(&status(RaftRole::Leader, 1, 1, 1)));
+        assert!(d.on_status(&status(RaftRole::Leader, 1, 1, 1)));
     }
 
     #[test]
