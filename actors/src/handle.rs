@@ -113,6 +113,10 @@ pub struct RaftStatus {
     /// restart: everything after the snapshot), so reads that promise to see every
     /// acknowledged write wait for it, and so do leader duties.
     pub leader_ready_index: u64,
+    /// Why this server cannot write to its Raft log right now (a full disk, an I/O
+    /// error), until a write succeeds again; None when healthy. While set the server is
+    /// a follower without a leader and retries by itself (see `raft_core`).
+    pub storage_error: Option<String>,
 }
 
 impl RaftStatus {

@@ -17,10 +17,20 @@
 //! logged and dropped like `Send` until peers exist (PeerNet will load the newest
 //! snapshot from the shared [`SnapshotBackend`] off the actor thread and send it).
 //!
-//! Storage failure: once the log store fails, the disk state is unknown. The server
-//! stops ticking its core (a leader stops heartbeating, so other servers can elect a
-//! healthy one), reports itself as a follower with no known leader, and every write
-//! fails with the storage error. Status and writes agree: no leader here.
+//! Storage failure (a full disk, an I/O error on write or fsync): the disk state past
+//! the last successful sync is unknown, so the server steps down as hashicorp/raft does.
+//! It halts its core (a leader stops heartbeating, so other servers can elect a healthy
+//! one), fails every waiting proposal and every new write with the storage error,
+//! reports itself as a follower with no known leader and publishes the error in its
+//! status (`RaftStatus::storage_error`, shown in `/v1/agent/self`). The read view keeps
+//! serving stale reads. Then it retries by itself with a capped exponential backoff
+//! ([`STORAGE_RETRY_FIRST`] .. [`STORAGE_RETRY_MAX`]): it asks the log store to discard
+//! whatever the last sync did not cover and rebuilds the core from what the log durably
+//! holds, exactly as a restart would (`Raft::new`), keeping the Fsm and its applied
+//! state. The rebuilt core runs a normal election; its first durable write clears the
+//! error. A disk that is still full fails that write, and the cycle repeats.
+//! Acknowledged writes are never lost (they were synced) and nothing is acknowledged
+//! that was not durable (the rebuilt core only knows what the disk holds).
 //!
 //! Proposals are bounded: at most [`MAX_PENDING_PROPOSALS`] wait for their entry at once;
 //! beyond that a proposal fails at once with `WriteError::Timeout` ("timed out enqueuing
@@ -30,11 +40,13 @@
 
 use crate::fsm::{Apply, Fsm, ProposalReply, Restore, Waiter};
 use crate::handle::{RaftRole, WriteError};
-use crate::log_store::{LogStore, StorageError};
+use crate::log_store::{LogStore, Recovered, StorageError};
 use crate::status::StatusCell;
 use actix::prelude::*;
 use protocol::ids::LogIndex;
 use protocol::raft::{Output, Payload, Raft, Role, SnapshotMeta};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +54,10 @@ use tokio::sync::oneshot;
 
 /// Most proposals waiting for commit at once.
 pub const MAX_PENDING_PROPOSALS: usize = 8192;
+/// First wait before retrying a failed log store, doubled after each failed retry.
+pub const STORAGE_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between retries of a failed log store.
+pub const STORAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Most entries handed to the Fsm in one message.
 const MAX_APPLY_BATCH: usize = 1024;
 
@@ -89,7 +105,7 @@ pub(crate) struct RaftCore {
     waiters: BTreeMap<u64, Waiter>,
     /// Highest index handed to the Fsm.
     sent_to_fsm: LogIndex,
-    storage_failed: Option<String>,
+    storage: StorageHealth,
     /// Index of the no-op this server appended when it last became leader.
     leader_noop_index: u64,
     /// This server's current `ip:port`; when the configuration in the log holds an older
@@ -103,6 +119,32 @@ pub(crate) struct RaftCore {
     /// Entries kept in memory (and on disk) below each snapshot.
     trailing_logs: u64,
     shutdown_done: Vec<oneshot::Sender<()>>,
+}
+
+/// The log store's health as RaftCore sees it (see the module docs).
+struct StorageHealth {
+    /// The last write error; set from a failure until a write succeeds again.
+    error: Option<String>,
+    /// The core is halted: from a failure until it is rebuilt from the durable log.
+    halted: bool,
+    /// A recovery was asked of the log store and its answer is awaited.
+    recovering: bool,
+    /// No retry before this.
+    retry_at: Instant,
+    /// The wait after the next failed retry.
+    backoff: Duration,
+}
+
+impl Default for StorageHealth {
+    fn default() -> Self {
+        StorageHealth {
+            error: None,
+            halted: false,
+            recovering: false,
+            retry_at: Instant::now(),
+            backoff: STORAGE_RETRY_FIRST,
+        }
+    }
 }
 
 /// Sizes RaftCore works with.
@@ -139,7 +181,7 @@ impl RaftCore {
             epoch,
             waiters: BTreeMap::new(),
             sent_to_fsm,
-            storage_failed: None,
+            storage: StorageHealth::default(),
             leader_noop_index: 0,
             self_addr: None,
             check_own_address: false,
@@ -181,9 +223,13 @@ impl RaftCore {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn on_tick(&mut self) {
-        if self.storage_failed.is_some() {
-            return; // halted: see the module docs
+    fn on_tick(&mut self, ctx: &mut Context<Self>) {
+        if self.storage.halted {
+            // See the module docs: retry once the backoff has passed.
+            if !self.storage.recovering && Instant::now() >= self.storage.retry_at {
+                self.start_recovery(ctx);
+            }
+            return;
         }
         let now = self.now_ms();
         self.raft.on_tick(now);
@@ -275,19 +321,83 @@ impl RaftCore {
     }
 
     fn fail_storage(&mut self, error: String) {
-        if self.storage_failed.is_none() {
-            tracing::error!(%error, "raft log storage failed; this server can no longer commit");
+        if !self.storage.halted {
+            let retry_ms = self.storage.backoff.as_millis() as u64;
+            if self.storage.error.is_none() {
+                tracing::error!(%error, retry_ms, "raft log storage failed; stepping down, serving stale reads, retrying");
+            } else {
+                tracing::warn!(%error, retry_ms, "raft log storage still failing; retrying");
+            }
+            self.storage.retry_at = Instant::now() + self.storage.backoff;
         }
         for (_, w) in std::mem::take(&mut self.waiters) {
             let _ = w.reply.send(Err(WriteError::Storage(error.clone())));
         }
-        self.storage_failed = Some(error);
+        self.storage.halted = true;
+        self.storage.error = Some(error);
         self.publish_status();
+    }
+
+    /// Ask the log store to drop what was not durable and tell us what is.
+    fn start_recovery(&mut self, ctx: &mut Context<Self>) {
+        let (reply, answer) = oneshot::channel();
+        let asked = match &self.log_store {
+            Some(store) => store.recover(reply),
+            None => Err(StorageError::Stopped),
+        };
+        if asked.is_err() {
+            return; // stopped: nothing to retry
+        }
+        self.storage.recovering = true;
+        ctx.spawn(answer.into_actor(self).map(|answer, act, ctx| {
+            act.storage.recovering = false;
+            match answer {
+                Ok(Ok(recovered)) => act.rebuild_core(recovered, ctx),
+                Ok(Err(e)) => act.retry_later(format!("recovery failed: {e}")),
+                Err(_) => {} // the log store stopped
+            }
+        }));
+    }
+
+    /// Replace the halted core with one built from the durable log, as a restart would.
+    /// The log base (the in-memory compaction point) stays: the disk log reaches back at
+    /// least that far, and the Fsm has applied at least up to it.
+    fn rebuild_core(&mut self, recovered: Recovered, ctx: &mut Context<Self>) {
+        let base = self.raft.log_base().clone();
+        let snapshot = (base.index.0 > 0).then_some(base);
+        let last_durable = recovered.entries.last().map_or(0, |e| e.index.0);
+        let rebuilt = Raft::new(
+            self.raft.config().clone(),
+            recovered.hard_state,
+            snapshot,
+            recovered.entries,
+            StdRng::seed_from_u64(rand::random()),
+            self.now_ms(),
+        );
+        match rebuilt {
+            Ok(raft) => {
+                tracing::info!(
+                    last_durable,
+                    "raft log storage reopened; resuming from the durable log"
+                );
+                self.raft = raft;
+                self.storage.halted = false;
+                self.leader_noop_index = 0;
+                self.on_tick(ctx);
+            }
+            Err(e) => self.retry_later(format!("recovered log is inconsistent: {e}")),
+        }
+    }
+
+    fn retry_later(&mut self, why: String) {
+        self.storage.backoff = (self.storage.backoff * 2).min(STORAGE_RETRY_MAX);
+        self.storage.retry_at = Instant::now() + self.storage.backoff;
+        tracing::warn!(error = %why, retry_ms = self.storage.backoff.as_millis() as u64, "raft log storage not usable yet");
     }
 
     fn publish_status(&self) {
         let r = &self.raft;
-        let halted = self.storage_failed.is_some();
+        let halted = self.storage.halted;
         let role = match r.role() {
             _ if halted => RaftRole::Follower,
             Role::Follower => RaftRole::Follower,
@@ -313,6 +423,9 @@ impl RaftCore {
             }
             if s.leader_addr.as_ref() != leader_addr {
                 s.leader_addr = leader_addr.cloned();
+            }
+            if s.storage_error != self.storage.error {
+                s.storage_error = self.storage.error.clone();
             }
             s.commit_index = r.commit_index().0;
             s.last_log_index = r.last_log_index().0;
@@ -353,8 +466,8 @@ impl Actor for RaftCore {
         }
         // Execute what construction and bootstrap produced, then tick at once so a sole
         // voter does not wait for the first interval.
-        self.on_tick();
-        ctx.run_interval(self.tick, |act, _| act.on_tick());
+        self.on_tick(ctx);
+        ctx.run_interval(self.tick, |act, ctx| act.on_tick(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -386,8 +499,9 @@ impl Handler<Propose> for RaftCore {
     type Result = ();
 
     fn handle(&mut self, msg: Propose, _: &mut Context<Self>) {
-        if let Some(e) = &self.storage_failed {
-            let _ = msg.reply.send(Err(WriteError::Storage(e.clone())));
+        if self.storage.halted {
+            let error = self.storage.error.clone().unwrap_or_default();
+            let _ = msg.reply.send(Err(WriteError::Storage(error)));
             return;
         }
         if self.waiters.len() >= self.max_pending {
@@ -416,10 +530,16 @@ impl Handler<PersistDone> for RaftCore {
 
     fn handle(&mut self, msg: PersistDone, _: &mut Context<Self>) {
         match msg.0 {
-            Ok(id) => {
+            Ok(id) if !self.storage.halted => {
+                if let Some(error) = self.storage.error.take() {
+                    tracing::info!(%error, "raft log storage writable again");
+                    self.storage.backoff = STORAGE_RETRY_FIRST;
+                }
                 self.raft.on_persisted(id);
                 self.run_outputs();
             }
+            // Reported before the failure that halted the core: that core is gone.
+            Ok(_) => {}
             Err(e) => self.fail_storage(e.to_string()),
         }
     }

@@ -24,9 +24,12 @@ const DEADLINE: Duration = Duration::from_secs(10);
 struct GateState {
     stalled: bool,
     fail: Option<String>,
+    /// Last index covered by a successful sync: what a recovery keeps.
+    synced: u64,
 }
 
-/// A memory backend whose `sync` can be held (stalled) or made to fail.
+/// A memory backend whose `sync` can be held (stalled) or made to fail; a failed sync
+/// leaves its entries unsynced, and `recover_after_error` drops them as a disk would.
 #[derive(Clone, Default)]
 struct GatedBackend {
     inner: MemoryBackend,
@@ -59,8 +62,16 @@ impl LogBackend for GatedBackend {
         }
         match &state.fail {
             Some(e) => Err(StorageError::Io(e.clone())),
-            None => Ok(()),
+            None => {
+                state.synced = self.inner.last_index().0;
+                Ok(())
+            }
         }
+    }
+    fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
+        let synced = self.gate.0.lock().synced;
+        self.inner.truncate_from(LogIndex(synced + 1))?;
+        Ok(self.inner.recover())
     }
     fn last_index(&self) -> LogIndex {
         self.inner.last_index()
@@ -180,12 +191,71 @@ async fn a_storage_failure_fails_waiting_and_later_writes() {
     backend.set(|g| g.fail = Some("disk on fire".into()));
     let storage = Err(WriteError::Storage("disk on fire".into()));
     assert_eq!(waiting.await.unwrap(), storage);
-    assert_eq!(server.propose(set("b")).await, storage);
+    // Halted (the storage error) or rebuilt and not yet leader (no leader): either way
+    // the write is refused, never acknowledged.
+    let later = server.propose(set("b")).await;
+    assert!(
+        later == storage || later == Err(WriteError::NoLeader),
+        "{later:?}"
+    );
     assert!(server.view().read().kv_get("a").is_none());
-    // Status agrees with the writes: this server no longer claims to lead.
+    // Status agrees with the writes: this server no longer claims to lead, and says why.
     let status = server.status();
     assert!(!status.is_leader(), "{status:?}");
     assert_eq!(status.leader_id, None);
+    assert_eq!(status.storage_error.as_deref(), Some("disk on fire"));
+}
+
+#[actix::test]
+async fn writes_resume_by_themselves_once_the_disk_accepts_them_again() {
+    let (server, backend) = gated_leader(Limits::default()).await;
+    assert_eq!(server.propose(set("before")).await, Ok(CommandResult::Done));
+    backend.set(|g| g.fail = Some("No space left on device (os error 28)".into()));
+    let refused = server.propose(set("refused")).await;
+    assert!(
+        matches!(refused, Err(WriteError::Storage(_))),
+        "{refused:?}"
+    );
+    // While the disk is full the server keeps failing over and over (each rebuilt core
+    // fails its first write) and never claims leadership; stale reads still answer.
+    let failing_since = Instant::now();
+    wait_until("a few retries while full", || {
+        failing_since.elapsed() > crate::raft_core::STORAGE_RETRY_FIRST * 4
+    })
+    .await;
+    let status = server.status();
+    assert!(!status.is_leader(), "{status:?}");
+    assert!(status.storage_error.is_some(), "{status:?}");
+    assert!(server.view().read().kv_get("before").is_some());
+    // Space comes back: no restart, the server elects itself and writes again.
+    backend.set(|g| g.fail = None);
+    wait_until("leader again with the error cleared", || {
+        let s = server.status();
+        s.is_ready_leader() && s.storage_error.is_none()
+    })
+    .await;
+    assert_eq!(server.propose(set("after")).await, Ok(CommandResult::Done));
+    let view = server.view().read();
+    assert!(view.kv_get("before").is_some() && view.kv_get("after").is_some());
+    assert!(
+        view.kv_get("refused").is_none(),
+        "a refused write never applies"
+    );
+    drop(view);
+    // What the disk holds agrees: a restart from it would have both acknowledged writes.
+    let disk = backend.inner.recover();
+    let keys: Vec<String> = disk
+        .entries
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::Command(bytes) => match codec::decode::<Command>(bytes, usize::MAX) {
+                Ok(Command::Kv(KvOp::Set { key, .. })) => Some(key),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys, ["before", "after"]);
 }
 
 #[test]

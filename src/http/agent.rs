@@ -147,6 +147,8 @@ pub fn agent_self(config: &Config, status: &RaftStatus, started_unix: u64) -> Va
                 "protocol_version": "3",
                 "protocol_version_max": "3",
                 "protocol_version_min": "0",
+                // Not in Consul: why this server cannot write its Raft log right now.
+                "storage_error": status.storage_error.clone().unwrap_or_default(),
             },
             "runtime": {
                 "arch": std::env::consts::ARCH,

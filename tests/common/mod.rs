@@ -62,6 +62,22 @@ impl Agent {
 
     /// A server agent as in the seed walkthrough, bound to `ip`.
     pub fn server(ip: &str, node: &str, data_dir: &Path, extra: &[&str]) -> Agent {
+        let log_dir = data_dir
+            .parent()
+            .expect("data dir has a parent")
+            .join("logs");
+        Agent::server_logging_to(ip, node, data_dir, &log_dir, extra)
+    }
+
+    /// [`Agent::server`] with its log written to `log_dir` (for a data dir on a
+    /// filesystem the test fills up).
+    pub fn server_logging_to(
+        ip: &str,
+        node: &str,
+        data_dir: &Path,
+        log_dir: &Path,
+        extra: &[&str],
+    ) -> Agent {
         let mut args: Vec<String> = [
             "agent",
             "-server",
@@ -79,12 +95,8 @@ impl Agent {
         .collect();
         args.push(data_dir.display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
-        let log_dir = data_dir
-            .parent()
-            .expect("data dir has a parent")
-            .join("logs");
-        std::fs::create_dir_all(&log_dir).expect("log dir");
-        let mut agent = Agent::spawn(ip, &args, &log_dir);
+        std::fs::create_dir_all(log_dir).expect("log dir");
+        let mut agent = Agent::spawn(ip, &args, log_dir);
         agent.wait_ready();
         agent
     }

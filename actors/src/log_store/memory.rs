@@ -94,4 +94,9 @@ impl LogBackend for MemoryBackend {
         state.first = index.0 + 1;
         Ok(())
     }
+
+    fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
+        // TEMP until the log branch lands: memory writes cannot fail.
+        Ok(self.recover())
+    }
 }

@@ -14,6 +14,15 @@
 //! delays an acknowledgement. Installing a leader's snapshot ([`LogStore::save_snapshot`])
 //! also rides it, so the snapshot is durable before any later request (which may reset
 //! the log) executes.
+//!
+//! # Failures
+//! A failed batch (a full disk, an I/O error) is reported once through `on_done`; from
+//! then on the disk state past the last successful sync is unknown, so the thread drops
+//! every queued request unexecuted until RaftCore asks it to [`LogStore::recover`]: the
+//! backend discards whatever the last sync did not cover and returns what the log
+//! durably holds, and RaftCore rebuilds its core from that (see `raft_core`). Nothing
+//! that was acknowledged is lost (acknowledgements follow a successful sync), and
+//! nothing is acknowledged that was not durable.
 
 mod file;
 mod memory;
@@ -80,6 +89,13 @@ pub trait LogBackend: Send + 'static {
     /// Discard the whole log; the next append is `index + 1` (a follower installed a
     /// snapshot its log did not contain). Durable at the next `sync`.
     fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError>;
+    /// After a failed append/truncate/sync/save_hard_state: forget everything not covered by the
+    /// last successful `sync` (truncate the active segment back to its last synced length, remove
+    /// segments created since that sync, drop buffered bytes), make that durable, and return
+    /// what the log now durably holds, exactly as `open` would recover it. Used to resume after
+    /// a full disk without a restart. Must not trust bytes that a failed fsync may have left in
+    /// the page cache only.
+    fn recover_after_error(&mut self) -> Result<Recovered, StorageError>;
 }
 
 /// Execute a batch of requests in order with one sync. Returns the highest id done.
@@ -109,6 +125,10 @@ pub fn persist_batch(
     Ok(batch.last().map(|r| r.id).unwrap_or(0))
 }
 
+/// Answer to [`LogStore::recover`]: what the log durably holds once the failed state is
+/// discarded.
+pub type RecoverReply = tokio::sync::oneshot::Sender<Result<Recovered, StorageError>>;
+
 /// Work for the log store thread, executed in order.
 enum LogOp {
     Persist(PersistRequest),
@@ -116,6 +136,102 @@ enum LogOp {
     CompactUntil(LogIndex),
     /// Make a leader's snapshot durable before anything queued after it.
     SaveSnapshot(SnapshotMeta, Vec<u8>),
+    /// After a reported failure: discard what was not durable and report what is.
+    Recover(RecoverReply),
+}
+
+/// One gathered unit of work: persists, then maybe a snapshot save, then maybe a
+/// recovery, in that order (the two end a batch: what follows them waits for them).
+#[derive(Default)]
+struct Round {
+    batch: Vec<PersistRequest>,
+    save: Option<(SnapshotMeta, Vec<u8>)>,
+    recover: Option<RecoverReply>,
+}
+
+/// The state of the log store thread.
+struct Worker {
+    backend: Box<dyn LogBackend>,
+    snapshots: Arc<dyn SnapshotBackend>,
+    on_done: Box<dyn Fn(Result<u64, StorageError>) + Send>,
+    /// A write failed and was reported: the disk state past the last sync is unknown, so
+    /// everything queued is dropped unexecuted until a `Recover` (requests queued after a
+    /// failed one may depend on it; RaftCore rebuilds its core from what `Recover`
+    /// returns and only then sends new work).
+    failed: bool,
+}
+
+impl Worker {
+    fn run(&mut self, rx: &mpsc::Receiver<LogOp>) {
+        let mut compact_to: Option<LogIndex> = None;
+        let mut next = rx.recv().ok();
+        while let Some(first) = next.take() {
+            let round = Self::gather(first, rx, &mut compact_to);
+            if !round.batch.is_empty() && !self.failed {
+                let result = persist_batch(self.backend.as_mut(), &round.batch);
+                self.report(result);
+            }
+            if let Some((meta, data)) = round.save {
+                if !self.failed {
+                    let result = self.snapshots.save(&meta, &data);
+                    if let Err(e) = result {
+                        self.report(Err(e));
+                    }
+                }
+            }
+            if let Some(index) = compact_to.take().filter(|_| !self.failed) {
+                if let Err(e) = self.backend.compact_until(index) {
+                    // Only disk space is at stake: report and carry on.
+                    tracing::error!(error = %e, %index, "raft log compaction failed");
+                }
+            }
+            if let Some(reply) = round.recover {
+                let recovered = self.backend.recover_after_error();
+                if recovered.is_ok() {
+                    self.failed = false;
+                }
+                let _ = reply.send(recovered);
+            }
+            next = rx.recv().ok();
+        }
+    }
+
+    /// Take `first` and whatever else is queued, up to a full batch or an op that must
+    /// run after the batch (a snapshot save or a recovery orders before what follows it).
+    fn gather(
+        first: LogOp,
+        rx: &mpsc::Receiver<LogOp>,
+        compact_to: &mut Option<LogIndex>,
+    ) -> Round {
+        let mut round = Round::default();
+        let mut op = Some(first);
+        while let Some(current) = op.take() {
+            match current {
+                LogOp::Persist(req) => round.batch.push(req),
+                LogOp::CompactUntil(i) => *compact_to = Some(compact_to.map_or(i, |c| c.max(i))),
+                LogOp::SaveSnapshot(meta, data) => {
+                    round.save = Some((meta, data));
+                    break;
+                }
+                LogOp::Recover(reply) => {
+                    round.recover = Some(reply);
+                    break;
+                }
+            }
+            if round.batch.len() >= MAX_BATCH_REQUESTS {
+                break;
+            }
+            op = rx.try_recv().ok();
+        }
+        round
+    }
+
+    fn report(&mut self, result: Result<u64, StorageError>) {
+        if result.is_err() {
+            self.failed = true;
+        }
+        (self.on_done)(result);
+    }
 }
 
 /// The handle to the log store thread. Dropping it stops the thread after it drains.
@@ -129,7 +245,7 @@ impl LogStore {
     /// the highest durable id, or once with the error that stopped the store.
     /// `snapshots` is where a leader's snapshot is saved when a follower installs one.
     pub fn spawn<F>(
-        mut backend: Box<dyn LogBackend>,
+        backend: Box<dyn LogBackend>,
         snapshots: Arc<dyn SnapshotBackend>,
         on_done: F,
     ) -> Result<LogStore, StorageError>
@@ -137,58 +253,15 @@ impl LogStore {
         F: Fn(Result<u64, StorageError>) + Send + 'static,
     {
         let (tx, rx) = mpsc::channel::<LogOp>();
+        let mut worker = Worker {
+            backend,
+            snapshots,
+            on_done: Box::new(on_done),
+            failed: false,
+        };
         let thread = std::thread::Builder::new()
             .name("cairn-logstore".into())
-            .spawn(move || {
-                let mut batch = Vec::new();
-                let mut compact_to: Option<LogIndex> = None;
-                let mut next = rx.recv().ok();
-                while let Some(op) = next.take() {
-                    batch.clear();
-                    let mut save = None;
-                    let mut op = Some(op);
-                    // Gather persists until the queue is empty, the batch is full, or a
-                    // snapshot save must run first (it orders before what follows it).
-                    while let Some(current) = op.take() {
-                        match current {
-                            LogOp::Persist(req) => batch.push(req),
-                            LogOp::CompactUntil(i) => {
-                                compact_to = Some(compact_to.map_or(i, |c| c.max(i)))
-                            }
-                            LogOp::SaveSnapshot(meta, data) => {
-                                save = Some((meta, data));
-                                break;
-                            }
-                        }
-                        if batch.len() >= MAX_BATCH_REQUESTS {
-                            break;
-                        }
-                        op = rx.try_recv().ok();
-                    }
-                    if !batch.is_empty() {
-                        let result = persist_batch(backend.as_mut(), &batch);
-                        let failed = result.is_err();
-                        on_done(result);
-                        if failed {
-                            // The disk state is unknown now; refuse to continue.
-                            return;
-                        }
-                    }
-                    if let Some((meta, data)) = save {
-                        if let Err(e) = snapshots.save(&meta, &data) {
-                            on_done(Err(e));
-                            return;
-                        }
-                    }
-                    if let Some(index) = compact_to.take() {
-                        if let Err(e) = backend.compact_until(index) {
-                            // Only disk space is at stake: report and carry on.
-                            tracing::error!(error = %e, %index, "raft log compaction failed");
-                        }
-                    }
-                    next = rx.recv().ok();
-                }
-            })?;
+            .spawn(move || worker.run(&rx))?;
         Ok(LogStore {
             tx,
             thread: Some(thread),
@@ -216,6 +289,15 @@ impl LogStore {
     pub fn compact_until(&self, index: LogIndex) -> Result<(), StorageError> {
         self.tx
             .send(LogOp::CompactUntil(index))
+            .map_err(|_| StorageError::Stopped)
+    }
+
+    /// After the store reported a failure: discard what was not durable (see
+    /// [`LogBackend::recover_after_error`]) and answer with what the log durably holds.
+    /// Until this runs, every request queued after the failure is dropped unexecuted.
+    pub fn recover(&self, reply: RecoverReply) -> Result<(), StorageError> {
+        self.tx
+            .send(LogOp::Recover(reply))
             .map_err(|_| StorageError::Stopped)
     }
 

@@ -153,6 +153,9 @@ impl Raft {
     pub fn id(&self) -> &ServerId {
         &self.cfg.id
     }
+    pub fn config(&self) -> &RaftConfig {
+        &self.cfg
+    }
     pub fn role(&self) -> Role {
         self.role
     }
