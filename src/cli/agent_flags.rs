@@ -82,7 +82,7 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
         "dev",
         Bool,
         "",
-        "Development mode: in-memory server, bootstrapped, UI on.",
+        "Development mode: in-memory server, bootstrapped.",
     ),
     flag(
         "dns-port",
@@ -172,7 +172,12 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
         "<port>",
         "Server RPC port (default 8300).",
     ),
-    flag("ui", Bool, "", "Serve the web UI."),
+    flag(
+        "ui",
+        Bool,
+        "",
+        "Accepted for compatibility; this version serves no web UI.",
+    ),
 ];
 
 /// What `cairn agent <args>` asked for.

@@ -259,7 +259,9 @@ fn has_unprintable(path: &str) -> bool {
     path.chars().any(|c| c.is_control())
 }
 
-pub const BANNER: &str = "Consul Agent (cairn): UI disabled. To enable, set ui_config.enabled=true in the agent configuration and restart.";
+/// What `/` answers: cairn has no web UI yet, so it does not offer to enable one.
+pub const BANNER: &str =
+    "Consul Agent (cairn): no web UI is served by this version; the HTTP API is under /v1/.";
 
 /// Whether this request may be served: its connection's slot (taken when the connection
 /// was accepted), or else a per-request slot (in-process tests have no connection hook;

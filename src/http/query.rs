@@ -99,6 +99,10 @@ impl Consistency {
     }
 }
 
+/// The 400 answer to `?filter=` (filter expressions are not implemented yet).
+pub const FILTER_UNSUPPORTED_TEXT: &str =
+    "Filter expressions (?filter=) are not supported by this agent yet";
+
 /// Default blocking wait (Consul's `default_query_time`).
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 /// Longest blocking wait (Consul's `max_query_time`).
@@ -118,6 +122,11 @@ impl QueryOptions {
     /// Parse `dc`, `wait`, `index`, `stale`/`consistent` in Consul's order.
     pub fn parse(q: &Query, our_dc: &str) -> Result<QueryOptions, ApiError> {
         check_dc(q, our_dc)?;
+        if q.has("filter") {
+            // Answering everything with a 200 would tell the client its filter matched
+            // everything; until filters are implemented, say so.
+            return Err(ApiError::bad_request(FILTER_UNSUPPORTED_TEXT));
+        }
         // Consul's parseWait skips a parameter whose value is empty (`query.Get(..) != ""`),
         // so `?wait=` and `?index=` mean "not given", not "malformed".
         let given = |name: &str| q.get(name).filter(|v| !v.is_empty());

@@ -97,6 +97,16 @@ async fn query_validation() {
         ("/v1/kv/a?dc=dc2", 500, "No path to datacenter"),
         ("/v1/catalog/nodes?dc=other", 500, "No path to datacenter"),
         ("/v1/status/leader?dc=other", 500, "No path to datacenter"),
+        (
+            "/v1/catalog/nodes?filter=Node%20==%20%22a%22",
+            400,
+            crate::http::query::FILTER_UNSUPPORTED_TEXT,
+        ),
+        (
+            "/v1/health/service/consul?filter=",
+            400,
+            crate::http::query::FILTER_UNSUPPORTED_TEXT,
+        ),
     ] {
         let r = send!(app, "GET", uri);
         assert_eq!(r.status.as_u16(), code, "{uri}");
