@@ -16,8 +16,6 @@ use protocol::codec;
 use protocol::ids::ServerId;
 use protocol::raft::{Raft, RaftConfig, SnapshotMeta};
 use protocol::store::{Command, CommandResult, Store};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -246,7 +244,7 @@ impl ServerHandle {
             load_newest_snapshot(snapshots.as_ref(), limits.max_snapshot_bytes)?;
         let id = ServerId(opts.server_id.clone());
         let cfg = RaftConfig::with_multiplier(id, opts.raft_multiplier);
-        let rng = StdRng::seed_from_u64(rand::random());
+        let rng = protocol::rng::seeded(rand::random());
         let epoch = Instant::now();
         let mut raft = Raft::new(
             cfg,

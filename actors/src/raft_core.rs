@@ -45,8 +45,6 @@ use crate::status::StatusCell;
 use actix::prelude::*;
 use protocol::ids::LogIndex;
 use protocol::raft::{Output, Payload, Raft, Role, SnapshotMeta};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -371,7 +369,7 @@ impl RaftCore {
             recovered.hard_state,
             snapshot,
             recovered.entries,
-            StdRng::seed_from_u64(rand::random()),
+            protocol::rng::seeded(rand::random()),
             self.now_ms(),
         );
         match rebuilt {

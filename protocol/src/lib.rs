@@ -9,4 +9,5 @@ pub mod codec;
 pub mod dns;
 pub mod ids;
 pub mod raft;
+pub mod rng;
 pub mod store;

@@ -7,7 +7,7 @@ use super::types::{
 };
 use super::RaftConfig;
 use crate::ids::{LogIndex, ServerId, Term};
-use rand::rngs::StdRng;
+use crate::rng::CoreRng;
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -40,7 +40,7 @@ struct InFlightPersist {
 /// The pure Raft state machine of one server.
 pub struct Raft {
     cfg: RaftConfig,
-    rng: StdRng,
+    rng: CoreRng,
     now_ms: u64,
 
     term: Term,
@@ -97,7 +97,7 @@ impl Raft {
         hard_state: HardState,
         snapshot: Option<SnapshotMeta>,
         entries: Vec<Entry>,
-        rng: StdRng,
+        rng: CoreRng,
         now_ms: u64,
     ) -> Result<Raft, String> {
         let commit = snapshot.as_ref().map(|s| s.index).unwrap_or_default();

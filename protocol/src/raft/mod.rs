@@ -2,7 +2,7 @@
 //! (`on_tick(now_ms)`, `propose`, `on_message`, `on_persisted`, `bootstrap`); outputs
 //! are collected and taken with [`Raft::drain_outputs`], to be executed in order by the
 //! shell (actors/raft_core). Time is a number of milliseconds; randomness comes from the
-//! seeded `StdRng` given at construction. No I/O happens here.
+//! seeded [`crate::rng::CoreRng`] given at construction. No I/O happens here.
 //!
 //! # Timings
 //! Consul scales hashicorp/raft's defaults (1000 ms heartbeat/election timeout) by

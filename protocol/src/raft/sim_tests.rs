@@ -9,8 +9,8 @@
 
 use super::*;
 use crate::ids::{LogIndex, ServerId, Term};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use crate::rng::{seeded, CoreRng};
+use rand::Rng;
 use std::collections::BTreeMap;
 
 const IDS: [&str; 3] = ["a", "b", "c"];
@@ -58,7 +58,7 @@ struct SimNode {
 
 struct Sim {
     seed: u64,
-    rng: StdRng,
+    rng: CoreRng,
     now: u64,
     nodes: Vec<SimNode>,
     net: Vec<(u64, usize, usize, Message)>,
@@ -113,7 +113,7 @@ impl Sim {
                     disk.hard_state.clone(),
                     None,
                     disk.entries.clone(),
-                    StdRng::seed_from_u64(seed * 10 + i as u64),
+                    seeded(seed * 10 + i as u64),
                     0,
                 )
                 .unwrap(),
@@ -123,7 +123,7 @@ impl Sim {
             .collect();
         Sim {
             seed,
-            rng: StdRng::seed_from_u64(seed),
+            rng: seeded(seed),
             now: 0,
             nodes,
             net: Vec::new(),
@@ -253,7 +253,7 @@ impl Sim {
         node.pending.clear(); // unflushed writes are lost
         self.checked[i] = node.disk.snapshot.as_ref().map_or(0, |s| s.index.0);
         self.net.retain(|(_, _, to, _)| *to != i);
-        let rng = StdRng::seed_from_u64(self.rng.random());
+        let rng = seeded(self.rng.random());
         node.raft = Raft::new(
             config(i),
             node.disk.hard_state.clone(),

@@ -11,15 +11,7 @@ fn meta(index: u64, term: u64, ids: &[&str]) -> SnapshotMeta {
 }
 
 fn from_snapshot(s: &str, hard_state: HardState, snap: SnapshotMeta, entries: Vec<Entry>) -> Raft {
-    Raft::new(
-        config(s),
-        hard_state,
-        Some(snap),
-        entries,
-        StdRng::seed_from_u64(7),
-        0,
-    )
-    .unwrap()
+    Raft::new(config(s), hard_state, Some(snap), entries, seeded(7), 0).unwrap()
 }
 
 fn install(term: u64, leader: &str, snap: SnapshotMeta, data: &[u8]) -> Message {
@@ -155,7 +147,7 @@ fn restart_from_a_snapshot_drops_covered_entries_and_starts_committed() {
             .into_iter()
             .chain(gap)
             .collect(),
-        StdRng::seed_from_u64(1),
+        seeded(1),
         0,
     );
     assert!(r.is_err());

@@ -2,8 +2,7 @@
 
 use super::*;
 use crate::ids::{LogIndex, ServerId, Term};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use crate::rng::{seeded, CoreRng};
 
 const T: u64 = 100; // election timeout in these tests; waits are drawn from [T, 2T)
 
@@ -21,15 +20,7 @@ fn config(s: &str) -> RaftConfig {
 }
 
 fn node(s: &str, hard_state: HardState, entries: Vec<Entry>) -> Raft {
-    Raft::new(
-        config(s),
-        hard_state,
-        None,
-        entries,
-        StdRng::seed_from_u64(7),
-        0,
-    )
-    .unwrap()
+    Raft::new(config(s), hard_state, None, entries, seeded(7), 0).unwrap()
 }
 
 fn entry(term: u64, index: u64, payload: Payload) -> Entry {
@@ -298,7 +289,7 @@ fn recovered_log_with_gaps_is_refused() {
         hs(1, None),
         None,
         vec![entry(1, 2, Payload::Noop)],
-        StdRng::seed_from_u64(1),
+        seeded(1),
         0,
     );
     assert!(r.is_err());
