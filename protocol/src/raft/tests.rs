@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::ids::{LogIndex, ServerId, Term};
-use crate::rng::{seeded, CoreRng};
+use crate::rng::seeded;
 
 const T: u64 = 100; // election timeout in these tests; waits are drawn from [T, 2T)
 
