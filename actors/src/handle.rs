@@ -1,6 +1,7 @@
 //! The façade the edges (HTTP, DNS, agent wiring) use to talk to a server's Raft group:
 //! propose commands, read the published view, and see Raft status.
 
+use crate::events::{announce_leadership, EventBus, ServerEvent};
 use crate::fsm::{Fsm, SnapshotPolicy};
 use crate::log_store::{
     FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered, StorageError,
@@ -90,6 +91,16 @@ pub enum RaftRole {
     Leader,
 }
 
+impl From<protocol::raft::Role> for RaftRole {
+    fn from(role: protocol::raft::Role) -> Self {
+        match role {
+            protocol::raft::Role::Follower => RaftRole::Follower,
+            protocol::raft::Role::Candidate => RaftRole::Candidate,
+            protocol::raft::Role::Leader => RaftRole::Leader,
+        }
+    }
+}
+
 /// A snapshot of Raft status for headers, `/v1/status/*` and agent/self.
 #[derive(Debug, Clone, Default)]
 pub struct RaftStatus {
@@ -160,6 +171,7 @@ pub struct ServerHandle {
     applied: watch::Receiver<u64>,
     propose_timeout: Duration,
     max_command_bytes: usize,
+    events: EventBus,
 }
 
 /// Bounds of the write path.
@@ -280,6 +292,13 @@ impl ServerHandle {
         let fsm_arbiter = Arbiter::new();
         let fsm = Fsm::start_in_arbiter(&fsm_arbiter.handle(), move |_| fsm);
 
+        let events = EventBus::default();
+        actix::spawn(announce_leadership(
+            events.clone(),
+            events.subscribe(),
+            status.clone(),
+            applied_rx.clone(),
+        ));
         let done_addr = addr.clone();
         let log_store = LogStore::spawn(backend, snapshots, move |result| {
             done_addr.do_send(PersistDone(result))
@@ -298,7 +317,8 @@ impl ServerHandle {
                     trailing_logs: opts.trailing_logs,
                 },
             )
-            .with_self_addr(opts.server_addr.clone()),
+            .with_self_addr(opts.server_addr.clone())
+            .with_events(events.clone()),
         );
         Ok(ServerHandle {
             view,
@@ -307,6 +327,7 @@ impl ServerHandle {
             applied: applied_rx,
             propose_timeout: limits.propose_timeout,
             max_command_bytes: limits.max_command_bytes,
+            events,
         })
     }
 
@@ -361,6 +382,11 @@ impl ServerHandle {
             .send(crate::raft_core::LogStats)
             .await
             .unwrap_or_default()
+    }
+
+    /// Subscribe to role, leadership and storage events (see [`crate::events`]).
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<ServerEvent> {
+        self.events.subscribe()
     }
 
     /// Watch of the last applied index; blocking queries wait on it.

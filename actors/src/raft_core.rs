@@ -38,6 +38,7 @@
 //! also ends a `propose` whose wait for its entry timed out: there the outcome is
 //! unknown, since the entry may still commit and be applied.
 
+use crate::events::{EventBus, ServerEvent};
 use crate::fsm::{Apply, Fsm, ProposalReply, Restore, Waiter};
 use crate::handle::{RaftRole, WriteError};
 use crate::log_store::{LogStore, Recovered, StorageError};
@@ -117,6 +118,9 @@ pub(crate) struct RaftCore {
     /// Entries kept in memory (and on disk) below each snapshot.
     trailing_logs: u64,
     shutdown_done: Vec<oneshot::Sender<()>>,
+    events: EventBus,
+    /// The term this server leads, for `LeadershipLost` (None when not leading).
+    leading_term: Option<u64>,
 }
 
 /// The log store's health as RaftCore sees it (see the module docs).
@@ -187,6 +191,21 @@ impl RaftCore {
             max_pending,
             trailing_logs,
             shutdown_done: Vec::new(),
+            events: EventBus::default(),
+            leading_term: None,
+        }
+    }
+
+    /// Where role, leadership and storage events are published.
+    pub(crate) fn with_events(mut self, events: EventBus) -> RaftCore {
+        self.events = events;
+        self
+    }
+
+    /// Publish `LeadershipLost` if this server was leading.
+    fn lose_leadership(&mut self) {
+        if let Some(term) = self.leading_term.take() {
+            self.events.publish(ServerEvent::LeadershipLost { term });
         }
     }
 
@@ -268,7 +287,18 @@ impl RaftCore {
                         for (_, w) in self.waiters.split_off(&noop) {
                             let _ = w.reply.send(Err(WriteError::LeadershipLost));
                         }
+                    } else {
+                        self.lose_leadership();
                     }
+                    if role == Role::Leader {
+                        self.leading_term = Some(term.0);
+                    }
+                    self.events.publish(ServerEvent::RoleChanged {
+                        role: RaftRole::from(role),
+                        term: term.0,
+                        leader_id: leader.map(|l| l.0),
+                        ready_index: self.leader_noop_index,
+                    });
                 }
             }
         }
@@ -327,6 +357,11 @@ impl RaftCore {
                 tracing::warn!(%error, retry_ms, "raft log storage still failing; retrying");
             }
             self.storage.retry_at = Instant::now() + self.storage.backoff;
+            self.lose_leadership();
+            if self.storage.error.is_none() {
+                let error = error.clone();
+                self.events.publish(ServerEvent::StorageFailed { error });
+            }
         }
         for (_, w) in std::mem::take(&mut self.waiters) {
             let _ = w.reply.send(Err(WriteError::Storage(error.clone())));
@@ -469,6 +504,7 @@ impl Actor for RaftCore {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.lose_leadership();
         for (_, w) in std::mem::take(&mut self.waiters) {
             let _ = w.reply.send(Err(WriteError::ShuttingDown));
         }
@@ -532,6 +568,7 @@ impl Handler<PersistDone> for RaftCore {
                 if let Some(error) = self.storage.error.take() {
                     tracing::info!(%error, "raft log storage writable again");
                     self.storage.backoff = STORAGE_RETRY_FIRST;
+                    self.events.publish(ServerEvent::StorageRecovered);
                 }
                 self.raft.on_persisted(id);
                 self.run_outputs();

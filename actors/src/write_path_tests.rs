@@ -522,3 +522,68 @@ fn a_batch_is_decoded_up_front_without_the_store_lock() {
     assert!(matches!(&decoded[1], Decoded::Command(c) if *c == set("a")));
     assert!(matches!(&decoded[2], Decoded::Undecodable(_)));
 }
+
+/// Receive events until `want` arrives (panics after the deadline); returns all seen.
+async fn events_until(
+    events: &mut tokio::sync::broadcast::Receiver<crate::events::ServerEvent>,
+    want: &crate::events::ServerEvent,
+) -> Vec<crate::events::ServerEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {want:?} within the deadline; saw {seen:?}"))
+            .expect("event bus open");
+        seen.push(event.clone());
+        if &event == want {
+            return seen;
+        }
+    }
+}
+
+#[actix::test]
+async fn leadership_and_storage_changes_are_published_as_events() {
+    use crate::events::ServerEvent::*;
+    let backend = GatedBackend::default();
+    let server = ServerHandle::start_with(
+        options(),
+        Box::new(backend.clone()),
+        Recovered::default(),
+        Arc::new(MemorySnapshotStore::new()),
+        Limits::default(),
+    )
+    .unwrap();
+    // Subscribed before RaftCore first runs: nothing is missed.
+    let mut events = server.events();
+    let seen = events_until(&mut events, &LeadershipAcquired { term: 2 }).await;
+    assert!(
+        seen.contains(&RoleChanged {
+            role: crate::RaftRole::Leader,
+            term: 2,
+            leader_id: Some("s1".into()),
+            ready_index: 2,
+        }),
+        "{seen:?}"
+    );
+    // Acquired only once the no-op is applied.
+    assert!(*server.applied().borrow() >= 2);
+
+    backend.set(|g| g.fail = Some("disk on fire".into()));
+    let _ = server.propose(set("x")).await;
+    let seen = events_until(
+        &mut events,
+        &StorageFailed {
+            error: "disk on fire".into(),
+        },
+    )
+    .await;
+    assert!(seen.contains(&LeadershipLost { term: 2 }), "{seen:?}");
+
+    backend.set(|g| g.fail = None);
+    events_until(&mut events, &StorageRecovered).await;
+    let seen = events_until(&mut events, &LeadershipAcquired { term: 3 }).await;
+    assert!(
+        !seen.iter().any(|e| matches!(e, LeadershipLost { .. })),
+        "{seen:?}"
+    );
+}

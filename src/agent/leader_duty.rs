@@ -1,39 +1,55 @@
 //! Leader duty (ARCHITECTURE rule 8): while this server leads, make sure the catalog holds
 //! this node, its `serfHealth` check and the `consul` service, as a Consul leader does.
-//! It starts only after the new leader's no-op entry is applied, runs once per leadership
-//! term, and retries with backoff. The write is idempotent: identical rows leave the
-//! indexes alone, so re-registering after every election costs nothing.
+//! It is driven by the server's events: it starts on `LeadershipAcquired` (published
+//! once the new leader's no-op entry is applied), stops on `LeadershipLost`, runs once
+//! per leadership term, and retries with backoff while still leading. The write is
+//! idempotent: identical rows leave the indexes alone, so re-registering after every
+//! election costs nothing.
 
 use crate::config::Config;
-use actors::{RaftStatus, ServerHandle};
+use actors::{RaftStatus, ServerEvent, ServerHandle};
 use protocol::store::{Check, CheckStatus, Command, CommandResult, Node, RegisterRequest, Service};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 
-/// How often Raft status is looked at when nothing was applied (role changes are not
-/// announced through the applied-index watch).
-pub const STATUS_POLL_MS: u64 = 250;
 pub const RETRY_BACKOFF_INITIAL_MS: u64 = 250;
 pub const RETRY_BACKOFF_MAX_MS: u64 = 10_000;
 
 pub const SERF_HEALTH_CHECK_ID: &str = "serfHealth";
 
-/// The decision part of the duty: given Raft status over time, when to register.
+/// The decision part of the duty: given the server's events, when to register.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LeaderDuty {
+    /// The term this server leads with its no-op applied (None when not leading).
+    leading: Option<u64>,
     /// The term in which registration last succeeded.
     registered_term: Option<u64>,
 }
 
 impl LeaderDuty {
-    /// True when this status calls for a registration now.
-    pub fn on_status(&mut self, status: &RaftStatus) -> bool {
-        // Only once this term's no-op is applied: the store then holds everything earlier
-        // terms committed (rule 8).
-        status.is_ready_leader() && self.registered_term != Some(status.term)
+    pub fn on_event(&mut self, event: &ServerEvent) {
+        match event {
+            ServerEvent::LeadershipAcquired { term } => self.leading = Some(*term),
+            ServerEvent::LeadershipLost { term } if self.leading == Some(*term) => {
+                self.leading = None
+            }
+            _ => {}
+        }
+    }
+
+    /// Take the current status as the truth (at start, and after missing events).
+    pub fn on_status(&mut self, status: &RaftStatus) {
+        self.leading = status.is_ready_leader().then_some(status.term);
+    }
+
+    /// The term to register in now, if any.
+    pub fn due(&self) -> Option<u64> {
+        self.leading
+            .filter(|term| self.registered_term != Some(*term))
     }
 
     pub fn on_registered(&mut self, term: u64) {
@@ -89,23 +105,27 @@ pub fn self_registration(config: &Config) -> RegisterRequest {
     }
 }
 
-/// The duty's loop; runs for the life of the agent.
+/// The duty's loop; runs for the life of the agent (until the server's event bus closes).
 pub async fn run(server: ServerHandle, config: Arc<Config>) {
     let registration = self_registration(&config);
-    let mut applied = server.applied();
+    // Subscribe first, then read the status: nothing can fall between the two.
+    let mut events = server.events();
     let mut duty = LeaderDuty::default();
+    duty.on_status(&server.status());
     let mut backoff_ms = RETRY_BACKOFF_INITIAL_MS;
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
-        let status = server.status();
-        if duty.on_status(&status) {
+        let ready_to_try = retry_at.is_none_or(|at| tokio::time::Instant::now() >= at);
+        if let (Some(term), true) = (duty.due(), ready_to_try) {
             match server
                 .propose(Command::Register(registration.clone()))
                 .await
             {
                 Ok(CommandResult::Done | CommandResult::Bool(true)) => {
-                    duty.on_registered(status.term);
+                    duty.on_registered(term);
                     backoff_ms = RETRY_BACKOFF_INITIAL_MS;
-                    info!(node = %config.node_name, term = status.term, "leader: synced this node into the catalog");
+                    retry_at = None;
+                    info!(node = %config.node_name, term, "leader: synced this node into the catalog");
                 }
                 outcome => {
                     warn!(
@@ -113,20 +133,31 @@ pub async fn run(server: ServerHandle, config: Arc<Config>) {
                         retry_in_ms = backoff_ms,
                         "leader: failed to register this node in the catalog"
                     );
-                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                    retry_at =
+                        Some(tokio::time::Instant::now() + Duration::from_millis(backoff_ms));
                     backoff_ms = (backoff_ms * 2).min(RETRY_BACKOFF_MAX_MS);
-                    continue;
                 }
             }
+            continue;
         }
+        let retry = retry_at.filter(|_| duty.due().is_some());
         tokio::select! {
-            changed = applied.changed() => {
-                if changed.is_err() {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    if matches!(event, ServerEvent::LeadershipAcquired { .. }) {
+                        // A new term starts with a fresh backoff.
+                        backoff_ms = RETRY_BACKOFF_INITIAL_MS;
+                        retry_at = None;
+                    }
+                    duty.on_event(&event);
+                }
+                Err(RecvError::Lagged(_)) => duty.on_status(&server.status()),
+                Err(RecvError::Closed) => {
                     debug!("leader duty: the server stopped; duty ends");
                     return;
                 }
-            }
-            _ = tokio::time::sleep(Duration::from_millis(STATUS_POLL_MS)) => {}
+            },
+            _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => {}
         }
     }
 }
@@ -136,40 +167,57 @@ mod tests {
     use super::*;
     use actors::RaftRole;
 
-    /// A status whose term's no-op sits at `noop` (RaftCore publishes it on leaders only).
-    fn status(role: RaftRole, term: u64, applied: u64, noop: u64) -> RaftStatus {
-        RaftStatus {
-            role,
-            term,
-            commit_index: applied,
-            applied_index: applied,
-            last_log_index: applied.max(noop),
-            leader_ready_index: if role == RaftRole::Leader { noop } else { 0 },
-            ..Default::default()
-        }
-    }
+    use ServerEvent::{LeadershipAcquired, LeadershipLost};
 
     #[test]
-    fn registers_once_per_term_after_the_noop_is_applied() {
+    fn registers_once_per_term_while_leading() {
         let mut d = LeaderDuty::default();
-        assert!(!d.on_status(&status(RaftRole::Follower, 1, 0, 0)));
-        // Became leader with the no-op at index 5 not yet applied.
-        assert!(!d.on_status(&status(RaftRole::Leader, 2, 4, 5)));
-        // Later entries do not move the bar: it is this term's no-op.
-        assert!(d.on_status(&status(RaftRole::Leader, 2, 5, 5)));
+        assert_eq!(d.due(), None);
+        d.on_event(&LeadershipAcquired { term: 2 });
+        assert_eq!(d.due(), Some(2));
         d.on_registered(2);
-        assert!(!d.on_status(&status(RaftRole::Leader, 2, 9, 5)));
-        // Step down, lead again in a later term: register again once caught up.
-        assert!(!d.on_status(&status(RaftRole::Follower, 3, 9, 0)));
-        assert!(!d.on_status(&status(RaftRole::Leader, 4, 9, 10)));
-        assert!(d.on_status(&status(RaftRole::Leader, 4, 10, 10)));
+        assert_eq!(d.due(), None);
+        // Step down, lead again in a later term: register again.
+        d.on_event(&LeadershipLost { term: 2 });
+        assert_eq!(d.due(), None);
+        d.on_event(&LeadershipAcquired { term: 4 });
+        assert_eq!(d.due(), Some(4));
     }
 
     #[test]
-    fn failed_registration_is_retried_in_the_same_term() {
+    fn a_stale_leadership_lost_does_not_stop_a_newer_term() {
         let mut d = LeaderDuty::default();
-        assert!(d.on_status(&status(RaftRole::Leader, 1, 1, 1)));
-        assert!(d.on_status(&status(RaftRole::Leader, 1, 1, 1)));
+        d.on_event(&LeadershipAcquired { term: 5 });
+        d.on_event(&LeadershipLost { term: 4 });
+        assert_eq!(d.due(), Some(5));
+    }
+
+    #[test]
+    fn failed_registration_stays_due_in_the_same_term() {
+        let mut d = LeaderDuty::default();
+        d.on_event(&LeadershipAcquired { term: 1 });
+        assert_eq!(d.due(), Some(1));
+        assert_eq!(d.due(), Some(1));
+    }
+
+    #[test]
+    fn the_status_is_the_truth_at_start_and_after_lag() {
+        use actors::RaftRole;
+        let leader = |applied: u64, noop: u64| RaftStatus {
+            role: RaftRole::Leader,
+            term: 3,
+            applied_index: applied,
+            leader_ready_index: noop,
+            ..Default::default()
+        };
+        let mut d = LeaderDuty::default();
+        // Leading but the no-op is not applied yet: not due (rule 8).
+        d.on_status(&leader(4, 5));
+        assert_eq!(d.due(), None);
+        d.on_status(&leader(5, 5));
+        assert_eq!(d.due(), Some(3));
+        d.on_status(&RaftStatus::default());
+        assert_eq!(d.due(), None);
     }
 
     #[test]
