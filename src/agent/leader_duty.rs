@@ -165,8 +165,6 @@ pub async fn run(server: ServerHandle, config: Arc<Config>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actors::RaftRole;
-
     use ServerEvent::{LeadershipAcquired, LeadershipLost};
 
     #[test]
