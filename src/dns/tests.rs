@@ -309,7 +309,10 @@ async fn one_client_cannot_fill_the_tcp_connection_cap() {
     }
     for i in 0..GLOBAL * 2 {
         let mut stream = connect_from(greedy, tcp).await;
-        assert!(closed_by_server(&mut stream).await, "connection {i} over the cap kept");
+        assert!(
+            closed_by_server(&mut stream).await,
+            "connection {i} over the cap kept"
+        );
     }
     // The refused ones took no global slot: another client gets all the rest.
     let mut others = Vec::new();
@@ -320,7 +323,10 @@ async fn one_client_cannot_fill_the_tcp_connection_cap() {
     }
     // The global cap still holds for everyone.
     let mut third = connect_from([127, 0, 0, 74], tcp).await;
-    assert!(closed_by_server(&mut third).await, "global cap not enforced");
+    assert!(
+        closed_by_server(&mut third).await,
+        "global cap not enforced"
+    );
     // A closed connection gives its client its slot back (freed just after the close).
     drop(held.pop());
     let deadline = std::time::Instant::now() + WAIT;

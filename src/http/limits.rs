@@ -18,18 +18,14 @@ pub const TOO_MANY_REQUESTS_TEXT: &str =
 #[derive(Debug)]
 pub struct ConnectionSlot(pub Option<ClientSlot>);
 
-/// The `on_connect` hook: take a slot for the connection's peer. Anything that is not a
-/// plain TCP stream (or has no peer address) is left alone.
+/// The `on_connect` hook: take a slot for the connection's peer (none without a peer
+/// address).
 pub fn on_connect(
     limiter: &Arc<ClientLimiter>,
-    connection: &dyn std::any::Any,
+    peer: Option<std::net::SocketAddr>,
     data: &mut actix_web::dev::Extensions,
 ) {
-    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return;
-    };
-    let Ok(peer) = stream.peer_addr() else {
-        return;
-    };
-    data.insert(ConnectionSlot(limiter.try_acquire(peer.ip())));
+    if let Some(peer) = peer {
+        data.insert(ConnectionSlot(limiter.try_acquire(peer.ip())));
+    }
 }
