@@ -4,7 +4,9 @@
 
 mod common;
 
-use cairn::http::head_limit::{MAX_HEADER_SECTION_BYTES, MAX_REQUEST_LINE_BYTES};
+use cairn::http::head_limit::{
+    MAX_HEADER_FIELDS, MAX_HEADER_SECTION_BYTES, MAX_REQUEST_LINE_BYTES,
+};
 use common::dns::{query_message, rcode, tcp_query};
 use common::{http_client, Agent, DEADLINE};
 use hickory_proto::op::{Message, ResponseCode};
@@ -184,6 +186,33 @@ fn oversized_request_heads_get_414_and_431_and_a_clean_close() {
     assert_eq!(body, "414 URI Too Long");
     assert!(!reset, "414 came with a reset");
 
+    // A client still sending its head when the answer arrives (a slow uplink) can read the
+    // answer and the server's half-close, and then go on sending: the server reads and
+    // drops the rest of the head for a while instead of closing under it, which would
+    // reset the connection (and often destroy the answer before it is read).
+    let mut stream = TcpStream::connect_timeout(&http, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request = get("/v1/kv/keep", &header);
+    let first = 2 * MAX_REQUEST_LINE_BYTES; // past every limit
+    stream.write_all(&request[..first]).unwrap();
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the answer, then the server's half-close");
+    assert!(answer.starts_with(b"HTTP/1.1 431 "), "{answer:?}");
+    assert!(answer.ends_with(b"\r\n\r\n431 Request Header Fields Too Large"));
+    for piece in request[first..].chunks(64 * 1024) {
+        stream
+            .write_all(piece)
+            .expect("the server still reads what we send after its answer");
+    }
+    drop(stream);
+
     // The limits are exact: the longest request line and header section still pass.
     let line_overhead = "GET  HTTP/1.1\r\n".len();
     let longest_key = "k".repeat(MAX_REQUEST_LINE_BYTES - line_overhead - "/v1/kv/".len());
@@ -205,6 +234,19 @@ fn oversized_request_heads_get_414_and_431_and_a_clean_close() {
             "/v1/kv/keep?raw",
             &filler(MAX_HEADER_SECTION_BYTES - fixed + 1),
         ),
+    );
+    assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
+
+    // As many fields as actix parses (Host and Connection count) pass; one more is 431.
+    let fields = |n: usize| (0..n).map(|i| format!("X-{i}: v\r\n")).collect::<String>();
+    let (status, _, _) = one_shot(
+        http,
+        &get("/v1/kv/keep?raw", &fields(MAX_HEADER_FIELDS - 2)),
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let (status, _, _) = one_shot(
+        http,
+        &get("/v1/kv/keep?raw", &fields(MAX_HEADER_FIELDS - 1)),
     );
     assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
 
