@@ -70,7 +70,10 @@ pub fn start(ctx: Arc<AgentContext>) -> std::io::Result<Server> {
             let app = App::new()
                 .configure(configure_with_limiter(ctx.clone(), limiter.clone()))
                 .into_factory();
-            // The app config actix-web's `HttpServer` would give (host, address).
+            // The app config actix-web's `HttpServer` gives (host, address). Its constructor
+            // is crate-private; `__priv_test_new` is the doc-hidden public door actix-test
+            // uses (a change there fails the build, never silently), while
+            // `AppConfig::default()` would report a made-up host and address.
             let app = actix_service::map_config(app, move |_| {
                 actix_web::dev::AppConfig::__priv_test_new(false, local.to_string(), local)
             });
