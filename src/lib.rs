@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod client_limit;
 pub mod config;
 pub mod dns;
 pub mod duration;

@@ -33,6 +33,7 @@ mod hostile_tests;
 mod tests;
 
 use crate::agent::AgentContext;
+use crate::client_limit::ClientLimiter;
 use actors::ReadView;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +62,9 @@ pub struct DnsConfig {
     pub workers: usize,
     /// Open TCP connections at most; further ones are closed at once.
     pub max_tcp_connections: usize,
+    /// Open TCP connections from one client IP at most; further ones are closed at once
+    /// without taking one of the `max_tcp_connections` slots.
+    pub max_tcp_connections_per_client: usize,
     /// A TCP connection with no complete query for this long is closed.
     pub tcp_idle_timeout: Duration,
     /// Queries waiting on the recursors at most (UDP); further ones are dropped.
@@ -83,12 +87,23 @@ impl DnsConfig {
             truncate_sets_tc: true,
             only_passing: false,
             workers: cores.clamp(1, 2),
-            max_tcp_connections: 512,
+            max_tcp_connections: MAX_TCP_CONNECTIONS,
+            max_tcp_connections_per_client: MAX_TCP_CONNECTIONS_PER_CLIENT,
             tcp_idle_timeout: Duration::from_secs(10),
             max_pending_recursions: 1024,
         }
     }
 }
+
+/// Default cap on open DNS TCP connections (all clients together), in connections.
+pub const MAX_TCP_CONNECTIONS: usize = 512;
+
+/// Default cap on open DNS TCP connections from one client IP, in connections. Well below
+/// [`MAX_TCP_CONNECTIONS`], so one address (a stuck resolver, a misbehaving or hostile
+/// client) cannot fill the global cap and lock everyone else out of DNS over TCP: it takes
+/// 512 / 64 = 8 such addresses to do that. A resolver needs a handful of connections; TCP
+/// is only its fallback for truncated answers.
+pub const MAX_TCP_CONNECTIONS_PER_CLIENT: usize = 64;
 
 /// A running DNS server. Dropping it stops the serving tasks (unless detached).
 pub struct DnsServer {
@@ -211,7 +226,10 @@ fn start_tasks(
     };
     let workers = config.workers.max(1);
     let idle_timeout = config.tcp_idle_timeout;
-    let connections = Arc::new(Semaphore::new(config.max_tcp_connections));
+    let connections = tcp::ConnectionLimits {
+        global: Arc::new(Semaphore::new(config.max_tcp_connections)),
+        per_client: ClientLimiter::new(config.max_tcp_connections_per_client),
+    };
     let recursions = Arc::new(Semaphore::new(config.max_pending_recursions));
     let core = Arc::new(core::DnsCore::new(view, config, recursor));
     for (udp_socket, tcp_listener) in sockets {

@@ -1,9 +1,11 @@
 //! DNS over TCP: 2-byte length framing (messages are at most 64 KiB by construction), one
-//! task per connection (bounded in number), queries answered in order, connections closed
-//! after an idle timeout (no complete query read, or no answer written, for that long).
+//! task per connection (bounded in number, in total and per client IP), queries answered
+//! in order, connections closed after an idle timeout (no complete query read, or no
+//! answer written, for that long).
 
 use super::core::{DnsCore, Handled};
 use super::wire::Transport;
+use crate::client_limit::ClientLimiter;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::Arc;
@@ -14,10 +16,18 @@ use tokio::sync::Semaphore;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
+/// How many TCP connections may be open: in total (shared by every listener), and per
+/// client IP. A connection holds one slot of each for its whole life.
+#[derive(Clone)]
+pub struct ConnectionLimits {
+    pub global: Arc<Semaphore>,
+    pub per_client: Arc<ClientLimiter>,
+}
+
 pub async fn serve(
     listener: TcpListener,
     core: Arc<DnsCore>,
-    connections: Arc<Semaphore>,
+    connections: ConnectionLimits,
     idle_timeout: Duration,
     stop: CancellationToken,
 ) {
@@ -35,7 +45,13 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        // The client's own cap first: a client over it is closed (by dropping the stream)
+        // without touching the global cap, which it therefore can never fill alone.
+        let Some(client_slot) = connections.per_client.try_acquire(peer.ip()) else {
+            tracing::debug!(%peer, "dns tcp per-client connection limit reached; closing");
+            continue;
+        };
+        let Ok(permit) = connections.global.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "dns tcp connection limit reached; closing");
             continue;
         };
@@ -45,7 +61,7 @@ pub async fn serve(
                 _ = stop.cancelled() => {}
                 _ = connection(stream, core, idle_timeout) => {}
             }
-            drop(permit);
+            drop((permit, client_slot));
         });
     }
 }

@@ -268,6 +268,84 @@ async fn tcp_connections_are_bounded_and_idle_ones_closed() {
     }
 }
 
+/// A TCP connection to `server` from the source address `from` (port chosen by the OS).
+async fn connect_from(from: [u8; 4], server: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from((Ipv4Addr::from(from), 0)))
+        .unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// Whether the server closes `stream` (EOF or reset) within `WAIT`.
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        timeout(WAIT, stream.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test]
+async fn one_client_cannot_fill_the_tcp_connection_cap() {
+    const PER_CLIENT: usize = 3;
+    const GLOBAL: usize = 5;
+    let mut config = DnsConfig::new("consul", "dc1", vec![]);
+    config.max_tcp_connections = GLOBAL;
+    config.max_tcp_connections_per_client = PER_CLIENT;
+    // Far longer than the test: any close we see is a refusal, not an idle close.
+    config.tcp_idle_timeout = Duration::from_secs(600);
+    let dns = server_with([127, 0, 0, 71], config);
+    let tcp = dns.tcp_addrs()[0];
+    let (greedy, other) = ([127, 0, 0, 72], [127, 0, 0, 73]);
+    let ask = query("n1.node.consul.", RecordType::A);
+    // The greedy client's first connections are served (an answer proves the server holds
+    // a slot for each), every further one is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..PER_CLIENT {
+        let mut stream = connect_from(greedy, tcp).await;
+        assert_eq!(tcp_ask(&mut stream, &ask).await.answers.len(), 1);
+        held.push(stream);
+    }
+    for i in 0..GLOBAL * 2 {
+        let mut stream = connect_from(greedy, tcp).await;
+        assert!(
+            closed_by_server(&mut stream).await,
+            "connection {i} over the cap kept"
+        );
+    }
+    // The refused ones took no global slot: another client gets all the rest.
+    let mut others = Vec::new();
+    for _ in 0..GLOBAL - PER_CLIENT {
+        let mut stream = connect_from(other, tcp).await;
+        assert_eq!(tcp_ask(&mut stream, &ask).await.answers.len(), 1);
+        others.push(stream);
+    }
+    // The global cap still holds for everyone.
+    let mut third = connect_from([127, 0, 0, 74], tcp).await;
+    assert!(
+        closed_by_server(&mut third).await,
+        "global cap not enforced"
+    );
+    // A closed connection gives its client its slot back (freed just after the close).
+    drop(held.pop());
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut stream = connect_from(greedy, tcp).await;
+        let bytes = ask.to_vec().unwrap();
+        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&bytes);
+        let _ = stream.write_all(&framed).await;
+        let mut length = [0u8; 2];
+        if let Ok(Ok(_)) = timeout(WAIT, stream.read_exact(&mut length)).await {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "slot never freed");
+        tokio::task::yield_now().await;
+    }
+    drop((held, others, dns));
+}
+
 #[tokio::test]
 async fn outside_names_without_recursors_are_refused() {
     let dns = server([127, 0, 0, 53], vec![]);
