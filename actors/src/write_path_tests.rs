@@ -71,6 +71,9 @@ impl LogBackend for GatedBackend {
     fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.inner.reset_after(index)
     }
+    fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
+        self.inner.recover_after_error()
+    }
 }
 
 fn options() -> ServerOptions {

@@ -80,6 +80,13 @@ pub trait LogBackend: Send + 'static {
     /// Discard the whole log; the next append is `index + 1` (a follower installed a
     /// snapshot its log did not contain). Durable at the next `sync`.
     fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError>;
+    /// After a failed append/truncate/sync/save_hard_state: forget everything not covered by the
+    /// last successful `sync` (truncate the active segment back to its last synced length, remove
+    /// segments created since that sync, drop buffered bytes), make that durable, and return
+    /// what the log now durably holds, exactly as `open` would recover it. Used to resume after
+    /// a full disk without a restart. Must not trust bytes that a failed fsync may have left in
+    /// the page cache only.
+    fn recover_after_error(&mut self) -> Result<Recovered, StorageError>;
 }
 
 /// Execute a batch of requests in order with one sync. Returns the highest id done.
