@@ -205,7 +205,11 @@ fn recover_after_error_keeps_exactly_what_was_synced(open: Opener) {
     let mut want = entries(1, 1, 5);
     want.extend(entries(2, 6, 7));
     assert_eq!(r.entries, want);
-    assert_eq!(b.recover_after_error().unwrap().entries, want, "nothing unsynced");
+    assert_eq!(
+        b.recover_after_error().unwrap().entries,
+        want,
+        "nothing unsynced"
+    );
 }
 
 type BoxedOpener = Box<dyn FnMut() -> (Box<dyn LogBackend>, Recovered)>;

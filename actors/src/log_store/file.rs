@@ -81,9 +81,9 @@ use format::{SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES};
 use protocol::codec;
 use protocol::ids::LogIndex;
 use protocol::raft::{Entry, HardState};
-use scan::{Fix, ScanError, HARD_STATE_FILE, SEGMENT_SUFFIX};
 #[cfg(test)]
 use scan::Repair;
+use scan::{Fix, ScanError, HARD_STATE_FILE, SEGMENT_SUFFIX};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};

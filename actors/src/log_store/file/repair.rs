@@ -138,7 +138,8 @@ fn cut_segment(path: &Path, keep: u64, first_index: u64, aside: &Path) -> Result
         OpenOptions::new().write(true).open(&copy)?.sync_all()?;
     }
     let bytes = fs::read(path)?;
-    let intact_header = matches!(format::parse_header(&bytes), Header::V1 { first_index: f } if f == first_index);
+    let intact_header =
+        matches!(format::parse_header(&bytes), Header::V1 { first_index: f } if f == first_index);
     let legacy = format::parse_header(&bytes) == Header::Legacy;
     if (intact_header && keep >= format::SEGMENT_HEADER_BYTES) || (legacy && keep > 0) {
         let f = OpenOptions::new().write(true).open(path)?;

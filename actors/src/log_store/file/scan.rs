@@ -164,7 +164,8 @@ pub fn scan(dir: &Path, max_record: usize) -> Result<Scan, ScanError> {
                 dir,
                 0,
                 first_index,
-                "no log segment, but a hard state or snapshot exists: the log files were deleted".into(),
+                "no log segment, but a hard state or snapshot exists: the log files were deleted"
+                    .into(),
                 Repair::Create { first_index },
             ));
         }
@@ -228,7 +229,8 @@ pub fn scan(dir: &Path, max_record: usize) -> Result<Scan, ScanError> {
                     &prev_path,
                     offset,
                     first_index,
-                    "record fails its length or crc check in a segment that is not the newest".into(),
+                    "record fails its length or crc check in a segment that is not the newest"
+                        .into(),
                     cut_at(&prev_path, offset, first_index),
                 ));
             }
@@ -299,15 +301,8 @@ fn scan_segment(
         len: 0,
         sealed: false,
     };
-    let header_damage = |detail: String| {
-        damage(
-            path,
-            0,
-            first_index,
-            detail,
-            cut_at(path, 0, first_index),
-        )
-    };
+    let header_damage =
+        |detail: String| damage(path, 0, first_index, detail, cut_at(path, 0, first_index));
     match format::parse_header(bytes) {
         Header::Legacy if bytes.is_empty() && last => {
             // Created, header not yet written (or a legacy empty segment).
@@ -434,7 +429,8 @@ fn valid_record_after(bytes: &[u8], from: usize, next: u64, max_record: usize) -
             let plausible =
                 seal || format::claimed_index(payload).is_some_and(|i| i >= next && i <= limit);
             if plausible {
-                let crc = u32::from_le_bytes([bytes[p + 4], bytes[p + 5], bytes[p + 6], bytes[p + 7]]);
+                let crc =
+                    u32::from_le_bytes([bytes[p + 4], bytes[p + 5], bytes[p + 6], bytes[p + 7]]);
                 if crc32fast::hash(payload) == crc
                     && (seal
                         || codec::decode::<Entry>(payload, max_record)

@@ -122,7 +122,9 @@ fn every_single_byte_flip_is_caught_except_in_the_final_record() {
                     refused += 1;
                 }
                 for (path, bytes) in &pristine {
-                    if path == file || fs::metadata(path).map(|m| m.len()).ok() != Some(bytes.len() as u64) {
+                    if path == file
+                        || fs::metadata(path).map(|m| m.len()).ok() != Some(bytes.len() as u64)
+                    {
                         fs::write(path, bytes).unwrap();
                     }
                 }
@@ -171,7 +173,12 @@ fn a_zeroed_block_at_the_very_end_of_the_newest_segment_is_a_torn_tail() {
 #[test]
 fn a_bad_length_field_is_refused_even_when_it_points_past_the_end() {
     let n = 40;
-    for (which, value) in [(0usize, u32::MAX), (0, 20_000), (1, 7), (usize::MAX, 60_000)] {
+    for (which, value) in [
+        (0usize, u32::MAX),
+        (0, 20_000),
+        (1, 7),
+        (usize::MAX, 60_000),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         write_acked(tmp.path(), n, 2000);
         let files = segment_files(tmp.path());
@@ -180,7 +187,9 @@ fn a_bad_length_field_is_refused_even_when_it_points_past_the_end() {
         // A record in the middle of the segment.
         let offsets = record_offsets(&file);
         let at = offsets[offsets.len() / 2];
-        modify(&file, |b| b[at..at + 4].copy_from_slice(&value.to_le_bytes()));
+        modify(&file, |b| {
+            b[at..at + 4].copy_from_slice(&value.to_le_bytes())
+        });
         let detail = all_back_or_refused(tmp.path(), n, 2000, &file);
         let detail = detail.unwrap_or_else(|| panic!("{file:?} len {value} opened"));
         assert!(detail.contains(&format!("byte offset {at}")), "{detail}");
@@ -240,7 +249,12 @@ fn no_segment_next_to_a_hard_state_or_snapshot_is_refused() {
     // Snapshots alone count too.
     fs::remove_file(tmp.path().join(HARD_STATE_FILE)).unwrap();
     fs::create_dir(tmp.path().join("snapshots")).unwrap();
-    fs::write(tmp.path().join("snapshots/00000000000000000001-00000000000000000007.snap"), b"x").unwrap();
+    fs::write(
+        tmp.path()
+            .join("snapshots/00000000000000000001-00000000000000000007.snap"),
+        b"x",
+    )
+    .unwrap();
     let inspection = FileBackend::inspect(tmp.path()).unwrap();
     let damage = inspection.damage.unwrap();
     assert_eq!(damage.repair, Repair::Create { first_index: 8 });
@@ -460,7 +474,10 @@ fn recover_after_error_drops_a_half_written_batch() {
     b.append(&entries(11, 20)).unwrap();
     b.fail_next_write = true;
     assert!(b.sync().is_err());
-    assert!(fs::metadata(&seg).unwrap().len() > synced_len, "half written");
+    assert!(
+        fs::metadata(&seg).unwrap().len() > synced_len,
+        "half written"
+    );
     let r = b.recover_after_error().unwrap();
     assert_eq!(r.entries, entries(1, 10));
     assert_eq!(fs::metadata(&seg).unwrap().len(), synced_len);
@@ -468,7 +485,14 @@ fn recover_after_error_drops_a_half_written_batch() {
 
 #[test]
 fn recover_after_error_after_a_failed_truncation_or_reset_matches_a_restart() {
-    for (fail_after, reset) in [(0, false), (1, false), (2, false), (0, true), (1, true), (3, true)] {
+    for (fail_after, reset) in [
+        (0, false),
+        (1, false),
+        (2, false),
+        (0, true),
+        (1, true),
+        (3, true),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         write_acked(tmp.path(), 12, 400);
         let (mut b, _) = FileBackend::open(tmp.path(), opts(400)).unwrap();
@@ -506,7 +530,10 @@ fn repair_cuts_at_the_damage_and_moves_the_rest_aside() {
     modify(&files[1], |b| b[at + 10] ^= 0xff);
     let inspection = FileBackend::inspect(tmp.path()).unwrap();
     let damage = inspection.damage.clone().unwrap();
-    assert_eq!((damage.path.clone(), damage.offset), (files[1].clone(), at as u64));
+    assert_eq!(
+        (damage.path.clone(), damage.offset),
+        (files[1].clone(), at as u64)
+    );
     let first_bad = first_of(&files[1]) + 2;
     assert_eq!(damage.index, first_bad);
     let report = FileBackend::repair(tmp.path(), &damage, "test").unwrap();
