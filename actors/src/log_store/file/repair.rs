@@ -44,7 +44,7 @@ pub fn inspect(dir: &Path, max_record: usize) -> Result<Inspection, StorageError
     match scan::scan(dir, max_record) {
         Ok(s) => Ok(Inspection {
             damage: None,
-            tidy: s.fixes.iter().map(|f| format!("{f:?}")).collect(),
+            tidy: s.fixes.iter().map(|f| f.to_string()).collect(),
             segments: s.segments.len(),
             first_index: s.entries.first().map(|e| e.index.0),
             last_index: s.entries.last().map(|e| e.index.0),

@@ -43,6 +43,30 @@ pub enum Fix {
     RemoveLeftover { path: PathBuf },
 }
 
+impl std::fmt::Display for Fix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fix::CutTail { path, len, index } => write!(
+                f,
+                "cut the incomplete record at byte offset {len} (log index {index}) of {}",
+                path.display()
+            ),
+            Fix::RewriteHeader { path, .. } => {
+                write!(
+                    f,
+                    "rewrite the unfinished header of the empty {}",
+                    path.display()
+                )
+            }
+            Fix::RemoveLeftover { path } => write!(
+                f,
+                "remove {}, an empty segment left by an interrupted reset",
+                path.display()
+            ),
+        }
+    }
+}
+
 /// What a deliberate repair does about a [`Damage`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Repair {
