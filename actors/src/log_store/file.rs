@@ -65,9 +65,16 @@
 //! `raft/damaged-<time>/` (see [`FileBackend::inspect`] and [`FileBackend::repair`]).
 //!
 //! Not detectable: damage confined to the last record of the newest segment looks
-//! exactly like a torn write and is cut; so is a whole legacy (v0) log shorter than
-//! one damaged block. Losing the OLDEST segment looks like compaction here; the core
-//! refuses a log that starts after its snapshot + 1.
+//! exactly like a torn write and is cut; so does a zeroed block covering the whole of a
+//! log that is a single segment (no header left to tell it from a legacy torn write).
+//! Losing the OLDEST segment looks like compaction here; the core refuses a log that
+//! starts after its snapshot + 1.
+//!
+//! # After a failed write or fsync
+//! `recover_after_error` cuts every segment back to its length at the last successful
+//! `sync` (tracked per segment; bytes after it may exist only in the page cache, which a
+//! failed fsync marks clean, so they are never read back), deletes segments created
+//! since, fsyncs, and reopens the directory with the recovery above.
 
 mod format;
 mod repair;

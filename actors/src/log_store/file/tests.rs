@@ -281,13 +281,18 @@ fn an_unknown_format_version_names_the_file_and_version() {
 
 // ----- legacy v0 -------------------------------------------------------------------
 
-/// A v0 segment exactly as the headerless format wrote it.
+/// A v0 segment byte for byte as the headerless format (before version 1) wrote it:
+/// no header, records `u32 len LE | u32 crc32 LE | codec-encoded entry`, no seal. Built
+/// here independently of `format` so that a change there cannot hide a break.
 fn v0_segment(dir: &Path, from: u64, to: u64) {
     let mut bytes = Vec::new();
     for e in entries(from, to) {
-        format::frame(&codec::encode(&e).unwrap(), &mut bytes);
+        let payload = codec::encode(&e).unwrap();
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
     }
-    fs::write(segment_path(dir, from), bytes).unwrap();
+    fs::write(format!("{}/{from:020}.seg", dir.display()), bytes).unwrap();
 }
 
 #[test]
@@ -330,6 +335,17 @@ fn a_legacy_v0_torn_tail_is_still_cut_and_damage_refused() {
     let seg = segment_path(tmp.path(), 1);
     modify(&seg, |b| b[20] ^= 4);
     assert_corrupt(FileBackend::open(tmp.path(), opts(1 << 20)), &seg);
+
+    // A gap between legacy segments is caught too.
+    let tmp = tempfile::tempdir().unwrap();
+    v0_segment(tmp.path(), 1, 3);
+    v0_segment(tmp.path(), 4, 6);
+    v0_segment(tmp.path(), 7, 9);
+    fs::remove_file(segment_path(tmp.path(), 4)).unwrap();
+    assert_corrupt(
+        FileBackend::open(tmp.path(), opts(1 << 20)),
+        &segment_path(tmp.path(), 7),
+    );
 }
 
 // ----- crash points ----------------------------------------------------------------
