@@ -59,7 +59,8 @@ impl LogBackend for GatedBackend {
         }
         match &state.fail {
             Some(e) => Err(StorageError::Io(e.clone())),
-            None => Ok(()),
+            // So that `recover_after_error` knows what was synced.
+            None => self.inner.sync(),
         }
     }
     fn last_index(&self) -> LogIndex {
