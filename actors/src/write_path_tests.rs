@@ -24,8 +24,6 @@ const DEADLINE: Duration = Duration::from_secs(10);
 struct GateState {
     stalled: bool,
     fail: Option<String>,
-    /// Last index covered by a successful sync: what a recovery keeps.
-    synced: u64,
 }
 
 /// A memory backend whose `sync` can be held (stalled) or made to fail; a failed sync
@@ -62,16 +60,9 @@ impl LogBackend for GatedBackend {
         }
         match &state.fail {
             Some(e) => Err(StorageError::Io(e.clone())),
-            None => {
-                state.synced = self.inner.last_index().0;
-                Ok(())
-            }
+            // So that `recover_after_error` knows what was synced.
+            None => self.inner.sync(),
         }
-    }
-    fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
-        let synced = self.gate.0.lock().synced;
-        self.inner.truncate_from(LogIndex(synced + 1))?;
-        Ok(self.inner.recover())
     }
     fn last_index(&self) -> LogIndex {
         self.inner.last_index()
@@ -81,6 +72,9 @@ impl LogBackend for GatedBackend {
     }
     fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.inner.reset_after(index)
+    }
+    fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
+        self.inner.recover_after_error()
     }
 }
 

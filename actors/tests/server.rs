@@ -102,7 +102,7 @@ async fn file_backed_server_elects_writes_and_rebuilds_after_restart() {
         assert!(start.elapsed() < DEADLINE, "store not rebuilt");
         let _ = actix::clock::timeout(Duration::from_millis(100), applied.changed()).await;
     }
-    assert_eq!(restarted.status().term, 3);
+    assert_eq!(restarted.status().term, 3, "{:?}", restarted.status());
     assert_eq!(value_of(&restarted, "k7").as_deref(), Some("v7"));
     assert_eq!(value_of(&restarted, "c49").as_deref(), Some("x"));
     assert_eq!(
@@ -153,6 +153,8 @@ async fn a_server_restarted_on_a_new_address_corrects_its_configuration() {
             && s.voters == vec![(moved.server_id.clone(), "127.0.0.2:8300".to_string())]
     })
     .await;
+    // The log after the snapshot is re-applied once the new leader's no-op commits.
+    wait_until("the store rebuilt", || second.status().is_ready_leader()).await;
     assert_eq!(value_of(&second, "k").as_deref(), Some("v"));
     second.shutdown().await;
 

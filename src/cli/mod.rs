@@ -1,5 +1,5 @@
-//! The `cairn` command line: subcommand dispatch. `agent` runs the agent; the other
-//! commands (members, kv, catalog ... as the roadmap brings them) are thin HTTP clients of
+//! The `cairn` command line: subcommand dispatch. `agent` runs the agent; `debug` holds
+//! operator tools for a stopped agent's data directory; the other commands (members, kv, catalog ... as the roadmap brings them) are thin HTTP clients of
 //! a running agent and get their own module here.
 //!
 //! Everything below returns an exit code; only `main` exits.
@@ -7,6 +7,7 @@
 pub mod agent_cmd;
 pub mod agent_flags;
 pub mod argv;
+pub mod debug_cmd;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -29,6 +30,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "agent",
         synopsis: "Runs a cairn agent",
         run: agent_cmd::run,
+    },
+    Subcommand {
+        name: "debug",
+        synopsis: "Operator tools for a stopped agent (repair-log)",
+        run: debug_cmd::run,
     },
     Subcommand {
         name: "version",

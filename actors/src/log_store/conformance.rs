@@ -186,9 +186,36 @@ fn reset_discards_the_log_and_continues_after_the_snapshot(open: Opener) {
     assert_eq!(open().1.entries, entries(3, 61, 61));
 }
 
+fn recover_after_error_keeps_exactly_what_was_synced(open: Opener) {
+    let (mut b, _) = open();
+    b.append(&entries(1, 1, 5)).unwrap();
+    b.sync().unwrap();
+    b.save_hard_state(&hard_state(1, Some("a"))).unwrap();
+    b.append(&entries(1, 6, 8)).unwrap();
+    let r = b.recover_after_error().unwrap();
+    assert_eq!(r.entries, entries(1, 1, 5));
+    assert_eq!(r.hard_state, hard_state(1, Some("a")));
+    assert_eq!(b.last_index(), LogIndex(5));
+    // A truncation since the sync is not undone by recovery (it may be on disk), but
+    // nothing older than the sync point is lost beyond it.
+    b.append(&entries(2, 6, 7)).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    let (mut b, r) = open();
+    let mut want = entries(1, 1, 5);
+    want.extend(entries(2, 6, 7));
+    assert_eq!(r.entries, want);
+    assert_eq!(
+        b.recover_after_error().unwrap().entries,
+        want,
+        "nothing unsynced"
+    );
+}
+
 type BoxedOpener = Box<dyn FnMut() -> (Box<dyn LogBackend>, Recovered)>;
 
-const CHECKS: [fn(Opener); 7] = [
+const CHECKS: [fn(Opener); 8] = [
+    recover_after_error_keeps_exactly_what_was_synced,
     compaction_keeps_everything_after_the_point_and_survives_reopen,
     reset_discards_the_log_and_continues_after_the_snapshot,
     fresh_store_is_empty,
@@ -312,26 +339,58 @@ fn flipped_byte_in_the_last_record_recovers_to_the_previous_entry() {
 }
 
 #[test]
-fn corruption_in_an_earlier_segment_drops_everything_after_it() {
+fn corruption_in_an_earlier_segment_stops_the_start_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     write_ten(tmp.path(), 300);
     let files = segment_files(tmp.path());
     assert!(files.len() >= 3, "{files:?}");
     let mut bytes = std::fs::read(&files[1]).unwrap();
     let n = bytes.len();
-    bytes[n - 1] ^= 1;
+    bytes[n - 1] ^= 1; // in the seal
     std::fs::write(&files[1], bytes).unwrap();
-    let (_, r) = FileBackend::open(
+    let before = dir_contents(tmp.path());
+    let opened = FileBackend::open(
         tmp.path(),
         FileOptions {
             segment_max_bytes: 300,
         },
-    )
-    .unwrap();
-    let good = r.entries.len() as u64;
-    assert!((3..10).contains(&good), "{good}");
-    assert_eq!(r.entries, entries(1, 1, good));
-    assert_eq!(segment_files(tmp.path()).len(), 2);
+    );
+    assert_corrupt(opened, &files[1]);
+    assert_eq!(dir_contents(tmp.path()), before, "nothing cut or deleted");
+}
+
+/// Every file in `dir` (not below it) with its bytes.
+pub(crate) fn dir_contents(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut all: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// The open failed with a Corrupt error naming `file`, an offset, an index and the
+/// repair command.
+pub(crate) fn assert_corrupt(
+    opened: Result<(FileBackend, Recovered), StorageError>,
+    file: &Path,
+) -> String {
+    match opened {
+        Err(StorageError::Corrupt { what, detail }) => {
+            assert_eq!(Path::new(&what), file, "{detail}");
+            for needle in ["byte offset", "log index", "cairn debug repair-log"] {
+                assert!(detail.contains(needle), "{needle:?} missing in {detail}");
+            }
+            detail
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok((_, r)) => panic!("opened with {} entries", r.entries.len()),
+    }
 }
 
 #[test]
@@ -442,19 +501,18 @@ fn a_crash_part_way_through_compaction_recovers_a_contiguous_log() {
     assert_eq!(r.entries, entries(1, first, 10));
     b.append(&entries(1, 11, 11)).unwrap();
     b.sync().unwrap();
-    // A hole in the middle (never produced by compaction) cuts the log at the hole.
+    // A hole in the middle (never produced by compaction) stops the start.
     drop(b);
     let files = segment_files(tmp.path());
     std::fs::remove_file(&files[1]).unwrap();
-    let (_, r) = FileBackend::open(
+    let opened = FileBackend::open(
         tmp.path(),
         FileOptions {
             segment_max_bytes: 300,
         },
-    )
-    .unwrap();
-    assert_eq!(r.entries.first().map(|e| e.index.0), Some(first));
-    assert!(r.entries.len() < 11 - first as usize);
+    );
+    let detail = assert_corrupt(opened, &files[2]);
+    assert!(detail.contains("gap"), "{detail}");
 }
 
 #[test]

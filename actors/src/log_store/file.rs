@@ -1,47 +1,100 @@
 //! File backend of the Raft log.
 //!
-//! # On-disk format (directory `<data_dir>/raft/`)
-//! - `<first index, 20 digits>.seg`: segment files. Each holds consecutive entries as
-//!   records `u32 length (LE) | u32 crc32 of payload (LE, crc32fast) | payload`, where the
-//!   payload is the codec-encoded `raft::Entry`. A new segment starts once the current
-//!   one reaches `segment_max_bytes` (default 16 MiB).
+//! # On-disk format (directory `<data_dir>/raft/`), format version 1
+//! - `<first index, 20 digits>.seg`: segment files. Each starts with a 24-byte header
+//!   `b"CAIRNLOG" | u32 format version (LE, 1) | u64 first index (LE) | u32 crc32 of the
+//!   previous 20 bytes (LE)`, then holds consecutive entries as records
+//!   `u32 length (LE) | u32 crc32 of payload (LE, crc32fast) | payload`, where the payload
+//!   is the codec-encoded `raft::Entry`. A new segment starts once the current one
+//!   reaches `segment_max_bytes` (default 16 MiB).
+//! - A finished segment ends with a SEAL record: same framing, 16-byte payload
+//!   `0xFF "CAIRNSL" | u64 first index of the next segment (LE)`. (0xFF never starts a
+//!   codec-encoded entry.) The seal is what makes a lost newest segment visible.
 //! - `hardstate`: one record of the same shape holding the codec-encoded `HardState`.
 //!   Replaced atomically: write `hardstate.tmp`, fsync it, rename, fsync the directory.
+//! - Legacy format 0 (written before version 1): segments without header or seal. They
+//!   are still read; the first open rolls to a new version-1 segment (sealing the legacy
+//!   one), so everything written afterwards is version 1. A header naming another
+//!   version stops the start with an error naming the file and the version.
 //!
 //! # Durability
 //! Appends are buffered and written at `sync`, which does one fdatasync of the active
-//! segment (group commit). Creating or deleting a segment fsyncs the directory at the
-//! next `sync`; a finished segment is fdatasync'd before the next one is created.
+//! segment (group commit). Every other change is durable when it returns, in an order
+//! that leaves a recoverable directory at each crash point:
+//! - creating a segment: write its header, fsync it, fsync the directory;
+//! - rolling: fdatasync the finished segment, create the next one, then append the seal
+//!   to the finished one and fdatasync it (so a seal is never on disk without its
+//!   successor);
+//! - removing the newest segment (`truncate_from`, `reset_after`): first cut the seal
+//!   off the one before it and fdatasync that, then delete, then fsync the directory;
+//! - cutting records (`truncate_from`): set_len and fdatasync at once, so stale records
+//!   can never reappear behind newer ones.
 //!
-//! # Compaction
+//! # Compaction and reset
 //! `compact_until(i)` deletes, oldest first, every segment whose entries are all <= i,
-//! never the active one, then fsyncs the directory. A crash part way leaves a log that
-//! simply starts a little earlier. `reset_after(i)` (snapshot install) deletes every
-//! segment NEWEST first, fsyncs the directory, then starts an empty one named `i + 1`;
-//! a crash part way leaves a prefix of the old segments (still starting at the old first
-//! index; the core resets again on start), nothing, or the new empty segment.
+//! never the active one, then fsyncs the directory; a crash part way leaves a log that
+//! simply starts a little earlier. `reset_after(i)` (snapshot install) removes segments
+//! newest first as above, empties the oldest one (keeping its header), then creates the
+//! empty segment `i + 1` and deletes the old one (or rewrites it in place if it is
+//! already named `i + 1`). A crash part way leaves a prefix of the old log (still
+//! starting at the old first index; the core resets again on start), an empty log
+//! there, or the new empty segment, maybe behind an empty old first segment, which
+//! recovery deletes.
 //!
 //! # Recovery
-//! The log starts at the first segment's index (1, or later after compaction or a
-//! reset). Segments are read in order; the first record that is short, fails its crc,
-//! does not decode (with the codec's size limit) or breaks index continuity marks a torn
-//! or corrupt tail: the file is cut there and every later segment is deleted. Nothing
-//! after such a point was ever acknowledged, since acknowledgements follow a full sync.
-//! A record over the size limit is torn only if its bytes are missing or fail the crc;
-//! a complete one with a valid crc is a written (maybe committed) entry, so recovery
-//! stops with an error instead of cutting it. Appends refuse such records anyway.
+//! Acknowledgements follow a full sync, so the only damage a crash can cause is an
+//! incomplete write at the very end of the newest segment. Recovery therefore cuts
+//! ONLY these leftovers, with a warning:
+//! - a bad record (short, failing its crc, not decoding, or with the wrong index) in the
+//!   newest segment with nothing valid after it: no later position holds a complete
+//!   record with a valid crc that is a seal or an entry at or after the expected index
+//!   (so a damaged length field pointing past the end, or a zeroed block, followed by
+//!   real records, is damage, not a torn tail);
+//! - a newest segment with no records whose header is missing or partial;
+//! - an unfinished seal (a prefix of the expected seal bytes) on the segment before an
+//!   empty newest one;
+//! - an empty first segment followed by a later one (an interrupted reset).
+//!
+//! Everything else stops the start with `StorageError::Corrupt` naming the file, byte
+//! offset and log index, and changes nothing: a bad record followed by valid data or in
+//! an older segment, a damaged header, a gap between segments, a sealed newest segment
+//! (its successor is missing), records after a seal, a record over the size limit with a
+//! valid crc, or no segment at all while a hard state or snapshot exists. The message
+//! names `cairn debug repair-log`, which reports the damage and, when confirmed, cuts
+//! the log there, moving the cut-off bytes and later segments to
+//! `raft/damaged-<time>/` (see [`FileBackend::inspect`] and [`FileBackend::repair`]).
+//!
+//! Not detectable: damage confined to the last record of the newest segment looks
+//! exactly like a torn write and is cut; so does a zeroed block covering the whole of a
+//! log that is a single segment (no header left to tell it from a legacy torn write).
+//! Losing the OLDEST segment looks like compaction here; the core refuses a log that
+//! starts after its snapshot + 1.
+//!
+//! # After a failed write or fsync
+//! `recover_after_error` cuts every segment back to its length at the last successful
+//! `sync` (tracked per segment; bytes after it may exist only in the page cache, which a
+//! failed fsync marks clean, so they are never read back), deletes segments created
+//! since, fsyncs, and reopens the directory with the recovery above.
+
+mod format;
+mod repair;
+mod scan;
+
+pub use repair::{Inspection, RepairReport};
+pub use scan::Damage;
 
 use super::{LogBackend, Recovered, StorageError};
+use format::{SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES};
 use protocol::codec;
 use protocol::ids::LogIndex;
 use protocol::raft::{Entry, HardState};
+#[cfg(test)]
+use scan::Repair;
+use scan::{Fix, ScanError, HARD_STATE_FILE, SEGMENT_SUFFIX};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const HEADER_BYTES: usize = 8;
-const SEGMENT_SUFFIX: &str = ".seg";
-const HARD_STATE_FILE: &str = "hardstate";
 const HARD_STATE_TMP: &str = "hardstate.tmp";
 /// Largest record written or accepted on recovery: the codec's limit, which leaves room
 /// for an entry around any command `ServerHandle::propose` accepts
@@ -65,10 +118,19 @@ impl Default for FileOptions {
 struct Segment {
     first_index: u64,
     path: PathBuf,
+    /// Where records start: after the header (0 for a legacy segment).
+    data_start: u64,
     /// Byte offset of each record in this segment; entry `first_index + i` is at `offsets[i]`.
     offsets: Vec<u64>,
-    /// Bytes in the file, including what is still in the write buffer.
+    /// Header and records in the file, including what is still in the write buffer;
+    /// never the seal.
     len: u64,
+    /// A seal record follows `len` on disk.
+    sealed: bool,
+    /// Length of the file as of the last successful `sync` (lowered by cuts since):
+    /// what `recover_after_error` cuts back to. Those bytes were fsync'd. `None`:
+    /// created since that sync.
+    synced_len: Option<u64>,
 }
 
 impl Segment {
@@ -87,54 +149,47 @@ pub struct FileBackend {
     buf: Vec<u8>,
     /// `active` has writes not yet fdatasync'd.
     dirty: bool,
-    dir_dirty: bool,
     /// Largest record payload written or read back.
     max_record: usize,
-    /// Test hook: `reset_after` stops (as a crash would) after this many deletions.
+    /// Test hook: removing segments (`reset_after`, `truncate_from`) stops, as a crash
+    /// would, after this many deletions (after cutting the seal of the one before).
     #[cfg(test)]
     pub(crate) crash_after_deletes: Option<usize>,
+    /// Test hook: after this many more successful fsyncs, every fsync fails (a full or
+    /// failing disk) until the hook is cleared.
+    #[cfg(test)]
+    pub(crate) fail_syncs_after: Option<usize>,
+    /// Test hook: the next buffer write writes half and fails (ENOSPC part way).
+    #[cfg(test)]
+    pub(crate) fail_next_write: bool,
 }
 
 fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
     dir.join(format!("{first_index:020}{SEGMENT_SUFFIX}"))
 }
 
-fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-}
-
-/// One record read back from disk.
-enum Record<'a> {
-    /// The payload and the offset just past it.
-    Good(&'a [u8], usize),
-    /// Short or failing its crc: a torn or corrupt tail.
-    Torn,
-    /// Complete with a valid crc but over `max_record` bytes: real data we cannot read.
-    TooLarge(usize),
-}
-
-/// Parse one record at `pos`.
-fn unframe(bytes: &[u8], pos: usize, max_record: usize) -> Record<'_> {
-    let parse = || {
-        let header = bytes.get(pos..pos.checked_add(HEADER_BYTES)?)?;
-        let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
-        let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
-        let start = pos + HEADER_BYTES;
-        let payload = bytes.get(start..start.checked_add(len)?)?;
-        (crc32fast::hash(payload) == crc).then_some((payload, start + len))
-    };
-    match parse() {
-        None => Record::Torn,
-        Some((payload, _)) if payload.len() > max_record => Record::TooLarge(payload.len()),
-        Some((payload, end)) => Record::Good(payload, end),
-    }
-}
-
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+fn open_append(path: &Path) -> Result<File, StorageError> {
+    Ok(OpenOptions::new().append(true).open(path)?)
+}
+
+/// The message a start fails with: where, and what to do about it.
+fn damage_error(dir: &Path, d: &Damage) -> StorageError {
+    let data_dir = dir.parent().unwrap_or(dir);
+    StorageError::Corrupt {
+        what: d.path.display().to_string(),
+        detail: format!(
+            "{} (byte offset {}, log index {}). Nothing was changed: entries there may have been acknowledged, so the log is not cut automatically. Run `cairn debug repair-log -data-dir {}` to see the damage and cut the log there on purpose (damaged data is moved aside, not deleted); in a cluster you can instead rebuild this server from the leader",
+            d.detail,
+            d.offset,
+            d.index,
+            data_dir.display()
+        ),
+    }
 }
 
 impl FileBackend {
@@ -150,112 +205,74 @@ impl FileBackend {
         max_record: usize,
     ) -> Result<(FileBackend, Recovered), StorageError> {
         fs::create_dir_all(dir)?;
-        let hard_state = read_hard_state(dir, max_record)?;
-        let mut listed: Vec<(u64, PathBuf)> = Vec::new();
-        for item in fs::read_dir(dir)? {
-            let item = item?;
-            let name = item.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) {
-                if let Ok(first) = stem.parse::<u64>() {
-                    listed.push((first, item.path()));
+        let scanned = match scan::scan(dir, max_record) {
+            Ok(s) => s,
+            Err(ScanError::Damage(d)) => return Err(damage_error(dir, &d)),
+            Err(ScanError::Fatal(e)) => return Err(e),
+        };
+        apply_fixes(dir, &scanned.fixes)?;
+        let mut segments: Vec<Segment> = scanned
+            .segments
+            .into_iter()
+            .map(|s| {
+                let data_start = if s.legacy { 0 } else { SEGMENT_HEADER_BYTES };
+                Segment {
+                    first_index: s.first_index,
+                    data_start,
+                    synced_len: Some(s.len + if s.sealed { SEAL_RECORD_BYTES } else { 0 }),
+                    len: s.len,
+                    path: s.path,
+                    offsets: s.offsets,
+                    sealed: s.sealed,
                 }
-            }
-        }
-        listed.sort();
-
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut segments: Vec<Segment> = Vec::new();
-        let mut dir_dirty = false;
-        let mut broken = false;
-        // The index the next record must carry; the first segment sets it.
-        let mut next = listed.first().map_or(1, |(first, _)| (*first).max(1));
-        for (first_index, path) in listed {
-            let expected = next;
-            if broken || first_index != expected {
-                if !broken {
-                    tracing::warn!(path = %path.display(), expected, "raft log segment out of sequence; discarding it and all later segments");
-                }
-                broken = true;
-                fs::remove_file(&path)?;
-                dir_dirty = true;
-                continue;
-            }
-            let bytes = fs::read(&path)?;
-            let mut seg = Segment {
-                first_index,
-                path,
-                offsets: Vec::new(),
-                len: 0,
-            };
-            let mut pos = 0usize;
-            while pos < bytes.len() {
-                let good = match unframe(&bytes, pos, max_record) {
-                    Record::TooLarge(len) => {
-                        return Err(StorageError::Corrupt {
-                            what: seg.path.display().to_string(),
-                            detail: format!("record at offset {pos} is {len} bytes, over the limit of {max_record}, but complete with a valid crc: refusing to cut it as a torn tail"),
-                        });
-                    }
-                    Record::Torn => None,
-                    Record::Good(payload, end) => codec::decode::<Entry>(payload, max_record)
-                        .ok()
-                        .filter(|entry| entry.index.0 == next)
-                        .map(|entry| (entry, end)),
-                };
-                match good {
-                    Some((entry, end)) => {
-                        seg.offsets.push(pos as u64);
-                        entries.push(entry);
-                        next += 1;
-                        pos = end;
-                    }
-                    None => {
-                        tracing::warn!(path = %seg.path.display(), offset = pos, "torn or corrupt raft log tail; truncating");
-                        let f = OpenOptions::new().write(true).open(&seg.path)?;
-                        f.set_len(pos as u64)?;
-                        f.sync_all()?;
-                        broken = true;
-                        break;
-                    }
-                }
-            }
-            seg.len = pos as u64;
+            })
+            .collect();
+        if segments.is_empty() {
+            let (seg, _) = create_segment(dir, 1)?;
             segments.push(seg);
         }
-        if segments.is_empty() {
-            let path = segment_path(dir, next);
-            File::create(&path)?;
-            segments.push(Segment {
-                first_index: next,
-                path,
-                offsets: Vec::new(),
-                len: 0,
-            });
-            dir_dirty = true;
-        }
-        if dir_dirty {
-            sync_dir(dir)?;
-        }
         let active = open_append(&segments[segments.len() - 1].path)?;
-        let backend = FileBackend {
+        let mut backend = FileBackend {
             dir: dir.to_path_buf(),
             opts,
             segments,
             active,
             buf: Vec::new(),
             dirty: false,
-            dir_dirty: false,
             max_record,
             #[cfg(test)]
             crash_after_deletes: None,
+            #[cfg(test)]
+            fail_syncs_after: None,
+            #[cfg(test)]
+            fail_next_write: false,
         };
+        backend.upgrade_legacy_active()?;
         Ok((
             backend,
             Recovered {
-                hard_state,
-                entries,
+                hard_state: scanned.hard_state,
+                entries: scanned.entries,
             },
         ))
+    }
+
+    /// Only version-1 segments are written: a legacy active segment is rewritten with a
+    /// header if empty, or sealed and followed by a new version-1 segment.
+    fn upgrade_legacy_active(&mut self) -> Result<(), StorageError> {
+        let seg = self.active_segment();
+        if seg.data_start != 0 {
+            return Ok(());
+        }
+        if seg.offsets.is_empty() {
+            let (first, path) = (seg.first_index, seg.path.clone());
+            let (fresh, file) = rewrite_empty_segment(&path, first)?;
+            *self.active_segment() = fresh;
+            self.active = file;
+            return Ok(());
+        }
+        let next = seg.next_index();
+        self.roll(next)
     }
 
     fn active_segment(&mut self) -> &mut Segment {
@@ -263,69 +280,161 @@ impl FileBackend {
         &mut self.segments[last]
     }
 
-    fn write_buffer(&mut self) -> Result<(), StorageError> {
-        if !self.buf.is_empty() {
-            self.active.write_all(&self.buf)?;
-            self.buf.clear();
-            self.dirty = true;
+    fn active_segment_next(&self) -> u64 {
+        self.segments[self.segments.len() - 1].next_index()
+    }
+
+    /// Test hook point before every fsync.
+    fn before_sync(&mut self) -> Result<(), StorageError> {
+        #[cfg(test)]
+        if let Some(n) = self.fail_syncs_after.as_mut() {
+            if *n == 0 {
+                return Err(StorageError::Io("injected fsync failure".into()));
+            }
+            *n -= 1;
         }
         Ok(())
     }
 
-    /// Create an empty segment starting at `first_index` and make it the active one; the
-    /// directory entry is made durable with the next sync.
-    fn open_segment(&mut self, first_index: u64) -> Result<(), StorageError> {
-        let path = segment_path(&self.dir, first_index);
-        self.active = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)?;
-        self.segments.push(Segment {
-            first_index,
-            path,
-            offsets: Vec::new(),
-            len: 0,
-        });
-        self.dir_dirty = true;
+    fn write_buffer(&mut self) -> Result<(), StorageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_write) {
+            let half = self.buf.len() / 2;
+            self.active.write_all(&self.buf[..half])?;
+            self.dirty = true;
+            return Err(StorageError::Io("injected write failure".into()));
+        }
+        self.dirty = true;
+        self.active.write_all(&self.buf)?;
+        self.buf.clear();
         Ok(())
     }
 
-    /// Finish the active segment and start a new one at `first_index`.
-    fn roll(&mut self, first_index: u64) -> Result<(), StorageError> {
-        self.write_buffer()?;
+    /// fdatasync the active segment if it has unsynced writes.
+    fn sync_active(&mut self) -> Result<(), StorageError> {
         if self.dirty {
+            self.before_sync()?;
             self.active.sync_data()?;
             self.dirty = false;
         }
-        self.open_segment(first_index)
+        Ok(())
+    }
+
+    /// Finish the active segment and start a new one at `first_index`: the finished one
+    /// is durable, then its successor exists durably, and only then is the seal written.
+    fn roll(&mut self, first_index: u64) -> Result<(), StorageError> {
+        self.write_buffer()?;
+        self.sync_active()?;
+        self.before_sync()?;
+        let (mut seg, file) = create_segment(&self.dir, first_index)?;
+        // Not covered by a `sync` yet: `recover_after_error` removes it again.
+        seg.synced_len = None;
+        let mut finished = std::mem::replace(&mut self.active, file);
+        self.segments.push(seg);
+        finished.write_all(&format::seal_record(first_index))?;
+        self.before_sync()?;
+        finished.sync_data()?;
+        let n = self.segments.len();
+        self.segments[n - 2].sealed = true;
+        Ok(())
+    }
+
+    /// Remove the newest segment (never the only one): cut the seal off the one before
+    /// it first, so no crash point leaves a sealed segment without its successor.
+    fn drop_newest(&mut self) -> Result<(), StorageError> {
+        let n = self.segments.len();
+        let prev = &mut self.segments[n - 2];
+        if prev.sealed {
+            prev.synced_len = prev.synced_len.map(|d| d.min(prev.len));
+            let f = OpenOptions::new().write(true).open(&prev.path)?;
+            f.set_len(prev.len)?;
+            prev.sealed = false;
+            self.before_sync()?;
+            f.sync_data()?;
+        }
+        #[cfg(test)]
+        if let Some(left) = self.crash_after_deletes.as_mut() {
+            if *left == 0 {
+                return Err(StorageError::Io("simulated crash".into()));
+            }
+            *left -= 1;
+        }
+        fs::remove_file(&self.segments[n - 1].path)?;
+        self.segments.pop();
+        self.buf.clear();
+        self.dirty = false;
+        self.active = open_append(&self.segments[n - 2].path)?;
+        self.before_sync()?;
+        sync_dir(&self.dir)
+    }
+
+    /// Inspect the log in `dir` without changing anything (`cairn debug repair-log`).
+    pub fn inspect(dir: &Path) -> Result<Inspection, StorageError> {
+        repair::inspect(dir, MAX_RECORD_BYTES)
+    }
+
+    /// Cut the log at `damage` (from [`FileBackend::inspect`]) on purpose, moving
+    /// the cut-off bytes and every later segment to `<dir>/damaged-<stamp>/`.
+    pub fn repair(dir: &Path, damage: &Damage, stamp: &str) -> Result<RepairReport, StorageError> {
+        repair::repair(dir, damage, stamp, MAX_RECORD_BYTES)
     }
 }
 
-fn open_append(path: &Path) -> Result<File, StorageError> {
-    Ok(OpenOptions::new().append(true).open(path)?)
+/// Create an empty segment durably (header written and fsync'd, directory fsync'd),
+/// open for appending.
+fn create_segment(dir: &Path, first_index: u64) -> Result<(Segment, File), StorageError> {
+    let path = segment_path(dir, first_index);
+    let (seg, file) = rewrite_empty_segment(&path, first_index)?;
+    sync_dir(dir)?;
+    Ok((seg, file))
 }
 
-fn read_hard_state(dir: &Path, max_record: usize) -> Result<HardState, StorageError> {
-    let path = dir.join(HARD_STATE_FILE);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
-        Err(e) => return Err(e.into()),
-    };
-    // Written by rename, so it is never torn: any damage is real corruption, and silently
-    // forgetting a vote would be unsafe.
-    let corrupt = |detail: &str| StorageError::Corrupt {
-        what: path.display().to_string(),
-        detail: detail.into(),
-    };
-    let Record::Good(payload, end) = unframe(&bytes, 0, max_record) else {
-        return Err(corrupt("bad length or crc"));
-    };
-    if end != bytes.len() {
-        return Err(corrupt("trailing bytes"));
+/// (Re)write `path` as an empty version-1 segment and fsync it.
+fn rewrite_empty_segment(path: &Path, first_index: u64) -> Result<(Segment, File), StorageError> {
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    file.set_len(0)?;
+    file.write_all(&format::segment_header(first_index))?;
+    file.sync_all()?;
+    Ok((
+        Segment {
+            first_index,
+            path: path.to_path_buf(),
+            data_start: SEGMENT_HEADER_BYTES,
+            offsets: Vec::new(),
+            len: SEGMENT_HEADER_BYTES,
+            sealed: false,
+            synced_len: Some(SEGMENT_HEADER_BYTES),
+        },
+        file,
+    ))
+}
+
+fn apply_fixes(dir: &Path, fixes: &[Fix]) -> Result<(), StorageError> {
+    for fix in fixes {
+        match fix {
+            Fix::CutTail { path, len, index } => {
+                tracing::warn!(path = %path.display(), offset = len, index, "incomplete record at the end of the raft log (torn write); cutting it");
+                let f = OpenOptions::new().write(true).open(path)?;
+                f.set_len(*len)?;
+                f.sync_all()?;
+            }
+            Fix::RewriteHeader { path, first_index } => {
+                tracing::warn!(path = %path.display(), "newest raft log segment has no complete header and no records (creation cut short); rewriting it");
+                rewrite_empty_segment(path, *first_index)?;
+            }
+            Fix::RemoveLeftover { path } => {
+                tracing::warn!(path = %path.display(), "removing an empty raft log segment left by an interrupted reset");
+                fs::remove_file(path)?;
+            }
+        }
     }
-    codec::decode(payload, max_record).map_err(|e| corrupt(&e.to_string()))
+    if !fixes.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 impl LogBackend for FileBackend {
@@ -338,10 +447,7 @@ impl LogBackend for FileBackend {
         // Drop whole segments that start at or after `from`, keeping at least the first.
         while self.segments.len() > 1 && self.segments[self.segments.len() - 1].first_index >= from
         {
-            if let Some(seg) = self.segments.pop() {
-                fs::remove_file(&seg.path)?;
-                self.dir_dirty = true;
-            }
+            self.drop_newest()?;
         }
         let seg = self.active_segment();
         let keep = from.saturating_sub(seg.first_index) as usize;
@@ -349,11 +455,14 @@ impl LogBackend for FileBackend {
             let cut = seg.offsets[keep];
             seg.offsets.truncate(keep);
             seg.len = cut;
+            seg.synced_len = seg.synced_len.map(|d| d.min(cut));
+            let path = seg.path.clone();
+            self.active = open_append(&path)?;
+            self.active.set_len(cut)?;
+            // At once: a later append must never land in front of stale records.
+            self.dirty = true;
+            self.sync_active()?;
         }
-        let (path, len) = (seg.path.clone(), seg.len);
-        self.active = open_append(&path)?;
-        self.active.set_len(len)?;
-        self.dirty = true;
         Ok(())
     }
 
@@ -366,8 +475,8 @@ impl LogBackend for FileBackend {
                     entry.index
                 )));
             }
-            let len = self.active_segment().len;
-            if len > 0 && len >= self.opts.segment_max_bytes {
+            let seg = self.active_segment();
+            if !seg.offsets.is_empty() && seg.len >= self.opts.segment_max_bytes {
                 self.roll(next)?;
             }
             let payload = codec::encode(entry).map_err(|e| StorageError::Io(e.to_string()))?;
@@ -381,7 +490,7 @@ impl LogBackend for FileBackend {
                 )));
             }
             let start = self.buf.len();
-            frame(&payload, &mut self.buf);
+            format::frame(&payload, &mut self.buf);
             let added = (self.buf.len() - start) as u64;
             let seg = self.active_segment();
             seg.offsets.push(seg.len);
@@ -392,26 +501,25 @@ impl LogBackend for FileBackend {
 
     fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
         let payload = codec::encode(hard_state).map_err(|e| StorageError::Io(e.to_string()))?;
-        let mut record = Vec::with_capacity(payload.len() + HEADER_BYTES);
-        frame(&payload, &mut record);
+        let mut record = Vec::with_capacity(payload.len() + format::RECORD_HEADER_BYTES);
+        format::frame(&payload, &mut record);
         let tmp = self.dir.join(HARD_STATE_TMP);
         let mut f = File::create(&tmp)?;
         f.write_all(&record)?;
+        self.before_sync()?;
         f.sync_all()?;
         fs::rename(&tmp, self.dir.join(HARD_STATE_FILE))?;
+        self.before_sync()?;
         sync_dir(&self.dir)?;
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
         self.write_buffer()?;
-        if self.dirty {
-            self.active.sync_data()?;
-            self.dirty = false;
-        }
-        if self.dir_dirty {
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
+        self.sync_active()?;
+        // Every other change (rolls, seals, cuts) was made durable as it happened.
+        for seg in &mut self.segments {
+            seg.synced_len = Some(seg.len + if seg.sealed { SEAL_RECORD_BYTES } else { 0 });
         }
         Ok(())
     }
@@ -424,11 +532,12 @@ impl LogBackend for FileBackend {
         let mut removed = 0;
         // segments[1] starting at or below index + 1 means segments[0] is all <= index.
         while self.segments.len() > 1 && self.segments[1].first_index <= index.0.saturating_add(1) {
-            let seg = self.segments.remove(0);
-            fs::remove_file(&seg.path)?;
+            fs::remove_file(&self.segments[0].path)?;
+            self.segments.remove(0);
             removed += 1;
         }
         if removed > 0 {
+            self.before_sync()?;
             sync_dir(&self.dir)?;
             tracing::debug!(removed, %index, "deleted raft log segments below the snapshot");
         }
@@ -438,36 +547,89 @@ impl LogBackend for FileBackend {
     fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.buf.clear();
         self.dirty = false;
-        // Newest first, and the deletions are durable before the new segment exists: a
-        // crash part way leaves a prefix of the old log starting at its old first index
-        // (which recovery accepts, and the core resets again), never a log that starts
-        // past `index + 1` with a gap behind it.
-        while let Some(seg) = self.segments.pop() {
-            #[cfg(test)]
-            if self.crash_after_deletes == Some(0) {
+        // Newest first: a crash part way leaves a prefix of the old log starting at its
+        // old first index (which recovery accepts, and the core resets again), never a
+        // log that starts past `index + 1` with a gap behind it.
+        while self.segments.len() > 1 {
+            self.drop_newest()?;
+        }
+        let first_index = index.0 + 1;
+        let oldest = self.active_segment();
+        let (old_first, old_path, data_start) =
+            (oldest.first_index, oldest.path.clone(), oldest.data_start);
+        if old_first == first_index {
+            let (fresh, file) = rewrite_empty_segment(&old_path, first_index)?;
+            self.segments[0] = fresh;
+            self.active = file;
+            return Ok(());
+        }
+        // Empty the old segment (a crash now leaves an empty log at its old start), then
+        // create the new one; an empty first segment before it is a leftover recovery
+        // deletes.
+        oldest.offsets.clear();
+        oldest.len = data_start;
+        oldest.synced_len = oldest.synced_len.map(|d| d.min(data_start));
+        self.active = open_append(&old_path)?;
+        self.active.set_len(data_start)?;
+        self.dirty = true;
+        self.sync_active()?;
+        self.before_sync()?;
+        let (seg, file) = create_segment(&self.dir, first_index)?;
+        self.segments.push(seg);
+        self.active = file;
+        #[cfg(test)]
+        if let Some(left) = self.crash_after_deletes.as_mut() {
+            if *left == 0 {
                 return Err(StorageError::Io("simulated crash".into()));
             }
-            fs::remove_file(&seg.path)?;
-            #[cfg(test)]
-            if let Some(n) = self.crash_after_deletes.as_mut() {
-                *n -= 1;
-            }
+            *left -= 1;
         }
-        sync_dir(&self.dir)?;
-        let first_index = index.0 + 1;
-        self.open_segment(first_index)
+        fs::remove_file(&old_path)?;
+        self.segments.remove(0);
+        self.before_sync()?;
+        sync_dir(&self.dir)
     }
 
     fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
-        // TEMP until the log branch lands.
-        Err(StorageError::Io(
-            "recovery after an error is not supported yet".into(),
-        ))
+        self.buf.clear();
+        self.dirty = false;
+        // Cut every segment back to what an fsync confirmed: bytes past that may exist
+        // only in the page cache (a failed fsync marks them clean without writing them).
+        let known: Vec<(PathBuf, Option<u64>)> = self
+            .segments
+            .iter()
+            .map(|s| (s.path.clone(), s.synced_len))
+            .collect();
+        for (path, synced_len) in known {
+            match synced_len {
+                None => match fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                },
+                Some(durable) => {
+                    let f = OpenOptions::new().write(true).open(&path)?;
+                    if f.metadata()?.len() > durable {
+                        f.set_len(durable)?;
+                    }
+                    self.before_sync()?;
+                    f.sync_all()?;
+                }
+            }
+        }
+        self.before_sync()?;
+        sync_dir(&self.dir)?;
+        let (fresh, recovered) =
+            Self::open_with_record_limit(&self.dir, self.opts.clone(), self.max_record)?;
+        #[cfg(test)]
+        let hooks = (self.crash_after_deletes, self.fail_syncs_after);
+        *self = fresh;
+        #[cfg(test)]
+        {
+            (self.crash_after_deletes, self.fail_syncs_after) = hooks;
+        }
+        Ok(recovered)
     }
 }
 
-impl FileBackend {
-    fn active_segment_next(&self) -> u64 {
-        self.segments[self.segments.len() - 1].next_index()
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,9 @@ struct State {
     /// Index of `entries[0]` (or of the next append when empty).
     first: u64,
     entries: Vec<Entry>,
+    /// Next index as of the last `sync` (lowered by truncations and resets): what
+    /// `recover_after_error` keeps.
+    synced_next: u64,
 }
 
 impl State {
@@ -46,6 +49,7 @@ impl LogBackend for MemoryBackend {
         let mut state = self.state.lock();
         let keep = from.0.saturating_sub(state.first.max(1)) as usize;
         state.entries.truncate(keep);
+        state.synced_next = state.synced_next.min(from.0.max(state.first.max(1)));
         Ok(())
     }
 
@@ -71,6 +75,8 @@ impl LogBackend for MemoryBackend {
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
+        let mut state = self.state.lock();
+        state.synced_next = state.next_index();
         Ok(())
     }
 
@@ -92,11 +98,17 @@ impl LogBackend for MemoryBackend {
         let mut state = self.state.lock();
         state.entries.clear();
         state.first = index.0 + 1;
+        state.synced_next = state.first;
         Ok(())
     }
 
     fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
-        // TEMP until the log branch lands: memory writes cannot fail.
-        Ok(self.recover())
+        let mut state = self.state.lock();
+        let keep = state.synced_next.saturating_sub(state.first.max(1)) as usize;
+        state.entries.truncate(keep);
+        Ok(Recovered {
+            hard_state: state.hard_state.clone(),
+            entries: state.entries.clone(),
+        })
     }
 }
