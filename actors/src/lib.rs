@@ -19,6 +19,7 @@
 //! that verifies and replays only the log after it.
 #![forbid(unsafe_code)]
 
+pub mod endpoint;
 mod fsm;
 pub mod handle;
 pub mod log_store;
@@ -30,6 +31,7 @@ mod status;
 #[cfg(test)]
 mod write_path_tests;
 
+pub use endpoint::{Api, Endpoint, ServerEndpoint, ViewEndpoint};
 pub use handle::{
     RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError,
     DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS,

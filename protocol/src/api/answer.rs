@@ -67,16 +67,16 @@ pub fn read_data(store: &Store, read: &Read) -> ReadData {
                 })
                 .collect(),
         ),
-        Read::CatalogNode { node } => {
-            ReadData::NodeServices(store.node(node).map(|node| NodeServices {
+        Read::CatalogNode { node } => ReadData::NodeServices(store.node(node).map(|node| {
+            NodeServices {
                 node: node.clone(),
                 services: store
                     .node_services(&node.node)
                     .into_iter()
                     .cloned()
                     .collect(),
-            }))
-        }
+            }
+        })),
         Read::HealthService {
             name,
             tags,

@@ -95,6 +95,11 @@ pub struct QueryMeta {
     pub consistency: Consistency,
 }
 
+/// The answer to a read with a filter expression (400) until filters exist: answering
+/// everything would tell the client its filter matched everything.
+pub const FILTER_UNSUPPORTED_TEXT: &str =
+    "Filter expressions (?filter=) are not supported by this agent yet";
+
 /// `?node-meta=k:v` pairs; every pair must match.
 pub type NodeMetaFilter = Vec<(String, String)>;
 

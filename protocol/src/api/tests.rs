@@ -196,7 +196,9 @@ fn every_answer() -> Vec<Answer> {
         Ok(Response::Write(WriteOutcome::Done)),
         Ok(Response::Write(WriteOutcome::Bool(false))),
         Ok(Response::Info(InfoData::Datacenters(vec!["dc1".into()]))),
-        Ok(Response::Info(InfoData::Leader(Some("10.0.0.1:8300".into())))),
+        Ok(Response::Info(InfoData::Leader(Some(
+            "10.0.0.1:8300".into(),
+        )))),
         Ok(Response::Info(InfoData::Leader(None))),
         Ok(Response::Info(InfoData::Peers(vec!["a".into()]))),
         Err(RequestError::NoLeader),
@@ -232,7 +234,10 @@ fn every_answer_round_trips() {
 #[test]
 fn error_texts_are_consuls() {
     assert_eq!(RequestError::NoLeader.to_string(), "No cluster leader");
-    assert_eq!(RequestError::Timeout.to_string(), "timed out enqueuing operation");
+    assert_eq!(
+        RequestError::Timeout.to_string(),
+        "timed out enqueuing operation"
+    );
     assert_eq!(
         RequestError::CommandTooLarge { len: 10, limit: 5 }.to_string(),
         "command of 10 bytes exceeds the limit of 5 bytes"
@@ -283,7 +288,11 @@ fn decoders_never_panic_on_hostile_bytes() {
                 b
             }
             _ => {
-                let pool = if rng.random_bool(0.5) { &requests } else { &answers };
+                let pool = if rng.random_bool(0.5) {
+                    &requests
+                } else {
+                    &answers
+                };
                 let b = &pool[rng.random_range(0..pool.len())];
                 let mut cut = b[..rng.random_range(0..=b.len())].to_vec();
                 if rng.random_bool(0.3) {

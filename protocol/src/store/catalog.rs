@@ -5,12 +5,12 @@
 //! ModifyIndex and move no index (Consul's IsSame), which keeps blocking queries quiet.
 
 use super::queries::on_node;
-use super::{
-    eq_fold, fold, Check, CommandResult, DeregisterRequest, Node, RegisterRequest, Service,
-};
 use super::registration::{
     carried_bytes, check_id_or_name, service_id_or_name, too_large_text,
     MAX_REGISTRATION_COPY_BYTES,
+};
+use super::{
+    eq_fold, fold, Check, CommandResult, DeregisterRequest, Node, RegisterRequest, Service,
 };
 use super::{Store, Table};
 

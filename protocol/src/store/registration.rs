@@ -180,10 +180,7 @@ pub fn parse_check_status(status: &str) -> Result<CheckStatus, RequestError> {
 }
 
 /// Validate a registration and fill Consul's defaults, in Consul's order of checks.
-pub fn register(
-    draft: RegistrationDraft,
-    our_dc: &str,
-) -> Result<RegisterRequest, RequestError> {
+pub fn register(draft: RegistrationDraft, our_dc: &str) -> Result<RegisterRequest, RequestError> {
     check_datacenter(&draft.datacenter, our_dc)?;
     if draft.node.is_empty() {
         return Err(RequestError::internal("Must provide node"));
