@@ -1,19 +1,24 @@
-//! One request in, one response out. The synchronous part (parse, answer from the read
-//! view, encode) runs inline on the serving task; anything that needs the recursors comes
-//! back as a [`Pending`] the caller awaits (TCP) or spawns (UDP).
+//! One request in, one response out. The synchronous part (parse, ask the endpoint for
+//! the rows, answer, encode) runs inline on the serving task: a server's endpoint answers
+//! stale reads at once (`Api::ask_now`). Anything that must wait (the recursors, or an
+//! endpoint that has to ask another agent) comes back as a [`Pending`] the caller awaits
+//! (TCP) or spawns (UDP).
 
 use super::recursor::Recursor;
 use super::wire::{self, SizeRules, Transport};
 use super::DnsConfig;
-use actors::ReadView;
+use actors::Api;
 use futures::future::join_all;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
+use protocol::api::{Answer, InstanceStatus, QueryOptions, Read, ReadData, ReadRequest, Request};
 use protocol::dns::{
-    build_answer, build_ptr_answer, parse_query_name, parse_reverse_name, DnsAnswer, QueryType,
-    Rcode, Zone,
+    answer_from, lookup_for, parse_query_name, parse_reverse_name, ptr_answer_from, DnsAnswer,
+    Found, Lookup, QueryType, Rcode, Zone,
 };
+use protocol::store::InstanceHealth;
 use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Host names resolved through the recursors for one answer at most (Consul: 5 extra
@@ -34,20 +39,55 @@ pub struct Pending {
     request: Message,
     /// `None`: forward the question as is. `Some`: our answer, plus host names to resolve.
     local: Option<(DnsAnswer, QueryType)>,
+    /// The endpoint could not answer at once: ask it, then answer the request.
+    ask: Option<Request>,
+}
+
+/// Why the rows for an answer are not at hand.
+enum NotAtHand {
+    /// The endpoint must be awaited.
+    Later(Box<Request>),
+    /// The endpoint failed (SERVFAIL).
+    Failed,
 }
 
 pub struct DnsCore {
-    view: ReadView,
+    api: Api,
     config: DnsConfig,
     recursor: Option<Recursor>,
 }
 
 impl DnsCore {
-    pub fn new(view: ReadView, config: DnsConfig, recursor: Option<Recursor>) -> DnsCore {
+    pub fn new(api: impl Into<Api>, config: DnsConfig, recursor: Option<Recursor>) -> DnsCore {
         DnsCore {
-            view,
+            api: api.into(),
             config,
             recursor,
+        }
+    }
+
+    /// The rows of a stale read: the answer already fetched, or the endpoint's answer
+    /// now (a server answers from its view inline).
+    fn rows(&self, read: Read, fetched: &mut Option<Answer>) -> Result<ReadData, NotAtHand> {
+        let answer = match fetched.take() {
+            Some(answer) => answer,
+            None => {
+                let request = Request::Read(ReadRequest {
+                    options: QueryOptions::stale(),
+                    read,
+                });
+                match self.api.ask_now(&request) {
+                    Some(answer) => answer,
+                    None => return Err(NotAtHand::Later(Box::new(request))),
+                }
+            }
+        };
+        match answer.and_then(|r| r.into_read()) {
+            Ok(r) => Ok(r.data),
+            Err(e) => {
+                tracing::debug!(error = %e, "dns lookup failed");
+                Err(NotAtHand::Failed)
+            }
         }
     }
 
@@ -83,6 +123,18 @@ impl DnsCore {
         if request.metadata.message_type != hickory_proto::op::MessageType::Query {
             return Handled::Drop;
         }
+        self.respond(request, transport, rng, out, None)
+    }
+
+    /// Answer a parsed query; `fetched` is the endpoint's answer when it had to be awaited.
+    fn respond(
+        &self,
+        request: Message,
+        transport: Transport,
+        rng: &mut StdRng,
+        out: &mut Vec<u8>,
+        mut fetched: Option<Answer>,
+    ) -> Handled {
         if !wire::is_standard_query(&request) {
             return self.error(&request, ResponseCode::NotImp, transport, out);
         }
@@ -107,11 +159,35 @@ impl DnsCore {
             _ => None,
         };
         let answer = if let Some(parsed) = parse_query_name(&qname_text, &self.config.domain) {
-            let store = self.view.read();
-            build_answer(&store, &zone, &qname_text, qtype, &parsed, rng)
+            let read = match lookup_for(&zone, qtype, &parsed) {
+                Lookup::Nothing => None,
+                Lookup::Node(name) => Some(Read::Node {
+                    node: name.to_string(),
+                }),
+                Lookup::Service { name, tag } => Some(Read::InstancesHealth {
+                    name: name.to_string(),
+                    tags: tag.map(|t| vec![t.to_string()]).unwrap_or_default(),
+                }),
+            };
+            let data = match read.map(|read| self.rows(read, &mut fetched)).transpose() {
+                Ok(data) => data,
+                Err(not_at_hand) => return self.not_at_hand(request, not_at_hand, transport, out),
+            };
+            answer_from(
+                found(data.as_ref()),
+                &zone,
+                &qname_text,
+                qtype,
+                &parsed,
+                rng,
+            )
         } else if let Some(ip) = reverse {
-            let found = build_ptr_answer(&self.view.read(), &zone, &qname_text, ip);
-            match found {
+            let owners = match self.rows(Read::AddressOwners { address: ip }, &mut fetched) {
+                Ok(ReadData::AddressOwners(owners)) => owners,
+                Ok(_) => Default::default(),
+                Err(not_at_hand) => return self.not_at_hand(request, not_at_hand, transport, out),
+            };
+            match ptr_answer_from(&owners, &zone, &qname_text) {
                 Some(answer) => answer,
                 // Not ours: the recursors may know it; without them, NXDOMAIN (as Consul).
                 None if self.recursor.is_some() => return forward(request),
@@ -130,6 +206,7 @@ impl DnsCore {
             return Handled::Pending(Box::new(Pending {
                 request,
                 local: Some((answer, qtype)),
+                ask: None,
             }));
         }
         let mut response = wire::response_for(
@@ -150,17 +227,47 @@ impl DnsCore {
         }
     }
 
-    /// Finish a request that needed the recursors.
+    fn not_at_hand(
+        &self,
+        request: Message,
+        not_at_hand: NotAtHand,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> Handled {
+        match not_at_hand {
+            NotAtHand::Later(ask) => Handled::Pending(Box::new(Pending {
+                request,
+                local: None,
+                ask: Some(*ask),
+            })),
+            NotAtHand::Failed => self.error(&request, ResponseCode::ServFail, transport, out),
+        }
+    }
+
+    /// Finish a request that needed the endpoint's awaited answer or the recursors.
     pub async fn finish(
         &self,
         pending: Box<Pending>,
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> Handled {
+        let Pending {
+            request,
+            local,
+            ask,
+        } = *pending;
+        if let Some(ask) = ask {
+            let fetched = self.api.ask(ask).await;
+            // Off the hot path (only endpoints that forward get here): a fresh generator.
+            let mut rng = StdRng::from_rng(&mut rand::rng());
+            return match self.respond(request, transport, &mut rng, out, Some(fetched)) {
+                Handled::Pending(next) => Box::pin(self.finish(next, transport, out)).await,
+                handled => handled,
+            };
+        }
         let Some(recursor) = &self.recursor else {
             return Handled::Drop;
         };
-        let Pending { request, local } = *pending;
         let Some(query) = request.queries.first() else {
             return Handled::Drop;
         };
@@ -250,7 +357,27 @@ fn forward(request: Message) -> Handled {
     Handled::Pending(Box::new(Pending {
         request,
         local: None,
+        ask: None,
     }))
+}
+
+/// The endpoint's rows as the answer builder borrows them.
+fn found(data: Option<&ReadData>) -> Found<'_> {
+    match data {
+        Some(ReadData::Node(node)) => Found::Node(node.as_ref()),
+        Some(ReadData::InstancesHealth(rows)) => {
+            Found::Instances(rows.iter().map(instance_health).collect())
+        }
+        _ => Found::Nothing,
+    }
+}
+
+fn instance_health(row: &InstanceStatus) -> InstanceHealth<'_> {
+    InstanceHealth {
+        node: &row.node,
+        service: &row.service,
+        status: row.status,
+    }
 }
 
 /// SOA serial: the current unix time, as Consul does.

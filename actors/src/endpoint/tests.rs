@@ -1,5 +1,9 @@
 //! The endpoint driven with typed requests only (no HTTP), on a real in-memory server.
 
+// KV values are built with `.into()` so these tests compile unchanged whether the store
+// keeps values as `Vec<u8>` or as shared `Arc<[u8]>` (a change in flight on another branch).
+#![allow(clippy::useless_conversion)]
+
 use super::{Api, ServerEndpoint};
 use crate::{ServerHandle, ServerOptions};
 use protocol::api::{

@@ -156,7 +156,7 @@ fn services(store: &Store, node_meta: &NodeMetaFilter) -> BTreeMap<String, Vec<S
 
 /// Nodes with this address; and, only when there are none, the names of services with an
 /// instance whose own address is this one (Consul's PTR order).
-fn address_owners(store: &Store, ip: IpAddr) -> AddressOwners {
+pub fn address_owners(store: &Store, ip: IpAddr) -> AddressOwners {
     let same = |address: &str| address.parse::<IpAddr>().is_ok_and(|a| a == ip);
     let nodes: Vec<String> = store
         .nodes()

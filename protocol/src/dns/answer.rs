@@ -55,10 +55,91 @@ impl Zone<'_> {
     }
 }
 
-/// Answer `query` (the parsed form of `qname`, a name inside the zone) for `qtype`.
-/// `qname` is echoed as the owner of direct answers, in the case it was asked.
+/// What an answer needs from the catalog, decided from the parsed name and type before
+/// anything is read: the edge asks its endpoint for exactly this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'q> {
+    /// The answer needs no catalog rows.
+    Nothing,
+    /// One node by name.
+    Node(&'q str),
+    /// Instances of a service (with at most one tag) and their aggregate status.
+    Service { name: &'q str, tag: Option<&'q str> },
+}
+
+/// The name servers are the healthy instances of this service.
+const SERVERS_SERVICE: &str = "consul";
+
+/// The rows `query` (asked for `qtype`) needs.
+pub fn lookup_for<'q>(zone: &Zone<'_>, qtype: QueryType, query: &'q DnsQuery) -> Lookup<'q> {
+    if query
+        .dc()
+        .is_some_and(|dc| !dc.eq_ignore_ascii_case(zone.datacenter))
+    {
+        return Lookup::Nothing;
+    }
+    match query {
+        DnsQuery::Apex if qtype == QueryType::Ns => Lookup::Service {
+            name: SERVERS_SERVICE,
+            tag: None,
+        },
+        DnsQuery::Node { name, .. } => Lookup::Node(name),
+        DnsQuery::Service { name, tag, .. } => Lookup::Service {
+            name,
+            tag: tag.as_deref(),
+        },
+        _ => Lookup::Nothing,
+    }
+}
+
+/// The rows found for a [`Lookup`], borrowed from the store or from owned rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found<'a> {
+    Nothing,
+    Node(Option<&'a Node>),
+    Instances(Vec<InstanceHealth<'a>>),
+}
+
+impl<'a> Found<'a> {
+    /// Read a lookup straight from a store.
+    pub fn in_store(store: &'a Store, lookup: Lookup<'_>) -> Found<'a> {
+        match lookup {
+            Lookup::Nothing => Found::Nothing,
+            Lookup::Node(name) => Found::Node(store.node(name)),
+            Lookup::Service { name, tag } => {
+                let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
+                Found::Instances(store.service_instances_health(name, &tags))
+            }
+        }
+    }
+}
+
+/// Answer `query` (the parsed form of `qname`, a name inside the zone) for `qtype`,
+/// reading the store. `qname` is echoed as the owner of direct answers, in the case it
+/// was asked.
 pub fn build_answer<R: Rng + ?Sized>(
     store: &Store,
+    zone: &Zone<'_>,
+    qname: &str,
+    qtype: QueryType,
+    query: &DnsQuery,
+    rng: &mut R,
+) -> DnsAnswer {
+    let found = Found::in_store(store, lookup_for(zone, qtype, query));
+    answer_from(found, zone, qname, qtype, query, rng)
+}
+
+fn instances(found: Found<'_>) -> Vec<InstanceHealth<'_>> {
+    match found {
+        Found::Instances(instances) => instances,
+        _ => Vec::new(),
+    }
+}
+
+/// [`build_answer`] from the rows of [`lookup_for`] (found by whoever holds the store).
+/// Rows of another lookup than the query's are treated as not found.
+pub fn answer_from<R: Rng + ?Sized>(
+    found: Found<'_>,
     zone: &Zone<'_>,
     qname: &str,
     qtype: QueryType,
@@ -72,11 +153,15 @@ pub fn build_answer<R: Rng + ?Sized>(
     }
     let owner = absolute(qname);
     let answer = match query {
-        DnsQuery::Apex => apex_answer(store, zone, &owner, qtype, rng),
-        DnsQuery::Node { name, .. } => node_answer(store, &owner, qtype, name),
-        DnsQuery::Service { name, tag, .. } => {
-            service_answer(store, zone, &owner, qtype, name, tag.as_deref(), rng)
+        DnsQuery::Apex => apex_answer(instances(found), zone, &owner, qtype, rng),
+        DnsQuery::Node { .. } => {
+            let node = match found {
+                Found::Node(node) => node,
+                _ => None,
+            };
+            node_answer(node, &owner, qtype)
         }
+        DnsQuery::Service { .. } => service_answer(instances(found), zone, &owner, qtype, rng),
         DnsQuery::Addr { ip, .. } => {
             let mut answer = DnsAnswer::new(Rcode::NoError);
             push_ip(&mut answer.answers, &owner, *ip, qtype);
@@ -104,7 +189,7 @@ fn with_soa_when_empty(zone: &Zone<'_>, mut answer: DnsAnswer) -> DnsAnswer {
 }
 
 fn apex_answer<R: Rng + ?Sized>(
-    store: &Store,
+    mut servers: Vec<InstanceHealth<'_>>,
     zone: &Zone<'_>,
     owner: &str,
     qtype: QueryType,
@@ -119,7 +204,6 @@ fn apex_answer<R: Rng + ?Sized>(
         }
         QueryType::Ns => {
             // The servers are the healthy instances of the `consul` service, a random few.
-            let mut servers = store.service_instances_health("consul", &[]);
             servers.retain(|i| is_healthy(i, false));
             servers.shuffle(rng);
             for instance in &servers {
@@ -150,8 +234,8 @@ fn apex_answer<R: Rng + ?Sized>(
     answer
 }
 
-fn node_answer(store: &Store, owner: &str, qtype: QueryType, name: &str) -> DnsAnswer {
-    let Some(node) = store.node(name) else {
+fn node_answer(node: Option<&Node>, owner: &str, qtype: QueryType) -> DnsAnswer {
+    let Some(node) = node else {
         return DnsAnswer::new(Rcode::NxDomain);
     };
     let mut answer = DnsAnswer::new(Rcode::NoError);
@@ -169,20 +253,13 @@ fn node_answer(store: &Store, owner: &str, qtype: QueryType, name: &str) -> DnsA
 }
 
 fn service_answer<R: Rng + ?Sized>(
-    store: &Store,
+    mut instances: Vec<InstanceHealth<'_>>,
     zone: &Zone<'_>,
     owner: &str,
     qtype: QueryType,
-    name: &str,
-    tag: Option<&str>,
     rng: &mut R,
 ) -> DnsAnswer {
-    let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
-    let mut instances: Vec<InstanceHealth<'_>> = store
-        .service_instances_health(name, &tags)
-        .into_iter()
-        .filter(|i| is_healthy(i, zone.only_passing))
-        .collect();
+    instances.retain(|i| is_healthy(i, zone.only_passing));
     if instances.is_empty() {
         return DnsAnswer::new(Rcode::NxDomain);
     }
