@@ -14,9 +14,8 @@ use hickory_proto::rr::RecordType;
 use protocol::api::{Answer, InstanceStatus, QueryOptions, Read, ReadData, ReadRequest, Request};
 use protocol::dns::{
     answer_from, lookup_for, parse_query_name, parse_reverse_name, ptr_answer_from, DnsAnswer,
-    Found, Lookup, QueryType, Rcode, Zone,
+    DnsInstance, Found, Lookup, QueryType, Rcode, Zone,
 };
-use protocol::store::InstanceHealth;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -372,10 +371,14 @@ fn found(data: Option<&ReadData>) -> Found<'_> {
     }
 }
 
-fn instance_health(row: &InstanceStatus) -> InstanceHealth<'_> {
-    InstanceHealth {
+fn instance_health(row: &InstanceStatus) -> DnsInstance<'_> {
+    DnsInstance {
         node: &row.node,
-        service: &row.service,
+        node_address: &row.node_address,
+        node_meta: &row.node_meta,
+        service_address: &row.service_address,
+        port: row.port,
+        weights: row.weights,
         status: row.status,
     }
 }

@@ -109,8 +109,12 @@ pub fn read_data(store: &Store, read: &Read) -> ReadData {
                 .service_instances_health(name, tags)
                 .into_iter()
                 .map(|i| InstanceStatus {
-                    node: i.node.clone(),
-                    service: i.service.clone(),
+                    node: i.node.node.clone(),
+                    node_address: i.node.address.clone(),
+                    node_meta: i.node.meta.clone(),
+                    service_address: i.service.address.clone(),
+                    port: i.service.port,
+                    weights: i.service.weights,
                     status: i.status,
                 })
                 .collect(),

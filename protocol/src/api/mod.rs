@@ -19,7 +19,7 @@ pub use error::RequestError;
 
 use crate::codec::{self, CodecError};
 use crate::store::{
-    Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service,
+    Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service, Weights,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -190,11 +190,20 @@ pub struct ServiceEntry {
     pub checks: Vec<Check>,
 }
 
-/// A service instance with its node and aggregate status (DNS).
+/// A service instance as DNS answers it: where it is, its weights and its aggregate
+/// status. Only what DNS prints is copied (DNS answers one of these per instance per
+/// query, so whole `Node`/`Service` rows would triple the cost of an answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceStatus {
-    pub node: Node,
-    pub service: Service,
+    /// Node name.
+    pub node: String,
+    pub node_address: String,
+    /// Published as TXT records next to SRV glue.
+    pub node_meta: BTreeMap<String, String>,
+    /// Empty: the node's address is used.
+    pub service_address: String,
+    pub port: u16,
+    pub weights: Weights,
     pub status: CheckStatus,
 }
 

@@ -8,7 +8,7 @@
 use super::answer::PrefixIndexWatch;
 use super::*;
 use crate::rng;
-use crate::store::{Command, Store};
+use crate::store::{Command, Store, Weights};
 use rand::{Rng, RngCore};
 
 fn node() -> Node {
@@ -177,8 +177,12 @@ fn every_answer() -> Vec<Answer> {
         }]),
         ReadData::Checks(vec![check(), check()]),
         ReadData::InstancesHealth(vec![InstanceStatus {
-            node: node(),
-            service: service(),
+            node: "n1".into(),
+            node_address: "10.0.0.1".into(),
+            node_meta: node().meta,
+            service_address: String::new(),
+            port: 80,
+            weights: Weights::default(),
             status: CheckStatus::Critical,
         }]),
         ReadData::Node(Some(node())),

@@ -4,9 +4,10 @@
 
 use super::name::{hex_ip, DnsQuery};
 use super::record::{DnsAnswer, DnsRecord, QueryType, Rcode, RecordData, Soa};
-use crate::store::{CheckStatus, InstanceHealth, Node, Store};
+use crate::store::{CheckStatus, InstanceHealth, Node, Store, Weights};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
@@ -92,12 +93,43 @@ pub fn lookup_for<'q>(zone: &Zone<'_>, qtype: QueryType, query: &'q DnsQuery) ->
     }
 }
 
+/// What DNS needs of one service instance, borrowed from the store or from an
+/// endpoint's rows: where it is, its weights and how healthy it is (no check lists, no
+/// catalog fields DNS never prints).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DnsInstance<'a> {
+    pub node: &'a str,
+    pub node_address: &'a str,
+    /// Published as TXT next to SRV glue.
+    pub node_meta: &'a BTreeMap<String, String>,
+    /// Empty: the node's address is used.
+    pub service_address: &'a str,
+    pub port: u16,
+    pub weights: Weights,
+    /// Worst status over the checks affecting the instance.
+    pub status: CheckStatus,
+}
+
+impl<'a> From<&InstanceHealth<'a>> for DnsInstance<'a> {
+    fn from(i: &InstanceHealth<'a>) -> DnsInstance<'a> {
+        DnsInstance {
+            node: &i.node.node,
+            node_address: &i.node.address,
+            node_meta: &i.node.meta,
+            service_address: &i.service.address,
+            port: i.service.port,
+            weights: i.service.weights,
+            status: i.status,
+        }
+    }
+}
+
 /// The rows found for a [`Lookup`], borrowed from the store or from owned rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Found<'a> {
     Nothing,
     Node(Option<&'a Node>),
-    Instances(Vec<InstanceHealth<'a>>),
+    Instances(Vec<DnsInstance<'a>>),
 }
 
 impl<'a> Found<'a> {
@@ -108,7 +140,8 @@ impl<'a> Found<'a> {
             Lookup::Node(name) => Found::Node(store.node(name)),
             Lookup::Service { name, tag } => {
                 let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
-                Found::Instances(store.service_instances_health(name, &tags))
+                let instances = store.service_instances_health(name, &tags);
+                Found::Instances(instances.iter().map(DnsInstance::from).collect())
             }
         }
     }
@@ -129,7 +162,7 @@ pub fn build_answer<R: Rng + ?Sized>(
     answer_from(found, zone, qname, qtype, query, rng)
 }
 
-fn instances(found: Found<'_>) -> Vec<InstanceHealth<'_>> {
+fn instances(found: Found<'_>) -> Vec<DnsInstance<'_>> {
     match found {
         Found::Instances(instances) => instances,
         _ => Vec::new(),
@@ -189,7 +222,7 @@ fn with_soa_when_empty(zone: &Zone<'_>, mut answer: DnsAnswer) -> DnsAnswer {
 }
 
 fn apex_answer<R: Rng + ?Sized>(
-    mut servers: Vec<InstanceHealth<'_>>,
+    mut servers: Vec<DnsInstance<'_>>,
     zone: &Zone<'_>,
     owner: &str,
     qtype: QueryType,
@@ -210,10 +243,10 @@ fn apex_answer<R: Rng + ?Sized>(
                 if answer.answers.len() == MAX_NS_RECORDS {
                     break;
                 }
-                let Some(ip) = parse_ip(&instance.node.address) else {
+                let Some(ip) = parse_ip(instance.node_address) else {
                     continue;
                 };
-                let target = zone.node_target(&instance.node.node);
+                let target = zone.node_target(instance.node);
                 if answer
                     .answers
                     .iter()
@@ -245,15 +278,15 @@ fn node_answer(node: Option<&Node>, owner: &str, qtype: QueryType) -> DnsAnswer 
         Address::Empty => {}
     }
     match qtype {
-        QueryType::Txt | QueryType::Any => answer.answers.extend(meta_txt(owner, node)),
-        _ if !answer.answers.is_empty() => answer.additionals.extend(meta_txt(owner, node)),
+        QueryType::Txt | QueryType::Any => answer.answers.extend(meta_txt(owner, &node.meta)),
+        _ if !answer.answers.is_empty() => answer.additionals.extend(meta_txt(owner, &node.meta)),
         _ => {}
     }
     answer
 }
 
 fn service_answer<R: Rng + ?Sized>(
-    mut instances: Vec<InstanceHealth<'_>>,
+    mut instances: Vec<DnsInstance<'_>>,
     zone: &Zone<'_>,
     owner: &str,
     qtype: QueryType,
@@ -322,35 +355,34 @@ fn push_srv(
     seen: &mut Seen,
     zone: &Zone<'_>,
     owner: &str,
-    instance: &InstanceHealth<'_>,
+    instance: &DnsInstance<'_>,
 ) {
-    let service = instance.service;
-    let weight = if instance.aggregate_status() == CheckStatus::Warning {
-        service.weights.warning
+    let weight = if instance.status == CheckStatus::Warning {
+        instance.weights.warning
     } else {
-        service.weights.passing
+        instance.weights.passing
     };
     let weight = weight.clamp(0, i32::from(u16::MAX)) as u16;
-    let (target, glue_ip, node_form) = if !service.address.is_empty() {
-        match classify(&service.address) {
+    let (target, glue_ip, node_form) = if !instance.service_address.is_empty() {
+        match classify(instance.service_address) {
             Address::Ip(ip) => (zone.addr_target(ip), Some(ip), false),
             Address::Host(host) => (absolute(host), None, false),
             Address::Empty => return,
         }
     } else {
-        match classify(&instance.node.address) {
-            Address::Ip(ip) => (zone.node_target(&instance.node.node), Some(ip), true),
+        match classify(instance.node_address) {
+            Address::Ip(ip) => (zone.node_target(instance.node), Some(ip), true),
             Address::Host(host) => (absolute(host), None, false),
             Address::Empty => return,
         }
     };
-    if !seen.srv.insert((target.clone(), service.port)) {
+    if !seen.srv.insert((target.clone(), instance.port)) {
         return;
     }
     let srv = RecordData::Srv {
         priority: 1,
         weight,
-        port: service.port,
+        port: instance.port,
         target: target.clone(),
     };
     answer.answers.push(DnsRecord::new(owner, ANSWER_TTL, srv));
@@ -363,7 +395,9 @@ fn push_srv(
                     .extend(ip_record(&target, ip, QueryType::Any));
             }
             if node_form {
-                answer.additionals.extend(meta_txt(&target, instance.node));
+                answer
+                    .additionals
+                    .extend(meta_txt(&target, instance.node_meta));
             }
         }
         Some(_) => {}
@@ -413,9 +447,8 @@ fn push_cname(answer: &mut DnsAnswer, owner: &str, host: &str, qtype: QueryType)
 }
 
 /// Node meta as RFC 1464 TXT records; `rfc1035-` keys carry the raw value only.
-fn meta_txt(owner: &str, node: &Node) -> Vec<DnsRecord> {
-    node.meta
-        .iter()
+fn meta_txt(owner: &str, meta: &BTreeMap<String, String>) -> Vec<DnsRecord> {
+    meta.iter()
         .map(|(key, value)| {
             let text = if key.starts_with("rfc1035-") {
                 value.clone()
@@ -440,19 +473,19 @@ fn rfc1464_key(key: &str) -> String {
 }
 
 /// Healthy for DNS: no critical (or maintenance) check; warning only when allowed.
-fn is_healthy(instance: &InstanceHealth<'_>, only_passing: bool) -> bool {
-    match instance.aggregate_status() {
+fn is_healthy(instance: &DnsInstance<'_>, only_passing: bool) -> bool {
+    match instance.status {
         CheckStatus::Passing => true,
         CheckStatus::Warning => !only_passing,
         CheckStatus::Critical | CheckStatus::Maintenance => false,
     }
 }
 
-fn instance_address<'a>(instance: &InstanceHealth<'a>) -> &'a str {
-    if instance.service.address.is_empty() {
-        &instance.node.address
+fn instance_address<'a>(instance: &DnsInstance<'a>) -> &'a str {
+    if instance.service_address.is_empty() {
+        instance.node_address
     } else {
-        &instance.service.address
+        instance.service_address
     }
 }
 
