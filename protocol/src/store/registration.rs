@@ -331,3 +331,178 @@ pub fn deregister(
         check_id: some(draft.check_id),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft() -> RegistrationDraft {
+        RegistrationDraft {
+            node: "n1".into(),
+            address: "10.0.0.1".into(),
+            ..RegistrationDraft::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_consuls() {
+        let r = register(
+            RegistrationDraft {
+                service: Some(ServiceDraft {
+                    service: "web".into(),
+                    tags: vec!["a".into()],
+                    ..ServiceDraft::default()
+                }),
+                check: Some(CheckDraft {
+                    name: "alive".into(),
+                    service_id: "web".into(),
+                    http: "http://x".into(),
+                    ..CheckDraft::default()
+                }),
+                ..draft()
+            },
+            "dc1",
+        )
+        .unwrap();
+        assert_eq!(r.node.datacenter, "dc1");
+        let svc = r.service.unwrap();
+        assert_eq!((svc.id.as_str(), svc.weights), ("web", Weights::default()));
+        let c = &r.checks[0];
+        assert_eq!(c.check_id, "alive");
+        assert_eq!(c.node, "n1");
+        assert_eq!(c.status, CheckStatus::Critical);
+        assert_eq!((c.service_name.as_str(), c.service_tags.len()), ("web", 1));
+        assert_eq!(c.check_type, "http");
+    }
+
+    #[test]
+    fn rules_refuse_in_consuls_order_with_its_texts() {
+        let err = |d: RegistrationDraft| register(d, "dc1").unwrap_err();
+        assert_eq!(
+            err(RegistrationDraft {
+                datacenter: "dc9".into(),
+                node: String::new(),
+                ..draft()
+            }),
+            RequestError::internal("No path to datacenter")
+        );
+        assert_eq!(
+            err(RegistrationDraft {
+                node: String::new(),
+                ..draft()
+            }),
+            RequestError::internal("Must provide node")
+        );
+        assert_eq!(
+            err(RegistrationDraft {
+                address: String::new(),
+                id: Err("bad".into()),
+                ..draft()
+            }),
+            RequestError::internal("Must provide address if SkipNodeUpdate is not set")
+        );
+        assert_eq!(
+            err(RegistrationDraft {
+                id: Err("bad".into()),
+                ..draft()
+            }),
+            RequestError::internal("Bad node ID: bad")
+        );
+        assert_eq!(
+            err(RegistrationDraft {
+                service: Some(ServiceDraft {
+                    id: "x".into(),
+                    ..ServiceDraft::default()
+                }),
+                ..draft()
+            }),
+            RequestError::internal("Must provide service name with ID")
+        );
+        let check = |c: CheckDraft| RegistrationDraft {
+            checks: vec![c],
+            ..draft()
+        };
+        assert_eq!(
+            err(check(CheckDraft::default())),
+            RequestError::internal("Missing check ID")
+        );
+        assert_eq!(
+            err(check(CheckDraft {
+                node: "other".into(),
+                name: "c".into(),
+                ..CheckDraft::default()
+            })),
+            RequestError::internal("Node 'other' does not match register request")
+        );
+        assert_eq!(
+            err(check(CheckDraft {
+                name: "c".into(),
+                status: "bogus".into(),
+                interval: Err("late".into()),
+                ..CheckDraft::default()
+            })),
+            RequestError::bad_request("Invalid check status: \"bogus\"")
+        );
+        assert_eq!(
+            err(check(CheckDraft {
+                name: "c".into(),
+                interval: Err("Request decode failed: time: invalid duration \"x\"".into()),
+                ..CheckDraft::default()
+            })),
+            RequestError::bad_request("Request decode failed: time: invalid duration \"x\"")
+        );
+    }
+
+    #[test]
+    fn the_copy_limit_is_checked_before_copying() {
+        let tags: Vec<String> = (0..1000).map(|i| format!("{i:0>100}")).collect();
+        let checks = (0..200)
+            .map(|_| CheckDraft {
+                name: "c".into(),
+                service_id: "web".into(),
+                ..CheckDraft::default()
+            })
+            .collect();
+        let big = RegistrationDraft {
+            service: Some(ServiceDraft {
+                service: "web".into(),
+                tags,
+                ..ServiceDraft::default()
+            }),
+            checks,
+            ..draft()
+        };
+        match register(big, "dc1") {
+            Err(RequestError::TooLarge(text)) => {
+                assert!(
+                    text.starts_with("Registration too large: 200 checks"),
+                    "{text}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn deregistration() {
+        assert_eq!(
+            deregister(DeregistrationDraft::default(), "dc1"),
+            Err(RequestError::internal("Must provide node"))
+        );
+        assert_eq!(
+            deregister(
+                DeregistrationDraft {
+                    node: "n".into(),
+                    check_id: "c".into(),
+                    ..DeregistrationDraft::default()
+                },
+                "dc1"
+            ),
+            Ok(DeregisterRequest {
+                node: "n".into(),
+                service_id: None,
+                check_id: Some("c".into()),
+            })
+        );
+    }
+}
