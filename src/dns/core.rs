@@ -390,3 +390,102 @@ fn unix_now() -> u32 {
         .map(|d| d.as_secs() as u32)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{query, sample_store};
+    use super::*;
+    use actors::{Endpoint, ViewEndpoint};
+    use futures::future::BoxFuture;
+
+    /// An endpoint that can only be awaited (as a client agent's will be): DNS must take
+    /// the pending path and answer exactly as the inline path does.
+    struct AwaitOnly(ViewEndpoint);
+
+    impl Endpoint for AwaitOnly {
+        fn ask(&self, request: Request) -> BoxFuture<'_, Answer> {
+            self.0.ask(request)
+        }
+    }
+
+    /// An endpoint that fails every request.
+    struct Broken;
+
+    impl Endpoint for Broken {
+        fn ask(&self, _: Request) -> BoxFuture<'_, Answer> {
+            Box::pin(async { Err(protocol::api::RequestError::ShuttingDown) })
+        }
+
+        fn ask_now(&self, _: &Request) -> Option<Answer> {
+            Some(Err(protocol::api::RequestError::ShuttingDown))
+        }
+    }
+
+    fn config() -> DnsConfig {
+        DnsConfig::new("consul", "dc1", vec![])
+    }
+
+    #[tokio::test]
+    async fn an_awaited_endpoint_gives_the_same_answers_as_an_inline_one() {
+        let view = actors::ReadView::new(sample_store());
+        let inline = DnsCore::new(view.clone(), config(), None);
+        let awaited = DnsCore::new(Api::new(AwaitOnly(ViewEndpoint::new(view))), config(), None);
+        let questions = [
+            ("web.service.consul.", RecordType::A),
+            ("_web._tcp.service.consul.", RecordType::SRV),
+            ("n1.node.consul.", RecordType::ANY),
+            ("nope.service.consul.", RecordType::A),
+            ("1.0.0.10.in-addr.arpa.", RecordType::PTR),
+            ("consul.", RecordType::NS),
+        ];
+        for (name, record_type) in questions {
+            let bytes = query(name, record_type).to_vec().unwrap();
+            // The same seed on both sides: shuffles must not differ.
+            let mut rng = StdRng::seed_from_u64(1);
+            let mut inline_out = Vec::new();
+            assert!(matches!(
+                inline.handle(&bytes, Transport::Tcp, &mut rng, &mut inline_out),
+                Handled::Reply
+            ));
+            let mut rng = StdRng::seed_from_u64(1);
+            let mut awaited_out = Vec::new();
+            let Handled::Pending(pending) =
+                awaited.handle(&bytes, Transport::Tcp, &mut rng, &mut awaited_out)
+            else {
+                panic!("{name}: an await-only endpoint must leave the query pending");
+            };
+            assert!(matches!(
+                awaited
+                    .finish(pending, Transport::Tcp, &mut awaited_out)
+                    .await,
+                Handled::Reply
+            ));
+            let a = Message::from_vec(&inline_out).unwrap();
+            let b = Message::from_vec(&awaited_out).unwrap();
+            assert_eq!(a.metadata.response_code, b.metadata.response_code, "{name}");
+            // Answers may be shuffled with another stream on the awaited path: compare as sets.
+            let set = |m: &Message| {
+                let mut v: Vec<String> = m.answers.iter().map(|r| r.to_string()).collect();
+                v.sort();
+                v
+            };
+            assert_eq!(set(&a), set(&b), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_failing_endpoint_is_servfail() {
+        let core = DnsCore::new(Api::new(Broken), config(), None);
+        let bytes = query("web.service.consul.", RecordType::A)
+            .to_vec()
+            .unwrap();
+        let mut out = Vec::new();
+        let mut rng = StdRng::seed_from_u64(1);
+        assert!(matches!(
+            core.handle(&bytes, Transport::Udp, &mut rng, &mut out),
+            Handled::Reply
+        ));
+        let reply = Message::from_vec(&out).unwrap();
+        assert_eq!(reply.metadata.response_code, ResponseCode::ServFail);
+    }
+}
