@@ -8,20 +8,13 @@ pub mod banner;
 pub mod leader_duty;
 
 use crate::config::Config;
+use crate::context::AgentContext;
 use actors::{ServerHandle, ServerOptions, StartError};
 use std::sync::Arc;
 use tracing::{info, warn};
 
 /// How long a shutdown waits for in-flight HTTP requests before dropping them.
 pub const HTTP_DRAIN_TIMEOUT_MS: u64 = 5_000;
-
-/// What every edge (HTTP, DNS) needs: the config and the server's Raft façade.
-pub struct AgentContext {
-    pub config: Arc<Config>,
-    pub server: ServerHandle,
-    /// Unix time in seconds when the agent started (DNS SOA serials, agent/self stats).
-    pub started_unix: u64,
-}
 
 /// Why the agent could not start or run. `main` prints `==> <text>` and exits 1.
 #[derive(Debug, thiserror::Error)]
@@ -69,11 +62,11 @@ pub fn run(config: Config, startup_warnings: Vec<String>) -> Result<(), AgentErr
 async fn run_in_system(config: Config) -> Result<(), AgentError> {
     let config = Arc::new(config);
     let server = ServerHandle::start(server_options(&config)).await?;
-    let ctx = Arc::new(AgentContext {
-        config: config.clone(),
-        server,
-        started_unix: unix_now(),
-    });
+    let ctx = Arc::new(AgentContext::for_server(
+        config.clone(),
+        server.clone(),
+        unix_now(),
+    ));
 
     let http = if config.ports.http >= 0 {
         let server = crate::http::start(ctx.clone()).map_err(|err| AgentError::Http {
@@ -98,7 +91,7 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
                 err,
             })?;
     }
-    actix::spawn(leader_duty::run(ctx.server.clone(), config.clone()));
+    actix::spawn(leader_duty::run(server, config.clone()));
 
     print!("{}", banner::banner(&config));
     println!("==> Log data will now stream in as it occurs:");

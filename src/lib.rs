@@ -5,6 +5,7 @@ pub mod agent;
 pub mod cli;
 pub mod client_limit;
 pub mod config;
+pub mod context;
 pub mod dns;
 pub mod duration;
 pub mod http;

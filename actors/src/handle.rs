@@ -375,6 +375,12 @@ impl ServerHandle {
         self.status.read()
     }
 
+    /// The published status without copying it (its `last_contact_ms` is 0) and when a
+    /// leader was last heard from: for per-request paths that must not allocate.
+    pub(crate) fn status_snapshot(&self) -> (Arc<RaftStatus>, Option<Instant>) {
+        self.status.snapshot()
+    }
+
     /// Test probe: (first log index held in memory, entries held in memory).
     #[cfg(test)]
     pub(crate) async fn log_stats(&self) -> (u64, usize) {

@@ -19,6 +19,7 @@
 //! that verifies and replays only the log after it.
 #![forbid(unsafe_code)]
 
+pub mod endpoint;
 pub mod events;
 mod fsm;
 pub mod handle;
@@ -31,6 +32,7 @@ mod status;
 #[cfg(test)]
 mod write_path_tests;
 
+pub use endpoint::{Api, Endpoint, ServerEndpoint, ViewEndpoint};
 pub use events::ServerEvent;
 pub use handle::{
     RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError,

@@ -5,6 +5,7 @@
 //! production actors and in the seeded simulator.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod codec;
 pub mod dns;
 pub mod ids;

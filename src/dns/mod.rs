@@ -32,9 +32,9 @@ mod hostile_tests;
 #[cfg(test)]
 mod tests;
 
-use crate::agent::AgentContext;
 use crate::client_limit::ClientLimiter;
-use actors::ReadView;
+use crate::context::AgentContext;
+use actors::Api;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -116,7 +116,12 @@ pub struct DnsServer {
 impl DnsServer {
     /// Bind UDP and TCP on every address (port 0: one ephemeral port shared by both) and
     /// start serving. Returns once every socket is bound and registered.
-    pub fn bind(view: ReadView, config: DnsConfig, addrs: &[SocketAddr]) -> io::Result<DnsServer> {
+    pub fn bind(
+        api: impl Into<Api>,
+        config: DnsConfig,
+        addrs: &[SocketAddr],
+    ) -> io::Result<DnsServer> {
+        let api = api.into();
         let mut sockets = Vec::with_capacity(addrs.len());
         for addr in addrs {
             sockets.push(bind_pair(*addr)?);
@@ -141,7 +146,7 @@ impl DnsServer {
             .name("cairn-dns-main".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let started = start_tasks(view, config, sockets, thread_stop.clone());
+                    let started = start_tasks(api, config, sockets, thread_stop.clone());
                     let ok = started.is_ok();
                     let _ = ready_tx.send(started);
                     if ok {
@@ -211,7 +216,7 @@ fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::Tcp
 }
 
 fn start_tasks(
-    view: ReadView,
+    api: Api,
     config: DnsConfig,
     sockets: Vec<(std::net::UdpSocket, std::net::TcpListener)>,
     stop: CancellationToken,
@@ -231,7 +236,7 @@ fn start_tasks(
         per_client: ClientLimiter::new(config.max_tcp_connections_per_client),
     };
     let recursions = Arc::new(Semaphore::new(config.max_pending_recursions));
-    let core = Arc::new(core::DnsCore::new(view, config, recursor));
+    let core = Arc::new(core::DnsCore::new(api, config, recursor));
     for (udp_socket, tcp_listener) in sockets {
         let udp_socket = Arc::new(tokio::net::UdpSocket::from_std(udp_socket)?);
         let tcp_listener = tokio::net::TcpListener::from_std(tcp_listener)?;
@@ -284,7 +289,7 @@ pub fn start_server(ctx: &AgentContext) -> io::Result<Option<DnsServer>> {
         .iter()
         .map(|ip: &IpAddr| SocketAddr::new(*ip, port))
         .collect();
-    let server = DnsServer::bind(ctx.server.view().clone(), config, &addrs)?;
+    let server = DnsServer::bind(ctx.api.clone(), config, &addrs)?;
     tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), "dns listening");
     Ok(Some(server))
 }

@@ -3,8 +3,8 @@
 use super::error::ApiError;
 use super::render::json_response;
 use super::ApiRequest;
-use crate::agent::AgentContext;
 use crate::config::Config;
+use crate::context::AgentContext;
 use crate::version::{CONSUL_COMPAT_VERSION, PROTOCOL_VERSION, REVISION};
 use actix_web::HttpResponse;
 use actors::{RaftRole, RaftStatus};
@@ -182,7 +182,7 @@ pub fn handle(
 ) -> Result<HttpResponse, ApiError> {
     match route {
         AgentRoute::SelfInfo => json_response(
-            &agent_self(&ctx.config, &ctx.server.status(), ctx.started_unix),
+            &agent_self(&ctx.config, &ctx.raft_status(), ctx.started_unix),
             req.pretty,
         ),
         AgentRoute::Members => json_response(&members(ctx), req.pretty),

@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use actors::WriteError;
+use protocol::api::RequestError;
 
 /// Every way a request can fail; the text is exactly what the client reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +75,19 @@ impl From<WriteError> for ApiError {
     }
 }
 
+/// The endpoint's typed errors, with Consul's status codes: the text is the same.
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::BadRequest(text) => ApiError::BadRequest(text),
+            RequestError::NotFound(text) => ApiError::NotFound(text),
+            RequestError::TooLarge(text) => ApiError::TooLarge(text),
+            RequestError::Internal(text) => ApiError::Internal(text),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.status().as_u16(), self.text())
@@ -101,5 +115,29 @@ mod tests {
         let e: ApiError = WriteError::NoLeader.into();
         assert_eq!(e, ApiError::Internal("No cluster leader".into()));
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn request_errors_keep_their_text_and_status() {
+        let cases = [
+            (RequestError::NoLeader, 500, "No cluster leader"),
+            (
+                RequestError::bad_request("Invalid index"),
+                400,
+                "Invalid index",
+            ),
+            (RequestError::TooLarge("big".into()), 413, "big"),
+            (RequestError::NotFound("gone".into()), 404, "gone"),
+            (RequestError::Timeout, 500, "timed out enqueuing operation"),
+            (
+                RequestError::CommandTooLarge { len: 9, limit: 8 },
+                500,
+                "command of 9 bytes exceeds the limit of 8 bytes",
+            ),
+        ];
+        for (e, status, text) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status().as_u16(), api.text().as_str()), (status, text));
+        }
     }
 }

@@ -1,14 +1,14 @@
 //! `/v1/health/*`: service (with `?passing`, `?tag`, `?node-meta`), node, checks, state.
 
-use super::catalog::{node_matches, parse_node_meta, AgentServiceOut, NodeOut};
+use super::catalog::{parse_node_meta, AgentServiceOut, NodeOut};
 use super::error::ApiError;
 use super::query::{Query, QueryOptions};
-use super::read::read;
-use super::render::{json_bytes, to_json, QueryMeta};
+use super::render::{json_with_meta, to_json};
 use super::ApiRequest;
-use crate::agent::AgentContext;
+use crate::context::AgentContext;
 use actix_web::HttpResponse;
-use protocol::store::{Check, CheckStatus, Store, Table};
+use protocol::api::{Read, ReadData, RequestError, ServiceEntry};
+use protocol::store::{Check, CheckStatus};
 use serde::Serialize;
 
 /// A check's definition; empty fields are omitted (`{}` for catalog-only checks).
@@ -116,34 +116,20 @@ pub fn parse_passing(q: &Query) -> Result<bool, ApiError> {
     }
 }
 
-pub fn render_service(
-    store: &Store,
-    name: &str,
-    q: &ServiceFilter,
-    pretty: bool,
-) -> Result<Vec<u8>, ApiError> {
-    let out: Vec<ServiceEntryOut<'_>> = store
-        .service_instances(name, &q.tags)
-        .into_iter()
-        .filter(|i| node_matches(i.node, &q.node_meta))
-        .filter(|i| !q.passing || i.checks.iter().all(|c| c.status == CheckStatus::Passing))
-        .map(|i| ServiceEntryOut {
-            node: NodeOut::from(i.node),
-            service: AgentServiceOut::from(i.service),
-            checks: i.checks.into_iter().map(HealthCheckOut::from).collect(),
+pub fn render_service(entries: &[ServiceEntry], pretty: bool) -> Result<Vec<u8>, ApiError> {
+    let out: Vec<ServiceEntryOut<'_>> = entries
+        .iter()
+        .map(|e| ServiceEntryOut {
+            node: NodeOut::from(&e.node),
+            service: AgentServiceOut::from(&e.service),
+            checks: e.checks.iter().map(HealthCheckOut::from).collect(),
         })
         .collect();
     to_json(&out, pretty)
 }
 
-pub struct ServiceFilter {
-    pub tags: Vec<String>,
-    pub node_meta: Vec<(String, String)>,
-    pub passing: bool,
-}
-
-fn render_checks(checks: Vec<&Check>, pretty: bool) -> Result<Vec<u8>, ApiError> {
-    let out: Vec<HealthCheckOut<'_>> = checks.into_iter().map(HealthCheckOut::from).collect();
+fn render_checks(checks: &[Check], pretty: bool) -> Result<Vec<u8>, ApiError> {
+    let out: Vec<HealthCheckOut<'_>> = checks.iter().map(HealthCheckOut::from).collect();
     to_json(&out, pretty)
 }
 
@@ -175,65 +161,45 @@ pub async fn handle(
     route: HealthRoute<'_>,
 ) -> Result<HttpResponse, ApiError> {
     let opts = QueryOptions::parse(&req.query, &ctx.config.datacenter)?;
-    let pretty = req.pretty;
-    let checks_index = |s: &Store| {
-        s.table_index(Table::Checks)
-            .max(s.table_index(Table::Nodes))
-    };
-    let answer = match route {
+    let read = match route {
         HealthRoute::Service(name) => {
             if name.is_empty() {
                 return Err(ApiError::bad_request("Missing service name"));
             }
-            let filter = ServiceFilter {
+            Read::HealthService {
+                name: name.to_string(),
                 tags: req.query.all("tag"),
                 node_meta: parse_node_meta(&req.query.all("node-meta")),
                 passing: parse_passing(&req.query)?,
-            };
-            read(
-                ctx,
-                &opts,
-                |s| s.service_index(name),
-                |s, _| render_service(s, name, &filter, pretty),
-            )
-            .await?
+            }
         }
         HealthRoute::Node(node) => {
             if node.is_empty() {
                 return Err(ApiError::bad_request("Missing node name"));
             }
-            read(ctx, &opts, checks_index, |s, _| {
-                render_checks(s.node_checks(node), pretty)
-            })
-            .await?
+            Read::HealthNode {
+                node: node.to_string(),
+            }
         }
         HealthRoute::Checks(service) => {
             if service.is_empty() {
                 return Err(ApiError::bad_request("Missing service name"));
             }
-            read(
-                ctx,
-                &opts,
-                |s| s.service_index(service),
-                |s, _| render_checks(s.service_checks(service), pretty),
-            )
-            .await?
+            Read::HealthChecks {
+                service: service.to_string(),
+            }
         }
-        HealthRoute::State(state) => {
-            let state = parse_state(state)?;
-            read(ctx, &opts, checks_index, |s, _| {
-                render_checks(s.checks_in_state(state), pretty)
-            })
-            .await?
-        }
+        HealthRoute::State(state) => Read::HealthState {
+            state: parse_state(state)?,
+        },
     };
-    Ok(respond(answer))
-}
-
-fn respond((meta, body): (QueryMeta, Vec<u8>)) -> HttpResponse {
-    let mut resp = json_bytes(body);
-    meta.apply(&mut resp);
-    resp
+    let r = ctx.api.read(opts.to_api(), read).await?;
+    let body = match &r.data {
+        ReadData::ServiceEntries(entries) => render_service(entries, req.pretty)?,
+        ReadData::Checks(checks) => render_checks(checks, req.pretty)?,
+        _ => return Err(RequestError::unexpected_data().into()),
+    };
+    Ok(json_with_meta(&r.meta, body))
 }
 
 #[cfg(test)]

@@ -4,15 +4,14 @@
 use super::body::{kv_too_large, KV_MAX_VALUE_BYTES};
 use super::error::ApiError;
 use super::query::{parse_uint, Query, QueryOptions};
-use super::read::read;
-use super::render::{base64_or_null, empty_not_found, json_bytes, to_json};
+use super::render::{base64_or_null, empty_not_found, json_bytes, to_json, MetaHeaders};
 use super::{write, ApiRequest, BodyReader};
-use crate::agent::AgentContext;
+use crate::context::AgentContext;
 use actix_web::http::Method;
 use actix_web::HttpResponse;
-use protocol::store::{Command, KvEntry, KvOp, Store, Table};
+use protocol::api::{Read, ReadData, RequestError, WriteRequest};
+use protocol::store::{KvEntry, KvOp};
 use serde::Serialize;
-use std::cell::Cell;
 
 /// One KV entry as Consul renders it (`Session` omitted when unlocked).
 #[derive(Serialize)]
@@ -78,101 +77,39 @@ fn missing_key() -> ApiError {
     ApiError::bad_request("Missing key name")
 }
 
-/// What a KV read produced (rendered under the read lock).
+/// What a KV read renders to.
 pub enum KvAnswer {
     Json(Vec<u8>),
     Raw(Vec<u8>),
     NotFound,
 }
 
-/// Index of a single key: its ModifyIndex, or the KV table index when it is missing.
-pub fn key_index(store: &Store, key: &str) -> u64 {
-    match store.kv_get(key) {
-        Some(e) => e.modify_index,
-        None => store.table_index(Table::Kv),
-    }
-}
-
-/// The index of a `?recurse`/`?keys` read (the prefix's max ModifyIndex, tombstones
-/// included), remembered across the wake-ups of one blocking query.
-///
-/// A parked query re-reads its index every time any entry is applied (catalog churn,
-/// health updates, no-ops); recomputing the prefix index scans every key and tombstone
-/// under the prefix under the read lock. KV contents only change through an entry that
-/// moves the KV table index (Raft indexes only grow) or through a tombstone reap (which
-/// lowers the tombstone count), so while that pair is unchanged the prefix index is too,
-/// and the remembered value is exact, not an estimate.
-pub struct PrefixIndexWatch<'p> {
-    prefix: &'p str,
-    /// ((KV table index, tombstone count), prefix index) of the last scan.
-    last: Cell<Option<((u64, usize), u64)>>,
-    scans: Cell<u64>,
-}
-
-impl<'p> PrefixIndexWatch<'p> {
-    pub fn new(prefix: &'p str) -> PrefixIndexWatch<'p> {
-        PrefixIndexWatch {
-            prefix,
-            last: Cell::new(None),
-            scans: Cell::new(0),
-        }
-    }
-
-    /// Always equal to `store.kv_prefix_index(prefix)`; scans only when KV changed.
-    pub fn index(&self, store: &Store) -> u64 {
-        let kv_state = (store.table_index(Table::Kv), store.kv_tombstone_count());
-        if let Some((seen, index)) = self.last.get() {
-            if seen == kv_state {
-                return index;
-            }
-        }
-        let index = store.kv_prefix_index(self.prefix);
-        self.scans.set(self.scans.get() + 1);
-        self.last.set(Some((kv_state, index)));
-        index
-    }
-
-    /// How many prefix scans `index` has done (for tests and diagnostics).
-    pub fn scans(&self) -> u64 {
-        self.scans.get()
-    }
-}
-
-/// The GET variants, as pure functions of the store (tested directly).
-pub fn render_keys(
-    store: &Store,
-    prefix: &str,
-    separator: Option<&str>,
-    pretty: bool,
-) -> Result<KvAnswer, ApiError> {
-    let keys = store.kv_keys(prefix, separator);
+/// `?keys`: 404 when nothing is under a non-empty prefix.
+pub fn render_keys(keys: &[String], prefix: &str, pretty: bool) -> Result<KvAnswer, ApiError> {
     if keys.is_empty() && !prefix.is_empty() {
         return Ok(KvAnswer::NotFound);
     }
-    Ok(KvAnswer::Json(to_json(&keys, pretty)?))
+    Ok(KvAnswer::Json(to_json(keys, pretty)?))
 }
 
-pub fn render_recurse(store: &Store, prefix: &str, pretty: bool) -> Result<KvAnswer, ApiError> {
-    let entries: Vec<KvEntryOut<'_>> = store
-        .kv_list(prefix)
-        .into_iter()
-        .map(KvEntryOut::from)
-        .collect();
+/// `?recurse`: 404 when nothing is under the prefix.
+pub fn render_recurse(entries: &[KvEntry], pretty: bool) -> Result<KvAnswer, ApiError> {
     if entries.is_empty() {
         return Ok(KvAnswer::NotFound);
     }
-    Ok(KvAnswer::Json(to_json(&entries, pretty)?))
+    let out: Vec<KvEntryOut<'_>> = entries.iter().map(KvEntryOut::from).collect();
+    Ok(KvAnswer::Json(to_json(&out, pretty)?))
 }
 
+/// One key, as a one-element array or (`?raw`) its bare value.
 pub fn render_single(
-    store: &Store,
-    key: &str,
+    entry: Option<&KvEntry>,
     raw: bool,
     pretty: bool,
 ) -> Result<KvAnswer, ApiError> {
-    match store.kv_get(key) {
+    match entry {
         None => Ok(KvAnswer::NotFound),
-        Some(e) if raw => Ok(KvAnswer::Raw(e.value.clone())),
+        Some(e) if raw => Ok(KvAnswer::Raw(e.value.to_vec())),
         Some(e) => Ok(KvAnswer::Json(to_json(&[KvEntryOut::from(e)], pretty)?)),
     }
 }
@@ -205,39 +142,33 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let q = &req.query;
     let pretty = req.pretty;
-    let prefix_index = PrefixIndexWatch::new(key);
-    let (meta, answer) = if q.has("keys") {
+    let read = if q.has("keys") {
         let separator = q
             .get("separator")
             .or_else(|| q.get("seperator"))
             .filter(|s| !s.is_empty());
-        read(
-            ctx,
-            opts,
-            |s| prefix_index.index(s),
-            |s, _| render_keys(s, key, separator, pretty),
-        )
-        .await?
+        Read::KvKeys {
+            prefix: key.to_string(),
+            separator: separator.map(str::to_string),
+        }
     } else if q.has("recurse") {
-        read(
-            ctx,
-            opts,
-            |s| prefix_index.index(s),
-            |s, _| render_recurse(s, key, pretty),
-        )
-        .await?
+        Read::KvList {
+            prefix: key.to_string(),
+        }
     } else {
         if key.is_empty() {
             return Err(missing_key());
         }
-        let raw = q.has("raw");
-        read(
-            ctx,
-            opts,
-            |s| key_index(s, key),
-            |s, _| render_single(s, key, raw, pretty),
-        )
-        .await?
+        Read::KvGet {
+            key: key.to_string(),
+        }
+    };
+    let r = ctx.api.read(opts.to_api(), read).await?;
+    let answer = match &r.data {
+        ReadData::KvKeys(keys) => render_keys(keys, key, pretty)?,
+        ReadData::KvEntries(entries) => render_recurse(entries, pretty)?,
+        ReadData::KvEntry(entry) => render_single(entry.as_ref(), q.has("raw"), pretty)?,
+        _ => return Err(RequestError::unexpected_data().into()),
     };
     let mut resp = match answer {
         KvAnswer::Json(bytes) => json_bytes(bytes),
@@ -248,7 +179,7 @@ async fn get(
             .body(bytes),
         KvAnswer::NotFound => empty_not_found(),
     };
-    meta.apply(&mut resp);
+    r.meta.apply(&mut resp);
     Ok(resp)
 }
 
@@ -286,7 +217,13 @@ async fn put(
     body: &mut BodyReader<'_>,
 ) -> Result<HttpResponse, ApiError> {
     let (cas, flags) = put_op(&req.query, key)?;
-    let value = body.read(KV_MAX_VALUE_BYTES, kv_too_large).await?.to_vec();
+    // `into`: the store's value type (a Vec today, shared bytes soon).
+    #[allow(clippy::useless_conversion)]
+    let value = body
+        .read(KV_MAX_VALUE_BYTES, kv_too_large)
+        .await?
+        .to_vec()
+        .into();
     let key = key.to_string();
     let op = match cas {
         Some(index) => KvOp::Cas {
@@ -297,7 +234,7 @@ async fn put(
         },
         None => KvOp::Set { key, value, flags },
     };
-    write(ctx, Command::Kv(op), req.pretty).await
+    write(ctx, WriteRequest::Kv(op), req.pretty).await
 }
 
 /// Build the KV delete from the query, in Consul's order of checks.
@@ -325,7 +262,7 @@ pub fn delete_op(q: &Query, key: &str) -> Result<KvOp, ApiError> {
 
 async fn delete(ctx: &AgentContext, req: &ApiRequest, key: &str) -> Result<HttpResponse, ApiError> {
     let op = delete_op(&req.query, key)?;
-    write(ctx, Command::Kv(op), req.pretty).await
+    write(ctx, WriteRequest::Kv(op), req.pretty).await
 }
 
 #[cfg(test)]
@@ -445,90 +382,5 @@ mod tests {
             ))
         );
         assert_eq!(delete_op(&q(""), "k"), Ok(KvOp::Delete { key: "k".into() }));
-    }
-
-    /// Deterministic xorshift, so a failure replays.
-    fn next(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
-
-    #[test]
-    fn prefix_index_watch_always_equals_a_fresh_scan() {
-        const KEYS: [&str; 8] = ["a", "a/b", "a/b/c", "a/c", "ab", "b", "b/x", ""];
-        const PREFIXES: [&str; 5] = ["", "a", "a/", "a/b", "zz"];
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut store = Store::new();
-        let watches: Vec<PrefixIndexWatch<'_>> =
-            PREFIXES.iter().map(|p| PrefixIndexWatch::new(p)).collect();
-        for index in 1..3000u64 {
-            let key = KEYS[(next(&mut rng) % KEYS.len() as u64) as usize].to_string();
-            match next(&mut rng) % 6 {
-                0 | 1 => {
-                    let op = KvOp::Set {
-                        key,
-                        value: vec![1],
-                        flags: 0,
-                    };
-                    store.apply(index, &Command::Kv(op));
-                }
-                2 => {
-                    store.apply(index, &Command::Kv(KvOp::Delete { key }));
-                }
-                3 => {
-                    store.apply(index, &Command::Kv(KvOp::DeleteTree { prefix: key }));
-                }
-                4 => {
-                    store.reap_tombstones(index.saturating_sub(next(&mut rng) % 200));
-                    store.apply_noop(index);
-                }
-                _ => store.apply_noop(index),
-            }
-            for (watch, prefix) in watches.iter().zip(PREFIXES) {
-                assert_eq!(
-                    watch.index(&store),
-                    store.kv_prefix_index(prefix),
-                    "prefix {prefix:?} after entry {index}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn prefix_index_watch_does_not_rescan_when_kv_is_unchanged() {
-        let mut store = Store::new();
-        let set = |key: &str| {
-            Command::Kv(KvOp::Set {
-                key: key.into(),
-                value: vec![],
-                flags: 0,
-            })
-        };
-        store.apply(1, &set("app/x"));
-        store.apply(2, &set("other"));
-        let watch = PrefixIndexWatch::new("app/");
-        assert_eq!(watch.index(&store), 1);
-        // Applied-index changes that leave KV alone (catalog writes, no-ops) wake the
-        // query but must not cost a scan.
-        for index in 3..100 {
-            store.apply_noop(index);
-            assert_eq!(watch.index(&store), 1);
-        }
-        assert_eq!(watch.scans(), 1);
-        store.apply(100, &set("app/y"));
-        assert_eq!(watch.index(&store), 100);
-        store.apply(
-            101,
-            &Command::Kv(KvOp::Delete {
-                key: "app/y".into(),
-            }),
-        );
-        assert_eq!(watch.index(&store), 101);
-        // Reaping the tombstone moves the prefix index back without a KV table bump.
-        assert_eq!(store.reap_tombstones(101), 1);
-        assert_eq!(watch.index(&store), 1);
-        assert_eq!(watch.scans(), 4);
     }
 }

@@ -19,18 +19,17 @@ pub mod health;
 pub mod kv;
 pub mod limits;
 pub mod query;
-pub mod read;
 pub mod render;
 pub mod status;
 
-use crate::agent::AgentContext;
+use crate::context::AgentContext;
 use actix_web::dev::Server;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::web::{self, Bytes, Payload};
 use actix_web::{App, HttpRequest, HttpResponse};
 use error::ApiError;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
-use protocol::store::{Command, CommandResult};
+use protocol::api::{WriteOutcome, WriteRequest};
 use query::Query;
 use std::sync::Arc;
 
@@ -157,17 +156,16 @@ impl BodyReader<'_> {
     }
 }
 
-/// Propose a write and answer Consul-style: `true`, `true`/`false` for conditional
-/// writes, 500 with the state machine's or Raft's text otherwise.
+/// Ask the endpoint for a write and answer Consul-style: `true`, `true`/`false` for
+/// conditional writes, 500 with the state machine's or Raft's text otherwise.
 pub async fn write(
     ctx: &AgentContext,
-    cmd: Command,
+    write: WriteRequest,
     pretty: bool,
 ) -> Result<HttpResponse, ApiError> {
-    match ctx.server.propose(cmd).await? {
-        CommandResult::Done => render::json_response(&true, pretty),
-        CommandResult::Bool(b) => render::json_response(&b, pretty),
-        CommandResult::Rejected(text) => Err(ApiError::Internal(text)),
+    match ctx.api.write(write).await? {
+        WriteOutcome::Done => render::json_response(&true, pretty),
+        WriteOutcome::Bool(b) => render::json_response(&b, pretty),
     }
 }
 
@@ -434,8 +432,8 @@ async fn handle(
             .body(BANNER)),
         Route::Kv(key) => kv::handle(ctx, &api, key, &mut body).await,
         Route::Catalog(c) => catalog::handle(ctx, &api, c, &mut body).await,
-        Route::StatusLeader => status::handle(ctx, &api, true),
-        Route::StatusPeers => status::handle(ctx, &api, false),
+        Route::StatusLeader => status::handle(ctx, &api, true).await,
+        Route::StatusPeers => status::handle(ctx, &api, false).await,
         Route::Agent(a) => agent::handle(ctx, &api, a),
         Route::Health(h) => health::handle(ctx, &api, h).await,
     }

@@ -79,34 +79,7 @@ impl Query {
     }
 }
 
-/// Consul's read consistency modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Consistency {
-    #[default]
-    Leader,
-    Stale,
-    Consistent,
-}
-
-impl Consistency {
-    /// What `X-Consul-Effective-Consistency` reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Consistency::Leader => "leader",
-            Consistency::Stale => "stale",
-            Consistency::Consistent => "consistent",
-        }
-    }
-}
-
-/// The 400 answer to `?filter=` (filter expressions are not implemented yet).
-pub const FILTER_UNSUPPORTED_TEXT: &str =
-    "Filter expressions (?filter=) are not supported by this agent yet";
-
-/// Default blocking wait (Consul's `default_query_time`).
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
-/// Longest blocking wait (Consul's `max_query_time`).
-pub const MAX_WAIT: Duration = Duration::from_secs(600);
+pub use protocol::api::{Consistency, DEFAULT_WAIT, FILTER_UNSUPPORTED_TEXT, MAX_WAIT};
 
 /// Parameters every Consul read (and most writes) parses first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -163,9 +136,16 @@ impl QueryOptions {
 
     /// The wait to apply to a blocking query, before jitter.
     pub fn effective_wait(&self) -> Duration {
-        match self.wait {
-            Some(w) if !w.is_zero() => w.min(MAX_WAIT),
-            _ => DEFAULT_WAIT,
+        self.to_api().effective_wait()
+    }
+
+    /// The options the endpoint reads (a filter never gets this far: `parse` refuses it).
+    pub fn to_api(&self) -> protocol::api::QueryOptions {
+        protocol::api::QueryOptions {
+            consistency: self.consistency,
+            min_index: self.min_index,
+            wait: self.wait,
+            filter: None,
         }
     }
 }

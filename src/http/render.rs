@@ -2,7 +2,6 @@
 //! query-meta headers and a few small serde helpers for Consul's shapes.
 
 use super::error::ApiError;
-use super::query::Consistency;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use base64::Engine as _;
@@ -39,19 +38,17 @@ pub fn json_response<T: Serialize + ?Sized>(
     Ok(json_bytes(to_json(value, pretty)?))
 }
 
-/// Meta of a read, sent as X-Consul-* headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueryMeta {
-    pub index: u64,
-    pub known_leader: bool,
-    pub last_contact_ms: u64,
-    pub consistency: Consistency,
-}
+pub use protocol::api::QueryMeta;
 
-impl QueryMeta {
+/// A read's meta as X-Consul-* headers.
+pub trait MetaHeaders {
     /// Add the headers; the index is never 0 (Consul rewrites 0 to 1 so that clients
     /// don't busy-loop).
-    pub fn apply(&self, resp: &mut HttpResponse) {
+    fn apply(&self, resp: &mut HttpResponse);
+}
+
+impl MetaHeaders for QueryMeta {
+    fn apply(&self, resp: &mut HttpResponse) {
         let h = resp.headers_mut();
         let index = self.index.max(1);
         h.insert(hname("x-consul-index"), hval(&index.to_string()));
@@ -80,6 +77,13 @@ fn hval(v: &str) -> actix_web::http::header::HeaderValue {
         .unwrap_or_else(|_| actix_web::http::header::HeaderValue::from_static(""))
 }
 
+/// A 200 JSON response from serialized bytes, with the read's meta headers.
+pub fn json_with_meta(meta: &QueryMeta, body: Vec<u8>) -> HttpResponse {
+    let mut resp = json_bytes(body);
+    meta.apply(&mut resp);
+    resp
+}
+
 /// 404 with an empty body (KV misses); meta headers are added by the caller.
 pub fn empty_not_found() -> HttpResponse {
     HttpResponse::build(StatusCode::NOT_FOUND).finish()
@@ -97,6 +101,7 @@ pub fn base64_or_null<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::api::Consistency;
     use serde_json::json;
 
     #[test]

@@ -4,9 +4,10 @@
 
 use super::name::{hex_ip, DnsQuery};
 use super::record::{DnsAnswer, DnsRecord, QueryType, Rcode, RecordData, Soa};
-use crate::store::{CheckStatus, InstanceHealth, Node, Store};
+use crate::store::{CheckStatus, InstanceHealth, Node, Store, Weights};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
@@ -55,10 +56,123 @@ impl Zone<'_> {
     }
 }
 
-/// Answer `query` (the parsed form of `qname`, a name inside the zone) for `qtype`.
-/// `qname` is echoed as the owner of direct answers, in the case it was asked.
+/// What an answer needs from the catalog, decided from the parsed name and type before
+/// anything is read: the edge asks its endpoint for exactly this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'q> {
+    /// The answer needs no catalog rows.
+    Nothing,
+    /// One node by name.
+    Node(&'q str),
+    /// Instances of a service (with at most one tag) and their aggregate status.
+    Service { name: &'q str, tag: Option<&'q str> },
+}
+
+/// The name servers are the healthy instances of this service.
+const SERVERS_SERVICE: &str = "consul";
+
+/// The rows `query` (asked for `qtype`) needs.
+pub fn lookup_for<'q>(zone: &Zone<'_>, qtype: QueryType, query: &'q DnsQuery) -> Lookup<'q> {
+    if query
+        .dc()
+        .is_some_and(|dc| !dc.eq_ignore_ascii_case(zone.datacenter))
+    {
+        return Lookup::Nothing;
+    }
+    match query {
+        DnsQuery::Apex if qtype == QueryType::Ns => Lookup::Service {
+            name: SERVERS_SERVICE,
+            tag: None,
+        },
+        DnsQuery::Node { name, .. } => Lookup::Node(name),
+        DnsQuery::Service { name, tag, .. } => Lookup::Service {
+            name,
+            tag: tag.as_deref(),
+        },
+        _ => Lookup::Nothing,
+    }
+}
+
+/// What DNS needs of one service instance, borrowed from the store or from an
+/// endpoint's rows: where it is, its weights and how healthy it is (no check lists, no
+/// catalog fields DNS never prints).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DnsInstance<'a> {
+    pub node: &'a str,
+    pub node_address: &'a str,
+    /// Published as TXT next to SRV glue.
+    pub node_meta: &'a BTreeMap<String, String>,
+    /// Empty: the node's address is used.
+    pub service_address: &'a str,
+    pub port: u16,
+    pub weights: Weights,
+    /// Worst status over the checks affecting the instance.
+    pub status: CheckStatus,
+}
+
+impl<'a> From<&InstanceHealth<'a>> for DnsInstance<'a> {
+    fn from(i: &InstanceHealth<'a>) -> DnsInstance<'a> {
+        DnsInstance {
+            node: &i.node.node,
+            node_address: &i.node.address,
+            node_meta: &i.node.meta,
+            service_address: &i.service.address,
+            port: i.service.port,
+            weights: i.service.weights,
+            status: i.status,
+        }
+    }
+}
+
+/// The rows found for a [`Lookup`], borrowed from the store or from owned rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found<'a> {
+    Nothing,
+    Node(Option<&'a Node>),
+    Instances(Vec<DnsInstance<'a>>),
+}
+
+impl<'a> Found<'a> {
+    /// Read a lookup straight from a store.
+    pub fn in_store(store: &'a Store, lookup: Lookup<'_>) -> Found<'a> {
+        match lookup {
+            Lookup::Nothing => Found::Nothing,
+            Lookup::Node(name) => Found::Node(store.node(name)),
+            Lookup::Service { name, tag } => {
+                let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
+                let instances = store.service_instances_health(name, &tags);
+                Found::Instances(instances.iter().map(DnsInstance::from).collect())
+            }
+        }
+    }
+}
+
+/// Answer `query` (the parsed form of `qname`, a name inside the zone) for `qtype`,
+/// reading the store. `qname` is echoed as the owner of direct answers, in the case it
+/// was asked.
 pub fn build_answer<R: Rng + ?Sized>(
     store: &Store,
+    zone: &Zone<'_>,
+    qname: &str,
+    qtype: QueryType,
+    query: &DnsQuery,
+    rng: &mut R,
+) -> DnsAnswer {
+    let found = Found::in_store(store, lookup_for(zone, qtype, query));
+    answer_from(found, zone, qname, qtype, query, rng)
+}
+
+fn instances(found: Found<'_>) -> Vec<DnsInstance<'_>> {
+    match found {
+        Found::Instances(instances) => instances,
+        _ => Vec::new(),
+    }
+}
+
+/// [`build_answer`] from the rows of [`lookup_for`] (found by whoever holds the store).
+/// Rows of another lookup than the query's are treated as not found.
+pub fn answer_from<R: Rng + ?Sized>(
+    found: Found<'_>,
     zone: &Zone<'_>,
     qname: &str,
     qtype: QueryType,
@@ -72,11 +186,15 @@ pub fn build_answer<R: Rng + ?Sized>(
     }
     let owner = absolute(qname);
     let answer = match query {
-        DnsQuery::Apex => apex_answer(store, zone, &owner, qtype, rng),
-        DnsQuery::Node { name, .. } => node_answer(store, &owner, qtype, name),
-        DnsQuery::Service { name, tag, .. } => {
-            service_answer(store, zone, &owner, qtype, name, tag.as_deref(), rng)
+        DnsQuery::Apex => apex_answer(instances(found), zone, &owner, qtype, rng),
+        DnsQuery::Node { .. } => {
+            let node = match found {
+                Found::Node(node) => node,
+                _ => None,
+            };
+            node_answer(node, &owner, qtype)
         }
+        DnsQuery::Service { .. } => service_answer(instances(found), zone, &owner, qtype, rng),
         DnsQuery::Addr { ip, .. } => {
             let mut answer = DnsAnswer::new(Rcode::NoError);
             push_ip(&mut answer.answers, &owner, *ip, qtype);
@@ -104,7 +222,7 @@ fn with_soa_when_empty(zone: &Zone<'_>, mut answer: DnsAnswer) -> DnsAnswer {
 }
 
 fn apex_answer<R: Rng + ?Sized>(
-    store: &Store,
+    mut servers: Vec<DnsInstance<'_>>,
     zone: &Zone<'_>,
     owner: &str,
     qtype: QueryType,
@@ -119,17 +237,16 @@ fn apex_answer<R: Rng + ?Sized>(
         }
         QueryType::Ns => {
             // The servers are the healthy instances of the `consul` service, a random few.
-            let mut servers = store.service_instances_health("consul", &[]);
             servers.retain(|i| is_healthy(i, false));
             servers.shuffle(rng);
             for instance in &servers {
                 if answer.answers.len() == MAX_NS_RECORDS {
                     break;
                 }
-                let Some(ip) = parse_ip(&instance.node.address) else {
+                let Some(ip) = parse_ip(instance.node_address) else {
                     continue;
                 };
-                let target = zone.node_target(&instance.node.node);
+                let target = zone.node_target(instance.node);
                 if answer
                     .answers
                     .iter()
@@ -150,8 +267,8 @@ fn apex_answer<R: Rng + ?Sized>(
     answer
 }
 
-fn node_answer(store: &Store, owner: &str, qtype: QueryType, name: &str) -> DnsAnswer {
-    let Some(node) = store.node(name) else {
+fn node_answer(node: Option<&Node>, owner: &str, qtype: QueryType) -> DnsAnswer {
+    let Some(node) = node else {
         return DnsAnswer::new(Rcode::NxDomain);
     };
     let mut answer = DnsAnswer::new(Rcode::NoError);
@@ -161,28 +278,21 @@ fn node_answer(store: &Store, owner: &str, qtype: QueryType, name: &str) -> DnsA
         Address::Empty => {}
     }
     match qtype {
-        QueryType::Txt | QueryType::Any => answer.answers.extend(meta_txt(owner, node)),
-        _ if !answer.answers.is_empty() => answer.additionals.extend(meta_txt(owner, node)),
+        QueryType::Txt | QueryType::Any => answer.answers.extend(meta_txt(owner, &node.meta)),
+        _ if !answer.answers.is_empty() => answer.additionals.extend(meta_txt(owner, &node.meta)),
         _ => {}
     }
     answer
 }
 
 fn service_answer<R: Rng + ?Sized>(
-    store: &Store,
+    mut instances: Vec<DnsInstance<'_>>,
     zone: &Zone<'_>,
     owner: &str,
     qtype: QueryType,
-    name: &str,
-    tag: Option<&str>,
     rng: &mut R,
 ) -> DnsAnswer {
-    let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
-    let mut instances: Vec<InstanceHealth<'_>> = store
-        .service_instances_health(name, &tags)
-        .into_iter()
-        .filter(|i| is_healthy(i, zone.only_passing))
-        .collect();
+    instances.retain(|i| is_healthy(i, zone.only_passing));
     if instances.is_empty() {
         return DnsAnswer::new(Rcode::NxDomain);
     }
@@ -245,35 +355,34 @@ fn push_srv(
     seen: &mut Seen,
     zone: &Zone<'_>,
     owner: &str,
-    instance: &InstanceHealth<'_>,
+    instance: &DnsInstance<'_>,
 ) {
-    let service = instance.service;
-    let weight = if instance.aggregate_status() == CheckStatus::Warning {
-        service.weights.warning
+    let weight = if instance.status == CheckStatus::Warning {
+        instance.weights.warning
     } else {
-        service.weights.passing
+        instance.weights.passing
     };
     let weight = weight.clamp(0, i32::from(u16::MAX)) as u16;
-    let (target, glue_ip, node_form) = if !service.address.is_empty() {
-        match classify(&service.address) {
+    let (target, glue_ip, node_form) = if !instance.service_address.is_empty() {
+        match classify(instance.service_address) {
             Address::Ip(ip) => (zone.addr_target(ip), Some(ip), false),
             Address::Host(host) => (absolute(host), None, false),
             Address::Empty => return,
         }
     } else {
-        match classify(&instance.node.address) {
-            Address::Ip(ip) => (zone.node_target(&instance.node.node), Some(ip), true),
+        match classify(instance.node_address) {
+            Address::Ip(ip) => (zone.node_target(instance.node), Some(ip), true),
             Address::Host(host) => (absolute(host), None, false),
             Address::Empty => return,
         }
     };
-    if !seen.srv.insert((target.clone(), service.port)) {
+    if !seen.srv.insert((target.clone(), instance.port)) {
         return;
     }
     let srv = RecordData::Srv {
         priority: 1,
         weight,
-        port: service.port,
+        port: instance.port,
         target: target.clone(),
     };
     answer.answers.push(DnsRecord::new(owner, ANSWER_TTL, srv));
@@ -286,7 +395,9 @@ fn push_srv(
                     .extend(ip_record(&target, ip, QueryType::Any));
             }
             if node_form {
-                answer.additionals.extend(meta_txt(&target, instance.node));
+                answer
+                    .additionals
+                    .extend(meta_txt(&target, instance.node_meta));
             }
         }
         Some(_) => {}
@@ -336,9 +447,8 @@ fn push_cname(answer: &mut DnsAnswer, owner: &str, host: &str, qtype: QueryType)
 }
 
 /// Node meta as RFC 1464 TXT records; `rfc1035-` keys carry the raw value only.
-fn meta_txt(owner: &str, node: &Node) -> Vec<DnsRecord> {
-    node.meta
-        .iter()
+fn meta_txt(owner: &str, meta: &BTreeMap<String, String>) -> Vec<DnsRecord> {
+    meta.iter()
         .map(|(key, value)| {
             let text = if key.starts_with("rfc1035-") {
                 value.clone()
@@ -363,19 +473,19 @@ fn rfc1464_key(key: &str) -> String {
 }
 
 /// Healthy for DNS: no critical (or maintenance) check; warning only when allowed.
-fn is_healthy(instance: &InstanceHealth<'_>, only_passing: bool) -> bool {
-    match instance.aggregate_status() {
+fn is_healthy(instance: &DnsInstance<'_>, only_passing: bool) -> bool {
+    match instance.status {
         CheckStatus::Passing => true,
         CheckStatus::Warning => !only_passing,
         CheckStatus::Critical | CheckStatus::Maintenance => false,
     }
 }
 
-fn instance_address<'a>(instance: &InstanceHealth<'a>) -> &'a str {
-    if instance.service.address.is_empty() {
-        &instance.node.address
+fn instance_address<'a>(instance: &DnsInstance<'a>) -> &'a str {
+    if instance.service_address.is_empty() {
+        instance.node_address
     } else {
-        &instance.service.address
+        instance.service_address
     }
 }
 

@@ -12,7 +12,9 @@ mod answer_tests;
 #[cfg(test)]
 mod random_tests;
 
-pub use answer::{build_answer, Zone, ANSWER_TTL};
+pub use answer::{
+    answer_from, build_answer, lookup_for, DnsInstance, Found, Lookup, Zone, ANSWER_TTL,
+};
 pub use name::{hex_ip, parse_hex_ip, parse_query_name, DnsQuery};
 pub use record::{DnsAnswer, DnsRecord, QueryType, Rcode, RecordData, Soa};
-pub use reverse::{build_ptr_answer, parse_reverse_name};
+pub use reverse::{build_ptr_answer, parse_reverse_name, ptr_answer_from};

@@ -3,6 +3,8 @@
 
 use super::answer::{Zone, ANSWER_TTL};
 use super::record::{DnsAnswer, DnsRecord, Rcode, RecordData};
+use crate::api::answer::address_owners;
+use crate::api::AddressOwners;
 use crate::store::Store;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -44,44 +46,41 @@ pub fn parse_reverse_name(qname: &str) -> Option<IpAddr> {
     None
 }
 
-/// The PTR answer for `ip`, or `None` when no node or service has that address (the
-/// caller then asks the recursors, or answers NXDOMAIN).
+/// PTR answer for `ip` from the store: nodes with that address, else services with an
+/// instance at that address. `None` when nothing here has that address.
 pub fn build_ptr_answer(
     store: &Store,
     zone: &Zone<'_>,
     qname: &str,
     ip: IpAddr,
 ) -> Option<DnsAnswer> {
-    let same = |address: &str| address.parse::<IpAddr>().is_ok_and(|a| a == ip);
+    ptr_answer_from(&address_owners(store, ip), zone, qname)
+}
+
+/// [`build_ptr_answer`] from the owners of the address (found by whoever holds the store).
+pub fn ptr_answer_from(owners: &AddressOwners, zone: &Zone<'_>, qname: &str) -> Option<DnsAnswer> {
     let owner = if qname.ends_with('.') {
         qname.to_string()
     } else {
         format!("{qname}.")
     };
+    let targets = owners
+        .nodes
+        .iter()
+        .map(|node| format!("{}.node.{}.{}", node, zone.datacenter, zone.domain))
+        .chain(
+            owners
+                .services
+                .iter()
+                .map(|name| format!("{}.service.{}.{}", name, zone.datacenter, zone.domain)),
+        );
     let mut answer = DnsAnswer::new(Rcode::NoError);
-    for node in store.nodes().into_iter().filter(|n| same(&n.address)) {
-        let target = format!("{}.node.{}.{}", node.node, zone.datacenter, zone.domain);
+    for target in targets {
         answer.answers.push(DnsRecord::new(
             owner.clone(),
             ANSWER_TTL,
             RecordData::Ptr(target),
         ));
-    }
-    if answer.answers.is_empty() {
-        for name in store.services().keys() {
-            if store
-                .service_instances_health(name, &[])
-                .iter()
-                .any(|i| same(&i.service.address))
-            {
-                let target = format!("{}.service.{}.{}", name, zone.datacenter, zone.domain);
-                answer.answers.push(DnsRecord::new(
-                    owner.clone(),
-                    ANSWER_TTL,
-                    RecordData::Ptr(target),
-                ));
-            }
-        }
     }
     (!answer.answers.is_empty()).then_some(answer)
 }

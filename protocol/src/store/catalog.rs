@@ -5,34 +5,17 @@
 //! ModifyIndex and move no index (Consul's IsSame), which keeps blocking queries quiet.
 
 use super::queries::on_node;
+use super::registration::{
+    carried_bytes, check_id_or_name, service_id_or_name, too_large_text,
+    MAX_REGISTRATION_COPY_BYTES,
+};
 use super::{
     eq_fold, fold, Check, CommandResult, DeregisterRequest, Node, RegisterRequest, Service,
 };
 use super::{Store, Table};
 
-/// The most node and service data one registration may copy into checks. Every check
-/// carries its node's name and its service's name and tags, so a request with many checks
-/// and a long node name or many tags multiplies into a far larger state (a 4 MiB body
-/// could ask for hundreds of gigabytes on every replica, and again on every log replay).
-pub const MAX_REGISTRATION_COPY_BYTES: usize = 16 * 1024 * 1024;
-
-/// Bytes one check holds for its node and service (tags counted with their headers).
-pub fn carried_bytes(node_name: &str, service_name: &str, tags: &[String]) -> usize {
-    let tags_bytes = tags.iter().fold(0usize, |sum, t| {
-        sum.saturating_add(t.len())
-            .saturating_add(std::mem::size_of::<String>())
-    });
-    node_name
-        .len()
-        .saturating_add(service_name.len())
-        .saturating_add(tags_bytes)
-}
-
 fn too_large(copied: usize) -> String {
-    format!(
-        "Registration too large: its checks would carry over {copied} bytes of node and \
-         service data (limit {MAX_REGISTRATION_COPY_BYTES} bytes)"
-    )
+    too_large_text(None, copied)
 }
 
 /// A validated, normalised registration.
@@ -102,11 +85,7 @@ impl Store {
                 if svc.service.is_empty() {
                     return Err("Must provide service name".to_string());
                 }
-                let id = if svc.id.is_empty() {
-                    svc.service.clone()
-                } else {
-                    svc.id.clone()
-                };
+                let id = service_id_or_name(&svc.id, &svc.service).to_string();
                 Some(Service {
                     node: node_name.clone(),
                     id,
@@ -131,11 +110,7 @@ impl Store {
         }
         let mut checks = Vec::with_capacity(req.checks.len());
         for check in &req.checks {
-            let check_id = if check.check_id.is_empty() {
-                &check.name
-            } else {
-                &check.check_id
-            };
+            let check_id = check_id_or_name(&check.check_id, &check.name);
             if check_id.is_empty() {
                 return Err("Must provide check ID or name".to_string());
             }
@@ -159,7 +134,7 @@ impl Store {
             }
             let mut check = Check {
                 node: node_name.clone(),
-                check_id: check_id.clone(),
+                check_id: check_id.to_string(),
                 create_index: 0,
                 modify_index: 0,
                 ..check.clone()

@@ -9,6 +9,7 @@ mod catalog;
 mod command;
 mod kv;
 mod queries;
+pub mod registration;
 #[cfg(test)]
 mod tests_catalog;
 #[cfg(test)]
@@ -17,8 +18,8 @@ mod tests_kv;
 mod tests_random;
 mod types;
 
-pub use catalog::{carried_bytes, MAX_REGISTRATION_COPY_BYTES};
 pub use command::{Command, CommandResult, DeregisterRequest, KvOp, RegisterRequest};
+pub use registration::{carried_bytes, MAX_REGISTRATION_COPY_BYTES};
 pub use types::{
     Check, CheckDefinition, CheckStatus, KvEntry, Node, Service, ServiceAddress, Table, Weights,
 };

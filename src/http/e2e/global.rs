@@ -173,11 +173,11 @@ async fn leaderless_server_refuses_default_reads_and_writes() {
     })
     .await
     .expect("server starts");
-    let ctx = std::sync::Arc::new(crate::agent::AgentContext {
-        config: std::sync::Arc::new(config),
+    let ctx = std::sync::Arc::new(crate::context::AgentContext::for_server(
+        std::sync::Arc::new(config),
         server,
-        started_unix: 0,
-    });
+        0,
+    ));
     let app = test_app!(ctx);
 
     let r = send!(app, "GET", "/v1/kv/x");
@@ -224,6 +224,8 @@ async fn serve_for_load_probe() {
     cfg.ports.http = port;
     let ctx = super::test_ctx_with(cfg).await;
     ctx.server
+        .as_ref()
+        .expect("a server agent")
         .propose(protocol::store::Command::Kv(protocol::store::KvOp::Set {
             key: "bench".into(),
             value: b"value".to_vec(),

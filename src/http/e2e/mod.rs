@@ -8,7 +8,7 @@ mod health;
 mod kv;
 
 use super::tests_support::test_config;
-use crate::agent::AgentContext;
+use crate::context::AgentContext;
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actors::{ServerHandle, ServerOptions};
@@ -39,11 +39,11 @@ pub async fn test_ctx_with(config: crate::config::Config) -> Arc<AgentContext> {
         let mut applied = server.applied();
         let _ = tokio::time::timeout(Duration::from_millis(20), applied.changed()).await;
     }
-    Arc::new(AgentContext {
-        config: Arc::new(config),
+    Arc::new(AgentContext::for_server(
+        Arc::new(config),
         server,
-        started_unix: 1_700_000_000,
-    })
+        1_700_000_000,
+    ))
 }
 
 pub struct Reply {

@@ -1,0 +1,259 @@
+//! The endpoint of a server: reads from the local store under the consistency policy,
+//! writes through Raft.
+
+use super::policy::{
+    check_read_allowed, jittered, must_wait_for_catch_up, ready, LEADER_CATCH_UP_WAIT,
+};
+use super::Endpoint;
+use crate::{ReadView, ServerHandle, WriteError};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use protocol::api::answer::{read_data, read_index, PrefixIndexWatch};
+use protocol::api::{
+    Answer, Consistency, InfoData, InfoRequest, QueryMeta, Read, ReadData, ReadRequest,
+    ReadResponse, Request, RequestError, Response, WriteOutcome, WriteRequest,
+    FILTER_UNSUPPORTED_TEXT,
+};
+use protocol::store::{Command, CommandResult, Store};
+use std::sync::Arc;
+
+/// Answers from this server's store and Raft group. Cheap to clone.
+#[derive(Clone)]
+pub struct ServerEndpoint {
+    server: ServerHandle,
+    datacenter: Arc<str>,
+}
+
+impl ServerEndpoint {
+    pub fn new(server: ServerHandle, datacenter: &str) -> ServerEndpoint {
+        ServerEndpoint {
+            server,
+            datacenter: datacenter.into(),
+        }
+    }
+
+    /// Meta from the published status: a pointer copy, no clone of the voter list.
+    fn meta(&self, index: u64, consistency: Consistency) -> QueryMeta {
+        let (status, last_contact) = self.server.status_snapshot();
+        QueryMeta {
+            index,
+            known_leader: status.is_leader() || status.known_leader(),
+            last_contact_ms: match last_contact {
+                Some(at) if !status.is_leader() => at.elapsed().as_millis() as u64,
+                _ => 0,
+            },
+            consistency,
+        }
+    }
+
+    /// Wait (bounded) until this server may answer a read in `mode`.
+    async fn catch_up(&self, mode: Consistency) -> Result<(), RequestError> {
+        let mut applied = self.server.applied();
+        let deadline = tokio::time::Instant::now() + LEADER_CATCH_UP_WAIT;
+        loop {
+            let now_applied = *applied.borrow_and_update();
+            let (status, _) = self.server.status_snapshot();
+            check_read_allowed(&status, mode)?;
+            if !must_wait_for_catch_up(&status, mode, now_applied) {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Err(RequestError::NoLeader),
+            }
+        }
+    }
+
+    /// A stale read that needs no waiting, answered inline.
+    fn read_now(&self, request: &ReadRequest) -> Answer {
+        let mode = request.options.consistency;
+        let (index, data) = answer_from(&self.server.view().read(), &request.read);
+        Ok(read_response(self.meta(index, mode), data))
+    }
+
+    async fn read(&self, request: ReadRequest) -> Answer {
+        refuse_filters(&request)?;
+        let ReadRequest { options, read } = request;
+        let mode = options.consistency;
+        self.catch_up(mode).await?;
+        let mut watch = PrefixIndexWatch::new();
+        if options.min_index == 0 {
+            let (index, data) = {
+                let store = self.server.view().read();
+                (
+                    read_index(&store, &read, &mut watch),
+                    read_data(&store, &read),
+                )
+            };
+            return Ok(read_response(self.meta(index, mode), data));
+        }
+        let deadline = tokio::time::Instant::now() + jittered(options.effective_wait());
+        let mut applied = self.server.applied();
+        let mut expired = false;
+        loop {
+            applied.borrow_and_update();
+            // The store is read in this block only: nothing of it is held across the wait.
+            let answered = {
+                let store = self.server.view().read();
+                let index = read_index(&store, &read, &mut watch);
+                (expired || ready(options.min_index, index, store.last_index()))
+                    .then(|| (index, read_data(&store, &read)))
+            };
+            if let Some((index, data)) = answered {
+                return Ok(read_response(self.meta(index, mode), data));
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out, or the applier is gone (shutdown): answer with what we have.
+                Ok(Err(_)) | Err(_) => expired = true,
+            }
+        }
+    }
+
+    async fn write(&self, write: WriteRequest) -> Answer {
+        let result = self.server.propose(command(write)).await;
+        match result.map_err(from_write_error)? {
+            CommandResult::Done => Ok(Response::Write(WriteOutcome::Done)),
+            CommandResult::Bool(b) => Ok(Response::Write(WriteOutcome::Bool(b))),
+            CommandResult::Rejected(text) => Err(RequestError::Internal(text)),
+        }
+    }
+
+    fn info(&self, info: InfoRequest) -> Answer {
+        let data = match info {
+            InfoRequest::Datacenters => InfoData::Datacenters(vec![self.datacenter.to_string()]),
+            InfoRequest::Leader => {
+                InfoData::Leader(self.server.status_snapshot().0.leader_addr.clone())
+            }
+            InfoRequest::Peers => InfoData::Peers(
+                self.server
+                    .status_snapshot()
+                    .0
+                    .voters
+                    .iter()
+                    .map(|(_, addr)| addr.clone())
+                    .collect(),
+            ),
+        };
+        Ok(Response::Info(data))
+    }
+}
+
+impl Endpoint for ServerEndpoint {
+    fn ask(&self, request: Request) -> BoxFuture<'_, Answer> {
+        match request {
+            Request::Read(read) => self.read(read).boxed(),
+            Request::Write(write) => self.write(write).boxed(),
+            Request::Info(info) => futures::future::ready(self.info(info)).boxed(),
+        }
+    }
+
+    fn ask_now(&self, request: &Request) -> Option<Answer> {
+        match request {
+            Request::Read(read) if answerable_now(read) => Some(self.read_now(read)),
+            Request::Info(info) => Some(self.info(*info)),
+            _ => None,
+        }
+    }
+}
+
+/// Stale, non-blocking and unfiltered: nothing to wait for and nothing to refuse.
+fn answerable_now(read: &ReadRequest) -> bool {
+    let o = &read.options;
+    o.consistency == Consistency::Stale && o.min_index == 0 && o.filter.is_none()
+}
+
+fn refuse_filters(read: &ReadRequest) -> Result<(), RequestError> {
+    match read.options.filter {
+        Some(_) => Err(RequestError::bad_request(FILTER_UNSUPPORTED_TEXT)),
+        None => Ok(()),
+    }
+}
+
+/// The rows and their index, from one look at the store.
+fn answer_from(store: &Store, read: &Read) -> (u64, ReadData) {
+    let index = read_index(store, read, &mut PrefixIndexWatch::new());
+    (index, read_data(store, read))
+}
+
+fn read_response(meta: QueryMeta, data: ReadData) -> Response {
+    Response::Read(ReadResponse { meta, data })
+}
+
+fn command(write: WriteRequest) -> Command {
+    match write {
+        WriteRequest::Register(r) => Command::Register(r),
+        WriteRequest::Deregister(d) => Command::Deregister(d),
+        WriteRequest::Kv(op) => Command::Kv(op),
+    }
+}
+
+/// Raft's write errors as request errors, with the same texts.
+pub fn from_write_error(e: WriteError) -> RequestError {
+    match e {
+        WriteError::NoLeader => RequestError::NoLeader,
+        WriteError::LeadershipLost => RequestError::LeadershipLost,
+        WriteError::Timeout => RequestError::Timeout,
+        WriteError::Storage(text) => RequestError::Storage(text),
+        WriteError::ShuttingDown => RequestError::ShuttingDown,
+        e @ WriteError::Encode(_) => RequestError::Internal(e.to_string()),
+        WriteError::TooLarge { len, limit } => RequestError::CommandTooLarge {
+            len: len as u64,
+            limit: limit as u64,
+        },
+    }
+}
+
+/// A store with no Raft group around it (a published view alone): answers every read
+/// as stale and at once, and refuses what needs a leader. Tools and tests that hold only
+/// a view (the DNS edge's tests) use it.
+#[derive(Clone)]
+pub struct ViewEndpoint {
+    view: ReadView,
+}
+
+impl ViewEndpoint {
+    pub fn new(view: ReadView) -> ViewEndpoint {
+        ViewEndpoint { view }
+    }
+
+    fn answer(&self, request: &Request) -> Answer {
+        match request {
+            Request::Read(read) => {
+                refuse_filters(read)?;
+                if read.options.consistency != Consistency::Stale {
+                    return Err(RequestError::NoLeader);
+                }
+                let (index, data) = answer_from(&self.view.read(), &read.read);
+                let meta = QueryMeta {
+                    index,
+                    consistency: Consistency::Stale,
+                    ..QueryMeta::default()
+                };
+                Ok(read_response(meta, data))
+            }
+            Request::Write(_) => Err(RequestError::NoLeader),
+            Request::Info(InfoRequest::Datacenters) => {
+                Ok(Response::Info(InfoData::Datacenters(Vec::new())))
+            }
+            Request::Info(InfoRequest::Leader) => Ok(Response::Info(InfoData::Leader(None))),
+            Request::Info(InfoRequest::Peers) => Ok(Response::Info(InfoData::Peers(Vec::new()))),
+        }
+    }
+}
+
+impl Endpoint for ViewEndpoint {
+    fn ask(&self, request: Request) -> BoxFuture<'_, Answer> {
+        futures::future::ready(self.answer(&request)).boxed()
+    }
+
+    fn ask_now(&self, request: &Request) -> Option<Answer> {
+        Some(self.answer(request))
+    }
+}
+
+impl From<ReadView> for super::Api {
+    fn from(view: ReadView) -> super::Api {
+        super::Api::new(ViewEndpoint::new(view))
+    }
+}

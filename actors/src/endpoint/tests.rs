@@ -1,0 +1,271 @@
+//! The endpoint driven with typed requests only (no HTTP), on a real in-memory server.
+
+// KV values are built with `.into()` so these tests compile unchanged whether the store
+// keeps values as `Vec<u8>` or as shared `Arc<[u8]>` (a change in flight on another branch).
+#![allow(clippy::useless_conversion)]
+
+use super::{Api, ServerEndpoint};
+use crate::{ServerHandle, ServerOptions};
+use protocol::api::{
+    Consistency, InfoData, InfoRequest, QueryOptions, Read, ReadData, RequestError, WriteOutcome,
+    WriteRequest,
+};
+use protocol::store::KvOp;
+use protocol::store::{Node, RegisterRequest, Service};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn options(bootstrap: bool) -> ServerOptions {
+    ServerOptions {
+        server_id: "11111111-2222-3333-4444-555555555555".into(),
+        node_name: "node1".into(),
+        server_addr: "127.0.0.1:8300".into(),
+        data_dir: None,
+        bootstrap,
+        raft_multiplier: 1,
+        snapshot_threshold: crate::DEFAULT_SNAPSHOT_THRESHOLD,
+        trailing_logs: crate::DEFAULT_TRAILING_LOGS,
+    }
+}
+
+/// A bootstrapped single server that has applied its no-op, and its endpoint.
+async fn leader() -> Api {
+    let server = ServerHandle::start(options(true)).await.unwrap();
+    let start = Instant::now();
+    while !server.status().is_ready_leader() || *server.applied().borrow() == 0 {
+        assert!(start.elapsed() < DEADLINE, "no leader in time");
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    Api::new(ServerEndpoint::new(server, "dc1"))
+}
+
+fn opts(consistency: Consistency) -> QueryOptions {
+    QueryOptions {
+        consistency,
+        ..QueryOptions::default()
+    }
+}
+
+fn set(key: &str, value: &str) -> WriteRequest {
+    WriteRequest::Kv(KvOp::Set {
+        key: key.into(),
+        value: value.as_bytes().to_vec().into(),
+        flags: 0,
+    })
+}
+
+async fn kv_get(api: &Api, key: &str, options: QueryOptions) -> (u64, Option<Vec<u8>>) {
+    let r = api
+        .read(options, Read::KvGet { key: key.into() })
+        .await
+        .unwrap();
+    let ReadData::KvEntry(entry) = r.data else {
+        panic!("{:?}", r.data)
+    };
+    (r.meta.index, entry.map(|e| e.value.to_vec()))
+}
+
+#[actix::test]
+async fn register_write_and_read_in_every_mode() {
+    let api = leader().await;
+    let register = RegisterRequest {
+        node: Node {
+            node: "n1".into(),
+            address: "10.0.0.1".into(),
+            datacenter: "dc1".into(),
+            ..Node::default()
+        },
+        service: Some(Service {
+            id: "web-1".into(),
+            service: "web".into(),
+            port: 80,
+            ..Service::default()
+        }),
+        ..RegisterRequest::default()
+    };
+    assert_eq!(
+        api.write(WriteRequest::Register(register)).await,
+        Ok(WriteOutcome::Done)
+    );
+    for mode in [
+        Consistency::Leader,
+        Consistency::Stale,
+        Consistency::Consistent,
+    ] {
+        let r = api
+            .read(
+                opts(mode),
+                Read::CatalogService {
+                    name: "WEB".into(),
+                    tags: vec![],
+                    node_meta: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.meta.consistency, mode);
+        assert!(r.meta.known_leader);
+        assert_eq!(r.meta.last_contact_ms, 0);
+        let ReadData::ServiceNodes(rows) = r.data else {
+            panic!("{:?}", r.data)
+        };
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].node.node.as_str(), rows[0].service.port),
+            ("n1", 80)
+        );
+        assert!(r.meta.index > 0);
+    }
+
+    // KV: set, CAS that fails then holds, CAS delete, delete.
+    assert_eq!(api.write(set("k", "v1")).await, Ok(WriteOutcome::Done));
+    let (index, value) = kv_get(&api, "k", opts(Consistency::Leader)).await;
+    assert_eq!(value.as_deref(), Some(&b"v1"[..]));
+    let cas = |index: u64| {
+        WriteRequest::Kv(KvOp::Cas {
+            key: "k".into(),
+            value: b"v2".to_vec().into(),
+            flags: 0,
+            index,
+        })
+    };
+    assert_eq!(
+        api.write(cas(index + 100)).await,
+        Ok(WriteOutcome::Bool(false))
+    );
+    assert_eq!(api.write(cas(index)).await, Ok(WriteOutcome::Bool(true)));
+    let (index, value) = kv_get(&api, "k", opts(Consistency::Stale)).await;
+    assert_eq!(value.as_deref(), Some(&b"v2"[..]));
+    let delete_cas = |index: u64| {
+        WriteRequest::Kv(KvOp::DeleteCas {
+            key: "k".into(),
+            index,
+        })
+    };
+    assert_eq!(
+        api.write(delete_cas(1)).await,
+        Ok(WriteOutcome::Bool(false))
+    );
+    assert_eq!(
+        api.write(delete_cas(index)).await,
+        Ok(WriteOutcome::Bool(true))
+    );
+    assert_eq!(
+        kv_get(&api, "k", opts(Consistency::Consistent)).await.1,
+        None
+    );
+    assert_eq!(api.write(set("k", "v3")).await, Ok(WriteOutcome::Done));
+    assert_eq!(
+        api.write(WriteRequest::Kv(KvOp::Delete { key: "k".into() }))
+            .await,
+        Ok(WriteOutcome::Done)
+    );
+    assert_eq!(kv_get(&api, "k", opts(Consistency::Leader)).await.1, None);
+
+    // The state machine's refusals come back typed, with Consul's text.
+    let bad = RegisterRequest::default();
+    assert_eq!(
+        api.write(WriteRequest::Register(bad)).await,
+        Err(RequestError::internal("Must provide node and address"))
+    );
+    assert_eq!(
+        api.info(InfoRequest::Leader).await,
+        Ok(InfoData::Leader(Some("127.0.0.1:8300".into())))
+    );
+    assert_eq!(
+        api.info(InfoRequest::Datacenters).await,
+        Ok(InfoData::Datacenters(vec!["dc1".into()]))
+    );
+    // Stale reads are answered inline.
+    let now = api.ask_now(&protocol::api::Request::Read(protocol::api::ReadRequest {
+        options: QueryOptions::stale(),
+        read: Read::Node { node: "N1".into() },
+    }));
+    assert!(matches!(
+        now.unwrap().unwrap().into_read().unwrap().data,
+        ReadData::Node(Some(n)) if n.node == "n1"
+    ));
+}
+
+#[actix::test]
+async fn a_blocking_read_wakes_on_a_write_to_its_key() {
+    let api = leader().await;
+    assert_eq!(api.write(set("watched", "a")).await, Ok(WriteOutcome::Done));
+    let (index, _) = kv_get(&api, "watched", opts(Consistency::Leader)).await;
+    let blocking = QueryOptions {
+        min_index: index,
+        wait: Some(Duration::from_secs(60)),
+        ..QueryOptions::default()
+    };
+    let waiter = actix::spawn({
+        let api = api.clone();
+        async move { kv_get(&api, "watched", blocking).await }
+    });
+    // A write elsewhere does not answer the query; the write to its key does.
+    assert_eq!(api.write(set("other", "x")).await, Ok(WriteOutcome::Done));
+    assert_eq!(api.write(set("watched", "b")).await, Ok(WriteOutcome::Done));
+    let started = Instant::now();
+    let (new_index, value) = tokio::time::timeout(DEADLINE, waiter)
+        .await
+        .expect("the blocking read woke")
+        .unwrap();
+    assert!(started.elapsed() < DEADLINE);
+    assert!(new_index > index);
+    assert_eq!(value.as_deref(), Some(&b"b"[..]));
+}
+
+#[actix::test]
+async fn a_blocking_read_times_out_after_its_jittered_wait() {
+    let api = leader().await;
+    assert_eq!(api.write(set("quiet", "a")).await, Ok(WriteOutcome::Done));
+    let (index, _) = kv_get(&api, "quiet", opts(Consistency::Stale)).await;
+    let wait = Duration::from_millis(400);
+    let blocking = QueryOptions {
+        consistency: Consistency::Stale,
+        min_index: index,
+        wait: Some(wait),
+        filter: None,
+    };
+    let started = Instant::now();
+    let (same, _) = kv_get(&api, "quiet", blocking).await;
+    let waited = started.elapsed();
+    assert_eq!(same, index, "nothing changed: the same index comes back");
+    // At least the wait; at most the wait plus its jitter (wait/16) and scheduling slack.
+    assert!(waited >= wait, "answered after {waited:?}");
+    assert!(
+        waited < wait + wait / 16 + Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[actix::test]
+async fn without_a_leader_only_stale_reads_are_answered() {
+    let server = ServerHandle::start(options(false)).await.unwrap();
+    let api = Api::new(ServerEndpoint::new(server, "dc1"));
+    for mode in [Consistency::Leader, Consistency::Consistent] {
+        assert_eq!(
+            api.read(opts(mode), Read::KvGet { key: "x".into() }).await,
+            Err(RequestError::NoLeader)
+        );
+    }
+    let r = api
+        .read(opts(Consistency::Stale), Read::KvGet { key: "x".into() })
+        .await
+        .unwrap();
+    assert!(!r.meta.known_leader);
+    assert_eq!(r.data, ReadData::KvEntry(None));
+    assert_eq!(api.write(set("x", "v")).await, Err(RequestError::NoLeader));
+    assert_eq!(
+        api.info(InfoRequest::Leader).await,
+        Ok(InfoData::Leader(None))
+    );
+    let filtered = QueryOptions {
+        filter: Some("x".into()),
+        ..opts(Consistency::Stale)
+    };
+    assert!(matches!(
+        api.read(filtered, Read::KvGet { key: "x".into() }).await,
+        Err(RequestError::BadRequest(_))
+    ));
+}

@@ -1,0 +1,340 @@
+//! Typed requests and responses: what an edge (HTTP, DNS, later a client agent's RPC)
+//! asks an endpoint, and what it gets back. Pure data: serde, no I/O.
+//!
+//! These types ARE the wire format between agents (client agent → server, follower →
+//! leader): they travel through [`crate::codec`] with the size limits below. Responses
+//! carry typed rows from [`crate::store`] (owned copies), never JSON: rendering is the
+//! edge's business and happens outside any lock.
+//!
+//! The pure half of answering a read from a store (the resource's index, the owned rows)
+//! lives in [`answer`]; the consistency policy (leader checks, catch-up, blocking) lives
+//! in the endpoint (`actors::endpoint`), because it waits on Raft.
+
+pub mod answer;
+mod error;
+#[cfg(test)]
+mod tests;
+
+pub use error::RequestError;
+
+use crate::codec::{self, CodecError};
+use crate::store::{
+    Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service, Weights,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Consul's read consistency modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Consistency {
+    /// Default: answered by (or as) the leader.
+    #[default]
+    Leader,
+    /// `?stale`: any server answers from its local state.
+    Stale,
+    /// `?consistent`: the leader confirms its leadership first.
+    Consistent,
+}
+
+impl Consistency {
+    /// What `X-Consul-Effective-Consistency` reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Leader => "leader",
+            Consistency::Stale => "stale",
+            Consistency::Consistent => "consistent",
+        }
+    }
+}
+
+/// Default blocking wait (Consul's `default_query_time`).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+/// Longest blocking wait (Consul's `max_query_time`).
+pub const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// Options every read carries.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QueryOptions {
+    pub consistency: Consistency,
+    /// Block while the resource's index is ≤ this (0: answer now).
+    pub min_index: u64,
+    /// How long a blocking read may wait (before jitter); `None`: [`DEFAULT_WAIT`].
+    pub wait: Option<Duration>,
+    /// A filter expression, for the filters issue; endpoints refuse it until then.
+    pub filter: Option<String>,
+}
+
+impl QueryOptions {
+    /// A non-blocking stale read (DNS, diagnostics).
+    pub fn stale() -> QueryOptions {
+        QueryOptions {
+            consistency: Consistency::Stale,
+            ..QueryOptions::default()
+        }
+    }
+
+    /// The wait of a blocking read, before jitter: the default for none or zero, capped.
+    pub fn effective_wait(&self) -> Duration {
+        match self.wait {
+            Some(w) if !w.is_zero() => w.min(MAX_WAIT),
+            _ => DEFAULT_WAIT,
+        }
+    }
+}
+
+/// What a read's answer says about how it was served (Consul's X-Consul-* headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QueryMeta {
+    /// The resource's index (blocking clients pass it back as `?index`).
+    pub index: u64,
+    pub known_leader: bool,
+    /// Milliseconds since the answering server heard from its leader (0 on the leader).
+    pub last_contact_ms: u64,
+    /// The consistency the answer was served with.
+    pub consistency: Consistency,
+}
+
+/// The answer to a read with a filter expression (400) until filters exist: answering
+/// everything would tell the client its filter matched everything.
+pub const FILTER_UNSUPPORTED_TEXT: &str =
+    "Filter expressions (?filter=) are not supported by this agent yet";
+
+/// `?node-meta=k:v` pairs; every pair must match.
+pub type NodeMetaFilter = Vec<(String, String)>;
+
+/// Everything an edge can ask for. One variant per question.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Read(ReadRequest),
+    Write(WriteRequest),
+    Info(InfoRequest),
+}
+
+/// A read with its options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub options: QueryOptions,
+    pub read: Read,
+}
+
+/// The reads. Names are as given by the client; matching rules (case folding) are the
+/// store's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Read {
+    /// `/v1/catalog/nodes` → [`ReadData::Nodes`].
+    CatalogNodes { node_meta: NodeMetaFilter },
+    /// `/v1/catalog/services` → [`ReadData::Services`].
+    CatalogServices { node_meta: NodeMetaFilter },
+    /// `/v1/catalog/service/:name` → [`ReadData::ServiceNodes`].
+    CatalogService {
+        name: String,
+        tags: Vec<String>,
+        node_meta: NodeMetaFilter,
+    },
+    /// `/v1/catalog/node/:node` → [`ReadData::NodeServices`].
+    CatalogNode { node: String },
+    /// `/v1/health/service/:name` → [`ReadData::ServiceEntries`].
+    HealthService {
+        name: String,
+        tags: Vec<String>,
+        node_meta: NodeMetaFilter,
+        /// Only instances whose every check passes.
+        passing: bool,
+    },
+    /// `/v1/health/node/:node` → [`ReadData::Checks`].
+    HealthNode { node: String },
+    /// `/v1/health/checks/:service` → [`ReadData::Checks`].
+    HealthChecks { service: String },
+    /// `/v1/health/state/:state` (`None`: any) → [`ReadData::Checks`].
+    HealthState { state: Option<CheckStatus> },
+    /// Instances with their aggregate status, no check lists (DNS) →
+    /// [`ReadData::InstancesHealth`].
+    InstancesHealth { name: String, tags: Vec<String> },
+    /// One node by name (DNS) → [`ReadData::Node`].
+    Node { node: String },
+    /// Nodes, and names of services with an instance, whose address is `address`
+    /// (DNS PTR) → [`ReadData::AddressOwners`].
+    AddressOwners { address: std::net::IpAddr },
+    /// `/v1/kv/:key` → [`ReadData::KvEntry`].
+    KvGet { key: String },
+    /// `/v1/kv/:prefix?recurse` → [`ReadData::KvEntries`].
+    KvList { prefix: String },
+    /// `/v1/kv/:prefix?keys[&separator=]` → [`ReadData::KvKeys`].
+    KvKeys {
+        prefix: String,
+        separator: Option<String>,
+    },
+}
+
+/// A service instance with its node (catalog service).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceNode {
+    pub node: Node,
+    pub service: Service,
+}
+
+/// A node with its services (catalog node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeServices {
+    pub node: Node,
+    pub services: Vec<Service>,
+}
+
+/// A service instance with its node and every check affecting it (health service).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEntry {
+    pub node: Node,
+    pub service: Service,
+    pub checks: Vec<Check>,
+}
+
+/// A service instance as DNS answers it: where it is, its weights and its aggregate
+/// status. Only what DNS prints is copied (DNS answers one of these per instance per
+/// query, so whole `Node`/`Service` rows would triple the cost of an answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    /// Node name.
+    pub node: String,
+    pub node_address: String,
+    /// Published as TXT records next to SRV glue.
+    pub node_meta: BTreeMap<String, String>,
+    /// Empty: the node's address is used.
+    pub service_address: String,
+    pub port: u16,
+    pub weights: Weights,
+    pub status: CheckStatus,
+}
+
+/// What owns an address (DNS PTR).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AddressOwners {
+    /// Names of nodes with this address, in node order.
+    pub nodes: Vec<String>,
+    /// Names of services with an instance at this (service) address, in name order.
+    pub services: Vec<String>,
+}
+
+/// The rows a read answers with, one variant per [`Read`] shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadData {
+    Nodes(Vec<Node>),
+    /// Service name → sorted tags.
+    Services(BTreeMap<String, Vec<String>>),
+    ServiceNodes(Vec<ServiceNode>),
+    NodeServices(Option<NodeServices>),
+    ServiceEntries(Vec<ServiceEntry>),
+    Checks(Vec<Check>),
+    InstancesHealth(Vec<InstanceStatus>),
+    Node(Option<Node>),
+    AddressOwners(AddressOwners),
+    KvEntry(Option<KvEntry>),
+    KvEntries(Vec<KvEntry>),
+    KvKeys(Vec<String>),
+}
+
+/// A read's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadResponse {
+    pub meta: QueryMeta,
+    pub data: ReadData,
+}
+
+/// The writes: proposed through Raft on the leader.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteRequest {
+    /// `PUT /v1/catalog/register` (built by [`crate::store::registration`]).
+    Register(RegisterRequest),
+    /// `PUT /v1/catalog/deregister`.
+    Deregister(DeregisterRequest),
+    /// KV set (with flags), CAS set, delete, CAS delete, delete-tree.
+    Kv(KvOp),
+}
+
+/// How a write ended when it was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteOutcome {
+    /// The write took effect (answered `true`).
+    Done,
+    /// A conditional write: whether its condition held.
+    Bool(bool),
+}
+
+/// Cluster facts a server answers without reading the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InfoRequest {
+    /// `/v1/catalog/datacenters` → [`InfoData::Datacenters`].
+    Datacenters,
+    /// `/v1/status/leader` → [`InfoData::Leader`].
+    Leader,
+    /// `/v1/status/peers` → [`InfoData::Peers`].
+    Peers,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InfoData {
+    Datacenters(Vec<String>),
+    /// The leader's server address, `None` when no leader is known.
+    Leader(Option<String>),
+    /// Voter server addresses.
+    Peers(Vec<String>),
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Read(ReadResponse),
+    Write(WriteOutcome),
+    Info(InfoData),
+}
+
+/// One answer: what travels back for one [`Request`].
+pub type Answer = Result<Response, RequestError>;
+
+/// Largest encoded request accepted: a command plus its options.
+pub const MAX_REQUEST_BYTES: usize = codec::MAX_COMMAND_BYTES + 64 * 1024;
+/// Largest encoded answer accepted (a big catalog read).
+pub const MAX_ANSWER_BYTES: usize = codec::MAX_DECODE_BYTES;
+
+pub fn encode_request(request: &Request) -> Result<Vec<u8>, CodecError> {
+    codec::encode(request)
+}
+
+pub fn decode_request(bytes: &[u8]) -> Result<Request, CodecError> {
+    codec::decode(bytes, MAX_REQUEST_BYTES)
+}
+
+pub fn encode_answer(answer: &Answer) -> Result<Vec<u8>, CodecError> {
+    codec::encode(answer)
+}
+
+pub fn decode_answer(bytes: &[u8]) -> Result<Answer, CodecError> {
+    codec::decode(bytes, MAX_ANSWER_BYTES)
+}
+
+impl Response {
+    /// The read answer, or an internal error when the endpoint answered another kind
+    /// (a bug or a version mismatch, never the client's fault).
+    pub fn into_read(self) -> Result<ReadResponse, RequestError> {
+        match self {
+            Response::Read(r) => Ok(r),
+            other => Err(RequestError::unexpected(&other)),
+        }
+    }
+
+    pub fn into_write(self) -> Result<WriteOutcome, RequestError> {
+        match self {
+            Response::Write(w) => Ok(w),
+            other => Err(RequestError::unexpected(&other)),
+        }
+    }
+
+    pub fn into_info(self) -> Result<InfoData, RequestError> {
+        match self {
+            Response::Info(i) => Ok(i),
+            other => Err(RequestError::unexpected(&other)),
+        }
+    }
+}
