@@ -21,7 +21,7 @@ use crate::codec::{self, CodecError};
 use crate::store::{
     Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service, Weights,
 };
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -298,20 +298,56 @@ pub const MAX_REQUEST_BYTES: usize = codec::MAX_COMMAND_BYTES + 64 * 1024;
 /// Largest encoded answer accepted (a big catalog read).
 pub const MAX_ANSWER_BYTES: usize = codec::MAX_DECODE_BYTES;
 
+/// Format version every request and answer frame starts with (`u16`, little endian).
+/// A peer speaking another version gets a decode error naming both versions.
+pub const WIRE_VERSION: u16 = 1;
+const VERSION_BYTES: usize = 2;
+
+fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let body = codec::encode(value)?;
+    let mut frame = Vec::with_capacity(VERSION_BYTES + body.len());
+    frame.extend_from_slice(&WIRE_VERSION.to_le_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+fn decode_frame<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
+    // Size first: a huge frame is refused before anything in it is looked at.
+    let limit = limit.saturating_add(VERSION_BYTES);
+    if bytes.len() > limit {
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            limit,
+        });
+    }
+    let Some((version, body)) = bytes.split_first_chunk::<VERSION_BYTES>() else {
+        return Err(CodecError::Decode(
+            "frame too short for its format version".into(),
+        ));
+    };
+    let version = u16::from_le_bytes(*version);
+    if version != WIRE_VERSION {
+        return Err(CodecError::Decode(format!(
+            "unknown wire format version {version} (this build speaks {WIRE_VERSION})"
+        )));
+    }
+    codec::decode(body, limit)
+}
+
 pub fn encode_request(request: &Request) -> Result<Vec<u8>, CodecError> {
-    codec::encode(request)
+    encode_frame(request)
 }
 
 pub fn decode_request(bytes: &[u8]) -> Result<Request, CodecError> {
-    codec::decode(bytes, MAX_REQUEST_BYTES)
+    decode_frame(bytes, MAX_REQUEST_BYTES)
 }
 
 pub fn encode_answer(answer: &Answer) -> Result<Vec<u8>, CodecError> {
-    codec::encode(answer)
+    encode_frame(answer)
 }
 
 pub fn decode_answer(bytes: &[u8]) -> Result<Answer, CodecError> {
-    codec::decode(bytes, MAX_ANSWER_BYTES)
+    decode_frame(bytes, MAX_ANSWER_BYTES)
 }
 
 impl Response {

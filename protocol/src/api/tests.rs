@@ -255,11 +255,30 @@ fn error_texts_are_consuls() {
 
 #[test]
 fn oversized_inputs_are_refused_before_decoding() {
-    let big = vec![0u8; MAX_REQUEST_BYTES + 1];
+    // The limit covers the body; the frame adds its 2-byte version.
+    let big = vec![0u8; MAX_REQUEST_BYTES + 2 + 1];
     assert!(matches!(
         decode_request(&big),
         Err(CodecError::TooLarge { .. })
     ));
+}
+
+#[test]
+fn frames_carry_their_format_version_and_refuse_unknown_ones() {
+    let request = Request::Info(InfoRequest::Leader);
+    let mut bytes = encode_request(&request).unwrap();
+    assert_eq!(bytes[..2], WIRE_VERSION.to_le_bytes());
+    bytes[..2].copy_from_slice(&7u16.to_le_bytes());
+    assert_eq!(
+        decode_request(&bytes),
+        Err(CodecError::Decode(format!(
+            "unknown wire format version 7 (this build speaks {WIRE_VERSION})"
+        )))
+    );
+    assert!(
+        decode_answer(&[1]).is_err(),
+        "a frame shorter than its version"
+    );
 }
 
 /// Random bytes, and every valid encoding cut short, bit-flipped or extended, must decode
