@@ -69,6 +69,8 @@ pub(crate) struct SnapshotTaken {
     pub(crate) meta: SnapshotMeta,
     /// Index of the oldest snapshot still retained: the disk log is never cut beyond it.
     pub(crate) oldest_retained: LogIndex,
+    /// Payload bytes of trailing entries (below the snapshot) kept in memory.
+    pub(crate) trailing_bytes: u64,
 }
 
 /// The log store finished (or failed) persist requests.
@@ -429,16 +431,35 @@ impl Handler<SnapshotTaken> for RaftCore {
     type Result = ();
 
     fn handle(&mut self, msg: SnapshotTaken, _: &mut Context<Self>) {
-        let keep_from = msg.meta.index.0.saturating_sub(self.trailing_logs);
+        // The disk keeps `trailing_logs` entries below the snapshot (compaction rule);
+        // memory keeps at most that many AND at most `trailing_bytes` of payload: with
+        // large values the count alone would be gigabytes. A follower needing older
+        // entries gets the snapshot.
+        let disk_keep_from = msg.meta.index.0.saturating_sub(self.trailing_logs);
+        let first_held = self
+            .raft
+            .first_log_index()
+            .max(LogIndex(disk_keep_from + 1));
+        let mut keep_from = disk_keep_from;
+        let mut trailing = 0u64;
+        for entry in self.raft.entries(first_held, msg.meta.index).iter().rev() {
+            trailing += crate::fsm::payload_bytes(entry);
+            if trailing > msg.trailing_bytes {
+                keep_from = entry.index.0;
+                break;
+            }
+        }
         if keep_from == 0 {
             return;
         }
         let before = self.raft.log_len();
         self.raft.compact(LogIndex(keep_from));
-        let disk_until = keep_from.min(msg.oldest_retained.0);
+        let disk_until = disk_keep_from.min(msg.oldest_retained.0);
         if let Some(store) = &self.log_store {
-            if let Err(e) = store.compact_until(LogIndex(disk_until)) {
-                tracing::warn!(error = %e, "raft log compaction not queued");
+            if disk_until > 0 {
+                if let Err(e) = store.compact_until(LogIndex(disk_until)) {
+                    tracing::warn!(error = %e, "raft log compaction not queued");
+                }
             }
         }
         tracing::debug!(

@@ -172,7 +172,7 @@ pub fn render_single(
 ) -> Result<KvAnswer, ApiError> {
     match store.kv_get(key) {
         None => Ok(KvAnswer::NotFound),
-        Some(e) if raw => Ok(KvAnswer::Raw(e.value.clone())),
+        Some(e) if raw => Ok(KvAnswer::Raw(e.value.to_vec())),
         Some(e) => Ok(KvAnswer::Json(to_json(&[KvEntryOut::from(e)], pretty)?)),
     }
 }

@@ -21,10 +21,11 @@ mod tests_snapshot;
 mod types;
 
 pub use catalog::{carried_bytes, MAX_REGISTRATION_COPY_BYTES};
-pub use snapshot::{RestoreError, SnapshotRecord, SnapshotRecordRef, StoreBuilder};
 pub use command::{Command, CommandResult, DeregisterRequest, KvOp, RegisterRequest};
+pub use snapshot::{RestoreError, SnapshotRecord, SnapshotRecordRef, StoreBuilder};
 pub use types::{
-    shared_bytes, Check, CheckDefinition, CheckStatus, KvEntry, Node, Service, ServiceAddress, Table, Weights,
+    shared_bytes, Check, CheckDefinition, CheckStatus, KvEntry, Node, Service, ServiceAddress,
+    Table, Weights,
 };
 
 use serde::{Deserialize, Serialize};

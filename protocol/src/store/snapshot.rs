@@ -262,7 +262,11 @@ impl StoreBuilder {
                 records: self.records,
             });
         }
-        let unindexed = self.store.service_names.keys().find(|name| !self.indexed_names.contains(*name));
+        let unindexed = self
+            .store
+            .service_names
+            .keys()
+            .find(|name| !self.indexed_names.contains(*name));
         if let Some(name) = unindexed {
             return Err(RestoreError::BadRecord {
                 position: self.records,

@@ -73,8 +73,12 @@ fn broken_streams_are_refused() {
         ("cut before the end", good[..n - 1].to_vec()),
         ("cut at a row, with an end record", {
             let mut v = good[..n - 2].to_vec();
-            v.push(SnapshotRecord::End { records: n as u64 - 2 });
-            v.push(SnapshotRecord::End { records: n as u64 - 2 });
+            v.push(SnapshotRecord::End {
+                records: n as u64 - 2,
+            });
+            v.push(SnapshotRecord::End {
+                records: n as u64 - 2,
+            });
             v
         }),
         ("a row missing", {
@@ -94,7 +98,10 @@ fn broken_streams_are_refused() {
             v.insert(1, last_row);
             v
         }),
-        ("after the end", [good.clone(), vec![good[1].clone()]].concat()),
+        (
+            "after the end",
+            [good.clone(), vec![good[1].clone()]].concat(),
+        ),
     ];
     for (what, records) in cases {
         assert!(Store::from_records(records).is_err(), "{what} accepted");
