@@ -386,7 +386,8 @@ fn a_truncated_or_damaged_newest_snapshot_falls_back_to_the_older_one() {
     let older = store_bigger_than(2_000);
     let mut newer = older.clone();
     newer.apply(5_000, &command(5_000));
-    let damages: [(&str, fn(&mut Vec<u8>)); 3] = [
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 3] = [
         ("truncated", |b| b.truncate(b.len() * 2 / 3)),
         ("record damaged", |b| {
             let at = b.len() / 2;

@@ -364,12 +364,14 @@ impl SnapshotBackend for FileSnapshotStore {
                 section.meta
             }
             V1 => self.load_v1(&path, &what, read)?,
-            other => return Err(LoadError::Unloadable(
-                what,
-                format!(
+            other => {
+                return Err(LoadError::Unloadable(
+                    what,
+                    format!(
                     "unsupported snapshot file version {other} (this build reads versions 1 and 2)"
                 ),
-            )),
+                ))
+            }
         };
         if SnapshotId::of(&meta) != id {
             return Err(corrupt(
