@@ -99,6 +99,9 @@ wait_for 60 "the log line of snapshot $SNAP_INDEX" has_saved_line
 WRITE_MS=$(saved_line | sed -n 's/.*write_ms=\([0-9]*\).*/\1/p')
 CLONE_US=$(saved_line | sed -n 's/.*clone_us=\([0-9]*\).*/\1/p')
 SNAPSHOTS=$(grep -c 'raft snapshot saved' "$WORK/cairn.log" || true)
+# Write amplification: snapshot bytes written per byte of values written.
+SNAP_WRITTEN=$(grep 'raft snapshot saved' "$WORK/cairn.log" | sed -n 's/.* bytes=\([0-9]*\).*/\1/p' |
+  awk '{s += $1} END {printf "%.0f", s}')
 sleep 3 # let the log compaction that follows the snapshot run
 RSS_BEFORE=$(status VmRSS)
 HWM_BEFORE=$(status VmHWM)
@@ -125,6 +128,7 @@ echo "== snapshot benchmark: $KEYS keys x $VALUE_KIB KiB"
 printf '%-44s %s\n' \
   "encoded store (snapshot file)" "$((ENCODED / 1048576)) MiB ($ENCODED bytes)" \
   "snapshots taken while writing" "$SNAPSHOTS" \
+  "snapshot bytes written / value bytes" "$(ratio "$SNAP_WRITTEN" "$((KEYS * VALUE_KIB * 1024))")" \
   "time to snapshot (final, clone + write)" "$(awk -v w="$WRITE_MS" -v c="$CLONE_US" 'BEGIN {printf "%.2f s (clone %.1f ms)", w / 1000 + c / 1e6, c / 1000}')" \
   "disk log after compaction" "$SEGMENTS segments, $LOG_MB MiB" \
   "time to restart + restore (all keys read)" "${RESTART_S} s" \

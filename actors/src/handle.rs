@@ -412,7 +412,14 @@ pub(crate) fn load_newest_snapshot(
                 );
                 return Ok((Some(meta), store));
             }
-            (Ok(_), None) => unreachable!("a snapshot loaded without its reader"),
+            (Ok(_), None) => {
+                // A backend that verified a snapshot without handing it over: a bug, but
+                // not a reason to panic at start.
+                return Err(StartError::Storage(format!(
+                    "raft snapshot {}-{} loaded without data",
+                    id.term, id.index
+                )));
+            }
             (Err(error), _) => {
                 tracing::warn!(%error, index = id.index.0, term = id.term.0, "raft snapshot unusable; trying an older one");
                 match error {

@@ -431,16 +431,13 @@ impl Handler<SnapshotTaken> for RaftCore {
     type Result = ();
 
     fn handle(&mut self, msg: SnapshotTaken, _: &mut Context<Self>) {
-        // The disk keeps `trailing_logs` entries below the snapshot (compaction rule);
-        // memory keeps at most that many AND at most `trailing_bytes` of payload: with
-        // large values the count alone would be gigabytes. A follower needing older
-        // entries gets the snapshot.
-        let disk_keep_from = msg.meta.index.0.saturating_sub(self.trailing_logs);
-        let first_held = self
-            .raft
-            .first_log_index()
-            .max(LogIndex(disk_keep_from + 1));
-        let mut keep_from = disk_keep_from;
+        // Keep `trailing_logs` entries below the snapshot, and at most `trailing_bytes`
+        // of payload: with large values the count alone is gigabytes, held in memory and
+        // read back into memory at every restart. A follower needing older entries gets
+        // the snapshot. The disk never goes beyond the oldest retained snapshot.
+        let by_count = msg.meta.index.0.saturating_sub(self.trailing_logs);
+        let first_held = self.raft.first_log_index().max(LogIndex(by_count + 1));
+        let mut keep_from = by_count;
         let mut trailing = 0u64;
         for entry in self.raft.entries(first_held, msg.meta.index).iter().rev() {
             trailing += crate::fsm::payload_bytes(entry);
@@ -454,12 +451,10 @@ impl Handler<SnapshotTaken> for RaftCore {
         }
         let before = self.raft.log_len();
         self.raft.compact(LogIndex(keep_from));
-        let disk_until = disk_keep_from.min(msg.oldest_retained.0);
+        let disk_until = keep_from.min(msg.oldest_retained.0);
         if let Some(store) = &self.log_store {
-            if disk_until > 0 {
-                if let Err(e) = store.compact_until(LogIndex(disk_until)) {
-                    tracing::warn!(error = %e, "raft log compaction not queued");
-                }
+            if let Err(e) = store.compact_until(LogIndex(disk_until)) {
+                tracing::warn!(error = %e, "raft log compaction not queued");
             }
         }
         tracing::debug!(

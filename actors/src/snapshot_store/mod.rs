@@ -13,8 +13,11 @@
 //!
 //! # The log compaction rule
 //! The log on disk is only ever cut up to the OLDEST retained snapshot's index (and no
-//! further than `trailing_logs` below the newest). So whichever retained snapshot
-//! recovery ends up using, the log continues it without a gap.
+//! further than the trailing entries below the newest: `trailing_logs` entries, and at
+//! most `TRAILING_LOG_BYTES` (64 MiB) of payload, see `RaftCore`'s `SnapshotTaken`). So
+//! whichever retained snapshot recovery ends up using, the log continues it without a
+//! gap. The byte bound matters at restart: recovery reads the whole disk log into
+//! memory, so 10240 trailing entries of 512 KiB would cost 5 GiB there.
 
 mod file;
 mod memory;
