@@ -6,25 +6,35 @@
 //! It runs on its own arbiter (thread) so applying overlaps with RaftCore's work.
 //!
 //! # Snapshots
-//! After a batch, once `applied − last snapshot index ≥ snapshot_threshold`, the Fsm
-//! CLONES the store under the read lock (readers keep going; only the next Apply waits
-//! for the clone) and hands the clone to a one-off `cairn-snapshot` thread that encodes
-//! it, saves it durably ([`SnapshotBackend::save`]) and then tells RaftCore
-//! ([`SnapshotTaken`]), which compacts the log. Cloning was measured cheaper than
-//! encoding under the lock: for 100k KV keys (16 MB encoded) a clone took 62 ms and an
-//! encode 504 ms in a debug build (`snapshot_tests::clone_is_cheaper_than_encoding`).
-//! At most one snapshot is in progress; when it finishes the Fsm checks again (a
-//! threshold crossed meanwhile is not lost). A failed one is logged and retried after
-//! another `snapshot_threshold` entries.
+//! After a batch, a snapshot is due once `applied − last snapshot index ≥
+//! snapshot_threshold` (entries), OR once the payload bytes applied since the last
+//! snapshot reach a budget of `max(snapshot_log_bytes, last snapshot's size / 4)`.
+//! The byte trigger exists because the Raft core holds every entry since the last
+//! snapshot in memory (and the disk log keeps them): with large values, 16384 entries
+//! are gigabytes. The budget grows with the store to bound write amplification: each
+//! snapshot rewrites the whole store S, so with a budget of S/4 at most ~4 bytes of
+//! snapshot are written per byte of log, while the log held in memory stays below S/4
+//! (a fixed 64 MiB budget on a 2 GiB store would rewrite it every 64 MiB: 32x).
 //!
-//! A snapshot whose encoding is larger than what recovery may load
-//! ([`SnapshotPolicy::max_bytes`], normally [`codec::MAX_SNAPSHOT_BYTES`]) is NOT saved
-//! and so never compacts the log: the server keeps a longer log but can always start,
-//! instead of compacting the log behind a snapshot it could not read back.
+//! The Fsm CLONES the store under the read lock (readers keep going; only the next
+//! Apply waits for the clone) and hands the clone to a one-off `cairn-snapshot` thread
+//! that streams it, record by record, into the backend ([`SnapshotBackend::save_with`];
+//! see `snapshot_store::records`) and then tells RaftCore ([`SnapshotTaken`]), which
+//! compacts the log. The clone is cheap: KV values are shared (`Arc<[u8]>`), so it
+//! copies keys and metadata only, and the stream never holds more than one record, so
+//! a snapshot costs memory for the keys, not for the data. At most one snapshot is in
+//! progress; when it finishes the Fsm checks again (a threshold crossed meanwhile is not
+//! lost). A failed one is logged and retried after another threshold of entries or
+//! bytes.
+//!
+//! No ceiling on the image: only each record is bounded (by the decode limit,
+//! [`codec::MAX_DECODE_BYTES`]), and every row comes from one command, which is far
+//! smaller; a record that could not be read back fails the snapshot instead of being
+//! written.
 
 use crate::handle::{ReadView, WriteError};
 use crate::raft_core::SnapshotTaken;
-use crate::snapshot_store::SnapshotBackend;
+use crate::snapshot_store::{records, SnapshotBackend};
 use crate::status::StatusCell;
 use actix::prelude::*;
 use protocol::codec;
@@ -61,10 +71,10 @@ pub(crate) struct Restore {
     pub(crate) data: Vec<u8>,
 }
 
-/// The snapshot thread is done (saved or failed).
+/// The snapshot thread is done: the data section's size when saved, None when failed.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct SnapshotFinished;
+struct SnapshotFinished(Option<u64>);
 
 /// When and where the Fsm takes snapshots.
 pub(crate) struct SnapshotPolicy {
@@ -73,9 +83,31 @@ pub(crate) struct SnapshotPolicy {
     pub(crate) threshold: u64,
     /// Told once each snapshot is durable.
     pub(crate) taken: Recipient<SnapshotTaken>,
-    /// Largest encoded snapshot that is saved: the limit recovery loads with
-    /// ([`codec::MAX_SNAPSHOT_BYTES`]; tests inject a small one).
-    pub(crate) max_bytes: usize,
+    /// Largest snapshot record written: the limit recovery reads records with
+    /// ([`codec::MAX_DECODE_BYTES`]; tests inject a small one).
+    pub(crate) max_record_bytes: usize,
+    /// Floor of the byte trigger: a snapshot is due once this many payload bytes (or a
+    /// quarter of the last snapshot's size, if larger) were applied since the last one.
+    pub(crate) log_bytes: u64,
+    /// Payload bytes of trailing entries RaftCore keeps in memory below a snapshot.
+    pub(crate) trailing_bytes: u64,
+}
+
+/// Default floor of the byte trigger ([`SnapshotPolicy::log_bytes`]).
+pub(crate) const SNAPSHOT_LOG_BYTES: u64 = 64 * 1024 * 1024;
+/// Default budget of trailing entries in memory ([`SnapshotPolicy::trailing_bytes`]).
+pub(crate) const TRAILING_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Payload bytes of an entry: what it costs in the in-memory log, near enough.
+pub(crate) fn payload_bytes(entry: &Entry) -> u64 {
+    match &entry.payload {
+        Payload::Command(bytes) => bytes.len() as u64,
+        Payload::Noop => 0,
+        Payload::Configuration(voters) => voters
+            .iter()
+            .map(|(id, addr)| (id.0.len() + addr.len()) as u64)
+            .sum(),
+    }
 }
 
 pub(crate) struct Fsm {
@@ -88,6 +120,10 @@ pub(crate) struct Fsm {
     status: Arc<StatusCell>,
     policy: SnapshotPolicy,
     last_snapshot_index: u64,
+    /// Payload bytes applied since the last snapshot started.
+    bytes_since_snapshot: u64,
+    /// Data size of the last snapshot saved (0: none yet in this run).
+    last_snapshot_bytes: u64,
     snapshot_running: bool,
     /// A leader's snapshot could not be restored: nothing is applied any more.
     failed: bool,
@@ -112,15 +148,23 @@ impl Fsm {
             status,
             policy,
             last_snapshot_index: start.index.0,
+            bytes_since_snapshot: 0,
+            last_snapshot_bytes: 0,
             snapshot_running: false,
             failed: false,
         }
     }
 
+    /// Payload bytes after which a snapshot is due (see the module docs).
+    fn byte_budget(&self) -> u64 {
+        self.policy.log_bytes.max(self.last_snapshot_bytes / 4)
+    }
+
     fn maybe_snapshot(&mut self, ctx: &mut Context<Self>) {
-        let due = self.policy.threshold > 0
-            && !self.failed
-            && self.last_applied - self.last_snapshot_index >= self.policy.threshold;
+        let entries_due = self.last_applied - self.last_snapshot_index >= self.policy.threshold;
+        let bytes_due = self.last_applied > self.last_snapshot_index
+            && self.bytes_since_snapshot >= self.byte_budget();
+        let due = self.policy.threshold > 0 && !self.failed && (entries_due || bytes_due);
         if !due || self.snapshot_running {
             return;
         }
@@ -134,16 +178,22 @@ impl Fsm {
             configuration: self.configuration.clone(),
         };
         self.last_snapshot_index = self.last_applied;
+        self.bytes_since_snapshot = 0;
         let backend = self.policy.store.clone();
         let taken = self.policy.taken.clone();
-        let max_bytes = self.policy.max_bytes;
+        let limits = SnapshotLimits {
+            clone_us,
+            max_record_bytes: self.policy.max_record_bytes,
+            trailing_bytes: self.policy.trailing_bytes,
+        };
         let fsm = ctx.address();
         let spawned = std::thread::Builder::new()
             .name("cairn-snapshot".into())
             .spawn(move || {
-                let limits = (clone_us, max_bytes);
-                write_snapshot(backend.as_ref(), &taken, meta, &store, limits);
-                fsm.do_send(SnapshotFinished);
+                let saved = write_snapshot(backend.as_ref(), &taken, meta, &store, limits);
+                // Free the clone's keys before the Fsm may clone again.
+                drop(store);
+                fsm.do_send(SnapshotFinished(saved));
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the snapshot thread");
@@ -152,44 +202,39 @@ impl Fsm {
     }
 }
 
-/// Encode and save a snapshot, then report it (on the snapshot thread). `(clone_us,
-/// max_bytes)`: how long the clone took (for the log line) and the largest encoding
-/// saved; a larger one is refused, so the log it would have compacted is kept.
+/// What `write_snapshot` needs besides the store.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SnapshotLimits {
+    /// How long the clone took (for the log line).
+    pub(crate) clone_us: u64,
+    /// Largest record written (see [`SnapshotPolicy::max_record_bytes`]).
+    pub(crate) max_record_bytes: usize,
+    /// Passed on to RaftCore in [`SnapshotTaken`].
+    pub(crate) trailing_bytes: u64,
+}
+
+/// Stream and save a snapshot, then report it (on the snapshot thread). Returns the
+/// data section's size, or None when it failed (nothing is left behind then, and the
+/// log is not compacted).
 pub(crate) fn write_snapshot(
     backend: &dyn SnapshotBackend,
     taken: &Recipient<SnapshotTaken>,
     meta: SnapshotMeta,
     store: &Store,
-    (clone_us, max_bytes): (u64, usize),
-) {
+    limits: SnapshotLimits,
+) -> Option<u64> {
     let started = Instant::now();
-    let result = codec::encode(store)
-        .map_err(|e| e.to_string())
-        .and_then(|data| {
-            if data.len() > max_bytes {
-                return Err(format!(
-                    "snapshot of {} bytes exceeds the {max_bytes} bytes recovery can load; not saved, the log is not compacted",
-                    data.len()
-                ));
-            }
-            Ok(data)
+    let result = backend
+        .save_with(&meta, &mut |w| {
+            records::write_store(store, w, limits.max_record_bytes)
         })
-        .and_then(|data| {
-            backend
-                .save(&meta, &data)
-                .map(|()| data.len())
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|bytes| {
-            let retained = backend.list().map_err(|e| e.to_string())?;
-            Ok((bytes, retained))
-        });
+        .and_then(|bytes| Ok((bytes, backend.list()?)));
     match result {
         Ok((bytes, retained)) => {
             tracing::info!(
                 index = meta.index.0,
                 bytes,
-                clone_us,
+                clone_us = limits.clone_us,
                 write_ms = started.elapsed().as_millis() as u64,
                 "raft snapshot saved"
             );
@@ -197,10 +242,13 @@ pub(crate) fn write_snapshot(
             taken.do_send(SnapshotTaken {
                 meta,
                 oldest_retained,
+                trailing_bytes: limits.trailing_bytes,
             });
+            Some(bytes)
         }
         Err(error) => {
             tracing::error!(%error, index = meta.index.0, "raft snapshot failed; will retry later");
+            None
         }
     }
 }
@@ -281,6 +329,7 @@ impl Handler<Apply> for Fsm {
                     break;
                 }
                 let result = apply_decoded(&mut store, entry.index.0, decoded);
+                self.bytes_since_snapshot += payload_bytes(entry);
                 if let Payload::Configuration(voters) = &entry.payload {
                     self.configuration = voters.clone();
                 }
@@ -319,8 +368,11 @@ impl Handler<Apply> for Fsm {
 impl Handler<SnapshotFinished> for Fsm {
     type Result = ();
 
-    fn handle(&mut self, _: SnapshotFinished, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: SnapshotFinished, ctx: &mut Context<Self>) {
         self.snapshot_running = false;
+        if let Some(bytes) = msg.0 {
+            self.last_snapshot_bytes = bytes;
+        }
         self.maybe_snapshot(ctx);
     }
 }
@@ -332,9 +384,11 @@ impl Handler<Restore> for Fsm {
         if msg.meta.index.0 <= self.last_applied {
             return; // already past it
         }
-        match codec::decode_snapshot::<Store>(&msg.data, codec::MAX_SNAPSHOT_BYTES) {
+        match records::store_from_bytes(&msg.data, self.policy.max_record_bytes) {
             Ok(store) => {
                 *self.view.inner().write() = store;
+                self.bytes_since_snapshot = 0;
+                self.last_snapshot_bytes = msg.data.len() as u64;
                 self.last_applied = msg.meta.index.0;
                 self.last_applied_term = msg.meta.term;
                 self.configuration = msg.meta.configuration;

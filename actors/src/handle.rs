@@ -9,7 +9,9 @@ use crate::log_store::{
 use crate::raft_core::{
     CoreLimits, PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS,
 };
-use crate::snapshot_store::{FileSnapshotStore, MemorySnapshotStore, SnapshotBackend};
+use crate::snapshot_store::{
+    records, FileSnapshotStore, LoadError, MemorySnapshotStore, SnapshotBackend,
+};
 use crate::status::StatusCell;
 use actix::prelude::*;
 use parking_lot::{RwLock, RwLockReadGuard};
@@ -183,8 +185,13 @@ pub(crate) struct Limits {
     pub(crate) segment_max_bytes: u64,
     /// Largest encoded command `propose` accepts (tests inject a small one).
     pub(crate) max_command_bytes: usize,
-    /// Largest snapshot image saved and loaded (tests inject a small one).
-    pub(crate) max_snapshot_bytes: usize,
+    /// Largest snapshot RECORD saved and loaded (tests inject a small one); the image
+    /// as a whole has no ceiling.
+    pub(crate) max_snapshot_record_bytes: usize,
+    /// Floor of the Fsm's byte trigger for snapshots (`fsm::SnapshotPolicy::log_bytes`).
+    pub(crate) snapshot_log_bytes: u64,
+    /// Payload bytes of trailing log entries kept in memory below a snapshot.
+    pub(crate) trailing_log_bytes: u64,
 }
 
 impl Default for Limits {
@@ -194,7 +201,9 @@ impl Default for Limits {
             max_pending_proposals: MAX_PENDING_PROPOSALS,
             segment_max_bytes: FileOptions::default().segment_max_bytes,
             max_command_bytes: codec::MAX_COMMAND_BYTES,
-            max_snapshot_bytes: codec::MAX_SNAPSHOT_BYTES,
+            max_snapshot_record_bytes: codec::MAX_DECODE_BYTES,
+            snapshot_log_bytes: crate::fsm::SNAPSHOT_LOG_BYTES,
+            trailing_log_bytes: crate::fsm::TRAILING_LOG_BYTES,
         }
     }
 }
@@ -253,7 +262,7 @@ impl ServerHandle {
             return Err(StartError::Config("server id must not be empty".into()));
         }
         let (snapshot_meta, store) =
-            load_newest_snapshot(snapshots.as_ref(), limits.max_snapshot_bytes)?;
+            load_newest_snapshot(snapshots.as_ref(), limits.max_snapshot_record_bytes)?;
         let id = ServerId(opts.server_id.clone());
         let cfg = RaftConfig::with_multiplier(id, opts.raft_multiplier);
         let rng = protocol::rng::seeded(rand::random());
@@ -286,7 +295,9 @@ impl ServerHandle {
             store: snapshots.clone(),
             threshold: opts.snapshot_threshold,
             taken: addr.clone().recipient(),
-            max_bytes: limits.max_snapshot_bytes,
+            max_record_bytes: limits.max_snapshot_record_bytes,
+            log_bytes: limits.snapshot_log_bytes,
+            trailing_bytes: limits.trailing_log_bytes,
         };
         let fsm = Fsm::new(view.clone(), applied_tx, status.clone(), start, policy);
         let fsm_arbiter = Arbiter::new();
@@ -404,38 +415,30 @@ impl ServerHandle {
 /// The newest retained snapshot that verifies and decodes, with its store; older ones
 /// are tried (with a warning) when a newer one is unusable. None when there are none.
 ///
-/// Only a file that fails its own checks (bad CRC, header or length:
-/// `StorageError::Corrupt`) is set aside. A file that verifies but does not decode
-/// within `max_bytes` (too large, or written by an incompatible version) is real data:
-/// it stays where it is, and if no snapshot is usable the start fails with that reason
-/// rather than losing state. (Saving refuses snapshots over the same limit, see
-/// `fsm`, so our own files never hit the size case.)
+/// The store is rebuilt while the file streams in, one record at a time (each within
+/// `max_record_bytes`), so memory holds the store being built and one record, never the
+/// image. Only a file that fails its own checks (a record's or the data's CRC, header,
+/// lengths: `StorageError::Corrupt`) is set aside. A file that verifies but does not
+/// load (a record over `max_record_bytes`, an unknown file version, a stream this
+/// version does not understand) is real data: it stays where it is, and if no snapshot
+/// is usable the start fails with that reason rather than losing state. (Saving refuses
+/// records over the same limit, see `fsm`, so our own files never hit the size case.)
 pub(crate) fn load_newest_snapshot(
     snapshots: &dyn SnapshotBackend,
-    max_bytes: usize,
+    max_record_bytes: usize,
 ) -> Result<(Option<SnapshotMeta>, Store), StartError> {
     let ids = snapshots
         .list()
         .map_err(|e| StartError::Storage(e.to_string()))?;
     let mut intact_but_unloadable: Option<String> = None;
     for id in &ids {
-        let loaded = match snapshots.load(*id) {
-            Err(e @ StorageError::Corrupt { .. }) => Err((e.to_string(), true)),
-            // An I/O error may be passing: that file stays where it is.
-            Err(e) => Err((e.to_string(), false)),
-            Ok(snap) => codec::decode_snapshot::<Store>(&snap.data, max_bytes)
-                .map(|store| (snap.meta, store))
-                .map_err(|e| {
-                    let error = format!(
-                        "raft snapshot {}-{} verifies but cannot be loaded: {e}",
-                        id.term, id.index
-                    );
-                    intact_but_unloadable.get_or_insert(error.clone());
-                    (error, false)
-                }),
-        };
-        match loaded {
-            Ok((meta, store)) => {
+        let mut store = None;
+        let loaded = snapshots.load_with(*id, &mut |_, data| {
+            store = Some(records::load_store(data, max_record_bytes)?);
+            Ok(())
+        });
+        match (loaded, store) {
+            (Ok(meta), Some(store)) => {
                 tracing::info!(
                     index = meta.index.0,
                     term = meta.term.0,
@@ -443,12 +446,27 @@ pub(crate) fn load_newest_snapshot(
                 );
                 return Ok((Some(meta), store));
             }
-            Err((error, damaged)) => {
+            (Ok(_), None) => {
+                // A backend that verified a snapshot without handing it over: a bug, but
+                // not a reason to panic at start.
+                return Err(StartError::Storage(format!(
+                    "raft snapshot {}-{} loaded without data",
+                    id.term, id.index
+                )));
+            }
+            (Err(error), _) => {
                 tracing::warn!(%error, index = id.index.0, term = id.term.0, "raft snapshot unusable; trying an older one");
-                if damaged {
-                    snapshots
-                        .quarantine(*id)
-                        .map_err(|e| StartError::Storage(e.to_string()))?;
+                match error {
+                    LoadError::Storage(StorageError::Corrupt { .. }) => {
+                        snapshots
+                            .quarantine(*id)
+                            .map_err(|e| StartError::Storage(e.to_string()))?
+                    }
+                    LoadError::Unloadable(..) => {
+                        intact_but_unloadable.get_or_insert(error.to_string());
+                    }
+                    // An I/O error may be passing: that file stays where it is.
+                    LoadError::Storage(_) => {}
                 }
             }
         }

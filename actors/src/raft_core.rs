@@ -84,6 +84,8 @@ pub(crate) struct SnapshotTaken {
     pub(crate) meta: SnapshotMeta,
     /// Index of the oldest snapshot still retained: the disk log is never cut beyond it.
     pub(crate) oldest_retained: LogIndex,
+    /// Payload bytes of trailing entries (below the snapshot) kept in memory.
+    pub(crate) trailing_bytes: u64,
 }
 
 /// The log store finished (or failed) persist requests.
@@ -584,7 +586,21 @@ impl Handler<SnapshotTaken> for RaftCore {
     type Result = ();
 
     fn handle(&mut self, msg: SnapshotTaken, _: &mut Context<Self>) {
-        let keep_from = msg.meta.index.0.saturating_sub(self.trailing_logs);
+        // Keep `trailing_logs` entries below the snapshot, and at most `trailing_bytes`
+        // of payload: with large values the count alone is gigabytes, held in memory and
+        // read back into memory at every restart. A follower needing older entries gets
+        // the snapshot. The disk never goes beyond the oldest retained snapshot.
+        let by_count = msg.meta.index.0.saturating_sub(self.trailing_logs);
+        let first_held = self.raft.first_log_index().max(LogIndex(by_count + 1));
+        let mut keep_from = by_count;
+        let mut trailing = 0u64;
+        for entry in self.raft.entries(first_held, msg.meta.index).iter().rev() {
+            trailing += crate::fsm::payload_bytes(entry);
+            if trailing > msg.trailing_bytes {
+                keep_from = entry.index.0;
+                break;
+            }
+        }
         if keep_from == 0 {
             return;
         }

@@ -2,8 +2,11 @@
 //! segments go, the in-memory log stays bounded, and restarts (also with the newest
 //! snapshot damaged) rebuild exactly the same store.
 
-use crate::handle::{Limits, ServerHandle, ServerOptions};
-use crate::snapshot_store::{FileSnapshotStore, SnapshotBackend};
+use crate::fsm::SnapshotLimits;
+use crate::handle::{load_newest_snapshot, Limits, ServerHandle, ServerOptions};
+use crate::snapshot_store::{records, FileSnapshotStore, SnapshotBackend};
+use protocol::ids::{LogIndex, Term};
+use protocol::raft::SnapshotMeta;
 use protocol::store::{Command, CommandResult, KvOp, Store};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -179,7 +182,7 @@ async fn snapshots_compact_the_log_and_restarts_rebuild_the_same_store() {
     let path = store.path_of(newest_id);
     let mut bytes = std::fs::read(&path).unwrap();
     let n = bytes.len();
-    bytes[n - 1] ^= 0x55;
+    bytes[n / 2] ^= 0x55; // inside a record
     std::fs::write(&path, bytes).unwrap();
 
     let (server, noop) = restart(dir).await;
@@ -258,14 +261,31 @@ fn clone_is_cheaper_than_encoding() {
     assert_eq!(copy, store);
 }
 
-/// A store bigger than `limit` once encoded.
+/// A store with more than `limit` bytes of records, each record well under it.
 fn store_bigger_than(limit: usize) -> Store {
     let mut store = Store::new();
     let mut i = 0;
-    while protocol::codec::encode(&store).unwrap().len() <= limit {
+    while records::encode_store(&store).len() <= limit {
         i += 1;
-        store.apply(i, &command(i));
+        let cmd = Command::Kv(KvOp::Set {
+            key: format!("key{i}"),
+            value: format!("v{i}").into_bytes(),
+            flags: i,
+        });
+        store.apply(i, &cmd);
     }
+    store
+}
+
+/// A store with one record over `limit`.
+fn store_with_a_record_over(limit: usize) -> Store {
+    let mut store = store_bigger_than(limit);
+    let cmd = Command::Kv(KvOp::Set {
+        key: "big".into(),
+        value: vec![b'x'; limit],
+        flags: 0,
+    });
+    store.apply(1000, &cmd);
     store
 }
 
@@ -281,59 +301,208 @@ impl actix::Handler<crate::raft_core::SnapshotTaken> for TakenSink {
     fn handle(&mut self, _: crate::raft_core::SnapshotTaken, _: &mut actix::Context<Self>) {}
 }
 
+fn meta(index: u64) -> SnapshotMeta {
+    SnapshotMeta {
+        index: LogIndex(index),
+        term: Term(1),
+        configuration: vec![],
+    }
+}
+
+fn snapshot_limits(max_record_bytes: usize) -> SnapshotLimits {
+    SnapshotLimits {
+        clone_us: 0,
+        max_record_bytes,
+        trailing_bytes: u64::MAX,
+    }
+}
+
 #[actix::test]
-async fn a_snapshot_larger_than_the_load_limit_is_not_saved() {
+async fn only_records_are_bounded_not_the_image() {
     use actix::Actor;
     const LIMIT: usize = 200;
     let tmp = tempfile::tempdir().unwrap();
     let backend = FileSnapshotStore::open(tmp.path()).unwrap();
     let taken = TakenSink.start().recipient();
-    let meta = protocol::raft::SnapshotMeta {
-        index: protocol::ids::LogIndex(100),
-        term: protocol::ids::Term(1),
-        configuration: vec![],
-    };
-    let big = store_bigger_than(LIMIT);
-    crate::fsm::write_snapshot(&backend, &taken, meta.clone(), &big, (0, LIMIT));
+    // Many times the limit in all, every record under it: saved, and loads back with
+    // that record limit.
+    let big = store_bigger_than(10 * LIMIT);
+    let saved =
+        crate::fsm::write_snapshot(&backend, &taken, meta(100), &big, snapshot_limits(LIMIT));
+    assert!(saved.unwrap() > 10 * LIMIT as u64);
+    let (loaded, store) = load_newest_snapshot(&backend, LIMIT).unwrap();
+    assert_eq!((loaded.unwrap().index.0, store), (100, big));
+
+    // One record over the limit: not saved (it could not be read back), nothing left
+    // behind, the older snapshot stays.
+    let over = store_with_a_record_over(LIMIT);
+    let saved =
+        crate::fsm::write_snapshot(&backend, &taken, meta(200), &over, snapshot_limits(LIMIT));
+    assert_eq!(saved, None);
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(
-        backend.list().unwrap(),
-        vec![],
-        "refused: the log stays whole"
+        names,
+        vec!["00000000000000000001-00000000000000000100.snap"]
     );
-    // Within the limit it is saved as usual.
-    let small = Store::new();
-    crate::fsm::write_snapshot(&backend, &taken, meta, &small, (0, LIMIT));
-    assert_eq!(backend.list().unwrap().len(), 1);
 }
 
 #[test]
-fn an_intact_snapshot_too_large_to_load_is_not_quarantined() {
+fn an_intact_snapshot_with_a_record_too_large_to_load_is_not_quarantined() {
     const LIMIT: usize = 200;
     let tmp = tempfile::tempdir().unwrap();
     let backend = FileSnapshotStore::open(tmp.path()).unwrap();
-    let meta = |index| protocol::raft::SnapshotMeta {
-        index: protocol::ids::LogIndex(index),
-        term: protocol::ids::Term(1),
-        configuration: vec![],
-    };
-    let big = protocol::codec::encode(&store_bigger_than(LIMIT)).unwrap();
+    let big = records::encode_store(&store_with_a_record_over(LIMIT));
     backend.save(&meta(50), &big).unwrap();
 
     // Alone: the start fails with the reason and the file stays.
-    let Err(error) = crate::handle::load_newest_snapshot(&backend, LIMIT) else {
+    let Err(error) = load_newest_snapshot(&backend, LIMIT) else {
         panic!("must not start without the snapshot");
     };
     assert!(
         error.to_string().contains("verifies but cannot be loaded"),
         "{error}"
     );
+    assert!(
+        error.to_string().contains("over the limit of 200"),
+        "{error}"
+    );
     assert_eq!(backend.list().unwrap().len(), 1, "not quarantined");
 
     // With an older usable one: that one is used, the newer one still stays.
-    let small = protocol::codec::encode(&Store::new()).unwrap();
-    backend.save(&meta(10), &small).unwrap();
-    let (loaded, _) = crate::handle::load_newest_snapshot(&backend, LIMIT).unwrap();
+    backend
+        .save(&meta(10), &records::encode_store(&Store::new()))
+        .unwrap();
+    let (loaded, _) = load_newest_snapshot(&backend, LIMIT).unwrap();
     assert_eq!(loaded.unwrap().index.0, 10);
     let kept: Vec<u64> = backend.list().unwrap().iter().map(|i| i.index.0).collect();
     assert_eq!(kept, vec![50, 10]);
+}
+
+#[test]
+fn a_truncated_or_damaged_newest_snapshot_falls_back_to_the_older_one() {
+    let older = store_bigger_than(2_000);
+    let mut newer = older.clone();
+    newer.apply(5_000, &command(5_000));
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 3] = [
+        ("truncated", |b| b.truncate(b.len() * 2 / 3)),
+        ("record damaged", |b| {
+            let at = b.len() / 2;
+            b[at] ^= 0x20;
+        }),
+        ("cut at the end of the records", |b| {
+            b.truncate(b.len() - 20)
+        }),
+    ];
+    for (what, damage) in damages {
+        let tmp = tempfile::tempdir().unwrap();
+        let backend = FileSnapshotStore::open(tmp.path()).unwrap();
+        backend
+            .save(&meta(10), &records::encode_store(&older))
+            .unwrap();
+        backend
+            .save(&meta(20), &records::encode_store(&newer))
+            .unwrap();
+        let path = backend.path_of(backend.list().unwrap()[0]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        damage(&mut bytes);
+        std::fs::write(&path, bytes).unwrap();
+
+        let (loaded, store) = load_newest_snapshot(&backend, 1 << 20).unwrap();
+        assert_eq!(loaded.unwrap().index.0, 10, "{what}");
+        assert_eq!(store, older, "{what}");
+        let kept: Vec<u64> = backend.list().unwrap().iter().map(|i| i.index.0).collect();
+        assert_eq!(kept, vec![10], "{what}: the damaged one is set aside");
+    }
+}
+
+/// Options and limits for a server whose snapshots come from the byte trigger.
+fn byte_trigger_server(dir: &Path, trailing_logs: u64) -> (ServerOptions, Limits) {
+    let opts = ServerOptions {
+        snapshot_threshold: 100_000, // never reached here
+        trailing_logs,
+        ..options(dir)
+    };
+    let limits = Limits {
+        snapshot_log_bytes: 8 * 1024,
+        trailing_log_bytes: 4 * 1024,
+        ..limits()
+    };
+    (opts, limits)
+}
+
+fn kilobyte_set(i: u64) -> Command {
+    Command::Kv(KvOp::Set {
+        key: format!("big{i}"),
+        value: vec![b'v'; 1024],
+        flags: 0,
+    })
+}
+
+#[actix::test]
+async fn applied_bytes_trigger_snapshots_and_bound_the_memory_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Trailing entries by count: 10,000, far more than written; by bytes: 4 KiB.
+    let (opts, limits) = byte_trigger_server(dir, 10_000);
+    let server = ServerHandle::open_and_start(opts, limits).unwrap();
+    wait_until("leadership", || server.status().is_leader()).await;
+    for i in 0..20 {
+        server.propose(kilobyte_set(i)).await.unwrap();
+    }
+    // 20 KiB of commands over an 8 KiB budget: snapshots without the entry threshold.
+    wait_until("a snapshot from the byte trigger", || {
+        snapshot_indexes(dir).first().is_some_and(|&s| s >= 10)
+    })
+    .await;
+    for i in 20..60 {
+        server.propose(kilobyte_set(i)).await.unwrap();
+    }
+    let last = server.status().last_log_index;
+    // The budget grows with the snapshot (a quarter of it): 60 KiB written, each
+    // snapshot within ~max(8 KiB, size/4) of the end.
+    wait_until("a snapshot near the end", || {
+        snapshot_indexes(dir)
+            .first()
+            .is_some_and(|&s| last - s < 20)
+    })
+    .await;
+    let newest = snapshot_indexes(dir)[0];
+    // Memory and disk hold at most ~4 KiB (5 entries) below the snapshot, although the
+    // entry count would keep them all (the disk never beyond the oldest snapshot).
+    // (RaftCore compacts once told, a moment after the file appears.)
+    let started = Instant::now();
+    let (first, len) = loop {
+        let (first, len) = server.log_stats().await;
+        if first + 5 >= newest || started.elapsed() > DEADLINE {
+            break (first, len);
+        }
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(
+        first + 5 >= newest,
+        "memory log starts at {first}, snapshot at {newest}"
+    );
+    assert_eq!(first + len as u64 - 1, last);
+    let oldest = *snapshot_indexes(dir).last().unwrap();
+    wait_until("the disk log compacted", || segments(dir)[0] > 1).await;
+    assert!(
+        segments(dir)[0] <= oldest + 1,
+        "never beyond the oldest snapshot"
+    );
+    let before = server.view().read().clone();
+    server.shutdown().await;
+
+    // And the store restarts the same.
+    let (opts, limits) = byte_trigger_server(dir, 10_000);
+    let server = ServerHandle::open_and_start(opts, limits).unwrap();
+    wait_until("leadership", || server.status().is_leader()).await;
+    let noop = server.status().last_log_index;
+    let applied = server.applied();
+    wait_until("no-op applied", || *applied.borrow() >= noop).await;
+    assert_eq!(*server.view().read(), plus_noop(&before, noop));
+    server.shutdown().await;
 }

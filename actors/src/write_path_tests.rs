@@ -353,7 +353,9 @@ fn fsm_with(
         store,
         threshold,
         taken: SnapshotSink(tx).start().recipient(),
-        max_bytes: protocol::codec::MAX_SNAPSHOT_BYTES,
+        max_record_bytes: protocol::codec::MAX_DECODE_BYTES,
+        log_bytes: crate::fsm::SNAPSHOT_LOG_BYTES,
+        trailing_bytes: crate::fsm::TRAILING_LOG_BYTES,
     };
     let status = Arc::new(StatusCell::default());
     let fsm = Fsm::new(
@@ -465,7 +467,9 @@ async fn fsm_snapshots_at_the_threshold_with_term_and_configuration() {
     let ids = snapshots.list().unwrap();
     let saved = snapshots.load(ids[0]).unwrap();
     assert_eq!(saved.meta, want);
-    let restored: Store = codec::decode_snapshot(&saved.data, codec::MAX_SNAPSHOT_BYTES).unwrap();
+    let restored =
+        crate::snapshot_store::records::store_from_bytes(&saved.data, codec::MAX_DECODE_BYTES)
+            .unwrap();
     assert_eq!(&restored, &*view.read());
 }
 

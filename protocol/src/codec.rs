@@ -27,10 +27,11 @@ pub enum CodecError {
     Trailing(usize),
 }
 
-/// Upper bound for one state-machine snapshot image (the whole encoded store). Larger
-/// than [`MAX_DECODE_BYTES`] because a snapshot is the entire replicated state, read
-/// only from our own disk (CRC-checked first) or, later, from a peer that streams it.
-pub const MAX_SNAPSHOT_BYTES: usize = 1024 * 1024 * 1024;
+/// Upper bound for a VERSION-1 snapshot image (the whole store as one codec value), the
+/// format written before snapshots became record streams. Version-1 files were never
+/// written above this size, so it only bounds reading old files; current snapshots have
+/// no ceiling on the image: every record is decoded with [`MAX_DECODE_BYTES`].
+pub const MAX_V1_SNAPSHOT_BYTES: usize = 1024 * 1024 * 1024;
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
@@ -59,17 +60,20 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Code
     Ok(value)
 }
 
-/// [`decode`] for snapshot images: the same rules with a limit capped by
-/// [`MAX_SNAPSHOT_BYTES`] instead.
-pub fn decode_snapshot<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
-    let limit = limit.min(MAX_SNAPSHOT_BYTES);
+/// [`decode`] for version-1 snapshot images: the same rules with a limit capped by
+/// [`MAX_V1_SNAPSHOT_BYTES`] instead.
+pub fn decode_v1_snapshot<T: DeserializeOwned>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, CodecError> {
+    let limit = limit.min(MAX_V1_SNAPSHOT_BYTES);
     if bytes.len() > limit {
         return Err(CodecError::TooLarge {
             len: bytes.len(),
             limit,
         });
     }
-    let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT_BYTES>();
+    let config = bincode::config::standard().with_limit::<MAX_V1_SNAPSHOT_BYTES>();
     let (value, used) = bincode::serde::decode_from_slice(bytes, config)
         .map_err(|e| CodecError::Decode(e.to_string()))?;
     if used != bytes.len() {
@@ -101,16 +105,19 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_decode_allows_more_than_the_entry_limit_but_not_unbounded() {
+    fn v1_snapshot_decode_allows_more_than_the_entry_limit_but_not_unbounded() {
         let big = vec![7u8; MAX_DECODE_BYTES + 1];
         let bytes = encode(&big).unwrap();
         assert!(matches!(
             decode::<Vec<u8>>(&bytes, usize::MAX),
             Err(CodecError::TooLarge { .. })
         ));
-        assert_eq!(decode_snapshot::<Vec<u8>>(&bytes, usize::MAX).unwrap(), big);
+        assert_eq!(
+            decode_v1_snapshot::<Vec<u8>>(&bytes, usize::MAX).unwrap(),
+            big
+        );
         assert!(matches!(
-            decode_snapshot::<Vec<u8>>(&bytes, 10),
+            decode_v1_snapshot::<Vec<u8>>(&bytes, 10),
             Err(CodecError::TooLarge { .. })
         ));
     }

@@ -277,7 +277,7 @@ mod tests {
     fn entry_shape_value_base64_session_omitted() {
         let e = KvEntry {
             key: "service/leader".into(),
-            value: b"node1".to_vec(),
+            value: b"node1".as_slice().into(),
             flags: 3304740253564472344,
             lock_index: 1,
             session: None,
@@ -290,7 +290,7 @@ mod tests {
             r#"[{"LockIndex":1,"Key":"service/leader","Flags":3304740253564472344,"Value":"bm9kZTE=","CreateIndex":100,"ModifyIndex":200}]"#
         );
         let locked = KvEntry {
-            value: vec![],
+            value: std::sync::Arc::from([]),
             session: Some("abc".into()),
             ..e
         };

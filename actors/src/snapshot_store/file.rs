@@ -1,23 +1,34 @@
 //! Snapshot files.
 //!
 //! # On-disk format (directory `<data_dir>/raft/snapshots/`)
-//! One file per snapshot, `<term, 20 digits>-<index, 20 digits>.snap`:
+//! One file per snapshot, `<term, 20 digits>-<index, 20 digits>.snap`. Version 2:
 //! ```text
-//! b"CAIRNSNP" | u32 version (LE, 1) | u32 header length (LE) | header | u32 crc32 of
-//! the header (LE) | data
+//! b"CAIRNSNP" | u32 version (LE, 2) | u32 header length (LE) | header | u32 crc32 of
+//! the header (LE) | data section | u64 data length (LE) | u32 crc32 of the data (LE)
+//! | b"CAIRNEND"
 //! ```
-//! where the header is the codec-encoded [`FileHeader`] (index, term, configuration,
-//! data length, crc32 of the data) and the data is the codec-encoded `store::Store`.
-//! The header is decoded with the codec's normal size limit; the data is decoded by the
-//! caller with `codec::decode_snapshot` ([`protocol::codec::MAX_SNAPSHOT_BYTES`]).
+//! where the header is the codec-encoded [`FileHeader`] (index, term, configuration)
+//! and the data section is the store as framed records, each with its own length and
+//! CRC ([`super::records`]). The trailer comes last because the data is streamed
+//! straight into the file (through a `BufWriter`) and its length and CRC are known only
+//! at the end; a reader finds it at the end of the file (so a truncated file shows at
+//! once), then streams the records through a `BufReader`.
+//!
+//! Version 1 (written before snapshots streamed): the same prefix, a header that also
+//! holds the data's length and CRC, then the data: the whole store as one codec value.
+//! Such files are still loaded (read whole, up to [`codec::MAX_V1_SNAPSHOT_BYTES`]);
+//! new snapshots are always version 2. Any other version is refused, naming it.
 //!
 //! # Durability
-//! Written to `<name>.tmp`, fsynced, renamed, directory fsynced. A crash leaves either
-//! the old set of snapshots or the new one, plus perhaps a `.tmp` file that the next
-//! open deletes. Older snapshots beyond the newest [`RETAINED_SNAPSHOTS`] are deleted
-//! after the new one is durable.
+//! Written to `<name>.tmp`, fsynced, renamed, directory fsynced. A save that fails
+//! removes its `.tmp` at once; a crash leaves either the old set of snapshots or the
+//! new one, plus perhaps a `.tmp` file that the next open deletes. Older snapshots
+//! beyond the newest [`RETAINED_SNAPSHOTS`] are deleted after the new one is durable.
 
-use super::{Snapshot, SnapshotBackend, SnapshotId, RETAINED_SNAPSHOTS};
+use super::{
+    corrupt, stream_verified, CrcWriter, DataReader, DataWriter, LoadError, SnapshotBackend,
+    SnapshotData, SnapshotId, RETAINED_SNAPSHOTS,
+};
 use crate::log_store::StorageError;
 use parking_lot::Mutex;
 use protocol::codec;
@@ -25,16 +36,30 @@ use protocol::ids::{LogIndex, ServerId, Term};
 use protocol::raft::SnapshotMeta;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CAIRNSNP";
-const VERSION: u32 = 1;
+const END_MAGIC: &[u8; 8] = b"CAIRNEND";
+const VERSION: u32 = 2;
+const V1: u32 = 1;
+/// u64 data length, u32 data crc, end magic.
+const TRAILER_LEN: u64 = 8 + 4 + 8;
+/// Buffer of the snapshot writer and reader.
+const IO_BUFFER: usize = 1 << 20;
 const SUFFIX: &str = ".snap";
 const TMP_SUFFIX: &str = ".snap.tmp";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct FileHeader {
+    index: LogIndex,
+    term: Term,
+    configuration: Vec<(ServerId, String)>,
+}
+
+/// The version-1 header: the data's length and CRC came first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FileHeaderV1 {
     index: LogIndex,
     term: Term,
     configuration: Vec<(ServerId, String)>,
@@ -65,28 +90,84 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The whole file for a snapshot.
-fn encode_file(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>, StorageError> {
+/// Magic, version, header length, header, header CRC: everything before the data.
+fn encode_prefix(meta: &SnapshotMeta) -> Result<Vec<u8>, StorageError> {
     let header = FileHeader {
         index: meta.index,
         term: meta.term,
         configuration: meta.configuration.clone(),
-        data_len: data.len() as u64,
-        data_crc: crc32fast::hash(data),
     };
     let header = codec::encode(&header).map_err(|e| StorageError::Io(e.to_string()))?;
-    let mut out = Vec::with_capacity(24 + header.len() + data.len());
+    let header_len = u32::try_from(header.len()).map_err(|e| StorageError::Io(e.to_string()))?;
+    let mut out = Vec::with_capacity(20 + header.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header_len.to_le_bytes());
     out.extend_from_slice(&header);
     out.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
-    out.extend_from_slice(data);
     Ok(out)
 }
 
-/// Verify and split a snapshot file (the data is cut out of `file` without a copy).
-fn decode_file(mut file: Vec<u8>) -> Result<Snapshot, String> {
+fn read_u32(r: &mut impl Read) -> std::io::Result<u32> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+/// Where a version-2 file's data section lies, and what it must hash to.
+struct DataSection {
+    meta: SnapshotMeta,
+    start: u64,
+    len: u64,
+    crc: u32,
+}
+
+/// Read and check a version-2 file's header and trailer (`f` is past magic and
+/// version). Errors are texts for `Corrupt`.
+fn read_v2_frame(f: &mut File, file_len: u64) -> Result<DataSection, String> {
+    let truncated = |_| "file is truncated".to_string();
+    let header_len = read_u32(f).map_err(truncated)? as u64;
+    if 16 + header_len + 4 + TRAILER_LEN > file_len {
+        return Err("file is truncated".into());
+    }
+    let mut header = vec![0u8; header_len as usize];
+    f.read_exact(&mut header).map_err(truncated)?;
+    if crc32fast::hash(&header) != read_u32(f).map_err(truncated)? {
+        return Err("header crc mismatch".into());
+    }
+    let header: FileHeader =
+        codec::decode(&header, codec::MAX_DECODE_BYTES).map_err(|e| e.to_string())?;
+    let start = 20 + header_len;
+    f.seek(SeekFrom::Start(file_len - TRAILER_LEN))
+        .map_err(|e| e.to_string())?;
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    f.read_exact(&mut trailer).map_err(truncated)?;
+    if &trailer[12..] != END_MAGIC {
+        return Err("no end marker: the file is truncated or damaged".into());
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&trailer[..8]);
+    let len = u64::from_le_bytes(len);
+    let crc = u32::from_le_bytes([trailer[8], trailer[9], trailer[10], trailer[11]]);
+    let actual = file_len - TRAILER_LEN - start;
+    if len != actual {
+        return Err(format!("data is {actual} bytes, the trailer says {len}"));
+    }
+    f.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+    Ok(DataSection {
+        meta: SnapshotMeta {
+            index: header.index,
+            term: header.term,
+            configuration: header.configuration,
+        },
+        start,
+        len,
+        crc,
+    })
+}
+
+/// Verify and split a version-1 file (the data is cut out of `file` without a copy).
+fn decode_v1_file(mut file: Vec<u8>) -> Result<(SnapshotMeta, Vec<u8>), String> {
     let bytes = file.as_slice();
     let take = |pos: usize, n: usize| -> Result<&[u8], String> {
         pos.checked_add(n)
@@ -97,20 +178,13 @@ fn decode_file(mut file: Vec<u8>) -> Result<Snapshot, String> {
         let b = take(pos, 4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
-    if take(0, 8)? != MAGIC {
-        return Err("bad magic".into());
-    }
-    let version = u32_at(8)?;
-    if version != VERSION {
-        return Err(format!("unsupported version {version}"));
-    }
     let header_len = u32_at(12)? as usize;
     let header_bytes = take(16, header_len)?;
     let header_crc = u32_at(16 + header_len)?;
     if crc32fast::hash(header_bytes) != header_crc {
         return Err("header crc mismatch".into());
     }
-    let header: FileHeader =
+    let header: FileHeaderV1 =
         codec::decode(header_bytes, codec::MAX_DECODE_BYTES).map_err(|e| e.to_string())?;
     let start = 20 + header_len;
     let data_len = usize::try_from(header.data_len).map_err(|_| "data too long".to_string())?;
@@ -124,14 +198,32 @@ fn decode_file(mut file: Vec<u8>) -> Result<Snapshot, String> {
         return Err("data crc mismatch".into());
     }
     file.drain(..start);
-    Ok(Snapshot {
-        meta: SnapshotMeta {
-            index: header.index,
-            term: header.term,
-            configuration: header.configuration,
-        },
-        data: file,
-    })
+    let meta = SnapshotMeta {
+        index: header.index,
+        term: header.term,
+        configuration: header.configuration,
+    };
+    Ok((meta, file))
+}
+
+/// Deletes a temp file when dropped, unless it was kept: a save that fails anywhere
+/// leaves nothing behind.
+struct TempFile<'a>(Option<&'a Path>);
+
+impl TempFile<'_> {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            if let Err(e) = fs::remove_file(path) {
+                tracing::warn!(error = %e, path = %path.display(), "could not remove a failed snapshot's temp file");
+            }
+        }
+    }
 }
 
 impl FileSnapshotStore {
@@ -172,18 +264,61 @@ impl FileSnapshotStore {
     }
 }
 
+impl FileSnapshotStore {
+    /// Write the whole temp file durably; the caller removes it on error.
+    fn write_temp(
+        &self,
+        tmp: &Path,
+        meta: &SnapshotMeta,
+        write: DataWriter<'_>,
+    ) -> Result<u64, StorageError> {
+        let mut out = BufWriter::with_capacity(IO_BUFFER, File::create(tmp)?);
+        out.write_all(&encode_prefix(meta)?)?;
+        let mut data = CrcWriter::new(&mut out);
+        write(&mut data)?;
+        let (len, crc) = data.finish();
+        out.write_all(&len.to_le_bytes())?;
+        out.write_all(&crc.to_le_bytes())?;
+        out.write_all(END_MAGIC)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| StorageError::Io(e.error().to_string()))?;
+        file.sync_all()?;
+        Ok(len)
+    }
+
+    /// A version-1 file, verified whole, handed to `read`.
+    fn load_v1(
+        &self,
+        path: &Path,
+        what: &str,
+        read: DataReader<'_>,
+    ) -> Result<SnapshotMeta, LoadError> {
+        let len = fs::metadata(path).map_err(StorageError::from)?.len();
+        if len > codec::MAX_V1_SNAPSHOT_BYTES as u64 + (1 << 20) {
+            return Err(LoadError::Unloadable(
+                what.into(),
+                format!("a version-1 file of {len} bytes is over the version-1 limit"),
+            ));
+        }
+        let bytes = fs::read(path).map_err(StorageError::from)?;
+        let (meta, data) = decode_v1_file(bytes).map_err(|e| corrupt(what, e))?;
+        read(&meta, SnapshotData::V1Store(&data))
+            .map_err(|e| LoadError::Unloadable(what.into(), e))?;
+        Ok(meta)
+    }
+}
+
 impl SnapshotBackend for FileSnapshotStore {
-    fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+    fn save_with(&self, meta: &SnapshotMeta, write: DataWriter<'_>) -> Result<u64, StorageError> {
         let _one_writer = self.writing.lock();
         let id = SnapshotId::of(meta);
-        let bytes = encode_file(meta, data)?;
         let path = self.path_of(id);
         let tmp = self.dir.join(format!("{}.tmp", file_name(id)));
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        drop(f);
+        let guard = TempFile(Some(&tmp));
+        let len = self.write_temp(&tmp, meta, write)?;
         fs::rename(&tmp, &path)?;
+        guard.keep();
         sync_dir(&self.dir)?;
         let old: Vec<SnapshotId> = self.all()?.into_iter().skip(RETAINED_SNAPSHOTS).collect();
         for id in &old {
@@ -192,7 +327,7 @@ impl SnapshotBackend for FileSnapshotStore {
         if !old.is_empty() {
             sync_dir(&self.dir)?;
         }
-        Ok(())
+        Ok(len)
     }
 
     fn list(&self) -> Result<Vec<SnapshotId>, StorageError> {
@@ -206,17 +341,44 @@ impl SnapshotBackend for FileSnapshotStore {
         sync_dir(&self.dir)
     }
 
-    fn load(&self, id: SnapshotId) -> Result<Snapshot, StorageError> {
+    fn load_with(&self, id: SnapshotId, read: DataReader<'_>) -> Result<SnapshotMeta, LoadError> {
         let path = self.path_of(id);
-        let corrupt = |detail: String| StorageError::Corrupt {
-            what: path.display().to_string(),
-            detail,
-        };
-        let bytes = fs::read(&path)?;
-        let snap = decode_file(bytes).map_err(corrupt)?;
-        if SnapshotId::of(&snap.meta) != id {
-            return Err(corrupt("header does not match the file name".into()));
+        let what = path.display().to_string();
+        let mut f = File::open(&path).map_err(StorageError::from)?;
+        let file_len = f.metadata().map_err(StorageError::from)?.len();
+        let mut prefix = [0u8; 12];
+        f.read_exact(&mut prefix)
+            .map_err(|_| corrupt(&what, "file is truncated".into()))?;
+        if &prefix[..8] != MAGIC {
+            return Err(corrupt(&what, "bad magic".into()));
         }
-        Ok(snap)
+        let meta = match u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) {
+            VERSION => {
+                let section = read_v2_frame(&mut f, file_len).map_err(|e| corrupt(&what, e))?;
+                if SnapshotId::of(&section.meta) != id {
+                    return Err(corrupt(&what, "header does not match the file name".into()));
+                }
+                let data = BufReader::with_capacity(IO_BUFFER, f);
+                debug_assert!(section.start > 0);
+                stream_verified(&what, &section.meta, data, (section.len, section.crc), read)?;
+                section.meta
+            }
+            V1 => self.load_v1(&path, &what, read)?,
+            other => {
+                return Err(LoadError::Unloadable(
+                    what,
+                    format!(
+                    "unsupported snapshot file version {other} (this build reads versions 1 and 2)"
+                ),
+                ))
+            }
+        };
+        if SnapshotId::of(&meta) != id {
+            return Err(corrupt(
+                &self.path_of(id).display().to_string(),
+                "header does not match the file name".into(),
+            ));
+        }
+        Ok(meta)
     }
 }

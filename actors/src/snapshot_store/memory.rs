@@ -1,16 +1,23 @@
 //! In-memory snapshots for `-dev` and tests. Clones share storage (a test "restarts"
-//! with a clone) and the CRC is checked on load just as on disk.
+//! with a clone). The data section is the same record stream as on disk, and the CRC
+//! over it is checked on load just as on disk.
 
-use super::{Snapshot, SnapshotBackend, SnapshotId, RETAINED_SNAPSHOTS};
+use super::{
+    stream_verified, CrcWriter, DataReader, DataWriter, LoadError, SnapshotBackend, SnapshotId,
+    RETAINED_SNAPSHOTS,
+};
 use crate::log_store::StorageError;
 use parking_lot::Mutex;
 use protocol::raft::SnapshotMeta;
 use std::sync::Arc;
 
+/// One saved snapshot: meta, data section, crc32 of the data when saved.
+type Saved = (SnapshotMeta, Arc<Vec<u8>>, u32);
+
 #[derive(Clone, Default)]
 pub struct MemorySnapshotStore {
-    /// Oldest first: (snapshot, crc32 of its data when saved).
-    saved: Arc<Mutex<Vec<(Snapshot, u32)>>>,
+    /// Oldest first.
+    saved: Arc<Mutex<Vec<Saved>>>,
 }
 
 impl MemorySnapshotStore {
@@ -21,31 +28,31 @@ impl MemorySnapshotStore {
     /// Test hook: damage the newest snapshot's data, as a bad disk would.
     #[cfg(test)]
     pub(crate) fn corrupt_newest(&self) {
-        if let Some((snap, _)) = self.saved.lock().last_mut() {
-            match snap.data.first_mut() {
+        if let Some((_, data, _)) = self.saved.lock().last_mut() {
+            let data = Arc::make_mut(data);
+            match data.first_mut() {
                 Some(b) => *b ^= 0xff,
-                None => snap.data.push(1),
+                None => data.push(1),
             }
         }
     }
 }
 
 impl SnapshotBackend for MemorySnapshotStore {
-    fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+    fn save_with(&self, meta: &SnapshotMeta, write: DataWriter<'_>) -> Result<u64, StorageError> {
+        // Written outside the lock: loads of other snapshots go on meanwhile.
+        let mut out = CrcWriter::new(Vec::new());
+        write(&mut out)?;
+        let data = std::mem::take(&mut out.inner);
+        let (len, crc) = out.finish();
         let mut saved = self.saved.lock();
         let id = SnapshotId::of(meta);
-        saved.retain(|(s, _)| SnapshotId::of(&s.meta) != id);
-        saved.push((
-            Snapshot {
-                meta: meta.clone(),
-                data: data.to_vec(),
-            },
-            crc32fast::hash(data),
-        ));
-        saved.sort_by_key(|(s, _)| SnapshotId::of(&s.meta));
+        saved.retain(|(m, _, _)| SnapshotId::of(m) != id);
+        saved.push((meta.clone(), Arc::new(data), crc));
+        saved.sort_by_key(|(m, _, _)| SnapshotId::of(m));
         let excess = saved.len().saturating_sub(RETAINED_SNAPSHOTS);
         saved.drain(..excess);
-        Ok(())
+        Ok(len)
     }
 
     fn list(&self) -> Result<Vec<SnapshotId>, StorageError> {
@@ -54,29 +61,33 @@ impl SnapshotBackend for MemorySnapshotStore {
             .lock()
             .iter()
             .rev()
-            .map(|(s, _)| SnapshotId::of(&s.meta))
+            .map(|(m, _, _)| SnapshotId::of(m))
             .collect())
     }
 
     fn quarantine(&self, id: SnapshotId) -> Result<(), StorageError> {
         self.saved
             .lock()
-            .retain(|(s, _)| SnapshotId::of(&s.meta) != id);
+            .retain(|(m, _, _)| SnapshotId::of(m) != id);
         Ok(())
     }
 
-    fn load(&self, id: SnapshotId) -> Result<Snapshot, StorageError> {
-        let saved = self.saved.lock();
-        let (snap, crc) = saved
+    fn load_with(&self, id: SnapshotId, read: DataReader<'_>) -> Result<SnapshotMeta, LoadError> {
+        let what = format!("snapshot {}-{}", id.term, id.index);
+        let (meta, data, crc) = self
+            .saved
+            .lock()
             .iter()
-            .find(|(s, _)| SnapshotId::of(&s.meta) == id)
-            .ok_or_else(|| StorageError::Io(format!("no snapshot {}-{}", id.term, id.index)))?;
-        if crc32fast::hash(&snap.data) != *crc {
-            return Err(StorageError::Corrupt {
-                what: format!("snapshot {}-{}", id.term, id.index),
-                detail: "crc mismatch".into(),
-            });
-        }
-        Ok(snap.clone())
+            .find(|(m, _, _)| SnapshotId::of(m) == id)
+            .cloned()
+            .ok_or_else(|| StorageError::Io(format!("no {what}")))?;
+        stream_verified(
+            &what,
+            &meta,
+            data.as_slice(),
+            (data.len() as u64, crc),
+            read,
+        )?;
+        Ok(meta)
     }
 }

@@ -3,6 +3,7 @@
 use super::{CommandResult, KvEntry, KvOp, Store, Table};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// Entries of a string-keyed map whose key starts with `prefix`, in key order.
 fn under_prefix<'a, V>(
@@ -75,7 +76,7 @@ impl Store {
         };
         let entry = KvEntry {
             key: key.to_string(),
-            value: value.to_vec(),
+            value: Arc::from(value),
             flags,
             lock_index,
             session,

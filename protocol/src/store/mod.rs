@@ -10,18 +10,23 @@ mod command;
 mod kv;
 mod queries;
 pub mod registration;
+mod snapshot;
 #[cfg(test)]
 mod tests_catalog;
 #[cfg(test)]
 mod tests_kv;
 #[cfg(test)]
 mod tests_random;
+#[cfg(test)]
+mod tests_snapshot;
 mod types;
 
 pub use command::{Command, CommandResult, DeregisterRequest, KvOp, RegisterRequest};
 pub use registration::{carried_bytes, MAX_REGISTRATION_COPY_BYTES};
+pub use snapshot::{RestoreError, SnapshotRecord, SnapshotRecordRef, StoreBuilder};
 pub use types::{
-    Check, CheckDefinition, CheckStatus, KvEntry, Node, Service, ServiceAddress, Table, Weights,
+    shared_bytes, Check, CheckDefinition, CheckStatus, KvEntry, Node, Service, ServiceAddress,
+    Table, Weights,
 };
 
 use serde::{Deserialize, Serialize};
@@ -63,7 +68,9 @@ impl InstanceHealth<'_> {
     }
 }
 
-/// The whole replicated state. Serializable as one value for snapshots.
+/// The whole replicated state. Snapshots stream it as records ([`Store::snapshot_records`],
+/// [`StoreBuilder`]); the serde derive is kept to read version-1 snapshot files, which
+/// hold the whole store as one codec value.
 ///
 /// Node names are case-insensitive (as Consul's node index is), so every catalog map is
 /// keyed by the lower-cased node name ("node key"); rows keep the name as registered.

@@ -39,7 +39,7 @@ fn delete_tree(prefix: &str) -> Command {
 fn entry(key: &str, value: &str, flags: u64, create_index: u64, modify_index: u64) -> KvEntry {
     KvEntry {
         key: key.into(),
-        value: value.as_bytes().to_vec(),
+        value: value.as_bytes().into(),
         flags,
         lock_index: 0,
         session: None,
@@ -105,7 +105,7 @@ fn binary_values_are_kept_exactly() {
             flags: 1,
         }),
     );
-    assert_eq!(store.kv_get("bin").map(|e| e.value.clone()), Some(value));
+    assert_eq!(store.kv_get("bin").map(|e| e.value.to_vec()), Some(value));
 }
 
 #[test]

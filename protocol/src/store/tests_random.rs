@@ -32,7 +32,7 @@ fn random_check(rng: &mut StdRng) -> Check {
     }
 }
 
-fn random_command(rng: &mut StdRng) -> Command {
+pub(super) fn random_command(rng: &mut StdRng) -> Command {
     match rng.random_range(0..10) {
         0..=2 => {
             let service = rng.random_bool(0.6).then(|| Service {

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Health of a check, ordered from best to worst so `max` gives the aggregate.
 #[derive(
@@ -129,7 +130,11 @@ pub struct Check {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct KvEntry {
     pub key: String,
-    pub value: Vec<u8>,
+    /// Shared, so cloning the store for a snapshot copies keys and metadata but never
+    /// the values. Encoded exactly as a `Vec<u8>` (see [`shared_bytes`]), so snapshots
+    /// written before the change still decode.
+    #[serde(with = "shared_bytes")]
+    pub value: Arc<[u8]>,
     pub flags: u64,
     pub lock_index: u64,
     /// Lock holder; None when unlocked.
@@ -145,4 +150,19 @@ pub enum Table {
     Services,
     Checks,
     Kv,
+}
+
+/// Serde for `Arc<[u8]>` with `Vec<u8>`'s encoding (a sequence of bytes), whatever the
+/// format: version-1 snapshots hold values encoded as `Vec<u8>`.
+pub mod shared_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(value: &Arc<[u8]>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(value.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<[u8]>, D::Error> {
+        Vec::<u8>::deserialize(deserializer).map(Arc::from)
+    }
 }
