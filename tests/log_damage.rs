@@ -65,8 +65,9 @@ fn agent_args(data_dir: &Path, config: &Path) -> Vec<String> {
     .collect()
 }
 
-/// PUT 1 KiB values from many writers until the log spans two segments; returns every acknowledged key with its value and ModifyIndex.
-fn fill(agent: &Agent, data_dir: &Path) -> Acked {
+/// PUT 1 KiB values from many writers until `enough(data_dir)` (at least two segments),
+/// then 500 more; returns every acknowledged key with its value and ModifyIndex.
+fn fill(agent: &Agent, data_dir: &Path, enough: &dyn Fn(&Path) -> bool) -> Acked {
     let done = Arc::new(AtomicBool::new(false));
     let puts = Arc::new(AtomicUsize::new(0));
     let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
@@ -103,7 +104,7 @@ fn fill(agent: &Agent, data_dir: &Path) -> Acked {
     // newest segment holds acknowledged writes too.
     loop {
         let n = puts.load(Ordering::Relaxed);
-        if rolled_at.is_none() && segments(data_dir).len() >= 2 {
+        if rolled_at.is_none() && enough(data_dir) {
             rolled_at = Some(n);
         }
         if rolled_at.is_some_and(|r| n >= r + 500) || n >= MAX_PUTS {
@@ -257,7 +258,7 @@ fn a_damaged_log_refuses_to_start_and_repair_log_cuts_it_on_purpose() {
         &data_dir,
         &["-config-file", config.to_str().unwrap()],
     );
-    let acked = fill(&agent, &data_dir);
+    let acked = fill(&agent, &data_dir, &|d| segments(d).len() >= 2);
     agent.kill9();
     let segs = segments(&data_dir);
     println!("{} acknowledged PUTs, segments {segs:?}", acked.len());
@@ -314,4 +315,88 @@ fn a_damaged_log_refuses_to_start_and_repair_log_cuts_it_on_purpose() {
     let (kept, lost) = assert_exactly_before(&agent, &acked, cut);
     println!("deleted newest segment: kept {kept}, lost {lost} (cut at index {cut})");
     assert!(kept > 0);
+}
+
+/// Index of the newest snapshot file in the data dir (0 when none).
+fn newest_snapshot_index(data_dir: &Path) -> u64 {
+    std::fs::read_dir(data_dir.join("raft").join("snapshots"))
+        .map(|items| {
+            items
+                .filter_map(|i| i.ok())
+                .filter_map(|i| {
+                    let name = i.file_name().to_string_lossy().into_owned();
+                    let stem = name.strip_suffix(".snap")?.to_string();
+                    stem.split_once('-')?.1.parse::<u64>().ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// The issue's own case, with snapshots on: one flipped byte in the middle of the older
+/// segment, below the newest snapshot. The start is refused (it used to cut the log there
+/// and silently lose every later write); the repair sees that the snapshot covers the
+/// damage and moves the damaged segment aside instead of cutting, so EVERY acknowledged
+/// write comes back.
+#[test]
+fn damage_a_snapshot_covers_is_refused_then_repaired_without_losing_anything() {
+    const SNAP_IP: &str = "127.0.0.80";
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("d");
+    let config = tmp.path().join("snapshots.json");
+    std::fs::write(&config, r#"{"raft_snapshot_threshold": 2048}"#).unwrap();
+    let extra = ["-config-file", config.to_str().unwrap()];
+    let mut agent = Agent::server(SNAP_IP, "damaged", &data_dir, &extra);
+    let acked = fill(&agent, &data_dir, &|d| {
+        let segs = segments(d);
+        segs.len() >= 2 && newest_snapshot_index(d) >= first_index(&segs[1])
+    });
+    agent.kill9();
+    let segs = segments(&data_dir);
+    println!(
+        "{} acknowledged PUTs, segments {segs:?}, newest snapshot {}",
+        acked.len(),
+        newest_snapshot_index(&data_dir)
+    );
+
+    let older = &segs[0];
+    let mut bytes = std::fs::read(older).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(older, bytes).unwrap();
+    let mut args = agent_args(&data_dir, &config);
+    for a in args.iter_mut() {
+        if a == IP {
+            *a = SNAP_IP.to_string();
+        }
+    }
+    let (code, text) = start_expecting_exit(&args);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains(&older.display().to_string()), "{text}");
+    assert!(text.contains("cairn debug repair-log"), "{text}");
+
+    let (code, out, err) = run_cairn(&[
+        "debug",
+        "repair-log",
+        "-data-dir",
+        data_dir.to_str().unwrap(),
+        "-yes",
+    ]);
+    println!("repair-log output:\n{out}{err}");
+    assert_eq!(code, 0, "{out}{err}");
+    let agent = Agent::server(SNAP_IP, "damaged", &data_dir, &extra);
+    let now = read_all(&agent);
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|(k, (v, _))| now.get(*k).map(|n| &n.0) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged writes lost, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(5)]
+    );
 }

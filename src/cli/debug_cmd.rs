@@ -6,15 +6,16 @@
 //! log index) and, once confirmed, cuts the log there. Nothing is deleted: the damaged
 //! segment is copied, and every later segment moved, to `DIR/raft/damaged-<unix time>/`.
 //! Entries from the damage on that no snapshot covers are lost on this server; in a
-//! cluster, rebuilding the server from the leader is the lossless alternative.
+//! cluster, rebuilding the server from the leader is the lossless alternative. When the
+//! newest snapshot that verifies covers the damage, nothing is lost: the damaged segment
+//! and the ones before it are moved aside instead, and the log continues the snapshot.
 //!
 //! Exit codes: 0 nothing to do or repaired, 1 error (or not confirmed), 2 usage.
 
 use super::argv::{self, FlagKind, FlagSpec, Prepared};
 use super::Output;
-// `Damage` and `Inspection` are not re-exported by `actors::log_store` (its `mod.rs` is
-// not this change's to edit), so they are passed here by their fields.
 use actors::log_store::FileBackend;
+use actors::snapshot_store::{FileSnapshotStore, SnapshotBackend, SnapshotData};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -147,6 +148,15 @@ pub fn repair_log(args: &[String], io: &mut Output<'_>, input: &mut dyn BufRead)
         report_clean(&raft, clean_summary!(inspection), io);
         return 0;
     };
+    let covered_by = newest_verified_snapshot(&raft);
+    if let Some(index) = covered_by {
+        let _ = writeln!(
+            io.out,
+            "The newest snapshot that verifies covers the log up to index {index}: if the\n\
+             damage lies below it, the damaged segment and older ones are moved aside\n\
+             instead and no entry is lost."
+        );
+    }
     report_damage(
         &raft,
         (&damage.path, damage.offset, damage.index, &damage.detail),
@@ -157,7 +167,7 @@ pub fn repair_log(args: &[String], io: &mut Output<'_>, input: &mut dyn BufRead)
         return 1;
     }
     let stamp = unique_stamp(&raft);
-    match FileBackend::repair(&raft, &damage, &stamp) {
+    match FileBackend::repair(&raft, &damage, &stamp, covered_by) {
         Ok(report) => {
             let _ = writeln!(
                 io.out,
@@ -194,6 +204,21 @@ pub fn repair_log(args: &[String], io: &mut Output<'_>, input: &mut dyn BufRead)
             1
         }
     }
+}
+
+/// The index of the newest retained snapshot whose every checksum holds (read whole).
+fn newest_verified_snapshot(raft: &Path) -> Option<u64> {
+    let snapshots = FileSnapshotStore::open(&raft.join("snapshots")).ok()?;
+    let ids = snapshots.list().ok()?;
+    // Read every byte so the data checksum is checked; the records are not decoded.
+    let mut drain = |_: &_, data: SnapshotData<'_>| match data {
+        SnapshotData::Records(r) => std::io::copy(r, &mut std::io::sink())
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        SnapshotData::V1Store(_) => Ok(()),
+    };
+    ids.into_iter()
+        .find_map(|id| snapshots.load_with(id, &mut drain).ok().map(|m| m.index.0))
 }
 
 /// What an intact log holds: segments, first and last index, crash leftovers.

@@ -377,9 +377,16 @@ impl FileBackend {
     }
 
     /// Cut the log at `damage` (from [`FileBackend::inspect`]) on purpose, moving
-    /// the cut-off bytes and every later segment to `<dir>/damaged-<stamp>/`.
-    pub fn repair(dir: &Path, damage: &Damage, stamp: &str) -> Result<RepairReport, StorageError> {
-        repair::repair(dir, damage, stamp, MAX_RECORD_BYTES)
+    /// the cut-off bytes and every later segment to `<dir>/damaged-<stamp>/`; or, when
+    /// the newest verified snapshot (`snapshot_index`) covers the damage, move the
+    /// damaged segment and the ones before it aside instead (see `repair`).
+    pub fn repair(
+        dir: &Path,
+        damage: &Damage,
+        stamp: &str,
+        snapshot_index: Option<u64>,
+    ) -> Result<RepairReport, StorageError> {
+        repair::repair(dir, damage, stamp, snapshot_index, MAX_RECORD_BYTES)
     }
 }
 

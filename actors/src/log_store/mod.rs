@@ -30,7 +30,7 @@ mod memory;
 #[cfg(test)]
 mod conformance;
 
-pub use file::{FileBackend, FileOptions};
+pub use file::{Damage, FileBackend, FileOptions, Inspection, RepairReport};
 pub use memory::MemoryBackend;
 
 use crate::snapshot_store::SnapshotBackend;

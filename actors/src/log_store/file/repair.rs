@@ -1,6 +1,11 @@
 //! Deliberate repair of a damaged log (`cairn debug repair-log`): report the first
 //! damage, and on request cut the log there. Nothing is deleted: the damaged segment is
 //! copied and every later segment moved to `<raft dir>/damaged-<stamp>/`.
+//!
+//! When a verified snapshot covers the damage (a later segment starts at or below the
+//! snapshot's index + 1), cutting would throw away intact, needed entries after it for
+//! nothing: the damaged segment and every EARLIER one are moved aside instead, and the log
+//! starts at that later segment, which continues the snapshot. Nothing is lost then.
 
 use super::format::{self, Header};
 use super::scan::{self, Damage, Repair, ScanError};
@@ -63,10 +68,12 @@ pub fn inspect(dir: &Path, max_record: usize) -> Result<Inspection, StorageError
     }
 }
 
+/// `snapshot_index`: the index of the newest snapshot that verifies, if any.
 pub fn repair(
     dir: &Path,
     damage: &Damage,
     stamp: &str,
+    snapshot_index: Option<u64>,
     max_record: usize,
 ) -> Result<RepairReport, StorageError> {
     let aside = dir.join(format!("damaged-{stamp}"));
@@ -86,6 +93,13 @@ pub fn repair(
     };
     let listed = scan::list_segments(dir)?;
     let position = |path: &Path| listed.iter().position(|(_, p)| p == path);
+    if let Some(keep_from) = covered_restart(&listed, position(&damage.path), snapshot_index) {
+        report.moved = move_front_aside(&listed[..keep_from], &aside)?;
+        super::sync_dir(&aside)?;
+        super::sync_dir(dir)?;
+        report.after = inspect(dir, max_record)?;
+        return Ok(report);
+    }
     match &damage.repair {
         Repair::Create { first_index } => {
             let (seg, _) = super::create_segment(dir, *first_index)?;
@@ -112,6 +126,35 @@ pub fn repair(
     super::sync_dir(dir)?;
     report.after = inspect(dir, max_record)?;
     Ok(report)
+}
+
+/// The first segment after the damaged one that starts at or below `snapshot + 1`: the
+/// log may start there, since the snapshot covers everything before it.
+fn covered_restart(
+    listed: &[(u64, PathBuf)],
+    damaged: Option<usize>,
+    snapshot_index: Option<u64>,
+) -> Option<usize> {
+    let (damaged, snapshot) = (damaged?, snapshot_index?);
+    (damaged + 1..listed.len()).find(|&k| listed[k].0 <= snapshot.saturating_add(1))
+}
+
+/// Move the oldest segments aside, oldest first: a crash part way leaves a log that
+/// starts later (still damaged at its start, or clean), never one with a gap.
+fn move_front_aside(
+    segments: &[(u64, PathBuf)],
+    aside: &Path,
+) -> Result<Vec<PathBuf>, StorageError> {
+    let mut moved = Vec::new();
+    for (_, path) in segments {
+        let Some(name) = path.file_name() else {
+            continue;
+        };
+        let to = aside.join(name);
+        fs::rename(path, &to)?;
+        moved.push(to);
+    }
+    Ok(moved)
 }
 
 fn move_aside(segments: &[(u64, PathBuf)], aside: &Path) -> Result<Vec<PathBuf>, StorageError> {

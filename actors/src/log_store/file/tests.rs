@@ -552,7 +552,7 @@ fn repair_cuts_at_the_damage_and_moves_the_rest_aside() {
     );
     let first_bad = first_of(&files[1]) + 2;
     assert_eq!(damage.index, first_bad);
-    let report = FileBackend::repair(tmp.path(), &damage, "test").unwrap();
+    let report = FileBackend::repair(tmp.path(), &damage, "test", None).unwrap();
     assert!(report.after.damage.is_none());
     assert_eq!(report.moved.len(), files.len() - 2);
     for f in &files[1..] {
@@ -570,10 +570,46 @@ fn repair_of_a_missing_newest_segment_unseals_the_previous_one() {
     let files = segment_files(tmp.path());
     fs::remove_file(files.last().unwrap()).unwrap();
     let damage = FileBackend::inspect(tmp.path()).unwrap().damage.unwrap();
-    FileBackend::repair(tmp.path(), &damage, "x").unwrap();
+    FileBackend::repair(tmp.path(), &damage, "x", None).unwrap();
     let (mut b, r) = FileBackend::open(tmp.path(), opts(1000)).unwrap();
     let n = r.entries.len() as u64;
     assert_eq!(n, first_of(files.last().unwrap()) - 1);
     b.append(&[entry(2, n + 1)]).unwrap();
     b.sync().unwrap();
+}
+
+#[test]
+fn repair_of_damage_a_snapshot_covers_keeps_every_later_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_acked(tmp.path(), 40, 1000);
+    let files = segment_files(tmp.path());
+    let offsets = record_offsets(&files[1]);
+    let at = offsets[2];
+    modify(&files[1], |b| b[at + 10] ^= 0xff);
+    let damage = FileBackend::inspect(tmp.path()).unwrap().damage.unwrap();
+    // A snapshot at or past the next segment's first index - 1 covers the damage.
+    let next_first = first_of(&files[2]);
+    let report = FileBackend::repair(tmp.path(), &damage, "snap", Some(next_first - 1)).unwrap();
+    assert!(report.after.damage.is_none(), "{report:?}");
+    assert_eq!(
+        report.moved.len(),
+        2,
+        "the damaged segment and the one before it"
+    );
+    assert!(report.cut.is_none());
+    let (_, r) = FileBackend::open(tmp.path(), opts(1000)).unwrap();
+    assert_eq!(
+        r.entries,
+        entries(next_first, 40),
+        "every entry after the damage kept"
+    );
+    // A snapshot that does not reach the next segment: the log is cut as before.
+    let tmp = tempfile::tempdir().unwrap();
+    write_acked(tmp.path(), 40, 1000);
+    let files = segment_files(tmp.path());
+    modify(&files[1], |b| b[at + 10] ^= 0xff);
+    let damage = FileBackend::inspect(tmp.path()).unwrap().damage.unwrap();
+    let report =
+        FileBackend::repair(tmp.path(), &damage, "snap", Some(first_of(&files[2]) - 2)).unwrap();
+    assert!(report.cut.is_some());
 }
