@@ -508,8 +508,7 @@ impl LogBackend for FileBackend {
 
     fn save_hard_state(&mut self, hard_state: &HardState) -> Result<(), StorageError> {
         let payload = codec::encode(hard_state).map_err(|e| StorageError::Io(e.to_string()))?;
-        let mut record = Vec::with_capacity(payload.len() + format::RECORD_HEADER_BYTES);
-        format::frame(&payload, &mut record);
+        let record = format::hard_state_file(&payload);
         let tmp = self.dir.join(HARD_STATE_TMP);
         let mut f = File::create(&tmp)?;
         f.write_all(&record)?;

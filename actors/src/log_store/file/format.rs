@@ -18,6 +18,38 @@ pub const SEAL_TAG: &[u8; 8] = &[0xFF, b'C', b'A', b'I', b'R', b'N', b'S', b'L']
 pub const SEAL_PAYLOAD_BYTES: usize = 16;
 pub const SEAL_RECORD_BYTES: u64 = (RECORD_HEADER_BYTES + SEAL_PAYLOAD_BYTES) as u64;
 
+/// The hard-state file: `"CAIRNHS\0" | u32 LE version | record` (the record framed like a
+/// log record). Files without the magic are version 0 (a bare record) and still read.
+pub const HARD_STATE_MAGIC: &[u8; 8] = b"CAIRNHS\0";
+pub const HARD_STATE_VERSION: u32 = 1;
+
+/// The whole hard-state file for a codec-encoded `HardState`.
+pub fn hard_state_file(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + RECORD_HEADER_BYTES + payload.len());
+    out.extend_from_slice(HARD_STATE_MAGIC);
+    out.extend_from_slice(&HARD_STATE_VERSION.to_le_bytes());
+    frame(payload, &mut out);
+    out
+}
+
+/// The framed record inside a hard-state file, or the unknown version it carries.
+pub fn hard_state_record(bytes: &[u8]) -> Result<&[u8], u32> {
+    match bytes.strip_prefix(HARD_STATE_MAGIC.as_slice()) {
+        None => Ok(bytes), // version 0
+        Some(rest) => {
+            let version = rest
+                .get(..4)
+                .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+                .unwrap_or(u32::MAX);
+            if version == HARD_STATE_VERSION {
+                Ok(&rest[4..])
+            } else {
+                Err(version)
+            }
+        }
+    }
+}
+
 pub fn segment_header(first_index: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
     out.extend_from_slice(MAGIC);

@@ -489,10 +489,16 @@ pub fn read_hard_state(dir: &Path, max_record: usize) -> Result<HardState, Stora
         what: path.display().to_string(),
         detail: detail.into(),
     };
-    let Record::Good(payload, end) = format::unframe(&bytes, 0, max_record) else {
+    let record = format::hard_state_record(&bytes).map_err(|version| {
+        corrupt(&format!(
+            "unknown hard state format version {version} (this build reads 0 and {})",
+            format::HARD_STATE_VERSION
+        ))
+    })?;
+    let Record::Good(payload, end) = format::unframe(record, 0, max_record) else {
         return Err(corrupt("bad length or crc"));
     };
-    if end != bytes.len() {
+    if end != record.len() {
         return Err(corrupt("trailing bytes"));
     }
     codec::decode(payload, max_record).map_err(|e| corrupt(&e.to_string()))

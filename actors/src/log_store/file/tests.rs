@@ -613,3 +613,45 @@ fn repair_of_damage_a_snapshot_covers_keeps_every_later_entry() {
         FileBackend::repair(tmp.path(), &damage, "snap", Some(first_of(&files[2]) - 2)).unwrap();
     assert!(report.cut.is_some());
 }
+
+#[test]
+fn the_hard_state_file_is_versioned_and_version_0_still_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hs = HardState {
+        term: Term(7),
+        voted_for: Some(protocol::ids::ServerId("s1".into())),
+    };
+    {
+        let (mut b, _) = FileBackend::open(tmp.path(), opts(1000)).unwrap();
+        b.save_hard_state(&hs).unwrap();
+    }
+    let path = tmp.path().join(HARD_STATE_FILE);
+    let bytes = fs::read(&path).unwrap();
+    assert_eq!(&bytes[..8], format::HARD_STATE_MAGIC);
+    assert_eq!(
+        FileBackend::open(tmp.path(), opts(1000))
+            .unwrap()
+            .1
+            .hard_state,
+        hs
+    );
+    // Version 0 (the bare record earlier builds wrote) still reads.
+    fs::write(&path, &bytes[12..]).unwrap();
+    assert_eq!(
+        FileBackend::open(tmp.path(), opts(1000))
+            .unwrap()
+            .1
+            .hard_state,
+        hs
+    );
+    // An unknown version stops the start naming it and the file.
+    let mut future = bytes.clone();
+    future[8..12].copy_from_slice(&9u32.to_le_bytes());
+    fs::write(&path, &future).unwrap();
+    let err = FileBackend::open(tmp.path(), opts(1000))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("unknown hard state format version 9"), "{err}");
+    assert!(err.contains("hardstate"), "{err}");
+}
