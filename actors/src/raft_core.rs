@@ -46,6 +46,7 @@ use crate::status::StatusCell;
 use actix::prelude::*;
 use protocol::ids::LogIndex;
 use protocol::raft::{Output, Payload, Raft, Role, SnapshotMeta};
+use protocol::runtime::{Core, Effect};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -258,7 +259,13 @@ impl RaftCore {
     }
 
     fn run_outputs(&mut self) {
-        for output in self.raft.drain_outputs() {
+        // Through the runtime seam every pure core speaks (`protocol::runtime`).
+        for effect in Core::effects(&mut self.raft) {
+            let output = match effect {
+                Effect::Send { to, msg } => Output::Send { to, msg },
+                Effect::TickAt(_) => continue, // ticked on an interval already
+                Effect::Notify(output) => output,
+            };
             match output {
                 Output::Persist(req) => {
                     let submitted = match &self.log_store {

@@ -11,4 +11,6 @@ pub mod dns;
 pub mod ids;
 pub mod raft;
 pub mod rng;
+pub mod runtime;
+pub mod sim;
 pub mod store;

@@ -99,3 +99,31 @@ impl RaftConfig {
         }
     }
 }
+
+/// The Raft core behind the runtime seam: sends are effects the network carries, every
+/// other output is an event for its runner. Raft asks for no timers of its own: its
+/// runner ticks it periodically (the actor every heartbeat / 2).
+impl crate::runtime::Core for Raft {
+    type Peer = ServerId;
+    type Message = Message;
+    type Event = Output;
+
+    fn tick(&mut self, now_ms: u64) {
+        self.on_tick(now_ms)
+    }
+
+    fn receive(&mut self, now_ms: u64, from: ServerId, msg: Message) {
+        self.on_message(now_ms, from, msg)
+    }
+
+    fn effects(&mut self) -> Vec<crate::runtime::Effect<ServerId, Message, Output>> {
+        use crate::runtime::Effect;
+        self.drain_outputs()
+            .into_iter()
+            .map(|output| match output {
+                Output::Send { to, msg } => Effect::Send { to, msg },
+                other => Effect::Notify(other),
+            })
+            .collect()
+    }
+}

@@ -6,10 +6,16 @@
 //! trailing entries), so lagging followers are caught up with InstallSnapshot, and
 //! crashes recover from snapshot + log.
 //! A failure names its seed.
+//!
+//! The servers are driven only through the runtime seam (`crate::runtime::Core`: tick,
+//! receive, effects) and talk through the shared simulated network (`crate::sim::SimNet`),
+//! the same harness pieces the SWIM simulation uses.
 
 use super::*;
 use crate::ids::{LogIndex, ServerId, Term};
 use crate::rng::{seeded, CoreRng};
+use crate::runtime::{Core, Effect};
+use crate::sim::{Faults, SimNet};
 use rand::Rng;
 use std::collections::BTreeMap;
 
@@ -61,7 +67,7 @@ struct Sim {
     rng: CoreRng,
     now: u64,
     nodes: Vec<SimNode>,
-    net: Vec<(u64, usize, usize, Message)>,
+    net: SimNet<usize, Message>,
     leaders: BTreeMap<Term, ServerId>,
     committed: BTreeMap<u64, Entry>,
     lossy: bool,
@@ -72,6 +78,13 @@ struct Sim {
     /// enough behind to need a snapshot).
     isolated: Option<(usize, u64)>,
 }
+
+/// The network while faults are on.
+const LOSSY: Faults = Faults {
+    loss: 0.1,
+    duplicate: 0.05,
+    delay_ms: (1, 10),
+};
 
 fn config(i: usize) -> RaftConfig {
     RaftConfig {
@@ -126,7 +139,7 @@ impl Sim {
             rng: seeded(seed),
             now: 0,
             nodes,
-            net: Vec::new(),
+            net: SimNet::new(LOSSY),
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             lossy: true,
@@ -141,25 +154,19 @@ impl Sim {
     }
 
     fn run_outputs(&mut self, i: usize) {
-        for out in self.nodes[i].raft.drain_outputs() {
+        for effect in self.nodes[i].raft.effects() {
+            let out = match effect {
+                Effect::Send { to, msg } => {
+                    let to = index_of(&to);
+                    self.net.send(&mut self.rng, self.now, i, to, msg);
+                    continue;
+                }
+                Effect::TickAt(_) => continue, // ticked every simulated millisecond
+                Effect::Notify(out) => out,
+            };
             match out {
                 Output::Persist(req) => self.nodes[i].pending.push(req),
-                Output::Send { to, msg } => {
-                    let cut = self
-                        .isolated
-                        .is_some_and(|(n, _)| n == i || n == index_of(&to));
-                    let copies = if cut || (self.lossy && self.rng.random_bool(0.1)) {
-                        0
-                    } else if self.lossy && self.rng.random_bool(0.05) {
-                        2
-                    } else {
-                        1
-                    };
-                    for _ in 0..copies {
-                        let at = self.now + self.rng.random_range(1..10);
-                        self.net.push((at, i, index_of(&to), msg.clone()));
-                    }
-                }
+                Output::Send { .. } => unreachable!("sends arrive as Effect::Send"),
                 Output::Committed { up_to } => {
                     for index in self.checked[i] + 1..=up_to.0 {
                         let entry = self.nodes[i].raft.entry(LogIndex(index)).cloned();
@@ -190,8 +197,8 @@ impl Sim {
                         meta,
                         data: Vec::new(),
                     };
-                    let at = self.now + self.rng.random_range(1..10);
-                    self.net.push((at, i, index_of(&to), msg));
+                    self.net
+                        .send(&mut self.rng, self.now, i, index_of(&to), msg);
                 }
                 Output::RestoreSnapshot { meta, .. } => {
                     // A snapshot only ever holds committed entries.
@@ -252,7 +259,7 @@ impl Sim {
         let node = &mut self.nodes[i];
         node.pending.clear(); // unflushed writes are lost
         self.checked[i] = node.disk.snapshot.as_ref().map_or(0, |s| s.index.0);
-        self.net.retain(|(_, _, to, _)| *to != i);
+        self.net.drop_to(&i);
         let rng = seeded(self.rng.random());
         node.raft = Raft::new(
             config(i),
@@ -293,19 +300,16 @@ impl Sim {
 
     fn step(&mut self) {
         self.now += 1;
+        self.net.faults = if self.lossy { LOSSY } else { Faults::HEALTHY };
         for i in 0..3 {
-            self.nodes[i].raft.on_tick(self.now);
+            self.nodes[i].raft.tick(self.now);
             self.run_outputs(i);
         }
         let now = self.now;
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.net)
-            .into_iter()
-            .partition(|m| m.0 <= now);
-        self.net = later;
-        for (_, from, to, msg) in due {
+        for (from, to, msg) in self.net.deliver_due(now) {
             self.nodes[to]
                 .raft
-                .on_message(now, ServerId(IDS[from].into()), msg);
+                .receive(now, ServerId(IDS[from].into()), msg);
             self.run_outputs(to);
         }
         for i in 0..3 {
@@ -322,10 +326,14 @@ impl Sim {
             self.snapshot(i);
         }
         match self.isolated {
-            Some((_, until)) if self.now >= until || !self.lossy => self.isolated = None,
+            Some((_, until)) if self.now >= until || !self.lossy => {
+                self.isolated = None;
+                self.net.heal();
+            }
             None if self.lossy && self.rng.random_bool(0.002) => {
                 let i = self.rng.random_range(0..3);
                 self.isolated = Some((i, self.now + 300));
+                self.net.isolate(i);
             }
             _ => {}
         }

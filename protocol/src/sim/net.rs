@@ -1,0 +1,172 @@
+//! A simulated network: messages in flight with a delivery time, random loss,
+//! duplication and delay (which reorders), and partitions that cut chosen peers off.
+
+use crate::rng::CoreRng;
+use rand::Rng;
+use std::collections::BTreeSet;
+
+/// How unreliable the network is right now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Faults {
+    /// Probability that a message is dropped.
+    pub loss: f64,
+    /// Probability that a delivered message arrives twice.
+    pub duplicate: f64,
+    /// Delivery delay drawn uniformly from this range, in milliseconds (`1..10`).
+    pub delay_ms: (u64, u64),
+}
+
+impl Faults {
+    /// No loss, no duplicates, short delays: a healed network.
+    pub const HEALTHY: Faults = Faults {
+        loss: 0.0,
+        duplicate: 0.0,
+        delay_ms: (1, 10),
+    };
+}
+
+/// Messages between peers `P`, carrying `M`.
+pub struct SimNet<P, M> {
+    /// (delivery time, sequence number for a stable order, from, to, message).
+    in_flight: Vec<(u64, u64, P, P, M)>,
+    sequence: u64,
+    /// Peers cut off from every other peer.
+    isolated: BTreeSet<P>,
+    pub faults: Faults,
+    pub sent: u64,
+    pub dropped: u64,
+}
+
+impl<P: Clone + Ord, M: Clone> SimNet<P, M> {
+    pub fn new(faults: Faults) -> SimNet<P, M> {
+        SimNet {
+            in_flight: Vec::new(),
+            sequence: 0,
+            isolated: BTreeSet::new(),
+            faults,
+            sent: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Send at `now`: dropped, delivered once or twice, each copy after its own delay.
+    pub fn send(&mut self, rng: &mut CoreRng, now: u64, from: P, to: P, msg: M) {
+        self.sent += 1;
+        let cut = self.isolated.contains(&from) || self.isolated.contains(&to);
+        let copies = if cut || (self.faults.loss > 0.0 && rng.random_bool(self.faults.loss)) {
+            0
+        } else if self.faults.duplicate > 0.0 && rng.random_bool(self.faults.duplicate) {
+            2
+        } else {
+            1
+        };
+        if copies == 0 {
+            self.dropped += 1;
+        }
+        let (low, high) = self.faults.delay_ms;
+        for _ in 0..copies {
+            let at = now + rng.random_range(low..high.max(low + 1));
+            self.sequence += 1;
+            self.in_flight
+                .push((at, self.sequence, from.clone(), to.clone(), msg.clone()));
+        }
+    }
+
+    /// Every message due at `now`, in delivery order: (from, to, message).
+    pub fn deliver_due(&mut self, now: u64) -> Vec<(P, P, M)> {
+        let (mut due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|m| m.0 <= now);
+        self.in_flight = later;
+        due.sort_by_key(|m| (m.0, m.1));
+        due.into_iter().map(|(_, _, f, t, m)| (f, t, m)).collect()
+    }
+
+    /// Cut `peer` off from everyone (messages already in flight to it are lost too).
+    pub fn isolate(&mut self, peer: P) {
+        self.in_flight.retain(|m| m.3 != peer && m.2 != peer);
+        self.isolated.insert(peer);
+    }
+
+    pub fn is_isolated(&self, peer: &P) -> bool {
+        self.isolated.contains(peer)
+    }
+
+    /// Reconnect every peer.
+    pub fn heal(&mut self) {
+        self.isolated.clear();
+    }
+
+    /// Forget what is in flight to `peer` (it crashed: its sockets are gone).
+    pub fn drop_to(&mut self, peer: &P) {
+        self.in_flight.retain(|m| &m.3 != peer);
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::seeded;
+
+    #[test]
+    fn a_healthy_network_delivers_everything_in_time_order() {
+        let mut rng = seeded(1);
+        let mut net: SimNet<u8, u32> = SimNet::new(Faults::HEALTHY);
+        for i in 0..100 {
+            net.send(&mut rng, 0, 1, 2, i);
+        }
+        assert!(
+            net.deliver_due(0).is_empty(),
+            "nothing arrives before its delay"
+        );
+        let got: Vec<u32> = net.deliver_due(100).into_iter().map(|m| m.2).collect();
+        assert_eq!(got.len(), 100);
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert_ne!(got, sorted, "random delays reorder messages");
+    }
+
+    #[test]
+    fn isolation_and_loss_drop_messages_and_healing_restores_delivery() {
+        let mut rng = seeded(2);
+        let mut net: SimNet<u8, u32> = SimNet::new(Faults {
+            loss: 0.5,
+            ..Faults::HEALTHY
+        });
+        for i in 0..1000 {
+            net.send(&mut rng, 0, 1, 2, i);
+        }
+        let delivered = net.deliver_due(100).len();
+        assert!((350..650).contains(&delivered), "{delivered}");
+        net.faults = Faults::HEALTHY;
+        net.isolate(2);
+        net.send(&mut rng, 0, 1, 2, 7);
+        assert!(net.deliver_due(100).is_empty());
+        net.heal();
+        net.send(&mut rng, 100, 1, 2, 8);
+        assert_eq!(net.deliver_due(200), vec![(1, 2, 8)]);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule() {
+        let run = |seed| {
+            let mut rng = seeded(seed);
+            let mut net: SimNet<u8, u32> = SimNet::new(Faults {
+                loss: 0.1,
+                duplicate: 0.1,
+                delay_ms: (1, 10),
+            });
+            for i in 0..50 {
+                net.send(&mut rng, i as u64, 1, 2, i);
+            }
+            net.deliver_due(1000)
+        };
+        assert_eq!(run(9), run(9));
+        assert_ne!(run(9), run(10));
+    }
+}
