@@ -29,6 +29,7 @@ pub mod snapshot_store;
 #[cfg(test)]
 mod snapshot_tests;
 mod status;
+pub mod storage_error;
 #[cfg(test)]
 mod write_path_tests;
 

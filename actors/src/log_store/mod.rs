@@ -42,21 +42,7 @@ use std::sync::Arc;
 /// Most persist requests folded into one fsync.
 pub const MAX_BATCH_REQUESTS: usize = 4096;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StorageError {
-    #[error("{0}")]
-    Io(String),
-    #[error("corrupt {what}: {detail}")]
-    Corrupt { what: String, detail: String },
-    #[error("log store is stopped")]
-    Stopped,
-}
-
-impl From<std::io::Error> for StorageError {
-    fn from(e: std::io::Error) -> Self {
-        StorageError::Io(e.to_string())
-    }
-}
+pub use crate::storage_error::StorageError;
 
 /// What a backend found when opened: the hard state and every entry it holds,
 /// contiguous; they start at index 1, or later once the log was compacted or reset.

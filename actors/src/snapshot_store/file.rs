@@ -29,7 +29,7 @@ use super::{
     corrupt, stream_verified, CrcWriter, DataReader, DataWriter, LoadError, SnapshotBackend,
     SnapshotData, SnapshotId, RETAINED_SNAPSHOTS,
 };
-use crate::log_store::StorageError;
+use crate::storage_error::StorageError;
 use parking_lot::Mutex;
 use protocol::codec;
 use protocol::ids::{LogIndex, ServerId, Term};

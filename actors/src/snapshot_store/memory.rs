@@ -6,7 +6,7 @@ use super::{
     stream_verified, CrcWriter, DataReader, DataWriter, LoadError, SnapshotBackend, SnapshotId,
     RETAINED_SNAPSHOTS,
 };
-use crate::log_store::StorageError;
+use crate::storage_error::StorageError;
 use parking_lot::Mutex;
 use protocol::raft::SnapshotMeta;
 use std::sync::Arc;

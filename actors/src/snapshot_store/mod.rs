@@ -29,7 +29,7 @@ mod conformance;
 pub use file::FileSnapshotStore;
 pub use memory::MemorySnapshotStore;
 
-use crate::log_store::StorageError;
+use crate::storage_error::StorageError;
 use protocol::ids::{LogIndex, Term};
 use protocol::raft::SnapshotMeta;
 use std::io::{self, Read, Write};
