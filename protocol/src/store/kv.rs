@@ -127,7 +127,9 @@ impl Store {
 
     /// Every entry whose key starts with `prefix`, sorted by key.
     pub fn kv_list(&self, prefix: &str) -> Vec<&KvEntry> {
-        under_prefix(&self.kv, prefix).map(|(_, e)| e.as_ref()).collect()
+        under_prefix(&self.kv, prefix)
+            .map(|(_, e)| e.as_ref())
+            .collect()
     }
 
     /// Keys under `prefix`; with a separator, keys are cut just after the first separator
