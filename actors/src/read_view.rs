@@ -112,7 +112,7 @@ mod tests {
     fn set(store: &mut Store, index: u64, key: &str) {
         let cmd = Command::Kv(KvOp::Set {
             key: key.into(),
-            value: vec![1].into(),
+            value: vec![1],
             flags: 0,
         });
         store.apply(index, &cmd);

@@ -104,7 +104,7 @@ mod tests {
             let key = key.to_string();
             ops.push(KvOp::Set {
                 key: key.clone(),
-                value: vec![1].into(),
+                value: vec![1],
                 flags: 0,
             });
             ops.push(KvOp::Delete { key: key.clone() });
@@ -113,7 +113,7 @@ mod tests {
             });
             ops.push(KvOp::Cas {
                 key: key.clone(),
-                value: vec![2].into(),
+                value: vec![2],
                 flags: 0,
                 index: 0,
             });
