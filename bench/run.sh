@@ -4,12 +4,19 @@
 # Debian's packages, targets loopback only, bounds every load in time, and stops every
 # process it started. Prints a table of figures and cairn/peer ratios.
 #
-#   bash bench/run.sh            # full run (about 2 minutes of load)
+# Then two figures of the read path: 10,000 parked blocking queries (PUT throughput with
+# and without them, memory per parked query, wake-up latency; bench/load.py), and GET p99
+# while a snapshot of 1,000,000 keys is taken, on a second cairn (127.0.0.53).
+#
+#   bash bench/run.sh            # full run (about 4 minutes of load)
 #   SECS=3 bash bench/run.sh     # shorter loads
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-5}
-CAIRN_IP=127.0.0.50 ETCD_IP=127.0.0.51 NSD_IP=127.0.0.52
+CAIRN_IP=127.0.0.50 ETCD_IP=127.0.0.51 NSD_IP=127.0.0.52 SNAP_IP=127.0.0.53
+PARKED=${PARKED:-10000} SNAP_KEYS=${SNAP_KEYS:-1000000}
+# 10,000 parked queries hold 10,000 sockets in cairn and in the load tool.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 need_install=0
 for tool in hey etcd dnsperf nsd; do command -v "$tool" >/dev/null 2>&1 || need_install=1; done
@@ -146,6 +153,58 @@ for who in cairn nsd; do
   echo "   $who: loaded(qps avg_ms lost)=${D[${who}_load]} unloaded=${D[${who}_unloaded]}"
 done
 
+# --- parked blocking queries (bench/load.py): PUT throughput, memory, wake-up latency ---
+echo "== $PARKED parked blocking queries on distinct keys, 64 clients PUT another key (${SECS}s each)"
+PARK=$(timeout 600 python3 bench/load.py park $CAIRN_IP $CAIRN_PID "$PARKED" "$SECS" "$WORK/value")
+echo "   rps_without rps_with rss_without_kb rss_with_kb kb_per_query p50_ms p99_ms early kb_above_idle_conn connected: $PARK"
+p() { echo "$PARK" | cut -d' ' -f"$1"; }
+
+# --- GET p99 while a snapshot of SNAP_KEYS keys is taken (second cairn, info log) ---
+echo "== GET p99 while a snapshot of $SNAP_KEYS keys is taken"
+# The entry threshold is set so that the snapshot starts on the 100th write after the
+# bulk load (configuration + no-op + SNAP_KEYS writes come first).
+echo "{\"raft_snapshot_threshold\": $((SNAP_KEYS + 100))}" >"$WORK/snap.json"
+"$CAIRN" agent -server -bootstrap -node snap -bind $SNAP_IP -client $SNAP_IP \
+  -data-dir "$WORK/snap" -config-file "$WORK/snap.json" -log-level info >"$WORK/snap.log" 2>&1 &
+PIDS+=($!); SNAP_PID=$!
+wait_http "http://$SNAP_IP:8500/v1/status/leader"
+until curl -sf "http://$SNAP_IP:8500/v1/status/leader" | grep -q 8300; do sleep 0.1; done
+FILL=$(timeout 300 python3 bench/load.py fill $SNAP_IP s/ "$SNAP_KEYS" 128)
+echo "   bulk load: $FILL PUT/s; RSS $(rss_mb $SNAP_PID) MB"
+curl -sf -X PUT --data-binary @"$WORK/value" "http://$SNAP_IP:8500/v1/kv/bench" >/dev/null
+R[snap_get_quiet]=$(hey -z "${SECS}s" -c 64 "http://$SNAP_IP:8500/v1/kv/bench" 2>/dev/null | hey_figures)
+SNAP_SECS=$((SECS + 3))
+HEY_T0=$(date +%s.%N)
+hey -z "${SNAP_SECS}s" -c 64 -o csv "http://$SNAP_IP:8500/v1/kv/bench" >"$WORK/snap_get.csv" 2>/dev/null &
+HEY_PID=$!
+sleep 1
+timeout 60 python3 bench/load.py fill $SNAP_IP trigger/ 100 1 >/dev/null
+for _ in $(seq 1 600); do grep -q "raft snapshot saved" "$WORK/snap.log" && break; sleep 0.1; done
+SNAP_RSS=$(rss_mb $SNAP_PID)
+wait $HEY_PID
+SNAP_LINE=$(grep "raft snapshot saved" "$WORK/snap.log" | tail -1)
+SNAP_MS=$(echo "$SNAP_LINE" | grep -o 'write_ms=[0-9]*' | cut -d= -f2)
+SNAP_MB=$(echo "$SNAP_LINE" | grep -o 'bytes=[0-9]*' | cut -d= -f2 | awk '{printf "%.0f", $1/1048576}')
+SNAP_END=$(date -d "$(echo "$SNAP_LINE" | awk '{print $1}')" +%s.%N 2>/dev/null || echo 0)
+# "rps p50 p99" of the GETs SENT while the snapshot was being written (hey's offsets are
+# seconds since its start), and p99 over the whole run.
+R[snap_get_during]=$(python3 - "$WORK/snap_get.csv" "$HEY_T0" "$SNAP_END" "${SNAP_MS:-0}" <<'PY'
+import csv, sys
+path, t0, end, ms = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+lo, hi = end - t0 - ms / 1000, end - t0
+rows = [(float(r["offset"]), float(r["response-time"])) for r in csv.DictReader(open(path))
+        if r.get("status-code") == "200"]
+inside = sorted(t for off, t in rows if lo <= off <= hi)
+every = sorted(t for _, t in rows)
+pct = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))] * 1000 if xs else 0
+span = max(hi - lo, 1e-9)
+print(f"{len(inside) / span:.0f} {pct(inside, 0.5):.2f} {pct(inside, 0.99):.2f} {pct(every, 0.99):.2f} {len(inside)}")
+PY
+)
+echo "   GET quiet (rps p50 p99): ${R[snap_get_quiet]}"
+echo "   GET sent during the snapshot (rps p50 p99 p99_whole_${SNAP_SECS}s_run count): ${R[snap_get_during]}"
+echo "   snapshot: ${SNAP_MS:-none} ms, ${SNAP_MB:-?} MiB; RSS after it $SNAP_RSS MB"
+
 f() { echo "${R[$1]}" | cut -d' ' -f"$2"; }
 g() { echo "${D[$1]}" | cut -d' ' -f"$2"; }
 echo
@@ -163,4 +222,14 @@ row "GET 64 p99 ms (etcd serializable)"   "$(f cairn_get_64 3)" "$(f etcd_getser
 row "DNS qps, 200 in flight (NSD)"        "$(g cairn_load 1)"   "$(g nsd_load 1)"
 row "DNS unloaded latency ms (NSD)"       "$(g cairn_unloaded 2)" "$(g nsd_unloaded 2)"
 row "idle RSS MB (etcd)"                  "$CAIRN_RSS"          "$ETCD_RSS"
-echo "targets: PUT@64 >= 1.5x etcd; GET >= 3x etcd serializable; DNS qps >= 0.75x NSD"
+row "PUT 64 req/s, $PARKED parked (without)" "$(p 2)"   "$(p 1)"
+row "RSS KB per parked query (target 8)" "$(p 5)"       "8"
+row "  of which above an idle connection" "$(p 9)"      "8"
+row "PUT -> parked answer p50 ms"         "$(p 6)"          "10"
+row "PUT -> parked answer p99 ms (tgt 10)" "$(p 7)"         "10"
+row "GET 64 p99 ms, snapshot (without)"  "$(f snap_get_during 3)" "$(f snap_get_quiet 3)"
+row "GET 64 req/s, snapshot (without)"   "$(f snap_get_during 1)" "$(f snap_get_quiet 1)"
+row "RSS MB, $SNAP_KEYS keys, after snap." "$SNAP_RSS"       ""
+row "snapshot of $SNAP_KEYS keys, ms"     "${SNAP_MS:-n/a}" ""
+echo "targets: PUT@64 >= 1.5x etcd; GET >= 3x etcd serializable; DNS qps >= 0.75x NSD;"
+echo "         parked: PUT ratio >= 0.9, <= 8 KB/query, wake-up p99 <= 10 ms; GET p99 during a snapshot <= 2x"

@@ -16,7 +16,7 @@
 //! (`ServerHandle::status`) instead of replaying what it missed. Membership (gossip)
 //! events join this bus with the membership issue.
 
-use crate::handle::RaftRole;
+use crate::status::RaftRole;
 use crate::status::StatusCell;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};

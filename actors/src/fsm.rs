@@ -1,7 +1,9 @@
 //! Fsm actor: applies committed entries to the replicated store, in order and exactly
-//! once, under the read view's write lock (one lock per batch, taken only after the
-//! whole batch is decoded); then resolves the proposals waiting on those indexes and
-//! publishes the applied index.
+//! once, to its own working store (the whole batch is decoded first); then publishes an
+//! O(1) clone of that store as the read view's new immutable version, wakes the parked
+//! blocking reads whose keys the batch touched (`protocol::api::watch`), resolves the
+//! proposals waiting on those indexes and publishes the applied index. Readers never
+//! wait for it and it never waits for readers: there is no lock between them.
 //!
 //! It runs on its own arbiter (thread) so applying overlaps with RaftCore's work.
 //!
@@ -16,13 +18,14 @@
 //! snapshot are written per byte of log, while the log held in memory stays below S/4
 //! (a fixed 64 MiB budget on a 2 GiB store would rewrite it every 64 MiB: 32x).
 //!
-//! The Fsm CLONES the store under the read lock (readers keep going; only the next
-//! Apply waits for the clone) and hands the clone to a one-off `cairn-snapshot` thread
+//! The Fsm keeps the current published version (an `Arc<Store>`: no copy at all, the
+//! tables are persistent maps) and hands it to a one-off `cairn-snapshot` thread
 //! that streams it, record by record, into the backend ([`SnapshotBackend::save_with`];
 //! see `snapshot_store::records`) and then tells RaftCore ([`SnapshotTaken`]), which
-//! compacts the log. The clone is cheap: KV values are shared (`Arc<[u8]>`), so it
-//! copies keys and metadata only, and the stream never holds more than one record, so
-//! a snapshot costs memory for the keys, not for the data. At most one snapshot is in
+//! compacts the log. Batches applied meanwhile copy only the tree paths they change
+//! (the version the snapshot holds keeps the old ones), and the stream never holds more
+//! than one record, so a snapshot costs memory for what changes during it, not for the
+//! store. At most one snapshot is in
 //! progress; when it finishes the Fsm checks again (a threshold crossed meanwhile is not
 //! lost). A failed one is logged and retried after another threshold of entries or
 //! bytes.
@@ -32,11 +35,13 @@
 //! smaller; a record that could not be read back fails the snapshot instead of being
 //! written.
 
-use crate::handle::{ReadView, WriteError};
+use crate::errors::WriteError;
 use crate::raft_core::SnapshotTaken;
+use crate::read_view::ReadView;
 use crate::snapshot_store::{records, SnapshotBackend};
 use crate::status::StatusCell;
 use actix::prelude::*;
+use protocol::api::watch::{touched_by, Touch};
 use protocol::codec;
 use protocol::ids::{LogIndex, ServerId, Term};
 use protocol::raft::{Entry, Payload, SnapshotMeta};
@@ -112,6 +117,9 @@ pub(crate) fn payload_bytes(entry: &Entry) -> u64 {
 
 pub(crate) struct Fsm {
     view: ReadView,
+    /// The store batches are applied to. Its tables are persistent maps: after each batch
+    /// an O(1) clone of it is published in `view` as the new immutable version.
+    working: Store,
     last_applied: u64,
     /// Term and configuration at `last_applied`: a snapshot's meta.
     last_applied_term: Term,
@@ -140,6 +148,7 @@ impl Fsm {
         policy: SnapshotPolicy,
     ) -> Fsm {
         Fsm {
+            working: (*view.read()).clone(),
             view,
             last_applied: start.index.0,
             last_applied_term: start.term,
@@ -170,7 +179,9 @@ impl Fsm {
         }
         self.snapshot_running = true;
         let started = Instant::now();
-        let store: Store = self.view.read().clone();
+        // The published version IS the snapshot: holding it costs nothing and blocks
+        // nobody (later batches publish new versions beside it).
+        let store: Arc<Store> = self.view.read();
         let clone_us = started.elapsed().as_micros() as u64;
         let meta = SnapshotMeta {
             index: LogIndex(self.last_applied),
@@ -314,8 +325,9 @@ impl Handler<Apply> for Fsm {
         let mut results: Vec<(u64, Term, Option<CommandResult>)> =
             Vec::with_capacity(msg.entries.len());
         let decoded = decode_batch(&msg.entries);
+        let mut touches: Vec<Touch<'_>> = Vec::with_capacity(decoded.len());
         {
-            let mut store = self.view.inner().write();
+            let store = &mut self.working;
             for (entry, decoded) in msg.entries.iter().zip(&decoded) {
                 if entry.index.0 <= self.last_applied {
                     continue; // exactly once
@@ -328,7 +340,10 @@ impl Handler<Apply> for Fsm {
                     );
                     break;
                 }
-                let result = apply_decoded(&mut store, entry.index.0, decoded);
+                let result = apply_decoded(store, entry.index.0, decoded);
+                if let Decoded::Command(cmd) = decoded {
+                    touches.push(touched_by(cmd));
+                }
                 self.bytes_since_snapshot += payload_bytes(entry);
                 if let Payload::Configuration(voters) = &entry.payload {
                     self.configuration = voters.clone();
@@ -338,7 +353,9 @@ impl Handler<Apply> for Fsm {
                 results.push((entry.index.0, entry.term, result));
             }
         }
-        // Publish before answering, so a writer that reads next sees its own index.
+        // Publish before answering, so a writer that reads next sees its own write; the
+        // parked reads whose keys the batch touched wake now.
+        self.view.publish(Arc::new(self.working.clone()), &touches);
         let applied = self.last_applied;
         self.status.update(|s| s.applied_index = applied);
         self.applied_tx.send_replace(applied);
@@ -386,7 +403,8 @@ impl Handler<Restore> for Fsm {
         }
         match records::store_from_bytes(&msg.data, self.policy.max_record_bytes) {
             Ok(store) => {
-                *self.view.inner().write() = store;
+                self.working = store;
+                self.view.replace(Arc::new(self.working.clone()));
                 self.bytes_since_snapshot = 0;
                 self.last_snapshot_bytes = msg.data.len() as u64;
                 self.last_applied = msg.meta.index.0;

@@ -1,42 +1,56 @@
 //! Actor shells around the pure cores in `protocol`. They own sockets, files, timers and
 //! mailboxes; every decision is delegated to a core.
 //!
-//! The write path of a server (see `handle::ServerHandle::propose`):
+//! The write path of a server (see `server::ServerHandle::propose`):
 //! ```text
 //! propose ──▶ RaftCore (raft core: assign index) ──Persist──▶ LogStore thread
 //!                 ▲                                             (group commit: many
 //!                 └──────────────── PersistDone(id) ◀────────── entries, one fdatasync)
 //!             RaftCore: durable quorum ⇒ Committed ──Apply(entries, waiters)──▶ Fsm
-//!             Fsm (own arbiter): apply under the view's write lock, publish the applied
-//!             index, answer each waiting proposal with its CommandResult
+//!             Fsm (own arbiter): apply the batch to its working store, publish an O(1)
+//!             clone of it as the view's new version (waking the blocking reads whose
+//!             keys the batch touched), publish the applied index, answer each waiting
+//!             proposal with its CommandResult
 //! ```
 //!
 //! Snapshots (see `fsm`, `snapshot_store`, `raft_core`): every `snapshot_threshold`
-//! applied entries the Fsm clones the store and a `cairn-snapshot` thread encodes and
-//! saves it (`<data_dir>/raft/snapshots/`, newest 2 kept); RaftCore then compacts its
-//! in-memory log to `trailing_logs` entries below the snapshot and the LogStore deletes
-//! whole segments up to the OLDEST retained snapshot. Recovery loads the newest snapshot
-//! that verifies and replays only the log after it.
+//! applied entries (or 64 MiB / a quarter of the store of applied bytes) the Fsm keeps
+//! the current published version (an O(1) clone) and a `cairn-snapshot` thread streams
+//! it into `<data_dir>/raft/snapshots/` (newest 2 kept); RaftCore then compacts its
+//! in-memory log to at most `trailing_logs` entries AND `fsm::TRAILING_LOG_BYTES`
+//! (64 MiB) of their payload below the snapshot, and the LogStore deletes whole segments
+//! up to that point, but never past the OLDEST retained snapshot. Recovery loads the
+//! newest snapshot that verifies and replays only the log after it.
+//!
+//! Modules, imports running one way: `errors` and `status` (leaf types) ← `read_view`
+//! (versions + parked reads, `watch_set`) ← `fsm`, `raft_core`, `recovery` (snapshot
+//! choice at start) ← `server` (`ServerHandle`: wiring and façade) ← `endpoint`.
 #![forbid(unsafe_code)]
 
 pub mod endpoint;
+mod errors;
 pub mod events;
 mod fsm;
-pub mod handle;
 pub mod log_store;
 mod raft_core;
+mod read_view;
+mod recovery;
+mod server;
 pub mod snapshot_store;
 #[cfg(test)]
 mod snapshot_tests;
 mod status;
 pub mod storage_error;
+mod watch_set;
 #[cfg(test)]
 mod write_path_tests;
 
 pub use endpoint::{Api, Endpoint, ServerEndpoint, ViewEndpoint};
+pub use errors::{StartError, WriteError};
 pub use events::ServerEvent;
-pub use handle::{
-    RaftRole, RaftStatus, ReadView, ServerHandle, ServerOptions, StartError, WriteError,
-    DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS,
-};
 pub use raft_core::MAX_PENDING_PROPOSALS;
+pub use read_view::{ReadView, Watch};
+pub use server::{
+    ServerHandle, ServerOptions, DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS, PROPOSE_TIMEOUT,
+};
+pub use status::{RaftRole, RaftStatus};

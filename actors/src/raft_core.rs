@@ -8,9 +8,11 @@
 //! PeerNet (not built yet: logged at debug), `RoleChanged` updates the status cell.
 //!
 //! Snapshots: when the Fsm reports a durable snapshot ([`SnapshotTaken`]), the core's
-//! in-memory log is compacted up to `snapshot index − trailing_logs`, and the LogStore
-//! is told to delete segments up to the lower of that and the OLDEST retained
-//! snapshot's index (so recovery can fall back to the older snapshot; see
+//! in-memory log is compacted so that it keeps at most `trailing_logs` entries below the
+//! snapshot index AND at most `fsm::TRAILING_LOG_BYTES` (64 MiB) of their payload
+//! (whichever keeps fewer: with large values the count alone would be gigabytes), and
+//! the LogStore is told to delete segments up to the lower of that point and the OLDEST
+//! retained snapshot's index, so the disk log is bounded the same way (so recovery can fall back to the older snapshot; see
 //! `snapshot_store`). `Output::RestoreSnapshot` (a follower installing a leader's
 //! snapshot) queues the durable save on the LogStore thread, ahead of the log reset that
 //! follows it, and restores the Fsm. `Output::InstallSnapshot` needs PeerNet: it is
@@ -38,10 +40,11 @@
 //! also ends a `propose` whose wait for its entry timed out: there the outcome is
 //! unknown, since the entry may still commit and be applied.
 
+use crate::errors::WriteError;
 use crate::events::{EventBus, ServerEvent};
 use crate::fsm::{Apply, Fsm, ProposalReply, Restore, Waiter};
-use crate::handle::{RaftRole, WriteError};
 use crate::log_store::{LogStore, Recovered, StorageError};
+use crate::status::RaftRole;
 use crate::status::StatusCell;
 use actix::prelude::*;
 use protocol::ids::LogIndex;

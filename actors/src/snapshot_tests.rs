@@ -3,7 +3,8 @@
 //! snapshot damaged) rebuild exactly the same store.
 
 use crate::fsm::SnapshotLimits;
-use crate::handle::{load_newest_snapshot, Limits, ServerHandle, ServerOptions};
+use crate::recovery::load_newest_snapshot;
+use crate::server::{Limits, ServerHandle, ServerOptions};
 use crate::snapshot_store::{records, FileSnapshotStore, SnapshotBackend};
 use protocol::ids::{LogIndex, Term};
 use protocol::raft::SnapshotMeta;
@@ -505,4 +506,53 @@ async fn applied_bytes_trigger_snapshots_and_bound_the_memory_log() {
     wait_until("no-op applied", || *applied.borrow() >= noop).await;
     assert_eq!(*server.view().read(), plus_noop(&before, noop));
     server.shutdown().await;
+}
+
+/// A reader holds one published version (an `Arc<Store>`, no lock) across writes and a
+/// snapshot: both complete while it is held, and it still answers the old values. With
+/// the former `RwLock` view, a read guard held like this stalled the next apply (and so
+/// every write) and the snapshot's clone.
+#[actix::test]
+async fn a_held_version_answers_old_values_while_writes_and_a_snapshot_proceed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let server = start(dir).await;
+    let set = |key: &str, value: &str| {
+        Command::Kv(KvOp::Set {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            flags: 0,
+        })
+    };
+    for key in ["a", "b"] {
+        server.propose(set(key, "old")).await.unwrap();
+    }
+    let held = server.view().read();
+    let held_index = held.last_index();
+    assert!(snapshot_indexes(dir).is_empty());
+
+    // More than a threshold of writes: each is applied and answered, and a snapshot
+    // is taken, all while `held` is alive.
+    for i in 0..THRESHOLD + 10 {
+        let r = server.propose(set("a", &format!("new{i}"))).await.unwrap();
+        assert_eq!(r, CommandResult::Done);
+    }
+    wait_until("a snapshot past the held version", || {
+        snapshot_indexes(dir)
+            .first()
+            .is_some_and(|i| *i > held_index)
+    })
+    .await;
+
+    let value = |store: &Store, key: &str| store.kv_get(key).map(|e| e.value.to_vec());
+    assert_eq!(value(&held, "a"), Some(b"old".to_vec()));
+    assert_eq!(value(&held, "b"), Some(b"old".to_vec()));
+    assert_eq!(held.last_index(), held_index);
+    let now = server.view().read();
+    assert_eq!(
+        value(&now, "a"),
+        Some(format!("new{}", THRESHOLD + 9).into_bytes())
+    );
+    assert!(now.last_index() > held_index);
+    drop(held);
 }

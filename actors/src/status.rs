@@ -1,4 +1,5 @@
-//! The shared Raft status cell: RaftCore and Fsm write it, every HTTP request reads it.
+//! Raft status: the types every edge reads ([`RaftStatus`], [`RaftRole`]) and the shared
+//! cell RaftCore and Fsm write and every HTTP request reads.
 //!
 //! The status is kept behind an `Arc` so the lock is held only for a pointer copy (a
 //! reader) or an in-place update (a writer): a reader clones the `Arc` under the lock and
@@ -6,10 +7,67 @@
 //! `Arc::make_mut`, which copies the status only when a reader still holds the previous
 //! `Arc` at that instant, so readers always see a whole, consistent status.
 
-use crate::handle::RaftStatus;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RaftRole {
+    #[default]
+    Follower,
+    Candidate,
+    Leader,
+}
+
+impl From<protocol::raft::Role> for RaftRole {
+    fn from(role: protocol::raft::Role) -> Self {
+        match role {
+            protocol::raft::Role::Follower => RaftRole::Follower,
+            protocol::raft::Role::Candidate => RaftRole::Candidate,
+            protocol::raft::Role::Leader => RaftRole::Leader,
+        }
+    }
+}
+
+/// A snapshot of Raft status for headers, `/v1/status/*` and agent/self.
+#[derive(Debug, Clone, Default)]
+pub struct RaftStatus {
+    pub role: RaftRole,
+    pub term: u64,
+    pub leader_id: Option<String>,
+    /// Leader's `ip:port` (server RPC address), as `/v1/status/leader` reports it.
+    pub leader_addr: Option<String>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_log_index: u64,
+    pub last_log_term: u64,
+    /// Milliseconds since this server last heard from a leader (0 on the leader).
+    pub last_contact_ms: u64,
+    /// Voters as (id, address).
+    pub voters: Vec<(String, String)>,
+    /// On a leader, the index of its own term's no-op entry (0 otherwise). Until that is
+    /// applied the store may still lack entries committed by earlier terms (after a
+    /// restart: everything after the snapshot), so reads that promise to see every
+    /// acknowledged write wait for it, and so do leader duties.
+    pub leader_ready_index: u64,
+    /// Why this server cannot write to its Raft log right now (a full disk, an I/O
+    /// error), until a write succeeds again; None when healthy. While set the server is
+    /// a follower without a leader and retries by itself (see `raft_core`).
+    pub storage_error: Option<String>,
+}
+
+impl RaftStatus {
+    pub fn is_leader(&self) -> bool {
+        self.role == RaftRole::Leader
+    }
+    /// A leader whose store holds everything committed before its term.
+    pub fn is_ready_leader(&self) -> bool {
+        self.is_leader() && self.applied_index >= self.leader_ready_index
+    }
+    pub fn known_leader(&self) -> bool {
+        self.leader_id.is_some()
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct StatusCell {

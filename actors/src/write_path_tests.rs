@@ -2,12 +2,13 @@
 //! exact-output tests of the Fsm actor.
 
 use crate::fsm::{Apply, Fsm, SnapshotPolicy, Waiter};
-use crate::handle::{Limits, ReadView, ServerHandle, ServerOptions, WriteError};
 use crate::log_store::{LogBackend, MemoryBackend, Recovered, StorageError};
 use crate::raft_core::SnapshotTaken;
+use crate::server::{Limits, ServerHandle, ServerOptions};
 use crate::snapshot_store::MemorySnapshotStore;
 use crate::snapshot_store::SnapshotBackend;
 use crate::status::StatusCell;
+use crate::{ReadView, WriteError};
 use actix::prelude::*;
 use parking_lot::{Condvar, Mutex};
 use protocol::codec;
@@ -86,8 +87,8 @@ fn options() -> ServerOptions {
         data_dir: None,
         bootstrap: true,
         raft_multiplier: 1,
-        snapshot_threshold: crate::handle::DEFAULT_SNAPSHOT_THRESHOLD,
-        trailing_logs: crate::handle::DEFAULT_TRAILING_LOGS,
+        snapshot_threshold: crate::DEFAULT_SNAPSHOT_THRESHOLD,
+        trailing_logs: crate::DEFAULT_TRAILING_LOGS,
     }
 }
 
@@ -511,10 +512,8 @@ fn a_batch_is_decoded_up_front_without_the_store_lock() {
         payload: Payload::Command(vec![0xff, 0xff]),
     };
     let batch = vec![noop(1, 1), command_entry(1, 2, &set("a")), garbage];
-    // Decoding needs no store at all: the Fsm does it before taking the write lock, and
-    // applying only takes decoded commands.
-    let view = ReadView::new(Store::new());
-    let _writer = view.inner().write();
+    // Decoding needs no store at all: the Fsm does it before applying to its working
+    // store, and applying only takes decoded commands.
     let decoded = decode_batch(&batch);
     assert!(matches!(decoded[0], Decoded::NotACommand));
     assert!(matches!(&decoded[1], Decoded::Command(c) if *c == set("a")));

@@ -9,6 +9,7 @@ use crate::{ReadView, ServerHandle, WriteError};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use protocol::api::answer::{read_data, read_index, PrefixIndexWatch};
+use protocol::api::watch::watch_key;
 use protocol::api::{
     Answer, Consistency, InfoData, InfoRequest, QueryMeta, Read, ReadData, ReadRequest,
     ReadResponse, Request, RequestError, Response, WriteOutcome, WriteRequest,
@@ -88,26 +89,19 @@ impl ServerEndpoint {
             return Ok(read_response(self.meta(index, mode), data));
         }
         let deadline = tokio::time::Instant::now() + jittered(options.effective_wait());
-        let mut applied = self.server.applied();
-        let mut expired = false;
-        loop {
-            applied.borrow_and_update();
-            // The store is read in this block only: nothing of it is held across the wait.
-            let answered = {
-                let store = self.server.view().read();
-                let index = read_index(&store, &read, &mut watch);
-                (expired || ready(options.min_index, index, store.last_index()))
-                    .then(|| (index, read_data(&store, &read)))
-            };
-            if let Some((index, data)) = answered {
-                return Ok(read_response(self.meta(index, mode), data));
-            }
-            match tokio::time::timeout_at(deadline, applied.changed()).await {
-                Ok(Ok(())) => {}
-                // Timed out, or the applier is gone (shutdown): answer with what we have.
-                Ok(Err(_)) | Err(_) => expired = true,
-            }
-        }
+        let (index, data) = self
+            .server
+            .view()
+            .wait_for(deadline, |store, expired| {
+                let index = read_index(store, &read, &mut watch);
+                if expired || ready(options.min_index, index, store.last_index()) {
+                    Ok((index, read_data(store, &read)))
+                } else {
+                    Err(watch_key(store, &read))
+                }
+            })
+            .await;
+        Ok(read_response(self.meta(index, mode), data))
     }
 
     async fn write(&self, write: WriteRequest) -> Answer {

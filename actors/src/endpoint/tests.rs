@@ -269,3 +269,149 @@ async fn without_a_leader_only_stale_reads_are_answered() {
         Err(RequestError::BadRequest(_))
     ));
 }
+
+/// A bootstrapped leader, its endpoint, and the server (to see the parked reads).
+async fn leader_with_server() -> (Api, ServerHandle) {
+    let server = ServerHandle::start(options(true)).await.unwrap();
+    let start = Instant::now();
+    while !server.status().is_ready_leader() || *server.applied().borrow() == 0 {
+        assert!(start.elapsed() < DEADLINE, "no leader in time");
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    let api = Api::new(ServerEndpoint::new(server.clone(), "dc1"));
+    (api, server)
+}
+
+async fn wait_parked(server: &ServerHandle, want: usize) {
+    let start = Instant::now();
+    while server.view().parked() != want {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "parked reads: {} (want {want})",
+            server.view().parked()
+        );
+        actix::clock::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn blocking(min_index: u64, wait: Duration) -> QueryOptions {
+    QueryOptions {
+        min_index,
+        wait: Some(wait),
+        ..QueryOptions::default()
+    }
+}
+
+/// Many reads park on their own keys while writes to those keys race their
+/// registration: every read must see its write (none may sleep through a change it
+/// registered too late for), and the registry is empty once they have answered.
+#[actix::test]
+async fn parked_reads_never_miss_a_racing_write_and_leave_no_registration() {
+    let (api, server) = leader_with_server().await;
+    const READS: usize = 64;
+    let mut indexes = Vec::new();
+    for i in 0..READS {
+        assert_eq!(
+            api.write(set(&format!("race/{i}"), "a")).await,
+            Ok(WriteOutcome::Done)
+        );
+        indexes.push(
+            kv_get(&api, &format!("race/{i}"), opts(Consistency::Leader))
+                .await
+                .0,
+        );
+    }
+    let readers: Vec<_> = indexes
+        .iter()
+        .enumerate()
+        .map(|(i, index)| {
+            let api = api.clone();
+            let options = blocking(*index, Duration::from_secs(60));
+            actix::spawn(async move { kv_get(&api, &format!("race/{i}"), options).await })
+        })
+        .collect();
+    // No waiting for the reads to park: the writes race their registration.
+    for i in 0..READS {
+        assert_eq!(
+            api.write(set(&format!("race/{i}"), "b")).await,
+            Ok(WriteOutcome::Done)
+        );
+    }
+    for (i, reader) in readers.into_iter().enumerate() {
+        let (index, value) = tokio::time::timeout(DEADLINE, reader)
+            .await
+            .unwrap_or_else(|_| panic!("read {i} missed its write"))
+            .unwrap();
+        assert!(index > indexes[i]);
+        assert_eq!(value.as_deref(), Some(&b"b"[..]));
+    }
+    assert_eq!(server.view().parked(), 0);
+}
+
+/// A read parked on a key is not woken by writes to other keys (it stays parked), a
+/// missing key's read wakes on any KV write (its index is the KV table's), and the
+/// jittered timeout still answers, unregistering the read.
+#[actix::test]
+async fn parked_reads_wake_only_for_their_key_and_still_time_out() {
+    let (api, server) = leader_with_server().await;
+    assert_eq!(api.write(set("mine", "a")).await, Ok(WriteOutcome::Done));
+    let (index, _) = kv_get(&api, "mine", opts(Consistency::Leader)).await;
+    let short = blocking(index, Duration::from_millis(300));
+    let started = Instant::now();
+    let parked = actix::spawn({
+        let api = api.clone();
+        async move { kv_get(&api, "mine", short).await }
+    });
+    wait_parked(&server, 1).await;
+    assert_eq!(api.write(set("other", "x")).await, Ok(WriteOutcome::Done));
+    let (answered, value) = tokio::time::timeout(DEADLINE, parked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "answered before its wait"
+    );
+    assert_eq!((answered, value.as_deref()), (index, Some(&b"a"[..])));
+    assert_eq!(server.view().parked(), 0);
+
+    let (table_index, _) = kv_get(&api, "missing", opts(Consistency::Leader)).await;
+    let missing = actix::spawn({
+        let api = api.clone();
+        let options = blocking(table_index, Duration::from_secs(60));
+        async move { kv_get(&api, "missing", options).await }
+    });
+    wait_parked(&server, 1).await;
+    assert_eq!(
+        api.write(set("elsewhere", "y")).await,
+        Ok(WriteOutcome::Done)
+    );
+    let (answered, value) = tokio::time::timeout(DEADLINE, missing)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answered > table_index);
+    assert_eq!(value, None);
+    assert_eq!(server.view().parked(), 0);
+}
+
+/// A client that goes away (its request future is dropped) leaves no registration.
+#[actix::test]
+async fn an_abandoned_parked_read_unregisters() {
+    let (api, server) = leader_with_server().await;
+    assert_eq!(api.write(set("gone", "a")).await, Ok(WriteOutcome::Done));
+    let (index, _) = kv_get(&api, "gone", opts(Consistency::Leader)).await;
+    let mut readers = Vec::new();
+    for _ in 0..10 {
+        let api = api.clone();
+        let options = blocking(index, Duration::from_secs(60));
+        readers.push(actix::spawn(
+            async move { kv_get(&api, "gone", options).await },
+        ));
+    }
+    wait_parked(&server, 10).await;
+    for reader in &readers {
+        reader.abort();
+    }
+    wait_parked(&server, 0).await;
+}

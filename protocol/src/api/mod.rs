@@ -14,6 +14,7 @@ pub mod answer;
 mod error;
 #[cfg(test)]
 mod tests;
+pub mod watch;
 
 pub use error::RequestError;
 

@@ -13,6 +13,7 @@ use super::{
     eq_fold, fold, Check, CommandResult, DeregisterRequest, Node, RegisterRequest, Service,
 };
 use super::{Store, Table};
+use std::sync::Arc;
 
 fn too_large(copied: usize) -> String {
     too_large_text(None, copied)
@@ -124,6 +125,7 @@ impl Store {
                     .or_else(|| {
                         self.services
                             .get(&(node_key.clone(), check.service_id.clone()))
+                            .map(Arc::as_ref)
                     })
                     .map(|s| (s.service.as_str(), s.tags.as_slice()))
             };
@@ -148,6 +150,7 @@ impl Store {
                 let owner = in_request.or_else(|| {
                     self.services
                         .get(&(node_key.clone(), check.service_id.clone()))
+                        .map(Arc::as_ref)
                 });
                 let Some(owner) = owner else {
                     return Err(format!(
@@ -173,14 +176,14 @@ impl Store {
         if let Some(existing) = self.nodes.get(node_key) {
             node.create_index = existing.create_index;
             node.modify_index = existing.modify_index;
-            if *existing == node {
+            if **existing == node {
                 return;
             }
         } else {
             node.create_index = index;
         }
         node.modify_index = index;
-        self.nodes.insert(node_key.to_string(), node);
+        self.nodes.insert(node_key.to_string(), Arc::new(node));
         self.bump(Table::Nodes, index);
         self.touch_services_of_node(node_key, index);
     }
@@ -191,7 +194,7 @@ impl Store {
         if let Some(existing) = self.services.get(&key) {
             service.create_index = existing.create_index;
             service.modify_index = existing.modify_index;
-            if *existing == service {
+            if **existing == service {
                 return;
             }
             old_name = Some(fold(&existing.service));
@@ -207,7 +210,7 @@ impl Store {
 
         // The service's checks carry its name and tags: keep them in step.
         let (name, tags) = (service.service.clone(), service.tags.clone());
-        self.services.insert(key.clone(), service);
+        self.services.insert(key.clone(), Arc::new(service));
         self.bump(Table::Services, index);
         let stale: Vec<(String, String)> = on_node(&self.checks, node_key)
             .filter(|(_, c)| {
@@ -217,6 +220,7 @@ impl Store {
             .collect();
         for check_key in &stale {
             if let Some(check) = self.checks.get_mut(check_key) {
+                let check = Arc::make_mut(check);
                 check.service_name = name.clone();
                 check.service_tags = tags.clone();
                 check.modify_index = index;
@@ -232,7 +236,7 @@ impl Store {
         if let Some(existing) = self.checks.get(&key) {
             check.create_index = existing.create_index;
             check.modify_index = existing.modify_index;
-            if *existing == check {
+            if **existing == check {
                 return;
             }
             let existing = existing.clone();
@@ -242,7 +246,7 @@ impl Store {
         }
         check.modify_index = index;
         self.touch_services_of_check(node_key, &check, index);
-        self.checks.insert(key, check);
+        self.checks.insert(key, Arc::new(check));
         self.bump(Table::Checks, index);
     }
 

@@ -1,18 +1,18 @@
 //! KV: applying `KvOp`s, tombstones, and the KV reads.
 
 use super::{CommandResult, KvEntry, KvOp, Store, Table};
-use std::collections::{BTreeMap, BTreeSet};
+use imbl::OrdMap;
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
 /// Entries of a string-keyed map whose key starts with `prefix`, in key order.
-fn under_prefix<'a, V>(
-    map: &'a BTreeMap<String, V>,
-    prefix: &str,
-) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
-    let prefix = prefix.to_string();
-    map.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-        .take_while(move |(k, _)| k.starts_with(prefix.as_str()))
+fn under_prefix<'a, 'p, V: Clone>(
+    map: &'a OrdMap<String, V>,
+    prefix: &'p str,
+) -> impl Iterator<Item = (&'a String, &'a V)> + use<'a, 'p, V> {
+    map.range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
+        .take_while(move |(k, _)| k.starts_with(prefix))
 }
 
 impl Store {
@@ -83,7 +83,7 @@ impl Store {
             create_index,
             modify_index: index,
         };
-        self.kv.insert(key.to_string(), entry);
+        self.kv.insert(key.to_string(), Arc::new(entry));
         self.kv_tombstones.remove(key);
         self.bump(Table::Kv, index);
     }
@@ -103,10 +103,16 @@ impl Store {
     /// every replica reaps the same tombstones at the same point. Prefix indexes under a
     /// reaped tombstone may then drop, as in Consul (clients reset on a lower index).
     pub fn reap_tombstones(&mut self, up_to_index: u64) -> usize {
-        let before = self.kv_tombstones.len();
-        self.kv_tombstones
-            .retain(|_, deleted_at| *deleted_at > up_to_index);
-        before - self.kv_tombstones.len()
+        let reaped: Vec<String> = self
+            .kv_tombstones
+            .iter()
+            .filter(|(_, deleted_at)| **deleted_at <= up_to_index)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &reaped {
+            self.kv_tombstones.remove(key);
+        }
+        reaped.len()
     }
 
     /// Number of KV tombstones currently kept.
@@ -116,12 +122,14 @@ impl Store {
 
     /// One KV entry.
     pub fn kv_get(&self, key: &str) -> Option<&KvEntry> {
-        self.kv.get(key)
+        self.kv.get(key).map(Arc::as_ref)
     }
 
     /// Every entry whose key starts with `prefix`, sorted by key.
     pub fn kv_list(&self, prefix: &str) -> Vec<&KvEntry> {
-        under_prefix(&self.kv, prefix).map(|(_, e)| e).collect()
+        under_prefix(&self.kv, prefix)
+            .map(|(_, e)| e.as_ref())
+            .collect()
     }
 
     /// Keys under `prefix`; with a separator, keys are cut just after the first separator

@@ -29,8 +29,10 @@ pub use types::{
     Table, Weights,
 };
 
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One service instance with its node and every check that affects it (node-level checks
 /// first, then the instance's own), as `/v1/health/service/:name` and DNS need it.
@@ -74,19 +76,26 @@ impl InstanceHealth<'_> {
 ///
 /// Node names are case-insensitive (as Consul's node index is), so every catalog map is
 /// keyed by the lower-cased node name ("node key"); rows keep the name as registered.
+///
+/// The tables are persistent maps (`imbl::OrdMap`, a B+tree whose nodes are shared
+/// between clones) and rows sit behind `Arc`: cloning a store is O(1), and a write to a
+/// clone copies only the path to the row it changes (a few nodes of 16 slots, each slot
+/// a key and a pointer). That is what lets the state machine publish a new immutable
+/// version after every batch and a snapshot take one without copying the store (see
+/// `actors::ReadView`). Field privacy is what keeps the version immutable to readers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Store {
     /// Keyed by node key.
-    nodes: BTreeMap<String, Node>,
+    nodes: OrdMap<String, Arc<Node>>,
     /// Keyed by (node key, service id).
-    services: BTreeMap<(String, String), Service>,
+    services: OrdMap<(String, String), Arc<Service>>,
     /// Keyed by (node key, check id).
-    checks: BTreeMap<(String, String), Check>,
+    checks: OrdMap<(String, String), Arc<Check>>,
     /// Keyed by lower-cased service name; an entry lives while the name has instances.
-    service_names: BTreeMap<String, ServiceNameEntry>,
-    kv: BTreeMap<String, KvEntry>,
+    service_names: OrdMap<String, ServiceNameEntry>,
+    kv: OrdMap<String, Arc<KvEntry>>,
     /// Deleted KV keys and the index that deleted them, so prefix indexes never go back.
-    kv_tombstones: BTreeMap<String, u64>,
+    kv_tombstones: OrdMap<String, u64>,
     table_indexes: BTreeMap<Table, u64>,
     /// Index of the last applied entry (any kind, including no-ops).
     last_index: u64,
@@ -99,7 +108,7 @@ struct ServiceNameEntry {
     /// Last index that changed an instance of this name, one of its checks, or its node.
     index: u64,
     /// (node key, service id) of every instance.
-    instances: BTreeSet<(String, String)>,
+    instances: OrdSet<(String, String)>,
 }
 
 /// Case folding used for node names, service names and tags.

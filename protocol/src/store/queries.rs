@@ -3,11 +3,13 @@
 use super::{
     eq_fold, fold, Check, CheckStatus, InstanceHealth, Node, Service, ServiceInstance, Store, Table,
 };
+use imbl::OrdMap;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Entries of a map keyed by (node key, id) that belong to one node, in id order.
-pub(super) fn on_node<'a, V>(
-    map: &'a BTreeMap<(String, String), V>,
+pub(super) fn on_node<'a, V: Clone>(
+    map: &'a OrdMap<(String, String), V>,
     node_key: &str,
 ) -> impl Iterator<Item = (&'a (String, String), &'a V)> + 'a {
     let node_key = node_key.to_string();
@@ -18,18 +20,18 @@ pub(super) fn on_node<'a, V>(
 impl Store {
     /// All nodes, sorted by name.
     pub fn nodes(&self) -> Vec<&Node> {
-        self.nodes.values().collect()
+        self.nodes.values().map(Arc::as_ref).collect()
     }
 
     /// Node by name (case-insensitive, as Consul's node index is).
     pub fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes.get(&fold(name))
+        self.nodes.get(&fold(name)).map(Arc::as_ref)
     }
 
     /// Services registered on a node, sorted by service id.
     pub fn node_services(&self, node: &str) -> Vec<&Service> {
         on_node(&self.services, &fold(node))
-            .map(|(_, s)| s)
+            .map(|(_, s)| s.as_ref())
             .collect()
     }
 
@@ -66,7 +68,7 @@ impl Store {
                 let has_all_tags = tags
                     .iter()
                     .all(|want| svc.tags.iter().any(|have| eq_fold(have, want)));
-                has_all_tags.then_some((key, node, svc))
+                has_all_tags.then_some((key, node.as_ref(), svc.as_ref()))
             })
     }
 
@@ -75,7 +77,7 @@ impl Store {
     pub fn service_instances(&self, service: &str, tags: &[String]) -> Vec<ServiceInstance<'_>> {
         self.matching_instances(service, tags)
             .map(|(key, node, svc)| {
-                let node_checks = || on_node(&self.checks, &key.0).map(|(_, c)| c);
+                let node_checks = || on_node(&self.checks, &key.0).map(|(_, c)| c.as_ref());
                 let mut checks: Vec<&Check> =
                     node_checks().filter(|c| c.service_id.is_empty()).collect();
                 checks.extend(node_checks().filter(|c| c.service_id == key.1));
@@ -138,7 +140,9 @@ impl Store {
 
     /// Every check on a node (node-level and service-level), sorted by check id.
     pub fn node_checks(&self, node: &str) -> Vec<&Check> {
-        on_node(&self.checks, &fold(node)).map(|(_, c)| c).collect()
+        on_node(&self.checks, &fold(node))
+            .map(|(_, c)| c.as_ref())
+            .collect()
     }
 
     /// Checks of every instance of a service, sorted by (node, check id).
@@ -150,7 +154,9 @@ impl Store {
             .instances
             .iter()
             .flat_map(|(node_key, service_id)| {
-                on_node(&self.checks, node_key).filter(move |(_, c)| c.service_id == *service_id)
+                on_node(&self.checks, node_key)
+                    .filter(move |(_, c)| c.service_id == *service_id)
+                    .map(|(k, c)| (k, c.as_ref()))
             })
             .collect();
         found.sort_by(|a, b| a.0.cmp(b.0));
@@ -161,6 +167,7 @@ impl Store {
     pub fn checks_in_state(&self, state: Option<CheckStatus>) -> Vec<&Check> {
         self.checks
             .values()
+            .map(Arc::as_ref)
             .filter(|c| state.is_none_or(|s| c.status == s))
             .collect()
     }

@@ -20,6 +20,7 @@
 use super::{fold, Check, KvEntry, Node, Service, Store, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One record of a snapshot stream, owned (what is decoded).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -101,15 +102,24 @@ impl Store {
         let nodes = self
             .nodes
             .iter()
-            .map(|(key, node)| SnapshotRecordRef::Node { key, node });
+            .map(|(key, node)| SnapshotRecordRef::Node {
+                key,
+                node: node.as_ref(),
+            });
         let services = self
             .services
             .iter()
-            .map(|(key, service)| SnapshotRecordRef::Service { key, service });
+            .map(|(key, service)| SnapshotRecordRef::Service {
+                key,
+                service: service.as_ref(),
+            });
         let checks = self
             .checks
             .iter()
-            .map(|(key, check)| SnapshotRecordRef::Check { key, check });
+            .map(|(key, check)| SnapshotRecordRef::Check {
+                key,
+                check: check.as_ref(),
+            });
         let names = self
             .service_names
             .iter()
@@ -117,7 +127,7 @@ impl Store {
                 name_key,
                 index: e.index,
             });
-        let kv = self.kv.values().map(SnapshotRecordRef::Kv);
+        let kv = self.kv.values().map(|e| SnapshotRecordRef::Kv(e.as_ref()));
         let tombstones =
             self.kv_tombstones
                 .iter()
@@ -219,14 +229,16 @@ impl StoreBuilder {
                 store.table_indexes = table_indexes;
                 false
             }
-            SnapshotRecord::Node { key, node } => store.nodes.insert(key, node).is_some(),
+            SnapshotRecord::Node { key, node } => store.nodes.insert(key, Arc::new(node)).is_some(),
             SnapshotRecord::Service { key, service } => {
                 let name_key = fold(&service.service);
                 let entry = store.service_names.entry(name_key).or_default();
                 entry.instances.insert(key.clone());
-                store.services.insert(key, service).is_some()
+                store.services.insert(key, Arc::new(service)).is_some()
             }
-            SnapshotRecord::Check { key, check } => store.checks.insert(key, check).is_some(),
+            SnapshotRecord::Check { key, check } => {
+                store.checks.insert(key, Arc::new(check)).is_some()
+            }
             SnapshotRecord::ServiceName { name_key, index } => {
                 let Some(entry) = store.service_names.get_mut(&name_key) else {
                     return Err(bad(format!("service name {name_key:?} has no instance")));
@@ -234,7 +246,10 @@ impl StoreBuilder {
                 entry.index = index;
                 !self.indexed_names.insert(name_key)
             }
-            SnapshotRecord::Kv(entry) => store.kv.insert(entry.key.clone(), entry).is_some(),
+            SnapshotRecord::Kv(entry) => store
+                .kv
+                .insert(entry.key.clone(), Arc::new(entry))
+                .is_some(),
             SnapshotRecord::Tombstone { key, deleted_at } => {
                 store.kv_tombstones.insert(key, deleted_at).is_some()
             }

@@ -78,6 +78,7 @@ fn set_keeps_lock_index_and_session() {
     store.apply(1, &set("lock", "a", 0));
     // Locks are not a command yet; plant the state a lock acquisition would leave.
     if let Some(e) = store.kv.get_mut("lock") {
+        let e = std::sync::Arc::make_mut(e);
         e.lock_index = 3;
         e.session = Some("sess-1".into());
     }

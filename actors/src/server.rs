@@ -1,24 +1,23 @@
 //! The façade the edges (HTTP, DNS, agent wiring) use to talk to a server's Raft group:
-//! propose commands, read the published view, and see Raft status.
+//! propose commands, read the published view, and see Raft status; and the wiring that
+//! starts LogStore, RaftCore and Fsm.
 
+use crate::errors::{StartError, WriteError};
 use crate::events::{announce_leadership, EventBus, ServerEvent};
 use crate::fsm::{Fsm, SnapshotPolicy};
-use crate::log_store::{
-    FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered, StorageError,
-};
+use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
 use crate::raft_core::{
     CoreLimits, PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS,
 };
-use crate::snapshot_store::{
-    records, FileSnapshotStore, LoadError, MemorySnapshotStore, SnapshotBackend,
-};
-use crate::status::StatusCell;
+use crate::read_view::ReadView;
+use crate::recovery::load_newest_snapshot;
+use crate::snapshot_store::{FileSnapshotStore, MemorySnapshotStore, SnapshotBackend};
+use crate::status::{RaftStatus, StatusCell};
 use actix::prelude::*;
-use parking_lot::{RwLock, RwLockReadGuard};
 use protocol::codec;
 use protocol::ids::ServerId;
-use protocol::raft::{Raft, RaftConfig, SnapshotMeta};
-use protocol::store::{Command, CommandResult, Store};
+use protocol::raft::{Raft, RaftConfig};
+use protocol::store::{Command, CommandResult};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,112 +52,6 @@ pub struct ServerOptions {
 pub const DEFAULT_SNAPSHOT_THRESHOLD: u64 = 16384;
 /// Consul's default `raft_trailing_logs`.
 pub const DEFAULT_TRAILING_LOGS: u64 = 10240;
-
-/// Errors a write can end with. Their Display texts are what Consul answers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WriteError {
-    #[error("No cluster leader")]
-    NoLeader,
-    #[error("leadership lost while committing log")]
-    LeadershipLost,
-    /// Two cases share Consul's text. The pending-proposal queue was full: nothing was
-    /// proposed. Or `propose` waited [`PROPOSE_TIMEOUT`] for its entry to be applied:
-    /// then the outcome is UNKNOWN, the entry may still commit and be applied later.
-    #[error("timed out enqueuing operation")]
-    Timeout,
-    #[error("storage error: {0}")]
-    Storage(String),
-    #[error("agent is shutting down")]
-    ShuttingDown,
-    #[error("encode failed: {0}")]
-    Encode(String),
-    /// The encoded command is over [`codec::MAX_COMMAND_BYTES`]; nothing was proposed.
-    #[error("command of {len} bytes exceeds the limit of {limit} bytes")]
-    TooLarge { len: usize, limit: usize },
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StartError {
-    #[error("failed to open data dir: {0}")]
-    Storage(String),
-    #[error("{0}")]
-    Config(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RaftRole {
-    #[default]
-    Follower,
-    Candidate,
-    Leader,
-}
-
-impl From<protocol::raft::Role> for RaftRole {
-    fn from(role: protocol::raft::Role) -> Self {
-        match role {
-            protocol::raft::Role::Follower => RaftRole::Follower,
-            protocol::raft::Role::Candidate => RaftRole::Candidate,
-            protocol::raft::Role::Leader => RaftRole::Leader,
-        }
-    }
-}
-
-/// A snapshot of Raft status for headers, `/v1/status/*` and agent/self.
-#[derive(Debug, Clone, Default)]
-pub struct RaftStatus {
-    pub role: RaftRole,
-    pub term: u64,
-    pub leader_id: Option<String>,
-    /// Leader's `ip:port` (server RPC address), as `/v1/status/leader` reports it.
-    pub leader_addr: Option<String>,
-    pub commit_index: u64,
-    pub applied_index: u64,
-    pub last_log_index: u64,
-    pub last_log_term: u64,
-    /// Milliseconds since this server last heard from a leader (0 on the leader).
-    pub last_contact_ms: u64,
-    /// Voters as (id, address).
-    pub voters: Vec<(String, String)>,
-    /// On a leader, the index of its own term's no-op entry (0 otherwise). Until that is
-    /// applied the store may still lack entries committed by earlier terms (after a
-    /// restart: everything after the snapshot), so reads that promise to see every
-    /// acknowledged write wait for it, and so do leader duties.
-    pub leader_ready_index: u64,
-    /// Why this server cannot write to its Raft log right now (a full disk, an I/O
-    /// error), until a write succeeds again; None when healthy. While set the server is
-    /// a follower without a leader and retries by itself (see `raft_core`).
-    pub storage_error: Option<String>,
-}
-
-impl RaftStatus {
-    pub fn is_leader(&self) -> bool {
-        self.role == RaftRole::Leader
-    }
-    /// A leader whose store holds everything committed before its term.
-    pub fn is_ready_leader(&self) -> bool {
-        self.is_leader() && self.applied_index >= self.leader_ready_index
-    }
-    pub fn known_leader(&self) -> bool {
-        self.leader_id.is_some()
-    }
-}
-
-/// The published read view of the replicated store. Readers take a short read lock; the
-/// Fsm actor takes the write lock only while applying one batch.
-#[derive(Clone, Default)]
-pub struct ReadView(Arc<RwLock<Store>>);
-
-impl ReadView {
-    pub fn new(store: Store) -> Self {
-        ReadView(Arc::new(RwLock::new(store)))
-    }
-    pub fn read(&self) -> RwLockReadGuard<'_, Store> {
-        self.0.read()
-    }
-    pub(crate) fn inner(&self) -> &Arc<RwLock<Store>> {
-        &self.0
-    }
-}
 
 /// How long `propose` waits for its entry to be applied before answering `Timeout`
 /// (the entry may still be applied afterwards: the caller cannot tell).
@@ -410,74 +303,4 @@ impl ServerHandle {
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()
     }
-}
-
-/// The newest retained snapshot that verifies and decodes, with its store; older ones
-/// are tried (with a warning) when a newer one is unusable. None when there are none.
-///
-/// The store is rebuilt while the file streams in, one record at a time (each within
-/// `max_record_bytes`), so memory holds the store being built and one record, never the
-/// image. Only a file that fails its own checks (a record's or the data's CRC, header,
-/// lengths: `StorageError::Corrupt`) is set aside. A file that verifies but does not
-/// load (a record over `max_record_bytes`, an unknown file version, a stream this
-/// version does not understand) is real data: it stays where it is, and if no snapshot
-/// is usable the start fails with that reason rather than losing state. (Saving refuses
-/// records over the same limit, see `fsm`, so our own files never hit the size case.)
-pub(crate) fn load_newest_snapshot(
-    snapshots: &dyn SnapshotBackend,
-    max_record_bytes: usize,
-) -> Result<(Option<SnapshotMeta>, Store), StartError> {
-    let ids = snapshots
-        .list()
-        .map_err(|e| StartError::Storage(e.to_string()))?;
-    let mut intact_but_unloadable: Option<String> = None;
-    for id in &ids {
-        let mut store = None;
-        let loaded = snapshots.load_with(*id, &mut |_, data| {
-            store = Some(records::load_store(data, max_record_bytes)?);
-            Ok(())
-        });
-        match (loaded, store) {
-            (Ok(meta), Some(store)) => {
-                tracing::info!(
-                    index = meta.index.0,
-                    term = meta.term.0,
-                    "restored raft snapshot"
-                );
-                return Ok((Some(meta), store));
-            }
-            (Ok(_), None) => {
-                // A backend that verified a snapshot without handing it over: a bug, but
-                // not a reason to panic at start.
-                return Err(StartError::Storage(format!(
-                    "raft snapshot {}-{} loaded without data",
-                    id.term, id.index
-                )));
-            }
-            (Err(error), _) => {
-                tracing::warn!(%error, index = id.index.0, term = id.term.0, "raft snapshot unusable; trying an older one");
-                match error {
-                    LoadError::Storage(StorageError::Corrupt { .. }) => {
-                        snapshots
-                            .quarantine(*id)
-                            .map_err(|e| StartError::Storage(e.to_string()))?
-                    }
-                    LoadError::Unloadable(..) => {
-                        intact_but_unloadable.get_or_insert(error.to_string());
-                    }
-                    // An I/O error may be passing: that file stays where it is.
-                    LoadError::Storage(_) => {}
-                }
-            }
-        }
-    }
-    if let Some(error) = intact_but_unloadable {
-        return Err(StartError::Storage(error));
-    }
-    if !ids.is_empty() {
-        // Only safe if the log still starts at index 1; Raft::new refuses a log with a
-        // gap, so a compacted log makes the start fail instead of losing state.
-        tracing::warn!("no raft snapshot is usable; rebuilding the state from the log alone");
-    }
-    Ok((None, Store::new()))
 }
