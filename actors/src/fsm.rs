@@ -36,7 +36,6 @@
 //! written.
 
 use crate::errors::WriteError;
-use crate::raft_core::SnapshotTaken;
 use crate::read_view::ReadView;
 use crate::snapshot_store::{records, SnapshotBackend};
 use crate::status::StatusCell;
@@ -80,6 +79,18 @@ pub(crate) struct Restore {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct SnapshotFinished(Option<u64>);
+
+/// A snapshot is durable: RaftCore compacts the log behind it. (Defined by its sender,
+/// so the Fsm does not depend on RaftCore, which depends on the Fsm.)
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct SnapshotTaken {
+    pub(crate) meta: SnapshotMeta,
+    /// Index of the oldest snapshot still retained: the disk log is never cut beyond it.
+    pub(crate) oldest_retained: LogIndex,
+    /// Payload bytes of trailing entries (below the snapshot) kept in memory.
+    pub(crate) trailing_bytes: u64,
+}
 
 /// When and where the Fsm takes snapshots.
 pub(crate) struct SnapshotPolicy {

@@ -42,7 +42,7 @@
 
 use crate::errors::WriteError;
 use crate::events::{EventBus, ServerEvent};
-use crate::fsm::{Apply, Fsm, ProposalReply, Restore, Waiter};
+use crate::fsm::{Apply, Fsm, ProposalReply, Restore, SnapshotTaken, Waiter};
 use crate::log_store::{LogStore, Recovered, StorageError};
 use crate::status::RaftRole;
 use crate::status::StatusCell;
@@ -79,17 +79,6 @@ pub(crate) struct Propose {
 pub(crate) struct Shutdown {
     /// Answered once the actor has stopped and the log store has closed.
     pub(crate) done: oneshot::Sender<()>,
-}
-
-/// A snapshot is durable: compact the log behind it.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub(crate) struct SnapshotTaken {
-    pub(crate) meta: SnapshotMeta,
-    /// Index of the oldest snapshot still retained: the disk log is never cut beyond it.
-    pub(crate) oldest_retained: LogIndex,
-    /// Payload bytes of trailing entries (below the snapshot) kept in memory.
-    pub(crate) trailing_bytes: u64,
 }
 
 /// The log store finished (or failed) persist requests.

@@ -297,9 +297,9 @@ impl actix::Actor for TakenSink {
     type Context = actix::Context<Self>;
 }
 
-impl actix::Handler<crate::raft_core::SnapshotTaken> for TakenSink {
+impl actix::Handler<crate::fsm::SnapshotTaken> for TakenSink {
     type Result = ();
-    fn handle(&mut self, _: crate::raft_core::SnapshotTaken, _: &mut actix::Context<Self>) {}
+    fn handle(&mut self, _: crate::fsm::SnapshotTaken, _: &mut actix::Context<Self>) {}
 }
 
 fn meta(index: u64) -> SnapshotMeta {

@@ -1,9 +1,9 @@
 //! Write-path bounds and failures, with a backend the test can stall or break, and
 //! exact-output tests of the Fsm actor.
 
+use crate::fsm::SnapshotTaken;
 use crate::fsm::{Apply, Fsm, SnapshotPolicy, Waiter};
 use crate::log_store::{LogBackend, MemoryBackend, Recovered, StorageError};
-use crate::raft_core::SnapshotTaken;
 use crate::server::{Limits, ServerHandle, ServerOptions};
 use crate::snapshot_store::MemorySnapshotStore;
 use crate::snapshot_store::SnapshotBackend;
