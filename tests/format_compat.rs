@@ -6,23 +6,10 @@
 
 mod common;
 
-use common::{http_client, Agent};
+use common::{copy_dir, http_client, Agent};
 use std::path::Path;
 
 const IP: &str = "127.0.0.82";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for item in std::fs::read_dir(from).unwrap() {
-        let item = item.unwrap();
-        let target = to.join(item.file_name());
-        if item.file_type().unwrap().is_dir() {
-            copy_dir(&item.path(), &target);
-        } else {
-            std::fs::copy(item.path(), target).unwrap();
-        }
-    }
-}
 
 fn assert_fixture_served(agent: &Agent) {
     let client = http_client();
