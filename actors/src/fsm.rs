@@ -40,7 +40,7 @@ use crate::read_view::ReadView;
 use crate::snapshot_store::{records, SnapshotBackend};
 use crate::status::StatusCell;
 use actix::prelude::*;
-use protocol::api::watch::{touched_by, Touch};
+use protocol::api::watch::{services_touched, touched_by, Touch};
 use protocol::codec;
 use protocol::ids::{LogIndex, ServerId, Term};
 use protocol::raft::{Entry, Payload, SnapshotMeta};
@@ -337,6 +337,8 @@ impl Handler<Apply> for Fsm {
             Vec::with_capacity(msg.entries.len());
         let decoded = decode_batch(&msg.entries);
         let mut touches: Vec<Touch<'_>> = Vec::with_capacity(decoded.len());
+        // Service names a catalog write may move, found before it applies.
+        let mut services: Vec<String> = Vec::new();
         {
             let store = &mut self.working;
             for (entry, decoded) in msg.entries.iter().zip(&decoded) {
@@ -351,6 +353,9 @@ impl Handler<Apply> for Fsm {
                     );
                     break;
                 }
+                if let Decoded::Command(cmd) = decoded {
+                    services.extend(services_touched(store, cmd));
+                }
                 let result = apply_decoded(store, entry.index.0, decoded);
                 if let Decoded::Command(cmd) = decoded {
                     touches.push(touched_by(cmd));
@@ -364,6 +369,7 @@ impl Handler<Apply> for Fsm {
                 results.push((entry.index.0, entry.term, result));
             }
         }
+        touches.extend(services.iter().map(|name| Touch::Service(name)));
         // Publish before answering, so a writer that reads next sees its own write; the
         // parked reads whose keys the batch touched wake now.
         self.view.publish(Arc::new(self.working.clone()), &touches);

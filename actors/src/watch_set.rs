@@ -36,6 +36,8 @@ struct Registry {
     /// Length → how many registered prefixes have it.
     prefix_lengths: BTreeMap<usize, usize>,
     catalog: Waiters,
+    /// Case-folded service name → reads of that name's index.
+    services: BTreeMap<String, Waiters>,
     parked: usize,
 }
 
@@ -91,6 +93,11 @@ impl WatchSet {
                     wake(&registry.catalog);
                 }
                 Touch::Catalog => {}
+                Touch::Service(name) => {
+                    if let Some(waiters) = registry.services.get(name) {
+                        wake(waiters);
+                    }
+                }
                 Touch::KvKey(key) => {
                     if let Some(waiters) = registry.keys.get(key) {
                         wake(waiters);
@@ -112,7 +119,11 @@ impl WatchSet {
     /// Wake every parked read (the whole store was replaced).
     pub(crate) fn notify_all(&self) {
         let registry = self.inner.lock();
-        let maps = registry.keys.values().chain(registry.prefixes.values());
+        let maps = registry
+            .keys
+            .values()
+            .chain(registry.prefixes.values())
+            .chain(registry.services.values());
         maps.chain(std::iter::once(&registry.catalog))
             .for_each(wake);
     }
@@ -134,6 +145,7 @@ impl Registry {
         self.parked += 1;
         let waiters = match key {
             WatchKey::Catalog => &mut self.catalog,
+            WatchKey::Service(name) => self.services.entry(name.clone()).or_default(),
             WatchKey::KvKey(k) => self.keys.entry(k.clone()).or_default(),
             WatchKey::KvPrefix(p) => {
                 let waiters = self.prefixes.entry(p.clone()).or_default();
@@ -150,6 +162,7 @@ impl Registry {
     fn remove(&mut self, id: u64, key: &WatchKey) {
         let removed = match key {
             WatchKey::Catalog => self.catalog.remove(&id).is_some(),
+            WatchKey::Service(name) => remove_from(&mut self.services, name, id).is_some(),
             WatchKey::KvKey(k) => remove_from(&mut self.keys, k, id).is_some(),
             WatchKey::KvPrefix(p) => match remove_from(&mut self.prefixes, p, id) {
                 Some(emptied) => {
@@ -243,6 +256,24 @@ mod tests {
         let registry = set.inner.lock();
         assert!(registry.keys.is_empty() && registry.prefixes.is_empty());
         assert!(registry.prefix_lengths.is_empty() && registry.catalog.is_empty());
+    }
+
+    #[test]
+    fn a_service_watch_wakes_for_its_name_only() {
+        let set = Arc::new(WatchSet::default());
+        let web = set.register(WatchKey::Service("web".into()));
+        let db = set.register(WatchKey::Service("db".into()));
+        let catalog = set.register(WatchKey::Catalog);
+        // A registration of web touches the catalog table and the name web.
+        set.notify(&[Touch::Catalog, Touch::Service("web")]);
+        assert!(woken(&web));
+        assert!(woken(&catalog));
+        assert!(!woken(&db), "another service's readers sleep on");
+        set.notify_all();
+        assert!(woken(&db));
+        drop((web, db, catalog));
+        assert_eq!(set.parked(), 0);
+        assert!(set.inner.lock().services.is_empty());
     }
 
     #[tokio::test]

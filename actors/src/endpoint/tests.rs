@@ -415,3 +415,85 @@ async fn an_abandoned_parked_read_unregisters() {
     }
     wait_parked(&server, 0).await;
 }
+
+fn register(node: &str, address: &str, service: &str) -> WriteRequest {
+    WriteRequest::Register(RegisterRequest {
+        node: Node {
+            node: node.into(),
+            address: address.into(),
+            datacenter: "dc1".into(),
+            ..Node::default()
+        },
+        service: Some(Service {
+            id: service.into(),
+            service: service.into(),
+            port: 80,
+            ..Service::default()
+        }),
+        ..RegisterRequest::default()
+    })
+}
+
+async fn service_read(api: &Api, name: &str, options: QueryOptions) -> (u64, usize) {
+    let r = api
+        .read(
+            options,
+            Read::CatalogService {
+                name: name.into(),
+                tags: vec![],
+                node_meta: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let ReadData::ServiceNodes(rows) = r.data else {
+        panic!("{:?}", r.data)
+    };
+    (r.meta.index, rows.len())
+}
+
+/// A read parked on one service name answers when that name's index moves (a new
+/// instance on another node, a change to a node it runs on) and not for another
+/// service's registration, which leaves it to its timeout with the same index.
+#[actix::test]
+async fn parked_service_reads_answer_for_their_name() {
+    let (api, server) = leader_with_server().await;
+    let done = Ok(WriteOutcome::Done);
+    assert_eq!(api.write(register("n1", "10.0.0.1", "web")).await, done);
+    let (index, _) = service_read(&api, "web", opts(Consistency::Leader)).await;
+
+    let parked = actix::spawn({
+        let api = api.clone();
+        async move { service_read(&api, "WEB", blocking(index, Duration::from_millis(300))).await }
+    });
+    wait_parked(&server, 1).await;
+    assert_eq!(api.write(register("n2", "10.0.0.2", "db")).await, done);
+    let (answered, rows) = tokio::time::timeout(DEADLINE, parked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (answered, rows),
+        (index, 1),
+        "another service moved nothing"
+    );
+
+    for (write, what) in [
+        (register("n3", "10.0.0.3", "web"), "a second instance"),
+        (register("n1", "10.0.0.9", "web"), "its node's address"),
+    ] {
+        let (before, _) = service_read(&api, "web", opts(Consistency::Leader)).await;
+        let parked = actix::spawn({
+            let api = api.clone();
+            async move { service_read(&api, "web", blocking(before, Duration::from_secs(60))).await }
+        });
+        wait_parked(&server, 1).await;
+        assert_eq!(api.write(write).await, done);
+        let (answered, _) = tokio::time::timeout(DEADLINE, parked)
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not wake the read"))
+            .unwrap();
+        assert!(answered > before, "{what}");
+    }
+    assert_eq!(server.view().parked(), 0);
+}

@@ -7,7 +7,9 @@
 //! [`Touch`]. The state machine wakes a parked read only when a touch [`Touch::hits`]
 //! its key. Over-approximating is safe (a read woken for nothing re-checks and parks
 //! again); missing a touch would lose a wake-up, so every mapping here errs wide:
-//! a failed CAS still touches its key, and the catalog is watched as one table.
+//! a failed CAS still touches its key, and a catalog write touches the catalog table
+//! plus every service name on the node it writes (found in the store before it applies,
+//! [`services_touched`]), since a node-level change moves all of their indexes.
 
 use super::Read;
 use crate::store::{Command, KvOp, Store};
@@ -20,7 +22,11 @@ pub enum WatchKey {
     /// Every KV key under a prefix (tombstones included). `""` is the whole KV table:
     /// a missing key reports the KV table's index, which any KV write moves.
     KvPrefix(String),
-    /// Nodes, services and checks (catalog and health reads, DNS).
+    /// One service name with instances (case-folded): its index is Consul's
+    /// "service.<name>" index (catalog/service, health/service, health/checks).
+    Service(String),
+    /// Nodes, services and checks (the other catalog and health reads, DNS, and a
+    /// service name without instances, whose index is the catalog's).
     Catalog,
 }
 
@@ -33,6 +39,8 @@ pub enum Touch<'a> {
     KvTree(&'a str),
     /// A registration or deregistration.
     Catalog,
+    /// A catalog write that may move this (case-folded) service name's index.
+    Service(&'a str),
 }
 
 /// The key a blocking `read` watches, given the store it is about to be checked
@@ -45,18 +53,48 @@ pub fn watch_key(store: &Store, read: &Read) -> WatchKey {
             None => WatchKey::KvPrefix(String::new()),
         },
         Read::KvList { prefix } | Read::KvKeys { prefix, .. } => WatchKey::KvPrefix(prefix.clone()),
+        Read::CatalogService { name, .. }
+        | Read::HealthService { name, .. }
+        | Read::InstancesHealth { name, .. }
+        | Read::HealthChecks { service: name } => match store.has_service(name) {
+            true => WatchKey::Service(fold(name)),
+            false => WatchKey::Catalog,
+        },
         Read::CatalogNodes { .. }
         | Read::CatalogServices { .. }
-        | Read::CatalogService { .. }
         | Read::CatalogNode { .. }
-        | Read::HealthService { .. }
         | Read::HealthNode { .. }
-        | Read::HealthChecks { .. }
         | Read::HealthState { .. }
-        | Read::InstancesHealth { .. }
         | Read::Node { .. }
         | Read::AddressOwners { .. } => WatchKey::Catalog,
     }
+}
+
+/// Service names are case-insensitive; watch keys and touches use the folded form (the
+/// store's own folding).
+fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// The service names (case-folded) whose index applying `cmd` to `store` may move:
+/// every name on the node it writes (a node or node-level check change moves them all,
+/// and a deregistration removes them) plus the name it registers. `store` is the state
+/// BEFORE `cmd` applies. Empty for KV commands.
+pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
+    let (node, registered) = match cmd {
+        Command::Register(req) => (&req.node.node, req.service.as_ref()),
+        Command::Deregister(req) => (&req.node, None),
+        Command::Kv(_) => return Vec::new(),
+    };
+    let mut names: Vec<String> = store
+        .node_services(node)
+        .into_iter()
+        .map(|s| fold(&s.service))
+        .chain(registered.map(|s| fold(&s.service)))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// What applying `cmd` may have changed (whether or not it did: a failed CAS too).
@@ -78,6 +116,7 @@ impl Touch<'_> {
     pub fn hits(&self, key: &WatchKey) -> bool {
         match (self, key) {
             (Touch::Catalog, WatchKey::Catalog) => true,
+            (Touch::Service(name), WatchKey::Service(watched)) => name == watched,
             (Touch::KvKey(k), WatchKey::KvKey(w)) => k == w,
             (Touch::KvKey(k), WatchKey::KvPrefix(p)) => k.starts_with(p.as_str()),
             (Touch::KvTree(t), WatchKey::KvKey(w)) => w.starts_with(t),
@@ -94,7 +133,7 @@ impl Touch<'_> {
 mod tests {
     use super::*;
     use crate::api::answer::{read_index, PrefixIndexWatch};
-    use crate::store::{Node, RegisterRequest};
+    use crate::store::{Check, CheckStatus, DeregisterRequest, Node, RegisterRequest, Service};
 
     const KEYS: [&str; 6] = ["", "a", "a/b", "a/c", "ab", "b"];
 
@@ -125,6 +164,22 @@ mod tests {
         let mut reads = vec![Read::CatalogNodes {
             node_meta: Default::default(),
         }];
+        for name in ["web", "WEB", "db", "none"] {
+            reads.push(Read::CatalogService {
+                name: name.into(),
+                tags: Vec::new(),
+                node_meta: Default::default(),
+            });
+            reads.push(Read::HealthService {
+                name: name.into(),
+                tags: Vec::new(),
+                node_meta: Default::default(),
+                passing: true,
+            });
+            reads.push(Read::HealthChecks {
+                service: name.into(),
+            });
+        }
         for key in KEYS {
             reads.push(Read::KvGet { key: key.into() });
             reads.push(Read::KvList { prefix: key.into() });
@@ -147,6 +202,7 @@ mod tests {
         });
         let mut commands: Vec<Command> = kv_ops().into_iter().map(Command::Kv).collect();
         commands.push(register);
+        commands.extend(catalog_commands());
         let mut checked = 0;
         for first in &commands {
             let mut base = Store::new();
@@ -159,8 +215,11 @@ mod tests {
                     let now = read_index(&after, &read, &mut PrefixIndexWatch::new());
                     if before != now {
                         let key = watch_key(&base, &read);
+                        let names = services_touched(&base, cmd);
+                        let hit = touched_by(cmd).hits(&key)
+                            || names.iter().any(|n| Touch::Service(n).hits(&key));
                         assert!(
-                            touched_by(cmd).hits(&key),
+                            hit,
                             "{cmd:?} moved {read:?} ({before} -> {now}) but missed {key:?}"
                         );
                         checked += 1;
@@ -169,6 +228,88 @@ mod tests {
             }
         }
         assert!(checked > 500, "poor coverage: {checked}");
+    }
+
+    /// Registrations and deregistrations that move service indexes in every way: a new
+    /// instance, a second node, another name, a node-level change (address, node check),
+    /// a service check, removing a service, a check or the whole node.
+    fn catalog_commands() -> Vec<Command> {
+        let node = |name: &str, address: &str| Node {
+            node: name.into(),
+            address: address.into(),
+            ..Node::default()
+        };
+        let service = |node: &str, name: &str| Service {
+            node: node.into(),
+            id: name.into(),
+            service: name.into(),
+            ..Service::default()
+        };
+        let check = |node: &str, id: &str, service_id: &str| Check {
+            node: node.into(),
+            check_id: id.into(),
+            name: id.into(),
+            status: CheckStatus::Critical,
+            service_id: service_id.into(),
+            ..Check::default()
+        };
+        let register = |n: Node, s: Option<Service>, checks: Vec<Check>| {
+            Command::Register(RegisterRequest {
+                node: n,
+                skip_node_update: false,
+                service: s,
+                checks,
+            })
+        };
+        let deregister = |n: &str, service: Option<&str>, check: Option<&str>| {
+            Command::Deregister(DeregisterRequest {
+                node: n.into(),
+                service_id: service.map(Into::into),
+                check_id: check.map(Into::into),
+            })
+        };
+        vec![
+            register(node("n1", "10.0.0.1"), Some(service("n1", "web")), vec![]),
+            register(node("n2", "10.0.0.2"), Some(service("n2", "Web")), vec![]),
+            register(node("n1", "10.0.0.1"), Some(service("n1", "db")), vec![]),
+            register(node("n1", "10.0.0.9"), None, vec![]),
+            register(node("N1", "10.0.0.1"), None, vec![check("n1", "disk", "")]),
+            register(
+                node("n1", "10.0.0.1"),
+                None,
+                vec![check("n1", "svc", "web")],
+            ),
+            deregister("n1", Some("web"), None),
+            deregister("n1", None, Some("disk")),
+            deregister("n1", None, None),
+        ]
+    }
+
+    #[test]
+    fn a_service_read_watches_its_name_and_only_its_name() {
+        let mut store = Store::new();
+        for (i, cmd) in catalog_commands().iter().take(3).enumerate() {
+            store.apply(i as u64 + 1, cmd);
+        }
+        let read = |name: &str| Read::CatalogService {
+            name: name.into(),
+            tags: Vec::new(),
+            node_meta: Default::default(),
+        };
+        assert_eq!(
+            watch_key(&store, &read("WEB")),
+            WatchKey::Service("web".into())
+        );
+        // No instances: the index is the catalog's, so the whole catalog is watched.
+        assert_eq!(watch_key(&store, &read("none")), WatchKey::Catalog);
+        // Registering on n2 touches n2's names only, not db on n1.
+        let on_n2 = &catalog_commands()[1];
+        assert_eq!(services_touched(&store, on_n2), vec!["web".to_string()]);
+        assert!(!Touch::Service("web").hits(&WatchKey::Service("db".into())));
+        assert!(!Touch::Catalog.hits(&WatchKey::Service("db".into())));
+        // A node-level change on n1 touches every name there.
+        let node_change = &catalog_commands()[3];
+        assert_eq!(services_touched(&store, node_change), vec!["db", "web"]);
     }
 
     #[test]

@@ -184,6 +184,12 @@ impl Store {
         }
     }
 
+    /// Whether any instance carries this service name (case-insensitive): then
+    /// [`Store::service_index`] is the name's own index, else the catalog's.
+    pub fn has_service(&self, name: &str) -> bool {
+        self.service_names.contains_key(&fold(name))
+    }
+
     /// Max of the node, service and check table indexes.
     pub fn catalog_index(&self) -> u64 {
         [Table::Nodes, Table::Services, Table::Checks]
