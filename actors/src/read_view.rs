@@ -44,6 +44,13 @@ impl ReadView {
         self.current.load_full()
     }
 
+    /// The newest published version for a short look (answering one read): no
+    /// reference count is taken in the common case, so concurrent readers (DNS workers,
+    /// HTTP workers) do not contend on one counter. Do not hold it across an `.await`.
+    pub fn look(&self) -> arc_swap::Guard<Arc<Store>> {
+        self.current.load()
+    }
+
     /// Park on `key`: the returned watch wakes once a version published after this call
     /// touches it. Register BEFORE the look at the store that decided to wait.
     pub fn watch(&self, key: WatchKey) -> Watch {

@@ -68,7 +68,7 @@ impl ServerEndpoint {
     /// A stale read that needs no waiting, answered inline.
     fn read_now(&self, request: &ReadRequest) -> Answer {
         let mode = request.options.consistency;
-        let (index, data) = answer_from(&self.server.view().read(), &request.read);
+        let (index, data) = answer_from(&self.server.view().look(), &request.read);
         Ok(read_response(self.meta(index, mode), data))
     }
 
