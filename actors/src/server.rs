@@ -285,6 +285,11 @@ impl ServerHandle {
         self.status.snapshot()
     }
 
+    /// Leadership for query meta, without a lock (see `StatusCell::leadership`).
+    pub(crate) fn leadership(&self) -> crate::status::Leadership {
+        self.status.leadership()
+    }
+
     /// Test probe: (first log index held in memory, entries held in memory).
     #[cfg(test)]
     pub(crate) async fn log_stats(&self) -> (u64, usize) {

@@ -8,6 +8,7 @@
 //! `Arc` at that instant, so readers always see a whole, consistent status.
 
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -69,10 +70,40 @@ impl RaftStatus {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct StatusCell {
     inner: Mutex<Inner>,
+    /// What every read's query meta needs, readable without the lock (DNS and HTTP
+    /// workers answer stale reads concurrently; a shared lock or refcount on that path
+    /// costs throughput): bit 0 this server leads, bit 1 a leader is known.
+    leadership: AtomicU8,
+    /// When a leader was last heard from: milliseconds after `epoch`, plus one (0: never,
+    /// or this server leads).
+    contact: AtomicU64,
+    epoch: Instant,
 }
+
+impl Default for StatusCell {
+    fn default() -> Self {
+        StatusCell {
+            inner: Mutex::default(),
+            leadership: AtomicU8::new(0),
+            contact: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// The leadership facts a query's meta reports, read without a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Leadership {
+    pub(crate) is_leader: bool,
+    pub(crate) known_leader: bool,
+    /// Milliseconds since a leader was last heard from (None: never, or leading).
+    pub(crate) last_contact_ms: Option<u64>,
+}
+
+const LEADING: u8 = 1;
+const LEADER_KNOWN: u8 = 2;
 
 #[derive(Default)]
 struct Inner {
@@ -100,11 +131,43 @@ impl StatusCell {
     }
 
     pub(crate) fn update(&self, f: impl FnOnce(&mut RaftStatus)) {
-        f(Arc::make_mut(&mut self.inner.lock().status))
+        let mut inner = self.inner.lock();
+        let status = Arc::make_mut(&mut inner.status);
+        f(status);
+        let mut flags = 0;
+        if status.is_leader() {
+            flags |= LEADING;
+        }
+        if status.is_leader() || status.known_leader() {
+            flags |= LEADER_KNOWN;
+        }
+        // Under the lock, so the flags never lag behind a later update.
+        self.leadership.store(flags, Ordering::Release);
     }
 
     pub(crate) fn set_last_contact(&self, at: Option<Instant>) {
-        self.inner.lock().last_contact = at;
+        let mut inner = self.inner.lock();
+        inner.last_contact = at;
+        let encoded = at.map_or(0, |t| {
+            t.saturating_duration_since(self.epoch).as_millis() as u64 + 1
+        });
+        self.contact.store(encoded, Ordering::Release);
+    }
+
+    /// Leadership for a query's meta: two atomic loads, no lock, no refcount.
+    pub(crate) fn leadership(&self) -> Leadership {
+        let flags = self.leadership.load(Ordering::Acquire);
+        let is_leader = flags & LEADING != 0;
+        let contact = self.contact.load(Ordering::Acquire);
+        let last_contact_ms = (contact != 0 && !is_leader).then(|| {
+            let at = self.epoch + std::time::Duration::from_millis(contact - 1);
+            at.elapsed().as_millis() as u64
+        });
+        Leadership {
+            is_leader,
+            known_leader: flags & LEADER_KNOWN != 0,
+            last_contact_ms,
+        }
     }
 }
 
@@ -131,5 +194,35 @@ mod tests {
         cell.update(|s| s.commit_index = 9);
         assert_eq!(Arc::as_ptr(&cell.snapshot().0), before);
         assert_eq!(cell.read().commit_index, 9);
+    }
+
+    #[test]
+    fn leadership_is_readable_without_the_lock_and_follows_updates() {
+        // An epoch before the contact below (a real cell is made before any contact).
+        let cell = StatusCell {
+            epoch: Instant::now() - std::time::Duration::from_millis(200),
+            ..StatusCell::default()
+        };
+        let none = cell.leadership();
+        assert!(!none.is_leader && !none.known_leader && none.last_contact_ms.is_none());
+        cell.update(|s| s.leader_id = Some("other".into()));
+        let at = Instant::now() - std::time::Duration::from_millis(50);
+        cell.set_last_contact(Some(at));
+        let follower = cell.leadership();
+        assert!(!follower.is_leader && follower.known_leader);
+        assert!(
+            follower.last_contact_ms.is_some_and(|ms| ms >= 49),
+            "{follower:?}"
+        );
+        cell.update(|s| {
+            s.role = RaftRole::Leader;
+            s.leader_id = Some("me".into());
+        });
+        let leader = cell.leadership();
+        assert!(leader.is_leader && leader.known_leader);
+        assert_eq!(
+            leader.last_contact_ms, None,
+            "a leader reports no contact age"
+        );
     }
 }

@@ -35,14 +35,11 @@ impl ServerEndpoint {
 
     /// Meta from the published status: a pointer copy, no clone of the voter list.
     fn meta(&self, index: u64, consistency: Consistency) -> QueryMeta {
-        let (status, last_contact) = self.server.status_snapshot();
+        let leadership = self.server.leadership();
         QueryMeta {
             index,
-            known_leader: status.is_leader() || status.known_leader(),
-            last_contact_ms: match last_contact {
-                Some(at) if !status.is_leader() => at.elapsed().as_millis() as u64,
-                _ => 0,
-            },
+            known_leader: leadership.known_leader,
+            last_contact_ms: leadership.last_contact_ms.unwrap_or(0),
             consistency,
         }
     }
