@@ -112,15 +112,17 @@ fn one_address_cannot_fill_the_dns_tcp_cap() {
     assert_eq!(rcode(&reply), ResponseCode::NoError);
 }
 
+/// Bound every read and write on `stream` (a stuck server fails the test, never hangs it).
+fn with_io_timeouts(stream: &mut TcpStream) {
+    let limit = Some(Duration::from_secs(20));
+    stream.set_read_timeout(limit).unwrap();
+    stream.set_write_timeout(limit).unwrap();
+}
+
 /// Send `request` whole (as an ordinary client does: no half-close), then read until the
 /// server closes. Returns the bytes read and whether the close was a reset.
 fn exchange(stream: &mut TcpStream, request: &[u8]) -> (Vec<u8>, bool) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    with_io_timeouts(stream);
     let written = stream.write_all(request);
     let mut reply = Vec::new();
     let mut buf = [0u8; 16 * 1024];
@@ -191,12 +193,7 @@ fn oversized_request_heads_get_414_and_431_and_a_clean_close() {
     // drops the rest of the head for a while instead of closing under it, which would
     // reset the connection (and often destroy the answer before it is read).
     let mut stream = TcpStream::connect_timeout(&http, Duration::from_secs(5)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    with_io_timeouts(&mut stream);
     let request = get("/v1/kv/keep", &header);
     let first = 2 * MAX_REQUEST_LINE_BYTES; // past every limit
     stream.write_all(&request[..first]).unwrap();

@@ -108,8 +108,8 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A leader whose no-op is applied, on a gated backend.
-async fn gated_leader(limits: Limits) -> (ServerHandle, GatedBackend) {
+/// A server on a gated backend, just started (its actors have not run yet).
+fn gated_server(limits: Limits) -> (ServerHandle, GatedBackend) {
     let backend = GatedBackend::default();
     let server = ServerHandle::start_with(
         options(),
@@ -119,6 +119,12 @@ async fn gated_leader(limits: Limits) -> (ServerHandle, GatedBackend) {
         limits,
     )
     .unwrap();
+    (server, backend)
+}
+
+/// A leader whose no-op is applied, on a gated backend.
+async fn gated_leader(limits: Limits) -> (ServerHandle, GatedBackend) {
+    let (server, backend) = gated_server(limits);
     wait_until("leader with its no-op applied", || {
         *server.applied().borrow() >= 2
     })
@@ -541,15 +547,7 @@ async fn events_until(
 #[actix::test]
 async fn leadership_and_storage_changes_are_published_as_events() {
     use crate::events::ServerEvent::*;
-    let backend = GatedBackend::default();
-    let server = ServerHandle::start_with(
-        options(),
-        Box::new(backend.clone()),
-        Recovered::default(),
-        Arc::new(MemorySnapshotStore::new()),
-        Limits::default(),
-    )
-    .unwrap();
+    let (server, backend) = gated_server(Limits::default());
     // Subscribed before RaftCore first runs: nothing is missed.
     let mut events = server.events();
     let seen = events_until(&mut events, &LeadershipAcquired { term: 2 }).await;
