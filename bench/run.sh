@@ -156,7 +156,7 @@ done
 # --- parked blocking queries (bench/load.py): PUT throughput, memory, wake-up latency ---
 echo "== $PARKED parked blocking queries on distinct keys, 64 clients PUT another key (${SECS}s each)"
 PARK=$(timeout 600 python3 bench/load.py park $CAIRN_IP $CAIRN_PID "$PARKED" "$SECS" "$WORK/value")
-echo "   rps_without rps_with rss_without_kb rss_with_kb kb_per_query p50_ms p99_ms early kb_above_idle_conn connected: $PARK"
+echo "   rps_without rps_with rss_without_kb rss_with_kb kb_per_query p50_ms p99_ms early connected: $PARK"
 p() { echo "$PARK" | cut -d' ' -f"$1"; }
 
 # --- GET p99 while a snapshot of SNAP_KEYS keys is taken (second cairn, info log) ---
@@ -224,7 +224,6 @@ row "DNS unloaded latency ms (NSD)"       "$(g cairn_unloaded 2)" "$(g nsd_unloa
 row "idle RSS MB (etcd)"                  "$CAIRN_RSS"          "$ETCD_RSS"
 row "PUT 64 req/s, $PARKED parked (without)" "$(p 2)"   "$(p 1)"
 row "RSS KB per parked query (target 8)" "$(p 5)"       "8"
-row "  of which above an idle connection" "$(p 9)"      "8"
 row "PUT -> parked answer p50 ms"         "$(p 6)"          "10"
 row "PUT -> parked answer p99 ms (tgt 10)" "$(p 7)"         "10"
 row "GET 64 p99 ms, snapshot (without)"  "$(f snap_get_during 3)" "$(f snap_get_quiet 3)"

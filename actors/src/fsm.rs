@@ -358,7 +358,7 @@ impl Handler<Apply> for Fsm {
                 }
                 let result = apply_decoded(store, entry.index.0, decoded);
                 if let Decoded::Command(cmd) = decoded {
-                    touches.push(touched_by(cmd));
+                    touches.extend(touched_by(cmd));
                 }
                 self.bytes_since_snapshot += payload_bytes(entry);
                 if let Payload::Configuration(voters) = &entry.payload {

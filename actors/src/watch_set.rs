@@ -38,6 +38,8 @@ struct Registry {
     catalog: Waiters,
     /// Case-folded service name → reads of that name's index.
     services: BTreeMap<String, Waiters>,
+    /// Case-folded node name → reads of that node.
+    nodes: BTreeMap<String, Waiters>,
     parked: usize,
 }
 
@@ -98,6 +100,12 @@ impl WatchSet {
                         wake(waiters);
                     }
                 }
+                Touch::Node(_) if registry.nodes.is_empty() => {}
+                Touch::Node(name) => {
+                    if let Some(waiters) = registry.nodes.get(&name.to_lowercase()) {
+                        wake(waiters);
+                    }
+                }
                 Touch::KvKey(key) => {
                     if let Some(waiters) = registry.keys.get(key) {
                         wake(waiters);
@@ -123,7 +131,8 @@ impl WatchSet {
             .keys
             .values()
             .chain(registry.prefixes.values())
-            .chain(registry.services.values());
+            .chain(registry.services.values())
+            .chain(registry.nodes.values());
         maps.chain(std::iter::once(&registry.catalog))
             .for_each(wake);
     }
@@ -146,6 +155,7 @@ impl Registry {
         let waiters = match key {
             WatchKey::Catalog => &mut self.catalog,
             WatchKey::Service(name) => self.services.entry(name.clone()).or_default(),
+            WatchKey::Node(name) => self.nodes.entry(name.clone()).or_default(),
             WatchKey::KvKey(k) => self.keys.entry(k.clone()).or_default(),
             WatchKey::KvPrefix(p) => {
                 let waiters = self.prefixes.entry(p.clone()).or_default();
@@ -163,6 +173,7 @@ impl Registry {
         let removed = match key {
             WatchKey::Catalog => self.catalog.remove(&id).is_some(),
             WatchKey::Service(name) => remove_from(&mut self.services, name, id).is_some(),
+            WatchKey::Node(name) => remove_from(&mut self.nodes, name, id).is_some(),
             WatchKey::KvKey(k) => remove_from(&mut self.keys, k, id).is_some(),
             WatchKey::KvPrefix(p) => match remove_from(&mut self.prefixes, p, id) {
                 Some(emptied) => {
@@ -274,6 +285,22 @@ mod tests {
         drop((web, db, catalog));
         assert_eq!(set.parked(), 0);
         assert!(set.inner.lock().services.is_empty());
+    }
+
+    #[test]
+    fn a_node_watch_wakes_for_its_node_in_any_spelling_only() {
+        let set = Arc::new(WatchSet::default());
+        let n1 = set.register(WatchKey::Node("n1".into()));
+        let n2 = set.register(WatchKey::Node("n2".into()));
+        set.notify(&[Touch::Catalog, Touch::Node("N1")]);
+        assert!(woken(&n1));
+        assert!(
+            !woken(&n2),
+            "a write on another node leaves this one asleep"
+        );
+        drop((n1, n2));
+        assert_eq!(set.parked(), 0);
+        assert!(set.inner.lock().nodes.is_empty());
     }
 
     #[tokio::test]

@@ -497,3 +497,47 @@ async fn parked_service_reads_answer_for_their_name() {
     }
     assert_eq!(server.view().parked(), 0);
 }
+
+/// A read parked on one node (`catalog/node/:node`, `health/node/:node`) answers for a
+/// write on that node, in any spelling, and sleeps through writes on other nodes, which
+/// move its table-wide index but not its answer (Consul's watch-set behaviour).
+#[actix::test]
+async fn parked_node_reads_answer_for_their_node_only() {
+    let (api, server) = leader_with_server().await;
+    let done = Ok(WriteOutcome::Done);
+    assert_eq!(api.write(register("n1", "10.0.0.1", "web")).await, done);
+    for (read, new_address) in [
+        (Read::CatalogNode { node: "N1".into() }, "10.0.0.8"),
+        (Read::HealthNode { node: "n1".into() }, "10.0.0.9"),
+    ] {
+        let first = api
+            .read(opts(Consistency::Leader), read.clone())
+            .await
+            .unwrap();
+        let parked = actix::spawn({
+            let (api, read) = (api.clone(), read.clone());
+            let options = blocking(first.meta.index, Duration::from_secs(60));
+            async move { api.read(options, read).await.unwrap() }
+        });
+        wait_parked(&server, 1).await;
+        assert_eq!(api.write(register("n2", "10.0.0.2", "db")).await, done);
+        // A later write completing gives a wrongly woken read time to answer.
+        assert_eq!(api.write(set("unrelated", "x")).await, done);
+        assert!(!parked.is_finished(), "{read:?} woke for another node");
+        assert_eq!(server.view().parked(), 1);
+
+        assert_eq!(api.write(register("n1", new_address, "web")).await, done);
+        let answered = tokio::time::timeout(DEADLINE, parked)
+            .await
+            .unwrap_or_else(|_| panic!("{read:?} slept through its node's change"))
+            .unwrap();
+        assert!(answered.meta.index > first.meta.index);
+        if matches!(read, Read::CatalogNode { .. }) {
+            assert_ne!(
+                answered.data, first.data,
+                "the new address is in the answer"
+            );
+        }
+        assert_eq!(server.view().parked(), 0);
+    }
+}

@@ -10,6 +10,12 @@
 //! a failed CAS still touches its key, and a catalog write touches the catalog table
 //! plus every service name on the node it writes (found in the store before it applies,
 //! [`services_touched`]), since a node-level change moves all of their indexes.
+//!
+//! Node-level reads (`catalog/node/:node`, `health/node/:node`) report a table-wide
+//! index, as Consul's do, but watch only their node, as Consul's memdb watch sets do: a
+//! write elsewhere in the catalog moves their index without changing their answer, so
+//! it must not wake them (they answer at the end of their wait with the newer index).
+//! Their property is therefore "no change to the answer escapes the watch key".
 
 use super::Read;
 use crate::store::{Command, KvOp, Store};
@@ -25,6 +31,8 @@ pub enum WatchKey {
     /// One service name with instances (case-folded): its index is Consul's
     /// "service.<name>" index (catalog/service, health/service, health/checks).
     Service(String),
+    /// One node's entry, services and checks (case-folded name): the reads of one node.
+    Node(String),
     /// Nodes, services and checks (the other catalog and health reads, DNS, and a
     /// service name without instances, whose index is the catalog's).
     Catalog,
@@ -41,6 +49,8 @@ pub enum Touch<'a> {
     Catalog,
     /// A catalog write that may move this (case-folded) service name's index.
     Service(&'a str),
+    /// A catalog write on this node (the name as the command spells it).
+    Node(&'a str),
 }
 
 /// The key a blocking `read` watches, given the store it is about to be checked
@@ -60,10 +70,9 @@ pub fn watch_key(store: &Store, read: &Read) -> WatchKey {
             true => WatchKey::Service(fold(name)),
             false => WatchKey::Catalog,
         },
+        Read::CatalogNode { node } | Read::HealthNode { node } => WatchKey::Node(fold(node)),
         Read::CatalogNodes { .. }
         | Read::CatalogServices { .. }
-        | Read::CatalogNode { .. }
-        | Read::HealthNode { .. }
         | Read::HealthState { .. }
         | Read::Node { .. }
         | Read::AddressOwners { .. } => WatchKey::Catalog,
@@ -97,18 +106,21 @@ pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
     names
 }
 
-/// What applying `cmd` may have changed (whether or not it did: a failed CAS too).
-pub fn touched_by(cmd: &Command) -> Touch<'_> {
-    match cmd {
-        Command::Register(_) | Command::Deregister(_) => Touch::Catalog,
+/// What applying `cmd` may have changed (whether or not it did: a failed CAS too): one
+/// touch, and a second for catalog writes (the table and the node written).
+pub fn touched_by(cmd: &Command) -> impl Iterator<Item = Touch<'_>> {
+    let (first, node) = match cmd {
+        Command::Register(req) => (Touch::Catalog, Some(Touch::Node(&req.node.node))),
+        Command::Deregister(req) => (Touch::Catalog, Some(Touch::Node(&req.node))),
         Command::Kv(op) => match op {
             KvOp::Set { key, .. }
             | KvOp::Cas { key, .. }
             | KvOp::Delete { key }
-            | KvOp::DeleteCas { key, .. } => Touch::KvKey(key),
-            KvOp::DeleteTree { prefix } => Touch::KvTree(prefix),
+            | KvOp::DeleteCas { key, .. } => (Touch::KvKey(key), None),
+            KvOp::DeleteTree { prefix } => (Touch::KvTree(prefix), None),
         },
-    }
+    };
+    std::iter::once(first).chain(node)
 }
 
 impl Touch<'_> {
@@ -117,6 +129,7 @@ impl Touch<'_> {
         match (self, key) {
             (Touch::Catalog, WatchKey::Catalog) => true,
             (Touch::Service(name), WatchKey::Service(watched)) => name == watched,
+            (Touch::Node(name), WatchKey::Node(watched)) => fold(name) == *watched,
             (Touch::KvKey(k), WatchKey::KvKey(w)) => k == w,
             (Touch::KvKey(k), WatchKey::KvPrefix(p)) => k.starts_with(p.as_str()),
             (Touch::KvTree(t), WatchKey::KvKey(w)) => w.starts_with(t),
@@ -132,7 +145,7 @@ impl Touch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::answer::{read_index, PrefixIndexWatch};
+    use crate::api::answer::{read_data, read_index, PrefixIndexWatch};
     use crate::store::{Check, CheckStatus, DeregisterRequest, Node, RegisterRequest, Service};
 
     const KEYS: [&str; 6] = ["", "a", "a/b", "a/c", "ab", "b"];
@@ -184,7 +197,17 @@ mod tests {
             reads.push(Read::KvGet { key: key.into() });
             reads.push(Read::KvList { prefix: key.into() });
         }
+        for node in ["n1", "N1", "n2", "none"] {
+            reads.push(Read::CatalogNode { node: node.into() });
+            reads.push(Read::HealthNode { node: node.into() });
+        }
         reads
+    }
+
+    /// Whether a read watches a table-wide index for only part of the table (its node),
+    /// so the property to hold is about its answer rather than its index.
+    fn watches_its_answer(read: &Read) -> bool {
+        matches!(read, Read::CatalogNode { .. } | Read::HealthNode { .. })
     }
 
     /// Every command that moves a read's index touches the key that read watched: the
@@ -213,10 +236,14 @@ mod tests {
                 for read in reads() {
                     let before = read_index(&base, &read, &mut PrefixIndexWatch::new());
                     let now = read_index(&after, &read, &mut PrefixIndexWatch::new());
-                    if before != now {
+                    let moved = match watches_its_answer(&read) {
+                        true => read_data(&base, &read) != read_data(&after, &read),
+                        false => before != now,
+                    };
+                    if moved {
                         let key = watch_key(&base, &read);
                         let names = services_touched(&base, cmd);
-                        let hit = touched_by(cmd).hits(&key)
+                        let hit = touched_by(cmd).any(|t| t.hits(&key))
                             || names.iter().any(|n| Touch::Service(n).hits(&key));
                         assert!(
                             hit,
@@ -310,6 +337,19 @@ mod tests {
         // A node-level change on n1 touches every name there.
         let node_change = &catalog_commands()[3];
         assert_eq!(services_touched(&store, node_change), vec!["db", "web"]);
+    }
+
+    #[test]
+    fn a_node_read_watches_its_node_only() {
+        let store = Store::new();
+        let read = Read::HealthNode { node: "N1".into() };
+        assert_eq!(watch_key(&store, &read), WatchKey::Node("n1".into()));
+        let commands = catalog_commands();
+        // A registration on n1 (any spelling) hits it; one on n2 does not.
+        assert!(touched_by(&commands[0]).any(|t| t.hits(&WatchKey::Node("n1".into()))));
+        assert!(touched_by(&commands[4]).any(|t| t.hits(&WatchKey::Node("n1".into()))));
+        assert!(!touched_by(&commands[1]).any(|t| t.hits(&WatchKey::Node("n1".into()))));
+        assert!(!Touch::Catalog.hits(&WatchKey::Node("n1".into())));
     }
 
     #[test]
