@@ -32,6 +32,7 @@ mod errors;
 pub mod events;
 mod fsm;
 pub mod log_store;
+pub mod membership;
 mod raft_core;
 mod read_view;
 mod recovery;
