@@ -10,6 +10,7 @@ pub mod codec;
 pub mod dns;
 pub mod ids;
 pub mod raft;
+pub mod reconcile;
 pub mod rng;
 pub mod runtime;
 pub mod sim;
