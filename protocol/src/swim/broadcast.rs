@@ -85,8 +85,7 @@ impl BroadcastQueue {
                 self.by_node.remove(item.update.node());
             } else {
                 let new_key = (transmits, key.1);
-                self.by_node
-                    .insert(item.update.node().to_string(), new_key);
+                self.by_node.insert(item.update.node().to_string(), new_key);
                 self.items.insert(new_key, item);
             }
         }

@@ -95,7 +95,8 @@ impl Swim {
         let mut members = MemberTable::default();
         members.insert(&mut rng, member.clone(), now_ms);
         // Stagger the periodic timers so members started together do not beat in step.
-        let stagger = |rng: &mut CoreRng, interval: u64| now_ms + rng.random_range(0..interval.max(1));
+        let stagger =
+            |rng: &mut CoreRng, interval: u64| now_ms + rng.random_range(0..interval.max(1));
         let next_probe_ms = stagger(&mut rng, config.probe_interval_ms);
         let next_gossip_ms = stagger(&mut rng, config.gossip_interval_ms);
         let next_push_pull_ms = stagger(&mut rng, config.push_pull_interval_ms);
@@ -148,7 +149,11 @@ impl Swim {
     }
 
     pub fn local_member(&self) -> &Member {
-        &self.members.get(&self.me).expect("self is always a member").member
+        &self
+            .members
+            .get(&self.me)
+            .expect("self is always a member")
+            .member
     }
 
     /// Lifeguard's local health score (0 = healthy).
@@ -177,7 +182,8 @@ impl Swim {
     /// `stream_timeout_ms` without an answer).
     pub fn join(&mut self, now_ms: u64, addrs: Vec<SocketAddr>) {
         for addr in addrs {
-            self.joins.insert(addr, now_ms + self.config.stream_timeout_ms);
+            self.joins
+                .insert(addr, now_ms + self.config.stream_timeout_ms);
             let msg = self.push_pull_message(true, false);
             self.send(addr, msg);
         }
@@ -240,7 +246,7 @@ impl Swim {
         let Some(member) = self.members.member_mut(&me) else {
             return Ok(());
         };
-        member.incarnation = Incarnation(member.incarnation.0 + 1);
+        member.incarnation = Incarnation(member.incarnation.0.saturating_add(1));
         member.tags = tags;
         let member = member.clone();
         self.broadcasts.push(self.alive_update_of(&member));
@@ -388,7 +394,10 @@ impl Swim {
 
     fn step_probe(&mut self, now: u64) {
         if let Some(probe) = self.probe.as_ref() {
-            if !probe.acked && !probe.indirect_sent && now >= probe.timeout_at && now < probe.deadline
+            if !probe.acked
+                && !probe.indirect_sent
+                && now >= probe.timeout_at
+                && now < probe.deadline
             {
                 self.send_indirect_probes();
             }
@@ -457,15 +466,13 @@ impl Swim {
             return;
         };
         let me = self.me.clone();
-        let helpers = self.members.random_members(
-            &mut self.rng,
-            self.config.indirect_checks,
-            |e| {
-                e.member.name != me
-                    && e.member.name != target
-                    && e.member.status == MemberStatus::Alive
-            },
-        );
+        let helpers =
+            self.members
+                .random_members(&mut self.rng, self.config.indirect_checks, |e| {
+                    e.member.name != me
+                        && e.member.name != target
+                        && e.member.status == MemberStatus::Alive
+                });
         if let Some(probe) = self.probe.as_mut() {
             probe.indirect_sent = true;
             probe.expected_nacks = helpers.len();
@@ -629,9 +636,9 @@ impl Swim {
         if self.rng.random::<f64>() > probability {
             return;
         }
-        let peer = self.members.random_members(&mut self.rng, 1, |e| {
-            e.member.status == MemberStatus::Dead
-        });
+        let peer = self
+            .members
+            .random_members(&mut self.rng, 1, |e| e.member.status == MemberStatus::Dead);
         if let Some(addr) = peer
             .first()
             .and_then(|n| self.members.get(n))
@@ -695,14 +702,9 @@ impl Swim {
         let me = self.me.clone();
         for s in states {
             match s.status {
-                MemberStatus::Alive => self.on_alive(
-                    now,
-                    s.name,
-                    s.incarnation,
-                    s.addr,
-                    s.tags,
-                    s.protocol,
-                ),
+                MemberStatus::Alive => {
+                    self.on_alive(now, s.name, s.incarnation, s.addr, s.tags, s.protocol)
+                }
                 MemberStatus::Left => {
                     let name = s.name.clone();
                     self.on_dead(now, &s.name, s.incarnation, &name)
@@ -874,7 +876,8 @@ impl Swim {
         // suspect and ourselves cannot confirm); the timeout shrinks from max to min.
         let n = self.members.live_count();
         let k = self.config.indirect_checks.min(n.saturating_sub(2));
-        let min = suspicion_min_timeout(self.config.suspicion_mult, n, self.config.probe_interval_ms);
+        let min =
+            suspicion_min_timeout(self.config.suspicion_mult, n, self.config.probe_interval_ms);
         let max = min * u64::from(self.config.suspicion_max_timeout_mult.max(1));
         self.suspicions.insert(
             node.to_string(),
@@ -973,7 +976,8 @@ impl Swim {
         let Some(member) = self.members.member_mut(&me) else {
             return;
         };
-        member.incarnation = Incarnation(member.incarnation.0.max(accused.0) + 1);
+        // Saturating: a hostile u64::MAX rumour must not overflow (it pins us there).
+        member.incarnation = Incarnation(member.incarnation.0.max(accused.0).saturating_add(1));
         let member = member.clone();
         self.awareness.apply_delta(1);
         self.broadcasts.push(self.alive_update_of(&member));
@@ -1064,5 +1068,28 @@ impl Swim {
             next = next.min(s.deadline_ms());
         }
         next
+    }
+}
+
+/// Views into private state for the exact-output tests.
+#[cfg(test)]
+impl Swim {
+    pub(super) fn clear_broadcasts(&mut self) {
+        self.broadcasts = BroadcastQueue::new(self.config.broadcast_queue_limit);
+    }
+
+    pub(super) fn suspicion_deadline(&self, node: &str) -> Option<u64> {
+        self.suspicions.get(node).map(|s| s.deadline_ms())
+    }
+
+    /// (target, indirect-probe time, verdict time) of the probe in progress.
+    pub(super) fn probe_times(&self) -> Option<(String, u64, u64)> {
+        self.probe
+            .as_ref()
+            .map(|p| (p.target.clone(), p.timeout_at, p.deadline))
+    }
+
+    pub(super) fn queued_update(&mut self, node: &str) -> bool {
+        self.broadcasts.contains(node)
     }
 }

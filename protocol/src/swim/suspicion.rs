@@ -85,7 +85,7 @@ mod tests {
     fn the_timeout_shrinks_from_max_to_min_with_confirmations() {
         assert_eq!(suspicion_timeout(0, 3, 8000, 48000), 48000);
         assert_eq!(suspicion_timeout(1, 3, 8000, 48000), 28000);
-        assert_eq!(suspicion_timeout(2, 3, 8000, 48000), 16301);
+        assert_eq!(suspicion_timeout(2, 3, 8000, 48000), 16300);
         assert_eq!(suspicion_timeout(3, 3, 8000, 48000), 8000);
         assert_eq!(suspicion_timeout(0, 0, 8000, 48000), 8000);
     }

@@ -147,9 +147,13 @@ pub enum Message {
     },
     /// The relay's target did not answer in time: the relay itself is alive and
     /// reachable, so the missed ack is less likely our own fault.
-    Nack { seq: u32 },
+    Nack {
+        seq: u32,
+    },
     /// Periodic dissemination of queued updates.
-    Gossip { updates: Vec<Update> },
+    Gossip {
+        updates: Vec<Update>,
+    },
     /// A full state exchange (always over the stream transport). The receiver of a
     /// request (`reply == false`) answers with its own state, then merges.
     PushPull {
