@@ -90,7 +90,10 @@ impl<P: Clone + Ord, M: Clone> SimNet<P, M> {
         let (low, high) = self.faults.delay_ms;
         let mut arrival = |rng: &mut CoreRng| {
             self.sequence += 1;
-            (now + rng.random_range(low..high.max(low + 1)), self.sequence)
+            (
+                now + rng.random_range(low..high.max(low + 1)),
+                self.sequence,
+            )
         };
         let mut copies_of = Vec::with_capacity(copies as usize);
         for _ in 1..copies {
@@ -98,7 +101,8 @@ impl<P: Clone + Ord, M: Clone> SimNet<P, M> {
         }
         copies_of.push((arrival(rng), msg));
         for ((at, seq), msg) in copies_of {
-            self.in_flight.push((at, seq, from.clone(), to.clone(), msg));
+            self.in_flight
+                .push((at, seq, from.clone(), to.clone(), msg));
         }
     }
 

@@ -89,7 +89,7 @@ impl Swim {
             addr,
             incarnation: Incarnation(1),
             status: MemberStatus::Alive,
-            tags,
+            tags: SharedTags::new(tags),
             protocol: PROTOCOL_VERSION,
         };
         let mut members = MemberTable::default();
@@ -247,7 +247,7 @@ impl Swim {
             return Ok(());
         };
         member.incarnation = Incarnation(member.incarnation.0.saturating_add(1));
-        member.tags = tags;
+        member.tags = SharedTags::new(tags);
         let member = member.clone();
         self.broadcasts.push(self.alive_update_of(&member));
         self.notify(SwimEvent::MemberUpdated(member));
@@ -760,7 +760,7 @@ impl Swim {
         node: String,
         inc: Incarnation,
         addr: SocketAddr,
-        tags: Tags,
+        tags: SharedTags,
         protocol: ProtocolVersion,
     ) {
         let is_me = node == self.me;
@@ -781,30 +781,31 @@ impl Swim {
             self.notify(SwimEvent::MemberJoined(member));
             return;
         };
-        let old = entry.member.clone();
+        // Most alive rumours are repeats: decide before copying anything.
+        let known = &entry.member;
         if is_me {
-            let same = inc == old.incarnation
-                && tags == old.tags
-                && addr == old.addr
-                && protocol == old.protocol;
-            if inc >= old.incarnation && !same {
+            let same = inc == known.incarnation
+                && tags == known.tags
+                && addr == known.addr
+                && protocol == known.protocol;
+            if inc >= known.incarnation && !same {
                 self.refute(inc);
             }
             return;
         }
-        let moved = addr != old.addr;
-        if moved {
-            let reclaimable = old.status == MemberStatus::Left
-                || (old.status == MemberStatus::Dead
+        if addr != known.addr {
+            let reclaimable = known.status == MemberStatus::Left
+                || (known.status == MemberStatus::Dead
                     && self.config.dead_node_reclaim_ms > 0
                     && now.saturating_sub(entry.status_changed_ms)
                         >= self.config.dead_node_reclaim_ms);
             if !reclaimable {
                 return; // another member claims a live member's name: ignore it
             }
-        } else if inc <= old.incarnation {
+        } else if inc <= known.incarnation {
             return;
         }
+        let old = known.clone();
         self.suspicions.remove(&node);
         if let Some(m) = self.members.member_mut(&node) {
             m.incarnation = inc;

@@ -37,7 +37,7 @@ fn alive(name: &str, i: u8, inc: u64) -> Update {
         node: name.into(),
         incarnation: Incarnation(inc),
         addr: addr(i),
-        tags: Tags::new(),
+        tags: SharedTags::default(),
         protocol: PROTOCOL_VERSION,
     }
 }
@@ -130,7 +130,7 @@ fn a_new_member_announces_itself_and_asks_for_a_tick() {
             addr: addr(1),
             incarnation: Incarnation(1),
             status: MemberStatus::Alive,
-            tags: tags(&[("role", "node")]),
+            tags: tags(&[("role", "node")]).into(),
             protocol: PROTOCOL_VERSION,
         }))
     );
@@ -569,8 +569,8 @@ fn precedence_follows_incarnations_as_in_swim() {
 fn events_name_each_transition() {
     let mut a = with_b_in(MemberStatus::Alive);
     let mut b_tags = alive("b", 2, 6);
-    if let Update::Alive { tags, .. } = &mut b_tags {
-        tags.insert("role".into(), "consul".into());
+    if let Update::Alive { tags: t, .. } = &mut b_tags {
+        *t = tags(&[("role", "consul")]).into();
     }
     a.on_message(10, addr(9), gossip(vec![b_tags]));
     let got = events(&a.drain_effects());
@@ -863,7 +863,7 @@ fn a_remote_dead_state_in_a_push_pull_becomes_a_suspicion_we_can_refute() {
         addr: addr(2),
         incarnation: Incarnation(1),
         status: MemberStatus::Dead,
-        tags: Tags::new(),
+        tags: SharedTags::default(),
         protocol: PROTOCOL_VERSION,
     };
     let dead_a = PushState {
@@ -897,7 +897,7 @@ fn piggybacks_fill_a_datagram_up_to_the_udp_budget() {
             node: format!("node-{i:03}"),
             incarnation: Incarnation(1),
             addr: addr(50),
-            tags: tags(&[("role", "node"), ("dc", "dc1"), ("build", "1.0.0")]),
+            tags: tags(&[("role", "node"), ("dc", "dc1"), ("build", "1.0.0")]).into(),
             protocol: PROTOCOL_VERSION,
         })
         .collect();
@@ -945,7 +945,7 @@ fn sample_messages() -> Vec<Message> {
         addr: "[::1]:8301".parse().unwrap(),
         incarnation: Incarnation(u64::MAX),
         status: MemberStatus::Suspect,
-        tags: tags(&[("role", "consul"), ("id", "5f0e")]),
+        tags: tags(&[("role", "consul"), ("id", "5f0e")]).into(),
         protocol: PROTOCOL_VERSION,
     };
     vec![

@@ -5,9 +5,14 @@ use crate::codec::{self, CodecError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A member's metadata (Consul's serf tags: role, dc, port, expect, id, vsn, build ...).
 pub type Tags = BTreeMap<String, String>;
+
+/// Tags as members, rumours and events carry them: shared, since the same set is
+/// copied into every retransmission and event (an `Arc` encodes as the map itself).
+pub type SharedTags = Arc<Tags>;
 
 /// How many times a member has refuted rumours about itself (or changed its own record).
 /// Only the member itself raises it; a higher number always wins over a lower one.
@@ -62,7 +67,7 @@ pub struct Member {
     pub addr: SocketAddr,
     pub incarnation: Incarnation,
     pub status: MemberStatus,
-    pub tags: Tags,
+    pub tags: SharedTags,
     pub protocol: ProtocolVersion,
 }
 
@@ -75,7 +80,7 @@ pub enum Update {
         node: String,
         incarnation: Incarnation,
         addr: SocketAddr,
-        tags: Tags,
+        tags: SharedTags,
         protocol: ProtocolVersion,
     },
     /// `from` suspects `node` (a distinct `from` is an independent confirmation).
@@ -118,7 +123,7 @@ pub struct PushState {
     pub addr: SocketAddr,
     pub incarnation: Incarnation,
     pub status: MemberStatus,
-    pub tags: Tags,
+    pub tags: SharedTags,
     pub protocol: ProtocolVersion,
 }
 
