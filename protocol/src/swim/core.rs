@@ -298,13 +298,8 @@ impl Swim {
                 self.apply_all(now_ms, piggyback);
                 // A ping for another name is for a previous occupant of our address.
                 if target == self.me {
-                    self.send_packed(
-                        from,
-                        Message::Ack {
-                            seq,
-                            piggyback: Vec::new(),
-                        },
-                    );
+                    let piggyback = self.dead_notice_for(from).into_iter().collect();
+                    self.send_packed(from, Message::Ack { seq, piggyback });
                 }
             }
             Message::IndirectPing {
@@ -807,9 +802,9 @@ impl Swim {
         }
         let old = known.clone();
         self.suspicions.remove(&node);
+        self.members.set_addr(&node, addr);
         if let Some(m) = self.members.member_mut(&node) {
             m.incarnation = inc;
-            m.addr = addr;
             m.tags = tags;
             m.protocol = protocol;
         }
@@ -845,6 +840,9 @@ impl Swim {
             return;
         };
         if inc < entry.member.incarnation {
+            if node == self.me {
+                self.regossip_self();
+            }
             return;
         }
         if let Some(suspicion) = self.suspicions.get_mut(node) {
@@ -896,6 +894,9 @@ impl Swim {
             return;
         };
         if inc < entry.member.incarnation {
+            if node == self.me {
+                self.regossip_self();
+            }
             return;
         }
         self.suspicions.remove(node);
@@ -982,6 +983,29 @@ impl Swim {
         let member = member.clone();
         self.awareness.apply_delta(1);
         self.broadcasts.push(self.alive_update_of(&member));
+    }
+
+    /// A member we believe dead is pinging us, so it is running: tell it (in the ack) it
+    /// was declared dead, and it refutes at once instead of waiting for a push-pull.
+    /// (A cairn addition to memberlist: it makes healed partitions and resumed members
+    /// rejoin within a probe interval rather than a reconnect interval.)
+    fn dead_notice_for(&self, from: SocketAddr) -> Option<Update> {
+        let name = self.members.name_at(&from)?;
+        let member = &self.members.get(name)?.member;
+        (member.status == MemberStatus::Dead && name != self.me).then(|| Update::Dead {
+            node: name.to_string(),
+            incarnation: member.incarnation,
+            from: self.me.clone(),
+        })
+    }
+
+    /// A suspect or dead rumour about us older than our incarnation: nothing to refute,
+    /// but its sender has a stale view, so make sure our current record is gossiped.
+    fn regossip_self(&mut self) {
+        if !self.leaving && !self.broadcasts.contains(&self.me) {
+            let member = self.local_member().clone();
+            self.broadcasts.push(self.alive_update_of(&member));
+        }
     }
 
     // ----- plumbing -----

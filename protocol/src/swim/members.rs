@@ -7,6 +7,7 @@ use crate::rng::CoreRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 /// A member and when its status last changed (on the local clock).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct MemberTable {
     by_name: BTreeMap<String, Entry>,
+    /// Who we last heard of at each address (a newcomer at an address replaces).
+    by_addr: BTreeMap<SocketAddr, String>,
     /// Probe order: every known member (the prober skips itself, dead and left).
     order: Vec<String>,
     next_probe: usize,
@@ -39,7 +42,25 @@ impl MemberTable {
         self.by_name.get(name)
     }
 
-    /// Mutable access to everything but the status (use `set_status` for that).
+    /// The member we last heard of at `addr`.
+    pub fn name_at(&self, addr: &SocketAddr) -> Option<&str> {
+        self.by_addr.get(addr).map(String::as_str)
+    }
+
+    /// Move a member to a new address.
+    pub fn set_addr(&mut self, name: &str, addr: SocketAddr) {
+        let Some(entry) = self.by_name.get_mut(name) else {
+            return;
+        };
+        let old = std::mem::replace(&mut entry.member.addr, addr);
+        if self.by_addr.get(&old).is_some_and(|n| n == name) {
+            self.by_addr.remove(&old);
+        }
+        self.by_addr.insert(addr, name.to_string());
+    }
+
+    /// Mutable access to everything but the status and address (`set_status`,
+    /// `set_addr`).
     pub fn member_mut(&mut self, name: &str) -> Option<&mut Member> {
         self.by_name.get_mut(name).map(|e| &mut e.member)
     }
@@ -49,6 +70,7 @@ impl MemberTable {
         debug_assert!(!self.by_name.contains_key(&member.name));
         self.counts[status_slot(member.status)] += 1;
         let name = member.name.clone();
+        self.by_addr.insert(member.addr, name.clone());
         self.by_name.insert(
             name.clone(),
             Entry {
@@ -76,6 +98,13 @@ impl MemberTable {
     /// Forget a member entirely.
     pub fn remove(&mut self, name: &str) -> Option<Member> {
         let entry = self.by_name.remove(name)?;
+        if self
+            .by_addr
+            .get(&entry.member.addr)
+            .is_some_and(|n| n == name)
+        {
+            self.by_addr.remove(&entry.member.addr);
+        }
         self.counts[status_slot(entry.member.status)] -= 1;
         if let Some(pos) = self.order.iter().position(|n| n == name) {
             self.order.remove(pos);
