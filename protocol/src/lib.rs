@@ -15,3 +15,4 @@ pub mod rng;
 pub mod runtime;
 pub mod sim;
 pub mod store;
+pub mod swim;

@@ -1,5 +1,6 @@
 //! A simulated network: messages in flight with a delivery time, random loss,
-//! duplication and delay (which reorders), and partitions that cut chosen peers off.
+//! duplication and delay (which reorders), and partitions that cut chosen peers off
+//! (one peer from everyone, or one group from the rest).
 
 use crate::rng::CoreRng;
 use rand::Rng;
@@ -32,6 +33,8 @@ pub struct SimNet<P, M> {
     sequence: u64,
     /// Peers cut off from every other peer.
     isolated: BTreeSet<P>,
+    /// One side of a split: these peers reach each other but no one else.
+    split: BTreeSet<P>,
     pub faults: Faults,
     pub sent: u64,
     pub dropped: u64,
@@ -43,6 +46,7 @@ impl<P: Clone + Ord, M: Clone> SimNet<P, M> {
             in_flight: Vec::new(),
             sequence: 0,
             isolated: BTreeSet::new(),
+            split: BTreeSet::new(),
             faults,
             sent: 0,
             dropped: 0,
@@ -52,24 +56,59 @@ impl<P: Clone + Ord, M: Clone> SimNet<P, M> {
     /// Send at `now`: dropped, delivered once or twice, each copy after its own delay.
     pub fn send(&mut self, rng: &mut CoreRng, now: u64, from: P, to: P, msg: M) {
         self.sent += 1;
-        let cut = self.isolated.contains(&from) || self.isolated.contains(&to);
-        let copies = if cut || (self.faults.loss > 0.0 && rng.random_bool(self.faults.loss)) {
+        let copies = if self.is_cut(&from, &to)
+            || (self.faults.loss > 0.0 && rng.random_bool(self.faults.loss))
+        {
             0
         } else if self.faults.duplicate > 0.0 && rng.random_bool(self.faults.duplicate) {
             2
         } else {
             1
         };
+        self.enqueue(rng, now, from, to, msg, copies);
+    }
+
+    /// Send over a reliable stream (TCP): never lost or duplicated, only delayed, but a
+    /// partition still cuts it.
+    pub fn send_reliable(&mut self, rng: &mut CoreRng, now: u64, from: P, to: P, msg: M) {
+        self.sent += 1;
+        let copies = if self.is_cut(&from, &to) { 0 } else { 1 };
+        self.enqueue(rng, now, from, to, msg, copies);
+    }
+
+    fn is_cut(&self, from: &P, to: &P) -> bool {
+        self.isolated.contains(from)
+            || self.isolated.contains(to)
+            || self.split.contains(from) != self.split.contains(to)
+    }
+
+    fn enqueue(&mut self, rng: &mut CoreRng, now: u64, from: P, to: P, msg: M, copies: u32) {
         if copies == 0 {
             self.dropped += 1;
+            return;
         }
         let (low, high) = self.faults.delay_ms;
-        for _ in 0..copies {
-            let at = now + rng.random_range(low..high.max(low + 1));
+        let mut arrival = |rng: &mut CoreRng| {
             self.sequence += 1;
-            self.in_flight
-                .push((at, self.sequence, from.clone(), to.clone(), msg.clone()));
+            (
+                now + rng.random_range(low..high.max(low + 1)),
+                self.sequence,
+            )
+        };
+        let mut copies_of = Vec::with_capacity(copies as usize);
+        for _ in 1..copies {
+            copies_of.push((arrival(rng), msg.clone()));
         }
+        copies_of.push((arrival(rng), msg));
+        for ((at, seq), msg) in copies_of {
+            self.in_flight
+                .push((at, seq, from.clone(), to.clone(), msg));
+        }
+    }
+
+    /// When the next message is due, if any is in flight.
+    pub fn next_due(&self) -> Option<u64> {
+        self.in_flight.iter().map(|m| m.0).min()
     }
 
     /// Every message due at `now`, in delivery order: (from, to, message).
@@ -92,9 +131,19 @@ impl<P: Clone + Ord, M: Clone> SimNet<P, M> {
         self.isolated.contains(peer)
     }
 
+    /// Split the network in two: `side` on one part, everyone else on the other
+    /// (messages in flight across the cut are lost).
+    pub fn split(&mut self, side: impl IntoIterator<Item = P>) {
+        self.split = side.into_iter().collect();
+        let split = &self.split;
+        self.in_flight
+            .retain(|m| split.contains(&m.2) == split.contains(&m.3));
+    }
+
     /// Reconnect every peer.
     pub fn heal(&mut self) {
         self.isolated.clear();
+        self.split.clear();
     }
 
     /// Forget what is in flight to `peer` (it crashed: its sockets are gone).
@@ -150,6 +199,28 @@ mod tests {
         net.heal();
         net.send(&mut rng, 100, 1, 2, 8);
         assert_eq!(net.deliver_due(200), vec![(1, 2, 8)]);
+    }
+
+    #[test]
+    fn a_split_cuts_across_sides_only_and_streams_are_never_lost() {
+        let mut rng = seeded(3);
+        let mut net: SimNet<u8, u32> = SimNet::new(Faults {
+            loss: 1.0,
+            ..Faults::HEALTHY
+        });
+        net.send_reliable(&mut rng, 0, 1, 2, 10);
+        assert_eq!(net.next_due().map(|t| t >= 1), Some(true));
+        net.split([3, 4]);
+        net.send_reliable(&mut rng, 0, 1, 3, 11);
+        net.send_reliable(&mut rng, 0, 3, 4, 12);
+        net.send(&mut rng, 0, 1, 2, 13);
+        let got: Vec<u32> = net.deliver_due(100).into_iter().map(|m| m.2).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got.contains(&10) && got.contains(&12));
+        net.heal();
+        net.send_reliable(&mut rng, 100, 1, 3, 14);
+        assert_eq!(net.deliver_due(200), vec![(1, 3, 14)]);
+        assert_eq!(net.next_due(), None);
     }
 
     #[test]
