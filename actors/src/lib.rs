@@ -30,6 +30,7 @@
 pub mod endpoint;
 mod errors;
 pub mod events;
+pub mod faults;
 mod fsm;
 pub mod log_store;
 pub mod membership;

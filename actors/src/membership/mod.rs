@@ -4,6 +4,16 @@
 //! [`Membership`]. The HTTP edge (`agent/members`, `agent/join`, ...) and the CLI depend
 //! on this interface only, so they are written and tested against [`StaticMembership`].
 
+mod gossip;
+mod net;
+#[cfg(test)]
+mod tests;
+mod view;
+
+pub use gossip::{Gossip, GossipConfig, LEAVE_PROPAGATE_WAIT, MEMBER_EVENT_BUFFER};
+pub use net::{resolve, DEFAULT_SERF_LAN_PORT};
+pub use view::{member_view, server_addr, servers_of};
+
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
