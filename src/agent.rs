@@ -91,7 +91,10 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
                 err,
             })?;
     }
-    actix::spawn(leader_duty::run(server, config.clone()));
+    // Until gossip is wired in, this server is the only member it knows.
+    let members: Arc<dyn actors::membership::Membership> =
+        actors::membership::StaticMembership::new(Vec::new());
+    actix::spawn(leader_duty::run(server, config.clone(), members, None));
 
     print!("{}", banner::banner(&config));
     println!("==> Log data will now stream in as it occurs:");

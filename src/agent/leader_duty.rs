@@ -1,39 +1,53 @@
-//! Leader duty (ARCHITECTURE rule 8): while this server leads, make sure the catalog holds
-//! this node, its `serfHealth` check and the `consul` service, as a Consul leader does.
-//! It is driven by the server's events: it starts on `LeadershipAcquired` (published
-//! once the new leader's no-op entry is applied), stops on `LeadershipLost`, runs once
-//! per leadership term, and retries with backoff while still leading. The write is
-//! idempotent: identical rows leave the indexes alone, so re-registering after every
-//! election costs nothing.
+//! Leader duty (ARCHITECTURE rule 8): while this server leads, keep the catalog in line
+//! with gossip membership, as a Consul leader does: every member's node with its
+//! `serfHealth` check (passing when alive, critical when failed), servers' `consul`
+//! service, left and reaped members deregistered, and this server's own full
+//! registration (see `protocol::reconcile`).
+//!
+//! Driven by events: it starts on `LeadershipAcquired` (published once the new leader's
+//! no-op entry is applied), stops on `LeadershipLost`, and runs a pass on every member
+//! event and every [`RECONCILE_INTERVAL`] (which repairs what a user broke, such as a
+//! `catalog/deregister` of this server's own node). A pass proposes only what differs,
+//! so an unchanged cluster costs no writes; a failed write is retried with backoff.
 
 use crate::config::Config;
+use actors::membership::{MemberStatus, MemberView, Membership};
 use actors::{RaftStatus, ServerEvent, ServerHandle};
-use protocol::store::{Check, CheckStatus, Command, CommandResult, Node, RegisterRequest, Service};
+use protocol::reconcile::{reconcile, MemberHealth, MemberRecord};
+use protocol::store::{Check, CheckStatus, CommandResult, Node, RegisterRequest, Service};
+use protocol::swim::SwimEvent;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tracing::{debug, info, warn};
+
+/// How often the leader reconciles even without member events. Consul's is a minute;
+/// half of that keeps "repaired within a minute" true with room to spare.
+pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(30);
 
 pub const RETRY_BACKOFF_INITIAL_MS: u64 = 250;
 pub const RETRY_BACKOFF_MAX_MS: u64 = 10_000;
 
-pub const SERF_HEALTH_CHECK_ID: &str = "serfHealth";
+pub use protocol::reconcile::SERF_HEALTH_CHECK_ID;
 
-/// The decision part of the duty: given the server's events, when to register.
+/// The decision part of the duty: given the server's events, when a pass is due.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LeaderDuty {
     /// The term this server leads with its no-op applied (None when not leading).
     leading: Option<u64>,
-    /// The term in which registration last succeeded.
-    registered_term: Option<u64>,
+    /// Something may have changed since the last complete pass.
+    dirty: bool,
 }
 
 impl LeaderDuty {
     pub fn on_event(&mut self, event: &ServerEvent) {
         match event {
-            ServerEvent::LeadershipAcquired { term } => self.leading = Some(*term),
+            ServerEvent::LeadershipAcquired { term } => {
+                self.leading = Some(*term);
+                self.dirty = true;
+            }
             ServerEvent::LeadershipLost { term } if self.leading == Some(*term) => {
                 self.leading = None
             }
@@ -44,16 +58,45 @@ impl LeaderDuty {
     /// Take the current status as the truth (at start, and after missing events).
     pub fn on_status(&mut self, status: &RaftStatus) {
         self.leading = status.is_ready_leader().then_some(status.term);
+        self.dirty = true;
     }
 
-    /// The term to register in now, if any.
+    /// A member event or the periodic timer: the next pass is due.
+    pub fn on_change(&mut self) {
+        self.dirty = true;
+    }
+
+    /// The term to reconcile in now, if any.
     pub fn due(&self) -> Option<u64> {
-        self.leading
-            .filter(|term| self.registered_term != Some(*term))
+        self.leading.filter(|_| self.dirty)
     }
 
-    pub fn on_registered(&mut self, term: u64) {
-        self.registered_term = Some(term);
+    /// A pass in `term` proposed everything it found (all of it applied).
+    pub fn on_reconciled(&mut self, term: u64) {
+        if self.leading == Some(term) {
+            self.dirty = false;
+        }
+    }
+}
+
+/// Gossip's view of a member, reduced to what the catalog needs. A leaving member is
+/// still alive until it has left (Consul does nothing for "leaving").
+pub fn member_record(member: &MemberView) -> MemberRecord {
+    let health = match member.status {
+        MemberStatus::Failed => MemberHealth::Failed,
+        MemberStatus::Left => MemberHealth::Left,
+        MemberStatus::Alive | MemberStatus::Leaving | MemberStatus::None => MemberHealth::Alive,
+    };
+    let server_port = match member.tags.get("role").map(String::as_str) {
+        Some("consul") => member.tags.get("port").and_then(|p| p.parse().ok()),
+        _ => None,
+    };
+    MemberRecord {
+        name: member.name.clone(),
+        id: member.tags.get("id").cloned().unwrap_or_default(),
+        address: member.addr.to_string(),
+        health,
+        server_port,
     }
 }
 
@@ -106,7 +149,12 @@ pub fn self_registration(config: &Config) -> RegisterRequest {
 }
 
 /// The duty's loop; runs for the life of the agent (until the server's event bus closes).
-pub async fn run(server: ServerHandle, config: Arc<Config>) {
+pub async fn run(
+    server: ServerHandle,
+    config: Arc<Config>,
+    members: Arc<dyn Membership>,
+    mut member_events: Option<broadcast::Receiver<SwimEvent>>,
+) {
     let registration = self_registration(&config);
     // Subscribe first, then read the status: nothing can fall between the two.
     let mut events = server.events();
@@ -114,25 +162,25 @@ pub async fn run(server: ServerHandle, config: Arc<Config>) {
     duty.on_status(&server.status());
     let mut backoff_ms = RETRY_BACKOFF_INITIAL_MS;
     let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut periodic = tokio::time::interval(RECONCILE_INTERVAL);
+    periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let ready_to_try = retry_at.is_none_or(|at| tokio::time::Instant::now() >= at);
         if let (Some(term), true) = (duty.due(), ready_to_try) {
-            match server
-                .propose(Command::Register(registration.clone()))
-                .await
-            {
-                Ok(CommandResult::Done | CommandResult::Bool(true)) => {
-                    duty.on_registered(term);
+            match reconcile_pass(&server, &config, &registration, members.as_ref()).await {
+                Ok(writes) => {
+                    duty.on_reconciled(term);
                     backoff_ms = RETRY_BACKOFF_INITIAL_MS;
                     retry_at = None;
-                    info!(node = %config.node_name, term, "leader: synced this node into the catalog");
+                    if writes > 0 {
+                        info!(
+                            term,
+                            writes, "leader: reconciled membership into the catalog"
+                        );
+                    }
                 }
-                outcome => {
-                    warn!(
-                        ?outcome,
-                        retry_in_ms = backoff_ms,
-                        "leader: failed to register this node in the catalog"
-                    );
+                Err(outcome) => {
+                    warn!(%outcome, retry_in_ms = backoff_ms, "leader: catalog reconcile failed");
                     retry_at =
                         Some(tokio::time::Instant::now() + Duration::from_millis(backoff_ms));
                     backoff_ms = (backoff_ms * 2).min(RETRY_BACKOFF_MAX_MS);
@@ -157,9 +205,53 @@ pub async fn run(server: ServerHandle, config: Arc<Config>) {
                     return;
                 }
             },
+            event = next_member_event(&mut member_events) => {
+                if event.is_some() {
+                    duty.on_change();
+                }
+            }
+            _ = periodic.tick() => duty.on_change(),
             _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => {}
         }
     }
+}
+
+/// The next member change (`None` after a lag, which also calls for a pass; pending
+/// forever once gossip has stopped).
+async fn next_member_event(events: &mut Option<broadcast::Receiver<SwimEvent>>) -> Option<()> {
+    let Some(receiver) = events.as_mut() else {
+        return std::future::pending().await;
+    };
+    match receiver.recv().await {
+        Ok(SwimEvent::JoinResult { .. } | SwimEvent::LeaveComplete) => None,
+        Ok(_) | Err(RecvError::Lagged(_)) => Some(()),
+        Err(RecvError::Closed) => {
+            *events = None;
+            None
+        }
+    }
+}
+
+/// One pass: what the catalog should change, proposed in order. Ok(number of writes).
+async fn reconcile_pass(
+    server: &ServerHandle,
+    config: &Config,
+    registration: &RegisterRequest,
+    members: &dyn Membership,
+) -> Result<usize, String> {
+    let records: Vec<MemberRecord> = members.members().iter().map(member_record).collect();
+    let commands = {
+        let store = server.view().read();
+        reconcile(&store, &records, registration, &config.datacenter)
+    };
+    let writes = commands.len();
+    for command in commands {
+        match server.propose(command).await {
+            Ok(CommandResult::Done | CommandResult::Bool(true)) => {}
+            outcome => return Err(format!("{outcome:?}")),
+        }
+    }
+    Ok(writes)
 }
 
 #[cfg(test)]
@@ -168,13 +260,18 @@ mod tests {
     use ServerEvent::{LeadershipAcquired, LeadershipLost};
 
     #[test]
-    fn registers_once_per_term_while_leading() {
+    fn reconciles_on_leadership_and_on_changes_while_leading() {
         let mut d = LeaderDuty::default();
         assert_eq!(d.due(), None);
+        d.on_change();
+        assert_eq!(d.due(), None, "not leading: nothing to do");
         d.on_event(&LeadershipAcquired { term: 2 });
         assert_eq!(d.due(), Some(2));
-        d.on_registered(2);
+        d.on_reconciled(2);
         assert_eq!(d.due(), None);
+        d.on_change();
+        assert_eq!(d.due(), Some(2));
+        d.on_reconciled(2);
         // Step down, lead again in a later term: register again.
         d.on_event(&LeadershipLost { term: 2 });
         assert_eq!(d.due(), None);
