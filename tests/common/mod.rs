@@ -101,6 +101,40 @@ impl Agent {
         agent
     }
 
+    /// A client agent (no -server) bound to `ip`, joining through `join`; waits until
+    /// it answers with itself in the catalog (registered by the leader from gossip).
+    pub fn client(ip: &str, node: &str, data_dir: &Path, join: &[&str]) -> Agent {
+        let log_dir = data_dir
+            .parent()
+            .expect("data dir has a parent")
+            .join("logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let mut args: Vec<String> = ["agent", "-node", node, "-bind", ip, "-client", ip]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push("-data-dir".into());
+        args.push(data_dir.display().to_string());
+        for j in join {
+            args.push("-join".into());
+            args.push(j.to_string());
+        }
+        let mut agent = Agent::spawn(ip, &args, &log_dir);
+        agent.wait_ready();
+        agent
+    }
+
+    /// Send a signal (`STOP`, `CONT`, ...) to the agent process.
+    pub fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("agent running");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name}");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}:8500{}", self.ip, path)
     }

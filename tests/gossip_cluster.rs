@@ -1,0 +1,173 @@
+//! Gossip membership and client agents with real processes on loopback (issue
+//! "Gossip membership and client agents"): the walkthrough, failure detection after
+//! kill -9, a pause shorter and longer than the suspicion timeout, leave, force-leave,
+//! and a client with no server. Addresses 127.0.0.160 to 127.0.0.179, standard ports.
+
+mod common;
+
+use common::dns::{rcode, render, udp_query};
+use common::{http_client, run_cairn, wait_for, Agent};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn get_json(agent: &Agent, path: &str) -> Option<Value> {
+    http_client().get(agent.url(path)).send().ok()?.json().ok()
+}
+
+/// The members an agent knows, as (name, status code).
+fn members(agent: &Agent) -> Vec<(String, u64)> {
+    let list = get_json(agent, "/v1/agent/members").unwrap_or(Value::Null);
+    let mut out: Vec<(String, u64)> = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| (m["Name"].as_str().unwrap_or("").to_string(), m["Status"].as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The status of `node`'s serfHealth check as `agent` answers it.
+fn serf_health(agent: &Agent, node: &str) -> Option<String> {
+    let checks = get_json(agent, &format!("/v1/health/node/{node}"))?;
+    checks
+        .as_array()?
+        .iter()
+        .find(|c| c["CheckID"] == "serfHealth")
+        .and_then(|c| c["Status"].as_str().map(String::from))
+}
+
+fn node_names(agent: &Agent) -> Vec<String> {
+    let nodes = get_json(agent, "/v1/catalog/nodes").unwrap_or(Value::Null);
+    let mut names: Vec<String> = nodes
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n["Node"].as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn dirs(root: &Path, name: &str) -> std::path::PathBuf {
+    root.join(name)
+}
+
+#[test]
+fn walkthrough_clients_forward_and_failures_are_seen_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n1 = Agent::server("127.0.0.160", "node1", &dirs(tmp.path(), "n1"), &[]);
+    let n4 = Agent::client("127.0.0.161", "node4", &dirs(tmp.path(), "n4"), &["127.0.0.160"]);
+    let mut n5 = Agent::client("127.0.0.162", "node5", &dirs(tmp.path(), "n5"), &["127.0.0.161"]);
+
+    // Asked of a client, answered by the server: all three nodes.
+    let want = vec!["node1".to_string(), "node4".into(), "node5".into()];
+    wait_for("three nodes in the catalog, seen from node5", || {
+        (node_names(&n5) == want).then_some(())
+    });
+    wait_for("three alive members everywhere", || {
+        [&n1, &n4, &n5]
+            .iter()
+            .all(|a| members(a) == vec![("node1".into(), 1), ("node4".into(), 1), ("node5".into(), 1)])
+            .then_some(())
+    });
+    let list = get_json(&n5, "/v1/agent/members").unwrap();
+    let server = list.as_array().unwrap().iter().find(|m| m["Name"] == "node1").unwrap();
+    for tag in ["role", "dc", "port", "id", "vsn", "build"] {
+        assert!(server["Tags"][tag].is_string(), "tag {tag} missing: {server}");
+    }
+    assert_eq!(server["Tags"]["role"], "consul");
+    assert_eq!(server["Addr"], "127.0.0.160");
+    assert_eq!(server["Port"], 8301);
+
+    // `cairn members` against a client prints the table.
+    let (code, out, err) = run_cairn(&["members", "-http-addr=127.0.0.162:8500"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Node"), "{out}");
+    for name in ["node1", "node4", "node5"] {
+        assert!(out.contains(name), "{out}");
+    }
+
+    // A write through a client reaches the server.
+    let c = http_client();
+    let put = c.put(n4.url("/v1/kv/a")).body("v").send().unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(put.text().unwrap(), "true");
+    let raw = c.get(n1.url("/v1/kv/a?raw")).send().unwrap().text().unwrap();
+    assert_eq!(raw, "v");
+
+    // DNS on a client agent answers too.
+    let answer = udp_query(n4.dns_addr(), "node5.node.consul.", RecordType::A);
+    assert_eq!(rcode(&answer), ResponseCode::NoError);
+    assert!(render(answer.answers()).iter().any(|r| r.contains("127.0.0.162")), "{answer:?}");
+
+    // kill -9 node5: its serfHealth turns critical, seen from every node.
+    n5.kill9();
+    for agent in [&n1, &n4] {
+        wait_for("node5 serfHealth critical", || {
+            (serf_health(agent, "node5").as_deref() == Some("critical")).then_some(())
+        });
+    }
+    wait_for("node5 failed in members", || {
+        members(&n1).contains(&("node5".to_string(), 4)).then_some(())
+    });
+
+    // force-leave of the failed node5: left, then gone from the catalog.
+    let (code, _, err) = run_cairn(&["force-leave", "-http-addr=127.0.0.160:8500", "node5"]);
+    assert_eq!(code, 0, "{err}");
+    wait_for("node5 deregistered", || (!node_names(&n1).contains(&"node5".to_string())).then_some(()));
+
+    // `cairn leave` on node4: it is left everywhere and leaves the catalog.
+    let (code, out, err) = run_cairn(&["leave", "-http-addr=127.0.0.161:8500"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_for("node4 left", || members(&n1).contains(&("node4".to_string(), 3)).then_some(()));
+    wait_for("node4 deregistered", || (node_names(&n1) == vec!["node1".to_string()]).then_some(()));
+}
+
+#[test]
+fn a_short_pause_is_not_a_failure_and_a_long_one_is_until_it_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Agent::server("127.0.0.165", "ps1", &dirs(tmp.path(), "s"), &[]);
+    let c = Agent::client("127.0.0.166", "pc1", &dirs(tmp.path(), "c"), &["127.0.0.165"]);
+    wait_for("pc1 alive", || (serf_health(&s, "pc1").as_deref() == Some("passing")).then_some(()));
+
+    // Paused for well under the suspicion timeout: never declared failed.
+    c.signal("STOP");
+    let paused = Instant::now();
+    while paused.elapsed() < Duration::from_millis(300) {
+        assert_ne!(serf_health(&s, "pc1").as_deref(), Some("critical"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.signal("CONT");
+    // Paused until the server declares it failed; alive again after SIGCONT.
+    c.signal("STOP");
+    wait_for("pc1 failed while paused", || {
+        (serf_health(&s, "pc1").as_deref() == Some("critical")).then_some(())
+    });
+    c.signal("CONT");
+    wait_for("pc1 alive after SIGCONT", || {
+        (serf_health(&s, "pc1").as_deref() == Some("passing")).then_some(())
+    });
+}
+
+#[test]
+fn a_client_without_servers_answers_500_no_known_servers_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log_dir = tmp.path().join("logs");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let args: Vec<String> = ["agent", "-node", "lonely", "-bind", "127.0.0.170", "-client", "127.0.0.170", "-data-dir"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([tmp.path().join("d").display().to_string()])
+        .collect();
+    let agent = Agent::spawn("127.0.0.170", &args, &log_dir);
+    let c = http_client();
+    let response = wait_for("the client's HTTP API", || c.get(agent.url("/v1/catalog/nodes")).send().ok());
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.text().unwrap(), "No known Consul servers");
+    // Answered by the client itself: its own members and self.
+    assert_eq!(members(&agent), vec![("lonely".to_string(), 1)]);
+}
