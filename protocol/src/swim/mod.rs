@@ -72,7 +72,10 @@ mod awareness;
 mod broadcast;
 mod config;
 mod core;
+mod dissemination;
 mod members;
+mod probe;
+mod rumours;
 mod suspicion;
 mod types;
 
