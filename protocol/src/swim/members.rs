@@ -137,9 +137,7 @@ impl MemberTable {
                 self.order.shuffle(rng);
                 self.next_probe = 0;
             }
-            let Some(name) = self.order.get(self.next_probe) else {
-                return None;
-            };
+            let name = self.order.get(self.next_probe)?;
             self.next_probe += 1;
             let eligible = name != me
                 && self

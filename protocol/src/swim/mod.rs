@@ -63,6 +63,12 @@
 //!   suspicion. A join is a push-pull with the given addresses. Serf's reconnect: every
 //!   `reconnect_interval_ms`, with probability failed/alive, push-pull with one random
 //!   failed member, so the sides of a healed partition find each other.
+//! - cairn additions to memberlist: a ping from a member we believe dead is answered
+//!   with an ack carrying that belief, so the member refutes within one probe instead of
+//!   waiting for a reconnect or push-pull (resumed members, healed partitions); a stale
+//!   suspect/dead rumour about ourselves (older incarnation) re-gossips our record; a
+//!   probe whose indirect round never ran (we were stalled past the whole interval)
+//!   blames no one and only raises our own health score.
 //! - Leave: our own dead message (status Left everywhere, not failed); `LeaveComplete`
 //!   once it has been gossiped its full count. Force-leave turns a failed member Left
 //!   everywhere (with `prune`, forgotten at once). Failed members are reaped after
@@ -72,7 +78,10 @@ mod awareness;
 mod broadcast;
 mod config;
 mod core;
+mod dissemination;
 mod members;
+mod probe;
+mod rumours;
 mod suspicion;
 mod types;
 

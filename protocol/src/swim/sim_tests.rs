@@ -16,7 +16,7 @@
 //! - a paused member that is suspected refutes and is alive again everywhere;
 //! - crashes are detected by every steady member;
 //! - after the partition heals, every running member sees every running member alive
-//!   and every crashed one dead (one view).
+//!   (or transiently suspect under loss) and every crashed one dead (one view).
 //!
 //! A failure names its seed. By default: 12 schedules at 100 members (half of them
 //! with the partition) and one at 500 (without the second phase), about a minute in a
@@ -47,7 +47,7 @@ struct SimNode {
     timer: Option<u64>,
     /// The membership as told by this node's events.
     view: BTreeMap<String, (MemberStatus, SharedTags)>,
-    alive_in_view: usize,
+    live_in_view: usize,
     /// Never paused or cut off: the invariants speak about these.
     steady: bool,
 }
@@ -135,7 +135,7 @@ impl Sim {
             run: Run::Running,
             timer: None,
             view: BTreeMap::new(),
-            alive_in_view: 0,
+            live_in_view: 0,
             steady: true,
         });
         self.by_addr.insert(addr_of(i), i);
@@ -180,11 +180,9 @@ impl Sim {
 
     fn set_view(&mut self, i: usize, name: &str, entry: Option<(MemberStatus, SharedTags)>) {
         let node = &mut self.nodes[i];
-        let was_alive = node
-            .view
-            .get(name)
-            .is_some_and(|e| e.0 == MemberStatus::Alive);
-        let is_alive = entry.as_ref().is_some_and(|e| e.0 == MemberStatus::Alive);
+        // Alive or suspect: a suspect is still a member (serf shows it alive).
+        let was_alive = node.view.get(name).is_some_and(|e| !e.0.is_dead_or_left());
+        let is_alive = entry.as_ref().is_some_and(|e| !e.0.is_dead_or_left());
         match entry {
             Some(e) => {
                 node.view.insert(name.to_string(), e);
@@ -194,8 +192,8 @@ impl Sim {
             }
         }
         match (was_alive, is_alive) {
-            (false, true) => node.alive_in_view += 1,
-            (true, false) => node.alive_in_view -= 1,
+            (false, true) => node.live_in_view += 1,
+            (true, false) => node.live_in_view -= 1,
             _ => {}
         }
     }
@@ -350,8 +348,9 @@ impl Sim {
         observers.iter().all(|&o| ok(self.nodes[o].view.get(name)))
     }
 
-    /// Every running member sees every running member alive and every crashed one not
-    /// alive.
+    /// Every running member sees every running member alive (or suspect: a transient
+    /// suspicion under loss is still membership, as serf reports it) and every crashed
+    /// one dead, left or forgotten.
     fn one_view(&self) -> bool {
         let running = self.running();
         let crashed: Vec<&String> = self
@@ -362,7 +361,7 @@ impl Sim {
             .collect();
         running.iter().all(|&o| {
             let node = &self.nodes[o];
-            node.alive_in_view == running.len()
+            node.live_in_view == running.len()
                 && crashed
                     .iter()
                     .all(|c| node.view.get(*c).is_none_or(|e| e.0.is_dead_or_left()))
@@ -437,7 +436,7 @@ fn run_schedule(seed: u64, n: usize, loss: f64, phase_b: PhaseB) -> Figures {
             sim.join(i, through);
         }
     }
-    let all_joined = move |s: &Sim| s.nodes.iter().all(|node| node.alive_in_view == n);
+    let all_joined = move |s: &Sim| s.nodes.iter().all(|node| node.live_in_view == n);
     sim.figures.formation_ms = sim.wait_for("formation", 100, 180_000, all_joined);
     sim.run_until(sim.now + 5_000);
 
