@@ -24,7 +24,8 @@
 //!
 //! Modules, imports running one way: `errors` and `status` (leaf types) ← `read_view`
 //! (versions + parked reads, `watch_set`) ← `fsm`, `raft_core`, `recovery` (snapshot
-//! choice at start) ← `server` (`ServerHandle`: wiring and façade) ← `endpoint`.
+//! choice at start) ← `server` (`ServerHandle`: wiring and façade) ← `endpoint` ← `rpc`
+//! (forwarding requests between agents over the server port; `faults` for test clusters).
 #![forbid(unsafe_code)]
 
 pub mod endpoint;
@@ -37,6 +38,7 @@ pub mod membership;
 mod raft_core;
 mod read_view;
 mod recovery;
+pub mod rpc;
 mod server;
 pub mod snapshot_store;
 #[cfg(test)]
@@ -50,8 +52,12 @@ mod write_path_tests;
 pub use endpoint::{Api, Endpoint, ServerEndpoint, ViewEndpoint};
 pub use errors::{StartError, WriteError};
 pub use events::ServerEvent;
+pub use faults::{FaultRule, FaultRules, Verdict};
 pub use raft_core::MAX_PENDING_PROPOSALS;
 pub use read_view::{ReadView, Watch};
+pub use rpc::{
+    ForwardEndpoint, ForwardOptions, RpcServer, RpcServerOptions, ServerList, DEFAULT_SERVER_PORT,
+};
 pub use server::{
     ServerHandle, ServerOptions, DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS, PROPOSE_TIMEOUT,
 };

@@ -134,6 +134,8 @@ mod tests {
                 500,
                 "command of 9 bytes exceeds the limit of 8 bytes",
             ),
+            // A client agent that knows or reaches no server (Consul's text).
+            (RequestError::NoServers, 500, "No known Consul servers"),
         ];
         for (e, status, text) in cases {
             let api = ApiError::from(e);

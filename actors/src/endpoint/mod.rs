@@ -12,7 +12,7 @@
 pub mod policy;
 mod server;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use server::{ServerEndpoint, ViewEndpoint};
 
@@ -35,6 +35,18 @@ pub trait Endpoint: Send + Sync + 'static {
     fn ask_now(&self, request: &Request) -> Option<Answer> {
         let _ = request;
         None
+    }
+}
+
+/// A shared endpoint is an endpoint: an agent can keep its own handle (diagnostics,
+/// updating a client's server list) to the endpoint it gives the edges.
+impl<E: Endpoint> Endpoint for Arc<E> {
+    fn ask(&self, request: Request) -> BoxFuture<'_, Answer> {
+        E::ask(self, request)
+    }
+
+    fn ask_now(&self, request: &Request) -> Option<Answer> {
+        E::ask_now(self, request)
     }
 }
 

@@ -14,9 +14,9 @@ use protocol::store::KvOp;
 use protocol::store::{Node, RegisterRequest, Service};
 use std::time::{Duration, Instant};
 
-const DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
-fn options(bootstrap: bool) -> ServerOptions {
+pub(crate) fn options(bootstrap: bool) -> ServerOptions {
     ServerOptions {
         server_id: "11111111-2222-3333-4444-555555555555".into(),
         node_name: "node1".into(),
@@ -40,14 +40,14 @@ async fn leader() -> Api {
     Api::new(ServerEndpoint::new(server, "dc1"))
 }
 
-fn opts(consistency: Consistency) -> QueryOptions {
+pub(crate) fn opts(consistency: Consistency) -> QueryOptions {
     QueryOptions {
         consistency,
         ..QueryOptions::default()
     }
 }
 
-fn set(key: &str, value: &str) -> WriteRequest {
+pub(crate) fn set(key: &str, value: &str) -> WriteRequest {
     WriteRequest::Kv(KvOp::Set {
         key: key.into(),
         value: value.as_bytes().to_vec().into(),
@@ -55,7 +55,7 @@ fn set(key: &str, value: &str) -> WriteRequest {
     })
 }
 
-async fn kv_get(api: &Api, key: &str, options: QueryOptions) -> (u64, Option<Vec<u8>>) {
+pub(crate) async fn kv_get(api: &Api, key: &str, options: QueryOptions) -> (u64, Option<Vec<u8>>) {
     let r = api
         .read(options, Read::KvGet { key: key.into() })
         .await
@@ -271,7 +271,7 @@ async fn without_a_leader_only_stale_reads_are_answered() {
 }
 
 /// A bootstrapped leader, its endpoint, and the server (to see the parked reads).
-async fn leader_with_server() -> (Api, ServerHandle) {
+pub(crate) async fn leader_with_server() -> (Api, ServerHandle) {
     let server = ServerHandle::start(options(true)).await.unwrap();
     let start = Instant::now();
     while !server.status().is_ready_leader() || *server.applied().borrow() == 0 {
@@ -282,7 +282,7 @@ async fn leader_with_server() -> (Api, ServerHandle) {
     (api, server)
 }
 
-async fn wait_parked(server: &ServerHandle, want: usize) {
+pub(crate) async fn wait_parked(server: &ServerHandle, want: usize) {
     let start = Instant::now();
     while server.view().parked() != want {
         assert!(
@@ -294,7 +294,7 @@ async fn wait_parked(server: &ServerHandle, want: usize) {
     }
 }
 
-fn blocking(min_index: u64, wait: Duration) -> QueryOptions {
+pub(crate) fn blocking(min_index: u64, wait: Duration) -> QueryOptions {
     QueryOptions {
         min_index,
         wait: Some(wait),

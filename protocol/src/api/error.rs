@@ -34,6 +34,9 @@ pub enum RequestError {
     Storage(String),
     #[error("agent is shutting down")]
     ShuttingDown,
+    /// A client agent knows no server, or could reach none of them (500, Consul's text).
+    #[error("No known Consul servers")]
+    NoServers,
 }
 
 impl RequestError {

@@ -2,9 +2,10 @@
 //! asks an endpoint, and what it gets back. Pure data: serde, no I/O.
 //!
 //! These types ARE the wire format between agents (client agent → server, follower →
-//! leader): they travel through [`crate::codec`] with the size limits below. Responses
-//! carry typed rows from [`crate::store`] (owned copies), never JSON: rendering is the
-//! edge's business and happens outside any lock.
+//! leader): they travel through [`crate::codec`] with the size limits below, inside the
+//! multiplexed frames of [`frame`]. Responses carry typed rows from [`crate::store`]
+//! (owned copies), never JSON: rendering is the edge's business and happens outside any
+//! lock.
 //!
 //! The pure half of answering a read from a store (the resource's index, the owned rows)
 //! lives in [`answer`]; the consistency policy (leader checks, catch-up, blocking) lives
@@ -12,6 +13,7 @@
 
 pub mod answer;
 mod error;
+pub mod frame;
 #[cfg(test)]
 mod tests;
 pub mod watch;
