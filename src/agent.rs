@@ -6,6 +6,7 @@
 
 pub mod banner;
 pub mod leader_duty;
+pub mod solo_membership;
 
 use crate::config::Config;
 use crate::context::AgentContext;
@@ -62,9 +63,12 @@ pub fn run(config: Config, startup_warnings: Vec<String>) -> Result<(), AgentErr
 async fn run_in_system(config: Config) -> Result<(), AgentError> {
     let config = Arc::new(config);
     let server = ServerHandle::start(server_options(&config)).await?;
+    // Until the gossip actor lands, the membership is this agent alone.
+    let membership = solo_membership::SoloMembership::new(&config);
     let ctx = Arc::new(AgentContext::for_server(
         config.clone(),
         server.clone(),
+        membership,
         unix_now(),
     ));
 
@@ -99,10 +103,13 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
     print!("{}", banner::banner(&config));
     println!("==> Log data will now stream in as it occurs:");
 
-    let signal = wait_for_shutdown_signal()
-        .await
-        .map_err(AgentError::Runtime)?;
-    info!("Caught signal: {signal}; shutting down");
+    tokio::select! {
+        signal = wait_for_shutdown_signal() => {
+            let signal = signal.map_err(AgentError::Runtime)?;
+            info!("Caught signal: {signal}; shutting down");
+        }
+        _ = ctx.shutdown.notified() => info!("Graceful leave complete; shutting down"),
+    }
     if let Some(handle) = http {
         // Graceful, but bounded: open blocking queries may wait minutes otherwise.
         let drain = std::time::Duration::from_millis(HTTP_DRAIN_TIMEOUT_MS);

@@ -4,6 +4,7 @@
 //! imports run one way: `agent → {http, dns} → context`.
 
 use crate::config::Config;
+use actors::membership::{MemberView, Membership};
 use actors::{Api, RaftStatus, ServerEndpoint, ServerHandle};
 use std::sync::Arc;
 
@@ -14,19 +15,42 @@ pub struct AgentContext {
     /// This agent's own Raft server, for agent-local reports (`/v1/agent/self`); `None`
     /// on a client agent.
     pub server: Option<ServerHandle>,
+    /// The agent's gossip membership (`/v1/agent/members`, join, leave, force-leave).
+    pub membership: Arc<dyn Membership>,
     /// Unix time in seconds when the agent started (DNS SOA serials, agent/self stats).
     pub started_unix: u64,
+    /// Notified when an edge asks the agent to stop (`PUT /v1/agent/leave`); the wiring
+    /// shuts down as on SIGTERM.
+    pub shutdown: tokio::sync::Notify,
 }
 
 impl AgentContext {
     /// The context of a server agent: its endpoint answers from `server`.
-    pub fn for_server(config: Arc<Config>, server: ServerHandle, started_unix: u64) -> Self {
+    pub fn for_server(
+        config: Arc<Config>,
+        server: ServerHandle,
+        membership: Arc<dyn Membership>,
+        started_unix: u64,
+    ) -> Self {
         AgentContext {
             api: Api::new(ServerEndpoint::new(server.clone(), &config.datacenter)),
             config,
             server: Some(server),
+            membership,
             started_unix,
+            shutdown: tokio::sync::Notify::new(),
         }
+    }
+
+    /// This agent as a member, as the membership reports it (so `/v1/agent/self` and
+    /// `/v1/agent/members` agree); the configured self while it is not listed (after a
+    /// prune, or before the gossip layer has started).
+    pub fn local_member(&self) -> MemberView {
+        self.membership
+            .members()
+            .into_iter()
+            .find(|m| m.name == self.config.node_name)
+            .unwrap_or_else(|| crate::member_tags::self_member(&self.config))
     }
 
     /// This agent's Raft status (default, leaderless, when it runs no server).

@@ -9,4 +9,5 @@ pub mod context;
 pub mod dns;
 pub mod duration;
 pub mod http;
+pub mod member_tags;
 pub mod version;

@@ -1,13 +1,22 @@
 //! The `cairn` command line: subcommand dispatch. `agent` runs the agent; `debug` holds
-//! operator tools for a stopped agent's data directory; the other commands (members, kv, catalog ... as the roadmap brings them) are thin HTTP clients of
-//! a running agent and get their own module here.
+//! operator tools for a stopped agent's data directory; the other commands (`members`,
+//! `join`, `leave`, `force-leave`, and kv, catalog ... as the roadmap brings them) are
+//! thin HTTP clients of a running agent (`api_client`), one module each.
 //!
 //! Everything below returns an exit code; only `main` exits.
 
 pub mod agent_cmd;
 pub mod agent_flags;
+pub mod api_client;
 pub mod argv;
+pub mod columns;
 pub mod debug_cmd;
+#[cfg(test)]
+mod fake_agent;
+pub mod force_leave_cmd;
+pub mod join_cmd;
+pub mod leave_cmd;
+pub mod members_cmd;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -35,6 +44,26 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "debug",
         synopsis: "Operator tools for a stopped agent (repair-log)",
         run: debug_cmd::run,
+    },
+    Subcommand {
+        name: "force-leave",
+        synopsis: "Forces a member of the cluster to enter the \"left\" state",
+        run: force_leave_cmd::run,
+    },
+    Subcommand {
+        name: "join",
+        synopsis: "Tell cairn agent to join cluster",
+        run: join_cmd::run,
+    },
+    Subcommand {
+        name: "leave",
+        synopsis: "Gracefully leaves the cluster and shuts down",
+        run: leave_cmd::run,
+    },
+    Subcommand {
+        name: "members",
+        synopsis: "Lists the members of a cluster",
+        run: members_cmd::run,
     },
     Subcommand {
         name: "version",
@@ -165,6 +194,8 @@ mod tests {
         assert_eq!(code, 0);
         assert!(out.starts_with("Usage: cairn"));
         assert!(out.contains("    agent       Runs a cairn agent"));
+        assert!(out.contains("    members     Lists the members of a cluster"));
+        assert!(out.contains("    force-leave Forces a member"));
         let (code, _, err) = capture(&[]);
         assert_eq!(code, 1);
         assert!(err.starts_with("Usage: cairn"));

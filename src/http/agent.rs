@@ -1,14 +1,15 @@
-//! `/v1/agent/self` and `/v1/agent/members`.
+//! `/v1/agent/self` (the membership endpoints are in `members.rs`).
 
 use super::error::ApiError;
 use super::render::json_response;
 use super::ApiRequest;
 use crate::config::Config;
 use crate::context::AgentContext;
-use crate::version::{CONSUL_COMPAT_VERSION, PROTOCOL_VERSION, REVISION};
+use crate::version::{CONSUL_COMPAT_VERSION, REVISION};
 use actix_web::HttpResponse;
+use actors::membership::MemberView;
 use actors::{RaftRole, RaftStatus};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Fixed build date reported in `Config.BuildDate` (cairn builds are reproducible).
 pub const BUILD_DATE: &str = "1970-01-01T00:00:01Z";
@@ -21,58 +22,15 @@ fn role_name(role: RaftRole) -> &'static str {
     }
 }
 
-/// Serf tags as `consul members` reads them.
-pub fn member_tags(config: &Config) -> Map<String, Value> {
-    let mut tags = Map::new();
-    let mut put = |k: &str, v: String| {
-        tags.insert(k.to_string(), Value::String(v));
-    };
-    put("role", if config.server { "consul" } else { "node" }.into());
-    put("dc", config.datacenter.clone());
-    put("segment", String::new());
-    put("build", format!("{CONSUL_COMPAT_VERSION}:{REVISION}"));
-    put("id", config.node_id.clone());
-    put("vsn", PROTOCOL_VERSION.to_string());
-    put("vsn_min", "2".into());
-    put("vsn_max", "3".into());
-    if config.server {
-        put("port", config.ports.server.max(0).to_string());
-        put("raft_vsn", "3".into());
-        if let Some(expect) = config.bootstrap_expect {
-            put("expect", expect.to_string());
-        }
-        if config.bootstrap {
-            put("bootstrap", "1".into());
-        }
-    }
-    tags
-}
-
-/// This agent as a gossip member.
-pub fn self_member(config: &Config) -> Value {
-    json!({
-        "Name": config.node_name,
-        "Addr": config.advertise().to_string(),
-        "Port": config.ports.serf_lan.max(0),
-        "Tags": member_tags(config),
-        "Status": 1,
-        "ProtocolMin": 1,
-        "ProtocolMax": 5,
-        "ProtocolCur": 2,
-        "DelegateMin": 2,
-        "DelegateMax": 5,
-        "DelegateCur": 4,
-    })
-}
-
-/// `/v1/agent/members`. Until the gossip membership actor exists this is the agent alone;
-/// that work replaces this one function.
-pub fn members(ctx: &AgentContext) -> Vec<Value> {
-    vec![self_member(&ctx.config)]
-}
-
 /// `/v1/agent/self`; every Stats value is a string, as in Consul.
-pub fn agent_self(config: &Config, status: &RaftStatus, started_unix: u64) -> Value {
+/// `member` is this agent as the membership lists it, so `Member` here and this agent's
+/// entry in `/v1/agent/members` are the same.
+pub fn agent_self(
+    config: &Config,
+    status: &RaftStatus,
+    started_unix: u64,
+    member: &MemberView,
+) -> Value {
     let leader = status.is_leader();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -122,7 +80,7 @@ pub fn agent_self(config: &Config, status: &RaftStatus, started_unix: u64) -> Va
             "Version": CONSUL_COMPAT_VERSION,
         },
         "Coord": {"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5},
-        "Member": self_member(config),
+        "Member": super::members::member_json(member),
         "Stats": {
             "agent": {
                 "check_monitors": "0", "check_ttls": "0", "checks": "0", "services": "0",
@@ -172,7 +130,6 @@ pub fn agent_self(config: &Config, status: &RaftStatus, started_unix: u64) -> Va
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentRoute {
     SelfInfo,
-    Members,
 }
 
 pub fn handle(
@@ -182,10 +139,14 @@ pub fn handle(
 ) -> Result<HttpResponse, ApiError> {
     match route {
         AgentRoute::SelfInfo => json_response(
-            &agent_self(&ctx.config, &ctx.raft_status(), ctx.started_unix),
+            &agent_self(
+                &ctx.config,
+                &ctx.raft_status(),
+                ctx.started_unix,
+                &ctx.local_member(),
+            ),
             req.pretty,
         ),
-        AgentRoute::Members => json_response(&members(ctx), req.pretty),
     }
 }
 
@@ -203,7 +164,7 @@ mod tests {
             leader_addr: Some("127.0.0.1:8300".into()),
             ..Default::default()
         };
-        let v = agent_self(&cfg, &status, 1234);
+        let v = agent_self(&cfg, &status, 1234, &crate::member_tags::self_member(&cfg));
         assert_eq!(v["Config"]["Datacenter"], "dc1");
         assert_eq!(v["Config"]["NodeName"], "node1");
         assert_eq!(v["Config"]["Version"], CONSUL_COMPAT_VERSION);

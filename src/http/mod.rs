@@ -18,6 +18,7 @@ pub mod head_limit;
 pub mod health;
 pub mod kv;
 pub mod limits;
+pub mod members;
 pub mod query;
 pub mod render;
 pub mod status;
@@ -186,6 +187,7 @@ enum Route<'a> {
     StatusLeader,
     StatusPeers,
     Agent(agent::AgentRoute),
+    Members(members::MembersRoute<'a>),
     Health(health::HealthRoute<'a>),
 }
 
@@ -194,6 +196,7 @@ type Allowed = (&'static [Method], &'static str);
 /// Match a cleaned, decoded path to its route and allowed methods.
 fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
     use catalog::CatalogRoute as C;
+    use members::MembersRoute as M;
     if path == "/" {
         return Some((Route::Index, GET));
     }
@@ -210,9 +213,14 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "status/leader" => (Route::StatusLeader, GET),
         "status/peers" => (Route::StatusPeers, GET),
         "agent/self" => (Route::Agent(agent::AgentRoute::SelfInfo), GET),
-        "agent/members" => (Route::Agent(agent::AgentRoute::Members), GET),
+        "agent/members" => (Route::Members(M::Members), GET),
+        "agent/leave" => (Route::Members(M::Leave), PUT),
         _ => {
-            if let Some(name) = rest.strip_prefix("catalog/service/") {
+            if let Some(addr) = rest.strip_prefix("agent/join/") {
+                (Route::Members(M::Join(addr)), PUT)
+            } else if let Some(node) = rest.strip_prefix("agent/force-leave/") {
+                (Route::Members(M::ForceLeave(node)), PUT)
+            } else if let Some(name) = rest.strip_prefix("catalog/service/") {
                 (Route::Catalog(C::Service(name)), GET)
             } else if let Some(name) = rest.strip_prefix("catalog/node/") {
                 (Route::Catalog(C::Node(name)), GET)
@@ -241,6 +249,8 @@ const SUBTREES: &[&str] = &[
     "/v1/health/node",
     "/v1/health/checks",
     "/v1/health/state",
+    "/v1/agent/join",
+    "/v1/agent/force-leave",
 ];
 
 /// Whether Go's `cleanPath` would change `path` (cheap check for the hot path).
@@ -435,6 +445,7 @@ async fn handle(
         Route::StatusLeader => status::handle(ctx, &api, true).await,
         Route::StatusPeers => status::handle(ctx, &api, false).await,
         Route::Agent(a) => agent::handle(ctx, &api, a),
+        Route::Members(m) => members::handle(ctx, &api, m).await,
         Route::Health(h) => health::handle(ctx, &api, h).await,
     }
 }

@@ -173,9 +173,12 @@ async fn leaderless_server_refuses_default_reads_and_writes() {
     })
     .await
     .expect("server starts");
+    let membership =
+        actors::membership::StaticMembership::new(vec![crate::member_tags::self_member(&config)]);
     let ctx = std::sync::Arc::new(crate::context::AgentContext::for_server(
         std::sync::Arc::new(config),
         server,
+        membership,
         0,
     ));
     let app = test_app!(ctx);

@@ -6,11 +6,13 @@ mod catalog;
 mod global;
 mod health;
 mod kv;
+mod members;
 
 use super::tests_support::test_config;
 use crate::context::AgentContext;
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
+use actors::membership::{Membership, StaticMembership};
 use actors::{ServerHandle, ServerOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,15 @@ pub async fn test_ctx() -> Arc<AgentContext> {
 }
 
 pub async fn test_ctx_with(config: crate::config::Config) -> Arc<AgentContext> {
+    let membership = StaticMembership::new(vec![crate::member_tags::self_member(&config)]);
+    test_ctx_with_membership(config, membership).await
+}
+
+/// A context whose membership is the given one (edge tests of members, join ...).
+pub async fn test_ctx_with_membership(
+    config: crate::config::Config,
+    membership: Arc<dyn Membership>,
+) -> Arc<AgentContext> {
     let server = ServerHandle::start(ServerOptions {
         server_id: config.node_id.clone(),
         node_name: config.node_name.clone(),
@@ -42,6 +53,7 @@ pub async fn test_ctx_with(config: crate::config::Config) -> Arc<AgentContext> {
     Arc::new(AgentContext::for_server(
         Arc::new(config),
         server,
+        membership,
         1_700_000_000,
     ))
 }

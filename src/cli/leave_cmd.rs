@@ -1,0 +1,91 @@
+//! `cairn leave`: ask a running agent to leave its cluster gracefully and shut down, as
+//! `consul leave` does.
+
+use super::api_client::{self, ApiClient, ClientEnv, HTTP_FLAGS};
+use super::Output;
+
+pub fn usage() -> String {
+    api_client::usage(
+        "Usage: cairn leave [options]\n\n  Causes the agent to gracefully leave the cluster and shut down.",
+        &HTTP_FLAGS,
+    )
+}
+
+pub fn run(args: &[String], io: &mut Output<'_>) -> i32 {
+    run_with_env(args, &ClientEnv::from_process(), io)
+}
+
+pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i32 {
+    let parsed = match api_client::parse_args(args, &HTTP_FLAGS) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            let _ = write!(io.out, "{}", usage());
+            return 0;
+        }
+        Err(e) => {
+            let _ = writeln!(io.err, "{e}\nRun 'cairn leave -h' for the list of flags.");
+            return 1;
+        }
+    };
+    if !parsed.args.is_empty() {
+        // Go prints the slice as `[a b]`; the help goes to stdout, as Consul's does.
+        let _ = writeln!(
+            io.err,
+            "Error found unexpected args: [{}]",
+            parsed.args.join(" ")
+        );
+        let _ = writeln!(io.out, "{}", usage());
+        return 1;
+    }
+    let client = match ApiClient::new(&parsed, env) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(io.err, "Error connecting to Consul agent: {e}");
+            return 1;
+        }
+    };
+    match client.put("/v1/agent/leave") {
+        Ok(_) => {
+            let _ = writeln!(io.out, "Graceful leave complete");
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(io.err, "Error leaving: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::fake_agent::{capture, serve};
+
+    #[test]
+    fn graceful_leave_and_its_failure() {
+        let agent = serve(vec![(200, ""), (500, "leave failed")]);
+        let (code, out, err) = capture(run_with_env, &[], &agent.env());
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (0, "Graceful leave complete\n", "")
+        );
+        let (code, out, err) = capture(run_with_env, &[], &agent.env());
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (
+                1,
+                "",
+                "Error leaving: Unexpected response code: 500 (leave failed)\n"
+            )
+        );
+        assert_eq!(agent.requests(), ["PUT /v1/agent/leave HTTP/1.1"; 2]);
+    }
+
+    #[test]
+    fn extra_arguments_are_refused() {
+        let (code, out, err) = capture(run_with_env, &["now", "please"], &ClientEnv::default());
+        assert_eq!(code, 1);
+        assert_eq!(err, "Error found unexpected args: [now please]\n");
+        assert!(out.starts_with("Usage: cairn leave [options]"), "{out}");
+    }
+}
