@@ -13,7 +13,9 @@ pub mod node_id;
 pub mod source;
 
 pub use build::{build, Built};
-pub use source::{ConfigSource, PortsSource};
+pub use source::{ConfigSource, GossipLanSource, PortsSource};
+
+use protocol::swim::SwimConfig;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -43,6 +45,36 @@ impl Default for Ports {
             serf_wan: 8302,
             grpc: -1,
             grpc_tls: -1,
+        }
+    }
+}
+
+/// Consul's `gossip_lan` knobs, resolved: memberlist's LAN defaults, Consul's dev values
+/// under `-dev`, then whatever the config files say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GossipLan {
+    /// Members each gossip round sends queued updates to.
+    pub gossip_nodes: usize,
+    pub gossip_interval_ms: u64,
+    pub probe_interval_ms: u64,
+    pub probe_timeout_ms: u64,
+    /// Updates are retransmitted `retransmit_mult * ceil(log10(n + 1))` times.
+    pub retransmit_mult: u32,
+    /// Suspicion lasts at least `suspicion_mult * max(1, log10(n)) * probe_interval`.
+    pub suspicion_mult: u32,
+}
+
+impl Default for GossipLan {
+    /// memberlist's DefaultLANConfig, as the SWIM core defines it.
+    fn default() -> Self {
+        let lan = SwimConfig::lan();
+        GossipLan {
+            gossip_nodes: lan.gossip_nodes,
+            gossip_interval_ms: lan.gossip_interval_ms,
+            probe_interval_ms: lan.probe_interval_ms,
+            probe_timeout_ms: lan.probe_timeout_ms,
+            retransmit_mult: lan.retransmit_mult,
+            suspicion_mult: lan.suspicion_mult,
         }
     }
 }
@@ -82,6 +114,19 @@ pub struct Config {
     /// Pause between join attempts (`-retry-interval`, default 30s); used by the
     /// membership work.
     pub retry_interval_ms: u64,
+    /// LAN gossip timings and fan-out (`gossip_lan`); see [`Config::swim_config`].
+    pub gossip_lan: GossipLan,
+    /// Failed members are forgotten after this long (`reconnect_timeout`, default 72h,
+    /// at least 8h).
+    pub reconnect_timeout_ms: u64,
+    /// Join attempts before the agent gives up and exits 1 (`-retry-max`); 0 = forever.
+    pub retry_max: u32,
+    /// Leave the cluster gracefully on SIGTERM (default: clients yes, servers no).
+    pub leave_on_terminate: bool,
+    /// Stay a member on SIGINT instead of leaving (default: servers yes, clients no).
+    pub skip_leave_on_interrupt: bool,
+    /// Rejoin at start even after a graceful leave (`-rejoin`).
+    pub rejoin_after_leave: bool,
 }
 
 impl Config {
@@ -93,6 +138,22 @@ impl Config {
     /// `ip:port` of the server RPC listener, as `/v1/status/leader` reports it.
     pub fn server_rpc_addr(&self) -> String {
         std::net::SocketAddr::new(self.advertise(), self.ports.server.max(0) as u16).to_string()
+    }
+
+    /// The SWIM core's settings for the LAN pool: memberlist's LAN defaults with this
+    /// agent's `gossip_lan` knobs and `reconnect_timeout` applied.
+    pub fn swim_config(&self) -> SwimConfig {
+        let g = &self.gossip_lan;
+        SwimConfig {
+            gossip_nodes: g.gossip_nodes,
+            gossip_interval_ms: g.gossip_interval_ms,
+            probe_interval_ms: g.probe_interval_ms,
+            probe_timeout_ms: g.probe_timeout_ms,
+            retransmit_mult: g.retransmit_mult,
+            suspicion_mult: g.suspicion_mult,
+            reconnect_timeout_ms: self.reconnect_timeout_ms,
+            ..SwimConfig::lan()
+        }
     }
 
     /// A dev-mode config with every default, for tests of other modules.
@@ -122,6 +183,19 @@ impl Config {
             node_meta: BTreeMap::new(),
             pretty_json: true,
             retry_interval_ms: build::DEFAULT_RETRY_INTERVAL_MS,
+            // What `-dev` builds to (Consul's DevSource gossip values).
+            gossip_lan: GossipLan {
+                gossip_interval_ms: 100,
+                probe_interval_ms: 100,
+                probe_timeout_ms: 100,
+                suspicion_mult: 3,
+                ..GossipLan::default()
+            },
+            reconnect_timeout_ms: build::DEFAULT_RECONNECT_TIMEOUT_MS,
+            retry_max: 0,
+            leave_on_terminate: false,
+            skip_leave_on_interrupt: true,
+            rejoin_after_leave: false,
         }
     }
 }

@@ -142,6 +142,12 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
         "Upstream DNS server. Repeatable.",
     ),
     flag(
+        "rejoin",
+        Bool,
+        "",
+        "Ignore a previous leave and rejoin the cluster at start.",
+    ),
+    flag(
         "retry-interval",
         Value,
         "<duration>",
@@ -152,6 +158,12 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
         List,
         "<addr>",
         "Address to join, retried until it works. Repeatable.",
+    ),
+    flag(
+        "retry-max",
+        Value,
+        "<n>",
+        "Join attempts before giving up (default 0: retry forever).",
     ),
     flag(
         "serf-lan-port",
@@ -242,6 +254,8 @@ pub fn parse_agent_args(args: &[String]) -> Result<AgentCommand, ConfigError> {
         domain: m.last("domain"),
         recursors: m.all("recursor"),
         retry_interval: m.last("retry-interval"),
+        retry_max: m.int("retry-max")?,
+        rejoin_after_leave: m.bool("rejoin"),
         enable_script_checks: m.bool("enable-script-checks"),
         log_level: m.last("log-level"),
         ui: m.bool("ui"),
@@ -412,6 +426,9 @@ mod tests {
             "-log-level",
             "debug",
             "-bootstrap=false",
+            "-retry-max",
+            "7",
+            "-rejoin",
         ]);
         let s = a.flags;
         assert_eq!(s.server, Some(true));
@@ -462,6 +479,8 @@ mod tests {
             vec!["j1".to_string(), "r1".to_string(), "r2".to_string()]
         );
         assert_eq!(s.retry_interval.as_deref(), Some("5s"));
+        assert_eq!(s.retry_max, Some(7));
+        assert_eq!(s.rejoin_after_leave, Some(true));
         assert_eq!(s.enable_script_checks, Some(true));
         assert_eq!(s.log_level.as_deref(), Some("debug"));
         assert_eq!(s.dev, None);
@@ -504,6 +523,29 @@ mod tests {
                 ConfigPath::Dir("d".into()),
                 ConfigPath::File("2.json".into())
             ]
+        );
+    }
+
+    #[test]
+    fn gossip_flags_default_to_unset_and_parse_like_go() {
+        let s = run_args(&[]).flags;
+        assert_eq!((s.retry_max, s.rejoin_after_leave), (None, None));
+        let s = run_args(&["--retry-max=0", "-rejoin=false"]).flags;
+        assert_eq!((s.retry_max, s.rejoin_after_leave), (Some(0), Some(false)));
+        let msg = |list: &[&str]| parse(list).expect_err("must fail").to_string();
+        assert_eq!(
+            msg(&["-retry-max", "x"]),
+            "invalid value \"x\" for flag -retry-max: parse error"
+        );
+        assert_eq!(msg(&["-retry-max"]), "flag needs an argument: -retry-max");
+        // Consul has no flag for these; they are config-file keys only.
+        assert_eq!(
+            msg(&["-leave-on-terminate"]),
+            "flag provided but not defined: -leave-on-terminate"
+        );
+        assert_eq!(
+            msg(&["-reconnect-timeout=8h"]),
+            "flag provided but not defined: -reconnect-timeout"
         );
     }
 
@@ -593,6 +635,10 @@ mod tests {
             "-node-meta=k",
             "-node-meta=k:v",
             "-raft-multiplier=0",
+            "-retry-max",
+            "-retry-max=-1",
+            "-rejoin",
+            "-rejoin=maybe",
         ];
         let mut rng = StdRng::seed_from_u64(0xf1a9);
         for _ in 0..5000 {

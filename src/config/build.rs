@@ -2,13 +2,23 @@
 //! parse addresses, normalise names, check Consul's rules, settle the node id.
 
 use super::host::{self, AdvertiseChoice};
-use super::source::{ConfigSource, PortsSource};
-use super::{node_id, Config, ConfigError, Ports};
+use super::source::{ConfigSource, GossipLanSource, PortsSource};
+use super::{node_id, Config, ConfigError, GossipLan, Ports};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 /// Consul's default `-retry-interval`.
 pub const DEFAULT_RETRY_INTERVAL_MS: u64 = 30_000;
+const HOUR_MS: u64 = 60 * 60 * 1000;
+/// Consul's (serf's) default `reconnect_timeout`.
+pub const DEFAULT_RECONNECT_TIMEOUT_MS: u64 = 72 * HOUR_MS;
+/// Consul refuses a `reconnect_timeout` below this: shorter ones could reap servers
+/// during an outage that Raft would ride out.
+pub const MIN_RECONNECT_TIMEOUT_MS: u64 = 8 * HOUR_MS;
+/// Largest `gossip_lan` count cairn accepts (`gossip_nodes`, `retransmit_mult`,
+/// `suspicion_mult`). Consul sets no bound; this one keeps the SWIM core's arithmetic
+/// (retransmit limits, suspicion timeouts) far from overflow, and real values are < 10.
+pub const MAX_GOSSIP_COUNT: i64 = 1_000;
 /// Port of a recursor given without one.
 pub const DEFAULT_RECURSOR_PORT: u16 = 53;
 /// Consul's node metadata limits.
@@ -47,6 +57,14 @@ fn dev_layer() -> ConfigSource {
         bind_addr: Some("127.0.0.1".into()),
         client_addr: Some("127.0.0.1".into()),
         ui: Some(true),
+        // Consul's DevSource: fast LAN gossip for a single loopback node.
+        gossip_lan: GossipLanSource {
+            gossip_interval: Some("100ms".into()),
+            probe_interval: Some("100ms".into()),
+            probe_timeout: Some("100ms".into()),
+            suspicion_mult: Some(3),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -182,11 +200,37 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
     )?;
     let log_level = normalize_log_level(s.log_level.as_deref().unwrap_or("info"))?;
     let retry_interval_ms = match s.retry_interval.as_deref() {
-        Some(text) => parse_duration_ms(text).ok_or_else(|| {
-            ConfigError::Invalid(format!("retry_interval: invalid duration \"{text}\""))
-        })?,
+        Some(text) => consul_duration_ms("retry_interval", text)?,
         None => DEFAULT_RETRY_INTERVAL_MS,
     };
+    let gossip_lan = build_gossip_lan(&s.gossip_lan)?;
+    let reconnect_timeout_ms = match s.reconnect_timeout.as_deref() {
+        Some(text) => {
+            let ms = consul_duration_ms("reconnect_timeout", text)?;
+            if ms < MIN_RECONNECT_TIMEOUT_MS {
+                // Consul's own wording for this rule.
+                return invalid("ReconnectTimeoutLan must be >= 8h0m0s");
+            }
+            ms
+        }
+        None => DEFAULT_RECONNECT_TIMEOUT_MS,
+    };
+    let retry_max = match s.retry_max {
+        None => 0,
+        Some(n) if n < 0 => {
+            // Consul only stops retrying when retry_max > 0, so a negative value means
+            // "forever", like 0; say so rather than guess a typo.
+            warnings.push(format!(
+                "retry_max = {n}: a negative value retries forever, as 0 does"
+            ));
+            0
+        }
+        Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+    };
+    // Consul: clients leave on SIGTERM and on SIGINT; servers stay members on both
+    // unless told otherwise, so a restart does not cost the cluster a Raft voter.
+    let leave_on_terminate = s.leave_on_terminate.unwrap_or(!server);
+    let skip_leave_on_interrupt = s.skip_leave_on_interrupt.unwrap_or(server);
     validate_node_meta(&s.node_meta)?;
 
     let node_id = node_id::resolve(s.node_id.as_deref(), data_dir.as_deref())?;
@@ -216,6 +260,12 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         node_meta: s.node_meta.clone(),
         pretty_json: dev,
         retry_interval_ms,
+        gossip_lan,
+        reconnect_timeout_ms,
+        retry_max,
+        leave_on_terminate,
+        skip_leave_on_interrupt,
+        rejoin_after_leave: s.rejoin_after_leave.unwrap_or(false),
     };
     Ok(Built { config, warnings })
 }
@@ -324,6 +374,100 @@ pub fn normalize_log_level(text: &str) -> Result<String, ConfigError> {
             "Invalid log level: {text}. Valid log levels are: [TRACE DEBUG INFO WARN ERR]"
         )),
     }
+}
+
+/// memberlist's LAN defaults overlaid by `gossip_lan`. Key names in errors are Consul's
+/// (its builder names the durations `gossip_lan..<knob>`, with the doubled dot).
+fn build_gossip_lan(g: &GossipLanSource) -> Result<GossipLan, ConfigError> {
+    let d = GossipLan::default();
+    let interval = |knob: &str, text: &Option<String>, default: u64| match text {
+        None => Ok(default),
+        Some(text) => {
+            let ms = consul_duration_ms(&format!("gossip_lan..{knob}"), text)?;
+            if ms == 0 {
+                // memberlist would switch the timer off; the SWIM core needs it, so a
+                // zero is refused instead of spinning.
+                return invalid(format!(
+                    "gossip_lan.{knob} cannot be {text}. Must be greater than zero"
+                ));
+            }
+            Ok(ms)
+        }
+    };
+    let count = |knob: &str, value: Option<i64>, default: u64, min: i64| match value {
+        None => Ok(default),
+        Some(n) if (min..=MAX_GOSSIP_COUNT).contains(&n) => Ok(n as u64),
+        Some(n) => invalid(format!(
+            "gossip_lan.{knob} cannot be {n}. Must be between {min} and {MAX_GOSSIP_COUNT}"
+        )),
+    };
+    Ok(GossipLan {
+        gossip_nodes: count("gossip_nodes", g.gossip_nodes, d.gossip_nodes as u64, 0)? as usize,
+        gossip_interval_ms: interval("gossip_interval", &g.gossip_interval, d.gossip_interval_ms)?,
+        probe_interval_ms: interval("probe_interval", &g.probe_interval, d.probe_interval_ms)?,
+        probe_timeout_ms: interval("probe_timeout", &g.probe_timeout, d.probe_timeout_ms)?,
+        retransmit_mult: count(
+            "retransmit_mult",
+            g.retransmit_mult,
+            u64::from(d.retransmit_mult),
+            0,
+        )? as u32,
+        // A multiplier of 0 would declare a member dead the instant it is suspected.
+        suspicion_mult: count(
+            "suspicion_mult",
+            g.suspicion_mult,
+            u64::from(d.suspicion_mult),
+            1,
+        )? as u32,
+    })
+}
+
+/// A duration key in milliseconds, refused with Consul's builder wording:
+/// `<key>: invalid duration: "<text>": <Go's time.ParseDuration error>`.
+pub fn consul_duration_ms(key: &str, text: &str) -> Result<u64, ConfigError> {
+    parse_duration_ms(text).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "{key}: invalid duration: \"{text}\": {}",
+            go_duration_error(text)
+        ))
+    })
+}
+
+/// The message Go's `time.ParseDuration` gives for text it refuses (the parser here
+/// refuses the same text, plus negative durations, which no key has a use for).
+fn go_duration_error(text: &str) -> String {
+    let quoted = format!("\"{text}\"");
+    let invalid = format!("time: invalid duration {quoted}");
+    if text.starts_with('-') {
+        // Go would accept it; cairn refuses it, and says so plainly.
+        return format!("negative durations are not allowed ({quoted})");
+    }
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest.is_empty() {
+        return invalid;
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        if !number.chars().any(|c| c.is_ascii_digit()) || number.matches('.').count() > 1 {
+            return invalid;
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, tail) = after.split_at(unit_len);
+        if unit.is_empty() {
+            return format!("time: missing unit in duration {quoted}");
+        }
+        if !matches!(unit, "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h") {
+            return format!("time: unknown unit \"{unit}\" in duration {quoted}");
+        }
+        rest = tail;
+    }
+    // Every part was well formed, so the total overflowed.
+    invalid
 }
 
 /// A Go duration (`30s`, `1m30s`, `500ms`, `2h`) in whole milliseconds; `None` when
@@ -788,7 +932,299 @@ mod tests {
                 retry_interval: Some("soon".into()),
                 ..dev()
             }),
-            "retry_interval: invalid duration \"soon\""
+            "retry_interval: invalid duration: \"soon\": time: invalid duration \"soon\""
         );
+    }
+
+    /// A client agent (no `-dev`) whose data dir lives as long as `dir`.
+    fn client(dir: &tempfile::TempDir) -> ConfigSource {
+        ConfigSource {
+            data_dir: Some(dir.path().to_path_buf()),
+            bind_addr: Some("127.0.0.1".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn gossip_defaults_are_memberlists_lan_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = build(client(&dir), &host()).expect("builds").config;
+        assert_eq!(c.gossip_lan, GossipLan::default());
+        assert_eq!(
+            c.gossip_lan,
+            GossipLan {
+                gossip_nodes: 3,
+                gossip_interval_ms: 200,
+                probe_interval_ms: 1000,
+                probe_timeout_ms: 500,
+                retransmit_mult: 4,
+                suspicion_mult: 4,
+            }
+        );
+        assert_eq!(c.reconnect_timeout_ms, 72 * 60 * 60 * 1000);
+        assert_eq!(c.retry_max, 0);
+        assert!(!c.rejoin_after_leave);
+        assert_eq!(c.swim_config(), protocol::swim::SwimConfig::lan());
+    }
+
+    #[test]
+    fn dev_uses_consuls_dev_gossip_timings_and_files_still_win() {
+        let c = build(dev(), &host()).expect("dev builds").config;
+        assert_eq!(
+            c.gossip_lan,
+            GossipLan {
+                gossip_nodes: 3,
+                gossip_interval_ms: 100,
+                probe_interval_ms: 100,
+                probe_timeout_ms: 100,
+                retransmit_mult: 4,
+                suspicion_mult: 3,
+            }
+        );
+        assert_eq!(c.gossip_lan, Config::dev_for_tests().gossip_lan);
+        let swim = c.swim_config();
+        assert_eq!((swim.probe_interval_ms, swim.suspicion_mult), (100, 3));
+        // Everything Consul's dev mode leaves alone stays at the LAN value.
+        assert_eq!(
+            swim.push_pull_interval_ms,
+            protocol::swim::SwimConfig::lan().push_pull_interval_ms
+        );
+        let c = build(
+            ConfigSource {
+                gossip_lan: GossipLanSource {
+                    probe_interval: Some("300ms".into()),
+                    ..Default::default()
+                },
+                ..dev()
+            },
+            &host(),
+        )
+        .expect("builds")
+        .config;
+        assert_eq!(
+            (
+                c.gossip_lan.probe_interval_ms,
+                c.gossip_lan.probe_timeout_ms
+            ),
+            (300, 100)
+        );
+    }
+
+    #[test]
+    fn gossip_lan_overrides_reach_the_swim_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = build(
+            ConfigSource {
+                gossip_lan: GossipLanSource {
+                    gossip_nodes: Some(5),
+                    gossip_interval: Some("150ms".into()),
+                    probe_interval: Some("2s".into()),
+                    probe_timeout: Some("1s".into()),
+                    retransmit_mult: Some(6),
+                    suspicion_mult: Some(7),
+                },
+                reconnect_timeout: Some("8h".into()),
+                ..client(&dir)
+            },
+            &host(),
+        )
+        .expect("builds")
+        .config;
+        let swim = c.swim_config();
+        assert_eq!(
+            (
+                swim.gossip_nodes,
+                swim.gossip_interval_ms,
+                swim.probe_interval_ms,
+                swim.probe_timeout_ms,
+                swim.retransmit_mult,
+                swim.suspicion_mult,
+                swim.reconnect_timeout_ms,
+            ),
+            (5, 150, 2000, 1000, 6, 7, 8 * 60 * 60 * 1000)
+        );
+        assert_eq!(
+            swim.tombstone_timeout_ms,
+            protocol::swim::SwimConfig::lan().tombstone_timeout_ms
+        );
+    }
+
+    #[test]
+    fn gossip_lan_errors() {
+        let with_gossip = |g: GossipLanSource| {
+            err(ConfigSource {
+                gossip_lan: g,
+                ..dev()
+            })
+        };
+        assert_eq!(
+            with_gossip(GossipLanSource {
+                probe_interval: Some("fast".into()),
+                ..Default::default()
+            }),
+            "gossip_lan..probe_interval: invalid duration: \"fast\": time: invalid duration \"fast\""
+        );
+        assert_eq!(
+            with_gossip(GossipLanSource {
+                gossip_interval: Some("200".into()),
+                ..Default::default()
+            }),
+            "gossip_lan..gossip_interval: invalid duration: \"200\": time: missing unit in duration \"200\""
+        );
+        assert_eq!(
+            with_gossip(GossipLanSource {
+                probe_timeout: Some("5y".into()),
+                ..Default::default()
+            }),
+            "gossip_lan..probe_timeout: invalid duration: \"5y\": time: unknown unit \"y\" in duration \"5y\""
+        );
+        assert_eq!(
+            with_gossip(GossipLanSource {
+                probe_interval: Some("0s".into()),
+                ..Default::default()
+            }),
+            "gossip_lan.probe_interval cannot be 0s. Must be greater than zero"
+        );
+        assert_eq!(
+            with_gossip(GossipLanSource {
+                gossip_nodes: Some(-1),
+                ..Default::default()
+            }),
+            "gossip_lan.gossip_nodes cannot be -1. Must be between 0 and 1000"
+        );
+        assert_eq!(
+            with_gossip(GossipLanSource {
+                retransmit_mult: Some(MAX_GOSSIP_COUNT + 1),
+                ..Default::default()
+            }),
+            "gossip_lan.retransmit_mult cannot be 1001. Must be between 0 and 1000"
+        );
+        assert_eq!(
+            with_gossip(GossipLanSource {
+                suspicion_mult: Some(0),
+                ..Default::default()
+            }),
+            "gossip_lan.suspicion_mult cannot be 0. Must be between 1 and 1000"
+        );
+        // The limits themselves are accepted.
+        let c = build(
+            ConfigSource {
+                gossip_lan: GossipLanSource {
+                    gossip_nodes: Some(0),
+                    retransmit_mult: Some(MAX_GOSSIP_COUNT),
+                    suspicion_mult: Some(1),
+                    probe_timeout: Some("1ms".into()),
+                    ..Default::default()
+                },
+                ..dev()
+            },
+            &host(),
+        )
+        .expect("limits are valid")
+        .config;
+        assert_eq!(
+            (
+                c.gossip_lan.gossip_nodes,
+                c.gossip_lan.retransmit_mult,
+                c.gossip_lan.suspicion_mult,
+                c.gossip_lan.probe_timeout_ms
+            ),
+            (0, 1000, 1, 1)
+        );
+        assert_eq!(
+            go_duration_error("-1s"),
+            "negative durations are not allowed (\"-1s\")"
+        );
+        assert_eq!(go_duration_error(""), "time: invalid duration \"\"");
+        assert_eq!(
+            go_duration_error("1.2.3s"),
+            "time: invalid duration \"1.2.3s\""
+        );
+        assert_eq!(
+            go_duration_error("1s5"),
+            "time: missing unit in duration \"1s5\""
+        );
+    }
+
+    #[test]
+    fn reconnect_timeout_has_consuls_minimum() {
+        let with = |text: &str| ConfigSource {
+            reconnect_timeout: Some(text.into()),
+            ..dev()
+        };
+        assert_eq!(err(with("4h")), "ReconnectTimeoutLan must be >= 8h0m0s");
+        assert_eq!(
+            err(with("7h59m59s")),
+            "ReconnectTimeoutLan must be >= 8h0m0s"
+        );
+        assert_eq!(
+            err(with("soon")),
+            "reconnect_timeout: invalid duration: \"soon\": time: invalid duration \"soon\""
+        );
+        let c = build(with("8h"), &host())
+            .expect("8h is the minimum")
+            .config;
+        assert_eq!(c.reconnect_timeout_ms, MIN_RECONNECT_TIMEOUT_MS);
+        assert_eq!(c.swim_config().reconnect_timeout_ms, 8 * 60 * 60 * 1000);
+        let c = build(with("168h"), &host()).expect("a week").config;
+        assert_eq!(c.reconnect_timeout_ms, 168 * 60 * 60 * 1000);
+    }
+
+    #[test]
+    fn leave_defaults_follow_the_agent_mode() {
+        let server = build(dev(), &host()).expect("server").config;
+        assert!(server.server);
+        assert_eq!(
+            (server.leave_on_terminate, server.skip_leave_on_interrupt),
+            (false, true)
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client = build(client(&dir), &host()).expect("client").config;
+        assert!(!client.server);
+        assert_eq!(
+            (client.leave_on_terminate, client.skip_leave_on_interrupt),
+            (true, false)
+        );
+        let flipped = build(
+            ConfigSource {
+                leave_on_terminate: Some(true),
+                skip_leave_on_interrupt: Some(false),
+                rejoin_after_leave: Some(true),
+                ..dev()
+            },
+            &host(),
+        )
+        .expect("builds")
+        .config;
+        assert_eq!(
+            (
+                flipped.leave_on_terminate,
+                flipped.skip_leave_on_interrupt,
+                flipped.rejoin_after_leave
+            ),
+            (true, false, true)
+        );
+    }
+
+    #[test]
+    fn retry_max_zero_is_forever_and_negative_warns() {
+        let with = |n: i64| {
+            build(
+                ConfigSource {
+                    retry_max: Some(n),
+                    ..dev()
+                },
+                &host(),
+            )
+            .expect("builds")
+        };
+        assert_eq!(with(5).config.retry_max, 5);
+        assert_eq!(with(0).config.retry_max, 0);
+        assert_eq!(with(i64::MAX).config.retry_max, u32::MAX);
+        let negative = with(-2);
+        assert_eq!(negative.config.retry_max, 0);
+        assert!(negative
+            .warnings
+            .contains(&"retry_max = -2: a negative value retries forever, as 0 does".to_string()));
     }
 }

@@ -29,6 +29,10 @@ pub const MAX_CONFIG_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Keys cairn accepts but does not act on yet; each gets its own warning.
 const NOT_YET_SUPPORTED: &[&str] = &["services", "service", "checks", "check"];
 
+/// Consul gossip keys cairn does not implement (a separate Serf LAN bind address and
+/// source-network filtering); each is ignored with its own warning.
+const GOSSIP_NOT_SUPPORTED: &[&str] = &["serf_lan", "serf_lan_allowed_cidrs"];
+
 /// Load every path in order and merge them (later files win).
 pub fn load_all(paths: &[ConfigPath]) -> Result<Loaded, ConfigError> {
     let mut loaded = Loaded::default();
@@ -166,6 +170,14 @@ impl Reader<'_> {
                 "raft_trailing_logs" => s.raft_trailing_logs = Some(self.int(key, v)?),
                 "node_meta" => s.node_meta.extend(self.string_map(key, v)?),
                 "ports" => self.ports(&mut s, v)?,
+                "gossip_lan" => self.gossip_lan(&mut s, v)?,
+                "reconnect_timeout" => s.reconnect_timeout = Some(self.duration_text(key, v)?),
+                "retry_max" => s.retry_max = Some(self.int(key, v)?),
+                "leave_on_terminate" => s.leave_on_terminate = Some(self.bool(key, v)?),
+                "skip_leave_on_interrupt" => {
+                    s.skip_leave_on_interrupt = Some(self.bool(key, v)?)
+                }
+                "rejoin_after_leave" => s.rejoin_after_leave = Some(self.bool(key, v)?),
                 "ui_config" => {
                     for (sub, sv) in self.object(key, v)? {
                         match sub.as_str() {
@@ -184,6 +196,10 @@ impl Reader<'_> {
                         }
                     }
                 }
+                k if GOSSIP_NOT_SUPPORTED.contains(&k) => self.warnings.push(format!(
+                    "config: \"{k}\" in {} is not supported and was ignored (gossip binds to bind_addr and accepts every source address)",
+                    self.file
+                )),
                 k if NOT_YET_SUPPORTED.contains(&k) => self.warnings.push(format!(
                     "config: \"{k}\" in {} is not supported yet and was ignored (agent services and checks arrive with health checking)",
                     self.file
@@ -220,6 +236,25 @@ impl Reader<'_> {
         Ok(())
     }
 
+    /// `gossip_lan { ... }`: durations as Go duration text, counts as ints. Keys are
+    /// named `gossip_lan.<knob>` in messages.
+    fn gossip_lan(&mut self, s: &mut ConfigSource, v: &Value) -> Result<(), ConfigError> {
+        for (sub, gv) in self.object("gossip_lan", v)? {
+            let key = format!("gossip_lan.{sub}");
+            let g = &mut s.gossip_lan;
+            match sub.as_str() {
+                "gossip_nodes" => g.gossip_nodes = Some(self.int(&key, gv)?),
+                "gossip_interval" => g.gossip_interval = Some(self.duration_text(&key, gv)?),
+                "probe_interval" => g.probe_interval = Some(self.duration_text(&key, gv)?),
+                "probe_timeout" => g.probe_timeout = Some(self.duration_text(&key, gv)?),
+                "retransmit_mult" => g.retransmit_mult = Some(self.int(&key, gv)?),
+                "suspicion_mult" => g.suspicion_mult = Some(self.int(&key, gv)?),
+                _ => self.unknown(&key),
+            }
+        }
+        Ok(())
+    }
+
     fn unknown(&mut self, key: &str) {
         self.warnings.push(format!(
             "config: unknown key \"{key}\" in {} was ignored",
@@ -251,6 +286,15 @@ impl Reader<'_> {
             Value::String(s) => Ok(s.clone()),
             Value::Number(n) => Ok(n.to_string()),
             Value::Bool(b) => Ok(if *b { "1" } else { "0" }.to_string()),
+            other => Err(self.type_error(key, "string", other)),
+        }
+    }
+
+    /// A duration key: Consul declares these as strings (`"200ms"`) and parses them after
+    /// decoding, so only a JSON string is accepted here; `build` parses the text.
+    fn duration_text(&self, key: &str, v: &Value) -> Result<String, ConfigError> {
+        match v {
+            Value::String(s) => Ok(s.clone()),
             other => Err(self.type_error(key, "string", other)),
         }
     }
@@ -386,15 +430,101 @@ mod tests {
 
     #[test]
     fn unknown_keys_warn_and_continue() {
-        let l =
-            parse(r#"{"server":true,"leave_on_terminate":true,"ports":{"sidecar_min_port":1}}"#);
+        let l = parse(
+            r#"{"server":true,"leave_on_terminat":true,"ports":{"sidecar_min_port":1},
+            "gossip_lan":{"push_pull_interval":"1s"}}"#,
+        );
         assert_eq!(l.source.server, Some(true));
         assert_eq!(
             l.warnings,
             vec![
-                "config: unknown key \"leave_on_terminate\" in a.json was ignored".to_string(),
+                "config: unknown key \"gossip_lan.push_pull_interval\" in a.json was ignored"
+                    .to_string(),
+                "config: unknown key \"leave_on_terminat\" in a.json was ignored".to_string(),
                 "config: unknown key \"ports.sidecar_min_port\" in a.json was ignored".to_string(),
             ]
+        );
+    }
+
+    #[test]
+    fn gossip_keys_are_read() {
+        use crate::config::GossipLanSource;
+        let l = parse(
+            r#"{"gossip_lan":{"gossip_nodes":4,"gossip_interval":"250ms","probe_interval":"2s",
+            "probe_timeout":"750ms","retransmit_mult":5,"suspicion_mult":6},
+            "reconnect_timeout":"9h","retry_max":3,"leave_on_terminate":true,
+            "skip_leave_on_interrupt":false,"rejoin_after_leave":true}"#,
+        );
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let s = l.source;
+        assert_eq!(
+            s.gossip_lan,
+            GossipLanSource {
+                gossip_nodes: Some(4),
+                gossip_interval: Some("250ms".into()),
+                probe_interval: Some("2s".into()),
+                probe_timeout: Some("750ms".into()),
+                retransmit_mult: Some(5),
+                suspicion_mult: Some(6),
+            }
+        );
+        assert_eq!(s.reconnect_timeout.as_deref(), Some("9h"));
+        assert_eq!(s.retry_max, Some(3));
+        assert_eq!(s.leave_on_terminate, Some(true));
+        assert_eq!(s.skip_leave_on_interrupt, Some(false));
+        assert_eq!(s.rejoin_after_leave, Some(true));
+    }
+
+    #[test]
+    fn unsupported_gossip_keys_warn() {
+        let l = parse(r#"{"serf_lan":"10.0.0.1","serf_lan_allowed_cidrs":["10.0.0.0/8"]}"#);
+        assert_eq!(l.source, ConfigSource::default());
+        assert_eq!(
+            l.warnings,
+            vec![
+                "config: \"serf_lan\" in a.json is not supported and was ignored (gossip binds to bind_addr and accepts every source address)".to_string(),
+                "config: \"serf_lan_allowed_cidrs\" in a.json is not supported and was ignored (gossip binds to bind_addr and accepts every source address)".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn gossip_keys_of_the_wrong_type_are_consul_errors() {
+        assert_eq!(
+            parse_err(r#"{"gossip_lan":"fast"}"#),
+            "Error parsing a.json: 'gossip_lan' expected type 'map[string]interface {}', got unconvertible type 'string', value: 'fast'"
+        );
+        assert_eq!(
+            parse_err(r#"{"gossip_lan":{"gossip_nodes":"many"}}"#),
+            "Error parsing a.json: 'gossip_lan.gossip_nodes' expected type 'int', got unconvertible type 'string', value: 'many'"
+        );
+        assert_eq!(
+            parse_err(r#"{"gossip_lan":{"suspicion_mult":[4]}}"#),
+            "Error parsing a.json: 'gossip_lan.suspicion_mult' expected type 'int', got unconvertible type '[]interface {}', value: '[4]'"
+        );
+        assert_eq!(
+            parse_err(r#"{"gossip_lan":{"probe_interval":1000}}"#),
+            "Error parsing a.json: 'gossip_lan.probe_interval' expected type 'string', got unconvertible type 'float64', value: '1000'"
+        );
+        assert_eq!(
+            parse_err(r#"{"reconnect_timeout":72}"#),
+            "Error parsing a.json: 'reconnect_timeout' expected type 'string', got unconvertible type 'float64', value: '72'"
+        );
+        assert_eq!(
+            parse_err(r#"{"retry_max":"x"}"#),
+            "Error parsing a.json: 'retry_max' expected type 'int', got unconvertible type 'string', value: 'x'"
+        );
+        assert_eq!(
+            parse_err(r#"{"leave_on_terminate":"sure"}"#),
+            "Error parsing a.json: 'leave_on_terminate' expected type 'bool', got unconvertible type 'string', value: 'sure'"
+        );
+        assert_eq!(
+            parse_err(r#"{"skip_leave_on_interrupt":{}}"#),
+            "Error parsing a.json: 'skip_leave_on_interrupt' expected type 'bool', got unconvertible type 'map[string]interface {}', value: '{}'"
+        );
+        assert_eq!(
+            parse_err(r#"{"rejoin_after_leave":null}"#),
+            "Error parsing a.json: 'rejoin_after_leave' expected type 'bool', got unconvertible type '<nil>', value: 'null'"
         );
     }
 
@@ -553,6 +683,13 @@ mod tests {
             "performance",
             "services",
             "bogus",
+            "gossip_lan",
+            "reconnect_timeout",
+            "retry_max",
+            "leave_on_terminate",
+            "skip_leave_on_interrupt",
+            "rejoin_after_leave",
+            "serf_lan",
         ];
         const SUBKEYS: &[&str] = &[
             "http",
@@ -562,6 +699,9 @@ mod tests {
             "grpc",
             "enabled",
             "raft_multiplier",
+            "gossip_nodes",
+            "probe_interval",
+            "suspicion_mult",
             "x",
         ];
         fn value(rng: &mut StdRng, depth: u32) -> Value {
@@ -572,7 +712,8 @@ mod tests {
                 3 => json!(rng.random::<f64>() * 1e20),
                 4 => json!(["8.8.8.8", "1.2.3.4:53", "x"][rng.random_range(0..3)]),
                 5 => json!(
-                    ["", "true", "70000", "-1", "1e3", "consul", "::1"][rng.random_range(0..7)]
+                    ["", "true", "70000", "-1", "1e3", "consul", "::1", "100ms", "9h", "0s"]
+                        [rng.random_range(0..10)]
                 ),
                 6 => json!(u64::MAX),
                 7 => Value::Array(

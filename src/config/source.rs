@@ -18,6 +18,18 @@ pub struct PortsSource {
     pub grpc_tls: Option<i32>,
 }
 
+/// Consul's `gossip_lan` block as one source gives it: memberlist knobs for the LAN pool.
+/// Durations stay Go duration text (`"200ms"`) until `build` parses them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GossipLanSource {
+    pub gossip_nodes: Option<i64>,
+    pub gossip_interval: Option<String>,
+    pub probe_interval: Option<String>,
+    pub probe_timeout: Option<String>,
+    pub retransmit_mult: Option<i64>,
+    pub suspicion_mult: Option<i64>,
+}
+
 /// Everything one source can say. Addresses stay text here; `build` parses and validates
 /// them once every source is merged, so the error names the final value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,6 +63,19 @@ pub struct ConfigSource {
     pub raft_trailing_logs: Option<i64>,
     pub ui: Option<bool>,
     pub node_meta: BTreeMap<String, String>,
+    /// Consul's `gossip_lan { ... }`; each knob merges on its own.
+    pub gossip_lan: GossipLanSource,
+    /// Consul's `reconnect_timeout` (Go duration text): failed members are forgotten
+    /// after this long.
+    pub reconnect_timeout: Option<String>,
+    /// `retry_max` / `-retry-max`: join attempts before giving up (0 = forever).
+    pub retry_max: Option<i64>,
+    /// `leave_on_terminate`: leave gracefully on SIGTERM (default: clients yes, servers no).
+    pub leave_on_terminate: Option<bool>,
+    /// `skip_leave_on_interrupt`: stay a member on SIGINT (default: servers yes, clients no).
+    pub skip_leave_on_interrupt: Option<bool>,
+    /// `rejoin_after_leave` / `-rejoin`: ignore a previous leave when starting.
+    pub rejoin_after_leave: Option<bool>,
 }
 
 fn later<T>(earlier: Option<T>, later: Option<T>) -> Option<T> {
@@ -68,6 +93,19 @@ impl PortsSource {
             serf_wan: later(self.serf_wan, other.serf_wan),
             grpc: later(self.grpc, other.grpc),
             grpc_tls: later(self.grpc_tls, other.grpc_tls),
+        }
+    }
+}
+
+impl GossipLanSource {
+    fn merge(self, other: GossipLanSource) -> GossipLanSource {
+        GossipLanSource {
+            gossip_nodes: later(self.gossip_nodes, other.gossip_nodes),
+            gossip_interval: later(self.gossip_interval, other.gossip_interval),
+            probe_interval: later(self.probe_interval, other.probe_interval),
+            probe_timeout: later(self.probe_timeout, other.probe_timeout),
+            retransmit_mult: later(self.retransmit_mult, other.retransmit_mult),
+            suspicion_mult: later(self.suspicion_mult, other.suspicion_mult),
         }
     }
 }
@@ -108,6 +146,15 @@ impl ConfigSource {
             raft_trailing_logs: later(self.raft_trailing_logs, other.raft_trailing_logs),
             ui: later(self.ui, other.ui),
             node_meta,
+            gossip_lan: self.gossip_lan.merge(other.gossip_lan),
+            reconnect_timeout: later(self.reconnect_timeout, other.reconnect_timeout),
+            retry_max: later(self.retry_max, other.retry_max),
+            leave_on_terminate: later(self.leave_on_terminate, other.leave_on_terminate),
+            skip_leave_on_interrupt: later(
+                self.skip_leave_on_interrupt,
+                other.skip_leave_on_interrupt,
+            ),
+            rejoin_after_leave: later(self.rejoin_after_leave, other.rejoin_after_leave),
         }
     }
 }
@@ -157,5 +204,41 @@ mod tests {
         assert_eq!(m.ports.dns, Some(2));
         assert_eq!(m.node_meta.get("k").map(String::as_str), Some("2"));
         assert_eq!(m.node_meta.get("only-a").map(String::as_str), Some("a"));
+    }
+
+    #[test]
+    fn gossip_lan_knobs_merge_one_by_one() {
+        let a = ConfigSource {
+            gossip_lan: GossipLanSource {
+                probe_interval: Some("2s".into()),
+                gossip_nodes: Some(4),
+                ..Default::default()
+            },
+            retry_max: Some(3),
+            leave_on_terminate: Some(true),
+            ..Default::default()
+        };
+        let b = ConfigSource {
+            gossip_lan: GossipLanSource {
+                probe_interval: Some("3s".into()),
+                suspicion_mult: Some(5),
+                ..Default::default()
+            },
+            reconnect_timeout: Some("9h".into()),
+            ..Default::default()
+        };
+        let m = a.merge(b);
+        assert_eq!(
+            m.gossip_lan,
+            GossipLanSource {
+                probe_interval: Some("3s".into()),
+                gossip_nodes: Some(4),
+                suspicion_mult: Some(5),
+                ..Default::default()
+            }
+        );
+        assert_eq!(m.retry_max, Some(3));
+        assert_eq!(m.leave_on_terminate, Some(true));
+        assert_eq!(m.reconnect_timeout.as_deref(), Some("9h"));
     }
 }
