@@ -5,12 +5,17 @@
 //! catalog, and a clean stop on SIGINT/SIGTERM.
 
 pub mod banner;
+mod join;
 pub mod leader_duty;
-pub mod solo_membership;
 
 use crate::config::Config;
 use crate::context::AgentContext;
-use actors::{ServerHandle, ServerOptions, StartError};
+use actors::membership::{Gossip, GossipConfig, Membership};
+use actors::{
+    Api, FaultRules, ForwardEndpoint, ForwardOptions, RpcServer, RpcServerOptions, ServerHandle,
+    ServerList, ServerOptions, StartError,
+};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::{info, warn};
 
@@ -20,17 +25,22 @@ pub const HTTP_DRAIN_TIMEOUT_MS: u64 = 5_000;
 /// Why the agent could not start or run. `main` prints `==> <text>` and exits 1.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error(
-        "Client agents are not supported yet: they need gossip membership, which cairn does not have yet. \
-         Run a server instead (-server with -bootstrap and -data-dir, or -dev)."
-    )]
-    ClientModeUnsupported,
     #[error("Error starting agent: {0}")]
     Server(#[from] StartError),
     #[error("Error starting agent: Failed to start HTTP listener on {addrs}: {err}")]
     Http { addrs: String, err: std::io::Error },
     #[error("Error starting agent: Failed to start DNS server on {addrs}: {err}")]
     Dns { addrs: String, err: std::io::Error },
+    #[error("Error starting agent: Failed to start Serf LAN on {addr}: {err}")]
+    Gossip {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    #[error("Error starting agent: Failed to start RPC layer on {addr}: {err}")]
+    Rpc {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
     #[error("Error starting agent: {0}")]
     Runtime(std::io::Error),
 }
@@ -38,9 +48,6 @@ pub enum AgentError {
 /// Run a server agent until SIGINT or SIGTERM. `startup_warnings` (from config parsing)
 /// are logged once logging is up. Returns after a clean shutdown.
 pub fn run(config: Config, startup_warnings: Vec<String>) -> Result<(), AgentError> {
-    if !config.server {
-        return Err(AgentError::ClientModeUnsupported);
-    }
     init_logging(&config.log_level);
     println!("==> Starting cairn agent...");
     for warning in &startup_warnings {
@@ -62,15 +69,54 @@ pub fn run(config: Config, startup_warnings: Vec<String>) -> Result<(), AgentErr
 
 async fn run_in_system(config: Config) -> Result<(), AgentError> {
     let config = Arc::new(config);
-    let server = ServerHandle::start(server_options(&config)).await?;
-    // Until the gossip actor lands, the membership is this agent alone.
-    let membership = solo_membership::SoloMembership::new(&config);
-    let ctx = Arc::new(AgentContext::for_server(
-        config.clone(),
-        server.clone(),
-        membership,
-        unix_now(),
-    ));
+    let faults = FaultRules::new();
+    let gossip_config = gossip_config(&config);
+    let gossip = Gossip::start(gossip_config.clone(), faults.clone())
+        .await
+        .map_err(|err| AgentError::Gossip {
+            addr: gossip_config.bind,
+            err,
+        })?;
+    let membership: Arc<dyn Membership> = Arc::new(gossip.clone());
+    let mut server = None;
+    let mut _rpc = None;
+    let ctx = if config.server {
+        let handle = ServerHandle::start(server_options(&config)).await?;
+        let ctx = AgentContext::for_server(
+            config.clone(),
+            handle.clone(),
+            membership.clone(),
+            unix_now(),
+        );
+        let addr = SocketAddr::new(config.bind_addr, config.ports.server.max(0) as u16);
+        let options = RpcServerOptions {
+            faults: faults.clone(),
+            ..RpcServerOptions::default()
+        };
+        _rpc = Some(
+            RpcServer::start(addr, ctx.api.clone(), options)
+                .await
+                .map_err(|err| AgentError::Rpc { addr, err })?,
+        );
+        server = Some(handle);
+        ctx
+    } else {
+        // A client agent keeps no data: every request goes to a server that gossip
+        // told it about.
+        let servers = ServerList::new(gossip.servers());
+        actix::spawn(follow_servers(gossip.clone(), servers.clone()));
+        let options = ForwardOptions {
+            faults: faults.clone(),
+            ..ForwardOptions::default()
+        };
+        AgentContext::for_client(
+            config.clone(),
+            Api::new(ForwardEndpoint::new(servers, options)),
+            membership.clone(),
+            unix_now(),
+        )
+    };
+    let ctx = Arc::new(ctx);
 
     let http = if config.ports.http >= 0 {
         let server = crate::http::start(ctx.clone()).map_err(|err| AgentError::Http {
@@ -95,10 +141,21 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
                 err,
             })?;
     }
-    // Until gossip is wired in, this server is the only member it knows.
-    let members: Arc<dyn actors::membership::Membership> =
-        actors::membership::StaticMembership::new(Vec::new());
-    actix::spawn(leader_duty::run(server, config.clone(), members, None));
+    if let Some(server) = server {
+        let events = Some(gossip.subscribe());
+        actix::spawn(leader_duty::run(
+            server,
+            config.clone(),
+            membership.clone(),
+            events,
+        ));
+    }
+    if !config.retry_join.is_empty() {
+        actix::spawn(join::retry_join(
+            membership.clone(),
+            join::RetryPolicy::of(&config),
+        ));
+    }
 
     print!("{}", banner::banner(&config));
     println!("==> Log data will now stream in as it occurs:");
@@ -107,6 +164,14 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
         signal = wait_for_shutdown_signal() => {
             let signal = signal.map_err(AgentError::Runtime)?;
             info!("Caught signal: {signal}; shutting down");
+            if leaves_on(&config, signal) {
+                info!("Gracefully leaving the cluster");
+                if let Err(e) = membership.leave().await {
+                    warn!("leave failed: {e}");
+                }
+            } else {
+                gossip.stop();
+            }
         }
         _ = ctx.shutdown.notified() => info!("Graceful leave complete; shutting down"),
     }
@@ -122,6 +187,39 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
     }
     info!("Shutdown complete");
     Ok(())
+}
+
+/// Whether a signal means "leave the cluster" (Consul's defaults: a client agent leaves
+/// on SIGTERM and SIGINT, a server on neither, since a server that leaves also leaves
+/// the Raft quorum).
+fn leaves_on(config: &Config, signal: &str) -> bool {
+    match signal {
+        "interrupt" => !config.skip_leave_on_interrupt,
+        _ => config.leave_on_terminate,
+    }
+}
+
+/// Keep a client agent's server list equal to the alive servers gossip knows.
+async fn follow_servers(gossip: Gossip, servers: ServerList) {
+    loop {
+        let changed = gossip.servers_changed();
+        servers.set(gossip.servers());
+        if gossip.is_stopped() {
+            return;
+        }
+        changed.await;
+    }
+}
+
+fn gossip_config(config: &Config) -> GossipConfig {
+    let port = config.ports.serf_lan.max(0) as u16;
+    GossipConfig {
+        node_name: config.node_name.clone(),
+        bind: SocketAddr::new(config.bind_addr, port),
+        advertise: SocketAddr::new(config.advertise(), port),
+        tags: crate::member_tags::member_tags(config),
+        swim: config.swim_config(),
+    }
 }
 
 fn server_options(config: &Config) -> ServerOptions {

@@ -42,6 +42,23 @@ impl AgentContext {
         }
     }
 
+    /// The context of a client agent: `api` forwards every request to a server.
+    pub fn for_client(
+        config: Arc<Config>,
+        api: Api,
+        membership: Arc<dyn Membership>,
+        started_unix: u64,
+    ) -> Self {
+        AgentContext {
+            api,
+            config,
+            server: None,
+            membership,
+            started_unix,
+            shutdown: tokio::sync::Notify::new(),
+        }
+    }
+
     /// This agent as a member, as the membership reports it (so `/v1/agent/self` and
     /// `/v1/agent/members` agree); the configured self while it is not listed (after a
     /// prune, or before the gossip layer has started).

@@ -151,17 +151,4 @@ mod tests {
         assert_eq!(code, 0);
         assert!(out.starts_with("Usage: cairn agent [options]"));
     }
-
-    #[test]
-    fn client_mode_is_refused_honestly() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().to_string_lossy().into_owned();
-        let (code, _, err) =
-            crate::cli::tests::capture(&["agent", "-data-dir", &d, "-bind", "127.0.0.1"]);
-        assert_eq!(code, 1);
-        assert!(
-            err.starts_with("==> Client agents are not supported yet"),
-            "{err}"
-        );
-    }
 }

@@ -158,8 +158,7 @@ async fn join_routes_methods_and_errors() {
     );
 
     // A membership whose join fails: 500 with its text.
-    let solo = crate::agent::solo_membership::SoloMembership::new(&test_config());
-    let ctx = test_ctx_with_membership(test_config(), solo).await;
+    let ctx = test_ctx_with_membership(test_config(), Arc::new(NoJoin)).await;
     let app = test_app!(ctx);
     let r = send!(app, "PUT", "/v1/agent/join/10.0.0.9");
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -222,4 +221,29 @@ async fn leave_then_the_agent_is_asked_to_stop() {
     tokio::time::timeout(std::time::Duration::from_secs(5), ctx.shutdown.notified())
         .await
         .expect("shutdown was requested");
+}
+
+/// A membership whose joins always fail, as a gossip layer with nobody at the address.
+struct NoJoin;
+
+impl actors::membership::Membership for NoJoin {
+    fn members(&self) -> Vec<actors::membership::MemberView> {
+        Vec::new()
+    }
+    fn join(
+        &self,
+        addrs: Vec<String>,
+    ) -> futures::future::BoxFuture<'static, Result<usize, actors::membership::MembershipError>>
+    {
+        let text = format!("Failed to join {}: no push-pull reply", addrs.join(", "));
+        Box::pin(async move { Err(actors::membership::MembershipError::JoinFailed(text)) })
+    }
+    fn leave(
+        &self,
+    ) -> futures::future::BoxFuture<'static, Result<(), actors::membership::MembershipError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn force_leave(&self, _: &str, _: bool) -> Result<(), actors::membership::MembershipError> {
+        Ok(())
+    }
 }
