@@ -87,12 +87,12 @@ fn members_and_force_leave_against_a_server() {
         "Error force leaving: Unexpected response code: 500 (agent: No node found with name 'nosuch')\n"
     );
 
-    // Without gossip there is nothing to join, and the agent says so.
+    // Nobody gossips at that address: the join fails with the reason.
     let (code, out, err) = run_cairn(&["join", "-http-addr", &http_addr, "127.0.0.131"]);
     assert_eq!((code, out.as_str()), (1, ""));
     assert!(
         err.starts_with(
-            "Error joining address '127.0.0.131': Unexpected response code: 500 (Failed to join 127.0.0.131: "
+            "Error joining address '127.0.0.131': Unexpected response code: 500 (Failed to join 127.0.0.131:8301: "
         ),
         "{err}"
     );

@@ -63,6 +63,8 @@ pub(super) struct Inner {
     events: broadcast::Sender<SwimEvent>,
     join_waiters: Mutex<HashMap<SocketAddr, Vec<oneshot::Sender<bool>>>>,
     leave_waiters: Mutex<Vec<oneshot::Sender<()>>>,
+    /// Why the last stream exchange with an address failed (for a join's error text).
+    stream_errors: Mutex<HashMap<SocketAddr, String>>,
     /// Inbound push-pull connections waiting for the core's reply, by peer address.
     pending_replies: Mutex<HashMap<SocketAddr, oneshot::Sender<Message>>>,
     /// Servers among the alive members (their RPC addresses), for client agents.
@@ -99,6 +101,7 @@ impl Gossip {
             join_waiters: Mutex::new(HashMap::new()),
             leave_waiters: Mutex::new(Vec::new()),
             pending_replies: Mutex::new(HashMap::new()),
+            stream_errors: Mutex::new(HashMap::new()),
             servers: Mutex::new(Vec::new()),
             servers_changed: Notify::new(),
             shutdown: CancellationToken::new(),
@@ -180,6 +183,13 @@ impl Inner {
         self.pending_replies.lock().insert(from, tx);
         self.input(Inbound::Message(from, msg));
         rx
+    }
+
+    /// Keep why a stream exchange failed, when a join waits on that address.
+    pub(super) fn note_stream_error(&self, to: SocketAddr, reason: String) {
+        if self.join_waiters.lock().contains_key(&to) {
+            self.stream_errors.lock().insert(to, reason);
+        }
     }
 
     pub(super) fn stream_timeout(&self) -> Duration {
@@ -361,7 +371,11 @@ impl Membership for Gossip {
             for (addr, rx) in waiting {
                 match tokio::time::timeout(bound, rx).await {
                     Ok(Ok(true)) => joined += 1,
-                    _ => failures.push(format!("Failed to join {addr}: no push-pull reply")),
+                    _ => {
+                        let reason = inner.stream_errors.lock().remove(&addr);
+                        let reason = reason.unwrap_or_else(|| "no push-pull reply".into());
+                        failures.push(format!("Failed to join {addr}: {reason}"));
+                    }
                 }
             }
             match joined {

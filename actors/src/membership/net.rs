@@ -97,6 +97,7 @@ pub(super) async fn send_stream(inner: Arc<Inner>, to: SocketAddr, msg: Message)
         Ok(None) => {}
         Err(reason) => {
             debug!(%to, %reason, "gossip: stream exchange failed");
+            inner.note_stream_error(to, reason);
             inner.input(Inbound::StreamFailed(to));
         }
     }
@@ -116,7 +117,7 @@ async fn exchange(
     let stream = tokio::time::timeout(timeout, TcpStream::connect(to))
         .await
         .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("dial tcp {to}: {e}"))?;
     let mut framed = framed(stream);
     tokio::time::timeout(timeout, framed.send(tokio_util::bytes::Bytes::from(bytes)))
         .await
