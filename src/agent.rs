@@ -116,6 +116,13 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
             unix_now(),
         )
     };
+    let mut ctx = ctx;
+    if config.fault_injection {
+        warn!(
+            "fault injection is on: /v1/cairn/faults can cut this agent off (test clusters only)"
+        );
+        ctx.faults = Some(faults.clone());
+    }
     let ctx = Arc::new(ctx);
 
     let http = if config.ports.http >= 0 {

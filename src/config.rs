@@ -87,6 +87,8 @@ pub struct Config {
     pub datacenter: String,
     pub data_dir: Option<PathBuf>,
     pub dev: bool,
+    /// `-fault-injection`: fault rules may be set over HTTP (test clusters only).
+    pub fault_injection: bool,
     pub server: bool,
     pub bootstrap: bool,
     pub bootstrap_expect: Option<u32>,
@@ -164,6 +166,7 @@ impl Config {
             datacenter: "dc1".to_string(),
             data_dir: None,
             dev: true,
+            fault_injection: false,
             server: true,
             bootstrap: true,
             bootstrap_expect: None,

@@ -19,6 +19,9 @@ pub struct AgentContext {
     pub membership: Arc<dyn Membership>,
     /// Unix time in seconds when the agent started (DNS SOA serials, agent/self stats).
     pub started_unix: u64,
+    /// Fault rules an HTTP client may set (`/v1/cairn/faults`): only on an agent started
+    /// with `-fault-injection`, for test clusters.
+    pub faults: Option<actors::FaultRules>,
     /// Notified when an edge asks the agent to stop (`PUT /v1/agent/leave`); the wiring
     /// shuts down as on SIGTERM.
     pub shutdown: tokio::sync::Notify,
@@ -38,6 +41,7 @@ impl AgentContext {
             server: Some(server),
             membership,
             started_unix,
+            faults: None,
             shutdown: tokio::sync::Notify::new(),
         }
     }
@@ -55,6 +59,7 @@ impl AgentContext {
             server: None,
             membership,
             started_unix,
+            faults: None,
             shutdown: tokio::sync::Notify::new(),
         }
     }

@@ -243,3 +243,148 @@ fn a_client_without_servers_answers_500_no_known_servers_at_once() {
     // Answered by the client itself: its own members and self.
     assert_eq!(members(&agent), vec![("lonely".to_string(), 1)]);
 }
+
+/// Fault rules over HTTP exist only with `-fault-injection`; a drop rule on each side
+/// partitions two agents on loopback without root, and lifting it heals them.
+#[test]
+fn fault_rules_partition_agents_only_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Agent::server(
+        "127.0.0.172",
+        "fs1",
+        &dirs(tmp.path(), "s"),
+        &["-fault-injection"],
+    );
+    let plain = Agent::client(
+        "127.0.0.173",
+        "fc0",
+        &dirs(tmp.path(), "p"),
+        &["127.0.0.172"],
+    );
+    let c = http_client();
+    let r = c
+        .put(plain.url("/v1/cairn/faults/127.0.0.172?rule=drop"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404, "no fault endpoint without the flag");
+
+    let mut args: Vec<String> = [
+        "agent",
+        "-node",
+        "fc1",
+        "-bind",
+        "127.0.0.174",
+        "-client",
+        "127.0.0.174",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend([
+        "-data-dir".into(),
+        dirs(tmp.path(), "c").display().to_string(),
+    ]);
+    args.extend([
+        "-join".into(),
+        "127.0.0.172".into(),
+        "-fault-injection".into(),
+    ]);
+    let log_dir = tmp.path().join("logs");
+    let mut faulty = Agent::spawn("127.0.0.174", &args, &log_dir);
+    faulty.wait_ready();
+
+    // Bad rules are refused and change nothing.
+    let r = c
+        .put(s.url("/v1/cairn/faults/127.0.0.174?rule=explode"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .put(s.url("/v1/cairn/faults/not-an-ip?rule=drop"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        c.get(s.url("/v1/cairn/faults"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "[]"
+    );
+
+    // fc1 is cut off from both others (the plain client could otherwise probe it for
+    // the server, as SWIM's indirect probes are meant to).
+    for (agent, peer) in [
+        (&s, "127.0.0.174"),
+        (&faulty, "127.0.0.172"),
+        (&faulty, "127.0.0.173"),
+    ] {
+        let r = c
+            .put(agent.url(&format!("/v1/cairn/faults/{peer}?rule=drop")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let listed: Value = c
+        .get(s.url("/v1/cairn/faults"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!([{"Peer": "127.0.0.174", "Rule": "drop"}])
+    );
+    wait_for("fc1 failed on the server", || {
+        (serf_health(&s, "fc1").as_deref() == Some("critical")).then_some(())
+    });
+    // Cut off from its only server, the client answers at once instead of hanging.
+    let r = c.get(faulty.url("/v1/catalog/nodes")).send().unwrap();
+    assert_eq!(r.status(), 500);
+
+    for agent in [&s, &faulty] {
+        assert_eq!(
+            c.delete(agent.url("/v1/cairn/faults"))
+                .send()
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    wait_for("fc1 alive again", || {
+        (serf_health(&s, "fc1").as_deref() == Some("passing")).then_some(())
+    });
+    wait_for("the client forwards again", || {
+        (c.get(faulty.url("/v1/catalog/nodes")).send().ok()?.status() == 200).then_some(())
+    });
+}
+
+/// A user's `catalog/deregister` of the server's own node is repaired by the leader's
+/// periodic reconcile within a minute, so `consul.service.consul` answers again.
+#[test]
+fn the_servers_own_node_is_restored_after_a_deregister() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Agent::server("127.0.0.176", "rs1", &dirs(tmp.path(), "s"), &[]);
+    let c = http_client();
+    let r = c
+        .put(s.url("/v1/catalog/deregister"))
+        .body(r#"{"Node":"rs1"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!node_names(&s).contains(&"rs1".to_string()));
+    let start = Instant::now();
+    loop {
+        let answer = udp_query(s.dns_addr(), "consul.service.consul.", RecordType::A);
+        if rcode(&answer) == ResponseCode::NoError && !answer.answers.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not restored within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(serf_health(&s, "rs1").as_deref(), Some("passing"));
+}

@@ -92,6 +92,12 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
     ),
     flag("domain", Value, "<domain>", "DNS domain (default consul.)."),
     flag("enable-script-checks", Bool, "", "Allow script checks."),
+    flag(
+        "fault-injection",
+        Bool,
+        "",
+        "Test clusters only: accept fault rules (drop, delay or cut traffic to chosen peers) over HTTP at /v1/cairn/faults.",
+    ),
     flag("grpc-port", Value, "<port>", "gRPC port (default -1)."),
     flag(
         "http-port",
@@ -241,6 +247,7 @@ pub fn parse_agent_args(args: &[String]) -> Result<AgentCommand, ConfigError> {
 
     let mut s = ConfigSource {
         dev: m.bool("dev"),
+        fault_injection: m.bool("fault-injection"),
         node_name: m.last("node"),
         node_id: m.last("node-id"),
         datacenter: m.last("datacenter"),

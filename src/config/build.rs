@@ -241,6 +241,7 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         datacenter,
         data_dir,
         dev,
+        fault_injection: s.fault_injection.unwrap_or(false),
         server,
         bootstrap,
         bootstrap_expect,

@@ -35,6 +35,8 @@ pub struct GossipLanSource {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigSource {
     pub dev: Option<bool>,
+    /// `-fault-injection` (cairn's, for test clusters).
+    pub fault_injection: Option<bool>,
     pub node_name: Option<String>,
     pub node_id: Option<String>,
     pub datacenter: Option<String>,
@@ -121,6 +123,7 @@ impl ConfigSource {
         node_meta.extend(other.node_meta);
         ConfigSource {
             dev: later(self.dev, other.dev),
+            fault_injection: later(self.fault_injection, other.fault_injection),
             node_name: later(self.node_name, other.node_name),
             node_id: later(self.node_id, other.node_id),
             datacenter: later(self.datacenter, other.datacenter),

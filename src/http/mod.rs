@@ -12,6 +12,7 @@ pub mod catalog;
 #[cfg(test)]
 mod e2e;
 pub mod error;
+pub mod faults;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod head_limit;
@@ -174,6 +175,10 @@ pub async fn write(
 
 const GET: (&[Method], &str) = (&[Method::GET], "OPTIONS,GET");
 const PUT: (&[Method], &str) = (&[Method::PUT], "OPTIONS,PUT");
+const FAULTS: (&[Method], &str) = (
+    &[Method::GET, Method::PUT, Method::DELETE],
+    "OPTIONS,GET,PUT,DELETE",
+);
 const KV: (&[Method], &str) = (
     &[Method::GET, Method::PUT, Method::DELETE],
     "OPTIONS,GET,PUT,DELETE",
@@ -189,6 +194,8 @@ enum Route<'a> {
     Agent(agent::AgentRoute),
     Members(members::MembersRoute<'a>),
     Health(health::HealthRoute<'a>),
+    /// `/v1/cairn/faults[/<peer>]` (only with `-fault-injection`).
+    Faults(Option<&'a str>),
 }
 
 type Allowed = (&'static [Method], &'static str);
@@ -215,8 +222,11 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "agent/self" => (Route::Agent(agent::AgentRoute::SelfInfo), GET),
         "agent/members" => (Route::Members(M::Members), GET),
         "agent/leave" => (Route::Members(M::Leave), PUT),
+        "cairn/faults" => (Route::Faults(None), FAULTS),
         _ => {
-            if let Some(addr) = rest.strip_prefix("agent/join/") {
+            if let Some(peer) = rest.strip_prefix("cairn/faults/") {
+                (Route::Faults(Some(peer)), FAULTS)
+            } else if let Some(addr) = rest.strip_prefix("agent/join/") {
                 (Route::Members(M::Join(addr)), PUT)
             } else if let Some(node) = rest.strip_prefix("agent/force-leave/") {
                 (Route::Members(M::ForceLeave(node)), PUT)
@@ -408,6 +418,9 @@ async fn handle(
         }
         return Ok(HttpResponse::NotFound().finish());
     };
+    if matches!(route, Route::Faults(_)) && ctx.faults.is_none() {
+        return Err(faults::not_found());
+    }
     let method = req.method().clone();
     if method == Method::OPTIONS {
         return Ok(HttpResponse::Ok()
@@ -447,6 +460,7 @@ async fn handle(
         Route::Agent(a) => agent::handle(ctx, &api, a),
         Route::Members(m) => members::handle(ctx, &api, m).await,
         Route::Health(h) => health::handle(ctx, &api, h).await,
+        Route::Faults(peer) => faults::handle(ctx, &api, peer),
     }
 }
 
