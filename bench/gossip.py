@@ -22,6 +22,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -55,6 +56,7 @@ class Cairn:
                 "-log-level", "warn"]
         if i == 0:
             args += ["-server", "-bootstrap"]
+        args += os.environ.get("CAIRN_ARGS", "").split()
         log = open(os.path.join(self.work, f"cairn{i}.log"), "w")
         self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
 
@@ -66,10 +68,16 @@ class Cairn:
             return False
 
     def join_all(self):
-        for i in range(1, self.n):
+        # Every agent joins the first at once (serf's one join command contacts them all).
+        def join(i):
             req = urllib.request.Request(f"http://{self.ip(i)}:8500/v1/agent/join/{self.ip(0)}",
                                          method="PUT")
             urllib.request.urlopen(req, timeout=30).read()
+        threads = [threading.Thread(target=join, args=(i,)) for i in range(1, self.n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     def members(self, i):
         try:

@@ -65,9 +65,10 @@ pub struct GossipLan {
 }
 
 impl Default for GossipLan {
-    /// memberlist's DefaultLANConfig, as the SWIM core defines it.
+    /// cairn's agent gossip timings (memberlist's LAN config, probing faster; see
+    /// `SwimConfig::agent`).
     fn default() -> Self {
-        let lan = SwimConfig::lan();
+        let lan = SwimConfig::agent();
         GossipLan {
             gossip_nodes: lan.gossip_nodes,
             gossip_interval_ms: lan.gossip_interval_ms,
@@ -154,7 +155,7 @@ impl Config {
             retransmit_mult: g.retransmit_mult,
             suspicion_mult: g.suspicion_mult,
             reconnect_timeout_ms: self.reconnect_timeout_ms,
-            ..SwimConfig::lan()
+            ..SwimConfig::agent()
         }
     }
 

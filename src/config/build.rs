@@ -947,7 +947,7 @@ mod tests {
     }
 
     #[test]
-    fn gossip_defaults_are_memberlists_lan_values() {
+    fn gossip_defaults_are_memberlists_lan_values_probing_faster() {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = build(client(&dir), &host()).expect("builds").config;
         assert_eq!(c.gossip_lan, GossipLan::default());
@@ -955,17 +955,17 @@ mod tests {
             c.gossip_lan,
             GossipLan {
                 gossip_nodes: 3,
-                gossip_interval_ms: 200,
-                probe_interval_ms: 1000,
-                probe_timeout_ms: 500,
+                gossip_interval_ms: 100,
+                probe_interval_ms: 500,
+                probe_timeout_ms: 250,
                 retransmit_mult: 4,
-                suspicion_mult: 4,
+                suspicion_mult: 3,
             }
         );
         assert_eq!(c.reconnect_timeout_ms, 72 * 60 * 60 * 1000);
         assert_eq!(c.retry_max, 0);
         assert!(!c.rejoin_after_leave);
-        assert_eq!(c.swim_config(), protocol::swim::SwimConfig::lan());
+        assert_eq!(c.swim_config(), protocol::swim::SwimConfig::agent());
     }
 
     #[test]

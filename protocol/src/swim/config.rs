@@ -81,6 +81,23 @@ impl SwimConfig {
         SwimConfig::default()
     }
 
+    /// What a cairn agent gossips with unless `gossip_lan` says otherwise: memberlist's
+    /// LAN values with probing twice as often (every 500 ms, 250 ms timeout), gossip
+    /// every 100 ms (Consul's dev value) and `suspicion_mult` 3. A dead member is then
+    /// declared in about 3 s instead of serf's 6 to 8 s (bench/gossip.sh), for a few
+    /// dozen more small datagrams per second per member; Lifeguard's local health and
+    /// refutation keep a paused or slow member from being declared dead by mistake (no
+    /// false failure in the flapping-member runs). `gossip_lan` restores Consul's values.
+    pub fn agent() -> SwimConfig {
+        SwimConfig {
+            probe_interval_ms: 500,
+            probe_timeout_ms: 250,
+            gossip_interval_ms: 100,
+            suspicion_mult: 3,
+            ..SwimConfig::default()
+        }
+    }
+
     /// For clusters on one loopback interface (tests, `-dev` style runs): delays are
     /// microseconds, so everything runs five times faster than LAN (probe every 200 ms,
     /// timeout 100 ms, gossip every 40 ms, push-pull every 6 s, reconnect every 6 s,
