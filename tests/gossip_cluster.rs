@@ -125,8 +125,32 @@ fn walkthrough_clients_forward_and_failures_are_seen_everywhere() {
         assert!(out.contains(name), "{out}");
     }
 
-    // A write through a client reaches the server.
+    // A client answers exactly what the server answers (body and index), and answers
+    // agent/self itself.
     let c = http_client();
+    for path in [
+        "/v1/catalog/nodes",
+        "/v1/catalog/services",
+        "/v1/health/service/consul",
+    ] {
+        let from = |a: &Agent| {
+            let r = c.get(a.url(path)).send().unwrap();
+            let index = r.headers()["X-Consul-Index"].to_str().unwrap().to_string();
+            (r.status().as_u16(), index, r.text().unwrap())
+        };
+        assert_eq!(from(&n4), from(&n1), "{path}");
+    }
+    let me: Value = c
+        .get(n4.url("/v1/agent/self"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(me["Config"]["NodeName"], "node4");
+    assert_eq!(me["Config"]["Server"], false);
+    assert_eq!(me["Member"]["Tags"]["role"], "node");
+
+    // A write through a client reaches the server.
     let put = c.put(n4.url("/v1/kv/a")).body("v").send().unwrap();
     assert_eq!(put.status(), 200);
     assert_eq!(put.text().unwrap(), "true");
@@ -387,4 +411,41 @@ fn the_servers_own_node_is_restored_after_a_deregister() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(serf_health(&s, "rs1").as_deref(), Some("passing"));
+}
+
+/// A client started before its server keeps retrying the join (backing off) and joins
+/// once the server is up.
+#[test]
+fn retry_join_waits_for_a_server_that_starts_later() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log_dir = tmp.path().join("logs");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let args: Vec<String> = [
+        "agent",
+        "-node",
+        "early",
+        "-bind",
+        "127.0.0.179",
+        "-client",
+        "127.0.0.179",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "-data-dir".into(),
+        dirs(tmp.path(), "c").display().to_string(),
+    ])
+    .chain(["-retry-join".into(), "127.0.0.178".into()])
+    .collect();
+    let client = Agent::spawn("127.0.0.179", &args, &log_dir);
+    wait_for("the client's first failed join", || {
+        client.log_text().contains("Join failed").then_some(())
+    });
+    let server = Agent::server("127.0.0.178", "late", &dirs(tmp.path(), "s"), &[]);
+    wait_for("the early client in the catalog", || {
+        node_names(&server)
+            .contains(&"early".to_string())
+            .then_some(())
+    });
+    assert_eq!(members(&client).len(), 2);
 }

@@ -1,13 +1,18 @@
 //! `-join` / `-retry-join` (and `start_join` / `retry_join` in config files): join the
-//! cluster through the given addresses at start, retrying every `retry_interval` until
-//! one join works or `retry_max` attempts have failed (0: forever), as Consul's
-//! retry-join does. A failure is logged with the reason and never stops the agent.
+//! cluster through the given addresses at start, retrying until one join works or
+//! `retry_max` attempts have failed (0: forever), as Consul's retry-join does. The pause
+//! between attempts backs off from [`FIRST_RETRY`] doubling up to `retry_interval`
+//! (Consul waits the whole interval, 30 s by default, even when the first server was
+//! only a second late). A failure is logged with the reason and never stops the agent.
 
 use crate::config::Config;
 use actors::membership::Membership;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
+
+/// The first pause after a failed join (never more than `retry_interval`).
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -30,6 +35,15 @@ impl RetryPolicy {
     pub fn may_retry(&self, attempts: u32) -> bool {
         self.max_attempts == 0 || attempts < self.max_attempts
     }
+
+    /// The pause after `attempts` failed ones: `FIRST_RETRY` doubling, capped at the
+    /// interval.
+    pub fn pause_after(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(16);
+        FIRST_RETRY
+            .saturating_mul(1 << doublings)
+            .min(self.interval)
+    }
 }
 
 /// Join until it works (Ok: members contacted) or the policy gives up.
@@ -48,10 +62,11 @@ pub async fn retry_join(membership: Arc<dyn Membership>, policy: RetryPolicy) {
                     warn!("agent: Join failed after {attempts} attempts, giving up: {e}");
                     return;
                 }
-                warn!("agent: Join failed: {e}, retrying in {:?}", policy.interval);
+                let pause = policy.pause_after(attempts);
+                warn!("agent: Join failed: {e}, retrying in {pause:?}");
+                tokio::time::sleep(pause).await;
             }
         }
-        tokio::time::sleep(policy.interval).await;
     }
 }
 
@@ -95,6 +110,17 @@ mod tests {
             interval: Duration::from_millis(1),
             max_attempts,
         }
+    }
+
+    #[test]
+    fn pauses_back_off_up_to_the_interval() {
+        let p = RetryPolicy {
+            interval: Duration::from_secs(30),
+            ..policy(0)
+        };
+        let pauses: Vec<u64> = (1..=7).map(|n| p.pause_after(n).as_secs()).collect();
+        assert_eq!(pauses, vec![1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(policy(0).pause_after(1), Duration::from_millis(1));
     }
 
     #[tokio::test]
