@@ -9,6 +9,7 @@ pub mod api;
 pub mod codec;
 pub mod dns;
 pub mod ids;
+pub mod linearizability;
 pub mod raft;
 pub mod reconcile;
 pub mod rng;
