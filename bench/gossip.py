@@ -79,6 +79,11 @@ class Cairn:
         for t in threads:
             t.join()
 
+    def join_one(self, i):
+        req = urllib.request.Request(f"http://{self.ip(i)}:8500/v1/agent/join/{self.ip(0)}",
+                                     method="PUT")
+        urllib.request.urlopen(req, timeout=30).read()
+
     def members(self, i):
         try:
             with urllib.request.urlopen(f"http://{self.ip(i)}:8500/v1/agent/members",
@@ -115,6 +120,10 @@ class Serf:
     def join_all(self):
         subprocess.run(["serf", "join", f"-rpc-addr={self.ip(0)}:7373"]
                        + [f"{self.ip(i)}:7946" for i in range(1, self.n)],
+                       capture_output=True, timeout=60)
+
+    def join_one(self, i):
+        subprocess.run(["serf", "join", f"-rpc-addr={self.ip(i)}:7373", f"{self.ip(0)}:7946"],
                        capture_output=True, timeout=60)
 
     def members(self, i):
@@ -155,9 +164,9 @@ def measure(system, runs, flap_secs):
     time.sleep(3)
 
     detections, firsts = [], []
-    live = list(range(n))
+    live = list(range(n - 1))  # the survivors; the victim is always the last agent
+    victim = n - 1
     for r in range(runs):
-        victim = live.pop()
         t0 = time.monotonic()
         system.procs[victim].send_signal(signal.SIGKILL)
         system.procs[victim].wait()
@@ -177,7 +186,13 @@ def measure(system, runs, flap_secs):
         firsts.append(first)
         print(f"{system.name} N={n} run {r}: first sees failed {first * 1000:.0f} ms, "
               f"all {len(live)} survivors {all_s * 1000:.0f} ms", flush=True)
+        # Bring the victim back (same name and data) so every run has N members.
+        system.start(victim)
+        wait(f"{system.name} agent {victim} back", lambda: system.ready(victim))
+        system.join_one(victim)
+        wait(f"{system.name}: all see {n} alive again", alive_everywhere)
         time.sleep(2)
+    live.append(victim)
 
     # Flapping member: stopped and continued every 0.5 s; count healthy members that
     # anyone reports failed meanwhile.
