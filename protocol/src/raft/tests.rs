@@ -233,8 +233,8 @@ fn three_servers_bootstrapped_with_one_set_elect_one_leader() {
         let mut now = 0;
         for step in 0..2000u64 {
             now += 5;
-            for i in 0..3 {
-                nodes[i].on_tick(now);
+            for n in nodes.iter_mut() {
+                n.on_tick(now);
             }
             for _ in 0..4 {
                 for i in 0..3 {
