@@ -165,6 +165,8 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
                 membership.clone(),
                 config.datacenter.clone(),
                 expect,
+                config.server_rpc_addr(),
+                faults.clone(),
             ));
         }
         let events = Some(gossip.subscribe());

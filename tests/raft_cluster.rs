@@ -2,7 +2,8 @@
 //! `-bootstrap-expect 3` formation, a client agent's writes, `?consistent` reads on
 //! every server, status/peers and status/leader, kill -9 of the leader, failover with
 //! no acknowledged write lost, and the killed server's restart and catch-up.
-//! Addresses 127.0.0.190 to 127.0.0.193, standard ports. Waits are conditions with
+//! A late fourth server finds the cluster and does not bootstrap.
+//! Addresses 127.0.0.190 to 127.0.0.194, standard ports. Waits are conditions with
 //! deadlines, never fixed sleeps.
 
 mod common;
@@ -13,6 +14,7 @@ use std::collections::BTreeSet;
 
 const SERVERS: [&str; 3] = ["127.0.0.190", "127.0.0.191", "127.0.0.192"];
 const CLIENT: &str = "127.0.0.193";
+const LATE: &str = "127.0.0.194";
 
 fn leader_of(agent: &Agent) -> Option<String> {
     let text = http_client()
@@ -203,4 +205,20 @@ fn three_servers_form_a_cluster_fail_over_and_catch_up() {
             Some(value.as_str())
         );
     }
+
+    // A fourth server expecting 3 arrives late: it finds a cluster and does not write a
+    // configuration of its own (adding it as a voter is not built yet).
+    let mut late = Agent::server_expect(LATE, "node5", &data("s5"), 3, &[SERVERS[1]]);
+    wait_for("the late server to see the existing cluster", || {
+        assert!(
+            !late.exited(),
+            "late server exited; log:\n{}",
+            late.log_text()
+        );
+        late.log_text()
+            .contains("Existing Raft peers reported by")
+            .then_some(())
+    });
+    assert!(!late.log_text().contains("Attempting bootstrap with nodes"));
+    assert_eq!(peers_of(&client), Some(want_peers));
 }

@@ -10,12 +10,20 @@
 //! whose Raft state is not empty never bootstraps again; so a server that missed the
 //! moment (it voted, or a leader already reached it) simply follows.
 //!
-//! Not done (Consul does it): asking every found server over RPC whether it already has
-//! Raft peers before bootstrapping; adding servers beyond the bootstrap set as voters
-//! and removing left ones (configuration entries proposed by the leader).
+//! Before bootstrapping it asks every found server over the API RPC for its Raft peers
+//! (as Consul does): if any already has some, a cluster exists and this server must not
+//! write a configuration of its own ("Existing Raft peers reported by ..."); an
+//! unreachable server postpones the decision to the next look.
+//!
+//! Not done: adding servers beyond the bootstrap set as voters and removing left ones
+//! (configuration entries proposed by the leader); such a server stays without a
+//! configuration.
 
 use actors::membership::{MemberStatus, MemberView, Membership};
-use actors::{ServerEvent, ServerHandle};
+use actors::{
+    Api, FaultRules, ForwardEndpoint, ForwardOptions, ServerEvent, ServerHandle, ServerList,
+};
+use protocol::api::{InfoData, InfoRequest};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -97,12 +105,41 @@ fn has_raft_state(server: &ServerHandle) -> bool {
     s.term > 0 || s.last_log_index > 0 || !s.voters.is_empty()
 }
 
-/// Run until this server bootstrapped, or found it has (or got) Raft state.
+/// Ask each server of `set` (other than `self_addr`) for its Raft peers. `Ok(None)`:
+/// none has any; `Ok(Some(addr))`: `addr` does; `Err`: one could not be asked.
+async fn existing_peers(
+    set: &[(String, String)],
+    self_addr: &str,
+    faults: &FaultRules,
+) -> Result<Option<String>, String> {
+    for (_, addr) in set.iter().filter(|(_, a)| a != self_addr) {
+        let target = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+        let options = ForwardOptions {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(2),
+            max_attempts: 1,
+            faults: faults.clone(),
+            ..ForwardOptions::default()
+        };
+        let api = Api::new(ForwardEndpoint::new(ServerList::new(vec![target]), options));
+        match api.info(InfoRequest::Peers).await {
+            Ok(InfoData::Peers(peers)) if !peers.is_empty() => return Ok(Some(addr.clone())),
+            Ok(_) => {}
+            Err(e) => return Err(format!("Failed to confirm peer status for {addr}: {e}")),
+        }
+    }
+    Ok(None)
+}
+
+/// Run until this server bootstrapped, or found it has (or got) Raft state, or that a
+/// cluster already exists.
 pub async fn bootstrap_expect(
     server: ServerHandle,
     membership: Arc<dyn Membership>,
     datacenter: String,
     expect: u32,
+    self_addr: String,
+    faults: FaultRules,
 ) {
     if server.recovered_raft_state() || has_raft_state(&server) {
         info!("Raft data found, disabling bootstrap mode");
@@ -117,6 +154,18 @@ pub async fn bootstrap_expect(
         }
         match bootstrap_set(&datacenter, expect, &membership.members()) {
             Ok(Some(set)) => {
+                match existing_peers(&set, &self_addr, &faults).await {
+                    Ok(None) => {}
+                    Ok(Some(addr)) => {
+                        info!("Existing Raft peers reported by server at {addr}, disabling bootstrap mode");
+                        return;
+                    }
+                    Err(problem) => {
+                        warn!("{problem}");
+                        tokio::time::sleep(BOOTSTRAP_POLL).await;
+                        continue;
+                    }
+                }
                 let nodes: Vec<String> = set
                     .iter()
                     .map(|(id, addr)| format!("{id}@{addr}"))
