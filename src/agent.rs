@@ -5,6 +5,7 @@
 //! catalog, and a clean stop on SIGINT/SIGTERM.
 
 pub mod banner;
+pub mod cluster;
 mod join;
 pub mod leader_duty;
 
@@ -12,8 +13,8 @@ use crate::config::Config;
 use crate::context::AgentContext;
 use actors::membership::{Gossip, GossipConfig, Membership};
 use actors::{
-    Api, FaultRules, ForwardEndpoint, ForwardOptions, RpcServer, RpcServerOptions, ServerHandle,
-    ServerList, ServerOptions, StartError,
+    Api, FaultRules, ForwardEndpoint, ForwardOptions, LeaderForwarding, RpcServer,
+    RpcServerOptions, ServerHandle, ServerList, ServerOptions, StartError,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,12 +54,6 @@ pub fn run(config: Config, startup_warnings: Vec<String>) -> Result<(), AgentErr
     for warning in &startup_warnings {
         warn!("{warning}");
     }
-    if let Some(n) = config.bootstrap_expect {
-        warn!(
-            "bootstrap_expect = {n}: multi-server cluster formation is not built yet; \
-             this server waits without a leader (use -bootstrap for a single server)"
-        );
-    }
     let system = actix::System::new();
     system.block_on(async move {
         let result = run_in_system(config).await;
@@ -81,16 +76,30 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
     let mut server = None;
     let mut _rpc = None;
     let ctx = if config.server {
-        let handle = ServerHandle::start(server_options(&config)).await?;
-        let ctx = AgentContext::for_server(
+        let handle =
+            ServerHandle::start_with_faults(server_options(&config), faults.clone()).await?;
+        let mut ctx = AgentContext::for_server(
             config.clone(),
             handle.clone(),
             membership.clone(),
             unix_now(),
         );
+        // In a cluster a follower sends what needs the leader to it (see
+        // `actors::rpc::leader`); a single server is always its own leader.
+        let forward = ForwardOptions {
+            faults: faults.clone(),
+            ..ForwardOptions::default()
+        };
+        ctx.api = Api::new(LeaderForwarding::new(
+            handle.clone(),
+            &config.datacenter,
+            config.server_rpc_addr(),
+            forward,
+        ));
         let addr = SocketAddr::new(config.bind_addr, config.ports.server.max(0) as u16);
         let options = RpcServerOptions {
             faults: faults.clone(),
+            raft: Some(handle.raft_inbox()),
             ..RpcServerOptions::default()
         };
         _rpc = Some(
@@ -149,6 +158,17 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
             })?;
     }
     if let Some(server) = server {
+        actix::spawn(cluster::log_leadership(server.clone(), membership.clone()));
+        if let Some(expect) = config.bootstrap_expect {
+            actix::spawn(cluster::bootstrap_expect(
+                server.clone(),
+                membership.clone(),
+                config.datacenter.clone(),
+                expect,
+                config.server_rpc_addr(),
+                faults.clone(),
+            ));
+        }
         let events = Some(gossip.subscribe());
         actix::spawn(leader_duty::run(
             server,

@@ -24,8 +24,9 @@
 //!
 //! Modules, imports running one way: `errors` and `status` (leaf types) ← `read_view`
 //! (versions + parked reads, `watch_set`) ← `fsm`, `raft_core`, `recovery` (snapshot
-//! choice at start) ← `server` (`ServerHandle`: wiring and façade) ← `endpoint` ← `rpc`
-//! (forwarding requests between agents over the server port; `faults` for test clusters).
+//! choice at start) ← `server` (`ServerHandle`: wiring and façade; `peer_net`: Raft
+//! messages between servers) ← `endpoint` ← `rpc` (forwarding requests between agents
+//! over the server port, a follower's to its leader; `faults` for test clusters).
 #![forbid(unsafe_code)]
 
 pub mod endpoint;
@@ -35,6 +36,9 @@ pub mod faults;
 mod fsm;
 pub mod log_store;
 pub mod membership;
+pub mod peer_net;
+#[cfg(test)]
+mod peer_net_tests;
 mod raft_core;
 mod read_view;
 mod recovery;
@@ -53,10 +57,12 @@ pub use endpoint::{Api, Endpoint, ServerEndpoint, ViewEndpoint};
 pub use errors::{StartError, WriteError};
 pub use events::ServerEvent;
 pub use faults::{FaultRule, FaultRules, Verdict};
+pub use peer_net::RaftInbox;
 pub use raft_core::MAX_PENDING_PROPOSALS;
 pub use read_view::{ReadView, Watch};
 pub use rpc::{
-    ForwardEndpoint, ForwardOptions, RpcServer, RpcServerOptions, ServerList, DEFAULT_SERVER_PORT,
+    ForwardEndpoint, ForwardOptions, LeaderForwarding, RpcServer, RpcServerOptions, ServerList,
+    DEFAULT_SERVER_PORT,
 };
 pub use server::{
     ServerHandle, ServerOptions, DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS, PROPOSE_TIMEOUT,

@@ -1,11 +1,13 @@
 //! RaftCore actor: the shell around `protocol::raft::Raft`, the one decider.
 //!
-//! It feeds the core ticks (every `heartbeat interval / 2`, at least 5 ms), proposals
-//! and persist confirmations (peer messages arrive once PeerNet exists), and executes
+//! It feeds the core ticks (every `heartbeat interval / 2`, at least 5 ms), proposals,
+//! persist confirmations and peer messages, and executes
 //! the outputs in order:
 //! `Persist` goes to the LogStore thread (group commit happens there), `Committed` sends
-//! the newly committed entries with their waiting proposals to the Fsm, `Send` is for
-//! PeerNet (not built yet: logged at debug), `RoleChanged` updates the status cell.
+//! the newly committed entries with their waiting proposals to the Fsm, `Send` goes to
+//! the peer's queue in [`PeerNet`] (never waiting), `RoleChanged` updates the status
+//! cell. Peer messages arrive as a stream from the server port's `'R'` connections
+//! ([`crate::peer_net::RaftInbox`]).
 //!
 //! Snapshots: when the Fsm reports a durable snapshot ([`SnapshotTaken`]), the core's
 //! in-memory log is compacted so that it keeps at most `trailing_logs` entries below the
@@ -15,9 +17,8 @@
 //! retained snapshot's index, so the disk log is bounded the same way (so recovery can fall back to the older snapshot; see
 //! `snapshot_store`). `Output::RestoreSnapshot` (a follower installing a leader's
 //! snapshot) queues the durable save on the LogStore thread, ahead of the log reset that
-//! follows it, and restores the Fsm. `Output::InstallSnapshot` needs PeerNet: it is
-//! logged and dropped like `Send` until peers exist (PeerNet will load the newest
-//! snapshot from the shared [`SnapshotBackend`] off the actor thread and send it).
+//! follows it, and restores the Fsm. `Output::InstallSnapshot`: PeerNet loads the newest
+//! durable snapshot from the shared `SnapshotBackend` off the actor thread and sends it.
 //!
 //! Storage failure (a full disk, an I/O error on write or fsync): the disk state past
 //! the last successful sync is unknown, so the server steps down as hashicorp/raft does.
@@ -44,10 +45,12 @@ use crate::errors::WriteError;
 use crate::events::{EventBus, ServerEvent};
 use crate::fsm::{Apply, Fsm, ProposalReply, Restore, SnapshotTaken, Waiter};
 use crate::log_store::{LogStore, Recovered, StorageError};
+use crate::peer_net::PeerNet;
 use crate::status::RaftRole;
 use crate::status::StatusCell;
 use actix::prelude::*;
-use protocol::ids::LogIndex;
+use protocol::ids::{LogIndex, ServerId};
+use protocol::raft::frame::RaftFrame;
 use protocol::raft::{Output, Payload, Raft, Role, SnapshotMeta};
 use protocol::runtime::{Core, Effect};
 use std::collections::BTreeMap;
@@ -79,6 +82,15 @@ pub(crate) struct Propose {
 pub(crate) struct Shutdown {
     /// Answered once the actor has stopped and the log store has closed.
     pub(crate) done: oneshot::Sender<()>,
+}
+
+/// `-bootstrap-expect`: bootstrap with this voter set if the Raft state is empty; the
+/// answer says whether it did.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct BootstrapWith {
+    pub(crate) voters: Vec<(ServerId, String)>,
+    pub(crate) reply: oneshot::Sender<bool>,
 }
 
 /// The log store finished (or failed) persist requests.
@@ -116,6 +128,10 @@ pub(crate) struct RaftCore {
     events: EventBus,
     /// The term this server leads, for `LeadershipLost` (None when not leading).
     leading_term: Option<u64>,
+    /// Outgoing peer connections (None: a server without networking, as in tests).
+    peer_net: Option<PeerNet>,
+    /// Inbound peer messages, taken as a stream when the actor starts.
+    inbox: Option<tokio::sync::mpsc::Receiver<RaftFrame>>,
 }
 
 /// The log store's health as RaftCore sees it (see the module docs).
@@ -188,7 +204,29 @@ impl RaftCore {
             shutdown_done: Vec::new(),
             events: EventBus::default(),
             leading_term: None,
+            peer_net: None,
+            inbox: None,
         }
+    }
+
+    /// Talk to other servers: send through `peer_net`, receive from `inbox`.
+    pub(crate) fn with_peers(
+        mut self,
+        peer_net: PeerNet,
+        inbox: tokio::sync::mpsc::Receiver<RaftFrame>,
+    ) -> RaftCore {
+        self.peer_net = Some(peer_net);
+        self.inbox = Some(inbox);
+        self
+    }
+
+    /// The configured address of `id`, if it is a voter.
+    fn voter_addr(&self, id: &ServerId) -> Option<String> {
+        self.raft
+            .voters()
+            .iter()
+            .find(|(v, _)| v == id)
+            .map(|(_, addr)| addr.clone())
     }
 
     /// Where role, leadership and storage events are published.
@@ -269,11 +307,19 @@ impl RaftCore {
                     }
                 }
                 Output::Send { to, msg } => {
-                    tracing::debug!(%to, ?msg, "raft message to peer dropped: peer networking not built yet");
+                    let addr = self.voter_addr(&to);
+                    match &mut self.peer_net {
+                        Some(net) => net.send(to, addr.as_deref(), msg),
+                        None => tracing::debug!(%to, "raft message dropped: no peer networking"),
+                    }
                 }
                 Output::Committed { up_to } => self.send_committed(up_to),
                 Output::InstallSnapshot { to, term } => {
-                    tracing::debug!(%to, %term, "snapshot for peer dropped: peer networking not built yet");
+                    let addr = self.voter_addr(&to);
+                    match &mut self.peer_net {
+                        Some(net) => net.send_snapshot(to, addr.as_deref(), term),
+                        None => tracing::debug!(%to, "snapshot dropped: no peer networking"),
+                    }
                 }
                 Output::RestoreSnapshot { meta, data } => self.restore_snapshot(meta, data),
                 Output::RoleChanged { role, term, leader } => {
@@ -498,6 +544,12 @@ impl Actor for RaftCore {
             ctx.stop();
             return;
         }
+        if let Some(inbox) = self.inbox.take() {
+            let frames = futures::stream::unfold(inbox, |mut inbox| async move {
+                inbox.recv().await.map(|frame| (frame, inbox))
+            });
+            ctx.add_stream(frames);
+        }
         // Execute what construction and bootstrap produced, then tick at once so a sole
         // voter does not wait for the first interval.
         self.on_tick(ctx);
@@ -505,6 +557,9 @@ impl Actor for RaftCore {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(net) = &mut self.peer_net {
+            net.stop();
+        }
         self.lose_leadership();
         for (_, w) in std::mem::take(&mut self.waiters) {
             let _ = w.reply.send(Err(WriteError::ShuttingDown));
@@ -557,6 +612,41 @@ impl Handler<Propose> for RaftCore {
                 self.run_outputs();
             }
         }
+    }
+}
+
+/// A message from another server (through the server port).
+impl StreamHandler<RaftFrame> for RaftCore {
+    fn handle(&mut self, frame: RaftFrame, _: &mut Context<Self>) {
+        if self.storage.halted {
+            return; // a halted server takes no part (see the module docs)
+        }
+        let RaftFrame {
+            from,
+            from_addr,
+            msg,
+        } = frame;
+        if let Some(net) = &mut self.peer_net {
+            net.learn(&from, &from_addr);
+        }
+        let now = self.now_ms();
+        self.raft.on_message(now, from, msg);
+        self.run_outputs();
+    }
+
+    /// The inbox never ends while the server runs; if it does, keep running.
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<BootstrapWith> for RaftCore {
+    type Result = ();
+
+    fn handle(&mut self, msg: BootstrapWith, _: &mut Context<Self>) {
+        let done = !self.storage.halted && self.raft.bootstrap_with(msg.voters);
+        if done {
+            self.run_outputs();
+        }
+        let _ = msg.reply.send(done);
     }
 }
 

@@ -4,10 +4,12 @@
 
 use crate::errors::{StartError, WriteError};
 use crate::events::{announce_leadership, EventBus, ServerEvent};
+use crate::faults::FaultRules;
 use crate::fsm::{Fsm, SnapshotPolicy};
 use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
+use crate::peer_net::{PeerNet, RaftInbox};
 use crate::raft_core::{
-    CoreLimits, PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS,
+    BootstrapWith, CoreLimits, PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS,
 };
 use crate::read_view::ReadView;
 use crate::recovery::load_newest_snapshot;
@@ -67,6 +69,10 @@ pub struct ServerHandle {
     propose_timeout: Duration,
     max_command_bytes: usize,
     events: EventBus,
+    /// Where the server port hands Raft messages from other servers.
+    raft_inbox: RaftInbox,
+    /// The Raft state recovered at start was not empty (a log, a snapshot or a term).
+    recovered_raft_state: bool,
 }
 
 /// Bounds of the write path.
@@ -113,10 +119,27 @@ impl ServerHandle {
         Self::open_and_start(opts, Limits::default())
     }
 
+    /// `start` for a server of a cluster: its Raft traffic to other servers obeys
+    /// `faults` (per peer IP, as the rest of the server port does).
+    pub async fn start_with_faults(
+        opts: ServerOptions,
+        faults: FaultRules,
+    ) -> Result<ServerHandle, StartError> {
+        Self::open_and_start_with_faults(opts, Limits::default(), faults)
+    }
+
     /// `start` with explicit limits.
     pub(crate) fn open_and_start(
         opts: ServerOptions,
         limits: Limits,
+    ) -> Result<ServerHandle, StartError> {
+        Self::open_and_start_with_faults(opts, limits, FaultRules::default())
+    }
+
+    fn open_and_start_with_faults(
+        opts: ServerOptions,
+        limits: Limits,
+        faults: FaultRules,
     ) -> Result<ServerHandle, StartError> {
         let storage = |e: crate::log_store::StorageError| StartError::Storage(e.to_string());
         let (backend, recovered, snapshots): (
@@ -139,17 +162,36 @@ impl ServerHandle {
                 Arc::new(MemorySnapshotStore::new()),
             ),
         };
-        Self::start_with(opts, backend, recovered, snapshots, limits)
+        Self::start_inner(opts, backend, recovered, snapshots, limits, faults)
     }
 
     /// `start` with already opened storage and explicit limits (tests use a backend
     /// they can stall or break, or storage they reopen).
+    #[cfg(test)]
     pub(crate) fn start_with(
         opts: ServerOptions,
         backend: Box<dyn LogBackend>,
         recovered: Recovered,
         snapshots: Arc<dyn SnapshotBackend>,
         limits: Limits,
+    ) -> Result<ServerHandle, StartError> {
+        Self::start_inner(
+            opts,
+            backend,
+            recovered,
+            snapshots,
+            limits,
+            FaultRules::default(),
+        )
+    }
+
+    fn start_inner(
+        opts: ServerOptions,
+        backend: Box<dyn LogBackend>,
+        recovered: Recovered,
+        snapshots: Arc<dyn SnapshotBackend>,
+        limits: Limits,
+        faults: FaultRules,
     ) -> Result<ServerHandle, StartError> {
         if opts.server_id.is_empty() {
             return Err(StartError::Config("server id must not be empty".into()));
@@ -169,6 +211,8 @@ impl ServerHandle {
             0,
         )
         .map_err(|e| StartError::Storage(format!("recovered raft log is inconsistent: {e}")))?;
+        let recovered_raft_state =
+            raft.last_log_index().0 > 0 || raft.term().0 > 0 || !raft.voters().is_empty();
         if opts.bootstrap && raft.bootstrap(&opts.server_addr) {
             tracing::info!(node = %opts.node_name, "bootstrapped a new raft cluster with this server as the only voter");
         }
@@ -203,6 +247,13 @@ impl ServerHandle {
             status.clone(),
             applied_rx.clone(),
         ));
+        let peer_net = PeerNet::new(
+            ServerId(opts.server_id.clone()),
+            opts.server_addr.clone(),
+            faults,
+            snapshots.clone(),
+        );
+        let (raft_inbox, inbox) = RaftInbox::channel();
         let done_addr = addr.clone();
         let log_store = LogStore::spawn(backend, snapshots, move |result| {
             done_addr.do_send(PersistDone(result))
@@ -222,7 +273,8 @@ impl ServerHandle {
                 },
             )
             .with_self_addr(opts.server_addr.clone())
-            .with_events(events.clone()),
+            .with_events(events.clone())
+            .with_peers(peer_net, inbox),
         );
         Ok(ServerHandle {
             view,
@@ -232,7 +284,40 @@ impl ServerHandle {
             propose_timeout: limits.propose_timeout,
             max_command_bytes: limits.max_command_bytes,
             events,
+            raft_inbox,
+            recovered_raft_state,
         })
+    }
+
+    /// Whether this server started with Raft state from its data dir (then
+    /// `-bootstrap-expect` never bootstraps it again).
+    pub fn recovered_raft_state(&self) -> bool {
+        self.recovered_raft_state
+    }
+
+    /// Where the server port delivers Raft messages from other servers.
+    pub fn raft_inbox(&self) -> RaftInbox {
+        self.raft_inbox.clone()
+    }
+
+    /// `-bootstrap-expect`: start a new cluster with these voters (id, `ip:port`) if
+    /// this server's Raft state is empty (no log, no snapshot, term 0). Every server of
+    /// the new cluster must be given the same set. Whether it bootstrapped.
+    pub async fn bootstrap_with(&self, voters: Vec<(String, String)>) -> bool {
+        let voters = voters
+            .into_iter()
+            .map(|(id, addr)| (ServerId(id), addr))
+            .collect();
+        let (reply, answer) = oneshot::channel();
+        if self
+            .raft
+            .send(BootstrapWith { voters, reply })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        answer.await.unwrap_or(false)
     }
 
     /// Replicate a command and wait until it is applied; the result is the state

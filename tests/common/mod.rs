@@ -124,6 +124,62 @@ impl Agent {
         agent
     }
 
+    /// A server of a multi-server cluster (`-bootstrap-expect expect`), joining
+    /// through `join`. Does NOT wait for readiness: no server has a leader until
+    /// `expect` of them run (wait for that with the cluster's own condition).
+    pub fn server_expect(
+        ip: &str,
+        node: &str,
+        data_dir: &Path,
+        expect: u32,
+        join: &[&str],
+    ) -> Agent {
+        let log_dir = data_dir
+            .parent()
+            .expect("data dir has a parent")
+            .join("logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let expect = expect.to_string();
+        let mut args: Vec<String> = [
+            "agent",
+            "-server",
+            "-bootstrap-expect",
+            expect.as_str(),
+            "-node",
+            node,
+            "-bind",
+            ip,
+            "-client",
+            ip,
+            "-data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(data_dir.display().to_string());
+        for j in join {
+            args.push("-join".into());
+            args.push(j.to_string());
+        }
+        Agent::spawn(ip, &args, &log_dir)
+    }
+
+    /// Start the same command again (after `kill9`), with the same data dir; does not
+    /// wait for readiness.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "agent still running");
+        let log_dir = self.log.parent().expect("log dir").to_path_buf();
+        let again = Agent::spawn(&self.ip, &self.args, &log_dir);
+        *self = again;
+    }
+
+    /// Whether the process has exited (then its log is the place to look).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+    }
+
     /// Send a signal (`STOP`, `CONT`, ...) to the agent process.
     pub fn signal(&self, name: &str) {
         let child = self.child.as_ref().expect("agent running");

@@ -21,6 +21,7 @@
 
 mod client;
 mod connection;
+mod leader;
 mod pool;
 mod server;
 mod servers;
@@ -28,6 +29,7 @@ mod servers;
 mod tests;
 
 pub use client::{ForwardEndpoint, ForwardOptions};
+pub use leader::{route, LeaderForwarding, Route};
 pub use server::{RpcServer, RpcServerOptions};
 pub use servers::ServerList;
 

@@ -10,6 +10,7 @@
 use super::length_codec;
 use crate::endpoint::Api;
 use crate::faults::{FaultRules, Verdict};
+use crate::peer_net::{serve_raft_stream, RaftInbox};
 use futures::{SinkExt, StreamExt};
 use protocol::api::frame::{
     decode_call, encode_reply, Call, ReplyFrame, StreamKind, MAX_CALL_FRAME_BYTES,
@@ -43,6 +44,9 @@ pub struct RpcServerOptions {
     pub handshake_timeout: Duration,
     /// Fault rules consulted per peer (test clusters; none by default).
     pub faults: FaultRules,
+    /// Where `'R'` connections (Raft between servers) deliver their messages; None
+    /// refuses them (a server port without a Raft group, as in tests).
+    pub raft: Option<RaftInbox>,
 }
 
 impl Default for RpcServerOptions {
@@ -52,6 +56,7 @@ impl Default for RpcServerOptions {
             max_in_flight_per_connection: 4096,
             handshake_timeout: Duration::from_secs(10),
             faults: FaultRules::default(),
+            raft: None,
         }
     }
 }
@@ -187,9 +192,15 @@ async fn serve(
     }
     match StreamKind::from_byte(kind[0]) {
         Some(StreamKind::Api) => serve_api(stream, peer, &context, stop).await,
-        Some(StreamKind::Raft) => {
-            tracing::warn!(%peer, "closing connection: Raft over the server port is not served by this build")
-        }
+        Some(StreamKind::Raft) => match &context.options.raft {
+            Some(inbox) => {
+                let faults = context.options.faults.clone();
+                serve_raft_stream(stream, peer, inbox.clone(), faults, stop).await
+            }
+            None => {
+                tracing::warn!(%peer, "closing connection: this server port serves no Raft group")
+            }
+        },
         None => {
             tracing::warn!(%peer, "closing connection: unknown protocol byte {:#04x}", kind[0])
         }

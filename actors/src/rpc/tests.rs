@@ -275,7 +275,7 @@ async fn bad_connections_are_closed_and_the_server_keeps_serving() {
     let mut other_version = b"C".to_vec();
     other_version.extend(length_prefixed(&call));
     closed_by_server(raw(at, &other_version).await).await;
-    // The reserved Raft byte is refused until Raft is served here.
+    // Raft is refused by a server port that serves no Raft group.
     closed_by_server(raw(at, b"R").await).await;
 
     // The well-behaved client's connection was never disturbed.

@@ -246,16 +246,29 @@ impl Raft {
     /// anything in it, or a server that has seen any term, is never re-bootstrapped.
     /// Returns whether it bootstrapped.
     pub fn bootstrap(&mut self, self_addr: &str) -> bool {
-        if self.log.last_index() != LogIndex(0) || self.term != Term(0) {
+        let me = (self.cfg.id.clone(), self_addr.to_string());
+        self.bootstrap_with(vec![me])
+    }
+
+    /// `bootstrap` with a whole voter set (`-bootstrap-expect`): on an empty log (no
+    /// entries, no snapshot, term 0) write the configuration of `voters` at index 1,
+    /// term 1. Every server of a new cluster calls this with the same set, so all write
+    /// the identical entry 1 and log matching holds from the start (hashicorp/raft's
+    /// BootstrapCluster with identical configurations). The voters are sorted by id
+    /// here, so the order the caller found them in cannot make the entries differ.
+    /// Refused (false, nothing written) on a used log, an empty set or a duplicate id.
+    pub fn bootstrap_with(&mut self, mut voters: Vec<(ServerId, String)>) -> bool {
+        if self.log.last_index() != LogIndex(0) || self.term != Term(0) || voters.is_empty() {
+            return false;
+        }
+        voters.sort();
+        if voters.windows(2).any(|w| w[0].0 == w[1].0) {
             return false;
         }
         self.term = Term(1);
         self.voted_for = None;
         self.hard_state_dirty = true;
-        self.append_local(Payload::Configuration(vec![(
-            self.cfg.id.clone(),
-            self_addr.to_string(),
-        )]));
+        self.append_local(Payload::Configuration(voters));
         self.finish();
         true
     }

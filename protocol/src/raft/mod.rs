@@ -57,6 +57,7 @@
 //! `InstallSnapshotReply` leaves only once that is durable.
 
 mod core;
+pub mod frame;
 mod log;
 mod types;
 

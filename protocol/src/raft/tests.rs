@@ -164,6 +164,119 @@ fn bootstrap_writes_configuration_at_index_1_term_1() {
     assert_eq!(b.drain_outputs(), vec![]);
 }
 
+fn voters(ids: &[&str]) -> Vec<(ServerId, String)> {
+    ids.iter().map(|s| (id(s), format!("{s}:8300"))).collect()
+}
+
+#[test]
+fn bootstrap_with_writes_the_sorted_voter_set_at_index_1_term_1() {
+    let mut b = node("b", HardState::default(), vec![]);
+    // Found in any order: the entry is the same on every server.
+    assert!(b.bootstrap_with(voters(&["c", "a", "b"])));
+    assert_eq!(
+        b.drain_outputs(),
+        vec![
+            persist(
+                1,
+                None,
+                vec![entry(1, 1, conf(&["a", "b", "c"]))],
+                Some(hs(1, None))
+            ),
+            role(Role::Follower, 1, None)
+        ]
+    );
+    assert_eq!(b.voters(), voters(&["a", "b", "c"]).as_slice());
+    // Never twice.
+    assert!(!b.bootstrap_with(voters(&["a", "b", "c"])));
+    assert_eq!(b.drain_outputs(), vec![]);
+    // Not over existing state: a log, or only a term (it voted for someone already).
+    let mut c = node("c", hs(0, None), vec![entry(1, 1, conf(&["c"]))]);
+    assert!(!c.bootstrap_with(voters(&["a", "b", "c"])));
+    let mut d = node("d", hs(2, None), vec![]);
+    assert!(!d.bootstrap_with(voters(&["a", "b", "d"])));
+    // Not with nothing, nor with one id twice.
+    let mut e = node("e", HardState::default(), vec![]);
+    assert!(!e.bootstrap_with(vec![]));
+    assert!(!e.bootstrap_with(vec![(id("e"), "e:1".into()), (id("e"), "e:2".into())]));
+    assert_eq!(e.drain_outputs(), vec![]);
+    assert_eq!(e.last_log_index(), LogIndex(0));
+}
+
+/// Three fresh servers that bootstrap with the same set elect exactly one leader, and
+/// a server that bootstraps late (after the others voted) just follows.
+#[test]
+fn three_servers_bootstrapped_with_one_set_elect_one_leader() {
+    for late in [false, true] {
+        let names = ["a", "b", "c"];
+        // Distinct seeds: identical election timeouts would split every vote.
+        let mut nodes: Vec<Raft> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                Raft::new(
+                    config(n),
+                    HardState::default(),
+                    None,
+                    vec![],
+                    seeded(i as u64),
+                    0,
+                )
+                .unwrap()
+            })
+            .collect();
+        let set = voters(&names);
+        let bootstrapped = if late { 2 } else { 3 };
+        for n in nodes.iter_mut().take(bootstrapped) {
+            assert!(n.bootstrap_with(set.clone()));
+        }
+        let mut inflight: Vec<(usize, ServerId, Message)> = Vec::new();
+        let mut now = 0;
+        for step in 0..2000u64 {
+            now += 5;
+            for n in nodes.iter_mut() {
+                n.on_tick(now);
+            }
+            for _ in 0..4 {
+                for i in 0..3 {
+                    for out in nodes[i].drain_outputs() {
+                        match out {
+                            Output::Persist(p) => nodes[i].on_persisted(p.id),
+                            Output::Send { to, msg } => {
+                                let to = names.iter().position(|n| id(n) == to).unwrap();
+                                inflight.push((to, id(names[i]), msg));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                for (to, from, msg) in std::mem::take(&mut inflight) {
+                    nodes[to].on_message(now, from, msg);
+                }
+            }
+            if late && step == 100 {
+                // c voted or followed already: it never bootstraps over that.
+                let c = &mut nodes[2];
+                assert!(c.term() > Term(0));
+                assert!(!c.bootstrap_with(set.clone()));
+            }
+            let leaders = nodes.iter().filter(|n| n.role() == Role::Leader).count();
+            assert!(leaders <= 1);
+            let all_committed = nodes.iter().all(|n| n.commit_index() >= LogIndex(2));
+            if leaders == 1 && all_committed && step > 100 {
+                for n in &nodes {
+                    assert_eq!(n.voters(), set.as_slice());
+                    assert_eq!(n.entry(LogIndex(1)).unwrap().payload, conf(&names));
+                }
+                break;
+            }
+            assert!(
+                step < 1999,
+                "no leader with everything committed (late: {late})"
+            );
+        }
+    }
+}
+
 #[test]
 fn single_node_elects_itself_and_commits_after_persisting() {
     let mut a = node("a", HardState::default(), vec![]);

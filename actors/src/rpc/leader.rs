@@ -1,0 +1,202 @@
+//! A server's endpoint in a cluster: answer here what this server may answer, send the
+//! rest to the leader over the server port (Consul's `forward` in its RPC layer).
+//!
+//! - writes, default and `consistent` reads: on the leader, answered locally (the
+//!   [`ServerEndpoint`] with its catch-up rules); on a follower, forwarded to the leader
+//!   whose address the Raft status names;
+//! - `stale` reads and cluster facts (`status/leader`, `status/peers`): local;
+//! - no leader known: wait for one, polling the status, at most
+//!   [`LEADER_CATCH_UP_WAIT`], then 500 "No cluster leader".
+//!
+//! A single server (`-bootstrap`, `-dev`) is always its own leader, so for it nothing
+//! changes. A request forwarded while leadership moves may be forwarded again by a server
+//! that learned of the change first; there is no hop counter yet, each hop is bounded by
+//! the forwarding deadline.
+
+use super::client::{ForwardEndpoint, ForwardOptions};
+use super::servers::ServerList;
+use crate::endpoint::policy::LEADER_CATCH_UP_WAIT;
+use crate::endpoint::{Endpoint, ServerEndpoint};
+use crate::{RaftStatus, ServerHandle};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use protocol::api::{Answer, Consistency, Request, RequestError};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How often a request waiting for a leader looks at the status again.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+
+/// Where one request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Local,
+    Leader(SocketAddr),
+    /// Needs a leader and none is known yet.
+    WaitForLeader,
+}
+
+/// Pure: where `request` is answered, given this server's Raft status and its own
+/// server address.
+pub fn route(request: &Request, status: &RaftStatus, self_addr: &str) -> Route {
+    let needs_leader = match request {
+        Request::Info(_) => false,
+        Request::Read(read) => read.options.consistency != Consistency::Stale,
+        Request::Write(_) => true,
+    };
+    if !needs_leader || status.is_leader() {
+        return Route::Local;
+    }
+    match &status.leader_addr {
+        // Never to ourselves (a status that is a moment old): the local endpoint answers
+        // as a non-leader does.
+        Some(addr) if addr == self_addr => Route::Local,
+        Some(addr) => match addr.parse() {
+            Ok(addr) => Route::Leader(addr),
+            Err(_) => Route::Local,
+        },
+        None => Route::WaitForLeader,
+    }
+}
+
+/// The endpoint of a server agent (see the module docs). Implements [`Endpoint`].
+pub struct LeaderForwarding {
+    local: ServerEndpoint,
+    server: ServerHandle,
+    self_addr: String,
+    /// Its server list is the current leader alone.
+    leader: ForwardEndpoint,
+}
+
+impl LeaderForwarding {
+    pub fn new(
+        server: ServerHandle,
+        datacenter: &str,
+        self_addr: String,
+        options: ForwardOptions,
+    ) -> LeaderForwarding {
+        LeaderForwarding {
+            local: ServerEndpoint::new(server.clone(), datacenter),
+            server,
+            self_addr,
+            leader: ForwardEndpoint::new(ServerList::default(), options),
+        }
+    }
+
+    async fn answer(&self, request: Request) -> Answer {
+        let deadline = tokio::time::Instant::now() + LEADER_CATCH_UP_WAIT;
+        loop {
+            let (status, _) = self.server.status_snapshot();
+            match route(&request, &status, &self.self_addr) {
+                Route::Local => return self.local.ask(request).await,
+                Route::Leader(addr) => match self.forward(addr, &request).await {
+                    // The leader could not be reached, so the request never left: a new
+                    // leader is probably being elected; wait for it like for none.
+                    Err(RequestError::NoServers) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(RequestError::NoLeader);
+                        }
+                        tokio::time::sleep(LEADER_POLL).await;
+                    }
+                    answer => return answer,
+                },
+                Route::WaitForLeader => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(RequestError::NoLeader);
+                    }
+                    tokio::time::sleep(LEADER_POLL).await;
+                }
+            }
+        }
+    }
+
+    /// `Err(NoServers)`: the leader could not be reached and nothing was sent (or, for
+    /// a read, nothing that matters).
+    async fn forward(&self, leader: SocketAddr, request: &Request) -> Answer {
+        let servers = self.leader.servers();
+        if servers.get().as_slice() != [leader] {
+            servers.set(vec![leader]);
+        }
+        self.leader.ask(request.clone()).await
+    }
+}
+
+impl Endpoint for LeaderForwarding {
+    fn ask(&self, request: Request) -> BoxFuture<'_, Answer> {
+        self.answer(request).boxed()
+    }
+
+    fn ask_now(&self, request: &Request) -> Option<Answer> {
+        // Stale reads and cluster facts only: both are local by definition.
+        self.local.ask_now(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RaftRole;
+    use protocol::api::{InfoRequest, QueryOptions, Read, ReadRequest};
+
+    fn read(consistency: Consistency) -> Request {
+        Request::Read(ReadRequest {
+            options: QueryOptions {
+                consistency,
+                ..QueryOptions::default()
+            },
+            read: Read::CatalogNodes {
+                node_meta: Vec::new(),
+            },
+        })
+    }
+
+    #[test]
+    fn followers_send_what_needs_a_leader_to_it_and_answer_the_rest() {
+        let me = "10.0.0.2:8300";
+        let follower = RaftStatus {
+            leader_id: Some("one".into()),
+            leader_addr: Some("10.0.0.1:8300".into()),
+            ..RaftStatus::default()
+        };
+        let leader: SocketAddr = "10.0.0.1:8300".parse().unwrap();
+        for mode in [Consistency::Leader, Consistency::Consistent] {
+            assert_eq!(route(&read(mode), &follower, me), Route::Leader(leader));
+        }
+        assert_eq!(
+            route(&read(Consistency::Stale), &follower, me),
+            Route::Local
+        );
+        let info = Request::Info(InfoRequest::Leader);
+        assert_eq!(route(&info, &follower, me), Route::Local);
+
+        let leading = RaftStatus {
+            role: RaftRole::Leader,
+            leader_addr: Some(me.into()),
+            ..RaftStatus::default()
+        };
+        assert_eq!(
+            route(&read(Consistency::Consistent), &leading, me),
+            Route::Local
+        );
+
+        let leaderless = RaftStatus::default();
+        assert_eq!(
+            route(&read(Consistency::Leader), &leaderless, me),
+            Route::WaitForLeader
+        );
+        assert_eq!(
+            route(&read(Consistency::Stale), &leaderless, me),
+            Route::Local
+        );
+
+        // A status naming ourselves while we do not lead: never forwarded to ourselves.
+        let stale_self = RaftStatus {
+            leader_addr: Some(me.into()),
+            ..RaftStatus::default()
+        };
+        assert_eq!(
+            route(&read(Consistency::Leader), &stale_self, me),
+            Route::Local
+        );
+    }
+}
