@@ -10,15 +10,11 @@ use crate::config::Config;
 use crate::version::{
     CONSUL_COMPAT_VERSION, PROTOCOL_VERSION, PROTOCOL_VERSION_MAX, PROTOCOL_VERSION_MIN, REVISION,
 };
-use actors::membership::{MemberStatus, MemberView};
+use actors::membership::{MemberStatus, MemberView, DELEGATE_PROTOCOL, GOSSIP_PROTOCOL};
 use std::collections::BTreeMap;
 
 /// Raft protocol version a server advertises (`raft_vsn`); Consul servers speak 3.
 pub const RAFT_PROTOCOL_VERSION: u32 = 3;
-/// memberlist's (min, max, current) protocol versions, as Consul's members report them.
-pub const GOSSIP_PROTOCOL: (u8, u8, u8) = (1, 5, 2);
-/// serf's (min, max, current) delegate protocol versions, as Consul's members report them.
-pub const DELEGATE_PROTOCOL: (u8, u8, u8) = (2, 5, 4);
 
 /// Consul's `build` tag: `<version>:<revision>`; `consul members` prints the part before
 /// the colon, and servers parse it as the peer's version.

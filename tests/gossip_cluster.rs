@@ -241,23 +241,7 @@ fn a_short_pause_is_not_a_failure_and_a_long_one_is_until_it_ends() {
 #[test]
 fn a_client_without_servers_answers_500_no_known_servers_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let log_dir = tmp.path().join("logs");
-    std::fs::create_dir_all(&log_dir).unwrap();
-    let args: Vec<String> = [
-        "agent",
-        "-node",
-        "lonely",
-        "-bind",
-        "127.0.0.170",
-        "-client",
-        "127.0.0.170",
-        "-data-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([tmp.path().join("d").display().to_string()])
-    .collect();
-    let agent = Agent::spawn("127.0.0.170", &args, &log_dir);
+    let agent = Agent::client_with("127.0.0.170", "lonely", &tmp.path().join("d"), &[]);
     let c = http_client();
     let response = wait_for("the client's HTTP API", || {
         c.get(agent.url("/v1/catalog/nodes")).send().ok()
@@ -292,29 +276,12 @@ fn fault_rules_partition_agents_only_when_enabled() {
         .unwrap();
     assert_eq!(r.status(), 404, "no fault endpoint without the flag");
 
-    let mut args: Vec<String> = [
-        "agent",
-        "-node",
+    let mut faulty = Agent::client_with(
+        "127.0.0.174",
         "fc1",
-        "-bind",
-        "127.0.0.174",
-        "-client",
-        "127.0.0.174",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend([
-        "-data-dir".into(),
-        dirs(tmp.path(), "c").display().to_string(),
-    ]);
-    args.extend([
-        "-join".into(),
-        "127.0.0.172".into(),
-        "-fault-injection".into(),
-    ]);
-    let log_dir = tmp.path().join("logs");
-    let mut faulty = Agent::spawn("127.0.0.174", &args, &log_dir);
+        &dirs(tmp.path(), "c"),
+        &["-join", "127.0.0.172", "-fault-injection"],
+    );
     faulty.wait_ready();
 
     // Bad rules are refused and change nothing.
@@ -418,26 +385,12 @@ fn the_servers_own_node_is_restored_after_a_deregister() {
 #[test]
 fn retry_join_waits_for_a_server_that_starts_later() {
     let tmp = tempfile::tempdir().unwrap();
-    let log_dir = tmp.path().join("logs");
-    std::fs::create_dir_all(&log_dir).unwrap();
-    let args: Vec<String> = [
-        "agent",
-        "-node",
+    let client = Agent::client_with(
+        "127.0.0.179",
         "early",
-        "-bind",
-        "127.0.0.179",
-        "-client",
-        "127.0.0.179",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([
-        "-data-dir".into(),
-        dirs(tmp.path(), "c").display().to_string(),
-    ])
-    .chain(["-retry-join".into(), "127.0.0.178".into()])
-    .collect();
-    let client = Agent::spawn("127.0.0.179", &args, &log_dir);
+        &dirs(tmp.path(), "c"),
+        &["-retry-join", "127.0.0.178"],
+    );
     wait_for("the client's first failed join", || {
         client.log_text().contains("Join failed").then_some(())
     });

@@ -105,10 +105,7 @@ fn registration(store: &Store, member: &MemberRecord, datacenter: &str) -> Regis
     node.create_index = 0;
     node.modify_index = 0;
     let node_name = node.node.clone();
-    let (status, output) = match member.health {
-        MemberHealth::Alive => (CheckStatus::Passing, ALIVE_OUTPUT),
-        _ => (CheckStatus::Critical, FAILED_OUTPUT),
-    };
+    let alive = member.health == MemberHealth::Alive;
     RegisterRequest {
         node,
         skip_node_update: false,
@@ -119,15 +116,25 @@ fn registration(store: &Store, member: &MemberRecord, datacenter: &str) -> Regis
             port,
             ..Service::default()
         }),
-        checks: vec![Check {
-            node: node_name,
-            check_id: SERF_HEALTH_CHECK_ID.to_string(),
-            name: SERF_HEALTH_NAME.to_string(),
-            status,
-            output: output.to_string(),
-            check_type: "serf".to_string(),
-            ..Check::default()
-        }],
+        checks: vec![serf_health_check(&node_name, alive)],
+    }
+}
+
+/// The `serfHealth` check the leader keeps on a member's node: passing while the member
+/// is alive, critical once it failed.
+pub fn serf_health_check(node: &str, alive: bool) -> Check {
+    let (status, output) = match alive {
+        true => (CheckStatus::Passing, ALIVE_OUTPUT),
+        false => (CheckStatus::Critical, FAILED_OUTPUT),
+    };
+    Check {
+        node: node.to_string(),
+        check_id: SERF_HEALTH_CHECK_ID.to_string(),
+        name: SERF_HEALTH_NAME.to_string(),
+        status,
+        output: output.to_string(),
+        check_type: "serf".to_string(),
+        ..Check::default()
     }
 }
 

@@ -13,8 +13,8 @@
 use crate::config::Config;
 use actors::membership::{MemberStatus, MemberView, Membership};
 use actors::{RaftStatus, ServerEvent, ServerHandle};
-use protocol::reconcile::{reconcile, MemberHealth, MemberRecord};
-use protocol::store::{Check, CheckStatus, CommandResult, Node, RegisterRequest, Service};
+use protocol::reconcile::{reconcile, serf_health_check, MemberHealth, MemberRecord};
+use protocol::store::{CommandResult, Node, RegisterRequest, Service};
 use protocol::swim::SwimEvent;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -136,15 +136,7 @@ pub fn self_registration(config: &Config) -> RegisterRequest {
             port: u16::try_from(config.ports.server).unwrap_or(0),
             ..Default::default()
         }),
-        checks: vec![Check {
-            node: config.node_name.clone(),
-            check_id: SERF_HEALTH_CHECK_ID.to_string(),
-            name: "Serf Health Status".to_string(),
-            status: CheckStatus::Passing,
-            output: "Agent alive and reachable".to_string(),
-            check_type: "serf".to_string(),
-            ..Default::default()
-        }],
+        checks: vec![serf_health_check(&config.node_name, true)],
     }
 }
 
@@ -257,6 +249,7 @@ async fn reconcile_pass(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::store::CheckStatus;
     use ServerEvent::{LeadershipAcquired, LeadershipLost};
 
     #[test]

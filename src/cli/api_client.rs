@@ -93,6 +93,48 @@ pub fn parse_args(args: &[String], specs: &[FlagSpec]) -> Result<Option<ParsedAr
     }
 }
 
+/// A command's own flags followed by the HTTP client flags.
+pub fn with_http_flags(own: &[FlagSpec]) -> Vec<FlagSpec> {
+    own.iter().chain(HTTP_FLAGS.iter()).copied().collect()
+}
+
+/// [`parse_args`] for a command: `-h` prints `usage` (exit 0), a flag error prints
+/// itself and the command's hint (exit 1). `Err` carries the exit code.
+pub fn parse_or_exit(
+    args: &[String],
+    specs: &[FlagSpec],
+    command: &str,
+    usage: &str,
+    io: &mut super::Output<'_>,
+) -> Result<ParsedArgs, i32> {
+    match parse_args(args, specs) {
+        Ok(Some(parsed)) => Ok(parsed),
+        Ok(None) => {
+            let _ = write!(io.out, "{usage}");
+            Err(0)
+        }
+        Err(e) => {
+            let _ = writeln!(
+                io.err,
+                "{e}\nRun 'cairn {command} -h' for the list of flags."
+            );
+            Err(1)
+        }
+    }
+}
+
+/// [`ApiClient::new`], printing Consul's error on failure (`Err(1)`: the exit code).
+pub fn connect_or_exit(
+    parsed: &ParsedArgs,
+    env: &ClientEnv,
+    io: &mut super::Output<'_>,
+) -> Result<ApiClient, i32> {
+    ApiClient::new(parsed, env).map_err(|e| {
+        let _ = writeln!(io.err, "Error connecting to Consul agent: {e}");
+        1
+    })
+}
+
 /// `<head>` then every flag with its help, in the agent's usage format.
 pub fn usage(head: &str, specs: &[FlagSpec]) -> String {
     let mut out = format!("{head}\n\nOptions:\n");

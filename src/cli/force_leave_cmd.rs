@@ -1,7 +1,7 @@
 //! `cairn force-leave [-prune] [-wan] NODE`: mark a failed member as left (or forget it
 //! at once with `-prune`), as `consul force-leave` does. Prints nothing on success.
 
-use super::api_client::{self, ApiClient, ClientEnv, HTTP_FLAGS};
+use super::api_client::{self, ClientEnv};
 use super::argv::{FlagKind, FlagSpec};
 use super::Output;
 
@@ -21,11 +21,7 @@ const FORCE_LEAVE_FLAGS: [FlagSpec; 2] = [
 ];
 
 fn specs() -> Vec<FlagSpec> {
-    FORCE_LEAVE_FLAGS
-        .iter()
-        .chain(HTTP_FLAGS.iter())
-        .copied()
-        .collect()
+    api_client::with_http_flags(&FORCE_LEAVE_FLAGS)
 }
 
 pub fn usage() -> String {
@@ -40,19 +36,9 @@ pub fn run(args: &[String], io: &mut Output<'_>) -> i32 {
 }
 
 pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i32 {
-    let parsed = match api_client::parse_args(args, &specs()) {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            let _ = write!(io.out, "{}", usage());
-            return 0;
-        }
-        Err(e) => {
-            let _ = writeln!(
-                io.err,
-                "{e}\nRun 'cairn force-leave -h' for the list of flags."
-            );
-            return 1;
-        }
+    let parsed = match api_client::parse_or_exit(args, &specs(), "force-leave", &usage(), io) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     let [node] = parsed.args.as_slice() else {
         let _ = writeln!(
@@ -62,12 +48,9 @@ pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i3
         );
         return 1;
     };
-    let client = match ApiClient::new(&parsed, env) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(io.err, "Error connecting to Consul agent: {e}");
-            return 1;
-        }
+    let client = match api_client::connect_or_exit(&parsed, env, io) {
+        Ok(client) => client,
+        Err(code) => return code,
     };
     let mut params = Vec::new();
     if parsed.bool("prune") {

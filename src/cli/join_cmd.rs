@@ -2,7 +2,7 @@
 //! given members, as `consul join` does (one request per address; exit 1 when none
 //! could be joined).
 
-use super::api_client::{self, ApiClient, ClientEnv, HTTP_FLAGS};
+use super::api_client::{self, ClientEnv};
 use super::argv::{FlagKind, FlagSpec};
 use super::Output;
 
@@ -14,11 +14,7 @@ const JOIN_FLAGS: [FlagSpec; 1] = [FlagSpec {
 }];
 
 fn specs() -> Vec<FlagSpec> {
-    JOIN_FLAGS
-        .iter()
-        .chain(HTTP_FLAGS.iter())
-        .copied()
-        .collect()
+    api_client::with_http_flags(&JOIN_FLAGS)
 }
 
 pub fn usage() -> String {
@@ -33,16 +29,9 @@ pub fn run(args: &[String], io: &mut Output<'_>) -> i32 {
 }
 
 pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i32 {
-    let parsed = match api_client::parse_args(args, &specs()) {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            let _ = write!(io.out, "{}", usage());
-            return 0;
-        }
-        Err(e) => {
-            let _ = writeln!(io.err, "{e}\nRun 'cairn join -h' for the list of flags.");
-            return 1;
-        }
+    let parsed = match api_client::parse_or_exit(args, &specs(), "join", &usage(), io) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     if parsed.args.is_empty() {
         let _ = writeln!(
@@ -52,12 +41,9 @@ pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i3
         );
         return 1;
     }
-    let client = match ApiClient::new(&parsed, env) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(io.err, "Error connecting to Consul agent: {e}");
-            return 1;
-        }
+    let client = match api_client::connect_or_exit(&parsed, env, io) {
+        Ok(client) => client,
+        Err(code) => return code,
     };
     let wan = if parsed.bool("wan") { "?wan=1" } else { "" };
     let mut joined = 0;

@@ -1,7 +1,7 @@
 //! `cairn leave`: ask a running agent to leave its cluster gracefully and shut down, as
 //! `consul leave` does.
 
-use super::api_client::{self, ApiClient, ClientEnv, HTTP_FLAGS};
+use super::api_client::{self, ClientEnv, HTTP_FLAGS};
 use super::Output;
 
 pub fn usage() -> String {
@@ -16,16 +16,9 @@ pub fn run(args: &[String], io: &mut Output<'_>) -> i32 {
 }
 
 pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i32 {
-    let parsed = match api_client::parse_args(args, &HTTP_FLAGS) {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            let _ = write!(io.out, "{}", usage());
-            return 0;
-        }
-        Err(e) => {
-            let _ = writeln!(io.err, "{e}\nRun 'cairn leave -h' for the list of flags.");
-            return 1;
-        }
+    let parsed = match api_client::parse_or_exit(args, &HTTP_FLAGS, "leave", &usage(), io) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     if !parsed.args.is_empty() {
         // Go prints the slice as `[a b]`; the help goes to stdout, as Consul's does.
@@ -37,12 +30,9 @@ pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i3
         let _ = writeln!(io.out, "{}", usage());
         return 1;
     }
-    let client = match ApiClient::new(&parsed, env) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(io.err, "Error connecting to Consul agent: {e}");
-            return 1;
-        }
+    let client = match api_client::connect_or_exit(&parsed, env, io) {
+        Ok(client) => client,
+        Err(code) => return code,
     };
     match client.put("/v1/agent/leave") {
         Ok(_) => {

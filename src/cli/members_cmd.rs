@@ -3,7 +3,7 @@
 //!
 //! Exit codes as Consul's: 0 members printed, 1 error, 2 no member matched.
 
-use super::api_client::{self, ApiClient, ClientEnv, ParsedArgs, HTTP_FLAGS};
+use super::api_client::{self, ApiClient, ClientEnv, ParsedArgs};
 use super::argv::{FlagKind, FlagSpec};
 use super::columns::columnize;
 use super::Output;
@@ -45,11 +45,7 @@ const MEMBERS_FLAGS: [FlagSpec; 4] = [
 ];
 
 fn specs() -> Vec<FlagSpec> {
-    MEMBERS_FLAGS
-        .iter()
-        .chain(HTTP_FLAGS.iter())
-        .copied()
-        .collect()
+    api_client::with_http_flags(&MEMBERS_FLAGS)
 }
 
 pub fn usage() -> String {
@@ -88,16 +84,9 @@ pub fn run(args: &[String], io: &mut Output<'_>) -> i32 {
 }
 
 pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i32 {
-    let parsed = match api_client::parse_args(args, &specs()) {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            let _ = write!(io.out, "{}", usage());
-            return 0;
-        }
-        Err(e) => {
-            let _ = writeln!(io.err, "{e}\nRun 'cairn members -h' for the list of flags.");
-            return 1;
-        }
+    let parsed = match api_client::parse_or_exit(args, &specs(), "members", &usage(), io) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     if let Some(first) = parsed.args.first() {
         let _ = writeln!(
@@ -113,12 +102,9 @@ pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i3
             return 1;
         }
     };
-    let client = match ApiClient::new(&parsed, env) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(io.err, "Error connecting to Consul agent: {e}");
-            return 1;
-        }
+    let client = match api_client::connect_or_exit(&parsed, env, io) {
+        Ok(client) => client,
+        Err(code) => return code,
     };
     let segment = parsed.value("segment").unwrap_or(ALL_SEGMENTS).to_string();
     let members = match fetch(&client, &parsed, &segment) {

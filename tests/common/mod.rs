@@ -104,6 +104,15 @@ impl Agent {
     /// A client agent (no -server) bound to `ip`, joining through `join`; waits until
     /// it answers with itself in the catalog (registered by the leader from gossip).
     pub fn client(ip: &str, node: &str, data_dir: &Path, join: &[&str]) -> Agent {
+        let extra: Vec<&str> = join.iter().flat_map(|j| ["-join", *j]).collect();
+        let mut agent = Agent::client_with(ip, node, data_dir, &extra);
+        agent.wait_ready();
+        agent
+    }
+
+    /// Start a client agent (no -server) bound to `ip` with `extra` arguments, without
+    /// waiting for anything; logs go beside `data_dir`.
+    pub fn client_with(ip: &str, node: &str, data_dir: &Path, extra: &[&str]) -> Agent {
         let log_dir = data_dir
             .parent()
             .expect("data dir has a parent")
@@ -115,13 +124,8 @@ impl Agent {
             .collect();
         args.push("-data-dir".into());
         args.push(data_dir.display().to_string());
-        for j in join {
-            args.push("-join".into());
-            args.push(j.to_string());
-        }
-        let mut agent = Agent::spawn(ip, &args, &log_dir);
-        agent.wait_ready();
-        agent
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Agent::spawn(ip, &args, &log_dir)
     }
 
     /// A server of a multi-server cluster (`-bootstrap-expect expect`), joining

@@ -304,6 +304,13 @@ fn on_event(inner: &Inner, event: SwimEvent) {
         }
         SwimEvent::MemberSuspect(m) => debug!(member = %m.name, "gossip: member suspect"),
     }
+    if matches!(
+        event,
+        SwimEvent::JoinResult { .. } | SwimEvent::LeaveComplete
+    ) {
+        let _ = inner.events.send(event);
+        return;
+    }
     let servers = servers_of(&inner.core.lock().members());
     let changed = {
         let mut current = inner.servers.lock();

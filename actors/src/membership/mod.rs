@@ -12,7 +12,7 @@ mod view;
 
 pub use gossip::{Gossip, GossipConfig, LEAVE_PROPAGATE_WAIT, MEMBER_EVENT_BUFFER};
 pub use net::{resolve, DEFAULT_SERF_LAN_PORT};
-pub use view::{member_view, server_addr, servers_of};
+pub use view::{member_view, server_addr, servers_of, DELEGATE_PROTOCOL, GOSSIP_PROTOCOL};
 
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;

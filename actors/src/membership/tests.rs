@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::faults::{FaultRule, FaultRules};
-use protocol::swim::{SwimConfig, SwimEvent};
+use protocol::swim::{SwimConfig, SwimEvent, Tags};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,6 @@ async fn member(name: &str, last: u8, server: bool) -> (Gossip, FaultRules) {
     let gossip = Gossip::start(config, faults.clone()).await.expect("bind");
     (gossip, faults)
 }
-
-use protocol::swim::Tags;
 
 fn status_of(g: &Gossip, name: &str) -> Option<MemberStatus> {
     g.members()

@@ -5,10 +5,10 @@ use super::{MemberStatus, MemberView};
 use protocol::swim::{Member, MemberStatus as SwimStatus};
 use std::net::SocketAddr;
 
-/// Serf's protocol range Consul reports for its members (ProtocolMin/Max/Cur).
-const SERF_PROTOCOL: (u8, u8, u8) = (1, 5, 2);
-/// Consul's delegate protocol (DelegateMin/Max/Cur).
-const DELEGATE_PROTOCOL: (u8, u8, u8) = (2, 5, 4);
+/// memberlist's (min, max, current) protocol versions, as Consul's members report them.
+pub const GOSSIP_PROTOCOL: (u8, u8, u8) = (1, 5, 2);
+/// serf's (min, max, current) delegate protocol versions, as Consul's members report them.
+pub const DELEGATE_PROTOCOL: (u8, u8, u8) = (2, 5, 4);
 
 /// `leaving`: this is our own record and we are leaving.
 pub fn member_view(member: &Member, leaving: bool) -> MemberView {
@@ -25,7 +25,7 @@ pub fn member_view(member: &Member, leaving: bool) -> MemberView {
         port: member.addr.port(),
         tags: member.tags.as_ref().clone(),
         status,
-        protocol: SERF_PROTOCOL,
+        protocol: GOSSIP_PROTOCOL,
         delegate: DELEGATE_PROTOCOL,
     }
 }
