@@ -2,6 +2,7 @@
 //! `raft/mod.rs` for timings and the durability protocol.
 
 use super::log::Log;
+use super::reads::ReadTracker;
 use super::types::{
     Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role, SnapshotMeta,
 };
@@ -81,6 +82,13 @@ pub struct Raft {
     progress: BTreeMap<ServerId, Progress>,
     heartbeat_due_ms: u64,
     leader_since_ms: u64,
+    /// Index of the no-op this leader appended for its term (0 when not leading).
+    term_start_index: LogIndex,
+    /// Heartbeat rounds, ReadIndex and the lease (see `raft/reads.rs`).
+    reads: ReadTracker,
+    /// When this core was created: it refuses votes for an election timeout after that,
+    /// since it forgot when it last heard from a leader (the lease depends on it).
+    started_ms: u64,
 
     reported: (Role, Term, Option<ServerId>),
     outputs: Vec<Output>,
@@ -140,6 +148,9 @@ impl Raft {
             progress: BTreeMap::new(),
             heartbeat_due_ms: 0,
             leader_since_ms: 0,
+            term_start_index: LogIndex(0),
+            reads: ReadTracker::default(),
+            started_ms: now_ms,
             reported: (Role::Follower, term, None),
             outputs: Vec::new(),
         };
@@ -188,6 +199,28 @@ impl Raft {
             term: self.term,
             voted_for: self.voted_for.clone(),
         }
+    }
+    /// (Leader) until when, on the clock this core is ticked with (exclusive), the
+    /// leader lease lets it answer reads from its state without a round (see
+    /// `raft/reads.rs`). None when not leading or no lease is held. Reads must still
+    /// wait for the state machine to apply [`Raft::read_floor`].
+    pub fn lease_expiry_ms(&self) -> Option<u64> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        let lease_ms = self.cfg.election_timeout_ms / 10 * 9;
+        self.reads.lease_expiry(
+            &self.voters,
+            &self.cfg.id,
+            self.quorum(),
+            self.now_ms,
+            lease_ms,
+        )
+    }
+    /// (Leader) the lowest index a linearizable read must see applied: this term's
+    /// no-op, or the commit index if that is higher.
+    pub fn read_floor(&self) -> LogIndex {
+        self.commit.max(self.term_start_index)
     }
     /// When we last heard from a current leader (None: never, or we are the leader).
     pub fn last_leader_contact_ms(&self) -> Option<u64> {
@@ -316,6 +349,24 @@ impl Raft {
         Ok(index)
     }
 
+    /// (Leader) confirm that a read arriving now may be answered from this server's
+    /// state (ReadIndex): `Output::ReadReady { id, index }` follows once a quorum has
+    /// acknowledged a heartbeat round opened after this call, or `Output::ReadFailed`
+    /// if leadership is lost first. Reads arriving together share one round.
+    pub fn read_index(&mut self, id: u64) -> Result<(), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader.clone(),
+            });
+        }
+        if !self.reads.queue(id, self.read_floor()) {
+            self.outputs.push(Output::ReadFailed { id });
+        }
+        self.release_reads();
+        self.finish();
+        Ok(())
+    }
+
     /// The shell finished persist requests up to and including `id`.
     pub fn on_persisted(&mut self, id: u64) {
         if id <= self.persisted_id || id >= self.next_persist_id {
@@ -387,21 +438,23 @@ impl Raft {
                 prev_log_term,
                 entries,
                 leader_commit,
+                round,
             } => self.on_append_entries(
                 from,
                 term,
                 leader,
-                prev_log_index,
-                prev_log_term,
+                (prev_log_index, prev_log_term),
                 entries,
                 leader_commit,
+                round,
             ),
             Message::AppendEntriesReply {
                 term,
                 success,
                 match_index,
                 last_log_index,
-            } => self.on_append_reply(from, term, success, match_index, last_log_index),
+                round,
+            } => self.on_append_reply(from, term, success, match_index, last_log_index, round),
             Message::InstallSnapshot {
                 term,
                 leader,
@@ -420,6 +473,11 @@ impl Raft {
     /// Leader stickiness: while a leader is alive, a candidate that merely timed out
     /// (e.g. partitioned and back) must not depose it or bump our term.
     fn leader_alive(&self) -> bool {
+        let recently_started =
+            self.now_ms < self.started_ms.saturating_add(self.cfg.election_timeout_ms);
+        if recently_started && self.role != Role::Leader {
+            return true; // we may have heard from a leader just before restarting
+        }
         match self.role {
             Role::Leader => true,
             _ => {
@@ -621,7 +679,10 @@ impl Raft {
             })
             .collect();
         // The no-op commits every earlier entry once a quorum stores it.
-        self.append_local(Payload::Noop);
+        for id in self.reads.reset() {
+            self.outputs.push(Output::ReadFailed { id });
+        }
+        self.term_start_index = self.append_local(Payload::Noop);
         self.broadcast_append();
         self.heartbeat_due_ms = self.now_ms + self.cfg.heartbeat_interval_ms;
     }
@@ -636,6 +697,12 @@ impl Raft {
             self.leader = None;
         }
         if self.role != Role::Follower {
+            if self.role == Role::Leader {
+                self.term_start_index = LogIndex(0);
+                for id in self.reads.reset() {
+                    self.outputs.push(Output::ReadFailed { id });
+                }
+            }
             self.role = Role::Follower;
             self.leader = None;
             self.progress.clear();
@@ -681,16 +748,17 @@ impl Raft {
         from: ServerId,
         term: Term,
         leader: ServerId,
-        prev_log_index: LogIndex,
-        prev_log_term: Term,
+        (prev_log_index, prev_log_term): (LogIndex, Term),
         entries: Vec<Entry>,
         leader_commit: LogIndex,
+        round: u64,
     ) {
         let fail = |s: &Self| Message::AppendEntriesReply {
             term: s.term,
             success: false,
             match_index: LogIndex(0),
             last_log_index: s.log.last_index(),
+            round,
         };
         if term < self.term {
             self.send(from, fail(self));
@@ -716,7 +784,7 @@ impl Raft {
             let last_sent = LogIndex(prev_log_index.0 + entries.len() as u64);
             if last_sent <= base.index {
                 // All of it is covered by our durable snapshot.
-                self.send(from, self.ok_reply(last_sent));
+                self.send(from, self.ok_reply(last_sent, round));
                 return;
             }
             let entries = entries.into_iter().filter(|e| e.index > base.index);
@@ -749,13 +817,14 @@ impl Raft {
         }
         let unsent = self.unsent_from.is_some() || self.pending_truncate.is_some();
         if self.durable >= last_new && !unsent {
-            self.send(from, self.ok_reply(last_new));
+            self.send(from, self.ok_reply(last_new, round));
         } else if last_new == prev_log_index {
             // A heartbeat never waits on disk: vouch only for what is durable already.
             let durable = self.durable.min(last_new);
-            self.send(from, self.ok_reply(durable));
+            self.send(from, self.ok_reply(durable, round));
         } else {
-            self.pending_acks.push((from, self.ok_reply(last_new)));
+            self.pending_acks
+                .push((from, self.ok_reply(last_new, round)));
         }
     }
 
@@ -853,12 +922,13 @@ impl Raft {
         self.role == Role::Leader && term == self.term
     }
 
-    fn ok_reply(&self, match_index: LogIndex) -> Message {
+    fn ok_reply(&self, match_index: LogIndex, round: u64) -> Message {
         Message::AppendEntriesReply {
             term: self.term,
             success: true,
             match_index,
             last_log_index: self.log.last_index(),
+            round,
         }
     }
 
@@ -869,6 +939,7 @@ impl Raft {
         success: bool,
         match_index: LogIndex,
         last_log_index: LogIndex,
+        round: u64,
     ) {
         if !self.is_reply_to_current_leader(term) {
             return;
@@ -876,6 +947,12 @@ impl Raft {
         let last = self.log.last_index();
         let base = self.log.base().index;
         let now = self.now_ms;
+        if !self.progress.contains_key(&from) {
+            return;
+        }
+        // Success or not, the follower accepted us as leader when it answered.
+        self.reads.on_ack(&from, round);
+        self.release_reads();
         let Some(p) = self.progress.get_mut(&from) else {
             return;
         };
@@ -912,7 +989,10 @@ impl Raft {
         }
     }
 
+    /// Send every follower what it needs (at least a heartbeat), as a new round.
     fn broadcast_append(&mut self) {
+        self.reads.open_round(self.now_ms);
+        self.release_reads();
         for peer in self.progress.keys().cloned().collect::<Vec<_>>() {
             self.send_append(&peer);
         }
@@ -939,6 +1019,7 @@ impl Raft {
                     prev_log_term: base.term,
                     entries: Vec::new(),
                     leader_commit: self.commit,
+                    round: self.reads.current_round(),
                 }
             } else {
                 p.snapshot_sent_ms = Some(self.now_ms);
@@ -965,8 +1046,26 @@ impl Raft {
             prev_log_term: self.log.term_at(prev).unwrap_or_default(),
             entries,
             leader_commit: self.commit,
+            round: self.reads.current_round(),
         };
         self.send(peer.clone(), msg);
+    }
+
+    /// Answer the reads a quorum has confirmed; open a round for those still waiting
+    /// when none is on its way.
+    fn release_reads(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let confirmed = self
+            .reads
+            .confirmed_round(&self.voters, &self.cfg.id, self.quorum());
+        for (id, index) in self.reads.take_confirmed(confirmed) {
+            self.outputs.push(Output::ReadReady { id, index });
+        }
+        if self.reads.wants_round(confirmed) {
+            self.broadcast_append();
+        }
     }
 
     /// Commit the highest current-term index a quorum has durably stored. The leader's

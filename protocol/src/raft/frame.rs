@@ -13,7 +13,7 @@ use crate::ids::ServerId;
 use serde::{Deserialize, Serialize};
 
 /// The format version every Raft frame starts with (`u16`, little endian).
-pub const RAFT_WIRE_VERSION: u16 = 1;
+pub const RAFT_WIRE_VERSION: u16 = 2;
 const VERSION_BYTES: usize = 2;
 
 /// Longest Raft frame: one codec value ([`MAX_DECODE_BYTES`], 64 MiB) plus its version.
@@ -107,12 +107,14 @@ mod tests {
                     payload: Payload::Command(vec![1, 2, 3]),
                 }],
                 leader_commit: LogIndex(1),
+                round: 7,
             },
             Message::AppendEntriesReply {
                 term: Term(3),
                 success: false,
                 match_index: LogIndex(0),
                 last_log_index: LogIndex(9),
+                round: 7,
             },
             Message::InstallSnapshot {
                 term: Term(3),

@@ -59,6 +59,7 @@
 mod core;
 pub mod frame;
 mod log;
+mod reads;
 mod types;
 
 #[cfg(test)]
@@ -67,6 +68,7 @@ mod sim_tests;
 mod tests;
 
 pub use self::core::{Raft, SNAPSHOT_RETRY_TIMEOUTS};
+pub use reads::MAX_PENDING_READS;
 pub use types::{
     Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role, SnapshotMeta,
 };

@@ -210,6 +210,7 @@ impl Sim {
                     // Durable at once, before any later persist.
                     self.nodes[i].disk.snapshot = Some(meta);
                 }
+                Output::ReadReady { .. } | Output::ReadFailed { .. } => {}
                 Output::RoleChanged { role, term, .. } => {
                     if role == Role::Leader {
                         let me = ServerId(IDS[i].into());

@@ -54,7 +54,7 @@ fn single_leader_with_two_commands() -> Raft {
     a.propose(cmd("x")).unwrap();
     a.propose(cmd("y")).unwrap();
     a.on_persisted(5);
-    a.drain_outputs();
+    drain(&mut a);
     assert_eq!(a.commit_index(), LogIndex(4));
     a
 }
@@ -66,7 +66,7 @@ fn compaction_only_forgets_committed_durable_entries_and_keeps_the_configuration
     assert!(!a.compact(LogIndex(5)), "beyond the commit index");
     assert!(a.compact(LogIndex(3)));
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![persist(6, None, vec![entry(2, 5, cmd("z"))], None)]
     );
     assert_eq!(a.log_base(), &meta(3, 2, &["a"]));
@@ -88,7 +88,7 @@ fn compaction_only_forgets_committed_durable_entries_and_keeps_the_configuration
     assert!(!a.compact(LogIndex(2)), "below the base");
     // The log goes on: z commits once durable.
     a.on_persisted(6);
-    assert_eq!(a.drain_outputs(), vec![committed(5)]);
+    assert_eq!(drain(&mut a), vec![committed(5)]);
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn restart_from_a_snapshot_drops_covered_entries_and_starts_committed() {
     assert_eq!(b.durable_index(), LogIndex(11));
     assert_eq!(b.voters().len(), 3);
     b.on_tick(1);
-    assert_eq!(b.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut b), vec![]);
 
     // A log that ends before the snapshot, or holds another entry at its index, is a
     // stale suffix: dropped, and the disk is asked to drop it too.
@@ -123,14 +123,14 @@ fn restart_from_a_snapshot_drops_covered_entries_and_starts_committed() {
         (LogIndex(10), Term(2))
     );
     c.on_tick(1);
-    assert_eq!(c.drain_outputs(), vec![reset_persist(1, 10, vec![], None)]);
+    assert_eq!(drain(&mut c), vec![reset_persist(1, 10, vec![], None)]);
 
     // Only the snapshot (the disk log was reset after it): nothing to discard but the
     // disk's state is unknown, so it is reset again (harmless).
     let mut d = from_snapshot("d", hs(3, None), meta(10, 2, &["a", "b", "c"]), vec![]);
     assert_eq!(d.last_log_index(), LogIndex(10));
     d.on_tick(1);
-    assert_eq!(d.drain_outputs(), vec![reset_persist(1, 10, vec![], None)]);
+    assert_eq!(drain(&mut d), vec![reset_persist(1, 10, vec![], None)]);
 
     // A log continuing right after the snapshot (reset, then appended) is kept.
     let after = vec![entry(3, 11, cmd("k"))];
@@ -159,7 +159,7 @@ fn follower_installs_a_snapshot_its_log_lacks_and_acknowledges_once_durable() {
     let snap = meta(10, 3, &["a", "b", "c"]);
     b.on_message(0, id("a"), install(4, "a", snap.clone(), b"image"));
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             Output::RestoreSnapshot {
                 meta: snap.clone(),
@@ -176,7 +176,7 @@ fn follower_installs_a_snapshot_its_log_lacks_and_acknowledges_once_durable() {
     );
     assert_eq!(b.durable_index(), LogIndex(0));
     b.on_persisted(1);
-    assert_eq!(b.drain_outputs(), vec![send("a", install_reply(4, 10))]);
+    assert_eq!(drain(&mut b), vec![send("a", install_reply(4, 10))]);
     assert_eq!(b.durable_index(), LogIndex(10));
 
     // Replication continues after the snapshot.
@@ -186,7 +186,7 @@ fn follower_installs_a_snapshot_its_log_lacks_and_acknowledges_once_durable() {
         append(4, "a", (10, 3), vec![entry(4, 11, cmd("n"))], 11),
     );
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             committed(11),
             persist(2, None, vec![entry(4, 11, cmd("n"))], None)
@@ -198,24 +198,21 @@ fn follower_installs_a_snapshot_its_log_lacks_and_acknowledges_once_durable() {
         id("a"),
         append(4, "a", (8, 3), vec![entry(3, 9, cmd("i"))], 11),
     );
-    assert_eq!(
-        b.drain_outputs(),
-        vec![send("a", append_reply(4, true, 9, 11))]
-    );
+    assert_eq!(drain(&mut b), vec![send("a", append_reply(4, true, 9, 11))]);
 
     // A stale term is refused, and a snapshot at or below the commit index installs
     // nothing.
     b.on_message(3, id("c"), install(3, "c", meta(12, 3, &["c"]), b""));
-    assert_eq!(b.drain_outputs(), vec![send("c", install_reply(4, 0))]);
+    assert_eq!(drain(&mut b), vec![send("c", install_reply(4, 0))]);
     b.on_message(
         3,
         id("a"),
         install(4, "a", meta(9, 3, &["a", "b", "c"]), b""),
     );
-    assert_eq!(b.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut b), vec![]);
     b.on_persisted(2);
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             send("a", append_reply(4, true, 11, 11)),
             send("a", install_reply(4, 9))
@@ -237,7 +234,7 @@ fn follower_whose_log_holds_the_snapshot_entry_keeps_its_suffix() {
         install(2, "a", meta(2, 2, &["a", "b", "c"]), b"image"),
     );
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             committed(2),
             send("a", install_reply(2, 2)),
@@ -260,7 +257,7 @@ fn compacted_leader() -> Raft {
     a.on_persisted(1);
     a.on_persisted(2); // the no-op at 5
     a.on_message(2 * T, id("b"), append_reply(3, true, 5, 5));
-    a.drain_outputs();
+    drain(&mut a);
     assert_eq!(a.commit_index(), LogIndex(5));
     assert!(a.compact(LogIndex(4)));
     a
@@ -272,7 +269,7 @@ fn leader_sends_a_snapshot_to_a_follower_behind_its_compaction_point() {
     // c's hint points below the compaction point: the shell ships a snapshot.
     a.on_message(2 * T, id("c"), append_reply(3, false, 0, 1));
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![Output::InstallSnapshot {
             to: id("c"),
             term: Term(3)
@@ -282,18 +279,18 @@ fn leader_sends_a_snapshot_to_a_follower_behind_its_compaction_point() {
     a.on_tick(2 * T + 10);
     let heartbeat = append(3, "a", (4, 2), vec![], 5);
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![
             send("b", append(3, "a", (5, 3), vec![], 5)),
             send("c", heartbeat)
         ]
     );
     a.on_message(2 * T + 11, id("c"), append_reply(3, false, 0, 1));
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
     // Installed at 4: c continues from 5.
     a.on_message(2 * T + 12, id("c"), install_reply(3, 4));
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![send(
             "c",
             append(3, "a", (4, 2), vec![entry(3, 5, Payload::Noop)], 5)
@@ -301,14 +298,14 @@ fn leader_sends_a_snapshot_to_a_follower_behind_its_compaction_point() {
     );
     // A duplicate reply is ignored.
     a.on_message(2 * T + 13, id("c"), install_reply(3, 4));
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
 }
 
 #[test]
 fn an_unanswered_snapshot_is_sent_again_after_the_retry_timeout() {
     let mut a = compacted_leader();
     a.on_message(2 * T, id("c"), append_reply(3, false, 0, 1));
-    a.drain_outputs();
+    drain(&mut a);
     let retry_at = 2 * T + core::SNAPSHOT_RETRY_TIMEOUTS * T;
     // Keep b acknowledging so the leader keeps its quorum.
     a.on_message(retry_at - 1, id("b"), append_reply(3, true, 5, 5));

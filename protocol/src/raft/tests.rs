@@ -121,6 +121,7 @@ fn append(term: u64, leader: &str, prev: (u64, u64), entries: Vec<Entry>, commit
         prev_log_term: Term(prev.1),
         entries,
         leader_commit: LogIndex(commit),
+        round: 0,
     }
 }
 
@@ -130,7 +131,24 @@ fn append_reply(term: u64, success: bool, match_index: u64, last_log_index: u64)
         success,
         match_index: LogIndex(match_index),
         last_log_index: LogIndex(last_log_index),
+        round: 0,
     }
+}
+
+/// The outputs so far, with heartbeat rounds zeroed: these tests are about the log
+/// and elections; rounds (reads) have their own tests in `reads_tests.rs`.
+fn drain(r: &mut Raft) -> Vec<Output> {
+    let mut out = r.drain_outputs();
+    for o in &mut out {
+        if let Output::Send { msg, .. } = o {
+            match msg {
+                Message::AppendEntries { round, .. }
+                | Message::AppendEntriesReply { round, .. } => *round = 0,
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// Deliver every Send of `outputs` addressed to `to`, from `from`.
@@ -151,7 +169,7 @@ fn bootstrap_writes_configuration_at_index_1_term_1() {
     let mut a = node("a", HardState::default(), vec![]);
     assert!(a.bootstrap("a:8300"));
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![
             persist(1, None, vec![entry(1, 1, conf(&["a"]))], Some(hs(1, None))),
             role(Role::Follower, 1, None)
@@ -161,7 +179,7 @@ fn bootstrap_writes_configuration_at_index_1_term_1() {
     assert!(!a.bootstrap("a:8300"));
     let mut b = node("b", hs(3, None), vec![entry(1, 1, conf(&["b"]))]);
     assert!(!b.bootstrap("b:8300"));
-    assert_eq!(b.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut b), vec![]);
 }
 
 fn voters(ids: &[&str]) -> Vec<(ServerId, String)> {
@@ -174,7 +192,7 @@ fn bootstrap_with_writes_the_sorted_voter_set_at_index_1_term_1() {
     // Found in any order: the entry is the same on every server.
     assert!(b.bootstrap_with(voters(&["c", "a", "b"])));
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             persist(
                 1,
@@ -188,7 +206,7 @@ fn bootstrap_with_writes_the_sorted_voter_set_at_index_1_term_1() {
     assert_eq!(b.voters(), voters(&["a", "b", "c"]).as_slice());
     // Never twice.
     assert!(!b.bootstrap_with(voters(&["a", "b", "c"])));
-    assert_eq!(b.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut b), vec![]);
     // Not over existing state: a log, or only a term (it voted for someone already).
     let mut c = node("c", hs(0, None), vec![entry(1, 1, conf(&["c"]))]);
     assert!(!c.bootstrap_with(voters(&["a", "b", "c"])));
@@ -198,7 +216,7 @@ fn bootstrap_with_writes_the_sorted_voter_set_at_index_1_term_1() {
     let mut e = node("e", HardState::default(), vec![]);
     assert!(!e.bootstrap_with(vec![]));
     assert!(!e.bootstrap_with(vec![(id("e"), "e:1".into()), (id("e"), "e:2".into())]));
-    assert_eq!(e.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut e), vec![]);
     assert_eq!(e.last_log_index(), LogIndex(0));
 }
 
@@ -281,12 +299,12 @@ fn three_servers_bootstrapped_with_one_set_elect_one_leader() {
 fn single_node_elects_itself_and_commits_after_persisting() {
     let mut a = node("a", HardState::default(), vec![]);
     a.bootstrap("a:8300");
-    a.drain_outputs();
+    drain(&mut a);
 
     // A sole voter starts an election on its first tick, without waiting a timeout.
     a.on_tick(1);
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![
             persist(2, None, vec![], Some(hs(2, Some("a")))),
             role(Role::Candidate, 2, None)
@@ -295,11 +313,11 @@ fn single_node_elects_itself_and_commits_after_persisting() {
 
     // Its own vote counts only once durable.
     a.on_persisted(1);
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
     assert_eq!(a.role(), Role::Candidate);
     a.on_persisted(2);
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![
             persist(3, None, vec![entry(2, 2, Payload::Noop)], None),
             role(Role::Leader, 2, Some("a"))
@@ -309,12 +327,12 @@ fn single_node_elects_itself_and_commits_after_persisting() {
 
     // The leader's own copy counts only after Persisted.
     a.on_persisted(3);
-    assert_eq!(a.drain_outputs(), vec![committed(2)]);
+    assert_eq!(drain(&mut a), vec![committed(2)]);
 
     assert_eq!(a.propose(cmd("x")), Ok(LogIndex(3)));
     assert_eq!(a.propose(cmd("y")), Ok(LogIndex(4)));
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![
             persist(4, None, vec![entry(2, 3, cmd("x"))], None),
             persist(5, None, vec![entry(2, 4, cmd("y"))], None)
@@ -322,7 +340,7 @@ fn single_node_elects_itself_and_commits_after_persisting() {
     );
     // One confirmation covers every earlier id (group commit).
     a.on_persisted(5);
-    assert_eq!(a.drain_outputs(), vec![committed(4)]);
+    assert_eq!(drain(&mut a), vec![committed(4)]);
     assert_eq!(
         a.entries(LogIndex(3), LogIndex(4)),
         &[entry(2, 3, cmd("x")), entry(2, 4, cmd("y"))]
@@ -335,17 +353,17 @@ fn propose_on_follower_is_not_leader() {
     assert_eq!(a.propose(cmd("x")), Err(NotLeader { leader: None }));
     // Without a configuration there is nobody to elect: no election, ever.
     a.on_tick(10 * T);
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
 }
 
 #[test]
 fn bogus_and_stale_persist_confirmations_are_ignored() {
     let mut a = node("a", HardState::default(), vec![]);
     a.bootstrap("a:8300");
-    a.drain_outputs();
+    drain(&mut a);
     a.on_persisted(7); // never issued
     a.on_persisted(0);
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
     assert_eq!(a.durable_index(), LogIndex(0));
 }
 
@@ -365,7 +383,7 @@ fn restart_recovers_term_and_vote_then_commits_old_entries_with_a_noop() {
 
     a.on_tick(1);
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![
             persist(1, None, vec![], Some(hs(3, Some("a")))),
             role(Role::Candidate, 3, None)
@@ -373,7 +391,7 @@ fn restart_recovers_term_and_vote_then_commits_old_entries_with_a_noop() {
     );
     a.on_persisted(1);
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![
             persist(2, None, vec![entry(3, 4, Payload::Noop)], None),
             role(Role::Leader, 3, Some("a"))
@@ -381,7 +399,7 @@ fn restart_recovers_term_and_vote_then_commits_old_entries_with_a_noop() {
     );
     // Entry 3 (term 2) is only committed together with the current term's no-op.
     a.on_persisted(2);
-    assert_eq!(a.drain_outputs(), vec![committed(4)]);
+    assert_eq!(drain(&mut a), vec![committed(4)]);
 }
 
 #[test]
@@ -415,9 +433,9 @@ fn recovered_log_with_gaps_is_refused() {
 fn campaign(n: &mut Raft, voter: &str) {
     let next = n.term().0 + 1;
     n.on_tick(2 * T);
-    n.drain_outputs();
+    drain(n);
     n.on_message(2 * T, id(voter), pre_vote_reply(next, true));
-    n.drain_outputs();
+    drain(n);
     n.on_message(2 * T, id(voter), vote_reply(next, true));
 }
 
@@ -436,9 +454,9 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
 
     // Followers wait a full randomized timeout.
     a.on_tick(T - 1);
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
     a.on_tick(2 * T);
-    let out = a.drain_outputs();
+    let out = drain(&mut a);
     // First a pre-vote: no term change, nothing to persist.
     assert_eq!(
         out,
@@ -448,13 +466,13 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
         ]
     );
     deliver(&out, "a", &mut b, 2 * T);
-    let b_out = b.drain_outputs();
+    let b_out = drain(&mut b);
     assert_eq!(b_out, vec![send("a", pre_vote_reply(2, true))]);
     assert_eq!(b.hard_state(), hs(1, None));
 
     // A quorum of pre-votes (b and a itself): now the real election.
     deliver(&b_out, "b", &mut a, 2 * T);
-    let out = a.drain_outputs();
+    let out = drain(&mut a);
     assert_eq!(
         out,
         vec![
@@ -468,21 +486,21 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
     // b grants, but its reply waits until the vote is durable.
     deliver(&out, "a", &mut b, 2 * T);
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             persist(1, None, vec![], Some(hs(2, Some("a")))),
             role(Role::Follower, 2, None)
         ]
     );
     b.on_persisted(1);
-    let b_out = b.drain_outputs();
+    let b_out = drain(&mut b);
     assert_eq!(b_out, vec![send("a", vote_reply(2, true))]);
 
     // One granted vote is not a quorum until a's own vote is durable too.
     deliver(&b_out, "b", &mut a, 2 * T);
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
     a.on_persisted(1);
-    let out = a.drain_outputs();
+    let out = drain(&mut a);
     let noop = entry(2, 2, Payload::Noop);
     assert_eq!(
         out,
@@ -497,27 +515,27 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
     // b appends; its success reply waits for its disk.
     deliver(&out, "a", &mut b, 2 * T);
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             persist(2, None, vec![noop.clone()], None),
             role(Role::Follower, 2, Some("a"))
         ]
     );
     b.on_persisted(2);
-    let b_out = b.drain_outputs();
+    let b_out = drain(&mut b);
     assert_eq!(b_out, vec![send("a", append_reply(2, true, 2, 2))]);
 
     // b has it durably, a not yet: no quorum of durable copies, no commit.
     deliver(&b_out, "b", &mut a, 2 * T);
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
     a.on_persisted(2);
-    assert_eq!(a.drain_outputs(), vec![committed(2)]);
+    assert_eq!(drain(&mut a), vec![committed(2)]);
 
     // A proposal goes to every follower without an append in flight (c never answered).
     assert_eq!(a.propose(cmd("x")), Ok(LogIndex(3)));
     let x = entry(2, 3, cmd("x"));
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![
             send("b", append(2, "a", (2, 2), vec![x.clone()], 2)),
             persist(3, None, vec![x.clone()], None)
@@ -526,7 +544,7 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
 
     // The heartbeat carries the commit index; c catches up from its next index.
     a.on_tick(2 * T + 10);
-    let out = a.drain_outputs();
+    let out = drain(&mut a);
     assert_eq!(
         out,
         vec![
@@ -539,7 +557,7 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
     );
     deliver(&out, "a", &mut c, 2 * T + 10);
     assert_eq!(
-        c.drain_outputs(),
+        drain(&mut c),
         vec![
             committed(2),
             persist(1, None, vec![noop.clone(), x.clone()], Some(hs(2, None))),
@@ -547,13 +565,13 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
         ]
     );
     c.on_persisted(1);
-    let c_out = c.drain_outputs();
+    let c_out = drain(&mut c);
     assert_eq!(c_out, vec![send("a", append_reply(2, true, 3, 3))]);
     deliver(&c_out, "c", &mut a, 2 * T + 11);
     // Quorum = a (durable? not yet) + c: a's own copy of 3 is not durable, so 3 waits.
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
     a.on_persisted(3);
-    assert_eq!(a.drain_outputs(), vec![committed(3)]);
+    assert_eq!(drain(&mut a), vec![committed(3)]);
 }
 
 #[test]
@@ -568,7 +586,7 @@ fn follower_truncates_a_conflicting_suffix() {
     let new2 = entry(3, 2, cmd("new2"));
     b.on_message(0, id("a"), append(3, "a", (1, 1), vec![new2.clone()], 1));
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             committed(1),
             persist(1, Some(2), vec![new2.clone()], Some(hs(3, None))),
@@ -581,10 +599,7 @@ fn follower_truncates_a_conflicting_suffix() {
     );
     assert_eq!(b.durable_index(), LogIndex(1));
     b.on_persisted(1);
-    assert_eq!(
-        b.drain_outputs(),
-        vec![send("a", append_reply(3, true, 2, 2))]
-    );
+    assert_eq!(drain(&mut b), vec![send("a", append_reply(3, true, 2, 2))]);
     assert_eq!(b.durable_index(), LogIndex(2));
 }
 
@@ -593,7 +608,7 @@ fn follower_rejects_a_log_mismatch_with_a_hint_and_leader_backs_up() {
     let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
     b.on_message(0, id("a"), append(2, "a", (5, 2), vec![], 0));
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             send("a", append_reply(2, false, 0, 1)),
             role(Role::Follower, 2, Some("a"))
@@ -610,12 +625,12 @@ fn follower_rejects_a_log_mismatch_with_a_hint_and_leader_backs_up() {
     let mut a = node("a", hs(2, None), log);
     campaign(&mut a, "b");
     a.on_persisted(1);
-    a.drain_outputs();
+    drain(&mut a);
     assert_eq!(a.role(), Role::Leader);
     a.on_message(2 * T, id("b"), append_reply(3, false, 0, 1));
     let noop = entry(3, 5, Payload::Noop);
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![send(
             "b",
             append(
@@ -640,7 +655,7 @@ fn heartbeat_reply_never_waits_and_vouches_only_for_durable_entries() {
     let e2 = entry(2, 2, cmd("x"));
     b.on_message(0, id("a"), append(2, "a", (1, 1), vec![e2.clone()], 0));
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             persist(1, None, vec![e2], None),
             role(Role::Follower, 2, Some("a"))
@@ -648,16 +663,10 @@ fn heartbeat_reply_never_waits_and_vouches_only_for_durable_entries() {
     );
     // Entry 2 is in memory, not on disk: the heartbeat reply claims only index 1.
     b.on_message(5, id("a"), append(2, "a", (2, 2), vec![], 0));
-    assert_eq!(
-        b.drain_outputs(),
-        vec![send("a", append_reply(2, true, 1, 2))]
-    );
+    assert_eq!(drain(&mut b), vec![send("a", append_reply(2, true, 1, 2))]);
     // The deferred reply to the first append leaves once the entry is durable.
     b.on_persisted(1);
-    assert_eq!(
-        b.drain_outputs(),
-        vec![send("a", append_reply(2, true, 2, 2))]
-    );
+    assert_eq!(drain(&mut b), vec![send("a", append_reply(2, true, 2, 2))]);
 }
 
 #[test]
@@ -668,15 +677,12 @@ fn stale_term_messages_are_refused_and_change_nothing() {
         id("a"),
         append(4, "a", (1, 1), vec![entry(4, 2, cmd("x"))], 1),
     );
-    assert_eq!(
-        b.drain_outputs(),
-        vec![send("a", append_reply(5, false, 0, 1))]
-    );
+    assert_eq!(drain(&mut b), vec![send("a", append_reply(5, false, 0, 1))]);
     b.on_message(0, id("c"), request_vote(4, "c", 9, 4));
-    assert_eq!(b.drain_outputs(), vec![send("c", vote_reply(5, false))]);
+    assert_eq!(drain(&mut b), vec![send("c", vote_reply(5, false))]);
     b.on_message(0, id("c"), vote_reply(4, true));
     b.on_message(0, id("c"), append_reply(4, true, 1, 1));
-    assert_eq!(b.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut b), vec![]);
     assert_eq!(
         (b.term(), b.last_log_index(), b.commit_index(), b.leader()),
         (Term(5), LogIndex(1), LogIndex(0), None)
@@ -693,9 +699,10 @@ fn vote_is_refused_to_a_candidate_with_an_older_log_and_given_once_per_term() {
             entry(2, 2, Payload::Noop),
         ],
     );
-    b.on_message(0, id("c"), request_vote(3, "c", 5, 1));
+    // (A restarted server refuses votes for T: it may have heard from a leader.)
+    b.on_message(T, id("c"), request_vote(3, "c", 5, 1));
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         // A refusal vouches for nothing, so it need not wait for the disk.
         vec![
             send("c", vote_reply(3, false)),
@@ -703,25 +710,25 @@ fn vote_is_refused_to_a_candidate_with_an_older_log_and_given_once_per_term() {
             role(Role::Follower, 3, None)
         ]
     );
-    b.on_message(0, id("a"), request_vote(3, "a", 2, 2));
+    b.on_message(T, id("a"), request_vote(3, "a", 2, 2));
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![persist(2, None, vec![], Some(hs(3, Some("a"))))]
     );
     // Another candidate in the same term: refused even though its log is fine.
-    b.on_message(0, id("c"), request_vote(3, "c", 2, 2));
-    assert_eq!(b.drain_outputs(), vec![send("c", vote_reply(3, false))]);
+    b.on_message(T, id("c"), request_vote(3, "c", 2, 2));
+    assert_eq!(drain(&mut b), vec![send("c", vote_reply(3, false))]);
     b.on_persisted(2);
-    assert_eq!(b.drain_outputs(), vec![send("a", vote_reply(3, true))]);
+    assert_eq!(drain(&mut b), vec![send("a", vote_reply(3, true))]);
 }
 
 #[test]
 fn follower_with_a_live_leader_ignores_disruptive_candidates() {
     let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
     b.on_message(0, id("a"), append(2, "a", (1, 1), vec![], 0));
-    b.drain_outputs();
+    drain(&mut b);
     b.on_message(T / 2, id("c"), request_vote(3, "c", 1, 1));
-    assert_eq!(b.drain_outputs(), vec![send("c", vote_reply(2, false))]);
+    assert_eq!(drain(&mut b), vec![send("c", vote_reply(2, false))]);
     assert_eq!(b.term(), Term(2));
 }
 
@@ -730,24 +737,24 @@ fn leader_steps_down_on_a_higher_term_and_without_a_quorum() {
     let (mut a, _, _) = three();
     campaign(&mut a, "b");
     a.on_persisted(1);
-    a.drain_outputs();
+    drain(&mut a);
     assert_eq!(a.role(), Role::Leader);
 
     // Nobody answers for an election timeout: a stops claiming leadership.
     a.on_tick(3 * T - 1);
-    a.drain_outputs();
+    drain(&mut a);
     assert_eq!(a.role(), Role::Leader, "b was heard from at 2T");
     a.on_tick(3 * T);
-    assert_eq!(a.drain_outputs(), vec![role(Role::Follower, 2, None)]);
+    assert_eq!(drain(&mut a), vec![role(Role::Follower, 2, None)]);
     assert_eq!(a.propose(cmd("x")), Err(NotLeader { leader: None }));
 
     // A higher term in a reply demotes at once.
     let (mut a2, _, _) = three();
     a2.on_tick(2 * T);
-    a2.drain_outputs();
+    drain(&mut a2);
     a2.on_message(2 * T, id("c"), pre_vote_reply(7, false));
     assert_eq!(
-        a2.drain_outputs(),
+        drain(&mut a2),
         vec![
             persist(1, None, vec![], Some(hs(7, None))),
             role(Role::Follower, 7, None)
@@ -763,11 +770,11 @@ fn leader_does_not_commit_an_older_term_entry_by_counting_replicas() {
     let mut a = node("a", hs(2, None), log);
     campaign(&mut a, "b");
     a.on_persisted(1);
-    a.drain_outputs();
+    drain(&mut a);
     a.on_persisted(2); // the no-op is durable on a
     a.on_message(2 * T, id("b"), append_reply(3, true, 2, 2));
     assert_eq!(
-        a.drain_outputs(),
+        drain(&mut a),
         vec![send(
             "b",
             append(3, "a", (2, 2), vec![entry(3, 3, Payload::Noop)], 0)
@@ -775,7 +782,7 @@ fn leader_does_not_commit_an_older_term_entry_by_counting_replicas() {
     );
     assert_eq!(a.commit_index(), LogIndex(0));
     a.on_message(2 * T, id("b"), append_reply(3, true, 3, 3));
-    assert_eq!(a.drain_outputs(), vec![committed(3)]);
+    assert_eq!(drain(&mut a), vec![committed(3)]);
 }
 
 #[test]
@@ -789,7 +796,7 @@ fn malformed_append_entries_is_dropped() {
     );
     // Claims to be from a leader other than the sender.
     b.on_message(0, id("c"), append(2, "a", (1, 1), vec![], 0));
-    assert_eq!(b.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut b), vec![]);
     assert_eq!(b.last_log_index(), LogIndex(1));
 }
 
@@ -817,10 +824,10 @@ fn append_entries_near_the_index_limit_does_not_overflow() {
         id("a"),
         append(2, "a", (u64::MAX, 2), vec![entry(2, 0, cmd("x"))], u64::MAX),
     );
-    assert_eq!(b.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut b), vec![]);
     b.on_message(0, id("a"), append(2, "a", (u64::MAX, 2), vec![], u64::MAX));
     assert_eq!(
-        b.drain_outputs(),
+        drain(&mut b),
         vec![
             send("a", append_reply(2, false, 0, 1)),
             role(Role::Follower, 2, Some("a"))
@@ -840,17 +847,17 @@ fn pre_vote_changes_nothing_and_is_refused_while_a_leader_is_alive() {
         ],
     );
     // Older log: refused, with our term.
-    b.on_message(0, id("c"), pre_vote(3, "c", 1, 1));
-    assert_eq!(b.drain_outputs(), vec![send("c", pre_vote_reply(2, false))]);
+    b.on_message(T, id("c"), pre_vote(3, "c", 1, 1));
+    assert_eq!(drain(&mut b), vec![send("c", pre_vote_reply(2, false))]);
     // Up-to-date log, no leader: granted, yet neither term nor vote moves.
-    b.on_message(0, id("c"), pre_vote(3, "c", 2, 2));
-    assert_eq!(b.drain_outputs(), vec![send("c", pre_vote_reply(3, true))]);
+    b.on_message(T, id("c"), pre_vote(3, "c", 2, 2));
+    assert_eq!(drain(&mut b), vec![send("c", pre_vote_reply(3, true))]);
     assert_eq!(b.hard_state(), hs(2, None));
     // A live leader: refused.
-    b.on_message(1, id("a"), append(2, "a", (2, 2), vec![], 0));
-    b.drain_outputs();
-    b.on_message(2, id("c"), pre_vote(3, "c", 2, 2));
-    assert_eq!(b.drain_outputs(), vec![send("c", pre_vote_reply(2, false))]);
+    b.on_message(T + 1, id("a"), append(2, "a", (2, 2), vec![], 0));
+    drain(&mut b);
+    b.on_message(T + 2, id("c"), pre_vote(3, "c", 2, 2));
+    assert_eq!(drain(&mut b), vec![send("c", pre_vote_reply(2, false))]);
 }
 
 #[test]
@@ -859,7 +866,7 @@ fn a_partitioned_server_does_not_inflate_its_term() {
     for round in 1..=5 {
         a.on_tick(round * 2 * T);
         assert_eq!(
-            a.drain_outputs(),
+            drain(&mut a),
             vec![
                 send("b", pre_vote(2, "a", 1, 1)),
                 send("c", pre_vote(2, "a", 1, 1))
@@ -869,21 +876,24 @@ fn a_partitioned_server_does_not_inflate_its_term() {
     assert_eq!((a.term(), a.role()), (Term(1), Role::Follower));
     // A late pre-vote for a term it no longer seeks is ignored.
     a.on_message(10 * T, id("b"), pre_vote_reply(5, true));
-    assert_eq!(a.drain_outputs(), vec![]);
+    assert_eq!(drain(&mut a), vec![]);
 }
 
 #[test]
 fn a_hostile_maximal_term_does_not_panic() {
     let mut b = node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
-    b.on_message(0, id("c"), request_vote(u64::MAX, "c", 0, 0));
-    b.drain_outputs();
+    b.on_message(T, id("c"), request_vote(u64::MAX, "c", 0, 0));
+    drain(&mut b);
     assert_eq!(b.term(), Term(u64::MAX));
     b.on_tick(10 * T);
     b.on_message(10 * T, id("c"), pre_vote_reply(u64::MAX, true));
     b.on_tick(20 * T);
-    b.drain_outputs();
+    drain(&mut b);
     assert_eq!(b.term(), Term(u64::MAX));
 }
 
 #[path = "snapshot_tests.rs"]
 mod snapshot_tests;
+
+#[path = "reads_tests.rs"]
+mod reads_tests;

@@ -65,6 +65,8 @@ pub enum Message {
         prev_log_term: Term,
         entries: Vec<Entry>,
         leader_commit: LogIndex,
+        /// The leader's heartbeat round (see `raft/reads.rs`), echoed in the reply.
+        round: u64,
     },
     AppendEntriesReply {
         term: Term,
@@ -74,6 +76,8 @@ pub enum Message {
         match_index: LogIndex,
         /// On failure: the follower's last log index, a hint for the leader's next index.
         last_log_index: LogIndex,
+        /// The `round` of the AppendEntries this answers.
+        round: u64,
     },
     /// The leader's newest snapshot, for a follower that needs entries the leader has
     /// compacted away. `data` is the state machine's encoded image; the core never looks
@@ -159,6 +163,16 @@ pub enum Output {
     RestoreSnapshot {
         meta: SnapshotMeta,
         data: Vec<u8>,
+    },
+    /// (Leader) read `id` (from [`super::Raft::read_index`]) is confirmed: once the
+    /// state machine has applied `index`, answering it from there is linearizable.
+    ReadReady {
+        id: u64,
+        index: LogIndex,
+    },
+    /// Read `id` cannot be confirmed: leadership was lost (or too many reads wait).
+    ReadFailed {
+        id: u64,
     },
 }
 
