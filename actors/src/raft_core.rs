@@ -47,13 +47,13 @@ use crate::fsm::{Apply, Fsm, ProposalReply, Restore, SnapshotTaken, Waiter};
 use crate::log_store::{LogStore, Recovered, StorageError};
 use crate::peer_net::PeerNet;
 use crate::status::RaftRole;
-use crate::status::StatusCell;
+use crate::status::{Lease, StatusCell};
 use actix::prelude::*;
 use protocol::ids::{LogIndex, ServerId};
 use protocol::raft::frame::RaftFrame;
 use protocol::raft::{Output, Payload, Raft, Role, SnapshotMeta};
 use protocol::runtime::{Core, Effect};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -91,6 +91,16 @@ pub(crate) struct Shutdown {
 pub(crate) struct BootstrapWith {
     pub(crate) voters: Vec<(ServerId, String)>,
     pub(crate) reply: oneshot::Sender<bool>,
+}
+
+/// Confirm leadership for a linearizable read (ReadIndex, see `protocol::raft` reads):
+/// answered with the index the state machine must have applied before the read is
+/// answered, or None when this server cannot confirm it (not leading, leadership lost,
+/// storage halted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ReadIndex {
+    pub(crate) reply: oneshot::Sender<Option<u64>>,
 }
 
 /// The log store finished (or failed) persist requests.
@@ -132,6 +142,9 @@ pub(crate) struct RaftCore {
     peer_net: Option<PeerNet>,
     /// Inbound peer messages, taken as a stream when the actor starts.
     inbox: Option<tokio::sync::mpsc::Receiver<RaftFrame>>,
+    /// Reads waiting for the core to confirm leadership, by read id.
+    reads: HashMap<u64, oneshot::Sender<Option<u64>>>,
+    next_read_id: u64,
 }
 
 /// The log store's health as RaftCore sees it (see the module docs).
@@ -206,6 +219,8 @@ impl RaftCore {
             leading_term: None,
             peer_net: None,
             inbox: None,
+            reads: HashMap::new(),
+            next_read_id: 0,
         }
     }
 
@@ -322,6 +337,16 @@ impl RaftCore {
                     }
                 }
                 Output::RestoreSnapshot { meta, data } => self.restore_snapshot(meta, data),
+                Output::ReadReady { id, index } => {
+                    if let Some(reply) = self.reads.remove(&id) {
+                        let _ = reply.send(Some(index.0));
+                    }
+                }
+                Output::ReadFailed { id } => {
+                    if let Some(reply) = self.reads.remove(&id) {
+                        let _ = reply.send(None);
+                    }
+                }
                 Output::RoleChanged { role, term, leader } => {
                     tracing::info!(?role, %term, leader = ?leader.as_ref().map(|l| l.0.as_str()), "raft role changed");
                     self.leader_noop_index = 0;
@@ -413,6 +438,7 @@ impl RaftCore {
         for (_, w) in std::mem::take(&mut self.waiters) {
             let _ = w.reply.send(Err(WriteError::Storage(error.clone())));
         }
+        self.fail_reads();
         self.storage.halted = true;
         self.storage.error = Some(error);
         self.publish_status();
@@ -461,11 +487,19 @@ impl RaftCore {
                     "raft log storage reopened; resuming from the durable log"
                 );
                 self.raft = raft;
+                self.fail_reads(); // the new core knows nothing of them
                 self.storage.halted = false;
                 self.leader_noop_index = 0;
                 self.on_tick(ctx);
             }
             Err(e) => self.retry_later(format!("recovered log is inconsistent: {e}")),
+        }
+    }
+
+    /// Answer every waiting read "cannot confirm".
+    fn fail_reads(&mut self) {
+        for (_, reply) in self.reads.drain() {
+            let _ = reply.send(None);
         }
     }
 
@@ -523,6 +557,13 @@ impl RaftCore {
                     .collect();
             }
         });
+        let lease = match r.lease_expiry_ms() {
+            _ if halted => Lease::None,
+            None => Lease::None,
+            Some(u64::MAX) => Lease::Forever,
+            Some(ms) => Lease::Until(self.epoch + Duration::from_millis(ms)),
+        };
+        self.status.set_lease(lease);
         let contact = r
             .last_leader_contact_ms()
             .map(|ms| self.epoch + Duration::from_millis(ms));
@@ -612,6 +653,29 @@ impl Handler<Propose> for RaftCore {
                 self.run_outputs();
             }
         }
+    }
+}
+
+impl Handler<ReadIndex> for RaftCore {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReadIndex, _: &mut Context<Self>) {
+        if self.storage.halted {
+            let _ = msg.reply.send(None);
+            return;
+        }
+        let id = self.next_read_id;
+        self.next_read_id += 1;
+        self.raft.on_tick(self.now_ms());
+        match self.raft.read_index(id) {
+            Err(_) => {
+                let _ = msg.reply.send(None);
+            }
+            Ok(()) => {
+                self.reads.insert(id, msg.reply);
+            }
+        }
+        self.run_outputs();
     }
 }
 

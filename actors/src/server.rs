@@ -9,7 +9,8 @@ use crate::fsm::{Fsm, SnapshotPolicy};
 use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
 use crate::peer_net::{PeerNet, RaftInbox};
 use crate::raft_core::{
-    BootstrapWith, CoreLimits, PersistDone, Propose, RaftCore, Shutdown, MAX_PENDING_PROPOSALS,
+    BootstrapWith, CoreLimits, PersistDone, Propose, RaftCore, ReadIndex, Shutdown,
+    MAX_PENDING_PROPOSALS,
 };
 use crate::read_view::ReadView;
 use crate::recovery::load_newest_snapshot;
@@ -343,6 +344,22 @@ impl ServerHandle {
         tokio::time::timeout(self.propose_timeout, wait)
             .await
             .map_err(|_| WriteError::Timeout)?
+    }
+
+    /// ReadIndex: confirm with a quorum that this server still leads, for a read that
+    /// arrived before this call. The answer is the index the state machine must have
+    /// applied before the read may be answered; None when this server cannot confirm
+    /// it (not the leader, leadership lost meanwhile, stopped).
+    pub async fn read_index(&self) -> Option<u64> {
+        let (reply, answer) = oneshot::channel();
+        self.raft.send(ReadIndex { reply }).await.ok()?;
+        answer.await.ok().flatten()
+    }
+
+    /// Whether this server leads and holds the leader lease at this instant (default
+    /// reads then need no ReadIndex round): two atomic loads.
+    pub(crate) fn lease_held(&self) -> bool {
+        self.status.leadership().is_leader && self.status.lease_held()
     }
 
     pub fn view(&self) -> &ReadView {

@@ -79,6 +79,10 @@ pub(crate) struct StatusCell {
     /// When a leader was last heard from: milliseconds after `epoch`, plus one (0: never,
     /// or this server leads).
     contact: AtomicU64,
+    /// Until when this server's leader lease lets it answer default reads without a
+    /// ReadIndex round: milliseconds after `epoch`, rounded down (0: no lease;
+    /// `u64::MAX`: always, a sole voter). See `protocol::raft` reads.
+    lease_until: AtomicU64,
     epoch: Instant,
 }
 
@@ -88,6 +92,7 @@ impl Default for StatusCell {
             inner: Mutex::default(),
             leadership: AtomicU8::new(0),
             contact: AtomicU64::new(0),
+            lease_until: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
@@ -154,6 +159,30 @@ impl StatusCell {
         self.contact.store(encoded, Ordering::Release);
     }
 
+    /// Publish the leader lease (see [`Lease`]).
+    pub(crate) fn set_lease(&self, lease: Lease) {
+        let encoded = match lease {
+            Lease::None => 0,
+            Lease::Forever => u64::MAX,
+            Lease::Until(at) => {
+                // Rounded down, so the published lease never outlives the real one.
+                (at.saturating_duration_since(self.epoch).as_millis() as u64).min(u64::MAX - 1)
+            }
+        };
+        self.lease_until.store(encoded, Ordering::Release);
+    }
+
+    /// Whether the leader lease is held at this instant: one atomic load.
+    pub(crate) fn lease_held(&self) -> bool {
+        let until = self.lease_until.load(Ordering::Acquire);
+        match until {
+            0 => false,
+            u64::MAX => true,
+            // Rounded up, for the same reason.
+            until => (self.epoch.elapsed().as_millis() as u64).saturating_add(1) < until,
+        }
+    }
+
     /// Leadership for a query's meta: two atomic loads, no lock, no refcount.
     pub(crate) fn leadership(&self) -> Leadership {
         let flags = self.leadership.load(Ordering::Acquire);
@@ -171,9 +200,34 @@ impl StatusCell {
     }
 }
 
+/// A leader lease as RaftCore publishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lease {
+    None,
+    /// A sole voter: no other server can ever lead.
+    Forever,
+    Until(Instant),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lease_is_held_only_until_its_end_rounded_to_the_safe_side() {
+        let cell = StatusCell::default();
+        assert!(!cell.lease_held());
+        cell.set_lease(Lease::Forever);
+        assert!(cell.lease_held());
+        cell.set_lease(Lease::Until(
+            Instant::now() + std::time::Duration::from_secs(60),
+        ));
+        assert!(cell.lease_held());
+        cell.set_lease(Lease::Until(Instant::now()));
+        assert!(!cell.lease_held());
+        cell.set_lease(Lease::None);
+        assert!(!cell.lease_held());
+    }
 
     #[test]
     fn reads_share_one_status_and_never_see_later_updates() {

@@ -1,5 +1,18 @@
 //! Consul's read consistency policy, as pure decisions over a Raft status (the waiting
 //! is done by the endpoint).
+//!
+//! cairn's modes, stronger than Consul's where Consul's default can be stale:
+//! - `stale`: any server answers from its own store, saying how old its last contact
+//!   with a leader is (`X-Consul-LastContact`, `X-Consul-KnownLeader`);
+//! - default (`leader`): linearizable. The leader answers from its store while it holds
+//!   its leader lease (a quorum acknowledged one of its heartbeats less than 0.9 of an
+//!   election timeout ago, so no other leader can exist; see `protocol::raft` reads),
+//!   else after a ReadIndex round. Consul's default answers from a leader that may
+//!   already be deposed;
+//! - `consistent`: always a ReadIndex round (a quorum confirms leadership after the read
+//!   arrived), as Consul's `consistent` does.
+//!
+//! Non-stale reads reaching a follower are forwarded to the leader (`rpc::leader`).
 
 use crate::RaftStatus;
 use protocol::api::{Consistency, QueryMeta, RequestError};
@@ -7,7 +20,6 @@ use rand::Rng;
 use std::time::Duration;
 
 /// Default-mode and consistent reads need a leader somewhere; stale reads never do.
-/// (A follower with a known leader reads its own view until forwarding arrives.)
 pub fn check_read_allowed(status: &RaftStatus, mode: Consistency) -> Result<(), RequestError> {
     if mode == Consistency::Stale || status.is_leader() || status.known_leader() {
         Ok(())

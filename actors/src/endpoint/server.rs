@@ -74,31 +74,59 @@ impl ServerEndpoint {
         let ReadRequest { options, read } = request;
         let mode = options.consistency;
         self.catch_up(mode).await?;
-        let mut watch = PrefixIndexWatch::new();
-        if options.min_index == 0 {
-            let (index, data) = {
-                let store = self.server.view().read();
-                (
-                    read_index(&store, &read, &mut watch),
-                    read_data(&store, &read),
-                )
-            };
-            return Ok(read_response(self.meta(index, mode), data));
+        if options.min_index > 0 {
+            // Block until the result moves past the client's index (or the wait ends);
+            // the answer itself is read below, after the consistency check.
+            let deadline = tokio::time::Instant::now() + jittered(options.effective_wait());
+            let mut watch = PrefixIndexWatch::new();
+            self.server
+                .view()
+                .wait_for(deadline, |store, expired| {
+                    let index = read_index(store, &read, &mut watch);
+                    if expired || ready(options.min_index, index, store.last_index()) {
+                        Ok(())
+                    } else {
+                        Err(watch_key(store, &read))
+                    }
+                })
+                .await;
         }
-        let deadline = tokio::time::Instant::now() + jittered(options.effective_wait());
-        let (index, data) = self
-            .server
-            .view()
-            .wait_for(deadline, |store, expired| {
-                let index = read_index(store, &read, &mut watch);
-                if expired || ready(options.min_index, index, store.last_index()) {
-                    Ok((index, read_data(store, &read)))
-                } else {
-                    Err(watch_key(store, &read))
-                }
-            })
-            .await;
+        self.confirm_leadership(mode).await?;
+        let mut watch = PrefixIndexWatch::new();
+        let (index, data) = {
+            let store = self.server.view().read();
+            (
+                read_index(&store, &read, &mut watch),
+                read_data(&store, &read),
+            )
+        };
         Ok(read_response(self.meta(index, mode), data))
+    }
+
+    /// Make a read in `mode` linearizable (see [`super::policy`]): default reads on a
+    /// leader holding its lease go ahead at once; otherwise (and always for
+    /// `consistent`) a ReadIndex round confirms leadership with a quorum and the read
+    /// waits until the store has applied the index it names.
+    async fn confirm_leadership(&self, mode: Consistency) -> Result<(), RequestError> {
+        match mode {
+            Consistency::Stale => return Ok(()),
+            Consistency::Leader if self.server.lease_held() => return Ok(()),
+            Consistency::Leader | Consistency::Consistent => {}
+        }
+        let deadline = tokio::time::Instant::now() + LEADER_CATCH_UP_WAIT;
+        let index = tokio::time::timeout_at(deadline, self.server.read_index())
+            .await
+            .ok()
+            .flatten()
+            .ok_or(RequestError::NoLeader)?;
+        let mut applied = self.server.applied();
+        while *applied.borrow_and_update() < index {
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Err(RequestError::NoLeader),
+            }
+        }
+        Ok(())
     }
 
     async fn write(&self, write: WriteRequest) -> Answer {

@@ -5,6 +5,11 @@
 //! Servers also take snapshots and compact their logs at random moments (keeping a few
 //! trailing entries), so lagging followers are caught up with InstallSnapshot, and
 //! crashes recover from snapshot + log.
+//! Reads: leaders are asked for ReadIndex reads at random; each must, when confirmed,
+//! name an index at least as high as everything committed anywhere when it was asked.
+//! Whenever a leader holds its lease, it must know every committed entry (a lease read
+//! answers from its own state). Each server's clock runs at its own rate (±2 %), so the
+//! lease's margin is exercised.
 //! A failure names its seed.
 //!
 //! The servers are driven only through the runtime seam (`crate::runtime::Core`: tick,
@@ -60,6 +65,15 @@ struct SimNode {
     raft: Raft,
     disk: Disk,
     pending: Vec<PersistRequest>,
+    /// This server's clock rate, in thousandths of real time.
+    clock_rate: u64,
+}
+
+impl SimNode {
+    /// This server's own clock at simulated time `now`.
+    fn clock(&self, now: u64) -> u64 {
+        now * self.clock_rate / 1000
+    }
 }
 
 struct Sim {
@@ -77,6 +91,12 @@ struct Sim {
     /// A node cut off from the others until the given time (makes followers lag far
     /// enough behind to need a snapshot).
     isolated: Option<(usize, u64)>,
+    /// ReadIndex reads asked and not yet answered: id -> highest index committed
+    /// anywhere when asked (what the read must see).
+    reads: BTreeMap<u64, u64>,
+    next_read: u64,
+    reads_confirmed: u64,
+    lease_reads: u64,
 }
 
 /// The network while faults are on.
@@ -132,11 +152,17 @@ impl Sim {
                 .unwrap(),
                 disk: disk.clone(),
                 pending: Vec::new(),
+                clock_rate: 0,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut rng = seeded(seed);
+        let mut nodes = nodes;
+        for n in &mut nodes {
+            n.clock_rate = rng.random_range(980..=1020);
+        }
         Sim {
             seed,
-            rng: seeded(seed),
+            rng,
             now: 0,
             nodes,
             net: SimNet::new(LOSSY),
@@ -145,6 +171,10 @@ impl Sim {
             lossy: true,
             checked: [0; 3],
             isolated: None,
+            reads: BTreeMap::new(),
+            next_read: 0,
+            reads_confirmed: 0,
+            lease_reads: 0,
             stats: Stats {
                 snapshots_sent: 0,
                 snapshots_restored: 0,
@@ -210,7 +240,20 @@ impl Sim {
                     // Durable at once, before any later persist.
                     self.nodes[i].disk.snapshot = Some(meta);
                 }
-                Output::ReadReady { .. } | Output::ReadFailed { .. } => {}
+                Output::ReadReady { id, index } => {
+                    let must_see = self.reads.remove(&id).unwrap_or_else(|| {
+                        panic!("seed {}: unknown or repeated read {id}", self.seed)
+                    });
+                    assert!(
+                        index.0 >= must_see,
+                        "seed {}: read {id} at {} confirmed at index {index}, but {must_see} was committed when it was asked",
+                        self.seed, IDS[i]
+                    );
+                    self.reads_confirmed += 1;
+                }
+                Output::ReadFailed { id } => {
+                    self.reads.remove(&id);
+                }
                 Output::RoleChanged { role, term, .. } => {
                     if role == Role::Leader {
                         let me = ServerId(IDS[i].into());
@@ -268,7 +311,7 @@ impl Sim {
             node.disk.snapshot.clone(),
             node.disk.entries.clone(),
             rng,
-            self.now,
+            node.clock(self.now),
         )
         .unwrap();
         self.run_outputs(i);
@@ -303,14 +346,16 @@ impl Sim {
         self.now += 1;
         self.net.faults = if self.lossy { LOSSY } else { Faults::HEALTHY };
         for i in 0..3 {
-            self.nodes[i].raft.tick(self.now);
+            let clock = self.nodes[i].clock(self.now);
+            self.nodes[i].raft.tick(clock);
             self.run_outputs(i);
         }
         let now = self.now;
         for (from, to, msg) in self.net.deliver_due(now) {
+            let clock = self.nodes[to].clock(now);
             self.nodes[to]
                 .raft
-                .receive(now, ServerId(IDS[from].into()), msg);
+                .receive(clock, ServerId(IDS[from].into()), msg);
             self.run_outputs(to);
         }
         for i in 0..3 {
@@ -344,7 +389,42 @@ impl Sim {
                 self.nodes[i].raft.propose(Payload::Command(data)).unwrap();
                 self.run_outputs(i);
             }
+            self.check_reads(i);
         }
+    }
+
+    /// Ask node `i` for a ReadIndex read now and then; if it holds its lease, a read
+    /// served from its own state must see everything committed anywhere.
+    fn check_reads(&mut self, i: usize) {
+        let committed_anywhere = self.committed.keys().last().copied().unwrap_or(0);
+        let node = &mut self.nodes[i];
+        // The node's clock must have reached its lease's end; tick it to now first so
+        // its idea of "now" is current (as the shell does before asking).
+        let clock = node.clock(self.now);
+        node.raft.tick(clock);
+        // (A new leader serves nothing before its no-op is applied: `read_floor`.)
+        let lease = node
+            .raft
+            .lease_expiry_ms()
+            .is_some_and(|until| clock < until);
+        if lease && node.raft.commit_index() >= node.raft.read_floor() {
+            self.lease_reads += 1;
+            assert!(
+                node.raft.commit_index().0 >= committed_anywhere,
+                "seed {}: {} holds its lease at commit {} but {committed_anywhere} is committed",
+                self.seed,
+                IDS[i],
+                node.raft.commit_index()
+            );
+        }
+        let node = &mut self.nodes[i];
+        if node.raft.role() == Role::Leader && self.rng.random_bool(0.1) {
+            let id = self.next_read;
+            self.next_read += 1;
+            self.reads.insert(id, committed_anywhere);
+            node.raft.read_index(id).unwrap();
+        }
+        self.run_outputs(i);
     }
 }
 
@@ -356,6 +436,7 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
     let (mut sent, mut restored) = (0, 0);
+    let (mut reads, mut lease_reads) = (0, 0);
     for seed in 0..seeds {
         let mut sim = Sim::new(seed);
         for _ in 0..3000 {
@@ -405,6 +486,8 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
                 );
             }
         }
+        reads += sim.reads_confirmed;
+        lease_reads += sim.lease_reads;
         sent += sim.stats.snapshots_sent;
         restored += sim.stats.snapshots_restored;
         // Every server converges on the committed log.
@@ -417,7 +500,8 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
             );
         }
     }
-    println!("{seeds} seeds: {sent} snapshots sent, {restored} restored");
+    println!("{seeds} seeds: {sent} snapshots sent, {restored} restored, {reads} ReadIndex reads confirmed, {lease_reads} lease reads");
+    assert!(reads > 0 && lease_reads > 0, "reads were never exercised");
     assert!(
         seeds < 12 || (sent > 0 && restored > 0),
         "the simulation never exercised InstallSnapshot"
