@@ -140,12 +140,12 @@ fn append_reply(term: u64, success: bool, match_index: u64, last_log_index: u64)
 fn drain(r: &mut Raft) -> Vec<Output> {
     let mut out = r.drain_outputs();
     for o in &mut out {
-        if let Output::Send { msg, .. } = o {
-            match msg {
-                Message::AppendEntries { round, .. }
-                | Message::AppendEntriesReply { round, .. } => *round = 0,
-                _ => {}
-            }
+        if let Output::Send {
+            msg: Message::AppendEntries { round, .. } | Message::AppendEntriesReply { round, .. },
+            ..
+        } = o
+        {
+            *round = 0;
         }
     }
     out
