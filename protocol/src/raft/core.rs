@@ -1035,7 +1035,10 @@ impl Raft {
         }
         let prev = LogIndex(p.next_index.0.saturating_sub(1));
         let to = LogIndex(last.0.min(prev.0 + self.cfg.max_entries_per_append as u64));
-        let entries = self.log.slice(LogIndex(prev.0 + 1), to).to_vec();
+        let entries = bounded_batch(
+            self.log.slice(LogIndex(prev.0 + 1), to),
+            self.cfg.max_append_bytes,
+        );
         if !entries.is_empty() {
             p.in_flight = true;
         }
@@ -1218,4 +1221,17 @@ impl Raft {
         let base = self.cfg.election_timeout_ms.max(1);
         self.election_deadline_ms = self.now_ms + base + self.rng.random_range(0..base);
     }
+}
+
+/// The longest prefix of `entries` whose payloads fit in `max_bytes` (at least one entry).
+pub(super) fn bounded_batch(entries: &[Entry], max_bytes: usize) -> Vec<Entry> {
+    let mut bytes = 0usize;
+    let fitting = entries
+        .iter()
+        .take_while(|e| {
+            bytes = bytes.saturating_add(e.payload.approx_bytes());
+            bytes <= max_bytes
+        })
+        .count();
+    entries[..fitting.max(1).min(entries.len())].to_vec()
 }

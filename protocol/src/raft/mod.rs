@@ -79,6 +79,11 @@ use crate::ids::ServerId;
 pub const MULTIPLIER_UNIT_MS: u64 = 200;
 /// Default cap on entries in one AppendEntries.
 pub const MAX_ENTRIES_PER_APPEND: usize = 512;
+/// Default cap on the payload bytes of one AppendEntries (one entry always goes, however
+/// large: a command is at most `codec::MAX_COMMAND_BYTES`, well inside a Raft frame).
+/// Without it 512 large values would make a frame no server accepts, and replication to
+/// that follower would stop for good.
+pub const MAX_APPEND_BYTES: usize = 4 * 1024 * 1024;
 
 /// Static settings of one Raft server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +93,8 @@ pub struct RaftConfig {
     pub election_timeout_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub max_entries_per_append: usize,
+    /// Payload bytes per AppendEntries (at least one entry is always sent).
+    pub max_append_bytes: usize,
 }
 
 impl RaftConfig {
@@ -99,6 +106,7 @@ impl RaftConfig {
             election_timeout_ms,
             heartbeat_interval_ms: (election_timeout_ms / 10).max(1),
             max_entries_per_append: MAX_ENTRIES_PER_APPEND,
+            max_append_bytes: MAX_APPEND_BYTES,
         }
     }
 }

@@ -54,8 +54,8 @@ struct PendingRead {
 pub(super) struct ReadTracker {
     /// The last round opened (0: none yet).
     round: u64,
-    /// (round, sent at) for recent rounds, oldest first.
-    sent: VecDeque<(u64, u64)>,
+    /// Send times of the most recent rounds, oldest first; the last is `round`'s.
+    sent: VecDeque<u64>,
     /// Highest round each peer acknowledged in this term.
     acked: BTreeMap<ServerId, u64>,
     pending: VecDeque<PendingRead>,
@@ -81,7 +81,7 @@ impl ReadTracker {
         if self.sent.len() == REMEMBERED_ROUNDS {
             self.sent.pop_front();
         }
-        self.sent.push_back((self.round, now_ms));
+        self.sent.push_back(now_ms);
         self.round
     }
 
@@ -151,12 +151,11 @@ impl ReadTracker {
         now_ms: u64,
         lease_ms: u64,
     ) -> Option<u64> {
+        // Rounds are consecutive: the one `back` of the newest is at `len - 1 - back`.
         let sent_at = |round: u64| {
-            self.sent
-                .iter()
-                .rev()
-                .find(|(r, _)| *r == round)
-                .map(|(_, at)| *at)
+            let back = self.round.checked_sub(round)?;
+            let position = (self.sent.len() as u64).checked_sub(back + 1)?;
+            self.sent.get(position as usize).copied()
         };
         // A peer's newest acknowledged round stands for its send time; the leader
         // itself stands for now. Rounds forgotten count as never sent.

@@ -112,6 +112,7 @@ fn config(i: usize) -> RaftConfig {
         election_timeout_ms: 50,
         heartbeat_interval_ms: 5,
         max_entries_per_append: 8,
+        max_append_bytes: 256,
     }
 }
 

@@ -16,6 +16,7 @@ fn config(s: &str) -> RaftConfig {
         election_timeout_ms: T,
         heartbeat_interval_ms: 10,
         max_entries_per_append: 64,
+        max_append_bytes: 64 * 1024,
     }
 }
 
@@ -897,3 +898,46 @@ mod snapshot_tests;
 
 #[path = "reads_tests.rs"]
 mod reads_tests;
+
+#[test]
+fn an_append_is_bounded_by_payload_bytes_but_always_carries_one_entry() {
+    let (mut a, _, _) = three();
+    campaign(&mut a, "b");
+    a.on_persisted(1);
+    a.on_persisted(2);
+    a.drain_outputs();
+    let big = |b: u8| Payload::Command(vec![b; 40 * 1024]);
+    for b in 0..4 {
+        a.propose(big(b)).unwrap();
+    }
+    a.drain_outputs();
+    // b acknowledges the no-op: the next append to it holds what fits in 64 KiB.
+    a.on_message(2 * T + 1, id("b"), append_reply(2, true, 2, 2));
+    let sizes: Vec<usize> = drain(&mut a)
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                msg: Message::AppendEntries { entries, .. },
+                ..
+            } => Some(entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![1],
+        "40 KiB each: one fits in 64 KiB, two do not"
+    );
+    // A single entry larger than the limit still goes (alone).
+    assert_eq!(bounded_batch_len(vec![big(9), big(8)], 1024), 1);
+    assert_eq!(bounded_batch_len(vec![], 1024), 0);
+}
+
+fn bounded_batch_len(payloads: Vec<Payload>, max: usize) -> usize {
+    let entries: Vec<Entry> = payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| entry(1, i as u64 + 1, p))
+        .collect();
+    super::core::bounded_batch(&entries, max).len()
+}

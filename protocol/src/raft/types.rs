@@ -15,6 +15,22 @@ pub enum Payload {
     Configuration(Vec<(ServerId, String)>),
 }
 
+impl Payload {
+    /// About how many bytes this payload takes on the wire (for batch limits).
+    pub fn approx_bytes(&self) -> usize {
+        const OVERHEAD: usize = 32;
+        OVERHEAD
+            + match self {
+                Payload::Noop => 0,
+                Payload::Command(data) => data.len(),
+                Payload::Configuration(servers) => servers
+                    .iter()
+                    .map(|(id, addr)| id.0.len() + addr.len() + 16)
+                    .sum(),
+            }
+    }
+}
+
 /// One Raft log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
