@@ -74,6 +74,9 @@ impl ServerEndpoint {
         let ReadRequest { options, read } = request;
         let mode = options.consistency;
         self.catch_up(mode).await?;
+        if read == Read::Snapshot {
+            return self.snapshot(mode).await;
+        }
         let mut watch = PrefixIndexWatch::new();
         if options.min_index == 0 {
             let (index, data) = {
@@ -98,6 +101,24 @@ impl ServerEndpoint {
                 }
             })
             .await;
+        Ok(read_response(self.meta(index, mode), data))
+    }
+
+    /// The whole store's image, encoded off the async workers (a big store takes a
+    /// while), with the term this server is in. Never blocks on an index.
+    async fn snapshot(&self, mode: Consistency) -> Answer {
+        let store = self.server.view().read();
+        let term = self.server.status_snapshot().0.term;
+        let encoded = tokio::task::spawn_blocking(move || {
+            let index = store.last_index();
+            (index, read_data(&store, &Read::Snapshot))
+        })
+        .await;
+        let (index, mut data) = encoded
+            .map_err(|e| RequestError::internal(format!("snapshot encoding stopped: {e}")))?;
+        if let ReadData::Snapshot(Ok(image)) = &mut data {
+            image.term = term;
+        }
         Ok(read_response(self.meta(index, mode), data))
     }
 
@@ -151,7 +172,9 @@ impl Endpoint for ServerEndpoint {
 /// Stale, non-blocking and unfiltered: nothing to wait for and nothing to refuse.
 fn answerable_now(read: &ReadRequest) -> bool {
     let o = &read.options;
-    o.consistency == Consistency::Stale && o.min_index == 0 && o.filter.is_none()
+    // A snapshot encodes the whole store: never inline on a caller's thread.
+    let cheap = read.read != Read::Snapshot;
+    cheap && o.consistency == Consistency::Stale && o.min_index == 0 && o.filter.is_none()
 }
 
 fn refuse_filters(read: &ReadRequest) -> Result<(), RequestError> {
@@ -176,6 +199,7 @@ fn command(write: WriteRequest) -> Command {
         WriteRequest::Register(r) => Command::Register(r),
         WriteRequest::Deregister(d) => Command::Deregister(d),
         WriteRequest::Kv(op) => Command::Kv(op),
+        WriteRequest::Restore { image } => Command::Restore { image },
     }
 }
 
