@@ -113,7 +113,7 @@ mod tests {
         // A blank line ends a block; empty cells are padded; the last text is not.
         assert_eq!(
             tabwrite(" ID\tone\n Size\t2\n\n Type\tCount\tSize\n Total\t\t1B", 8, 6),
-            " ID         one\n Size       2\n\n Type        Count      Size\n Total                  1B"
+            " ID        one\n Size      2\n\n Type       Count      Size\n Total                 1B"
         );
     }
 

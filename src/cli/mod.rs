@@ -15,6 +15,7 @@ pub mod debug_cmd;
 mod fake_agent;
 pub mod force_leave_cmd;
 pub mod join_cmd;
+pub mod kv;
 pub mod leave_cmd;
 pub mod members_cmd;
 
@@ -54,6 +55,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "join",
         synopsis: "Tell cairn agent to join cluster",
         run: join_cmd::run,
+    },
+    Subcommand {
+        name: "kv",
+        synopsis: "Interact with the key-value store",
+        run: kv::run,
     },
     Subcommand {
         name: "leave",
