@@ -18,6 +18,7 @@ pub mod join_cmd;
 pub mod kv;
 pub mod leave_cmd;
 pub mod members_cmd;
+pub mod snapshot;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -70,6 +71,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "members",
         synopsis: "Lists the members of a cluster",
         run: members_cmd::run,
+    },
+    Subcommand {
+        name: "snapshot",
+        synopsis: "Saves, restores and inspects snapshots of server state",
+        run: snapshot::run,
     },
     Subcommand {
         name: "version",
