@@ -107,11 +107,13 @@ async fn restore(ctx: &AgentContext, body: &mut BodyReader<'_>) -> Result<HttpRe
 pub fn verified_image(archive: &[u8]) -> Result<Vec<u8>, ApiError> {
     let limit = (MAX_RESTORE_IMAGE_BYTES + STATE_HEADER_BYTES) as u64;
     let archive = read_archive(archive, limit).map_err(|e| match e {
-        ArchiveError::TooLarge { size, .. } => ApiError::TooLarge(format!(
-            "Snapshot state of {size} bytes is too large to restore: cairn replicates a \
+        ArchiveError::TooLarge { name, size, .. } if name == "state.bin" => {
+            ApiError::TooLarge(format!(
+                "Snapshot state of {size} bytes is too large to restore: cairn replicates a \
              restore as one Raft entry, which carries at most {MAX_RESTORE_IMAGE_BYTES} bytes \
              of state"
-        )),
+            ))
+        }
         other => ApiError::internal(other.to_string()),
     })?;
     protocol::store::image::store_from_image(&archive.image, codec::MAX_DECODE_BYTES)
