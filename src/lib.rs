@@ -10,4 +10,5 @@ pub mod dns;
 pub mod duration;
 pub mod http;
 pub mod member_tags;
+pub mod snapshot_archive;
 pub mod version;

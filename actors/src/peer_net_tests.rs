@@ -245,3 +245,61 @@ async fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
         Some(b"v".to_vec())
     );
 }
+
+/// A snapshot taken through a follower (forwarded to the leader), then restored through
+/// a follower: the restore is one replicated entry, so every server ends with the old
+/// data, and a blocking read parked on a follower before it wakes with a higher index.
+#[actix::test]
+async fn a_restore_through_a_follower_replicates_to_every_server() {
+    let members = cluster([245, 246, 247], |_| {}).await;
+    let leader = leader_of(&members, &[0, 1, 2]).await;
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let api = &members[follower].api;
+    assert_eq!(api.write(set("k", "old")).await, Ok(WriteOutcome::Done));
+
+    let saved = api
+        .read(opts(Consistency::Leader), Read::Snapshot)
+        .await
+        .expect("a snapshot through the follower");
+    let protocol::api::ReadData::Snapshot(Ok(image)) = saved.data else {
+        panic!("not a snapshot: {:?}", saved.data);
+    };
+    assert_eq!(image.index, saved.meta.index);
+    assert!(image.term > 0, "the leader's term is filled in");
+
+    assert_eq!(api.write(set("k", "new")).await, Ok(WriteOutcome::Done));
+    assert_eq!(api.write(set("x", "1")).await, Ok(WriteOutcome::Done));
+    let (before, _) =
+        crate::endpoint::tests::kv_get(&members[other].api, "k", opts(Consistency::Consistent))
+            .await;
+    let parked = {
+        let api = members[other].api.clone();
+        tokio::spawn(async move {
+            let options = protocol::api::QueryOptions {
+                consistency: Consistency::Stale,
+                min_index: before,
+                wait: Some(Duration::from_secs(60)),
+                filter: None,
+            };
+            crate::endpoint::tests::kv_get(&api, "k", options).await
+        })
+    };
+
+    let restore = protocol::api::WriteRequest::Restore { image: image.image };
+    assert_eq!(api.write(restore).await, Ok(WriteOutcome::Done));
+    let (woke_at, value) = tokio::time::timeout(DEADLINE, parked)
+        .await
+        .expect("the parked read woke")
+        .unwrap();
+    assert!(woke_at > before, "{woke_at} > {before}");
+    assert_eq!(value, Some(b"old".to_vec()));
+    for m in &members {
+        eventually("the restore on every server", || {
+            let view = m.server.view().read();
+            let k = view.kv_get("k").map(|e| e.value.to_vec());
+            (k == Some(b"old".to_vec()) && view.kv_get("x").is_none()).then_some(())
+        })
+        .await;
+    }
+}

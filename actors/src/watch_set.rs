@@ -87,9 +87,14 @@ impl WatchSet {
         if registry.parked == 0 {
             return;
         }
+        if touches.contains(&Touch::All) {
+            registry.wake_all();
+            return;
+        }
         let mut catalog_done = false;
         for touch in touches {
             match *touch {
+                Touch::All => {}
                 Touch::Catalog if !catalog_done => {
                     catalog_done = true;
                     wake(&registry.catalog);
@@ -126,15 +131,7 @@ impl WatchSet {
 
     /// Wake every parked read (the whole store was replaced).
     pub(crate) fn notify_all(&self) {
-        let registry = self.inner.lock();
-        let maps = registry
-            .keys
-            .values()
-            .chain(registry.prefixes.values())
-            .chain(registry.services.values())
-            .chain(registry.nodes.values());
-        maps.chain(std::iter::once(&registry.catalog))
-            .for_each(wake);
+        self.inner.lock().wake_all();
     }
 
     /// Reads parked right now.
@@ -148,6 +145,16 @@ fn wake(waiters: &Waiters) {
 }
 
 impl Registry {
+    fn wake_all(&self) {
+        let maps = self
+            .keys
+            .values()
+            .chain(self.prefixes.values())
+            .chain(self.services.values())
+            .chain(self.nodes.values());
+        maps.chain(std::iter::once(&self.catalog)).for_each(wake);
+    }
+
     fn insert(&mut self, key: &WatchKey, notify: Arc<Notify>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;

@@ -37,6 +37,27 @@ pub const HTTP_FLAGS: [FlagSpec; 2] = [
     },
 ];
 
+/// Consul's server flags (`flags.ServerFlags`): which datacenter, and whether any server
+/// may answer a read.
+pub const SERVER_FLAGS: [FlagSpec; 2] = [
+    FlagSpec {
+        name: "datacenter",
+        kind: FlagKind::Value,
+        value_name: "<value>",
+        help: "Name of the datacenter to query. If unspecified, this will default to \
+               the datacenter of the queried agent.",
+    },
+    FlagSpec {
+        name: "stale",
+        kind: FlagKind::Bool,
+        value_name: "",
+        help: "Permit any Consul server (non-leader) to respond to this request. This \
+               allows for lower latency and higher throughput, but can result in stale \
+               data. This option has no effect on non-read operations. The default value \
+               is false.",
+    },
+];
+
 /// The client settings from the environment (read once, by `run`; tests pass their own).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientEnv {
@@ -96,6 +117,45 @@ pub fn parse_args(args: &[String], specs: &[FlagSpec]) -> Result<Option<ParsedAr
 /// A command's own flags followed by the HTTP client flags.
 pub fn with_http_flags(own: &[FlagSpec]) -> Vec<FlagSpec> {
     own.iter().chain(HTTP_FLAGS.iter()).copied().collect()
+}
+
+/// A command's own flags, then the HTTP client flags, then the server flags.
+pub fn with_http_and_server_flags(own: &[FlagSpec]) -> Vec<FlagSpec> {
+    own.iter()
+        .chain(HTTP_FLAGS.iter())
+        .chain(SERVER_FLAGS.iter())
+        .copied()
+        .collect()
+}
+
+/// The query parameters the server flags add (`dc=`, `stale`), each ready to follow a
+/// `?` or `&`.
+pub fn server_params(parsed: &ParsedArgs) -> Vec<String> {
+    let mut params = Vec::new();
+    if let Some(dc) = parsed.value("datacenter").filter(|d| !d.is_empty()) {
+        params.push(format!("dc={}", escape(dc)));
+    }
+    if parsed.bool("stale") {
+        params.push("stale=".to_string());
+    }
+    params
+}
+
+/// `path` with `params` as its query (none: no `?`).
+pub fn with_query(path: &str, params: &[String]) -> String {
+    if params.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", params.join("&"))
+    }
+}
+
+/// A KV key as a URL path under `/v1/kv/`: each segment escaped, the slashes kept, a
+/// leading slash dropped (as Consul's Go client does).
+pub fn kv_path(key: &str) -> String {
+    let key = key.strip_prefix('/').unwrap_or(key);
+    let segments: Vec<String> = key.split('/').map(escape).collect();
+    format!("/v1/kv/{}", segments.join("/"))
 }
 
 /// [`parse_args`] for a command: `-h` prints `usage` (exit 0), a flag error prints
@@ -240,6 +300,43 @@ impl ApiClient {
         self.send("PUT", path)
     }
 
+    /// Any request, with an optional body: the status, the X-Consul-Index header and the
+    /// body (at most `max_body` bytes). Only transport failures are `Err` (Go's text).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        max_body: u64,
+    ) -> Result<Reply, String> {
+        let url = format!("{}{path}", self.base);
+        let token = self.token.as_deref();
+        let result = match method {
+            "PUT" => with_token(self.agent.put(&url), token).send(body.unwrap_or_default()),
+            "DELETE" => with_token(self.agent.delete(&url), token).call(),
+            _ => with_token(self.agent.get(&url), token).call(),
+        }
+        .map_err(|e| self.transport_error(method, &url, e));
+        let mut resp = result?;
+        let status = resp.status().as_u16();
+        let index = resp
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(max_body)
+            .read_to_vec()
+            .map_err(|e| self.transport_error(method, &url, e))?;
+        Ok(Reply {
+            status,
+            index,
+            body,
+        })
+    }
+
     fn send(&self, method: &str, path: &str) -> Result<String, String> {
         let url = format!("{}{path}", self.base);
         let result = match method {
@@ -290,6 +387,41 @@ impl ApiClient {
             other => other.to_string(),
         };
         format!("{op} \"{url}\": {detail}")
+    }
+}
+
+fn with_token<B>(req: ureq::RequestBuilder<B>, token: Option<&str>) -> ureq::RequestBuilder<B> {
+    match token {
+        Some(token) => req.header("X-Consul-Token", token),
+        None => req,
+    }
+}
+
+/// What [`ApiClient::request`] got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// `X-Consul-Index`, when the answer carried one.
+    pub index: Option<u64>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body of a 200, else Go's "Unexpected response code" error.
+    pub fn ok(self) -> Result<Vec<u8>, String> {
+        match self.status {
+            200 => Ok(self.body),
+            status => Err(unexpected_status(
+                status,
+                &String::from_utf8_lossy(&self.body),
+            )),
+        }
+    }
+
+    /// A 200's `true`/`false` body (CAS writes and deletes).
+    pub fn ok_bool(self) -> Result<bool, String> {
+        let body = self.ok()?;
+        Ok(String::from_utf8_lossy(&body).trim() == "true")
     }
 }
 

@@ -15,8 +15,10 @@ pub mod debug_cmd;
 mod fake_agent;
 pub mod force_leave_cmd;
 pub mod join_cmd;
+pub mod kv;
 pub mod leave_cmd;
 pub mod members_cmd;
+pub mod snapshot;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -56,6 +58,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         run: join_cmd::run,
     },
     Subcommand {
+        name: "kv",
+        synopsis: "Interact with the key-value store",
+        run: kv::run,
+    },
+    Subcommand {
         name: "leave",
         synopsis: "Gracefully leaves the cluster and shuts down",
         run: leave_cmd::run,
@@ -64,6 +71,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "members",
         synopsis: "Lists the members of a cluster",
         run: members_cmd::run,
+    },
+    Subcommand {
+        name: "snapshot",
+        synopsis: "Saves, restores and inspects snapshots of server state",
+        run: snapshot::run,
     },
     Subcommand {
         name: "version",

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod members;
 pub mod query;
 pub mod render;
+pub mod snapshot;
 pub mod status;
 
 use crate::context::AgentContext;
@@ -179,6 +180,7 @@ const FAULTS: (&[Method], &str) = (
     &[Method::GET, Method::PUT, Method::DELETE],
     "OPTIONS,GET,PUT,DELETE",
 );
+const GET_PUT: (&[Method], &str) = (&[Method::GET, Method::PUT], "OPTIONS,GET,PUT");
 const KV: (&[Method], &str) = (
     &[Method::GET, Method::PUT, Method::DELETE],
     "OPTIONS,GET,PUT,DELETE",
@@ -196,6 +198,7 @@ enum Route<'a> {
     Health(health::HealthRoute<'a>),
     /// `/v1/cairn/faults[/<peer>]` (only with `-fault-injection`).
     Faults(Option<&'a str>),
+    Snapshot,
 }
 
 type Allowed = (&'static [Method], &'static str);
@@ -223,6 +226,7 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "agent/members" => (Route::Members(M::Members), GET),
         "agent/leave" => (Route::Members(M::Leave), PUT),
         "cairn/faults" => (Route::Faults(None), FAULTS),
+        "snapshot" => (Route::Snapshot, GET_PUT),
         _ => {
             if let Some(peer) = rest.strip_prefix("cairn/faults/") {
                 (Route::Faults(Some(peer)), FAULTS)
@@ -461,6 +465,7 @@ async fn handle(
         Route::Members(m) => members::handle(ctx, &api, m).await,
         Route::Health(h) => health::handle(ctx, &api, h).await,
         Route::Faults(peer) => faults::handle(ctx, &api, peer),
+        Route::Snapshot => snapshot::handle(ctx, &api, &mut body).await,
     }
 }
 

@@ -74,6 +74,10 @@ impl ServerEndpoint {
         let ReadRequest { options, read } = request;
         let mode = options.consistency;
         self.catch_up(mode).await?;
+        if read == Read::Snapshot {
+            self.confirm_leadership(mode).await?;
+            return self.snapshot(mode).await;
+        }
         if options.min_index > 0 {
             // Block until the result moves past the client's index (or the wait ends);
             // the answer itself is read below, after the consistency check.
@@ -129,6 +133,24 @@ impl ServerEndpoint {
         Ok(())
     }
 
+    /// The whole store's image, encoded off the async workers (a big store takes a
+    /// while), with the term this server is in. Never blocks on an index.
+    async fn snapshot(&self, mode: Consistency) -> Answer {
+        let store = self.server.view().read();
+        let term = self.server.status_snapshot().0.term;
+        let encoded = tokio::task::spawn_blocking(move || {
+            let index = store.last_index();
+            (index, read_data(&store, &Read::Snapshot))
+        })
+        .await;
+        let (index, mut data) = encoded
+            .map_err(|e| RequestError::internal(format!("snapshot encoding stopped: {e}")))?;
+        if let ReadData::Snapshot(Ok(image)) = &mut data {
+            image.term = term;
+        }
+        Ok(read_response(self.meta(index, mode), data))
+    }
+
     async fn write(&self, write: WriteRequest) -> Answer {
         let result = self.server.propose(command(write)).await;
         match result.map_err(from_write_error)? {
@@ -179,7 +201,9 @@ impl Endpoint for ServerEndpoint {
 /// Stale, non-blocking and unfiltered: nothing to wait for and nothing to refuse.
 fn answerable_now(read: &ReadRequest) -> bool {
     let o = &read.options;
-    o.consistency == Consistency::Stale && o.min_index == 0 && o.filter.is_none()
+    // A snapshot encodes the whole store: never inline on a caller's thread.
+    let cheap = read.read != Read::Snapshot;
+    cheap && o.consistency == Consistency::Stale && o.min_index == 0 && o.filter.is_none()
 }
 
 fn refuse_filters(read: &ReadRequest) -> Result<(), RequestError> {
@@ -204,6 +228,7 @@ fn command(write: WriteRequest) -> Command {
         WriteRequest::Register(r) => Command::Register(r),
         WriteRequest::Deregister(d) => Command::Deregister(d),
         WriteRequest::Kv(op) => Command::Kv(op),
+        WriteRequest::Restore { image } => Command::Restore { image },
     }
 }
 

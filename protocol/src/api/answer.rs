@@ -4,8 +4,9 @@
 
 use super::{
     AddressOwners, InstanceStatus, NodeMetaFilter, NodeServices, Read, ReadData, ServiceEntry,
-    ServiceNode,
+    ServiceNode, StoreImage,
 };
+use crate::store::image::encode_image;
 use crate::store::{CheckStatus, Node, Store, Table};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -37,6 +38,7 @@ pub fn read_index(store: &Store, read: &Read, watch: &mut PrefixIndexWatch) -> u
             None => store.table_index(Table::Kv),
         },
         Read::KvList { prefix } | Read::KvKeys { prefix, .. } => watch.index(store, prefix),
+        Read::Snapshot => store.last_index(),
     }
 }
 
@@ -128,6 +130,11 @@ pub fn read_data(store: &Store, read: &Read) -> ReadData {
         Read::KvKeys { prefix, separator } => {
             ReadData::KvKeys(store.kv_keys(prefix, separator.as_deref()))
         }
+        Read::Snapshot => ReadData::Snapshot(encode_image(store).map(|image| StoreImage {
+            index: store.last_index(),
+            term: 0,
+            image,
+        })),
     }
 }
 

@@ -169,6 +169,9 @@ pub enum Read {
         prefix: String,
         separator: Option<String>,
     },
+    /// `GET /v1/snapshot`: the whole store as a snapshot image →
+    /// [`ReadData::Snapshot`]. Never blocks (the edge sends no `min_index`).
+    Snapshot,
 }
 
 /// A service instance with its node (catalog service).
@@ -235,6 +238,21 @@ pub enum ReadData {
     KvEntry(Option<KvEntry>),
     KvEntries(Vec<KvEntry>),
     KvKeys(Vec<String>),
+    /// The store's image, or why it could not be encoded (a row over the record limit,
+    /// which rows the log accepted never are).
+    Snapshot(Result<StoreImage, String>),
+}
+
+/// The whole store as one snapshot image (`crate::store::image`), with the point in
+/// the log it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreImage {
+    /// Index of the last entry the store applied.
+    pub index: u64,
+    /// Raft term the answering server was in (the store knows no terms: the endpoint
+    /// fills it in; 0 from a bare view).
+    pub term: u64,
+    pub image: Vec<u8>,
 }
 
 /// A read's answer.
@@ -254,6 +272,9 @@ pub enum WriteRequest {
     Deregister(DeregisterRequest),
     /// KV set (with flags), CAS set, delete, CAS delete, delete-tree.
     Kv(KvOp),
+    /// `PUT /v1/snapshot`: replace the whole store with a snapshot image (verified by the
+    /// edge; replicated as one command, so it must fit `codec::MAX_COMMAND_BYTES`).
+    Restore { image: Vec<u8> },
 }
 
 /// How a write ended when it was applied.

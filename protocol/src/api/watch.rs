@@ -51,6 +51,8 @@ pub enum Touch<'a> {
     Service(&'a str),
     /// A catalog write on this node (the name as the command spells it).
     Node(&'a str),
+    /// The whole store was replaced (a snapshot restore): every read may have moved.
+    All,
 }
 
 /// The key a blocking `read` watches, given the store it is about to be checked
@@ -76,6 +78,10 @@ pub fn watch_key(store: &Store, read: &Read) -> WatchKey {
         | Read::HealthState { .. }
         | Read::Node { .. }
         | Read::AddressOwners { .. } => WatchKey::Catalog,
+        // The edge never blocks on it. Were it asked to, its index (the store's last
+        // index) moves with any entry, which no single key names: it would wake on KV
+        // writes and otherwise answer at the end of its wait, as a timeout does.
+        Read::Snapshot => WatchKey::KvPrefix(String::new()),
     }
 }
 
@@ -93,7 +99,7 @@ pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
     let (node, registered) = match cmd {
         Command::Register(req) => (&req.node.node, req.service.as_ref()),
         Command::Deregister(req) => (&req.node, None),
-        Command::Kv(_) => return Vec::new(),
+        Command::Kv(_) | Command::Restore { .. } => return Vec::new(),
     };
     let mut names: Vec<String> = store
         .node_services(node)
@@ -119,6 +125,7 @@ pub fn touched_by(cmd: &Command) -> impl Iterator<Item = Touch<'_>> {
             | KvOp::DeleteCas { key, .. } => (Touch::KvKey(key), None),
             KvOp::DeleteTree { prefix } => (Touch::KvTree(prefix), None),
         },
+        Command::Restore { .. } => (Touch::All, None),
     };
     std::iter::once(first).chain(node)
 }
@@ -127,6 +134,7 @@ impl Touch<'_> {
     /// Whether this change may move the index of a read watching `key`.
     pub fn hits(&self, key: &WatchKey) -> bool {
         match (self, key) {
+            (Touch::All, _) => true,
             (Touch::Catalog, WatchKey::Catalog) => true,
             (Touch::Service(name), WatchKey::Service(watched)) => name == watched,
             (Touch::Node(name), WatchKey::Node(watched)) => fold(name) == *watched,
@@ -365,5 +373,22 @@ mod tests {
         assert!(!Touch::KvKey("parking").hits(&prefix));
         assert!(Touch::KvTree("p").hits(&prefix));
         assert!(Touch::KvTree("park/x/").hits(&prefix));
+    }
+
+    #[test]
+    fn a_restore_touches_every_key() {
+        let cmd = Command::Restore { image: Vec::new() };
+        let touches: Vec<Touch<'_>> = touched_by(&cmd).collect();
+        assert_eq!(touches, [Touch::All]);
+        for key in [
+            WatchKey::KvKey("k".into()),
+            WatchKey::KvPrefix("p/".into()),
+            WatchKey::Service("web".into()),
+            WatchKey::Node("n1".into()),
+            WatchKey::Catalog,
+        ] {
+            assert!(Touch::All.hits(&key), "{key:?}");
+        }
+        assert!(services_touched(&Store::new(), &cmd).is_empty());
     }
 }

@@ -56,6 +56,12 @@ pub enum Command {
     Register(RegisterRequest),
     Deregister(DeregisterRequest),
     Kv(KvOp),
+    /// Replace the whole state with a snapshot image (`PUT /v1/snapshot`, see
+    /// [`super::image`]): the image's rows, stamped with this entry's index, on every
+    /// server alike (see `Store::apply_restore` for the index rules).
+    Restore {
+        image: Vec<u8>,
+    },
 }
 
 /// What applying a command returned. Errors here are deterministic rejections decided by

@@ -7,9 +7,11 @@
 
 mod catalog;
 mod command;
+pub mod image;
 mod kv;
 mod queries;
 pub mod registration;
+mod restore;
 mod snapshot;
 #[cfg(test)]
 mod tests_catalog;
@@ -17,6 +19,8 @@ mod tests_catalog;
 mod tests_kv;
 #[cfg(test)]
 mod tests_random;
+#[cfg(test)]
+mod tests_restore;
 #[cfg(test)]
 mod tests_snapshot;
 mod types;
@@ -155,6 +159,7 @@ impl Store {
             Command::Register(req) => self.apply_register(index, req),
             Command::Deregister(req) => self.apply_deregister(index, req),
             Command::Kv(op) => self.apply_kv(index, op),
+            Command::Restore { image } => self.apply_restore(index, image),
         }
     }
 
