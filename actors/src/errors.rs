@@ -8,11 +8,15 @@ pub enum WriteError {
     NoLeader,
     #[error("leadership lost while committing log")]
     LeadershipLost,
-    /// Two cases share Consul's text. The pending-proposal queue was full: nothing was
-    /// proposed. Or `propose` waited [`PROPOSE_TIMEOUT`] for its entry to be applied:
-    /// then the outcome is UNKNOWN, the entry may still commit and be applied later.
+    /// The pending-proposal queue was full: nothing was proposed (Consul's text).
     #[error("timed out enqueuing operation")]
     Timeout,
+    /// The write was handed to Raft but its fate is not known: `propose` waited its
+    /// whole timeout, or the log store failed while the entry was waiting. The entry may
+    /// still commit and be applied later, or never; the answer says so rather than
+    /// guessing `true` or `false`.
+    #[error("{0} (the write may or may not have been applied)")]
+    OutcomeUnknown(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("agent is shutting down")]

@@ -37,9 +37,9 @@
 //!
 //! Proposals are bounded: at most [`MAX_PENDING_PROPOSALS`] wait for their entry at once;
 //! beyond that a proposal fails at once with `WriteError::Timeout` ("timed out enqueuing
-//! operation", Consul's text for a full queue; nothing was proposed then). The same error
-//! also ends a `propose` whose wait for its entry timed out: there the outcome is
-//! unknown, since the entry may still commit and be applied.
+//! operation", Consul's text for a full queue; nothing was proposed then). A `propose`
+//! whose wait for its entry timed out ends with `WriteError::OutcomeUnknown`, which says
+//! so: the entry may still commit and be applied.
 
 use crate::errors::WriteError;
 use crate::events::{EventBus, ServerEvent};
@@ -435,8 +435,10 @@ impl RaftCore {
                 self.events.publish(ServerEvent::StorageFailed { error });
             }
         }
+        // These entries are in the log, maybe on disk: whether they survive is unknown.
         for (_, w) in std::mem::take(&mut self.waiters) {
-            let _ = w.reply.send(Err(WriteError::Storage(error.clone())));
+            let why = format!("storage error: {error}");
+            let _ = w.reply.send(Err(WriteError::OutcomeUnknown(why)));
         }
         self.fail_reads();
         self.storage.halted = true;

@@ -322,8 +322,8 @@ impl ServerHandle {
     }
 
     /// Replicate a command and wait until it is applied; the result is the state
-    /// machine's answer. Never answers success before the entry is applied. A
-    /// `Timeout` after waiting leaves the outcome unknown (see [`WriteError::Timeout`]).
+    /// machine's answer. Never answers success before the entry is applied. Waiting
+    /// longer than the propose timeout answers [`WriteError::OutcomeUnknown`].
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, WriteError> {
         let data = codec::encode(&cmd).map_err(|e| WriteError::Encode(e.to_string()))?;
         if data.len() > self.max_command_bytes {
@@ -343,7 +343,10 @@ impl ServerHandle {
         };
         tokio::time::timeout(self.propose_timeout, wait)
             .await
-            .map_err(|_| WriteError::Timeout)?
+            .map_err(|_| {
+                let waited = self.propose_timeout;
+                WriteError::OutcomeUnknown(format!("not applied within {waited:?}"))
+            })?
     }
 
     /// ReadIndex: confirm with a quorum that this server still leads, for a read that

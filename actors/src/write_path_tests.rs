@@ -169,7 +169,15 @@ async fn a_proposal_waits_a_bounded_time() {
     let (server, backend) = gated_leader(limits).await;
     backend.set(|g| g.stalled = true);
     let start = Instant::now();
-    assert_eq!(server.propose(set("a")).await, Err(WriteError::Timeout));
+    let waited = server.propose(set("a")).await;
+    assert!(
+        matches!(&waited, Err(WriteError::OutcomeUnknown(why)) if why.contains("not applied within")),
+        "{waited:?}"
+    );
+    assert!(waited
+        .unwrap_err()
+        .to_string()
+        .ends_with("(the write may or may not have been applied)"));
     assert!(start.elapsed() < DEADLINE);
     // The entry itself still commits once the disk comes back; nobody is answered twice.
     backend.set(|g| g.stalled = false);
@@ -190,8 +198,15 @@ async fn a_storage_failure_fails_waiting_and_later_writes() {
     })
     .await;
     backend.set(|g| g.fail = Some("disk on fire".into()));
+    // The entry was in the log (and maybe sent to followers) when the disk failed: its
+    // fate is unknown, and the answer says so.
+    assert_eq!(
+        waiting.await.unwrap(),
+        Err(WriteError::OutcomeUnknown(
+            "storage error: disk on fire".into()
+        ))
+    );
     let storage = Err(WriteError::Storage("disk on fire".into()));
-    assert_eq!(waiting.await.unwrap(), storage);
     // Halted (the storage error) or rebuilt and not yet leader (no leader): either way
     // the write is refused, never acknowledged.
     let later = server.propose(set("b")).await;
@@ -214,7 +229,10 @@ async fn writes_resume_by_themselves_once_the_disk_accepts_them_again() {
     backend.set(|g| g.fail = Some("No space left on device (os error 28)".into()));
     let refused = server.propose(set("refused")).await;
     assert!(
-        matches!(refused, Err(WriteError::Storage(_))),
+        matches!(
+            refused,
+            Err(WriteError::Storage(_) | WriteError::OutcomeUnknown(_))
+        ),
         "{refused:?}"
     );
     // While the disk is full the server keeps failing over and over (each rebuilt core

@@ -240,7 +240,9 @@ pub fn from_write_error(e: WriteError) -> RequestError {
         WriteError::Timeout => RequestError::Timeout,
         WriteError::Storage(text) => RequestError::Storage(text),
         WriteError::ShuttingDown => RequestError::ShuttingDown,
-        e @ WriteError::Encode(_) => RequestError::Internal(e.to_string()),
+        e @ (WriteError::Encode(_) | WriteError::OutcomeUnknown(_)) => {
+            RequestError::Internal(e.to_string())
+        }
         WriteError::TooLarge { len, limit } => RequestError::CommandTooLarge {
             len: len as u64,
             limit: limit as u64,
