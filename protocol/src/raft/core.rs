@@ -15,10 +15,17 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// Replication state of one follower, owned by the leader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Progress {
+    /// The next entry to send: advanced as soon as a batch leaves (pipelining).
     next_index: LogIndex,
     match_index: LogIndex,
-    /// An append with entries is outstanding; new proposals do not send another.
-    in_flight: bool,
+    /// Batches with entries sent and not yet acknowledged, oldest first: (last index,
+    /// sent at). At most [`super::MAX_INFLIGHT_APPENDS`]; a batch unanswered for an
+    /// election timeout counts as lost and is sent again.
+    inflight: VecDeque<(LogIndex, u64)>,
+    /// After a rejection: the `prev_log_index` last probed. A reply does not say which
+    /// message it answers, so each further rejection probes strictly lower (a stale
+    /// rejection only costs resending a few entries) until a success clears it.
+    probe: Option<LogIndex>,
     last_ack_ms: u64,
     /// When we last asked the shell to send this follower a snapshot (None: no snapshot
     /// transfer outstanding). While set, heartbeats continue but failure hints are
@@ -336,14 +343,9 @@ impl Raft {
             });
         }
         let index = self.append_local(payload);
-        let peers: Vec<ServerId> = self
-            .progress
-            .iter()
-            .filter(|(_, p)| !p.in_flight)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let peers: Vec<ServerId> = self.progress.keys().cloned().collect();
         for peer in peers {
-            self.send_append(&peer);
+            self.replicate(&peer);
         }
         self.finish();
         Ok(index)
@@ -671,7 +673,8 @@ impl Raft {
                 let p = Progress {
                     next_index: next,
                     match_index: LogIndex(0),
-                    in_flight: false,
+                    inflight: VecDeque::new(),
+                    probe: None,
                     last_ack_ms: self.now_ms,
                     snapshot_sent_ms: None,
                 };
@@ -734,6 +737,7 @@ impl Raft {
                 return;
             }
         }
+        self.retransmit_lost_batches();
         if self.now_ms >= self.heartbeat_due_ms {
             self.broadcast_append();
             self.heartbeat_due_ms = self.now_ms + self.cfg.heartbeat_interval_ms;
@@ -899,17 +903,14 @@ impl Raft {
         if p.snapshot_sent_ms.take().is_none() {
             return; // not waiting for one: stale or duplicate
         }
-        p.in_flight = false;
+        p.inflight.clear();
         let matched = match_index.min(last);
         if matched > p.match_index {
             p.match_index = matched;
         }
         p.next_index = LogIndex(p.match_index.0 + 1);
-        let more = p.next_index <= last;
         self.advance_commit();
-        if more {
-            self.send_append(&from);
-        }
+        self.replicate(&from);
     }
 
     /// A reply to something this leader sent in its current term. A newer term in the
@@ -956,7 +957,6 @@ impl Raft {
         let Some(p) = self.progress.get_mut(&from) else {
             return;
         };
-        p.in_flight = false;
         p.last_ack_ms = now;
         if p.snapshot_sent_ms.is_some() && !success {
             // A heartbeat's failure while a snapshot is on its way says nothing new.
@@ -967,40 +967,86 @@ impl Raft {
             if matched > p.match_index {
                 p.match_index = matched;
             }
+            // Batches this acknowledgement covers are done (a heartbeat's covers none).
+            while p
+                .inflight
+                .front()
+                .is_some_and(|(end, _)| *end <= p.match_index)
+            {
+                p.inflight.pop_front();
+            }
             if p.next_index.0 < p.match_index.0 + 1 {
                 p.next_index = LogIndex(p.match_index.0 + 1);
             }
             if p.next_index > base {
                 p.snapshot_sent_ms = None;
             }
+            if p.probe.is_some_and(|probe| probe <= p.match_index) {
+                p.probe = None;
+            }
         } else {
-            let hinted = last_log_index
-                .0
-                .saturating_add(1)
-                .min(p.next_index.0.saturating_sub(1));
-            p.next_index = LogIndex(hinted.max(p.match_index.0 + 1).max(1));
+            // The follower's log does not hold what we assumed: probe back (to its last
+            // index when that is lower, never below what it matched) and send from
+            // there; whatever was in flight after that point is void.
+            let mut prev = last_log_index.0.min(p.next_index.0.saturating_sub(1));
+            if let Some(probed) = p.probe.filter(|probed| probed.0 <= prev) {
+                prev = probed.0.saturating_sub(1);
+            }
+            let prev = prev.max(p.match_index.0);
+            p.probe = Some(LogIndex(prev));
+            p.next_index = LogIndex(prev + 1);
+            p.inflight.clear();
         }
-        let more = p.next_index <= last;
         if success {
             self.advance_commit();
         }
-        if more {
-            self.send_append(&from);
-        }
+        self.replicate(&from);
     }
 
-    /// Send every follower what it needs (at least a heartbeat), as a new round.
+    /// Send every follower what it needs, or at least a heartbeat, as a new round.
     fn broadcast_append(&mut self) {
         self.reads.open_round(self.now_ms);
         self.release_reads();
         for peer in self.progress.keys().cloned().collect::<Vec<_>>() {
-            self.send_append(&peer);
+            if !self.replicate(&peer) {
+                self.heartbeat(&peer);
+            }
         }
     }
 
-    fn send_append(&mut self, peer: &ServerId) {
-        let Some(p) = self.progress.get_mut(peer) else {
+    /// An empty AppendEntries at an index the follower is known to hold (or the one
+    /// it is sent next, when nothing is in flight). It never waits for the follower's
+    /// disk, so a follower with a slow disk still answers heartbeats promptly and a
+    /// healthy leader is never deposed for it.
+    fn heartbeat(&mut self, peer: &ServerId) {
+        let Some(p) = self.progress.get(peer) else {
             return;
+        };
+        let base = self.log.base().index;
+        let prev = if p.inflight.is_empty() {
+            LogIndex(p.next_index.0.saturating_sub(1))
+        } else {
+            p.match_index
+        }
+        .max(base);
+        let msg = Message::AppendEntries {
+            term: self.term,
+            leader: self.cfg.id.clone(),
+            prev_log_index: prev,
+            prev_log_term: self.log.term_at(prev).unwrap_or_default(),
+            entries: Vec::new(),
+            leader_commit: self.commit,
+            round: self.reads.current_round(),
+        };
+        self.send(peer.clone(), msg);
+    }
+
+    /// Send `peer` its next batch of entries if it needs one and the in-flight window
+    /// has room, or a snapshot if it needs entries compacted away. Whether something
+    /// was sent.
+    fn replicate(&mut self, peer: &ServerId) -> bool {
+        let Some(p) = self.progress.get_mut(peer) else {
+            return false;
         };
         let last = self.log.last_index();
         let base = self.log.base();
@@ -1010,28 +1056,21 @@ impl Raft {
             let waiting = p
                 .snapshot_sent_ms
                 .is_some_and(|t| self.now_ms.saturating_sub(t) < retry_ms);
-            let msg = if waiting {
-                // Keep it following us meanwhile; its reply is ignored.
-                Message::AppendEntries {
-                    term: self.term,
-                    leader: self.cfg.id.clone(),
-                    prev_log_index: base.index,
-                    prev_log_term: base.term,
-                    entries: Vec::new(),
-                    leader_commit: self.commit,
-                    round: self.reads.current_round(),
-                }
-            } else {
-                p.snapshot_sent_ms = Some(self.now_ms);
-                p.in_flight = true;
-                self.outputs.push(Output::InstallSnapshot {
-                    to: peer.clone(),
-                    term: self.term,
-                });
-                return;
-            };
-            self.send(peer.clone(), msg);
-            return;
+            if waiting {
+                // Heartbeats keep it following us meanwhile (their replies are ignored).
+                return false;
+            }
+            p.snapshot_sent_ms = Some(self.now_ms);
+            p.inflight.clear();
+            p.probe = None;
+            self.outputs.push(Output::InstallSnapshot {
+                to: peer.clone(),
+                term: self.term,
+            });
+            return true;
+        }
+        if p.next_index > last || p.inflight.len() >= super::MAX_INFLIGHT_APPENDS {
+            return false;
         }
         let prev = LogIndex(p.next_index.0.saturating_sub(1));
         let to = LogIndex(last.0.min(prev.0 + self.cfg.max_entries_per_append as u64));
@@ -1039,9 +1078,11 @@ impl Raft {
             self.log.slice(LogIndex(prev.0 + 1), to),
             self.cfg.max_append_bytes,
         );
-        if !entries.is_empty() {
-            p.in_flight = true;
-        }
+        let Some(sent_to) = entries.last().map(|e| e.index) else {
+            return false;
+        };
+        p.inflight.push_back((sent_to, self.now_ms));
+        p.next_index = LogIndex(sent_to.0 + 1);
         let msg = Message::AppendEntries {
             term: self.term,
             leader: self.cfg.id.clone(),
@@ -1052,6 +1093,28 @@ impl Raft {
             round: self.reads.current_round(),
         };
         self.send(peer.clone(), msg);
+        true
+    }
+
+    /// Batches unanswered for an election timeout are taken as lost: send again from
+    /// what the follower has acknowledged.
+    fn retransmit_lost_batches(&mut self) {
+        let lost_after = self.cfg.election_timeout_ms;
+        let now = self.now_ms;
+        let mut lost = Vec::new();
+        for (id, p) in &mut self.progress {
+            if p.inflight
+                .front()
+                .is_some_and(|(_, at)| now.saturating_sub(*at) >= lost_after)
+            {
+                p.inflight.clear();
+                p.next_index = LogIndex(p.match_index.0 + 1);
+                lost.push(id.clone());
+            }
+        }
+        for id in lost {
+            self.replicate(&id);
+        }
     }
 
     /// Answer the reads a quorum has confirmed; open a round for those still waiting

@@ -79,6 +79,9 @@ use crate::ids::ServerId;
 pub const MULTIPLIER_UNIT_MS: u64 = 200;
 /// Default cap on entries in one AppendEntries.
 pub const MAX_ENTRIES_PER_APPEND: usize = 512;
+/// Batches of entries in flight to one follower at once (pipelining: the next batch
+/// leaves while the follower is still writing the previous one).
+pub const MAX_INFLIGHT_APPENDS: usize = 4;
 /// Default cap on the payload bytes of one AppendEntries (one entry always goes, however
 /// large: a command is at most `codec::MAX_COMMAND_BYTES`, well inside a Raft frame).
 /// Without it 512 large values would make a frame no server accepts, and replication to

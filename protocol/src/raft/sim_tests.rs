@@ -453,6 +453,29 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
             sim.nodes.iter().any(|n| n.raft.role() == Role::Leader),
             "seed {seed}: no leader after healing"
         );
+        if sim.committed.len() <= committed_before {
+            for n in &sim.nodes {
+                let r = &n.raft;
+                eprintln!(
+                    "{} {:?} term {} commit {} last {} durable {} first {} base {:?} pending {}",
+                    r.id(),
+                    r.role(),
+                    r.term(),
+                    r.commit_index(),
+                    r.last_log_index(),
+                    r.durable_index(),
+                    r.first_log_index(),
+                    r.log_base().index,
+                    n.pending.len()
+                );
+                eprintln!(
+                    "   disk snap {:?} first {} n {}",
+                    n.disk.snapshot.as_ref().map(|m| m.index),
+                    n.disk.first,
+                    n.disk.entries.len()
+                );
+            }
+        }
         assert!(
             sim.committed.len() > committed_before,
             "seed {seed}: no progress after healing"

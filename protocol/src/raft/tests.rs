@@ -532,47 +532,101 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
     a.on_persisted(2);
     assert_eq!(drain(&mut a), vec![committed(2)]);
 
-    // A proposal goes to every follower without an append in flight (c never answered).
+    // A proposal goes to every follower at once, pipelined behind what is in flight
+    // (c has not answered the no-op yet).
     assert_eq!(a.propose(cmd("x")), Ok(LogIndex(3)));
     let x = entry(2, 3, cmd("x"));
-    assert_eq!(
-        drain(&mut a),
-        vec![
-            send("b", append(2, "a", (2, 2), vec![x.clone()], 2)),
-            persist(3, None, vec![x.clone()], None)
-        ]
-    );
-
-    // The heartbeat carries the commit index; c catches up from its next index.
-    a.on_tick(2 * T + 10);
     let out = drain(&mut a);
     assert_eq!(
         out,
         vec![
             send("b", append(2, "a", (2, 2), vec![x.clone()], 2)),
-            send(
-                "c",
-                append(2, "a", (1, 1), vec![noop.clone(), x.clone()], 2)
-            ),
+            send("c", append(2, "a", (2, 2), vec![x.clone()], 2)),
+            persist(3, None, vec![x.clone()], None)
         ]
     );
-    deliver(&out, "a", &mut c, 2 * T + 10);
+
+    // c never got the no-op: the pipelined batch does not fit its log, and its reply
+    // says where its log ends; the leader backs up and sends both.
+    deliver(&out, "a", &mut c, 2 * T);
+    let c_out = drain(&mut c);
+    assert_eq!(
+        c_out,
+        vec![
+            send("a", append_reply(2, false, 0, 1)),
+            persist(1, None, vec![], Some(hs(2, None))),
+            role(Role::Follower, 2, Some("a")),
+        ]
+    );
+    deliver(&c_out, "c", &mut a, 2 * T + 1);
+    let out = drain(&mut a);
+    assert_eq!(
+        out,
+        vec![send(
+            "c",
+            append(2, "a", (1, 1), vec![noop.clone(), x.clone()], 2)
+        )]
+    );
+    deliver(&out, "a", &mut c, 2 * T + 2);
     assert_eq!(
         drain(&mut c),
         vec![
             committed(2),
-            persist(1, None, vec![noop.clone(), x.clone()], Some(hs(2, None))),
-            role(Role::Follower, 2, Some("a")),
+            persist(2, None, vec![noop.clone(), x.clone()], None)
         ]
     );
-    c.on_persisted(1);
+    c.on_persisted(2);
     let c_out = drain(&mut c);
     assert_eq!(c_out, vec![send("a", append_reply(2, true, 3, 3))]);
-    deliver(&c_out, "c", &mut a, 2 * T + 11);
+    deliver(&c_out, "c", &mut a, 2 * T + 3);
     // Quorum = a (durable? not yet) + c: a's own copy of 3 is not durable, so 3 waits.
     assert_eq!(drain(&mut a), vec![]);
     a.on_persisted(3);
     assert_eq!(drain(&mut a), vec![committed(3)]);
+
+    // Heartbeats carry the commit index and never wait for a disk: each is sent at
+    // what its follower acknowledged (b still has x in flight).
+    a.on_tick(2 * T + 10);
+    assert_eq!(
+        drain(&mut a),
+        vec![
+            send("b", append(2, "a", (2, 2), vec![], 3)),
+            send("c", append(2, "a", (3, 2), vec![], 3)),
+        ]
+    );
+}
+
+#[test]
+fn a_batch_unanswered_for_an_election_timeout_is_sent_again() {
+    let (mut a, _, _) = three();
+    campaign(&mut a, "b");
+    a.on_persisted(1);
+    a.on_persisted(2);
+    drain(&mut a);
+    let noop = entry(2, 2, Payload::Noop);
+    // Nothing from b or c for a while: only heartbeats (at index 1) go out.
+    a.on_message(2 * T + 1, id("b"), append_reply(2, true, 1, 1));
+    a.on_message(2 * T + 1, id("c"), append_reply(2, true, 1, 1));
+    drain(&mut a);
+    a.on_tick(2 * T + 10);
+    assert_eq!(
+        drain(&mut a),
+        vec![
+            send("b", append(2, "a", (1, 1), vec![], 0)),
+            send("c", append(2, "a", (1, 1), vec![], 0)),
+        ]
+    );
+    a.on_message(2 * T + 11, id("b"), append_reply(2, true, 1, 1));
+    a.on_message(2 * T + 11, id("c"), append_reply(2, true, 1, 1));
+    drain(&mut a);
+    // An election timeout after it was sent, the no-op batch goes again.
+    a.on_tick(3 * T);
+    let out = drain(&mut a);
+    assert!(
+        out.contains(&send("b", append(2, "a", (1, 1), vec![noop.clone()], 0)))
+            && out.contains(&send("c", append(2, "a", (1, 1), vec![noop], 0))),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -773,14 +827,10 @@ fn leader_does_not_commit_an_older_term_entry_by_counting_replicas() {
     a.on_persisted(1);
     drain(&mut a);
     a.on_persisted(2); // the no-op is durable on a
+                       // b's heartbeat reply: it holds index 2 (an older term's entry); the no-op is
+                       // still on its way to it, so nothing is sent again and nothing commits.
     a.on_message(2 * T, id("b"), append_reply(3, true, 2, 2));
-    assert_eq!(
-        drain(&mut a),
-        vec![send(
-            "b",
-            append(3, "a", (2, 2), vec![entry(3, 3, Payload::Noop)], 0)
-        )]
-    );
+    assert_eq!(drain(&mut a), vec![]);
     assert_eq!(a.commit_index(), LogIndex(0));
     a.on_message(2 * T, id("b"), append_reply(3, true, 3, 3));
     assert_eq!(drain(&mut a), vec![committed(3)]);
