@@ -3,7 +3,8 @@
 //! Server choice: start at a random server (so many clients spread over the servers),
 //! stay with one that answers, move on when it fails. Retrying is safe only where it
 //! cannot apply anything twice: reads and info may be retried on the next server after
-//! any connection failure; a write only if it certainly never left this agent.
+//! any connection failure; a write only if it certainly never left this agent, or if the
+//! server answered "No cluster leader" (it proposed nothing).
 //!
 //! Every request has a deadline (its blocking wait plus Consul's wait/16 jitter plus a
 //! margin, or a fixed timeout), and every failure mode ends in an answer by then: an
@@ -99,9 +100,18 @@ impl ForwardEndpoint {
         let first = self.first_choice(&servers);
         let attempts = servers.len().min(self.options.max_attempts.max(1));
         let mut failures = Vec::new();
+        let mut no_leader = false;
         for attempt in 0..attempts {
             let server = servers[(first + attempt) % servers.len()];
             match self.call(server, &request, deadline).await {
+                // That server knows no leader (e.g. it is cut off from the others), so it
+                // proposed nothing: even a write may go to the next server, and the next
+                // request starts elsewhere (Consul's client also retries ErrNoLeader on
+                // another server). Staying would pin this agent to a minority server.
+                Ok(Err(RequestError::NoLeader)) => {
+                    no_leader = true;
+                    failures.push(format!("{server}: No cluster leader"));
+                }
                 Ok(answer) => {
                     *self.preferred.lock() = Some(server);
                     return answer;
@@ -136,6 +146,9 @@ impl ForwardEndpoint {
             if Instant::now() >= deadline {
                 break;
             }
+        }
+        if no_leader {
+            return Err(RequestError::NoLeader);
         }
         tracing::warn!(
             servers = servers.len(),

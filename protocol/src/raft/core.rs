@@ -636,6 +636,13 @@ impl Raft {
             self.leader = None;
         }
         if self.role != Role::Follower {
+            if self.role == Role::Leader {
+                // As hashicorp/raft does on step-down: our own leadership was the last
+                // contact with a leader. Without this a deposed leader cut off from the
+                // cluster would report "last contact 0" on stale reads (fresh data)
+                // while its state ages.
+                self.last_leader_contact_ms = Some(self.now_ms);
+            }
             self.role = Role::Follower;
             self.leader = None;
             self.progress.clear();
