@@ -490,8 +490,9 @@ async fn a_write_that_may_have_been_sent_is_never_retried_but_a_read_is() {
 
 #[actix::test]
 async fn a_server_without_a_leader_is_skipped_even_for_a_write() {
-    // 127.0.0.236: the range of the fault tests (tests/raft_faults.rs) that found this.
-    let (leaderless, live) = (addr(236, 8300), addr(236, 8301));
+    // 127.0.0.236 is in the range of the fault tests (tests/raft_faults.rs) that found
+    // this, and no agent there uses ports 18300/18301.
+    let (leaderless, live) = (addr(236, 18300), addr(236, 18301));
     // A store with no Raft group answers "No cluster leader" to writes and leader reads,
     // as a server cut off from the rest of its cluster does.
     let view = crate::ReadView::new(protocol::store::Store::new());
