@@ -13,6 +13,7 @@
 use super::connection::CallError;
 use super::pool::Pool;
 use super::servers::ServerList;
+use crate::endpoint::policy::LEADER_CATCH_UP_WAIT;
 use crate::endpoint::Endpoint;
 use crate::faults::FaultRules;
 use futures::future::BoxFuture;
@@ -90,7 +91,8 @@ impl ForwardEndpoint {
 
     async fn forward(&self, request: Request) -> Answer {
         let budget = budget(&request, &self.options);
-        let deadline = Instant::now() + budget;
+        let started = Instant::now();
+        let deadline = started + budget;
         let servers = self.servers.get();
         if servers.is_empty() {
             return Err(RequestError::NoServers);
@@ -105,11 +107,17 @@ impl ForwardEndpoint {
             let server = servers[(first + attempt) % servers.len()];
             match self.call(server, &request, deadline).await {
                 // That server knows no leader (e.g. it is cut off from the others), so it
-                // proposed nothing: even a write may go to the next server, and the next
-                // request starts elsewhere (Consul's client also retries ErrNoLeader on
-                // another server). Staying would pin this agent to a minority server.
+                // proposed nothing: the next request starts elsewhere, and even a write
+                // may go to the next server now, as Consul's client retries ErrNoLeader
+                // within its hold time. Staying would pin this agent to a minority server.
+                // A server that already waited its whole hold for a leader ends the
+                // request, so that a leaderless cluster answers in one hold, not three.
                 Ok(Err(RequestError::NoLeader)) => {
                     no_leader = true;
+                    if started.elapsed() >= LEADER_CATCH_UP_WAIT {
+                        self.forget(server);
+                        break;
+                    }
                     failures.push(format!("{server}: No cluster leader"));
                 }
                 Ok(answer) => {
