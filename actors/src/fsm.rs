@@ -431,6 +431,13 @@ impl Handler<Restore> for Fsm {
                 let applied = self.last_applied;
                 self.status.update(|s| s.applied_index = applied);
                 self.applied_tx.send_replace(applied);
+                // As hashicorp/raft's "Installed remote snapshot": a catch-up by snapshot
+                // is worth one line (operators and tests look for it).
+                tracing::info!(
+                    index = applied,
+                    bytes = msg.data.len(),
+                    "raft: installed a snapshot from the leader"
+                );
             }
             Err(e) => {
                 // The leader's image does not decode: applying later entries on top of

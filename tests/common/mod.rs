@@ -4,7 +4,9 @@
 //! parallel. Waits are for conditions with a deadline, never fixed sleeps.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod dns;
+pub mod history;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -138,6 +140,19 @@ impl Agent {
         expect: u32,
         join: &[&str],
     ) -> Agent {
+        Agent::server_expect_with(ip, node, data_dir, expect, join, &[])
+    }
+
+    /// [`Agent::server_expect`] with `extra` arguments (`-fault-injection`,
+    /// `-config-file ...`).
+    pub fn server_expect_with(
+        ip: &str,
+        node: &str,
+        data_dir: &Path,
+        expect: u32,
+        join: &[&str],
+        extra: &[&str],
+    ) -> Agent {
         let log_dir = data_dir
             .parent()
             .expect("data dir has a parent")
@@ -165,6 +180,7 @@ impl Agent {
             args.push("-join".into());
             args.push(j.to_string());
         }
+        args.extend(extra.iter().map(|s| s.to_string()));
         Agent::spawn(ip, &args, &log_dir)
     }
 

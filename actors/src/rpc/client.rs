@@ -3,7 +3,8 @@
 //! Server choice: start at a random server (so many clients spread over the servers),
 //! stay with one that answers, move on when it fails. Retrying is safe only where it
 //! cannot apply anything twice: reads and info may be retried on the next server after
-//! any connection failure; a write only if it certainly never left this agent.
+//! any connection failure; a write only if it certainly never left this agent, or if the
+//! server answered "No cluster leader" (it proposed nothing).
 //!
 //! Every request has a deadline (its blocking wait plus Consul's wait/16 jitter plus a
 //! margin, or a fixed timeout), and every failure mode ends in an answer by then: an
@@ -12,6 +13,7 @@
 use super::connection::CallError;
 use super::pool::Pool;
 use super::servers::ServerList;
+use crate::endpoint::policy::LEADER_CATCH_UP_WAIT;
 use crate::endpoint::Endpoint;
 use crate::faults::FaultRules;
 use futures::future::BoxFuture;
@@ -89,7 +91,8 @@ impl ForwardEndpoint {
 
     async fn forward(&self, request: Request) -> Answer {
         let budget = budget(&request, &self.options);
-        let deadline = Instant::now() + budget;
+        let started = Instant::now();
+        let deadline = started + budget;
         let servers = self.servers.get();
         if servers.is_empty() {
             return Err(RequestError::NoServers);
@@ -99,9 +102,24 @@ impl ForwardEndpoint {
         let first = self.first_choice(&servers);
         let attempts = servers.len().min(self.options.max_attempts.max(1));
         let mut failures = Vec::new();
+        let mut no_leader = false;
         for attempt in 0..attempts {
             let server = servers[(first + attempt) % servers.len()];
             match self.call(server, &request, deadline).await {
+                // That server knows no leader (e.g. it is cut off from the others), so it
+                // proposed nothing: the next request starts elsewhere, and even a write
+                // may go to the next server now, as Consul's client retries ErrNoLeader
+                // within its hold time. Staying would pin this agent to a minority server.
+                // A server that already waited its whole hold for a leader ends the
+                // request, so that a leaderless cluster answers in one hold, not three.
+                Ok(Err(RequestError::NoLeader)) => {
+                    no_leader = true;
+                    if started.elapsed() >= LEADER_CATCH_UP_WAIT {
+                        self.forget(server);
+                        break;
+                    }
+                    failures.push(format!("{server}: No cluster leader"));
+                }
                 Ok(answer) => {
                     *self.preferred.lock() = Some(server);
                     return answer;
@@ -136,6 +154,9 @@ impl ForwardEndpoint {
             if Instant::now() >= deadline {
                 break;
             }
+        }
+        if no_leader {
+            return Err(RequestError::NoLeader);
         }
         tracing::warn!(
             servers = servers.len(),

@@ -487,3 +487,32 @@ async fn a_write_that_may_have_been_sent_is_never_retried_but_a_read_is() {
     first_task.abort();
     second_task.abort();
 }
+
+#[actix::test]
+async fn a_server_without_a_leader_is_skipped_even_for_a_write() {
+    // 127.0.0.236 is in the range of the fault tests (tests/raft_faults.rs) that found
+    // this, and no agent there uses ports 18300/18301.
+    let (leaderless, live) = (addr(236, 18300), addr(236, 18301));
+    // A store with no Raft group answers "No cluster leader" to writes and leader reads,
+    // as a server cut off from the rest of its cluster does.
+    let view = crate::ReadView::new(protocol::store::Store::new());
+    let _minority = RpcServer::start(leaderless, Api::from(view), RpcServerOptions::default())
+        .await
+        .unwrap();
+    let (_rpc, _server, _) = rpc_server(live, RpcServerOptions::default()).await;
+    let (forward, api) = client(vec![leaderless, live], ForwardOptions::default());
+    forward.prefer(leaderless);
+    assert_eq!(api.write(set("moved", "on")).await, Ok(WriteOutcome::Done));
+    // The next request starts at the server that answered: a stale read (which the
+    // leaderless one would answer from its empty store) sees the write.
+    let (_, value) = kv_get(&api, "moved", opts(Consistency::Stale)).await;
+    assert!(value.is_some());
+
+    // With no server that knows a leader, the answer is still "No cluster leader".
+    let (forward, api) = client(vec![leaderless], ForwardOptions::default());
+    forward.prefer(leaderless);
+    assert_eq!(
+        ask(&api, Request::Write(set("k", "v"))).await,
+        Err(RequestError::NoLeader)
+    );
+}

@@ -705,6 +705,11 @@ impl Raft {
                 for id in self.reads.reset() {
                     self.outputs.push(Output::ReadFailed { id });
                 }
+                // As hashicorp/raft does on step-down: our own leadership was the last
+                // contact with a leader. Without this a deposed leader cut off from the
+                // cluster would report "last contact 0" on stale reads (fresh data)
+                // while its state ages.
+                self.last_leader_contact_ms = Some(self.now_ms);
             }
             self.role = Role::Follower;
             self.leader = None;

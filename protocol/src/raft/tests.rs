@@ -802,6 +802,8 @@ fn leader_steps_down_on_a_higher_term_and_without_a_quorum() {
     a.on_tick(3 * T);
     assert_eq!(drain(&mut a), vec![role(Role::Follower, 2, None)]);
     assert_eq!(a.propose(cmd("x")), Err(NotLeader { leader: None }));
+    // Its last contact with a leader is its own step-down (stale reads age from there).
+    assert_eq!(a.last_leader_contact_ms(), Some(3 * T));
 
     // A higher term in a reply demotes at once.
     let (mut a2, _, _) = three();
