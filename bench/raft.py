@@ -33,6 +33,7 @@ import urllib.request
 SECS = int(os.environ.get("SECS", "5"))
 RUNS = int(os.environ.get("RUNS", "20"))
 FAILOVER_TIMEOUT = float(os.environ.get("FAILOVER_TIMEOUT", "15"))
+STABLE_SECS = int(os.environ.get("STABLE_SECS", "600"))
 CLIENTS = [int(c) for c in os.environ.get("CLIENTS", "1 16 64").split()]
 DEADLINE = 60  # seconds any one wait for a cluster may take
 VALUE = b"74a31e96-1d0f-4fa7-aa14-7212a326986e"  # 36 bytes, as in the peers' recipe
@@ -263,6 +264,28 @@ def result(label, cairn, etcd):
     print(f"RESULT\t{label}\t{cairn:.2f}\t{etcd:.2f}", flush=True)
 
 
+def cairn_term(cluster, i):
+    _, body = http("GET", cluster.url(i) + "/v1/agent/self", timeout=2.0)
+    return int(json.loads(body)["Stats"]["raft"]["term"])
+
+
+def stable_under_load(cairn, peak_rps):
+    """PUTs at 70 % of the measured 64-client peak for STABLE_SECS through the leader;
+    the Raft term must not move (no election, so no leader change)."""
+    leader = wait("cairn leader", cairn.leader_index)
+    terms = [cairn_term(cairn, i) for i in range(3)]
+    rate = max(1, int(0.7 * peak_rps / 64))
+    out = subprocess.run(["hey", "-z", f"{STABLE_SECS}s", "-c", "64", "-q", str(rate)]
+                         + cairn.hey_put(leader), capture_output=True, text=True,
+                         timeout=STABLE_SECS + 120).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    after = [cairn_term(cairn, i) for i in range(3)]
+    changes = max(after) - max(terms)
+    print(f"stability: {STABLE_SECS}s at {float(rps.group(1)) if rps else 0:.0f} PUT/s "
+          f"(70% of {peak_rps:.0f}); terms {terms} -> {after}", flush=True)
+    result(f"elections during {STABLE_SECS}s at 70% of peak PUT load", changes, float("nan"))
+
+
 def failover_once(cluster):
     """ms from SIGKILL of the leader until a PUT through a follower succeeds."""
     leader = wait(f"{cluster.name} whole", cluster.whole)
@@ -332,6 +355,9 @@ def main():
             for i, fig in enumerate(FIGURES):
                 a, b = results[("cairn", f"get_{cmode}")][i], results[("etcd", f"get_{emode}")][i]
                 result(f"GET 64, {cmode} vs {emode}: {fig}", a, b)
+
+        if STABLE_SECS > 0:
+            stable_under_load(cairn, results[("cairn", "put_64")][0])
 
         times = {"cairn": [], "etcd": []}
         for run in range(RUNS):

@@ -9,10 +9,12 @@
 # every process started is stopped by its PID.
 #
 #   bash bench/raft.sh                           # SECS=5 RUNS=20
-#   SECS=3 RUNS=5 bash bench/raft.sh             # quicker, on a busy machine
+#   SECS=3 RUNS=5 STABLE_SECS=60 bash bench/raft.sh   # quicker, on a busy machine
+# STABLE_SECS (default 600): PUT load at 70 % of the measured peak through the leader;
+# the Raft term must not move (no leader change). 0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export SECS=${SECS:-5} RUNS=${RUNS:-20} FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-15}
+export SECS=${SECS:-5} RUNS=${RUNS:-20} FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-15} STABLE_SECS=${STABLE_SECS:-600}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-3600}
 
 need_install=0
