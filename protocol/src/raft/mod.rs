@@ -48,7 +48,9 @@
 //! snapshot at or beyond `up_to`.
 //!
 //! A leader whose follower needs a compacted entry emits `Output::InstallSnapshot`; the
-//! shell sends its newest snapshot as `Message::InstallSnapshot`. While it travels the
+//! shell sends its newest snapshot, which the follower's core receives as one
+//! `Message::InstallSnapshot` (the transport carries it in chunks and hands it over only
+//! once whole and verified: [`snapshot_chunks`]). While it travels the
 //! follower keeps getting heartbeats (their failures are ignored) and the snapshot is
 //! re-sent after [`SNAPSHOT_RETRY_TIMEOUTS`] election timeouts without a reply.
 //! A follower receiving a snapshot beyond its commit index either keeps its log (it
@@ -60,10 +62,13 @@ mod core;
 pub mod frame;
 mod log;
 mod reads;
+pub mod snapshot_chunks;
 mod types;
 
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod snapshot_chunks_tests;
 #[cfg(test)]
 mod tests;
 

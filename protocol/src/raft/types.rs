@@ -97,7 +97,8 @@ pub enum Message {
     },
     /// The leader's newest snapshot, for a follower that needs entries the leader has
     /// compacted away. `data` is the state machine's encoded image; the core never looks
-    /// inside. (One message; chunking, if ever needed, belongs to the transport.)
+    /// inside. (One message for the core; the transport carries it in chunks, see
+    /// `snapshot_chunks`.)
     InstallSnapshot {
         term: Term,
         leader: ServerId,
