@@ -44,6 +44,7 @@ mod read_view;
 mod recovery;
 pub mod rpc;
 mod server;
+pub mod snapshot_sender;
 pub mod snapshot_store;
 #[cfg(test)]
 mod snapshot_tests;

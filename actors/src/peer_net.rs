@@ -16,22 +16,30 @@
 //! votes by itself, so a lost message costs a retry, never safety). Every frame consults
 //! the agent's [`FaultRules`] for the peer's IP, like the API paths of the server port.
 //!
-//! `Output::InstallSnapshot`: the newest durable snapshot is loaded off the actor thread
-//! (a blocking task) and sent whole as ONE frame, so an image over
-//! `MAX_RAFT_FRAME_BYTES` (64 MiB) cannot be sent yet (logged); chunking is left for
-//! later.
+//! `Output::InstallSnapshot`: the newest durable snapshot streams from the snapshot
+//! store in bounded chunks on a connection of its own ([`crate::snapshot_sender`]), so
+//! heartbeats keep flowing on the message link meanwhile. Inbound chunks (on any `'R'`
+//! connection) go to the server's one [`ChunkAssembler`] (in the [`RaftInbox`]); Raft
+//! sees a single `Message::InstallSnapshot` once the image is whole and its length and
+//! crc32 verified, within [`MAX_SNAPSHOT_TRANSFER_BYTES`].
 
 use crate::faults::{FaultRules, Verdict};
+use crate::snapshot_sender::{SnapshotSendOptions, Transfer};
 use crate::snapshot_store::SnapshotBackend;
 use futures::{SinkExt, StreamExt};
+use parking_lot::Mutex;
 use protocol::api::frame::StreamKind;
 use protocol::ids::{ServerId, Term};
 use protocol::raft::frame::{
-    decode_raft_frame, encode_raft_frame, RaftFrame, MAX_RAFT_FRAME_BYTES,
+    decode_wire_frame, encode_raft_frame, RaftFrame, WireFrame, MAX_RAFT_FRAME_BYTES,
+};
+use protocol::raft::snapshot_chunks::{
+    ChunkAssembler, ChunkError, ChunkOutcome, SnapshotChunk, MAX_SNAPSHOT_TRANSFER_BYTES,
 };
 use protocol::raft::Message;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -59,25 +67,77 @@ fn raft_codec() -> LengthDelimitedCodec {
         .new_codec()
 }
 
-/// Where the server port delivers decoded Raft frames (RaftCore reads the other end).
-#[derive(Clone, Debug)]
-pub struct RaftInbox(mpsc::Sender<RaftFrame>);
+/// Where the server port delivers decoded Raft frames (RaftCore reads the other end),
+/// and where snapshot chunks from any connection are assembled (one transfer at a time
+/// per server, see `protocol::raft::snapshot_chunks`).
+#[derive(Clone)]
+pub struct RaftInbox {
+    frames: mpsc::Sender<RaftFrame>,
+    snapshots: Arc<Mutex<ChunkAssembler>>,
+}
+
+impl std::fmt::Debug for RaftInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftInbox").finish_non_exhaustive()
+    }
+}
 
 impl RaftInbox {
     pub(crate) fn channel() -> (RaftInbox, mpsc::Receiver<RaftFrame>) {
         let (tx, rx) = mpsc::channel(RAFT_INBOX_MESSAGES);
-        (RaftInbox(tx), rx)
+        let snapshots = ChunkAssembler::new(MAX_SNAPSHOT_TRANSFER_BYTES);
+        let inbox = RaftInbox {
+            frames: tx,
+            snapshots: Arc::new(Mutex::new(snapshots)),
+        };
+        (inbox, rx)
     }
 
     /// Waits for room (backpressure on that one connection); Err once Raft has stopped.
     pub async fn deliver(&self, frame: RaftFrame) -> Result<(), ()> {
-        self.0.send(frame).await.map_err(|_| ())
+        self.frames.send(frame).await.map_err(|_| ())
+    }
+
+    /// One chunk that arrived on connection `stream` (appending it copies one chunk
+    /// under the lock; the image's verification runs there once, at its end).
+    fn take_chunk(&self, stream: u64, chunk: SnapshotChunk) -> Result<ChunkOutcome, ChunkError> {
+        self.snapshots.lock().on_chunk(stream, chunk)
+    }
+
+    fn stream_closed(&self, stream: u64) -> bool {
+        self.snapshots.lock().on_stream_closed(stream)
+    }
+
+    /// Test probe: the snapshot transfer being assembled and its bytes so far.
+    #[cfg(test)]
+    pub(crate) fn snapshot_in_progress(
+        &self,
+    ) -> Option<(protocol::raft::snapshot_chunks::TransferKey, u64)> {
+        self.snapshots.lock().in_progress()
+    }
+}
+
+/// Numbers inbound `'R'` connections, so that a snapshot transfer belongs to one.
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
+
+/// Drops the unfinished snapshot transfer of a connection when it ends, however it ends.
+struct StreamGuard<'a> {
+    inbox: &'a RaftInbox,
+    stream: u64,
+    peer: SocketAddr,
+}
+
+impl Drop for StreamGuard<'_> {
+    fn drop(&mut self) {
+        if self.inbox.stream_closed(self.stream) {
+            tracing::info!(peer = %self.peer, "unfinished snapshot transfer dropped: its connection closed");
+        }
     }
 }
 
 /// Serve one inbound `'R'` connection (its protocol byte already read): decode frames
-/// and hand them to Raft until the peer closes, a frame is bad, a fault rule cuts the
-/// peer, or `stop`.
+/// and hand them to Raft until the peer closes, a frame is bad, a snapshot chunk is
+/// refused, a fault rule cuts the peer, or `stop`.
 pub async fn serve_raft_stream(
     stream: TcpStream,
     peer: SocketAddr,
@@ -85,6 +145,11 @@ pub async fn serve_raft_stream(
     faults: FaultRules,
     stop: CancellationToken,
 ) {
+    let guard = StreamGuard {
+        inbox: &inbox,
+        stream: NEXT_STREAM.fetch_add(1, Ordering::Relaxed),
+        peer,
+    };
     let mut frames = FramedRead::new(stream, raft_codec());
     loop {
         let frame = tokio::select! {
@@ -104,8 +169,22 @@ pub async fn serve_raft_stream(
             Verdict::Drop => continue,
             Verdict::Pass | Verdict::Delay(_) => {}
         }
-        let frame = match decode_raft_frame(&bytes) {
-            Ok(frame) => frame,
+        let frame = match decode_wire_frame(&bytes) {
+            Ok(WireFrame::Message(frame)) => frame,
+            Ok(WireFrame::SnapshotChunk(chunk)) => match inbox.take_chunk(guard.stream, chunk) {
+                Ok(ChunkOutcome::Accepted | ChunkOutcome::Duplicate) => continue,
+                Ok(ChunkOutcome::Complete(frame)) => {
+                    if let Message::InstallSnapshot { meta, data, .. } = &frame.msg {
+                        tracing::info!(%peer, index = meta.index.0, bytes = data.len(), "snapshot received from peer");
+                    }
+                    frame
+                }
+                Err(e) => {
+                    // The sender stops at the closed connection; the leader retries.
+                    tracing::warn!(%peer, "closing raft connection: snapshot chunk refused: {e}");
+                    return;
+                }
+            },
             Err(e) => {
                 tracing::warn!(%peer, "closing raft connection: undecodable frame: {e}");
                 return;
@@ -123,7 +202,10 @@ pub(crate) struct PeerNet {
     self_addr: String,
     faults: FaultRules,
     snapshots: Arc<dyn SnapshotBackend>,
+    snapshot_send: SnapshotSendOptions,
     links: BTreeMap<ServerId, Link>,
+    /// The snapshot transfer running to each follower (at most one).
+    transfers: BTreeMap<ServerId, RunningTransfer>,
     /// Addresses of senders that are not (yet) in our configuration: a server being
     /// caught up must answer a leader it has no entry for.
     learned: BTreeMap<ServerId, String>,
@@ -135,19 +217,28 @@ struct Link {
     queue: mpsc::Sender<Message>,
 }
 
+struct RunningTransfer {
+    term: Term,
+    addr: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
 impl PeerNet {
     pub(crate) fn new(
         self_id: ServerId,
         self_addr: String,
         faults: FaultRules,
         snapshots: Arc<dyn SnapshotBackend>,
+        snapshot_send: SnapshotSendOptions,
     ) -> PeerNet {
         PeerNet {
             self_id,
             self_addr,
             faults,
             snapshots,
+            snapshot_send,
             links: BTreeMap::new(),
+            transfers: BTreeMap::new(),
             learned: BTreeMap::new(),
             stop: CancellationToken::new(),
         }
@@ -190,44 +281,36 @@ impl PeerNet {
         }
     }
 
-    /// Send `to` our newest durable snapshot (loaded and encoded off the actor thread).
+    /// Send `to` our newest durable snapshot, in chunks, unless a transfer of this term
+    /// to it is still running (see [`crate::snapshot_sender`]).
     pub(crate) fn send_snapshot(&mut self, to: ServerId, configured: Option<&str>, term: Term) {
         let Some(addr) = self.address_of(&to, configured) else {
             return;
         };
-        let queue = self.link(&to, &addr);
-        let snapshots = self.snapshots.clone();
-        let leader = self.self_id.clone();
-        tokio::spawn(async move {
-            let loaded = tokio::task::spawn_blocking(move || {
-                let newest = snapshots
-                    .list()
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .max()
-                    .ok_or_else(|| "no snapshot stored".to_string())?;
-                snapshots.load(newest).map_err(|e| e.to_string())
-            })
-            .await;
-            let snapshot = match loaded {
-                Ok(Ok(snapshot)) => snapshot,
-                Ok(Err(e)) => {
-                    tracing::warn!(%to, "snapshot for peer not sent: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
-            tracing::info!(%to, index = snapshot.meta.index.0, bytes = snapshot.data.len(), "sending snapshot to peer");
-            let msg = Message::InstallSnapshot {
-                term,
-                leader,
-                meta: snapshot.meta,
-                data: snapshot.data,
-            };
-            if queue.try_send(msg).is_err() {
-                tracing::debug!(%to, "snapshot for peer dropped: its queue is full");
+        if let Some(running) = self.transfers.get(&to) {
+            if !running.task.is_finished() && running.term == term && running.addr == addr {
+                tracing::debug!(%to, "snapshot for peer already on its way");
+                return;
             }
-        });
+            running.task.abort();
+        }
+        let Ok(target) = addr.parse::<SocketAddr>() else {
+            tracing::warn!(%to, %addr, "snapshot for peer not sent: its address does not parse");
+            return;
+        };
+        let transfer = Transfer {
+            to: to.clone(),
+            target,
+            from: self.self_id.clone(),
+            from_addr: self.self_addr.clone(),
+            term,
+            snapshots: self.snapshots.clone(),
+            faults: self.faults.clone(),
+            options: self.snapshot_send.clone(),
+        };
+        let task = tokio::spawn(transfer.run());
+        self.transfers
+            .insert(to, RunningTransfer { term, addr, task });
     }
 
     /// The queue of `to`'s link, (re)starting it when new or its address changed.
@@ -262,12 +345,15 @@ impl PeerNet {
     pub(crate) fn stop(&mut self) {
         self.stop.cancel();
         self.links.clear();
+        for (_, transfer) in std::mem::take(&mut self.transfers) {
+            transfer.task.abort();
+        }
     }
 }
 
 impl Drop for PeerNet {
     fn drop(&mut self) {
-        self.stop.cancel();
+        self.stop();
     }
 }
 
@@ -281,7 +367,7 @@ struct Writer {
     stop: CancellationToken,
 }
 
-type Sink = FramedWrite<TcpStream, LengthDelimitedCodec>;
+pub(crate) type Sink = FramedWrite<TcpStream, LengthDelimitedCodec>;
 
 impl Writer {
     async fn run(self, mut queue: mpsc::Receiver<Message>) {
@@ -406,7 +492,7 @@ impl Writer {
 /// Connect from our own server address when we have one, so the peer sees (and its
 /// fault rules match) our address rather than whatever the kernel picks (on loopback,
 /// 127.0.0.1 for every server).
-async fn connect(source: Option<IpAddr>, target: SocketAddr) -> std::io::Result<Sink> {
+pub(crate) async fn connect(source: Option<IpAddr>, target: SocketAddr) -> std::io::Result<Sink> {
     let bound = source
         .filter(|ip| ip.is_ipv4() == target.is_ipv4())
         .and_then(|ip| {

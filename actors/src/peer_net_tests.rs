@@ -1,6 +1,6 @@
 //! Three in-memory servers talking Raft over real TCP on loopback, each behind its own
-//! server port (127.0.0.181 to .186, port 8300); partitions are fault rules. Every
-//! wait is for a condition, with a deadline.
+//! server port (127.0.0.181 to .186, .245 to .247 and .250 to .252, port 8300);
+//! partitions are fault rules. Every wait is for a condition, with a deadline.
 
 // KV values are built with `.into()` (see endpoint/tests.rs).
 #![allow(clippy::useless_conversion)]
@@ -8,7 +8,9 @@
 use crate::endpoint::tests::{options, opts, set};
 use crate::faults::{FaultRule, FaultRules};
 use crate::rpc::{ForwardOptions, LeaderForwarding, RpcServer, RpcServerOptions};
-use crate::{Api, ServerHandle, ServerOptions};
+use crate::server::Limits;
+use crate::snapshot_sender::SnapshotSendOptions;
+use crate::{Api, RaftRole, ServerHandle, ServerOptions};
 use protocol::api::{Consistency, Read, WriteOutcome};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -29,6 +31,14 @@ fn addr(last_octet: u8) -> SocketAddr {
 
 /// Three fresh servers on `octets`, bootstrapped with one voter set.
 async fn cluster(octets: [u8; 3], tune: impl Fn(&mut ServerOptions)) -> Vec<Member> {
+    cluster_with_limits(octets, tune, Limits::default()).await
+}
+
+async fn cluster_with_limits(
+    octets: [u8; 3],
+    tune: impl Fn(&mut ServerOptions),
+    limits: Limits,
+) -> Vec<Member> {
     let mut members = Vec::new();
     for (i, octet) in octets.iter().enumerate() {
         let at = addr(*octet);
@@ -40,9 +50,8 @@ async fn cluster(octets: [u8; 3], tune: impl Fn(&mut ServerOptions)) -> Vec<Memb
         };
         tune(&mut opts);
         let faults = FaultRules::new();
-        let server = ServerHandle::start_with_faults(opts, faults.clone())
-            .await
-            .unwrap();
+        let server =
+            ServerHandle::open_and_start_with_faults(opts, limits.clone(), faults.clone()).unwrap();
         let forward = ForwardOptions {
             faults: faults.clone(),
             ..ForwardOptions::default()
@@ -302,4 +311,120 @@ async fn a_restore_through_a_follower_replicates_to_every_server() {
         })
         .await;
     }
+}
+
+/// A follower far behind (what it lacks is compacted away on the leader) gets a snapshot
+/// of dozens of chunks, paced to last several election timeouts and longer than the
+/// leader's snapshot retry. Throughout, heartbeats keep it following the same leader in
+/// the same term (no election, its last contact stays under the election timeout), the
+/// transfer is never restarted (its bytes only grow), and it catches up.
+#[actix::test]
+async fn a_far_behind_follower_catches_up_from_a_chunked_snapshot_while_heartbeats_flow() {
+    const CHUNK_BYTES: usize = 16 * 1024;
+    const KEYS: usize = 96;
+    const VALUE_BYTES: usize = 8 * 1024;
+    let limits = Limits {
+        snapshot_send: SnapshotSendOptions {
+            chunk_bytes: CHUNK_BYTES,
+            chunk_pause: Duration::from_millis(50),
+        },
+        ..Limits::default()
+    };
+    // raft_multiplier 2: election timeout 400 ms, heartbeats every 40 ms, snapshot retry
+    // after 2 s.
+    let election_timeout_ms = 400;
+    let members = cluster_with_limits(
+        [250, 251, 252],
+        |o| {
+            o.raft_multiplier = 2;
+            o.snapshot_threshold = 4;
+            o.trailing_logs = 1;
+        },
+        limits,
+    )
+    .await;
+    let leader = leader_of(&members, &[0, 1, 2]).await;
+    let lagging = (leader + 1) % 3;
+    isolate(&members, lagging);
+    let value = "v".repeat(VALUE_BYTES);
+    for i in 0..KEYS {
+        let write = members[leader]
+            .api
+            .write(set(&format!("k{i}"), &value))
+            .await;
+        assert_eq!(write, Ok(WriteOutcome::Done));
+    }
+    let start = Instant::now();
+    while members[leader].server.log_stats().await.0 <= 5 {
+        assert!(start.elapsed() < DEADLINE, "the leader compacted its log");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let term = members[leader].server.status().term;
+    let leader_addr = members[leader].addr.to_string();
+    for m in &members {
+        m.faults.clear();
+    }
+
+    let inbox = members[lagging].server.raft_inbox();
+    let last_key = format!("k{}", KEYS - 1);
+    let mut progress: Vec<u64> = Vec::new();
+    let mut max_contact_ms = 0;
+    let start = Instant::now();
+    while members[lagging]
+        .server
+        .view()
+        .read()
+        .kv_get(&last_key)
+        .is_none()
+    {
+        assert!(start.elapsed() < DEADLINE, "the lagging follower caught up");
+        if let Some((key, received)) = inbox.snapshot_in_progress() {
+            assert_eq!(key.term.0, term);
+            if let Some(before) = progress.last() {
+                assert!(received >= *before, "restarted: {received} after {before}");
+            }
+            progress.push(received);
+            let s = members[lagging].server.status();
+            assert_eq!(s.role, RaftRole::Follower);
+            assert_eq!(
+                (s.term, s.leader_addr.as_deref()),
+                (term, Some(&*leader_addr))
+            );
+            max_contact_ms = max_contact_ms.max(s.last_contact_ms);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    progress.dedup();
+    eprintln!(
+        "FIGURES chunks_seen={} max_contact_ms={max_contact_ms} elapsed={:?} last={:?}",
+        progress.len(),
+        start.elapsed(),
+        progress.last()
+    );
+    // Seen in flight at many sizes, one chunk apart (or more, between two looks).
+    assert!(progress.len() >= 10, "seen in flight: {progress:?}");
+    assert!(progress.iter().all(|b| *b % CHUNK_BYTES as u64 == 0));
+    assert!(
+        max_contact_ms < election_timeout_ms,
+        "heartbeats stopped during the transfer: last contact {max_contact_ms} ms ago"
+    );
+    assert!(
+        start.elapsed() > Duration::from_millis(3 * election_timeout_ms),
+        "the transfer was paced over several election timeouts: {:?}",
+        start.elapsed()
+    );
+    // Nobody started an election meanwhile.
+    for m in &members {
+        let s = m.server.status();
+        assert_eq!(
+            (s.term, s.leader_addr.as_deref()),
+            (term, Some(&*leader_addr))
+        );
+    }
+    let view = members[lagging].server.view().read();
+    for i in 0..KEYS {
+        let entry = view.kv_get(&format!("k{i}")).expect("every key");
+        assert_eq!(entry.value.len(), VALUE_BYTES);
+    }
+    assert_eq!(inbox.snapshot_in_progress(), None);
 }

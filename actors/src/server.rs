@@ -14,6 +14,7 @@ use crate::raft_core::{
 };
 use crate::read_view::ReadView;
 use crate::recovery::load_newest_snapshot;
+use crate::snapshot_sender::SnapshotSendOptions;
 use crate::snapshot_store::{FileSnapshotStore, MemorySnapshotStore, SnapshotBackend};
 use crate::status::{RaftStatus, StatusCell};
 use actix::prelude::*;
@@ -92,6 +93,8 @@ pub(crate) struct Limits {
     pub(crate) snapshot_log_bytes: u64,
     /// Payload bytes of trailing log entries kept in memory below a snapshot.
     pub(crate) trailing_log_bytes: u64,
+    /// Chunk size (and, in tests, pace) of snapshots sent to followers.
+    pub(crate) snapshot_send: SnapshotSendOptions,
 }
 
 impl Default for Limits {
@@ -104,6 +107,7 @@ impl Default for Limits {
             max_snapshot_record_bytes: codec::MAX_DECODE_BYTES,
             snapshot_log_bytes: crate::fsm::SNAPSHOT_LOG_BYTES,
             trailing_log_bytes: crate::fsm::TRAILING_LOG_BYTES,
+            snapshot_send: SnapshotSendOptions::default(),
         }
     }
 }
@@ -137,7 +141,7 @@ impl ServerHandle {
         Self::open_and_start_with_faults(opts, limits, FaultRules::default())
     }
 
-    fn open_and_start_with_faults(
+    pub(crate) fn open_and_start_with_faults(
         opts: ServerOptions,
         limits: Limits,
         faults: FaultRules,
@@ -253,6 +257,7 @@ impl ServerHandle {
             opts.server_addr.clone(),
             faults,
             snapshots.clone(),
+            limits.snapshot_send.clone(),
         );
         let (raft_inbox, inbox) = RaftInbox::channel();
         let done_addr = addr.clone();

@@ -128,12 +128,30 @@ fn a_reader_refusing_an_intact_snapshot_makes_it_unloadable(backend: &dyn Snapsh
     );
 }
 
+fn the_data_summary_is_what_a_load_hands_out(backend: &dyn SnapshotBackend) {
+    assert!(backend.data_summary(id(10, 1)).is_err(), "no such snapshot");
+    let store = store_of(40);
+    let len = save_store(backend, &meta(10, 1), &store);
+    let (m, summary) = backend.data_summary(id(10, 1)).unwrap().expect("a summary");
+    let data = backend.load(id(10, 1)).unwrap().data;
+    assert_eq!(m, meta(10, 1));
+    assert_eq!(
+        summary,
+        DataSummary {
+            len,
+            crc: crc32fast::hash(&data)
+        }
+    );
+    assert_eq!(len, data.len() as u64);
+}
+
 fn conforms(make: &dyn Fn() -> Box<dyn SnapshotBackend>) {
     empty_store_lists_nothing(make().as_ref());
     saves_round_trip_and_only_the_newest_two_are_kept(make().as_ref());
     stores_stream_in_and_out(make().as_ref());
     a_failing_writer_saves_nothing(make().as_ref());
     a_reader_refusing_an_intact_snapshot_makes_it_unloadable(make().as_ref());
+    the_data_summary_is_what_a_load_hands_out(make().as_ref());
 }
 
 #[test]
@@ -311,9 +329,11 @@ fn version_1_files_still_load() {
     write_v1_file(&backend.path_of(id(40, 2)), &meta(40, 2), &store);
     let (m, back) = load_store(&backend, id(40, 2), codec::MAX_DECODE_BYTES).unwrap();
     assert_eq!((m, back), (meta(40, 2), store.clone()));
-    // `load` converts it to the record stream.
+    // `load` converts it to the record stream, which the file does not hold as such:
+    // no summary of it.
     let snap = backend.load(id(40, 2)).unwrap();
     assert_eq!(snap.data, records::encode_store(&store));
+    assert_eq!(backend.data_summary(id(40, 2)), Ok(None));
     // Damage is still detected.
     let path = backend.path_of(id(40, 2));
     let mut bytes = std::fs::read(&path).unwrap();

@@ -26,8 +26,8 @@
 //! beyond the newest [`RETAINED_SNAPSHOTS`] are deleted after the new one is durable.
 
 use super::{
-    corrupt, stream_verified, CrcWriter, DataReader, DataWriter, LoadError, SnapshotBackend,
-    SnapshotData, SnapshotId, RETAINED_SNAPSHOTS,
+    corrupt, stream_verified, CrcWriter, DataReader, DataSummary, DataWriter, LoadError,
+    SnapshotBackend, SnapshotData, SnapshotId, RETAINED_SNAPSHOTS,
 };
 use crate::storage_error::StorageError;
 use parking_lot::Mutex;
@@ -341,18 +341,35 @@ impl SnapshotBackend for FileSnapshotStore {
         sync_dir(&self.dir)
     }
 
+    fn data_summary(
+        &self,
+        id: SnapshotId,
+    ) -> Result<Option<(SnapshotMeta, DataSummary)>, LoadError> {
+        let path = self.path_of(id);
+        let what = path.display().to_string();
+        let (mut f, file_len, version) = open_versioned(&path, &what)?;
+        match version {
+            VERSION => {
+                let section = read_v2_frame(&mut f, file_len).map_err(|e| corrupt(&what, e))?;
+                if SnapshotId::of(&section.meta) != id {
+                    return Err(corrupt(&what, "header does not match the file name".into()));
+                }
+                let summary = DataSummary {
+                    len: section.len,
+                    crc: section.crc,
+                };
+                Ok(Some((section.meta, summary)))
+            }
+            V1 => Ok(None),
+            other => Err(unsupported_version(what, other)),
+        }
+    }
+
     fn load_with(&self, id: SnapshotId, read: DataReader<'_>) -> Result<SnapshotMeta, LoadError> {
         let path = self.path_of(id);
         let what = path.display().to_string();
-        let mut f = File::open(&path).map_err(StorageError::from)?;
-        let file_len = f.metadata().map_err(StorageError::from)?.len();
-        let mut prefix = [0u8; 12];
-        f.read_exact(&mut prefix)
-            .map_err(|_| corrupt(&what, "file is truncated".into()))?;
-        if &prefix[..8] != MAGIC {
-            return Err(corrupt(&what, "bad magic".into()));
-        }
-        let meta = match u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) {
+        let (mut f, file_len, version) = open_versioned(&path, &what)?;
+        let meta = match version {
             VERSION => {
                 let section = read_v2_frame(&mut f, file_len).map_err(|e| corrupt(&what, e))?;
                 if SnapshotId::of(&section.meta) != id {
@@ -364,14 +381,7 @@ impl SnapshotBackend for FileSnapshotStore {
                 section.meta
             }
             V1 => self.load_v1(&path, &what, read)?,
-            other => {
-                return Err(LoadError::Unloadable(
-                    what,
-                    format!(
-                    "unsupported snapshot file version {other} (this build reads versions 1 and 2)"
-                ),
-                ))
-            }
+            other => return Err(unsupported_version(what, other)),
         };
         if SnapshotId::of(&meta) != id {
             return Err(corrupt(
@@ -381,4 +391,25 @@ impl SnapshotBackend for FileSnapshotStore {
         }
         Ok(meta)
     }
+}
+
+/// Open a snapshot file and read its magic and format version.
+fn open_versioned(path: &Path, what: &str) -> Result<(File, u64, u32), LoadError> {
+    let mut f = File::open(path).map_err(StorageError::from)?;
+    let file_len = f.metadata().map_err(StorageError::from)?.len();
+    let mut prefix = [0u8; 12];
+    f.read_exact(&mut prefix)
+        .map_err(|_| corrupt(what, "file is truncated".into()))?;
+    if &prefix[..8] != MAGIC {
+        return Err(corrupt(what, "bad magic".into()));
+    }
+    let version = u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]);
+    Ok((f, file_len, version))
+}
+
+fn unsupported_version(what: String, version: u32) -> LoadError {
+    LoadError::Unloadable(
+        what,
+        format!("unsupported snapshot file version {version} (this build reads versions 1 and 2)"),
+    )
 }

@@ -3,8 +3,8 @@
 //! over it is checked on load just as on disk.
 
 use super::{
-    stream_verified, CrcWriter, DataReader, DataWriter, LoadError, SnapshotBackend, SnapshotId,
-    RETAINED_SNAPSHOTS,
+    stream_verified, CrcWriter, DataReader, DataSummary, DataWriter, LoadError, SnapshotBackend,
+    SnapshotId, RETAINED_SNAPSHOTS,
 };
 use crate::storage_error::StorageError;
 use parking_lot::Mutex;
@@ -70,6 +70,22 @@ impl SnapshotBackend for MemorySnapshotStore {
             .lock()
             .retain(|(m, _, _)| SnapshotId::of(m) != id);
         Ok(())
+    }
+
+    fn data_summary(
+        &self,
+        id: SnapshotId,
+    ) -> Result<Option<(SnapshotMeta, DataSummary)>, LoadError> {
+        let saved = self.saved.lock();
+        let (meta, data, crc) = saved
+            .iter()
+            .find(|(m, _, _)| SnapshotId::of(m) == id)
+            .ok_or_else(|| StorageError::Io(format!("no snapshot {}-{}", id.term, id.index)))?;
+        let summary = DataSummary {
+            len: data.len() as u64,
+            crc: *crc,
+        };
+        Ok(Some((meta.clone(), summary)))
     }
 
     fn load_with(&self, id: SnapshotId, read: DataReader<'_>) -> Result<SnapshotMeta, LoadError> {

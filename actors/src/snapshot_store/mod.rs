@@ -61,6 +61,13 @@ pub struct Snapshot {
     pub data: Vec<u8>,
 }
 
+/// The length and crc32 of a stored data section, as recorded when it was saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataSummary {
+    pub len: u64,
+    pub crc: u32,
+}
+
 /// What a reader of a snapshot is handed.
 pub enum SnapshotData<'a> {
     /// The data section: framed records ([`records`]), streamed.
@@ -105,6 +112,19 @@ pub trait SnapshotBackend: Send + Sync + 'static {
     /// next save would prune the good older snapshot and keep the damaged one, and log
     /// compaction (bounded by the oldest retained snapshot) could leave nothing usable.
     fn quarantine(&self, id: SnapshotId) -> Result<(), StorageError>;
+
+    /// The meta, length and crc32 of `id`'s data section as recorded when it was saved
+    /// (a file's header and trailer; the data itself is verified by `load_with`), so a
+    /// leader can announce them before streaming the data to a follower in chunks.
+    /// None when `load_with` would not hand out that record stream as stored (a
+    /// version-1 file, converted by `load`): send it from `load` then.
+    fn data_summary(
+        &self,
+        id: SnapshotId,
+    ) -> Result<Option<(SnapshotMeta, DataSummary)>, LoadError> {
+        let _ = id;
+        Ok(None)
+    }
 
     /// `save_with` for a data section at hand (a leader's snapshot).
     fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
