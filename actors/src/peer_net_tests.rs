@@ -395,12 +395,6 @@ async fn a_far_behind_follower_catches_up_from_a_chunked_snapshot_while_heartbea
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     progress.dedup();
-    eprintln!(
-        "FIGURES chunks_seen={} max_contact_ms={max_contact_ms} elapsed={:?} last={:?}",
-        progress.len(),
-        start.elapsed(),
-        progress.last()
-    );
     // Seen in flight at many sizes, one chunk apart (or more, between two looks).
     assert!(progress.len() >= 10, "seen in flight: {progress:?}");
     assert!(progress.iter().all(|b| *b % CHUNK_BYTES as u64 == 0));
