@@ -290,3 +290,177 @@ fn read_up_to(input: &mut dyn Read, n: usize) -> std::io::Result<Vec<u8>> {
     buf.truncate(filled);
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot_store::{
+        records, DataReader, DataWriter, FileSnapshotStore, LoadError, MemorySnapshotStore,
+        SnapshotId,
+    };
+    use crate::storage_error::StorageError;
+    use protocol::codec;
+    use protocol::ids::LogIndex;
+    use protocol::raft::frame::{decode_wire_frame, WireFrame};
+    use protocol::raft::snapshot_chunks::{
+        ChunkAssembler, ChunkOutcome, MAX_SNAPSHOT_TRANSFER_BYTES,
+    };
+    use protocol::raft::{Message, SnapshotMeta};
+    use protocol::store::{Command, KvOp, Store};
+
+    const CHUNK: usize = 4096;
+
+    fn meta() -> SnapshotMeta {
+        SnapshotMeta {
+            index: LogIndex(40),
+            term: Term(2),
+            configuration: vec![(ServerId("a".into()), "127.0.0.250:8300".into())],
+        }
+    }
+
+    fn save_store(backend: &dyn SnapshotBackend) {
+        let mut store = Store::new();
+        for i in 1..=40u64 {
+            let cmd = Command::Kv(KvOp::Set {
+                key: format!("k{i}"),
+                value: vec![i as u8; 1000],
+                flags: i,
+            });
+            store.apply(i, &cmd);
+        }
+        backend
+            .save_with(&meta(), &mut |w| {
+                records::write_store(&store, w, codec::MAX_DECODE_BYTES)
+            })
+            .unwrap();
+    }
+
+    /// Run the reader on its own thread; (its result, the pieces it handed on).
+    fn read_all(
+        backend: Arc<dyn SnapshotBackend>,
+    ) -> (Result<(), String>, Vec<SnapshotChunk>, u64) {
+        let (tx, mut rx) = mpsc::channel(SNAPSHOT_CHUNKS_AHEAD);
+        let header = (
+            ServerId("a".into()),
+            "127.0.0.250:8300".to_string(),
+            Term(7),
+        );
+        let reader = std::thread::spawn(move || read_chunks(backend.as_ref(), header, CHUNK, &tx));
+        let mut chunks = Vec::new();
+        let mut announced = 0;
+        while let Some(piece) = rx.blocking_recv() {
+            match piece {
+                Piece::Start { index, total_len } => {
+                    assert!(chunks.is_empty(), "Start comes first");
+                    assert_eq!(index, 40);
+                    announced = total_len;
+                }
+                Piece::Frame(bytes) => match decode_wire_frame(&bytes) {
+                    Ok(WireFrame::SnapshotChunk(chunk)) => chunks.push(chunk),
+                    other => panic!("not a chunk: {other:?}"),
+                },
+            }
+        }
+        (reader.join().unwrap(), chunks, announced)
+    }
+
+    /// The chunks assemble into exactly what `load` hands out.
+    fn assembles_to_the_stored_image(backend: Arc<dyn SnapshotBackend>) {
+        let id = SnapshotId::of(&meta());
+        let image = backend.load(id).unwrap().data;
+        let (result, chunks, announced) = read_all(backend);
+        assert_eq!(result, Ok(()));
+        assert_eq!(announced, image.len() as u64);
+        assert_eq!(chunks.len(), image.len().div_ceil(CHUNK));
+        assert!(chunks
+            .iter()
+            .all(|c| c.bytes.len() <= CHUNK && c.term == Term(7)));
+        let mut assembler = ChunkAssembler::new(MAX_SNAPSHOT_TRANSFER_BYTES);
+        let mut outcome = None;
+        for chunk in chunks {
+            outcome = Some(assembler.on_chunk(1, chunk).unwrap());
+        }
+        let Some(ChunkOutcome::Complete(frame)) = outcome else {
+            panic!("not complete: {outcome:?}");
+        };
+        let Message::InstallSnapshot {
+            term,
+            meta: m,
+            data,
+            ..
+        } = frame.msg
+        else {
+            panic!("{:?}", frame.msg);
+        };
+        assert_eq!((term, m, data), (Term(7), meta(), image));
+    }
+
+    #[test]
+    fn a_file_snapshot_streams_in_chunks_that_assemble_into_the_stored_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let backend = FileSnapshotStore::open(tmp.path()).unwrap();
+        save_store(&backend);
+        assembles_to_the_stored_image(Arc::new(backend));
+        let memory = MemorySnapshotStore::new();
+        save_store(&memory);
+        assembles_to_the_stored_image(Arc::new(memory));
+    }
+
+    /// A store without a summary of its data (a version-1 file): loaded, converted,
+    /// then sent in chunks all the same.
+    struct NoSummary(MemorySnapshotStore);
+
+    impl SnapshotBackend for NoSummary {
+        fn save_with(
+            &self,
+            meta: &SnapshotMeta,
+            write: DataWriter<'_>,
+        ) -> Result<u64, StorageError> {
+            self.0.save_with(meta, write)
+        }
+        fn list(&self) -> Result<Vec<SnapshotId>, StorageError> {
+            self.0.list()
+        }
+        fn load_with(
+            &self,
+            id: SnapshotId,
+            read: DataReader<'_>,
+        ) -> Result<SnapshotMeta, LoadError> {
+            self.0.load_with(id, read)
+        }
+        fn quarantine(&self, id: SnapshotId) -> Result<(), StorageError> {
+            self.0.quarantine(id)
+        }
+    }
+
+    #[test]
+    fn a_snapshot_without_a_summary_is_converted_and_sent_in_chunks() {
+        let backend = NoSummary(MemorySnapshotStore::new());
+        save_store(&backend);
+        assert_eq!(backend.data_summary(SnapshotId::of(&meta())), Ok(None));
+        assembles_to_the_stored_image(Arc::new(backend));
+    }
+
+    #[test]
+    fn a_snapshot_damaged_on_disk_never_sends_its_last_chunk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let backend = FileSnapshotStore::open(tmp.path()).unwrap();
+        save_store(&backend);
+        let path = backend.path_of(SnapshotId::of(&meta()));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let (result, chunks, _) = read_all(Arc::new(backend));
+        assert!(result.is_err(), "{result:?}");
+        assert!(!chunks.is_empty(), "chunks before the damage went out");
+        assert!(chunks.iter().all(|c| !c.last));
+    }
+
+    #[test]
+    fn nothing_is_sent_without_a_snapshot() {
+        let (result, chunks, _) = read_all(Arc::new(MemorySnapshotStore::new()));
+        assert_eq!(result, Err("no snapshot stored".to_string()));
+        assert!(chunks.is_empty());
+    }
+}
