@@ -422,3 +422,102 @@ async fn a_far_behind_follower_catches_up_from_a_chunked_snapshot_while_heartbea
     }
     assert_eq!(inbox.snapshot_in_progress(), None);
 }
+
+/// The transport alone: a snapshot image larger than a whole Raft frame (64 MiB, the old
+/// ceiling of a snapshot) crosses in chunks from a leader's PeerNet (127.0.0.254) to a
+/// server port (127.0.0.253), verified, as one InstallSnapshot; heartbeats sent to the
+/// same follower meanwhile overtake it on their own connection.
+#[actix::test]
+async fn a_snapshot_larger_than_a_frame_crosses_in_chunks_while_heartbeats_overtake_it() {
+    use crate::peer_net::{PeerNet, RaftInbox};
+    use crate::snapshot_store::{MemorySnapshotStore, SnapshotBackend};
+    use crate::{ReadView, ViewEndpoint};
+    use protocol::ids::{LogIndex, ServerId, Term};
+    use protocol::raft::frame::MAX_RAFT_FRAME_BYTES;
+    use protocol::raft::{Message, SnapshotMeta};
+    use std::sync::Arc;
+
+    let receiver = addr(253);
+    let (inbox, mut frames) = RaftInbox::channel();
+    let rpc_options = RpcServerOptions {
+        raft: Some(inbox.clone()),
+        ..RpcServerOptions::default()
+    };
+    let api = Api::new(ViewEndpoint::new(ReadView::new(
+        protocol::store::Store::new(),
+    )));
+    let _rpc = RpcServer::start(receiver, api, rpc_options).await.unwrap();
+
+    let image_len = MAX_RAFT_FRAME_BYTES + 1024 * 1024;
+    let (crc, meta, snapshots) = {
+        let image: Vec<u8> = (0..image_len).map(|i| (i % 251) as u8).collect();
+        let meta = SnapshotMeta {
+            index: LogIndex(77),
+            term: Term(2),
+            configuration: vec![(ServerId("leader".into()), addr(254).to_string())],
+        };
+        let snapshots = MemorySnapshotStore::new();
+        snapshots.save(&meta, &image).unwrap();
+        (crc32fast::hash(&image), meta, Arc::new(snapshots))
+    };
+    let options = SnapshotSendOptions {
+        chunk_bytes: 1024 * 1024,
+        chunk_pause: Duration::from_millis(5),
+    };
+    let leader = ServerId("leader".into());
+    let mut net = PeerNet::new(
+        leader.clone(),
+        addr(254).to_string(),
+        FaultRules::new(),
+        snapshots,
+        options,
+    );
+    let follower = ServerId("follower".into());
+    let to = receiver.to_string();
+    net.send_snapshot(follower.clone(), Some(&to), Term(3));
+    let heartbeat = Message::AppendEntries {
+        term: Term(3),
+        leader: leader.clone(),
+        prev_log_index: LogIndex(0),
+        prev_log_term: Term(0),
+        entries: vec![],
+        leader_commit: LogIndex(0),
+        round: 0,
+    };
+    let mut heartbeats_first = 0;
+    let mut every = tokio::time::interval(Duration::from_millis(20));
+    let start = Instant::now();
+    let snapshot = loop {
+        assert!(start.elapsed() < DEADLINE, "the snapshot arrived");
+        tokio::select! {
+            _ = every.tick() => net.send(follower.clone(), Some(&to), heartbeat.clone()),
+            frame = frames.recv() => {
+                let frame = frame.expect("the inbox is open");
+                match frame.msg {
+                    Message::AppendEntries { .. } => heartbeats_first += 1,
+                    _ => break frame,
+                }
+            }
+        }
+    };
+    assert_eq!(
+        (snapshot.from, snapshot.from_addr),
+        (leader.clone(), addr(254).to_string())
+    );
+    let Message::InstallSnapshot {
+        term,
+        leader: from,
+        meta: got,
+        data,
+    } = snapshot.msg
+    else {
+        panic!("not a snapshot: {:?}", snapshot.msg);
+    };
+    assert_eq!((term, from, got), (Term(3), leader, meta));
+    assert_eq!((data.len(), crc32fast::hash(&data)), (image_len, crc));
+    assert!(
+        heartbeats_first >= 5,
+        "{heartbeats_first} heartbeats arrived first"
+    );
+    assert_eq!(inbox.snapshot_in_progress(), None);
+}
