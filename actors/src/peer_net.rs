@@ -313,6 +313,14 @@ impl PeerNet {
             .insert(to, RunningTransfer { term, addr, task });
     }
 
+    /// Test probe: whether a snapshot transfer to `to` is running.
+    #[cfg(test)]
+    pub(crate) fn transfer_running(&self, to: &ServerId) -> bool {
+        self.transfers
+            .get(to)
+            .is_some_and(|t| !t.task.is_finished())
+    }
+
     /// The queue of `to`'s link, (re)starting it when new or its address changed.
     fn link(&mut self, to: &ServerId, addr: &str) -> mpsc::Sender<Message> {
         if let Some(link) = self.links.get(to) {

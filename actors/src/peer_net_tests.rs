@@ -327,6 +327,7 @@ async fn a_far_behind_follower_catches_up_from_a_chunked_snapshot_while_heartbea
         snapshot_send: SnapshotSendOptions {
             chunk_bytes: CHUNK_BYTES,
             chunk_pause: Duration::from_millis(50),
+            ..SnapshotSendOptions::default()
         },
         ..Limits::default()
     };
@@ -463,6 +464,7 @@ async fn a_snapshot_larger_than_a_frame_crosses_in_chunks_while_heartbeats_overt
     let options = SnapshotSendOptions {
         chunk_bytes: 1024 * 1024,
         chunk_pause: Duration::from_millis(5),
+        ..SnapshotSendOptions::default()
     };
     let leader = ServerId("leader".into());
     let mut net = PeerNet::new(
@@ -520,4 +522,68 @@ async fn a_snapshot_larger_than_a_frame_crosses_in_chunks_while_heartbeats_overt
         "{heartbeats_first} heartbeats arrived first"
     );
     assert_eq!(inbox.snapshot_in_progress(), None);
+}
+
+/// A follower that stops reading (SIGSTOP, a dead link) does not pin its transfer: a
+/// chunk write that makes no progress within the timeout ends it, so the leader's next
+/// retry starts a fresh one (while it ran, a retry would have been ignored).
+#[actix::test]
+async fn a_transfer_to_a_follower_that_stops_reading_ends_at_the_write_timeout() {
+    use crate::peer_net::PeerNet;
+    use crate::snapshot_store::{MemorySnapshotStore, SnapshotBackend};
+    use protocol::ids::{LogIndex, ServerId, Term};
+    use protocol::raft::SnapshotMeta;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    // A "follower" that accepts connections and never reads from them.
+    let stalled = addr(254);
+    let listener = tokio::net::TcpListener::bind(stalled).await.unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let holder = {
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        })
+    };
+    // Larger than what the socket buffers of both ends can absorb.
+    let snapshots = MemorySnapshotStore::new();
+    let meta = SnapshotMeta {
+        index: LogIndex(9),
+        term: Term(1),
+        configuration: vec![],
+    };
+    snapshots.save(&meta, &vec![7u8; 32 * 1024 * 1024]).unwrap();
+    let options = SnapshotSendOptions {
+        write_timeout: Duration::from_millis(300),
+        ..SnapshotSendOptions::default()
+    };
+    let mut net = PeerNet::new(
+        ServerId("leader".into()),
+        addr(253).to_string(),
+        FaultRules::new(),
+        Arc::new(snapshots),
+        options,
+    );
+    let follower = ServerId("follower".into());
+    let to = stalled.to_string();
+    net.send_snapshot(follower.clone(), Some(&to), Term(2));
+    assert!(net.transfer_running(&follower));
+    eventually("the stalled transfer ends", || {
+        (!net.transfer_running(&follower)).then_some(())
+    })
+    .await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // The next ask is not mistaken for the running transfer: a new connection.
+    net.send_snapshot(follower.clone(), Some(&to), Term(2));
+    eventually("a fresh transfer connects", || {
+        (accepted.load(Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    net.stop();
+    holder.abort();
 }

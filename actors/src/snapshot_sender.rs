@@ -64,6 +64,9 @@ pub(crate) struct SnapshotSendOptions {
     /// A pause after each chunk. None in servers; tests stretch a transfer over several
     /// election timeouts with it.
     pub(crate) chunk_pause: Duration,
+    /// How long one chunk's write may make no progress ([`SNAPSHOT_CHUNK_WRITE_TIMEOUT`];
+    /// tests shorten it).
+    pub(crate) write_timeout: Duration,
 }
 
 impl Default for SnapshotSendOptions {
@@ -71,6 +74,7 @@ impl Default for SnapshotSendOptions {
         SnapshotSendOptions {
             chunk_bytes: SNAPSHOT_CHUNK_BYTES,
             chunk_pause: Duration::ZERO,
+            write_timeout: SNAPSHOT_CHUNK_WRITE_TIMEOUT,
         }
     }
 }
@@ -177,12 +181,11 @@ impl Transfer {
             Verdict::Drop => return Ok(()),
             Verdict::Cut => return Err("the peer is cut off by a fault rule".into()),
         }
-        match tokio::time::timeout(SNAPSHOT_CHUNK_WRITE_TIMEOUT, sink.send(frame)).await {
+        let limit = self.options.write_timeout;
+        match tokio::time::timeout(limit, sink.send(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("write failed: {e}")),
-            Err(_) => Err(format!(
-                "no progress writing a chunk for {SNAPSHOT_CHUNK_WRITE_TIMEOUT:?}"
-            )),
+            Err(_) => Err(format!("no progress writing a chunk for {limit:?}")),
         }
     }
 }

@@ -166,6 +166,14 @@ fn sizes_from_the_wire_are_checked_before_anything_is_kept() {
         })
     );
     assert_eq!(a.in_progress(), None);
+    let mut servers = ChunkAssembler::new(MAX_SNAPSHOT_TRANSFER_BYTES);
+    let mut over = huge[0].clone();
+    over.total_len = MAX_SNAPSHOT_TRANSFER_BYTES + 1;
+    over.last = false;
+    assert!(matches!(
+        servers.on_chunk(1, over),
+        Err(ChunkError::TooLarge { .. })
+    ));
     // Exactly at the limit is fine.
     let at_limit = image(LIMIT as usize);
     assert!(matches!(
