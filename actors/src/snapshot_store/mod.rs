@@ -95,7 +95,7 @@ pub enum LoadError {
 }
 
 /// Durable snapshot storage. Shared between threads (the Fsm's writer thread saves,
-/// recovery and, later, the leader's InstallSnapshot sender load).
+/// recovery and the leader's snapshot sender load).
 pub trait SnapshotBackend: Send + Sync + 'static {
     /// Store durably the data section `write` produces (on disk: temp file, fsync,
     /// rename, fsync the directory), then delete all but the newest
