@@ -282,6 +282,13 @@ async fn a_restore_through_a_follower_replicates_to_every_server() {
     let (before, _) =
         crate::endpoint::tests::kv_get(&members[other].api, "k", opts(Consistency::Consistent))
             .await;
+    // The parked read is stale, on `other`: until `other` has applied `before`, that
+    // index is "from the future" there and the read would answer at once (found under
+    // CPU load: "3 > 4").
+    eventually("the other follower applied the read's index", || {
+        (*members[other].server.applied().borrow() >= before).then_some(())
+    })
+    .await;
     let parked = {
         let api = members[other].api.clone();
         tokio::spawn(async move {
