@@ -16,7 +16,7 @@
 //! - Heartbeats: the chunks travel on a connection of their own, not on the peer's
 //!   message link. On one TCP stream a heartbeat would queue behind every chunk byte in
 //!   the send buffer (megabytes, seconds on a slow link); on two, the kernel interleaves
-//!   them, so a long transfer never makes the follower miss its leader and start an
+//!   them, so a long transfer does not make the follower miss its leader and start an
 //!   election (as hashicorp/raft and etcd send snapshots beside their message streams).
 //! - The last chunk is held back until the snapshot store has verified the whole data
 //!   section against its saved crc32: a snapshot damaged on the leader's disk is never
@@ -33,7 +33,7 @@
 //!   follower discards the transfer).
 
 use crate::faults::{FaultRules, Verdict};
-use crate::peer_net::connect;
+use crate::peer_net::{connect, PEER_CONNECT_TIMEOUT};
 use crate::snapshot_store::{SnapshotBackend, SnapshotData};
 use futures::SinkExt;
 use protocol::ids::{ServerId, Term};
@@ -53,8 +53,6 @@ pub const SNAPSHOT_CHUNKS_AHEAD: usize = 2;
 /// A chunk that cannot be written for this long ends the transfer (the follower is
 /// stopped or the link is dead; at 1 MiB chunks it allows links down to ~100 KiB/s).
 pub const SNAPSHOT_CHUNK_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for the transfer's TCP connect.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How snapshots are sent.
 #[derive(Debug, Clone)]
@@ -120,7 +118,7 @@ impl Transfer {
             return Err("the peer is cut off by a fault rule".into());
         }
         let source = self.from_addr.parse::<SocketAddr>().ok().map(|a| a.ip());
-        let mut sink = tokio::time::timeout(CONNECT_TIMEOUT, connect(source, self.target))
+        let mut sink = tokio::time::timeout(PEER_CONNECT_TIMEOUT, connect(source, self.target))
             .await
             .map_err(|_| "connect timed out".to_string())?
             .map_err(|e| format!("connect failed: {e}"))?;
