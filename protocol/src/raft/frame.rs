@@ -121,6 +121,7 @@ mod tests {
                     index: LogIndex(5),
                     term: Term(2),
                     configuration: vec![(ServerId("a".into()), "x:1".into())],
+                    non_voters: vec![(ServerId("b".into()), "y:1".into())],
                 },
                 data: vec![9; 100],
             },

@@ -68,7 +68,8 @@ mod tests;
 
 pub use self::core::{Raft, SNAPSHOT_RETRY_TIMEOUTS};
 pub use types::{
-    Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role, SnapshotMeta,
+    ChangeError, ConfigChange, Configuration, Entry, HardState, Message, NotLeader, Output,
+    Payload, PersistRequest, Role, ServerProgress, SnapshotMeta,
 };
 
 use crate::ids::ServerId;

@@ -887,3 +887,6 @@ fn a_hostile_maximal_term_does_not_panic() {
 
 #[path = "snapshot_tests.rs"]
 mod snapshot_tests;
+
+#[path = "membership_tests.rs"]
+mod membership_tests;
