@@ -17,6 +17,7 @@ pub mod force_leave_cmd;
 pub mod join_cmd;
 pub mod leave_cmd;
 pub mod members_cmd;
+pub mod operator_cmd;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -64,6 +65,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "members",
         synopsis: "Lists the members of a cluster",
         run: members_cmd::run,
+    },
+    Subcommand {
+        name: "operator",
+        synopsis: "Provides cluster-level tools for operators",
+        run: operator_cmd::run,
     },
     Subcommand {
         name: "version",

@@ -234,6 +234,7 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
     validate_node_meta(&s.node_meta)?;
 
     let node_id = node_id::resolve(s.node_id.as_deref(), data_dir.as_deref())?;
+    let autopilot = build_autopilot(&s.autopilot)?;
 
     let config = Config {
         node_name,
@@ -267,8 +268,34 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         leave_on_terminate,
         skip_leave_on_interrupt,
         rejoin_after_leave: s.rejoin_after_leave.unwrap_or(false),
+        autopilot,
     };
     Ok(Built { config, warnings })
+}
+
+/// Consul's autopilot defaults, overridden key by key.
+fn build_autopilot(
+    a: &super::source::AutopilotSource,
+) -> Result<protocol::autopilot::AutopilotConfig, ConfigError> {
+    let mut c = protocol::autopilot::AutopilotConfig::default();
+    if let Some(b) = a.cleanup_dead_servers {
+        c.cleanup_dead_servers = b;
+    }
+    if let Some(text) = &a.last_contact_threshold {
+        c.last_contact_threshold_ms = consul_duration_ms("autopilot.last_contact_threshold", text)?;
+    }
+    if let Some(n) = a.max_trailing_logs {
+        c.max_trailing_logs = u64::try_from(n).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "autopilot.max_trailing_logs cannot be {n}. Must be >= 0"
+            ))
+        })?;
+    }
+    if let Some(text) = &a.server_stabilization_time {
+        c.server_stabilization_ms =
+            consul_duration_ms("autopilot.server_stabilization_time", text)?;
+    }
+    Ok(c)
 }
 
 fn invalid<T>(message: impl Into<String>) -> Result<T, ConfigError> {

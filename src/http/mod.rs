@@ -20,6 +20,7 @@ pub mod health;
 pub mod kv;
 pub mod limits;
 pub mod members;
+pub mod operator;
 pub mod query;
 pub mod render;
 pub mod status;
@@ -175,6 +176,7 @@ pub async fn write(
 
 const GET: (&[Method], &str) = (&[Method::GET], "OPTIONS,GET");
 const PUT: (&[Method], &str) = (&[Method::PUT], "OPTIONS,PUT");
+const DELETE: (&[Method], &str) = (&[Method::DELETE], "OPTIONS,DELETE");
 const FAULTS: (&[Method], &str) = (
     &[Method::GET, Method::PUT, Method::DELETE],
     "OPTIONS,GET,PUT,DELETE",
@@ -194,6 +196,7 @@ enum Route<'a> {
     Agent(agent::AgentRoute),
     Members(members::MembersRoute<'a>),
     Health(health::HealthRoute<'a>),
+    Operator(operator::OperatorRoute),
     /// `/v1/cairn/faults[/<peer>]` (only with `-fault-injection`).
     Faults(Option<&'a str>),
 }
@@ -204,6 +207,7 @@ type Allowed = (&'static [Method], &'static str);
 fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
     use catalog::CatalogRoute as C;
     use members::MembersRoute as M;
+    use operator::OperatorRoute as O;
     if path == "/" {
         return Some((Route::Index, GET));
     }
@@ -223,6 +227,9 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "agent/members" => (Route::Members(M::Members), GET),
         "agent/leave" => (Route::Members(M::Leave), PUT),
         "cairn/faults" => (Route::Faults(None), FAULTS),
+        "operator/raft/configuration" => (Route::Operator(O::RaftConfiguration), GET),
+        "operator/raft/peer" => (Route::Operator(O::RaftPeer), DELETE),
+        "operator/autopilot/health" => (Route::Operator(O::AutopilotHealth), GET),
         _ => {
             if let Some(peer) = rest.strip_prefix("cairn/faults/") {
                 (Route::Faults(Some(peer)), FAULTS)
@@ -460,6 +467,7 @@ async fn handle(
         Route::Agent(a) => agent::handle(ctx, &api, a),
         Route::Members(m) => members::handle(ctx, &api, m).await,
         Route::Health(h) => health::handle(ctx, &api, h).await,
+        Route::Operator(o) => operator::handle(ctx, &api, o).await,
         Route::Faults(peer) => faults::handle(ctx, &api, peer),
     }
 }
