@@ -13,7 +13,7 @@ pub mod node_id;
 pub mod source;
 
 pub use build::{build, Built};
-pub use source::{ConfigSource, GossipLanSource, PortsSource};
+pub use source::{AutopilotSource, ConfigSource, GossipLanSource, PortsSource};
 
 use protocol::swim::SwimConfig;
 

@@ -41,6 +41,8 @@ pub mod peer_net;
 mod peer_net_tests;
 mod raft_core;
 pub mod raft_members;
+#[cfg(test)]
+mod raft_membership_tests;
 mod read_view;
 mod recovery;
 pub mod rpc;

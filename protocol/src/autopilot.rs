@@ -257,7 +257,8 @@ impl Autopilot {
                 .iter()
                 .filter(|m| m.voter && status_of(&m.id) != SerfStatus::Failed)
                 .count();
-            if not_failed >= voters / 2 + 1 {
+            let quorum = voters / 2 + 1;
+            if not_failed >= quorum {
                 if let Some(m) = others().filter(|m| m.voter).find(failed) {
                     return Some(decision(remove(m), Reason::Failed, m));
                 }
@@ -281,7 +282,8 @@ impl Autopilot {
                         address: g.addr.clone(),
                     })
                 }
-                Some(m) if m.address != g.addr && !taken => {
+                // The leader corrects its own address itself (RaftCore).
+                Some(m) if m.address != g.addr && !taken && m.id != raft.leader_id => {
                     return Some(Decision {
                         change: ConfigChange::Readdress {
                             id: ServerId(g.id.clone()),

@@ -886,6 +886,49 @@ mod tests {
     }
 
     #[test]
+    fn autopilot_settings_default_to_consuls_and_are_read() {
+        use crate::config::source::AutopilotSource;
+        let b = build(dev(), &host()).expect("dev builds");
+        assert_eq!(
+            b.config.autopilot,
+            protocol::autopilot::AutopilotConfig::default()
+        );
+        assert_eq!(b.config.autopilot.server_stabilization_ms, 10_000);
+        assert!(b.config.autopilot.cleanup_dead_servers);
+        let s = ConfigSource {
+            autopilot: AutopilotSource {
+                cleanup_dead_servers: Some(false),
+                last_contact_threshold: Some("1s".into()),
+                max_trailing_logs: Some(10),
+                server_stabilization_time: Some("1500ms".into()),
+            },
+            ..dev()
+        };
+        let a = build(s, &host()).expect("builds").config.autopilot;
+        assert_eq!(
+            (
+                a.cleanup_dead_servers,
+                a.last_contact_threshold_ms,
+                a.max_trailing_logs,
+                a.server_stabilization_ms
+            ),
+            (false, 1000, 10, 1500)
+        );
+        let bad = ConfigSource {
+            autopilot: AutopilotSource {
+                server_stabilization_time: Some("soon".into()),
+                ..AutopilotSource::default()
+            },
+            ..dev()
+        };
+        assert!(build(bad, &host())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("autopilot.server_stabilization_time"));
+    }
+
+    #[test]
     fn raft_snapshot_settings() {
         let b = build(dev(), &host()).expect("dev builds");
         assert_eq!(

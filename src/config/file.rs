@@ -468,6 +468,26 @@ mod tests {
     }
 
     #[test]
+    fn autopilot_keys_are_read() {
+        let l = parse(
+            r#"{"autopilot":{"cleanup_dead_servers":false,"last_contact_threshold":"300ms",
+            "max_trailing_logs":50,"server_stabilization_time":"1s","upgrade_version_tag":"x"}}"#,
+        );
+        assert_eq!(
+            l.warnings,
+            vec![
+                "config: unknown key \"autopilot.upgrade_version_tag\" in a.json was ignored"
+                    .to_string()
+            ]
+        );
+        let a = l.source.autopilot;
+        assert_eq!(a.cleanup_dead_servers, Some(false));
+        assert_eq!(a.last_contact_threshold.as_deref(), Some("300ms"));
+        assert_eq!(a.max_trailing_logs, Some(50));
+        assert_eq!(a.server_stabilization_time.as_deref(), Some("1s"));
+    }
+
+    #[test]
     fn gossip_keys_are_read() {
         use crate::config::GossipLanSource;
         let l = parse(

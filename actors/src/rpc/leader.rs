@@ -176,6 +176,17 @@ mod tests {
         );
         let info = Request::Info(InfoRequest::Leader);
         assert_eq!(route(&info, &follower, me), Route::Local);
+        // Operator requests go to the leader, but a stale configuration is local.
+        for info in [
+            InfoRequest::RaftConfiguration { stale: false },
+            InfoRequest::AutopilotHealth,
+            InfoRequest::RemoveRaftPeer(protocol::api::PeerSelector::Id("x".into())),
+        ] {
+            let request = Request::Info(info);
+            assert_eq!(route(&request, &follower, me), Route::Leader(leader));
+        }
+        let stale = Request::Info(InfoRequest::RaftConfiguration { stale: true });
+        assert_eq!(route(&stale, &follower, me), Route::Local);
 
         let leading = RaftStatus {
             role: RaftRole::Leader,
