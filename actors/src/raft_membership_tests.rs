@@ -92,3 +92,34 @@ async fn a_server_is_added_caught_up_promoted_and_removed() {
         Some(b"v2".to_vec())
     );
 }
+
+#[actix::test]
+async fn a_leader_restarted_on_a_new_address_corrects_its_own() {
+    use crate::endpoint::tests::options;
+    use crate::{ServerHandle, ServerOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let at = |addr: &str| ServerOptions {
+        data_dir: Some(dir.path().to_path_buf()),
+        server_addr: addr.into(),
+        ..options(true)
+    };
+    let voters = |s: &ServerHandle| -> Vec<String> {
+        s.status().voters.into_iter().map(|(_, a)| a).collect()
+    };
+    let first = ServerHandle::start(at("127.0.0.215:8300")).await.unwrap();
+    eventually("a leader", || {
+        first.status().is_ready_leader().then_some(())
+    })
+    .await;
+    assert_eq!(voters(&first), vec!["127.0.0.215:8300".to_string()]);
+    first.shutdown().await;
+    // Same data dir, new address: the configuration follows through the log.
+    let second = ServerHandle::start(at("127.0.0.216:8300")).await.unwrap();
+    eventually("the corrected address", || {
+        (voters(&second) == ["127.0.0.216:8300"]).then_some(())
+    })
+    .await;
+    let m = second.raft_members().await.unwrap();
+    assert!(m.index > 2, "a configuration entry of this term: {m:?}");
+    second.shutdown().await;
+}
