@@ -147,6 +147,8 @@ fn check_alive(agents: &mut [&mut Agent]) {
 
 const FAST_AUTOPILOT: &str =
     r#"{"autopilot":{"server_stabilization_time":"1s","cleanup_dead_servers":false}}"#;
+/// Dead-server cleanup on (Consul's default).
+const FAST_AUTOPILOT_CLEANUP: &str = r#"{"autopilot":{"server_stabilization_time":"1s"}}"#;
 
 #[test]
 fn a_late_server_is_promoted_a_leaving_one_removed_and_remove_peer_works() {
@@ -386,7 +388,13 @@ fn acknowledged_writes_survive_adding_and_removing_servers() {
         .enumerate()
         .map(|(i, ip)| {
             let join = (i > 0).then_some(IPS[0]);
-            server(ip, &format!("w{i}"), dir.path(), join, FAST_AUTOPILOT)
+            server(
+                ip,
+                &format!("w{i}"),
+                dir.path(),
+                join,
+                FAST_AUTOPILOT_CLEANUP,
+            )
         })
         .collect();
     wait_for("one leader named by every server", || {
@@ -460,13 +468,42 @@ fn acknowledged_writes_survive_adding_and_removing_servers() {
         (progress(&acked) > before + 20).then_some(())
     });
 
+    // A follower dies: dead-server cleanup removes it (two of three still make a
+    // quorum); restarted, it is added back and promoted. (One started with -join, so
+    // that its restart rejoins gossip at once.)
+    let leader = agreed_leader(&s.iter().collect::<Vec<_>>()).unwrap();
+    let victim = (1..3)
+        .find(|i| format!("{}:8300", IPS[*i]) != leader)
+        .unwrap();
+    s[victim].kill9();
+    let rest: Vec<&str> = (0..3).filter(|i| *i != victim).map(|i| IPS[i]).collect();
+    wait_for("dead-server cleanup to remove the killed server", || {
+        (configuration(&client)? == voters(&rest)).then_some(())
+    });
+    let everyone: Vec<&Agent> = s.iter().collect();
+    assert!(any_log_contains(&everyone, "removing failed server"));
+    s[victim].restart();
+    wait_for("the restarted server to vote again", || {
+        check_alive(&mut [&mut s[victim]]);
+        (configuration(&client)? == voters(&IPS)).then_some(())
+    });
+    let before = progress(&acked);
+    wait_for("writes after the cleanup and the return", || {
+        (progress(&acked) > before + 20).then_some(())
+    });
+
     stop.store(true, Ordering::Relaxed);
     let attempts = written.join().unwrap();
     let acked = acked.lock().unwrap().clone();
     println!("{attempts} writes attempted, {} acknowledged", acked.len());
     assert!(acked.len() > 60);
-    // Every acknowledged write is on every remaining server.
+    // Every acknowledged write is on every remaining server (once a follower has
+    // applied the last one: stale reads lag by a heartbeat).
+    let last = acked.last().unwrap().clone();
     for srv in &s {
+        wait_for("the last write applied everywhere", || {
+            (get(srv, &last, "stale")? == last).then_some(())
+        });
         for key in &acked {
             assert_eq!(
                 get(srv, key, "stale").as_deref(),
