@@ -246,18 +246,19 @@ fn serf_status(status: MemberStatus) -> SerfStatus {
 
 /// Consul's log lines for autopilot's changes.
 fn log_decision(d: &Decision) {
-    let (name, address) = (d.name.as_str(), d.address.as_str());
+    let (id, name, address) = (&d.change.server().0, d.name.as_str(), d.address.as_str());
     match d.reason {
-        Reason::New => info!(server = name, %address, "Adding server as a non-voter"),
-        Reason::Stable => info!(id = ?d.change, server = name, %address, "Promoting server"),
-        Reason::Left => info!(server = name, %address, "removing server that left"),
+        Reason::New => info!(%id, server = name, %address, "Adding server as a non-voter"),
+        Reason::Stable => info!(%id, server = name, %address, "Promoting server"),
+        Reason::Left => info!(%id, server = name, %address, "removing server that left"),
         Reason::Failed => {
-            info!(server = name, %address, "removing failed server (dead server cleanup)")
+            info!(%id, server = name, %address, "removing failed server (dead server cleanup)")
         }
-        Reason::AddressReused => {
-            info!(server = name, %address, "removing server: its address is used by a new server")
-        }
-        Reason::Moved => info!(server = name, %address, "updating server address"),
+        Reason::AddressReused => info!(
+            %id, server = name, %address,
+            "removing server: its address is used by a new server"
+        ),
+        Reason::Moved => info!(%id, server = name, %address, "updating server address"),
     }
 }
 

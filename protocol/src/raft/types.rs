@@ -77,6 +77,18 @@ pub enum ConfigChange {
     Readdress { id: ServerId, addr: String },
 }
 
+impl ConfigChange {
+    /// The server the change is about.
+    pub fn server(&self) -> &ServerId {
+        match self {
+            ConfigChange::AddNonVoter { id, .. }
+            | ConfigChange::Promote { id }
+            | ConfigChange::Remove { id }
+            | ConfigChange::Readdress { id, .. } => id,
+        }
+    }
+}
+
 /// Why a membership change was refused (nothing was appended).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {
