@@ -4,6 +4,7 @@
 //! server, the HTTP and DNS edges, the leader duty that registers this node in the
 //! catalog, and a clean stop on SIGINT/SIGTERM.
 
+pub mod autopilot;
 pub mod banner;
 pub mod cluster;
 mod join;
@@ -90,12 +91,22 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
             faults: faults.clone(),
             ..ForwardOptions::default()
         };
-        ctx.api = Api::new(LeaderForwarding::new(
+        let operator = Arc::new(autopilot::Operator::new(
             handle.clone(),
+            membership.clone(),
             &config.datacenter,
-            config.server_rpc_addr(),
-            forward,
+            config.autopilot.clone(),
         ));
+        ctx.api = Api::new(
+            LeaderForwarding::new(
+                handle.clone(),
+                &config.datacenter,
+                config.server_rpc_addr(),
+                forward,
+            )
+            .with_operator(operator.clone()),
+        );
+        actix::spawn(autopilot::run(operator));
         let addr = SocketAddr::new(config.bind_addr, config.ports.server.max(0) as u16);
         let options = RpcServerOptions {
             faults: faults.clone(),

@@ -13,7 +13,7 @@ pub mod node_id;
 pub mod source;
 
 pub use build::{build, Built};
-pub use source::{ConfigSource, GossipLanSource, PortsSource};
+pub use source::{AutopilotSource, ConfigSource, GossipLanSource, PortsSource};
 
 use protocol::swim::SwimConfig;
 
@@ -130,6 +130,8 @@ pub struct Config {
     pub skip_leave_on_interrupt: bool,
     /// Rejoin at start even after a graceful leave (`-rejoin`).
     pub rejoin_after_leave: bool,
+    /// Consul's `autopilot` settings (server stabilization, dead-server cleanup).
+    pub autopilot: protocol::autopilot::AutopilotConfig,
 }
 
 impl Config {
@@ -200,6 +202,7 @@ impl Config {
             leave_on_terminate: false,
             skip_leave_on_interrupt: true,
             rejoin_after_leave: false,
+            autopilot: protocol::autopilot::AutopilotConfig::default(),
         }
     }
 }

@@ -28,6 +28,17 @@ pub enum WriteError {
     TooLarge { len: usize, limit: usize },
 }
 
+/// Why a Raft membership change did not happen (or its outcome is unknown).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// The leader refused it; nothing was appended.
+    #[error("{0}")]
+    Refused(protocol::raft::ChangeError),
+    /// Appended but not seen committed (leadership lost, timeout, shutdown, storage).
+    #[error("{0}")]
+    Write(#[from] WriteError),
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StartError {
     #[error("failed to open data dir: {0}")]

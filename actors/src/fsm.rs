@@ -42,8 +42,8 @@ use crate::status::StatusCell;
 use actix::prelude::*;
 use protocol::api::watch::{services_touched, touched_by, Touch};
 use protocol::codec;
-use protocol::ids::{LogIndex, ServerId, Term};
-use protocol::raft::{Entry, Payload, SnapshotMeta};
+use protocol::ids::{LogIndex, Term};
+use protocol::raft::{Configuration, Entry, Payload, SnapshotMeta};
 use protocol::store::{Command, CommandResult, Store};
 use std::sync::Arc;
 use std::time::Instant;
@@ -123,6 +123,10 @@ pub(crate) fn payload_bytes(entry: &Entry) -> u64 {
             .iter()
             .map(|(id, addr)| (id.0.len() + addr.len()) as u64)
             .sum(),
+        Payload::Membership(c) => c
+            .servers()
+            .map(|(id, addr)| (id.0.len() + addr.len()) as u64)
+            .sum(),
     }
 }
 
@@ -134,7 +138,7 @@ pub(crate) struct Fsm {
     last_applied: u64,
     /// Term and configuration at `last_applied`: a snapshot's meta.
     last_applied_term: Term,
-    configuration: Vec<(ServerId, String)>,
+    configuration: Configuration,
     applied_tx: watch::Sender<u64>,
     status: Arc<StatusCell>,
     policy: SnapshotPolicy,
@@ -163,7 +167,7 @@ impl Fsm {
             view,
             last_applied: start.index.0,
             last_applied_term: start.term,
-            configuration: start.configuration,
+            configuration: start.membership(),
             applied_tx,
             status,
             policy,
@@ -197,7 +201,8 @@ impl Fsm {
         let meta = SnapshotMeta {
             index: LogIndex(self.last_applied),
             term: self.last_applied_term,
-            configuration: self.configuration.clone(),
+            configuration: self.configuration.voters.clone(),
+            non_voters: self.configuration.non_voters.clone(),
         };
         self.last_snapshot_index = self.last_applied;
         self.bytes_since_snapshot = 0;
@@ -302,7 +307,9 @@ pub(crate) fn decode_batch(entries: &[Entry]) -> Vec<Decoded> {
                     Err(e) => Decoded::Undecodable(e.to_string()),
                 }
             }
-            Payload::Noop | Payload::Configuration(_) => Decoded::NotACommand,
+            Payload::Noop | Payload::Configuration(_) | Payload::Membership(_) => {
+                Decoded::NotACommand
+            }
         })
         .collect()
 }
@@ -361,8 +368,8 @@ impl Handler<Apply> for Fsm {
                     touches.extend(touched_by(cmd));
                 }
                 self.bytes_since_snapshot += payload_bytes(entry);
-                if let Payload::Configuration(voters) = &entry.payload {
-                    self.configuration = voters.clone();
+                if let Some(membership) = entry.payload.membership() {
+                    self.configuration = membership;
                 }
                 self.last_applied = entry.index.0;
                 self.last_applied_term = entry.term;
@@ -426,7 +433,7 @@ impl Handler<Restore> for Fsm {
                 self.last_snapshot_bytes = msg.data.len() as u64;
                 self.last_applied = msg.meta.index.0;
                 self.last_applied_term = msg.meta.term;
-                self.configuration = msg.meta.configuration;
+                self.configuration = msg.meta.membership();
                 self.last_snapshot_index = self.last_applied;
                 let applied = self.last_applied;
                 self.status.update(|s| s.applied_index = applied);

@@ -40,6 +40,9 @@ pub mod peer_net;
 #[cfg(test)]
 mod peer_net_tests;
 mod raft_core;
+pub mod raft_members;
+#[cfg(test)]
+mod raft_membership_tests;
 mod read_view;
 mod recovery;
 pub mod rpc;
@@ -55,11 +58,12 @@ mod watch_set;
 mod write_path_tests;
 
 pub use endpoint::{Api, Endpoint, ServerEndpoint, ViewEndpoint};
-pub use errors::{StartError, WriteError};
+pub use errors::{MembershipError, StartError, WriteError};
 pub use events::ServerEvent;
 pub use faults::{FaultRule, FaultRules, Verdict};
 pub use peer_net::RaftInbox;
 pub use raft_core::MAX_PENDING_PROPOSALS;
+pub use raft_members::{RaftMembers, RaftServer, ServerReplication};
 pub use read_view::{ReadView, Watch};
 pub use rpc::{
     ForwardEndpoint, ForwardOptions, LeaderForwarding, RpcServer, RpcServerOptions, ServerList,

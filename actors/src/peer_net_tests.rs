@@ -17,20 +17,73 @@ use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-struct Member {
-    addr: SocketAddr,
-    server: ServerHandle,
-    api: Api,
-    faults: FaultRules,
+pub(crate) struct Member {
+    pub(crate) addr: SocketAddr,
+    pub(crate) server: ServerHandle,
+    pub(crate) api: Api,
+    pub(crate) faults: FaultRules,
     _rpc: RpcServer,
 }
 
-fn addr(last_octet: u8) -> SocketAddr {
+pub(crate) fn addr(last_octet: u8) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last_octet)), 8300)
 }
 
+/// A fresh server `server-<i>` on 127.0.0.`octet` with its server port, not
+/// bootstrapped.
+pub(crate) async fn start_member(
+    i: usize,
+    octet: u8,
+    tune: &impl Fn(&mut ServerOptions),
+) -> Member {
+    start_member_with_limits(i, octet, tune, Limits::default()).await
+}
+
+async fn start_member_with_limits(
+    i: usize,
+    octet: u8,
+    tune: &impl Fn(&mut ServerOptions),
+    limits: Limits,
+) -> Member {
+    let at = addr(octet);
+    let mut opts = ServerOptions {
+        server_id: format!("server-{i}"),
+        node_name: format!("node{i}"),
+        server_addr: at.to_string(),
+        ..options(false)
+    };
+    tune(&mut opts);
+    let faults = FaultRules::new();
+    let server = ServerHandle::open_and_start_with_faults(opts, limits, faults.clone()).unwrap();
+    let forward = ForwardOptions {
+        faults: faults.clone(),
+        ..ForwardOptions::default()
+    };
+    let api = Api::new(LeaderForwarding::new(
+        server.clone(),
+        "dc1",
+        at.to_string(),
+        forward,
+    ));
+    let rpc_options = RpcServerOptions {
+        faults: faults.clone(),
+        raft: Some(server.raft_inbox()),
+        ..RpcServerOptions::default()
+    };
+    let rpc = RpcServer::start(at, api.clone(), rpc_options)
+        .await
+        .unwrap();
+    Member {
+        addr: at,
+        server,
+        api,
+        faults,
+        _rpc: rpc,
+    }
+}
+
 /// Three fresh servers on `octets`, bootstrapped with one voter set.
-async fn cluster(octets: [u8; 3], tune: impl Fn(&mut ServerOptions)) -> Vec<Member> {
+pub(crate) async fn cluster(octets: [u8; 3], tune: impl Fn(&mut ServerOptions)) -> Vec<Member> {
     cluster_with_limits(octets, tune, Limits::default()).await
 }
 
@@ -41,42 +94,7 @@ async fn cluster_with_limits(
 ) -> Vec<Member> {
     let mut members = Vec::new();
     for (i, octet) in octets.iter().enumerate() {
-        let at = addr(*octet);
-        let mut opts = ServerOptions {
-            server_id: format!("server-{i}"),
-            node_name: format!("node{i}"),
-            server_addr: at.to_string(),
-            ..options(false)
-        };
-        tune(&mut opts);
-        let faults = FaultRules::new();
-        let server =
-            ServerHandle::open_and_start_with_faults(opts, limits.clone(), faults.clone()).unwrap();
-        let forward = ForwardOptions {
-            faults: faults.clone(),
-            ..ForwardOptions::default()
-        };
-        let api = Api::new(LeaderForwarding::new(
-            server.clone(),
-            "dc1",
-            at.to_string(),
-            forward,
-        ));
-        let rpc_options = RpcServerOptions {
-            faults: faults.clone(),
-            raft: Some(server.raft_inbox()),
-            ..RpcServerOptions::default()
-        };
-        let rpc = RpcServer::start(at, api.clone(), rpc_options)
-            .await
-            .unwrap();
-        members.push(Member {
-            addr: at,
-            server,
-            api,
-            faults,
-            _rpc: rpc,
-        });
+        members.push(start_member_with_limits(i, *octet, &tune, limits.clone()).await);
     }
     let voters: Vec<(String, String)> = members
         .iter()
@@ -91,7 +109,7 @@ async fn cluster_with_limits(
     members
 }
 
-async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
@@ -103,7 +121,7 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 /// The index of the one ready leader among `alive`, once every one of them names it.
-async fn leader_of(members: &[Member], alive: &[usize]) -> usize {
+pub(crate) async fn leader_of(members: &[Member], alive: &[usize]) -> usize {
     eventually("one leader everyone agrees on", || {
         let leaders: Vec<usize> = alive
             .iter()
@@ -122,7 +140,7 @@ async fn leader_of(members: &[Member], alive: &[usize]) -> usize {
     .await
 }
 
-async fn value(api: &Api, key: &str, mode: Consistency) -> Option<Vec<u8>> {
+pub(crate) async fn value(api: &Api, key: &str, mode: Consistency) -> Option<Vec<u8>> {
     let read = Read::KvGet { key: key.into() };
     let answer = tokio::time::timeout(DEADLINE, api.read(opts(mode), read))
         .await
@@ -463,6 +481,7 @@ async fn a_snapshot_larger_than_a_frame_crosses_in_chunks_while_heartbeats_overt
             index: LogIndex(77),
             term: Term(2),
             configuration: vec![(ServerId("leader".into()), addr(254).to_string())],
+            non_voters: Vec::new(),
         };
         let snapshots = MemorySnapshotStore::new();
         snapshots.save(&meta, &image).unwrap();
@@ -563,6 +582,7 @@ async fn a_transfer_to_a_follower_that_stops_reading_ends_at_the_write_timeout()
         index: LogIndex(9),
         term: Term(1),
         configuration: vec![],
+        non_voters: Vec::new(),
     };
     snapshots.save(&meta, &vec![7u8; 32 * 1024 * 1024]).unwrap();
     let options = SnapshotSendOptions {

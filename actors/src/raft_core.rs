@@ -41,17 +41,18 @@
 //! whose wait for its entry timed out ends with `WriteError::OutcomeUnknown`, which says
 //! so: the entry may still commit and be applied.
 
-use crate::errors::WriteError;
+use crate::errors::{MembershipError, WriteError};
 use crate::events::{EventBus, ServerEvent};
 use crate::fsm::{Apply, Fsm, ProposalReply, Restore, SnapshotTaken, Waiter};
 use crate::log_store::{LogStore, Recovered, StorageError};
 use crate::peer_net::PeerNet;
+use crate::raft_members::{RaftMembers, RaftServer, ServerReplication};
 use crate::status::RaftRole;
 use crate::status::{Lease, StatusCell};
 use actix::prelude::*;
 use protocol::ids::{LogIndex, ServerId};
 use protocol::raft::frame::RaftFrame;
-use protocol::raft::{Output, Payload, Raft, Role, SnapshotMeta};
+use protocol::raft::{ChangeError, ConfigChange, Output, Payload, Raft, Role, SnapshotMeta};
 use protocol::runtime::{Core, Effect};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub const STORAGE_RETRY_FIRST: Duration = Duration::from_millis(100);
 pub const STORAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Most entries handed to the Fsm in one message.
 const MAX_APPLY_BATCH: usize = 1024;
+
+type ChangeReply = oneshot::Sender<Result<(), MembershipError>>;
 
 /// Propose a codec-encoded command; the answer arrives on `reply` once applied.
 #[derive(Message)]
@@ -103,6 +106,19 @@ pub(crate) struct ReadIndex {
     pub(crate) reply: oneshot::Sender<Option<u64>>,
 }
 
+/// Propose one membership change; answered once it is committed (or why not).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ChangeMembers {
+    pub(crate) change: ConfigChange,
+    pub(crate) reply: oneshot::Sender<Result<(), MembershipError>>,
+}
+
+/// The configuration in effect and (on the leader) every member's replication.
+#[derive(Message)]
+#[rtype(result = "RaftMembers")]
+pub(crate) struct ReadMembers;
+
 /// The log store finished (or failed) persist requests.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -119,6 +135,8 @@ pub(crate) struct RaftCore {
     epoch: Instant,
     /// Proposals waiting for their index to be applied.
     waiters: BTreeMap<u64, Waiter>,
+    /// Membership changes waiting for their entry (index, term) to commit.
+    change_waiters: Vec<(LogIndex, protocol::ids::Term, ChangeReply)>,
     /// Highest index handed to the Fsm.
     sent_to_fsm: LogIndex,
     storage: StorageHealth,
@@ -128,8 +146,6 @@ pub(crate) struct RaftCore {
     /// one (restarted on a new address), a new leader proposes the corrected
     /// configuration, as Consul's leader reconciles server addresses.
     self_addr: Option<String>,
-    /// Set when leadership begins: check our own address once the outputs are run.
-    check_own_address: bool,
     tick: Duration,
     max_pending: usize,
     /// Entries kept in memory (and on disk) below each snapshot.
@@ -206,11 +222,11 @@ impl RaftCore {
             status,
             epoch,
             waiters: BTreeMap::new(),
+            change_waiters: Vec::new(),
             sent_to_fsm,
             storage: StorageHealth::default(),
             leader_noop_index: 0,
             self_addr: None,
-            check_own_address: false,
             tick: Duration::from_millis(tick_ms),
             max_pending,
             trailing_logs,
@@ -235,13 +251,9 @@ impl RaftCore {
         self
     }
 
-    /// The configured address of `id`, if it is a voter.
-    fn voter_addr(&self, id: &ServerId) -> Option<String> {
-        self.raft
-            .voters()
-            .iter()
-            .find(|(v, _)| v == id)
-            .map(|(_, addr)| addr.clone())
+    /// The configured address of `id`, if it is a member (voter or not).
+    fn member_addr(&self, id: &ServerId) -> Option<String> {
+        self.raft.membership().address_of(id).map(str::to_string)
     }
 
     /// Where role, leadership and storage events are published.
@@ -265,22 +277,88 @@ impl RaftCore {
 
     /// A leader whose own entry in the configuration carries an old address proposes the
     /// configuration with the new one: a change through the log, never a local edit.
+    /// Checked on every tick while leading: a change waits until the leader's no-op and
+    /// any earlier change have committed.
     fn propose_own_address(&mut self) {
+        if self.raft.role() != Role::Leader {
+            return;
+        }
         let Some(addr) = self.self_addr.clone() else {
             return;
         };
         let id = self.raft.id().clone();
-        let mut voters = self.raft.voters().to_vec();
-        let Some(me) = voters.iter_mut().find(|(v, _)| *v == id) else {
+        let Some(old) = self.raft.membership().address_of(&id).map(str::to_string) else {
             return;
         };
-        if me.1 == addr {
+        if old == addr {
             return;
         }
-        tracing::info!(old = %me.1, new = %addr, "raft: this server's address changed; proposing the corrected configuration");
-        me.1 = addr;
-        if let Err(e) = self.raft.propose(Payload::Configuration(voters)) {
-            tracing::warn!(?e, "raft: could not propose the corrected configuration");
+        match self.raft.propose_change(ConfigChange::Readdress {
+            id,
+            addr: addr.clone(),
+        }) {
+            Ok(_) => {
+                tracing::info!(%old, new = %addr, "raft: this server's address changed; proposing the corrected configuration")
+            }
+            Err(ChangeError::LeaderNotReady | ChangeError::ChangeInProgress { .. }) => {}
+            Err(e) => tracing::warn!(%e, "raft: could not propose the corrected configuration"),
+        }
+    }
+
+    /// Answer membership changes whose entry is now committed (or was replaced).
+    fn answer_changes(&mut self, up_to: LogIndex) {
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.change_waiters)
+            .into_iter()
+            .partition(|(index, _, _)| *index <= up_to);
+        self.change_waiters = waiting;
+        for (index, term, reply) in done {
+            let outcome = if self.raft.term_at(index) == Some(term) {
+                Ok(())
+            } else {
+                Err(MembershipError::Write(WriteError::LeadershipLost))
+            };
+            let _ = reply.send(outcome);
+        }
+    }
+
+    fn fail_changes(&mut self, error: WriteError) {
+        for (_, _, reply) in self.change_waiters.drain(..) {
+            let _ = reply.send(Err(MembershipError::Write(error.clone())));
+        }
+    }
+
+    fn members(&self) -> RaftMembers {
+        let r = &self.raft;
+        let m = r.membership();
+        let server = |voter: bool| {
+            move |(id, addr): &(ServerId, String)| RaftServer {
+                id: id.0.clone(),
+                address: addr.clone(),
+                voter,
+            }
+        };
+        let now = self.now_ms();
+        RaftMembers {
+            servers: m
+                .voters
+                .iter()
+                .map(server(true))
+                .chain(m.non_voters.iter().map(server(false)))
+                .collect(),
+            index: r.membership_index().0,
+            committed: r.membership_index() <= r.commit_index(),
+            leader_id: r.leader().map(|l| l.0.clone()),
+            term: r.term().0,
+            last_index: r.last_log_index().0,
+            replication: r
+                .server_progress()
+                .into_iter()
+                .map(|p| ServerReplication {
+                    id: p.id.0,
+                    match_index: p.match_index.0,
+                    last_contact: Duration::from_millis(now.saturating_sub(p.last_contact_ms)),
+                })
+                .collect(),
         }
     }
 
@@ -300,6 +378,7 @@ impl RaftCore {
         self.raft.on_tick(now);
         // Forget callers that gave up (their propose timed out).
         self.waiters.retain(|_, w| !w.reply.is_closed());
+        self.propose_own_address();
         self.run_outputs();
     }
 
@@ -322,15 +401,18 @@ impl RaftCore {
                     }
                 }
                 Output::Send { to, msg } => {
-                    let addr = self.voter_addr(&to);
+                    let addr = self.member_addr(&to);
                     match &mut self.peer_net {
                         Some(net) => net.send(to, addr.as_deref(), msg),
                         None => tracing::debug!(%to, "raft message dropped: no peer networking"),
                     }
                 }
-                Output::Committed { up_to } => self.send_committed(up_to),
+                Output::Committed { up_to } => {
+                    self.send_committed(up_to);
+                    self.answer_changes(up_to);
+                }
                 Output::InstallSnapshot { to, term } => {
-                    let addr = self.voter_addr(&to);
+                    let addr = self.member_addr(&to);
                     match &mut self.peer_net {
                         Some(net) => net.send_snapshot(to, addr.as_deref(), term),
                         None => tracing::debug!(%to, "snapshot dropped: no peer networking"),
@@ -355,12 +437,14 @@ impl RaftCore {
                         // there: those proposals can never succeed.
                         let noop = self.raft.last_log_index().0;
                         self.leader_noop_index = noop;
-                        self.check_own_address = true;
                         for (_, w) in self.waiters.split_off(&noop) {
                             let _ = w.reply.send(Err(WriteError::LeadershipLost));
                         }
                     } else {
                         self.lose_leadership();
+                        // A change this server proposed may still commit under the next
+                        // leader, but this one can no longer tell.
+                        self.fail_changes(WriteError::LeadershipLost);
                     }
                     if role == Role::Leader {
                         self.leading_term = Some(term.0);
@@ -373,11 +457,6 @@ impl RaftCore {
                     });
                 }
             }
-        }
-        if std::mem::take(&mut self.check_own_address) {
-            self.propose_own_address();
-            self.run_outputs(); // runs once more at most: the flag is cleared
-            return;
         }
         self.publish_status();
     }
@@ -441,6 +520,7 @@ impl RaftCore {
             let _ = w.reply.send(Err(WriteError::OutcomeUnknown(why)));
         }
         self.fail_reads();
+        self.fail_changes(WriteError::Storage(error.clone()));
         self.storage.halted = true;
         self.storage.error = Some(error);
         self.publish_status();
@@ -521,9 +601,7 @@ impl RaftCore {
             Role::Leader => RaftRole::Leader,
         };
         let leader = r.leader().filter(|_| !halted);
-        let leader_addr = leader
-            .and_then(|l| r.voters().iter().find(|(id, _)| id == l))
-            .map(|(_, addr)| addr);
+        let leader_addr = leader.and_then(|l| r.membership().address_of(l));
         let leader_ready_index = if role == RaftRole::Leader {
             self.leader_noop_index
         } else {
@@ -537,8 +615,8 @@ impl RaftCore {
             if s.leader_id.as_deref() != leader.map(|l| l.0.as_str()) {
                 s.leader_id = leader.map(|l| l.0.clone());
             }
-            if s.leader_addr.as_ref() != leader_addr {
-                s.leader_addr = leader_addr.cloned();
+            if s.leader_addr.as_deref() != leader_addr {
+                s.leader_addr = leader_addr.map(str::to_string);
             }
             if s.storage_error != self.storage.error {
                 s.storage_error = self.storage.error.clone();
@@ -607,6 +685,7 @@ impl Actor for RaftCore {
         for (_, w) in std::mem::take(&mut self.waiters) {
             let _ = w.reply.send(Err(WriteError::ShuttingDown));
         }
+        self.fail_changes(WriteError::ShuttingDown);
         if let Some(store) = self.log_store.take() {
             // Blocks for at most the batch on disk: queued writes are never cut short.
             store.stop();
@@ -678,6 +757,44 @@ impl Handler<ReadIndex> for RaftCore {
             }
         }
         self.run_outputs();
+    }
+}
+
+impl Handler<ChangeMembers> for RaftCore {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChangeMembers, _: &mut Context<Self>) {
+        if self.storage.halted {
+            let error = self.storage.error.clone().unwrap_or_default();
+            let _ = msg.reply.send(Err(WriteError::Storage(error).into()));
+            return;
+        }
+        // Forget callers that gave up.
+        self.change_waiters.retain(|(_, _, r)| !r.is_closed());
+        match self.raft.propose_change(msg.change) {
+            Err(ChangeError::NotLeader(_)) => {
+                let _ = msg.reply.send(Err(WriteError::NoLeader.into()));
+            }
+            Err(e) => {
+                let _ = msg.reply.send(Err(MembershipError::Refused(e)));
+            }
+            Ok(index) if index <= self.raft.commit_index() => {
+                let _ = msg.reply.send(Ok(())); // nothing to change
+            }
+            Ok(index) => {
+                let term = self.raft.term();
+                self.change_waiters.push((index, term, msg.reply));
+                self.run_outputs();
+            }
+        }
+    }
+}
+
+impl Handler<ReadMembers> for RaftCore {
+    type Result = MessageResult<ReadMembers>;
+
+    fn handle(&mut self, _: ReadMembers, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.members())
     }
 }
 

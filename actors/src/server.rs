@@ -2,16 +2,17 @@
 //! propose commands, read the published view, and see Raft status; and the wiring that
 //! starts LogStore, RaftCore and Fsm.
 
-use crate::errors::{StartError, WriteError};
+use crate::errors::{MembershipError, StartError, WriteError};
 use crate::events::{announce_leadership, EventBus, ServerEvent};
 use crate::faults::FaultRules;
 use crate::fsm::{Fsm, SnapshotPolicy};
 use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
 use crate::peer_net::{PeerNet, RaftInbox};
 use crate::raft_core::{
-    BootstrapWith, CoreLimits, PersistDone, Propose, RaftCore, ReadIndex, Shutdown,
-    MAX_PENDING_PROPOSALS,
+    BootstrapWith, ChangeMembers, CoreLimits, PersistDone, Propose, RaftCore, ReadIndex,
+    ReadMembers, Shutdown, MAX_PENDING_PROPOSALS,
 };
+use crate::raft_members::RaftMembers;
 use crate::read_view::ReadView;
 use crate::recovery::load_newest_snapshot;
 use crate::snapshot_sender::SnapshotSendOptions;
@@ -20,7 +21,7 @@ use crate::status::{RaftStatus, StatusCell};
 use actix::prelude::*;
 use protocol::codec;
 use protocol::ids::ServerId;
-use protocol::raft::{Raft, RaftConfig};
+use protocol::raft::{ConfigChange, Raft, RaftConfig};
 use protocol::store::{Command, CommandResult};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -372,6 +373,29 @@ impl ServerHandle {
 
     pub fn view(&self) -> &ReadView {
         &self.view
+    }
+
+    /// The Raft configuration in effect here and, on the leader, each member's
+    /// replication. `None` once the server has stopped.
+    pub async fn raft_members(&self) -> Option<RaftMembers> {
+        self.raft.send(ReadMembers).await.ok()
+    }
+
+    /// (Leader) Change the Raft membership by one server and wait until the change is
+    /// committed. Refusals say why (not the leader: `WriteError::NoLeader`); a
+    /// `Timeout` after waiting leaves the outcome unknown, as for `propose`.
+    pub async fn change_membership(&self, change: ConfigChange) -> Result<(), MembershipError> {
+        let (reply, answer) = oneshot::channel();
+        let wait = async {
+            self.raft
+                .send(ChangeMembers { change, reply })
+                .await
+                .map_err(|_| WriteError::ShuttingDown)?;
+            answer.await.map_err(|_| WriteError::ShuttingDown)?
+        };
+        tokio::time::timeout(self.propose_timeout, wait)
+            .await
+            .map_err(|_| WriteError::Timeout)?
     }
 
     /// Stop this server's Raft group: waiting proposals fail with `ShuttingDown`, writes

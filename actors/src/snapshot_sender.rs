@@ -316,6 +316,7 @@ mod tests {
             index: LogIndex(40),
             term: Term(2),
             configuration: vec![(ServerId("a".into()), "127.0.0.250:8300".into())],
+            non_voters: Vec::new(),
         }
     }
 

@@ -307,6 +307,7 @@ fn meta(index: u64) -> SnapshotMeta {
         index: LogIndex(index),
         term: Term(1),
         configuration: vec![],
+        non_voters: vec![],
     }
 }
 

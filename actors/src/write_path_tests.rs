@@ -486,6 +486,7 @@ async fn fsm_snapshots_at_the_threshold_with_term_and_configuration() {
         index: LogIndex(3),
         term: Term(2),
         configuration: config,
+        non_voters: vec![],
     };
     assert_eq!(report.meta, want);
     assert_eq!(report.oldest_retained, LogIndex(3));

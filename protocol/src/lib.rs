@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod autopilot;
 pub mod codec;
 pub mod dns;
 pub mod ids;

@@ -337,9 +337,21 @@ impl ApiClient {
         })
     }
 
+    /// DELETE `path`; the body of a 200 answer.
+    pub fn delete(&self, path: &str) -> Result<String, String> {
+        self.send("DELETE", path)
+    }
+
     fn send(&self, method: &str, path: &str) -> Result<String, String> {
         let url = format!("{}{path}", self.base);
         let result = match method {
+            "DELETE" => {
+                let mut req = self.agent.delete(&url);
+                if let Some(token) = &self.token {
+                    req = req.header("X-Consul-Token", token);
+                }
+                req.call()
+            }
             "PUT" => {
                 let mut req = self.agent.put(&url);
                 if let Some(token) = &self.token {

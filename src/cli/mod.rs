@@ -18,6 +18,7 @@ pub mod join_cmd;
 pub mod kv;
 pub mod leave_cmd;
 pub mod members_cmd;
+pub mod operator_cmd;
 pub mod snapshot;
 
 use std::ffi::OsString;
@@ -71,6 +72,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "members",
         synopsis: "Lists the members of a cluster",
         run: members_cmd::run,
+    },
+    Subcommand {
+        name: "operator",
+        synopsis: "Provides cluster-level tools for operators",
+        run: operator_cmd::run,
     },
     Subcommand {
         name: "snapshot",

@@ -234,6 +234,7 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
     validate_node_meta(&s.node_meta)?;
 
     let node_id = node_id::resolve(s.node_id.as_deref(), data_dir.as_deref())?;
+    let autopilot = build_autopilot(&s.autopilot)?;
 
     let config = Config {
         node_name,
@@ -267,8 +268,34 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         leave_on_terminate,
         skip_leave_on_interrupt,
         rejoin_after_leave: s.rejoin_after_leave.unwrap_or(false),
+        autopilot,
     };
     Ok(Built { config, warnings })
+}
+
+/// Consul's autopilot defaults, overridden key by key.
+fn build_autopilot(
+    a: &super::source::AutopilotSource,
+) -> Result<protocol::autopilot::AutopilotConfig, ConfigError> {
+    let mut c = protocol::autopilot::AutopilotConfig::default();
+    if let Some(b) = a.cleanup_dead_servers {
+        c.cleanup_dead_servers = b;
+    }
+    if let Some(text) = &a.last_contact_threshold {
+        c.last_contact_threshold_ms = consul_duration_ms("autopilot.last_contact_threshold", text)?;
+    }
+    if let Some(n) = a.max_trailing_logs {
+        c.max_trailing_logs = u64::try_from(n).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "autopilot.max_trailing_logs cannot be {n}. Must be >= 0"
+            ))
+        })?;
+    }
+    if let Some(text) = &a.server_stabilization_time {
+        c.server_stabilization_ms =
+            consul_duration_ms("autopilot.server_stabilization_time", text)?;
+    }
+    Ok(c)
 }
 
 fn invalid<T>(message: impl Into<String>) -> Result<T, ConfigError> {
@@ -856,6 +883,49 @@ mod tests {
             ..dev()
         };
         assert_eq!(build(s, &host()).expect("ok").config.ports.dns, -1);
+    }
+
+    #[test]
+    fn autopilot_settings_default_to_consuls_and_are_read() {
+        use crate::config::source::AutopilotSource;
+        let b = build(dev(), &host()).expect("dev builds");
+        assert_eq!(
+            b.config.autopilot,
+            protocol::autopilot::AutopilotConfig::default()
+        );
+        assert_eq!(b.config.autopilot.server_stabilization_ms, 10_000);
+        assert!(b.config.autopilot.cleanup_dead_servers);
+        let s = ConfigSource {
+            autopilot: AutopilotSource {
+                cleanup_dead_servers: Some(false),
+                last_contact_threshold: Some("1s".into()),
+                max_trailing_logs: Some(10),
+                server_stabilization_time: Some("1500ms".into()),
+            },
+            ..dev()
+        };
+        let a = build(s, &host()).expect("builds").config.autopilot;
+        assert_eq!(
+            (
+                a.cleanup_dead_servers,
+                a.last_contact_threshold_ms,
+                a.max_trailing_logs,
+                a.server_stabilization_ms
+            ),
+            (false, 1000, 10, 1500)
+        );
+        let bad = ConfigSource {
+            autopilot: AutopilotSource {
+                server_stabilization_time: Some("soon".into()),
+                ..AutopilotSource::default()
+            },
+            ..dev()
+        };
+        assert!(build(bad, &host())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("autopilot.server_stabilization_time"));
     }
 
     #[test]

@@ -171,6 +171,7 @@ impl Reader<'_> {
                 "node_meta" => s.node_meta.extend(self.string_map(key, v)?),
                 "ports" => self.ports(&mut s, v)?,
                 "gossip_lan" => self.gossip_lan(&mut s, v)?,
+                "autopilot" => self.autopilot(&mut s, v)?,
                 "reconnect_timeout" => s.reconnect_timeout = Some(self.duration_text(key, v)?),
                 "retry_max" => s.retry_max = Some(self.int(key, v)?),
                 "leave_on_terminate" => s.leave_on_terminate = Some(self.bool(key, v)?),
@@ -249,6 +250,26 @@ impl Reader<'_> {
                 "probe_timeout" => g.probe_timeout = Some(self.duration_text(&key, gv)?),
                 "retransmit_mult" => g.retransmit_mult = Some(self.int(&key, gv)?),
                 "suspicion_mult" => g.suspicion_mult = Some(self.int(&key, gv)?),
+                _ => self.unknown(&key),
+            }
+        }
+        Ok(())
+    }
+
+    /// `autopilot { ... }`: Consul's keys cairn honours; the others are warned about.
+    fn autopilot(&mut self, s: &mut ConfigSource, v: &Value) -> Result<(), ConfigError> {
+        for (sub, av) in self.object("autopilot", v)? {
+            let key = format!("autopilot.{sub}");
+            let a = &mut s.autopilot;
+            match sub.as_str() {
+                "cleanup_dead_servers" => a.cleanup_dead_servers = Some(self.bool(&key, av)?),
+                "last_contact_threshold" => {
+                    a.last_contact_threshold = Some(self.duration_text(&key, av)?)
+                }
+                "max_trailing_logs" => a.max_trailing_logs = Some(self.int(&key, av)?),
+                "server_stabilization_time" => {
+                    a.server_stabilization_time = Some(self.duration_text(&key, av)?)
+                }
                 _ => self.unknown(&key),
             }
         }
@@ -444,6 +465,26 @@ mod tests {
                 "config: unknown key \"ports.sidecar_min_port\" in a.json was ignored".to_string(),
             ]
         );
+    }
+
+    #[test]
+    fn autopilot_keys_are_read() {
+        let l = parse(
+            r#"{"autopilot":{"cleanup_dead_servers":false,"last_contact_threshold":"300ms",
+            "max_trailing_logs":50,"server_stabilization_time":"1s","upgrade_version_tag":"x"}}"#,
+        );
+        assert_eq!(
+            l.warnings,
+            vec![
+                "config: unknown key \"autopilot.upgrade_version_tag\" in a.json was ignored"
+                    .to_string()
+            ]
+        );
+        let a = l.source.autopilot;
+        assert_eq!(a.cleanup_dead_servers, Some(false));
+        assert_eq!(a.last_contact_threshold.as_deref(), Some("300ms"));
+        assert_eq!(a.max_trailing_logs, Some(50));
+        assert_eq!(a.server_stabilization_time.as_deref(), Some("1s"));
     }
 
     #[test]

@@ -30,6 +30,32 @@ pub struct GossipLanSource {
     pub suspicion_mult: Option<i64>,
 }
 
+/// Consul's `autopilot` block as one source gives it (durations as Go duration text).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutopilotSource {
+    pub cleanup_dead_servers: Option<bool>,
+    pub last_contact_threshold: Option<String>,
+    pub max_trailing_logs: Option<i64>,
+    pub server_stabilization_time: Option<String>,
+}
+
+impl AutopilotSource {
+    fn merge(self, other: AutopilotSource) -> AutopilotSource {
+        AutopilotSource {
+            cleanup_dead_servers: later(self.cleanup_dead_servers, other.cleanup_dead_servers),
+            last_contact_threshold: later(
+                self.last_contact_threshold,
+                other.last_contact_threshold,
+            ),
+            max_trailing_logs: later(self.max_trailing_logs, other.max_trailing_logs),
+            server_stabilization_time: later(
+                self.server_stabilization_time,
+                other.server_stabilization_time,
+            ),
+        }
+    }
+}
+
 /// Everything one source can say. Addresses stay text here; `build` parses and validates
 /// them once every source is merged, so the error names the final value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,6 +104,8 @@ pub struct ConfigSource {
     pub skip_leave_on_interrupt: Option<bool>,
     /// `rejoin_after_leave` / `-rejoin`: ignore a previous leave when starting.
     pub rejoin_after_leave: Option<bool>,
+    /// Consul's `autopilot { ... }`; each knob merges on its own.
+    pub autopilot: AutopilotSource,
 }
 
 fn later<T>(earlier: Option<T>, later: Option<T>) -> Option<T> {
@@ -158,6 +186,7 @@ impl ConfigSource {
                 other.skip_leave_on_interrupt,
             ),
             rejoin_after_leave: later(self.rejoin_after_leave, other.rejoin_after_leave),
+            autopilot: self.autopilot.merge(other.autopilot),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod health;
 pub mod kv;
 pub mod limits;
 pub mod members;
+pub mod operator;
 pub mod query;
 pub mod render;
 pub mod snapshot;
@@ -176,6 +177,7 @@ pub async fn write(
 
 const GET: (&[Method], &str) = (&[Method::GET], "OPTIONS,GET");
 const PUT: (&[Method], &str) = (&[Method::PUT], "OPTIONS,PUT");
+const DELETE: (&[Method], &str) = (&[Method::DELETE], "OPTIONS,DELETE");
 const FAULTS: (&[Method], &str) = (
     &[Method::GET, Method::PUT, Method::DELETE],
     "OPTIONS,GET,PUT,DELETE",
@@ -196,6 +198,7 @@ enum Route<'a> {
     Agent(agent::AgentRoute),
     Members(members::MembersRoute<'a>),
     Health(health::HealthRoute<'a>),
+    Operator(operator::OperatorRoute),
     /// `/v1/cairn/faults[/<peer>]` (only with `-fault-injection`).
     Faults(Option<&'a str>),
     Snapshot,
@@ -207,6 +210,7 @@ type Allowed = (&'static [Method], &'static str);
 fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
     use catalog::CatalogRoute as C;
     use members::MembersRoute as M;
+    use operator::OperatorRoute as O;
     if path == "/" {
         return Some((Route::Index, GET));
     }
@@ -227,6 +231,9 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "agent/leave" => (Route::Members(M::Leave), PUT),
         "cairn/faults" => (Route::Faults(None), FAULTS),
         "snapshot" => (Route::Snapshot, GET_PUT),
+        "operator/raft/configuration" => (Route::Operator(O::RaftConfiguration), GET),
+        "operator/raft/peer" => (Route::Operator(O::RaftPeer), DELETE),
+        "operator/autopilot/health" => (Route::Operator(O::AutopilotHealth), GET),
         _ => {
             if let Some(peer) = rest.strip_prefix("cairn/faults/") {
                 (Route::Faults(Some(peer)), FAULTS)
@@ -464,6 +471,7 @@ async fn handle(
         Route::Agent(a) => agent::handle(ctx, &api, a),
         Route::Members(m) => members::handle(ctx, &api, m).await,
         Route::Health(h) => health::handle(ctx, &api, h).await,
+        Route::Operator(o) => operator::handle(ctx, &api, o).await,
         Route::Faults(peer) => faults::handle(ctx, &api, peer),
         Route::Snapshot => snapshot::handle(ctx, &api, &mut body).await,
     }

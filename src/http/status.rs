@@ -29,9 +29,7 @@ pub async fn handle(
     let body = match ctx.api.info(ask).await? {
         InfoData::Leader(addr) => render_leader(addr.as_deref(), req.pretty)?,
         InfoData::Peers(peers) => render_peers(&peers, req.pretty)?,
-        InfoData::Datacenters(_) => {
-            return Err(protocol::api::RequestError::unexpected_data().into())
-        }
+        _ => return Err(protocol::api::RequestError::unexpected_data().into()),
     };
     Ok(super::render::json_bytes(body))
 }

@@ -14,7 +14,7 @@ mod server;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use server::{ServerEndpoint, ViewEndpoint};
+pub use server::{from_write_error, ServerEndpoint, ViewEndpoint, NO_OPERATOR_TEXT};
 
 use futures::future::BoxFuture;
 use protocol::api::{

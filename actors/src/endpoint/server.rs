@@ -23,14 +23,27 @@ use std::sync::Arc;
 pub struct ServerEndpoint {
     server: ServerHandle,
     datacenter: Arc<str>,
+    /// Answers the operator requests ([`InfoRequest::is_operator`]): they need the
+    /// agent's gossip and autopilot, which live above this crate.
+    operator: Option<Arc<dyn Endpoint>>,
 }
+
+/// Without an operator endpoint (tests, tools), operator requests get this.
+pub const NO_OPERATOR_TEXT: &str = "operator requests are not served by this endpoint";
 
 impl ServerEndpoint {
     pub fn new(server: ServerHandle, datacenter: &str) -> ServerEndpoint {
         ServerEndpoint {
             server,
             datacenter: datacenter.into(),
+            operator: None,
         }
+    }
+
+    /// Operator requests go to `operator`.
+    pub fn with_operator(mut self, operator: Arc<dyn Endpoint>) -> ServerEndpoint {
+        self.operator = Some(operator);
+        self
     }
 
     /// Meta from the published status: a pointer copy, no clone of the voter list.
@@ -160,7 +173,7 @@ impl ServerEndpoint {
         }
     }
 
-    fn info(&self, info: InfoRequest) -> Answer {
+    fn info(&self, info: &InfoRequest) -> Answer {
         let data = match info {
             InfoRequest::Datacenters => InfoData::Datacenters(vec![self.datacenter.to_string()]),
             InfoRequest::Leader => {
@@ -175,6 +188,11 @@ impl ServerEndpoint {
                     .map(|(_, addr)| addr.clone())
                     .collect(),
             ),
+            InfoRequest::RaftConfiguration { .. }
+            | InfoRequest::AutopilotHealth
+            | InfoRequest::RemoveRaftPeer(_) => {
+                return Err(RequestError::internal(NO_OPERATOR_TEXT))
+            }
         };
         Ok(Response::Info(data))
     }
@@ -185,14 +203,18 @@ impl Endpoint for ServerEndpoint {
         match request {
             Request::Read(read) => self.read(read).boxed(),
             Request::Write(write) => self.write(write).boxed(),
-            Request::Info(info) => futures::future::ready(self.info(info)).boxed(),
+            Request::Info(info) if info.is_operator() => match &self.operator {
+                Some(operator) => operator.ask(Request::Info(info)),
+                None => futures::future::ready(self.info(&info)).boxed(),
+            },
+            Request::Info(info) => futures::future::ready(self.info(&info)).boxed(),
         }
     }
 
     fn ask_now(&self, request: &Request) -> Option<Answer> {
         match request {
             Request::Read(read) if answerable_now(read) => Some(self.read_now(read)),
-            Request::Info(info) => Some(self.info(*info)),
+            Request::Info(info) if !info.is_operator() => Some(self.info(info)),
             _ => None,
         }
     }
@@ -284,6 +306,7 @@ impl ViewEndpoint {
             }
             Request::Info(InfoRequest::Leader) => Ok(Response::Info(InfoData::Leader(None))),
             Request::Info(InfoRequest::Peers) => Ok(Response::Info(InfoData::Peers(Vec::new()))),
+            Request::Info(_) => Err(RequestError::internal(NO_OPERATOR_TEXT)),
         }
     }
 }

@@ -5,6 +5,8 @@
 //!   [`ServerEndpoint`] with its catch-up rules); on a follower, forwarded to the leader
 //!   whose address the Raft status names;
 //! - `stale` reads and cluster facts (`status/leader`, `status/peers`): local;
+//! - operator requests (Raft configuration, autopilot health, removing a peer): to the
+//!   leader (a stale Raft configuration: local);
 //! - no leader known: wait for one, polling the status, at most
 //!   [`LEADER_CATCH_UP_WAIT`], then 500 "No cluster leader".
 //!
@@ -40,7 +42,7 @@ pub enum Route {
 /// server address.
 pub fn route(request: &Request, status: &RaftStatus, self_addr: &str) -> Route {
     let needs_leader = match request {
-        Request::Info(_) => false,
+        Request::Info(info) => info.needs_leader(),
         Request::Read(read) => read.options.consistency != Consistency::Stale,
         Request::Write(_) => true,
     };
@@ -81,6 +83,12 @@ impl LeaderForwarding {
             self_addr,
             leader: ForwardEndpoint::new(ServerList::default(), options),
         }
+    }
+
+    /// Operator requests this server answers go to `operator` (see [`ServerEndpoint`]).
+    pub fn with_operator(mut self, operator: std::sync::Arc<dyn Endpoint>) -> LeaderForwarding {
+        self.local = self.local.with_operator(operator);
+        self
     }
 
     async fn answer(&self, request: Request) -> Answer {
@@ -168,6 +176,17 @@ mod tests {
         );
         let info = Request::Info(InfoRequest::Leader);
         assert_eq!(route(&info, &follower, me), Route::Local);
+        // Operator requests go to the leader, but a stale configuration is local.
+        for info in [
+            InfoRequest::RaftConfiguration { stale: false },
+            InfoRequest::AutopilotHealth,
+            InfoRequest::RemoveRaftPeer(protocol::api::PeerSelector::Id("x".into())),
+        ] {
+            let request = Request::Info(info);
+            assert_eq!(route(&request, &follower, me), Route::Leader(leader));
+        }
+        let stale = Request::Info(InfoRequest::RaftConfiguration { stale: true });
+        assert_eq!(route(&stale, &follower, me), Route::Local);
 
         let leading = RaftStatus {
             role: RaftRole::Leader,

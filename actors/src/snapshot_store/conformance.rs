@@ -10,6 +10,7 @@ fn meta(index: u64, term: u64) -> SnapshotMeta {
         index: LogIndex(index),
         term: Term(term),
         configuration: vec![(ServerId("a".into()), "a:8300".into())],
+        non_voters: Vec::new(),
     }
 }
 
@@ -341,6 +342,38 @@ fn version_1_files_still_load() {
     bytes[n - 1] ^= 1;
     std::fs::write(&path, bytes).unwrap();
     assert!(is_corrupt(&load_store(&backend, id(40, 2), 1 << 20)));
+}
+
+#[test]
+fn non_voters_round_trip_and_version_2_files_still_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = FileSnapshotStore::open(tmp.path()).unwrap();
+    let store = store_of(5);
+    let with_non_voter = SnapshotMeta {
+        non_voters: vec![(ServerId("b".into()), "b:8300".into())],
+        ..meta(12, 2)
+    };
+    save_store(&backend, &with_non_voter, &store);
+    let (m, back) = load_store(&backend, id(12, 2), codec::MAX_DECODE_BYTES).unwrap();
+    assert_eq!((m, back), (with_non_voter, store.clone()));
+
+    // The same file as version 2 wrote it: a header of index, term and voters only.
+    save_store(&backend, &meta(14, 2), &store);
+    let path = backend.path_of(id(14, 2));
+    let bytes = std::fs::read(&path).unwrap();
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let rest = &bytes[16 + header_len + 4..];
+    let m = meta(14, 2);
+    let header = codec::encode(&(m.index, m.term, m.configuration.clone())).unwrap();
+    let mut v2 = b"CAIRNSNP".to_vec();
+    v2.extend_from_slice(&2u32.to_le_bytes());
+    v2.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    v2.extend_from_slice(&header);
+    v2.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
+    v2.extend_from_slice(rest);
+    std::fs::write(&path, v2).unwrap();
+    let (m, back) = load_store(&backend, id(14, 2), codec::MAX_DECODE_BYTES).unwrap();
+    assert_eq!((m, back), (meta(14, 2), store));
 }
 
 fn tmp_files(dir: &std::path::Path) -> Vec<String> {

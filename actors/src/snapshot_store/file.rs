@@ -1,23 +1,26 @@
 //! Snapshot files.
 //!
 //! # On-disk format (directory `<data_dir>/raft/snapshots/`)
-//! One file per snapshot, `<term, 20 digits>-<index, 20 digits>.snap`. Version 2:
+//! One file per snapshot, `<term, 20 digits>-<index, 20 digits>.snap`. Version 3:
 //! ```text
-//! b"CAIRNSNP" | u32 version (LE, 2) | u32 header length (LE) | header | u32 crc32 of
+//! b"CAIRNSNP" | u32 version (LE, 3) | u32 header length (LE) | header | u32 crc32 of
 //! the header (LE) | data section | u64 data length (LE) | u32 crc32 of the data (LE)
 //! | b"CAIRNEND"
 //! ```
-//! where the header is the codec-encoded [`FileHeader`] (index, term, configuration)
-//! and the data section is the store as framed records, each with its own length and
+//! where the header is the codec-encoded [`FileHeader`] (index, term, voters,
+//! non-voters) and the data section is the store as framed records, each with its own length and
 //! CRC ([`super::records`]). The trailer comes last because the data is streamed
 //! straight into the file (through a `BufWriter`) and its length and CRC are known only
 //! at the end; a reader finds it at the end of the file (so a truncated file shows at
 //! once), then streams the records through a `BufReader`.
 //!
+//! Version 2 (written before non-voters existed) is the same with a header of index,
+//! term and voters only ([`FileHeaderV2`]); such files still load, with no non-voters.
+//!
 //! Version 1 (written before snapshots streamed): the same prefix, a header that also
 //! holds the data's length and CRC, then the data: the whole store as one codec value.
 //! Such files are still loaded (read whole, up to [`codec::MAX_V1_SNAPSHOT_BYTES`]);
-//! new snapshots are always version 2. Any other version is refused, naming it.
+//! new snapshots are always version 3. Any other version is refused, naming it.
 //!
 //! # Durability
 //! Written to `<name>.tmp`, fsynced, renamed, directory fsynced. A save that fails
@@ -41,7 +44,8 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"CAIRNSNP";
 const END_MAGIC: &[u8; 8] = b"CAIRNEND";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
+const V2: u32 = 2;
 const V1: u32 = 1;
 /// u64 data length, u32 data crc, end magic.
 const TRAILER_LEN: u64 = 8 + 4 + 8;
@@ -52,6 +56,15 @@ const TMP_SUFFIX: &str = ".snap.tmp";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct FileHeader {
+    index: LogIndex,
+    term: Term,
+    configuration: Vec<(ServerId, String)>,
+    non_voters: Vec<(ServerId, String)>,
+}
+
+/// The version-2 header: voters only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FileHeaderV2 {
     index: LogIndex,
     term: Term,
     configuration: Vec<(ServerId, String)>,
@@ -96,6 +109,7 @@ fn encode_prefix(meta: &SnapshotMeta) -> Result<Vec<u8>, StorageError> {
         index: meta.index,
         term: meta.term,
         configuration: meta.configuration.clone(),
+        non_voters: meta.non_voters.clone(),
     };
     let header = codec::encode(&header).map_err(|e| StorageError::Io(e.to_string()))?;
     let header_len = u32::try_from(header.len()).map_err(|e| StorageError::Io(e.to_string()))?;
@@ -114,7 +128,7 @@ fn read_u32(r: &mut impl Read) -> std::io::Result<u32> {
     Ok(u32::from_le_bytes(b))
 }
 
-/// Where a version-2 file's data section lies, and what it must hash to.
+/// Where a version-2 or -3 file's data section lies, and what it must hash to.
 struct DataSection {
     meta: SnapshotMeta,
     start: u64,
@@ -122,9 +136,9 @@ struct DataSection {
     crc: u32,
 }
 
-/// Read and check a version-2 file's header and trailer (`f` is past magic and
+/// Read and check a version-2 or -3 file's header and trailer (`f` is past magic and
 /// version). Errors are texts for `Corrupt`.
-fn read_v2_frame(f: &mut File, file_len: u64) -> Result<DataSection, String> {
+fn read_framed(f: &mut File, file_len: u64, version: u32) -> Result<DataSection, String> {
     let truncated = |_| "file is truncated".to_string();
     let header_len = read_u32(f).map_err(truncated)? as u64;
     if 16 + header_len + 4 + TRAILER_LEN > file_len {
@@ -135,8 +149,18 @@ fn read_v2_frame(f: &mut File, file_len: u64) -> Result<DataSection, String> {
     if crc32fast::hash(&header) != read_u32(f).map_err(truncated)? {
         return Err("header crc mismatch".into());
     }
-    let header: FileHeader =
-        codec::decode(&header, codec::MAX_DECODE_BYTES).map_err(|e| e.to_string())?;
+    let header: FileHeader = if version == V2 {
+        let v2: FileHeaderV2 =
+            codec::decode(&header, codec::MAX_DECODE_BYTES).map_err(|e| e.to_string())?;
+        FileHeader {
+            index: v2.index,
+            term: v2.term,
+            configuration: v2.configuration,
+            non_voters: Vec::new(),
+        }
+    } else {
+        codec::decode(&header, codec::MAX_DECODE_BYTES).map_err(|e| e.to_string())?
+    };
     let start = 20 + header_len;
     f.seek(SeekFrom::Start(file_len - TRAILER_LEN))
         .map_err(|e| e.to_string())?;
@@ -159,6 +183,7 @@ fn read_v2_frame(f: &mut File, file_len: u64) -> Result<DataSection, String> {
             index: header.index,
             term: header.term,
             configuration: header.configuration,
+            non_voters: header.non_voters,
         },
         start,
         len,
@@ -202,6 +227,7 @@ fn decode_v1_file(mut file: Vec<u8>) -> Result<(SnapshotMeta, Vec<u8>), String> 
         index: header.index,
         term: header.term,
         configuration: header.configuration,
+        non_voters: Vec::new(),
     };
     Ok((meta, file))
 }
@@ -349,8 +375,9 @@ impl SnapshotBackend for FileSnapshotStore {
         let what = path.display().to_string();
         let (mut f, file_len, version) = open_versioned(&path, &what)?;
         match version {
-            VERSION => {
-                let section = read_v2_frame(&mut f, file_len).map_err(|e| corrupt(&what, e))?;
+            VERSION | V2 => {
+                let section =
+                    read_framed(&mut f, file_len, version).map_err(|e| corrupt(&what, e))?;
                 if SnapshotId::of(&section.meta) != id {
                     return Err(corrupt(&what, "header does not match the file name".into()));
                 }
@@ -370,8 +397,9 @@ impl SnapshotBackend for FileSnapshotStore {
         let what = path.display().to_string();
         let (mut f, file_len, version) = open_versioned(&path, &what)?;
         let meta = match version {
-            VERSION => {
-                let section = read_v2_frame(&mut f, file_len).map_err(|e| corrupt(&what, e))?;
+            VERSION | V2 => {
+                let section =
+                    read_framed(&mut f, file_len, version).map_err(|e| corrupt(&what, e))?;
                 if SnapshotId::of(&section.meta) != id {
                     return Err(corrupt(&what, "header does not match the file name".into()));
                 }
@@ -410,6 +438,6 @@ fn open_versioned(path: &Path, what: &str) -> Result<(File, u64, u32), LoadError
 fn unsupported_version(what: String, version: u32) -> LoadError {
     LoadError::Unloadable(
         what,
-        format!("unsupported snapshot file version {version} (this build reads versions 1 and 2)"),
+        format!("unsupported snapshot file version {version} (this build reads versions 1 to 3)"),
     )
 }

@@ -14,11 +14,15 @@
 pub mod answer;
 mod error;
 pub mod frame;
+mod operator;
 #[cfg(test)]
 mod tests;
 pub mod watch;
 
 pub use error::RequestError;
+pub use operator::{
+    AutopilotHealthInfo, PeerSelector, RaftConfigurationInfo, RaftServerInfo, ServerHealthInfo,
+};
 
 use crate::codec::{self, CodecError};
 use crate::store::{
@@ -286,8 +290,9 @@ pub enum WriteOutcome {
     Bool(bool),
 }
 
-/// Cluster facts a server answers without reading the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Cluster facts a server answers without reading the store, and the operator's Raft
+/// requests (answered by the leader, like Consul's `Operator.*` RPCs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InfoRequest {
     /// `/v1/catalog/datacenters` → [`InfoData::Datacenters`].
     Datacenters,
@@ -295,6 +300,35 @@ pub enum InfoRequest {
     Leader,
     /// `/v1/status/peers` → [`InfoData::Peers`].
     Peers,
+    /// `/v1/operator/raft/configuration` → [`InfoData::RaftConfiguration`]; `stale`:
+    /// any server answers from its own log.
+    RaftConfiguration { stale: bool },
+    /// `/v1/operator/autopilot/health` → [`InfoData::AutopilotHealth`].
+    AutopilotHealth,
+    /// `DELETE /v1/operator/raft/peer` → [`InfoData::PeerRemoved`] once committed.
+    RemoveRaftPeer(PeerSelector),
+}
+
+impl InfoRequest {
+    /// Operator requests need the Raft group (and the agent's autopilot): a server
+    /// answers them through its operator endpoint, on the leader unless stale.
+    pub fn is_operator(&self) -> bool {
+        matches!(
+            self,
+            InfoRequest::RaftConfiguration { .. }
+                | InfoRequest::AutopilotHealth
+                | InfoRequest::RemoveRaftPeer(_)
+        )
+    }
+
+    /// Whether only the leader may answer.
+    pub fn needs_leader(&self) -> bool {
+        match self {
+            InfoRequest::RaftConfiguration { stale } => !stale,
+            InfoRequest::AutopilotHealth | InfoRequest::RemoveRaftPeer(_) => true,
+            InfoRequest::Datacenters | InfoRequest::Leader | InfoRequest::Peers => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +338,9 @@ pub enum InfoData {
     Leader(Option<String>),
     /// Voter server addresses.
     Peers(Vec<String>),
+    RaftConfiguration(RaftConfigurationInfo),
+    AutopilotHealth(AutopilotHealthInfo),
+    PeerRemoved,
 }
 
 #[allow(clippy::large_enum_variant)]

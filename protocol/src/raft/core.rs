@@ -4,7 +4,8 @@
 use super::log::Log;
 use super::reads::ReadTracker;
 use super::types::{
-    Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role, SnapshotMeta,
+    ChangeError, ConfigChange, Configuration, Entry, HardState, Message, NotLeader, Output,
+    Payload, PersistRequest, Role, ServerProgress, SnapshotMeta,
 };
 use super::RaftConfig;
 use crate::ids::{LogIndex, ServerId, Term};
@@ -57,7 +58,11 @@ pub struct Raft {
     leader: Option<ServerId>,
     log: Log,
     commit: LogIndex,
-    voters: Vec<(ServerId, String)>,
+    /// The membership in effect: the latest configuration entry in the log, committed
+    /// or not (Raft §4.1), else the log base's.
+    membership: Configuration,
+    /// The index of the entry that set `membership` (the base's index for the base).
+    membership_index: LogIndex,
 
     // Durability bookkeeping.
     /// Highest index known to be on disk AND to match the in-memory log.
@@ -136,7 +141,8 @@ impl Raft {
             leader: None,
             log,
             commit,
-            voters: Vec::new(),
+            membership: Configuration::default(),
+            membership_index: LogIndex(0),
             durable,
             next_persist_id: 1,
             persisted_id: 0,
@@ -161,7 +167,7 @@ impl Raft {
             reported: (Role::Follower, term, None),
             outputs: Vec::new(),
         };
-        raft.reload_voters();
+        raft.reload_membership();
         raft.reset_election_timer();
         Ok(raft)
     }
@@ -199,7 +205,43 @@ impl Raft {
         self.cfg.heartbeat_interval_ms
     }
     pub fn voters(&self) -> &[(ServerId, String)] {
-        &self.voters
+        &self.membership.voters
+    }
+    /// The membership in effect (voters and non-voters).
+    pub fn membership(&self) -> &Configuration {
+        &self.membership
+    }
+    /// The index of the configuration entry in effect; a change is committed once the
+    /// commit index reaches it.
+    pub fn membership_index(&self) -> LogIndex {
+        self.membership_index
+    }
+    /// (Leader) every member's replication: match index and last contact, for
+    /// autopilot. Empty on a non-leader.
+    pub fn server_progress(&self) -> Vec<ServerProgress> {
+        if self.role != Role::Leader {
+            return Vec::new();
+        }
+        self.membership
+            .servers()
+            .map(|(id, addr)| {
+                let (match_index, last_contact_ms) = if *id == self.cfg.id {
+                    (self.durable, self.now_ms)
+                } else {
+                    self.progress
+                        .get(id)
+                        .map(|p| (p.match_index, p.last_ack_ms))
+                        .unwrap_or_default()
+                };
+                ServerProgress {
+                    id: id.clone(),
+                    addr: addr.clone(),
+                    voter: self.membership.is_voter(id),
+                    match_index,
+                    last_contact_ms,
+                }
+            })
+            .collect()
     }
     pub fn hard_state(&self) -> HardState {
         HardState {
@@ -217,7 +259,7 @@ impl Raft {
         }
         let lease_ms = self.cfg.election_timeout_ms / 10 * 9;
         self.reads.lease_expiry(
-            &self.voters,
+            &self.membership.voters,
             &self.cfg.id,
             self.quorum(),
             self.now_ms,
@@ -257,9 +299,9 @@ impl Raft {
     pub fn log_len(&self) -> usize {
         self.log.len()
     }
-    /// The voter configuration in effect at `index` (held, or the compaction point).
-    pub fn configuration_at(&self, index: LogIndex) -> Vec<(ServerId, String)> {
-        self.log.configuration_at(index)
+    /// The membership in effect at `index` (held, or the compaction point).
+    pub fn configuration_at(&self, index: LogIndex) -> Configuration {
+        self.log.membership_at(index).1
     }
 
     /// Forget the in-memory entries up to and including `up_to`, keeping its term and
@@ -320,7 +362,7 @@ impl Raft {
             Role::Leader => self.tick_leader(),
             Role::Follower | Role::Candidate => {
                 let me_voter = self.is_voter(&self.cfg.id);
-                let sole_voter = me_voter && self.voters.len() == 1;
+                let sole_voter = me_voter && self.membership.voters.len() == 1;
                 if sole_voter {
                     // Nobody can compete with or be disrupted by a sole voter: elect at
                     // once instead of waiting a timeout (a candidate waits for its disk).
@@ -367,6 +409,33 @@ impl Raft {
         self.release_reads();
         self.finish();
         Ok(())
+    }
+
+    /// (Leader) Propose one membership change: appends the new membership, which takes
+    /// effect at once (replication to an added server starts, a removed one is dropped,
+    /// quorums use the new voters); it is done when committed, i.e. once the commit
+    /// index reaches the returned index. Refused while another change is uncommitted
+    /// and until this leader has committed an entry of its own term (its no-op).
+    pub fn propose_change(&mut self, change: ConfigChange) -> Result<LogIndex, ChangeError> {
+        if self.role != Role::Leader {
+            return Err(ChangeError::NotLeader(NotLeader {
+                leader: self.leader.clone(),
+            }));
+        }
+        if self.log.term_at(self.commit) != Some(self.term) {
+            return Err(ChangeError::LeaderNotReady);
+        }
+        if self.membership_index > self.commit {
+            return Err(ChangeError::ChangeInProgress {
+                index: self.membership_index,
+            });
+        }
+        let next = changed_membership(&self.membership, change)?;
+        if next == self.membership {
+            return Ok(self.membership_index); // nothing to change: done already
+        }
+        self.propose(Payload::Membership(next))
+            .map_err(ChangeError::NotLeader)
     }
 
     /// The shell finished persist requests up to and including `id`.
@@ -531,6 +600,7 @@ impl Raft {
         };
         pre_votes.insert(from);
         let granted = self
+            .membership
             .voters
             .iter()
             .filter(|(id, _)| pre_votes.contains(id))
@@ -649,6 +719,7 @@ impl Raft {
 
     fn check_election_won(&mut self) {
         let granted = self
+            .membership
             .voters
             .iter()
             .filter(|(id, _)| self.votes.contains(id))
@@ -665,22 +736,8 @@ impl Raft {
         self.last_leader_contact_ms = None;
         self.self_vote_persist_id = None;
         self.leader_since_ms = self.now_ms;
-        let next = LogIndex(self.log.last_index().0 + 1);
-        self.progress = self
-            .peers()
-            .into_iter()
-            .map(|id| {
-                let p = Progress {
-                    next_index: next,
-                    match_index: LogIndex(0),
-                    inflight: VecDeque::new(),
-                    probe: None,
-                    last_ack_ms: self.now_ms,
-                    snapshot_sent_ms: None,
-                };
-                (id, p)
-            })
-            .collect();
+        self.progress.clear();
+        self.sync_progress(LogIndex(self.log.last_index().0 + 1));
         // The no-op commits every earlier entry once a quorum stores it.
         for id in self.reads.reset() {
             self.outputs.push(Output::ReadFailed { id });
@@ -727,6 +784,7 @@ impl Raft {
             let timeout = self.cfg.election_timeout_ms;
             let now = self.now_ms;
             let recent = self
+                .membership
                 .voters
                 .iter()
                 .filter(|(id, _)| {
@@ -888,7 +946,7 @@ impl Raft {
                 // Nothing of the new log is on disk until the reset lands.
                 self.durable = LogIndex(0);
                 self.commit = meta.index;
-                self.reload_voters();
+                self.reload_membership();
             }
         }
         // Acknowledge once everything issued so far (the reset included) is durable.
@@ -1128,9 +1186,9 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
-        let confirmed = self
-            .reads
-            .confirmed_round(&self.voters, &self.cfg.id, self.quorum());
+        let confirmed =
+            self.reads
+                .confirmed_round(&self.membership.voters, &self.cfg.id, self.quorum());
         for (id, index) in self.reads.take_confirmed(confirmed) {
             self.outputs.push(Output::ReadReady { id, index });
         }
@@ -1143,6 +1201,7 @@ impl Raft {
     /// own copy counts only once persisted.
     fn advance_commit(&mut self) {
         let mut matches: Vec<LogIndex> = self
+            .membership
             .voters
             .iter()
             .map(|(id, _)| {
@@ -1164,6 +1223,43 @@ impl Raft {
         if candidate > self.commit && self.log.term_at(candidate) == Some(self.term) {
             self.commit = candidate;
             self.outputs.push(Output::Committed { up_to: candidate });
+            self.step_down_if_removed();
+        }
+    }
+
+    /// A leader whose own removal (or demotion) has committed stops leading: it led the
+    /// change through without counting itself (Raft §4.2.2). The followers hear of the
+    /// commit first, so the change is applied everywhere without waiting for the next
+    /// leader.
+    fn step_down_if_removed(&mut self) {
+        let removed = !self.membership.is_voter(&self.cfg.id);
+        if self.role == Role::Leader && removed && self.membership_index <= self.commit {
+            self.broadcast_append();
+            self.step_down(self.term);
+        }
+    }
+
+    /// (Leader) Replication state for exactly the members other than us: new members
+    /// start at `next_index`, removed ones are forgotten.
+    fn sync_progress(&mut self, next_index: LogIndex) {
+        let me = self.cfg.id.clone();
+        let now = self.now_ms;
+        let members: BTreeSet<ServerId> = self
+            .membership
+            .servers()
+            .map(|(id, _)| id.clone())
+            .filter(|id| *id != me)
+            .collect();
+        self.progress.retain(|id, _| members.contains(id));
+        for id in members {
+            self.progress.entry(id).or_insert(Progress {
+                next_index,
+                match_index: LogIndex(0),
+                inflight: VecDeque::new(),
+                probe: None,
+                last_ack_ms: now,
+                snapshot_sent_ms: None,
+            });
         }
     }
 
@@ -1183,10 +1279,16 @@ impl Raft {
         if self.unsent_from.is_none() {
             self.unsent_from = Some(entry.index);
         }
-        if let Payload::Configuration(voters) = &entry.payload {
-            self.voters = voters.clone();
-        }
+        let membership = entry.payload.membership().map(|m| (entry.index, m));
         self.log.append(entry);
+        if let Some((index, membership)) = membership {
+            self.membership = membership;
+            self.membership_index = index;
+            if self.role == Role::Leader {
+                // A new member is first sent the configuration entry itself.
+                self.sync_progress(index);
+            }
+        }
     }
 
     fn truncate_local(&mut self, from: LogIndex) {
@@ -1201,11 +1303,15 @@ impl Raft {
         if self.durable >= from {
             self.durable = LogIndex(from.0 - 1);
         }
-        self.reload_voters();
+        self.reload_membership();
     }
 
-    fn reload_voters(&mut self) {
-        self.voters = self.log.configuration_at(self.log.last_index());
+    /// The membership in effect after the log changed under it (a truncated suffix held
+    /// a configuration entry, or a snapshot replaced the log).
+    fn reload_membership(&mut self) {
+        let (index, membership) = self.log.membership_at(self.log.last_index());
+        self.membership = membership;
+        self.membership_index = index;
     }
 
     /// Hand everything not yet persisted to the shell as one request.
@@ -1270,11 +1376,13 @@ impl Raft {
     }
 
     fn is_voter(&self, id: &ServerId) -> bool {
-        self.voters.iter().any(|(v, _)| v == id)
+        self.membership.is_voter(id)
     }
 
+    /// The other voters: whom an election asks.
     fn peers(&self) -> Vec<ServerId> {
-        self.voters
+        self.membership
+            .voters
             .iter()
             .filter(|(id, _)| *id != self.cfg.id)
             .map(|(id, _)| id.clone())
@@ -1282,7 +1390,7 @@ impl Raft {
     }
 
     fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+        self.membership.voters.len() / 2 + 1
     }
 
     fn reset_election_timer(&mut self) {
@@ -1302,4 +1410,69 @@ pub(super) fn bounded_batch(entries: &[Entry], max_bytes: usize) -> Vec<Entry> {
         })
         .count();
     entries[..fitting.max(1).min(entries.len())].to_vec()
+}
+
+/// The membership `change` makes of `current`, or why it cannot. Lists stay sorted by id
+/// so every server writes the same entry for the same change.
+fn changed_membership(
+    current: &Configuration,
+    change: ConfigChange,
+) -> Result<Configuration, ChangeError> {
+    let mut next = current.clone();
+    let address_taken = |addr: &str, except: &ServerId| {
+        current
+            .servers()
+            .find(|(id, a)| a == addr && id != except)
+            .map(|(id, _)| id.clone())
+    };
+    match change {
+        ConfigChange::AddNonVoter { id, addr } => {
+            if current.contains(&id) {
+                return Err(ChangeError::AlreadyMember { id });
+            }
+            if let Some(by) = address_taken(&addr, &id) {
+                return Err(ChangeError::AddressInUse { addr, by });
+            }
+            next.non_voters.push((id, addr));
+        }
+        ConfigChange::Promote { id } => {
+            if current.is_voter(&id) {
+                return Err(ChangeError::AlreadyVoter { id });
+            }
+            let Some(pos) = next.non_voters.iter().position(|(v, _)| *v == id) else {
+                return Err(ChangeError::UnknownServer { id });
+            };
+            let server = next.non_voters.remove(pos);
+            next.voters.push(server);
+        }
+        ConfigChange::Remove { id } => {
+            if let Some(pos) = next.voters.iter().position(|(v, _)| *v == id) {
+                if next.voters.len() == 1 {
+                    return Err(ChangeError::LastVoter { id });
+                }
+                next.voters.remove(pos);
+            } else if let Some(pos) = next.non_voters.iter().position(|(v, _)| *v == id) {
+                next.non_voters.remove(pos);
+            } else {
+                return Err(ChangeError::UnknownServer { id });
+            }
+        }
+        ConfigChange::Readdress { id, addr } => {
+            if let Some(by) = address_taken(&addr, &id) {
+                return Err(ChangeError::AddressInUse { addr, by });
+            }
+            let Some(server) = next
+                .voters
+                .iter_mut()
+                .chain(next.non_voters.iter_mut())
+                .find(|(v, _)| *v == id)
+            else {
+                return Err(ChangeError::UnknownServer { id });
+            };
+            server.1 = addr;
+        }
+    }
+    next.voters.sort();
+    next.non_voters.sort();
+    Ok(next)
 }

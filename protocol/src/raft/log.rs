@@ -2,8 +2,8 @@
 //! compaction point): `base` is the last entry no longer held, with its term and the
 //! configuration in effect at it. Entries run contiguously from `base.index + 1`.
 
-use super::types::{Entry, SnapshotMeta};
-use crate::ids::{LogIndex, ServerId, Term};
+use super::types::{Configuration, Entry, SnapshotMeta};
+use crate::ids::{LogIndex, Term};
 
 #[derive(Debug, Default, Clone)]
 pub struct Log {
@@ -137,13 +137,14 @@ impl Log {
         let Some(term) = self.get(up_to).map(|e| e.term) else {
             return false;
         };
-        let configuration = self.configuration_at(up_to);
+        let (_, membership) = self.membership_at(up_to);
         let drop = (up_to.0 - self.base.index.0) as usize;
         self.entries.drain(..drop);
         self.base = SnapshotMeta {
             index: up_to,
             term,
-            configuration,
+            configuration: membership.voters,
+            non_voters: membership.non_voters,
         };
         true
     }
@@ -155,15 +156,13 @@ impl Log {
         self.base = base;
     }
 
-    /// The configuration in effect at `index` (the latest one at or below it).
-    pub fn configuration_at(&self, index: LogIndex) -> Vec<(ServerId, String)> {
+    /// The membership in effect at `index` (the latest configuration entry at or below
+    /// it, else the base's) and the index that set it (the base's index for the base).
+    pub fn membership_at(&self, index: LogIndex) -> (LogIndex, Configuration) {
         self.slice(self.first_index(), index)
             .iter()
             .rev()
-            .find_map(|e| match &e.payload {
-                super::types::Payload::Configuration(v) => Some(v.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| self.base.configuration.clone())
+            .find_map(|e| e.payload.membership().map(|c| (e.index, c)))
+            .unwrap_or_else(|| (self.base.index, self.base.membership()))
     }
 }

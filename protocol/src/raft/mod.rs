@@ -37,6 +37,16 @@
 //! this server as the only voter (as hashicorp/raft's BootstrapCluster). The first
 //! election then runs in term 2 and its no-op lands at index 2.
 //!
+//! # Membership
+//! A configuration holds voters and non-voters ([`Configuration`]); the one in effect is
+//! the latest configuration entry in the log, committed or not, so appending one takes
+//! effect at once and truncating it restores the previous one. Non-voters are
+//! replicated to but never count for commit, elections, pre-votes or check-quorum, and
+//! never campaign. [`Raft::propose_change`] changes one server at a time, never while a
+//! change is uncommitted nor before the leader's no-op has committed; a leader that
+//! removes itself leads without counting itself until the change commits, then steps
+//! down. Use it, not `propose`, for membership: `propose` does not check these rules.
+//!
 //! # Snapshots and compaction
 //! The log may start after a snapshot: [`SnapshotMeta`] (last included index and term,
 //! configuration at that index) is the log's base, and `entries`/`entry`/`term_at` only
@@ -75,7 +85,8 @@ mod tests;
 pub use self::core::{Raft, SNAPSHOT_RETRY_TIMEOUTS};
 pub use reads::MAX_PENDING_READS;
 pub use types::{
-    Entry, HardState, Message, NotLeader, Output, Payload, PersistRequest, Role, SnapshotMeta,
+    ChangeError, ConfigChange, Configuration, Entry, HardState, Message, NotLeader, Output,
+    Payload, PersistRequest, Role, ServerProgress, SnapshotMeta,
 };
 
 use crate::ids::ServerId;

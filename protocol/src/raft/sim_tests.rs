@@ -10,7 +10,16 @@
 //! Whenever a leader holds its lease, it must know every committed entry (a lease read
 //! answers from its own state). Each server's clock runs at its own rate (±2 %), so the
 //! lease's margin is exercised.
-//! A failure names its seed.
+//!
+//! With membership changes on, two more servers start empty and an operator on the
+//! leader adds servers as non-voters, promotes caught-up ones, and removes voters and
+//! non-voters (the leader too: replacing the leader), one change at a time, under the
+//! same faults. Then it also checks leader completeness (a new leader holds every
+//! committed entry), that every server's configuration in effect is the latest one its
+//! own log holds, that committed configurations change one server at a time, and that
+//! every acknowledged write is in the final committed log.
+//!
+//! A failure names its seed; `RAFT_SIM_SEED=n` replays exactly that seed.
 //!
 //! The servers are driven only through the runtime seam (`crate::runtime::Core`: tick,
 //! receive, effects) and talk through the shared simulated network (`crate::sim::SimNet`),
@@ -24,7 +33,11 @@ use crate::sim::{Faults, SimNet};
 use rand::Rng;
 use std::collections::BTreeMap;
 
-const IDS: [&str; 3] = ["a", "b", "c"];
+const IDS: [&str; 5] = ["a", "b", "c", "d", "e"];
+/// Bootstrapped voters; the other servers start empty.
+const INITIAL_VOTERS: usize = 3;
+/// A non-voter within this many entries of the leader's last index may be promoted.
+const CAUGHT_UP: u64 = 5;
 
 /// Entries kept below a snapshot when compacting.
 const TRAILING: u64 = 3;
@@ -55,10 +68,15 @@ impl Disk {
     }
 }
 
+#[derive(Default)]
 struct Stats {
     snapshots_sent: u64,
     snapshots_restored: u64,
     compactions: u64,
+    /// Membership changes proposed / seen committed (by their proposer).
+    changes_proposed: u64,
+    changes_refused: u64,
+    leaders_removed: u64,
 }
 
 struct SimNode {
@@ -86,10 +104,17 @@ struct Sim {
     committed: BTreeMap<u64, Entry>,
     lossy: bool,
     /// Per node, the commit index already checked against `committed`.
-    checked: [u64; 3],
+    checked: Vec<u64>,
     stats: Stats,
-    /// A node cut off from the others until the given time (makes followers lag far
-    /// enough behind to need a snapshot).
+    /// The operator proposes membership changes on the leader.
+    membership_changes: bool,
+    /// Writes a leader proposed and then saw committed: (index, payload).
+    acknowledged: BTreeMap<u64, Payload>,
+    /// Per node, writes it proposed as leader and awaits: index → (term, payload).
+    proposed: Vec<BTreeMap<u64, (Term, Payload)>>,
+    /// A node cut off from the others (or, with membership changes, two nodes split
+    /// from the rest) until the given time (makes followers lag far enough behind to
+    /// need a snapshot).
     isolated: Option<(usize, u64)>,
     /// ReadIndex reads asked and not yet answered: id -> highest index committed
     /// anywhere when asked (what the read must see).
@@ -120,10 +145,16 @@ fn index_of(id: &ServerId) -> usize {
     IDS.iter().position(|s| *s == id.0).unwrap()
 }
 
+fn id(i: usize) -> ServerId {
+    ServerId(IDS[i].into())
+}
+
 impl Sim {
-    fn new(seed: u64) -> Sim {
+    /// `servers` nodes, the first three bootstrapped as voters.
+    fn new(seed: u64, servers: usize) -> Sim {
         let conf = Payload::Configuration(
-            IDS.iter()
+            IDS[..INITIAL_VOTERS]
+                .iter()
                 .map(|s| (ServerId(s.to_string()), format!("{s}:1")))
                 .collect(),
         );
@@ -140,20 +171,30 @@ impl Sim {
                 payload: conf,
             }],
         };
-        let nodes = (0..3)
-            .map(|i| SimNode {
-                raft: Raft::new(
-                    config(i),
-                    disk.hard_state.clone(),
-                    None,
-                    disk.entries.clone(),
-                    seeded(seed * 10 + i as u64),
-                    0,
-                )
-                .unwrap(),
-                disk: disk.clone(),
-                pending: Vec::new(),
-                clock_rate: 0,
+        let nodes = (0..servers)
+            .map(|i| {
+                let disk = if i < INITIAL_VOTERS {
+                    disk.clone()
+                } else {
+                    Disk {
+                        first: 1,
+                        ..Disk::default()
+                    }
+                };
+                SimNode {
+                    raft: Raft::new(
+                        config(i),
+                        disk.hard_state.clone(),
+                        None,
+                        disk.entries.clone(),
+                        seeded(seed * 10 + i as u64),
+                        0,
+                    )
+                    .unwrap(),
+                    disk,
+                    pending: Vec::new(),
+                    clock_rate: 0,
+                }
             })
             .collect::<Vec<_>>();
         let mut rng = seeded(seed);
@@ -170,18 +211,22 @@ impl Sim {
             leaders: BTreeMap::new(),
             committed: BTreeMap::new(),
             lossy: true,
-            checked: [0; 3],
+            checked: vec![0; servers],
             isolated: None,
             reads: BTreeMap::new(),
             next_read: 0,
             reads_confirmed: 0,
             lease_reads: 0,
-            stats: Stats {
-                snapshots_sent: 0,
-                snapshots_restored: 0,
-                compactions: 0,
-            },
+            stats: Stats::default(),
+            membership_changes: false,
+            acknowledged: BTreeMap::new(),
+            proposed: vec![BTreeMap::new(); servers],
         }
+    }
+
+    fn with_membership_changes(mut self) -> Sim {
+        self.membership_changes = true;
+        self
     }
 
     fn run_outputs(&mut self, i: usize) {
@@ -216,6 +261,8 @@ impl Sim {
                         }
                     }
                     self.checked[i] = self.checked[i].max(up_to.0);
+                    self.acknowledge(i, up_to.0);
+                    self.check_membership_in_effect(i);
                 }
                 Output::InstallSnapshot { to, term } => {
                     let Some(meta) = self.nodes[i].disk.snapshot.clone() else {
@@ -264,10 +311,147 @@ impl Sim {
                             "seed {}: two leaders in term {term}",
                             self.seed
                         );
+                        self.check_leader_completeness(i);
+                    } else {
+                        // Its proposals' fate is now unknown to it: never acknowledged.
+                        self.proposed[i].clear();
                     }
                 }
             }
         }
+    }
+
+    /// The leader `i` learned that everything up to `up_to` is committed: its own
+    /// proposals there (still the entries it appended) are acknowledged to their clients.
+    fn acknowledge(&mut self, i: usize, up_to: u64) {
+        let rest = self.proposed[i].split_off(&(up_to + 1));
+        let done = std::mem::replace(&mut self.proposed[i], rest);
+        for (index, (term, payload)) in done {
+            let entry = self.nodes[i].raft.entry(LogIndex(index));
+            if entry.is_some_and(|e| e.term == term && e.payload == payload) {
+                self.acknowledged.insert(index, payload);
+            }
+        }
+    }
+
+    /// A new leader holds every entry known to be committed (leader completeness).
+    fn check_leader_completeness(&self, i: usize) {
+        let raft = &self.nodes[i].raft;
+        let base = raft.log_base();
+        for (index, entry) in &self.committed {
+            if *index > raft.last_log_index().0 {
+                panic!(
+                    "seed {}: leader {} lacks committed entry {index}",
+                    self.seed, IDS[i]
+                );
+            }
+            if *index == base.index.0 {
+                assert_eq!(base.term, entry.term, "seed {}: leader base", self.seed);
+            } else if *index > base.index.0 {
+                assert_eq!(
+                    raft.entry(LogIndex(*index)),
+                    Some(entry),
+                    "seed {}: leader {} holds another entry at committed {index}",
+                    self.seed,
+                    IDS[i]
+                );
+            }
+        }
+    }
+
+    /// The configuration a server acts on is the latest one its own log holds (or its
+    /// snapshot's), and the committed configurations change one server at a time.
+    fn check_membership_in_effect(&self, i: usize) {
+        let raft = &self.nodes[i].raft;
+        let from_log = raft.configuration_at(raft.last_log_index());
+        assert_eq!(
+            raft.membership(),
+            &from_log,
+            "seed {}: {} acts on a configuration its log does not hold",
+            self.seed,
+            IDS[i]
+        );
+        let index = raft.membership_index();
+        assert!(
+            index.0 == 0
+                || raft
+                    .entry(index)
+                    .is_some_and(|e| e.payload.membership().is_some())
+                || index <= raft.log_base().index,
+            "seed {}: {}'s configuration index {index} holds no configuration",
+            self.seed,
+            IDS[i]
+        );
+        let mut previous: Option<Configuration> = None;
+        for entry in self.committed.values() {
+            let Some(next) = entry.payload.membership() else {
+                continue;
+            };
+            if let Some(prev) = &previous {
+                let differs = differing_servers(prev, &next);
+                assert!(
+                    differs <= 1,
+                    "seed {}: committed configurations differ in {differs} servers: {prev:?} -> {next:?}",
+                    self.seed
+                );
+            }
+            previous = Some(next);
+        }
+    }
+
+    /// The operator on the leader: add an outsider as a non-voter, promote a caught-up
+    /// non-voter, or remove a voter (perhaps the leader) or a non-voter. Refusals (a
+    /// change in progress, a leader not ready yet) are expected and counted.
+    fn change_membership(&mut self, leader: usize) {
+        let raft = &self.nodes[leader].raft;
+        let membership = raft.membership().clone();
+        let last = raft.last_log_index().0;
+        let progress = raft.server_progress();
+        let outsiders: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| !membership.contains(&id(i)))
+            .collect();
+        let caught_up: Vec<ServerId> = progress
+            .iter()
+            .filter(|p| !p.voter && p.match_index.0 + CAUGHT_UP >= last)
+            .map(|p| p.id.clone())
+            .collect();
+        let change = match self.rng.random_range(0..4) {
+            0 if !outsiders.is_empty() => {
+                let i = outsiders[self.rng.random_range(0..outsiders.len())];
+                ConfigChange::AddNonVoter {
+                    id: id(i),
+                    addr: format!("{}:1", IDS[i]),
+                }
+            }
+            1 if !caught_up.is_empty() => ConfigChange::Promote {
+                id: caught_up[self.rng.random_range(0..caught_up.len())].clone(),
+            },
+            2 if membership.voters.len() > INITIAL_VOTERS => {
+                let voters = &membership.voters;
+                let victim = voters[self.rng.random_range(0..voters.len())].0.clone();
+                if victim == id(leader) {
+                    self.stats.leaders_removed += 1;
+                }
+                ConfigChange::Remove { id: victim }
+            }
+            3 if !membership.non_voters.is_empty() => {
+                let nv = &membership.non_voters;
+                ConfigChange::Remove {
+                    id: nv[self.rng.random_range(0..nv.len())].0.clone(),
+                }
+            }
+            _ => return,
+        };
+        match self.nodes[leader].raft.propose_change(change) {
+            Ok(_) => self.stats.changes_proposed += 1,
+            Err(
+                ChangeError::ChangeInProgress { .. }
+                | ChangeError::LeaderNotReady
+                | ChangeError::NotLeader(_),
+            ) => self.stats.changes_refused += 1,
+            Err(e) => panic!("seed {}: change refused unexpectedly: {e}", self.seed),
+        }
+        self.run_outputs(leader);
     }
 
     fn persist_all(&mut self, i: usize) {
@@ -301,6 +485,7 @@ impl Sim {
     }
 
     fn crash(&mut self, i: usize) {
+        self.proposed[i].clear();
         let node = &mut self.nodes[i];
         node.pending.clear(); // unflushed writes are lost
         self.checked[i] = node.disk.snapshot.as_ref().map_or(0, |s| s.index.0);
@@ -330,10 +515,12 @@ impl Sim {
         if at.0 <= old {
             return;
         }
+        let membership = node.raft.configuration_at(at);
         node.disk.snapshot = Some(SnapshotMeta {
             index: at,
             term,
-            configuration: node.raft.configuration_at(at),
+            configuration: membership.voters,
+            non_voters: membership.non_voters,
         });
         let keep_from = at.0.saturating_sub(TRAILING);
         if node.raft.compact(LogIndex(keep_from)) {
@@ -346,7 +533,8 @@ impl Sim {
     fn step(&mut self) {
         self.now += 1;
         self.net.faults = if self.lossy { LOSSY } else { Faults::HEALTHY };
-        for i in 0..3 {
+        let n = self.nodes.len();
+        for i in 0..n {
             let clock = self.nodes[i].clock(self.now);
             self.nodes[i].raft.tick(clock);
             self.run_outputs(i);
@@ -359,17 +547,17 @@ impl Sim {
                 .receive(clock, ServerId(IDS[from].into()), msg);
             self.run_outputs(to);
         }
-        for i in 0..3 {
+        for i in 0..n {
             if !self.lossy || self.rng.random_bool(0.5) {
                 self.persist_all(i);
             }
         }
         if self.lossy && self.rng.random_bool(0.003) {
-            let i = self.rng.random_range(0..3);
+            let i = self.rng.random_range(0..n);
             self.crash(i);
         }
         if self.rng.random_bool(0.02) {
-            let i = self.rng.random_range(0..3);
+            let i = self.rng.random_range(0..n);
             self.snapshot(i);
         }
         match self.isolated {
@@ -378,19 +566,33 @@ impl Sim {
                 self.net.heal();
             }
             None if self.lossy && self.rng.random_bool(0.002) => {
-                let i = self.rng.random_range(0..3);
+                let i = self.rng.random_range(0..n);
                 self.isolated = Some((i, self.now + 300));
-                self.net.isolate(i);
+                if self.membership_changes && self.rng.random_bool(0.5) {
+                    // Two servers on one side, the rest on the other: with four or five
+                    // members either side may hold an old leader.
+                    let j = (i + self.rng.random_range(1..n)) % n;
+                    self.net.split([i, j]);
+                } else {
+                    self.net.isolate(i);
+                }
             }
             _ => {}
         }
-        for i in 0..3 {
+        for i in 0..n {
             if self.nodes[i].raft.role() == Role::Leader && self.rng.random_bool(0.2) {
                 let data = self.rng.random::<u32>().to_le_bytes().to_vec();
-                self.nodes[i].raft.propose(Payload::Command(data)).unwrap();
+                let payload = Payload::Command(data);
+                let index = self.nodes[i].raft.propose(payload.clone()).unwrap();
+                let term = self.nodes[i].raft.term();
+                self.proposed[i].insert(index.0, (term, payload));
                 self.run_outputs(i);
             }
             self.check_reads(i);
+            let operator = self.membership_changes && self.lossy;
+            if operator && self.nodes[i].raft.role() == Role::Leader && self.rng.random_bool(0.05) {
+                self.change_membership(i);
+            }
         }
     }
 
@@ -429,17 +631,67 @@ impl Sim {
     }
 }
 
+/// How many servers are in one configuration and not (in that role) in the other.
+fn differing_servers(a: &Configuration, b: &Configuration) -> usize {
+    let role = |c: &Configuration, id: &ServerId| {
+        if c.is_voter(id) {
+            2
+        } else if c.contains(id) {
+            1
+        } else {
+            0
+        }
+    };
+    let ids: std::collections::BTreeSet<&ServerId> =
+        a.servers().chain(b.servers()).map(|(id, _)| id).collect();
+    ids.into_iter()
+        .filter(|id| role(a, id) != role(b, id))
+        .count()
+}
+
+/// The seeds to run: `RAFT_SIM_SEED=n` replays one; `RAFT_SIM_SEEDS=n` runs 0..n (a test
+/// reads its own knobs; the core stays pure).
+fn seeds(default: u64) -> std::ops::Range<u64> {
+    let knob = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    match knob("RAFT_SIM_SEED") {
+        Some(seed) => seed..seed + 1,
+        None => 0..knob("RAFT_SIM_SEEDS").unwrap_or(default),
+    }
+}
+
+/// Log matching: where two logs hold the same (index, term), all before agrees.
+fn check_log_matching(sim: &Sim) {
+    let seed = sim.seed;
+    let n = sim.nodes.len();
+    for x in 0..n {
+        for y in x + 1..n {
+            let (lx, ly) = (&sim.nodes[x].raft, &sim.nodes[y].raft);
+            let common = lx.last_log_index().min(ly.last_log_index());
+            let agree_to = (1..=common.0)
+                .rev()
+                .find(|&i| {
+                    let (tx, ty) = (lx.entry(LogIndex(i)), ly.entry(LogIndex(i)));
+                    tx.is_some() && tx.map(|e| e.term) == ty.map(|e| e.term)
+                })
+                .unwrap_or(0);
+            let from = lx.first_log_index().max(ly.first_log_index());
+            assert_eq!(
+                lx.entries(from, LogIndex(agree_to)),
+                ly.entries(from, LogIndex(agree_to)),
+                "seed {seed}: log matching violated"
+            );
+        }
+    }
+}
+
 #[test]
 fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
-    // RAFT_SIM_SEEDS=n runs more seeds (a test reads its own knob; the core stays pure).
-    let seeds = std::env::var("RAFT_SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
+    let seeds = seeds(64);
+    let runs = seeds.end - seeds.start;
     let (mut sent, mut restored) = (0, 0);
     let (mut reads, mut lease_reads) = (0, 0);
-    for seed in 0..seeds {
-        let mut sim = Sim::new(seed);
+    for seed in seeds {
+        let mut sim = Sim::new(seed, INITIAL_VOTERS);
         for _ in 0..3000 {
             sim.step();
         }
@@ -490,26 +742,7 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
                 sim.stats.snapshots_restored,
             );
         }
-        // Log matching: where two logs hold the same (index, term), all before agrees.
-        for x in 0..3 {
-            for y in x + 1..3 {
-                let (lx, ly) = (&sim.nodes[x].raft, &sim.nodes[y].raft);
-                let common = lx.last_log_index().min(ly.last_log_index());
-                let agree_to = (1..=common.0)
-                    .rev()
-                    .find(|&i| {
-                        lx.entry(LogIndex(i)).map(|e| e.term)
-                            == ly.entry(LogIndex(i)).map(|e| e.term)
-                    })
-                    .unwrap_or(0);
-                let from = lx.first_log_index().max(ly.first_log_index());
-                assert_eq!(
-                    lx.entries(from, LogIndex(agree_to)),
-                    ly.entries(from, LogIndex(agree_to)),
-                    "seed {seed}: log matching violated"
-                );
-            }
-        }
+        check_log_matching(&sim);
         reads += sim.reads_confirmed;
         lease_reads += sim.lease_reads;
         sent += sim.stats.snapshots_sent;
@@ -524,10 +757,79 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
             );
         }
     }
-    println!("{seeds} seeds: {sent} snapshots sent, {restored} restored, {reads} ReadIndex reads confirmed, {lease_reads} lease reads");
+    println!("{runs} seeds: {sent} snapshots sent, {restored} restored, {reads} ReadIndex reads confirmed, {lease_reads} lease reads");
     assert!(reads > 0 && lease_reads > 0, "reads were never exercised");
     assert!(
-        seeds < 12 || (sent > 0 && restored > 0),
+        runs < 12 || (sent > 0 && restored > 0),
         "the simulation never exercised InstallSnapshot"
+    );
+}
+
+#[test]
+fn seeded_membership_changes_keep_safety_under_faults() {
+    let seeds = seeds(48);
+    let runs = seeds.end - seeds.start;
+    let mut totals = Stats::default();
+    for seed in seeds {
+        let mut sim = Sim::new(seed, IDS.len()).with_membership_changes();
+        for _ in 0..4000 {
+            sim.step();
+        }
+        // Heal: no faults, no more changes. The members elect a leader and converge.
+        sim.lossy = false;
+        let committed_before = sim.committed.len();
+        for _ in 0..2500 {
+            sim.step();
+        }
+        let leader = sim
+            .nodes
+            .iter()
+            .position(|n| n.raft.role() == Role::Leader)
+            .unwrap_or_else(|| panic!("seed {seed}: no leader after healing"));
+        assert!(
+            sim.committed.len() > committed_before,
+            "seed {seed}: no progress after healing"
+        );
+        check_log_matching(&sim);
+        let max = *sim.committed.keys().last().unwrap();
+        let membership = sim.nodes[leader].raft.membership().clone();
+        for (member, _) in membership.servers() {
+            let n = &sim.nodes[index_of(member)].raft;
+            assert!(
+                n.commit_index().0 + 20 >= max,
+                "seed {seed}: member {member} lags"
+            );
+            assert_eq!(
+                n.membership(),
+                &membership,
+                "seed {seed}: member {member} disagrees on the configuration"
+            );
+        }
+        // Every acknowledged write is in the committed log (which never changed under
+        // any server, checked as it went).
+        for (index, payload) in &sim.acknowledged {
+            let entry = sim.committed.get(index);
+            assert_eq!(
+                entry.map(|e| &e.payload),
+                Some(payload),
+                "seed {seed}: acknowledged write at {index} lost"
+            );
+        }
+        totals.changes_proposed += sim.stats.changes_proposed;
+        totals.changes_refused += sim.stats.changes_refused;
+        totals.leaders_removed += sim.stats.leaders_removed;
+        totals.snapshots_sent += sim.stats.snapshots_sent;
+        let _ = leader;
+    }
+    println!(
+        "{runs} seeds: {} changes proposed, {} refused, {} leaders removed, {} snapshots sent",
+        totals.changes_proposed,
+        totals.changes_refused,
+        totals.leaders_removed,
+        totals.snapshots_sent
+    );
+    assert!(
+        runs < 12 || (totals.changes_proposed > 20 && totals.leaders_removed > 0),
+        "the simulation exercised too few membership changes"
     );
 }

@@ -12,6 +12,7 @@ fn meta(index: u64) -> SnapshotMeta {
         index: LogIndex(index),
         term: Term(2),
         configuration: vec![(ServerId("leader".into()), "127.0.0.1:8300".into())],
+        non_voters: Vec::new(),
     }
 }
 

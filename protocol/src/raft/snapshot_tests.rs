@@ -7,6 +7,7 @@ fn meta(index: u64, term: u64, ids: &[&str]) -> SnapshotMeta {
         index: LogIndex(index),
         term: Term(term),
         configuration: ids.iter().map(|s| (id(s), format!("{s}:8300"))).collect(),
+        non_voters: Vec::new(),
     }
 }
 
@@ -82,7 +83,7 @@ fn compaction_only_forgets_committed_durable_entries_and_keeps_the_configuration
     assert_eq!(a.voters(), &[(id("a"), "a:8300".to_string())]);
     assert_eq!(
         a.configuration_at(LogIndex(4)),
-        meta(0, 0, &["a"]).configuration
+        meta(0, 0, &["a"]).membership()
     );
     assert!(!a.compact(LogIndex(3)), "already compacted");
     assert!(!a.compact(LogIndex(2)), "below the base");

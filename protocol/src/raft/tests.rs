@@ -993,3 +993,6 @@ fn bounded_batch_len(payloads: Vec<Payload>, max: usize) -> usize {
         .collect();
     super::core::bounded_batch(&entries, max).len()
 }
+
+#[path = "membership_tests.rs"]
+mod membership_tests;

@@ -12,7 +12,118 @@ pub enum Payload {
     /// A codec-encoded `store::Command`; the core never looks inside.
     Command(Vec<u8>),
     /// The full voter set as (id, `ip:port`), effective as soon as it is in the log.
+    /// Written by bootstrap; logs from before membership changes hold only these.
     Configuration(Vec<(ServerId, String)>),
+    /// The full membership (voters and non-voters), effective as soon as it is in the
+    /// log: what every membership change writes. A new variant (appended last, so the
+    /// codec's variant numbers of the others are unchanged) keeps old logs decodable.
+    Membership(Configuration),
+}
+
+impl Payload {
+    /// The membership this entry sets, if it is a configuration entry.
+    pub fn membership(&self) -> Option<Configuration> {
+        match self {
+            Payload::Configuration(voters) => Some(Configuration {
+                voters: voters.clone(),
+                non_voters: Vec::new(),
+            }),
+            Payload::Membership(c) => Some(c.clone()),
+            Payload::Noop | Payload::Command(_) => None,
+        }
+    }
+}
+
+/// The servers of a Raft group as (id, `ip:port`). Voters elect and count toward the
+/// commit quorum; non-voters are only replicated to (a server being caught up before
+/// it is promoted, as hashicorp/raft's non-voters).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Configuration {
+    pub voters: Vec<(ServerId, String)>,
+    pub non_voters: Vec<(ServerId, String)>,
+}
+
+impl Configuration {
+    pub fn is_voter(&self, id: &ServerId) -> bool {
+        self.voters.iter().any(|(v, _)| v == id)
+    }
+    pub fn contains(&self, id: &ServerId) -> bool {
+        self.servers().any(|(v, _)| v == id)
+    }
+    /// Every server, voters first.
+    pub fn servers(&self) -> impl Iterator<Item = &(ServerId, String)> {
+        self.voters.iter().chain(self.non_voters.iter())
+    }
+    pub fn address_of(&self, id: &ServerId) -> Option<&str> {
+        self.servers()
+            .find(|(v, _)| v == id)
+            .map(|(_, addr)| addr.as_str())
+    }
+}
+
+/// One membership change, proposed by the leader with [`super::Raft::propose_change`].
+/// Changes go one server at a time (Raft thesis §4.1): any two majorities of the old and
+/// new voter sets overlap, so no joint consensus is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigChange {
+    /// Start replicating to a new server without giving it a vote.
+    AddNonVoter { id: ServerId, addr: String },
+    /// Give a non-voter its vote (once it has caught up: the caller's judgement).
+    Promote { id: ServerId },
+    /// Take a server out, voter or not (the leader too: it leads until the change
+    /// commits, then steps down).
+    Remove { id: ServerId },
+    /// A member's address changed (it restarted elsewhere); its role stays.
+    Readdress { id: ServerId, addr: String },
+}
+
+impl ConfigChange {
+    /// The server the change is about.
+    pub fn server(&self) -> &ServerId {
+        match self {
+            ConfigChange::AddNonVoter { id, .. }
+            | ConfigChange::Promote { id }
+            | ConfigChange::Remove { id }
+            | ConfigChange::Readdress { id, .. } => id,
+        }
+    }
+}
+
+/// Why a membership change was refused (nothing was appended).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error("not the leader")]
+    NotLeader(NotLeader),
+    /// The leader has not committed an entry of its own term yet: a change now could
+    /// conflict with an uncommitted change of an earlier leader (the single-server
+    /// change bug, raft-dev 2015; the fix is this wait).
+    #[error("the leader has not committed an entry of its term yet; try again shortly")]
+    LeaderNotReady,
+    #[error("a configuration change is already in progress (index {index})")]
+    ChangeInProgress { index: LogIndex },
+    #[error("server {id} is already in the configuration")]
+    AlreadyMember { id: ServerId },
+    #[error("address {addr} is already used by server {by}")]
+    AddressInUse { addr: String, by: ServerId },
+    #[error("server {id} is already a voter")]
+    AlreadyVoter { id: ServerId },
+    #[error("server {id} is not in the configuration")]
+    UnknownServer { id: ServerId },
+    #[error("server {id} is the last voter and cannot be removed")]
+    LastVoter { id: ServerId },
+}
+
+/// The leader's view of one server's replication, for autopilot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerProgress {
+    pub id: ServerId,
+    pub addr: String,
+    pub voter: bool,
+    /// Highest index known to be durably stored there (the leader's own: its durable
+    /// index).
+    pub match_index: LogIndex,
+    /// When the server last answered this leader (the leader itself: now).
+    pub last_contact_ms: u64,
 }
 
 impl Payload {
@@ -25,6 +136,10 @@ impl Payload {
                 Payload::Command(data) => data.len(),
                 Payload::Configuration(servers) => servers
                     .iter()
+                    .map(|(id, addr)| id.0.len() + addr.len() + 16)
+                    .sum(),
+                Payload::Membership(m) => m
+                    .servers()
                     .map(|(id, addr)| id.0.len() + addr.len() + 16)
                     .sum(),
             }
@@ -40,12 +155,24 @@ pub struct Entry {
 }
 
 /// Where a snapshot (or a compacted log) ends: the last index it covers, that entry's
-/// term, and the voter configuration in effect at it. Index 0 means "nothing".
+/// term, and the membership in effect at it (`configuration` holds the voters, the
+/// name it had before non-voters existed). Index 0 means "nothing".
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SnapshotMeta {
     pub index: LogIndex,
     pub term: Term,
     pub configuration: Vec<(ServerId, String)>,
+    #[serde(default)]
+    pub non_voters: Vec<(ServerId, String)>,
+}
+
+impl SnapshotMeta {
+    pub fn membership(&self) -> Configuration {
+        Configuration {
+            voters: self.configuration.clone(),
+            non_voters: self.non_voters.clone(),
+        }
+    }
 }
 
 /// State that must survive a restart before a vote or term is acted upon.
