@@ -267,7 +267,7 @@ fn server_options(config: &Config) -> ServerOptions {
         server_addr: config.server_rpc_addr(),
         data_dir: config.data_dir.clone(),
         bootstrap: config.bootstrap,
-        raft_multiplier: config.raft_multiplier,
+        raft_timing: config.raft_timing(),
         snapshot_threshold: config.raft_snapshot_threshold,
         trailing_logs: config.raft_trailing_logs,
     }

@@ -106,6 +106,10 @@ pub struct Config {
     pub enable_script_checks: bool,
     pub log_level: String,
     pub raft_multiplier: u32,
+    /// Explicit Raft timings (`performance.raft_election_timeout`,
+    /// `performance.raft_heartbeat_interval`); each overrides what the multiplier gives.
+    pub raft_election_timeout_ms: Option<u64>,
+    pub raft_heartbeat_interval_ms: Option<u64>,
     /// Entries applied between Raft snapshots (Consul's `raft_snapshot_threshold`; 0 = off).
     pub raft_snapshot_threshold: u64,
     /// Entries kept in the log behind a snapshot (Consul's `raft_trailing_logs`).
@@ -143,6 +147,19 @@ impl Config {
     /// `ip:port` of the server RPC listener, as `/v1/status/leader` reports it.
     pub fn server_rpc_addr(&self) -> String {
         std::net::SocketAddr::new(self.advertise(), self.ports.server.max(0) as u16).to_string()
+    }
+
+    /// The Raft timings: the multiplier's, with any explicit one in its place.
+    pub fn raft_timing(&self) -> protocol::raft::RaftTiming {
+        let scaled = protocol::raft::RaftTiming::with_multiplier(self.raft_multiplier);
+        protocol::raft::RaftTiming {
+            election_timeout_ms: self
+                .raft_election_timeout_ms
+                .unwrap_or(scaled.election_timeout_ms),
+            heartbeat_interval_ms: self
+                .raft_heartbeat_interval_ms
+                .unwrap_or(scaled.heartbeat_interval_ms),
+        }
     }
 
     /// The SWIM core's settings for the LAN pool: memberlist's LAN defaults with this
@@ -183,6 +200,8 @@ impl Config {
             enable_script_checks: false,
             log_level: "info".to_string(),
             raft_multiplier: 1,
+            raft_election_timeout_ms: None,
+            raft_heartbeat_interval_ms: None,
             raft_snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
             raft_trailing_logs: actors::DEFAULT_TRAILING_LOGS,
             ui: true,

@@ -362,7 +362,7 @@ async fn a_far_behind_follower_catches_up_from_a_chunked_snapshot_while_heartbea
     let members = cluster_with_limits(
         [250, 251, 252],
         |o| {
-            o.raft_multiplier = 2;
+            o.raft_timing = protocol::raft::RaftTiming::with_multiplier(2);
             o.snapshot_threshold = 4;
             o.trailing_logs = 1;
         },

@@ -21,7 +21,7 @@ use crate::status::{RaftStatus, StatusCell};
 use actix::prelude::*;
 use protocol::codec;
 use protocol::ids::ServerId;
-use protocol::raft::{ConfigChange, Raft, RaftConfig};
+use protocol::raft::{ConfigChange, Raft, RaftConfig, RaftTiming};
 use protocol::store::{Command, CommandResult};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,8 +41,9 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// `-bootstrap`: start as the only voter of a fresh cluster and elect itself.
     pub bootstrap: bool,
-    /// Consul's `performance.raft_multiplier` (1 = fastest timings).
-    pub raft_multiplier: u32,
+    /// Election timeout and heartbeat interval (from Consul's
+    /// `performance.raft_multiplier`, or given explicitly).
+    pub raft_timing: RaftTiming,
     /// Take a snapshot once this many entries were applied since the last one
     /// (Consul's `raft_snapshot_threshold`, default [`DEFAULT_SNAPSHOT_THRESHOLD`]);
     /// 0 turns snapshots (and so log compaction) off.
@@ -205,7 +206,7 @@ impl ServerHandle {
         let (snapshot_meta, store) =
             load_newest_snapshot(snapshots.as_ref(), limits.max_snapshot_record_bytes)?;
         let id = ServerId(opts.server_id.clone());
-        let cfg = RaftConfig::with_multiplier(id, opts.raft_multiplier);
+        let cfg = RaftConfig::with_timing(id, opts.raft_timing);
         let rng = protocol::rng::seeded(rand::random());
         let epoch = Instant::now();
         let mut raft = Raft::new(

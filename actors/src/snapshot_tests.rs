@@ -23,7 +23,7 @@ fn options(dir: &Path) -> ServerOptions {
         server_addr: "127.0.0.1:8300".into(),
         data_dir: Some(dir.to_path_buf()),
         bootstrap: true,
-        raft_multiplier: 1,
+        raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: THRESHOLD,
         trailing_logs: TRAILING,
     }

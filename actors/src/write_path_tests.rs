@@ -86,7 +86,7 @@ fn options() -> ServerOptions {
         server_addr: "127.0.0.1:8300".into(),
         data_dir: None,
         bootstrap: true,
-        raft_multiplier: 1,
+        raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: crate::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: crate::DEFAULT_TRAILING_LOGS,
     }

@@ -14,7 +14,7 @@ fn options(dir: Option<&Path>, bootstrap: bool) -> ServerOptions {
         server_addr: "127.0.0.1:8300".into(),
         data_dir: dir.map(Path::to_path_buf),
         bootstrap,
-        raft_multiplier: 1,
+        raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: cairn_actors::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: cairn_actors::DEFAULT_TRAILING_LOGS,
     }

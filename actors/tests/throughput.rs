@@ -15,7 +15,7 @@ async fn propose_throughput_and_latency() {
         server_addr: "127.0.0.1:8300".into(),
         data_dir: Some(dir.path().to_path_buf()),
         bootstrap: true,
-        raft_multiplier: 1,
+        raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: cairn_actors::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: cairn_actors::DEFAULT_TRAILING_LOGS,
     })

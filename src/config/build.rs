@@ -188,6 +188,27 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
             "performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and 10"
         ));
     }
+    let explicit_ms = |key: &str, text: &Option<String>| -> Result<Option<u64>, ConfigError> {
+        text.as_deref()
+            .map(|t| consul_duration_ms(&format!("performance.{key}"), t))
+            .transpose()
+    };
+    let raft_election_timeout_ms = explicit_ms("raft_election_timeout", &s.raft_election_timeout)?;
+    let raft_heartbeat_interval_ms =
+        explicit_ms("raft_heartbeat_interval", &s.raft_heartbeat_interval)?;
+    let scaled = protocol::raft::RaftTiming::with_multiplier(raft_multiplier as u32);
+    let election = raft_election_timeout_ms.unwrap_or(scaled.election_timeout_ms);
+    let heartbeat = raft_heartbeat_interval_ms.unwrap_or(scaled.heartbeat_interval_ms);
+    if !(10..=60_000).contains(&election) {
+        return invalid(format!(
+            "performance.raft_election_timeout must be between 10ms and 1m (got {election}ms)"
+        ));
+    }
+    if heartbeat == 0 || heartbeat * 2 > election {
+        return invalid(format!(
+            "performance.raft_heartbeat_interval ({heartbeat}ms) must be at least 1ms and at most half the election timeout ({election}ms)"
+        ));
+    }
     let raft_snapshot_threshold = non_negative(
         "raft_snapshot_threshold",
         s.raft_snapshot_threshold,
@@ -256,6 +277,8 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         enable_script_checks: s.enable_script_checks.unwrap_or(false),
         log_level,
         raft_multiplier: raft_multiplier as u32,
+        raft_election_timeout_ms,
+        raft_heartbeat_interval_ms,
         raft_snapshot_threshold,
         raft_trailing_logs,
         ui: s.ui.unwrap_or(false),
@@ -955,6 +978,54 @@ mod tests {
                 ..dev()
             }),
             "raft_trailing_logs cannot be -1. Must be >= 0"
+        );
+    }
+
+    #[test]
+    fn raft_timings_come_from_the_multiplier_unless_given_explicitly() {
+        let built = |src: ConfigSource| build(src, &host()).expect("valid").config.raft_timing();
+        let t = built(dev());
+        assert_eq!((t.election_timeout_ms, t.heartbeat_interval_ms), (200, 20));
+        let t = built(ConfigSource {
+            raft_multiplier: Some(5),
+            ..dev()
+        });
+        assert_eq!(
+            (t.election_timeout_ms, t.heartbeat_interval_ms),
+            (1000, 100)
+        );
+        let t = built(ConfigSource {
+            raft_multiplier: Some(5),
+            raft_election_timeout: Some("500ms".into()),
+            ..dev()
+        });
+        assert_eq!((t.election_timeout_ms, t.heartbeat_interval_ms), (500, 100));
+        let t = built(ConfigSource {
+            raft_election_timeout: Some("1s".into()),
+            raft_heartbeat_interval: Some("50ms".into()),
+            ..dev()
+        });
+        assert_eq!((t.election_timeout_ms, t.heartbeat_interval_ms), (1000, 50));
+        assert_eq!(
+            err(ConfigSource {
+                raft_election_timeout: Some("5ms".into()),
+                ..dev()
+            }),
+            "performance.raft_election_timeout must be between 10ms and 1m (got 5ms)"
+        );
+        assert_eq!(
+            err(ConfigSource {
+                raft_heartbeat_interval: Some("150ms".into()),
+                ..dev()
+            }),
+            "performance.raft_heartbeat_interval (150ms) must be at least 1ms and at most half the election timeout (200ms)"
+        );
+        assert_eq!(
+            err(ConfigSource {
+                raft_heartbeat_interval: Some("soon".into()),
+                ..dev()
+            }),
+            "performance.raft_heartbeat_interval: invalid duration: \"soon\": time: invalid duration \"soon\""
         );
     }
 

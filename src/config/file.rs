@@ -193,6 +193,14 @@ impl Reader<'_> {
                             "raft_multiplier" => {
                                 s.raft_multiplier = Some(self.int(&format!("performance.{sub}"), sv)?)
                             }
+                            "raft_election_timeout" => {
+                                let key = format!("performance.{sub}");
+                                s.raft_election_timeout = Some(self.duration_text(&key, sv)?)
+                            }
+                            "raft_heartbeat_interval" => {
+                                let key = format!("performance.{sub}");
+                                s.raft_heartbeat_interval = Some(self.duration_text(&key, sv)?)
+                            }
                             _ => self.unknown(&format!("performance.{sub}")),
                         }
                     }
@@ -419,7 +427,7 @@ mod tests {
             "advertise_addr":"10.0.0.2","ports":{"http":18500,"dns":-1,"server":1,"serf_lan":2,
             "serf_wan":3,"https":4,"grpc":5,"grpc_tls":6},"recursors":["8.8.8.8"],"retry_join":["a"],
             "start_join":["b"],"enable_script_checks":true,"log_level":"debug","ui_config":{"enabled":true},
-            "node_meta":{"rack":"r1"},"performance":{"raft_multiplier":5},"domain":"cairn",
+            "node_meta":{"rack":"r1"},"performance":{"raft_multiplier":5,"raft_election_timeout":"1s","raft_heartbeat_interval":"50ms"},"domain":"cairn",
             "retry_interval":"5s"}"#,
         );
         assert!(l.warnings.is_empty(), "{:?}", l.warnings);
@@ -445,6 +453,8 @@ mod tests {
         assert_eq!(s.retry_join, vec!["a".to_string(), "b".to_string()]);
         assert_eq!(s.ui, Some(true));
         assert_eq!(s.raft_multiplier, Some(5));
+        assert_eq!(s.raft_election_timeout.as_deref(), Some("1s"));
+        assert_eq!(s.raft_heartbeat_interval.as_deref(), Some("50ms"));
         assert_eq!(s.node_meta.get("rack").map(String::as_str), Some("r1"));
         assert_eq!(s.retry_interval.as_deref(), Some("5s"));
     }

@@ -85,6 +85,10 @@ pub struct ConfigSource {
     pub enable_script_checks: Option<bool>,
     pub log_level: Option<String>,
     pub raft_multiplier: Option<i64>,
+    /// `performance.raft_election_timeout` / `raft_heartbeat_interval` (cairn's: explicit
+    /// timings that override what the multiplier gives).
+    pub raft_election_timeout: Option<String>,
+    pub raft_heartbeat_interval: Option<String>,
     /// Consul's `raft_snapshot_threshold` (entries applied between snapshots).
     pub raft_snapshot_threshold: Option<i64>,
     /// Consul's `raft_trailing_logs` (entries kept behind a snapshot).
@@ -170,6 +174,11 @@ impl ConfigSource {
             enable_script_checks: later(self.enable_script_checks, other.enable_script_checks),
             log_level: later(self.log_level, other.log_level),
             raft_multiplier: later(self.raft_multiplier, other.raft_multiplier),
+            raft_election_timeout: later(self.raft_election_timeout, other.raft_election_timeout),
+            raft_heartbeat_interval: later(
+                self.raft_heartbeat_interval,
+                other.raft_heartbeat_interval,
+            ),
             raft_snapshot_threshold: later(
                 self.raft_snapshot_threshold,
                 other.raft_snapshot_threshold,

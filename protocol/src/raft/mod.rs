@@ -116,14 +116,39 @@ pub struct RaftConfig {
     pub max_append_bytes: usize,
 }
 
+/// A server's Raft timings: the election timeout `T` (each wait drawn from `[T, 2T)`;
+/// also check-quorum, leader stickiness and the lease, see the module docs) and the
+/// leader's heartbeat interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftTiming {
+    pub election_timeout_ms: u64,
+    pub heartbeat_interval_ms: u64,
+}
+
+impl RaftTiming {
+    /// Consul's `performance.raft_multiplier` (0 is treated as 1): `T = 200 ms × m`,
+    /// heartbeats every `T / 10`.
+    pub fn with_multiplier(raft_multiplier: u32) -> RaftTiming {
+        let election_timeout_ms = MULTIPLIER_UNIT_MS * u64::from(raft_multiplier.max(1));
+        RaftTiming {
+            election_timeout_ms,
+            heartbeat_interval_ms: (election_timeout_ms / 10).max(1),
+        }
+    }
+}
+
 impl RaftConfig {
     /// Timings scaled by Consul's `raft_multiplier` (0 is treated as 1).
     pub fn with_multiplier(id: ServerId, raft_multiplier: u32) -> RaftConfig {
-        let election_timeout_ms = MULTIPLIER_UNIT_MS * u64::from(raft_multiplier.max(1));
+        RaftConfig::with_timing(id, RaftTiming::with_multiplier(raft_multiplier))
+    }
+
+    /// Explicit timings (the heartbeat interval is kept at least 1 ms).
+    pub fn with_timing(id: ServerId, timing: RaftTiming) -> RaftConfig {
         RaftConfig {
             id,
-            election_timeout_ms,
-            heartbeat_interval_ms: (election_timeout_ms / 10).max(1),
+            election_timeout_ms: timing.election_timeout_ms.max(1),
+            heartbeat_interval_ms: timing.heartbeat_interval_ms.max(1),
             max_entries_per_append: MAX_ENTRIES_PER_APPEND,
             max_append_bytes: MAX_APPEND_BYTES,
         }

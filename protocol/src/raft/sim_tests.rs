@@ -649,13 +649,17 @@ fn differing_servers(a: &Configuration, b: &Configuration) -> usize {
         .count()
 }
 
-/// The seeds to run: `RAFT_SIM_SEED=n` replays one; `RAFT_SIM_SEEDS=n` runs 0..n (a test
-/// reads its own knobs; the core stays pure).
+/// The seeds to run: `RAFT_SIM_SEED=n` replays one; `RAFT_SIM_SEEDS=n` runs n seeds from
+/// `RAFT_SIM_FIRST_SEED` (default 0; CI picks a random one for its random batch). A test
+/// reads its own knobs; the core stays pure.
 fn seeds(default: u64) -> std::ops::Range<u64> {
     let knob = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     match knob("RAFT_SIM_SEED") {
         Some(seed) => seed..seed + 1,
-        None => 0..knob("RAFT_SIM_SEEDS").unwrap_or(default),
+        None => {
+            let first = knob("RAFT_SIM_FIRST_SEED").unwrap_or(0);
+            first..first.saturating_add(knob("RAFT_SIM_SEEDS").unwrap_or(default))
+        }
     }
 }
 

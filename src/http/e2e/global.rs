@@ -167,7 +167,7 @@ async fn leaderless_server_refuses_default_reads_and_writes() {
         server_addr: config.server_rpc_addr(),
         data_dir: None,
         bootstrap: false,
-        raft_multiplier: 1,
+        raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: actors::DEFAULT_TRAILING_LOGS,
     })

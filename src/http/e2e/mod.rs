@@ -37,7 +37,7 @@ pub async fn test_ctx_with_membership(
         server_addr: config.server_rpc_addr(),
         data_dir: None,
         bootstrap: true,
-        raft_multiplier: 1,
+        raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: actors::DEFAULT_TRAILING_LOGS,
     })
