@@ -2,9 +2,10 @@
 //!
 //! Each order is its own cluster of real `cairn` processes on its own four loopback
 //! addresses (127.0.0.100 to 127.0.0.115, standard ports):
-//! (a) servers started 1, 2, 3, each joining node1;
+//! (a) servers started 1, 2, 3 (each up before the next), each joining node1;
 //! (b) servers started 3, 2, 1, each joining the one started after it (node3 joins node2,
-//!     node2 joins node1, node1 joins nobody), so the first two only get in by retrying;
+//!     node2 joins node1, node1 joins nobody); each fails its first join before the next
+//!     starts, so the first two only get in by retrying (the chain);
 //! (c) all three started at once, each joining the other two, the client joining node2;
 //! (d) the client started first, retry-joining node1 before any server runs.
 //!
@@ -70,11 +71,14 @@ fn servers_join_node1_in_start_order() {
         .unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let s = ORDER_A.servers;
-    let servers = vec![
-        server(&ORDER_A, 1, dir.path(), &[]),
-        server(&ORDER_A, 2, dir.path(), &[s[0]]),
-        server(&ORDER_A, 3, dir.path(), &[s[0]]),
-    ];
+    // Each server is up (node1 answering, the others joined) before the next starts.
+    let node1 = server(&ORDER_A, 1, dir.path(), &[]);
+    wait_answering(&node1);
+    let node2 = server(&ORDER_A, 2, dir.path(), &[s[0]]);
+    wait_log(&node2, "Join completed");
+    let node3 = server(&ORDER_A, 3, dir.path(), &[s[0]]);
+    wait_log(&node3, "Join completed");
+    let servers = vec![node1, node2, node3];
     let client = client(&ORDER_A, dir.path(), s[0]);
     walkthrough(&ORDER_A, servers, client);
 }
@@ -86,8 +90,12 @@ fn servers_started_in_reverse_each_joining_the_next_started() {
         .unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let s = ORDER_B.servers;
+    // Each of node3 and node2 has failed its first join (the next one is not up yet)
+    // before the next starts, so both get in only by retrying.
     let node3 = server(&ORDER_B, 3, dir.path(), &[s[1]]);
+    wait_log(&node3, "Join failed");
     let node2 = server(&ORDER_B, 2, dir.path(), &[s[0]]);
+    wait_log(&node2, "Join failed");
     let node1 = server(&ORDER_B, 1, dir.path(), &[]);
     let client = client(&ORDER_B, dir.path(), s[0]);
     walkthrough(&ORDER_B, vec![node1, node2, node3], client);
@@ -132,6 +140,23 @@ fn client_retry_joins_node1_before_any_server_runs() {
         server(&ORDER_D, 3, dir.path(), &[s[0]]),
     ];
     walkthrough(&ORDER_D, servers, client);
+}
+
+/// Wait until `agent`'s log contains `text`.
+fn wait_log(agent: &Agent, text: &str) {
+    wait_for(&format!("'{text}' in the log of {}", agent.ip), || {
+        agent.log_text().contains(text).then_some(())
+    });
+}
+
+/// Wait until `agent` answers HTTP (any answer: it has no leader yet).
+fn wait_answering(agent: &Agent) {
+    wait_for(&format!("{} answering HTTP", agent.ip), || {
+        http_client()
+            .get(agent.url("/v1/status/leader"))
+            .send()
+            .ok()
+    });
 }
 
 /// The walkthrough's checks on a started cluster; `servers` are node1, node2, node3.
