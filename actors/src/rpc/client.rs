@@ -40,6 +40,10 @@ pub struct ForwardOptions {
     pub max_attempts: usize,
     /// Fault rules consulted per server (test clusters; none by default).
     pub faults: FaultRules,
+    /// Log "no server could be reached" at WARN (a client agent: its servers are all
+    /// gone). A follower forwarding to its leader turns this off: while a new leader is
+    /// elected it retries every few milliseconds, and the failures are expected.
+    pub warn_unreachable: bool,
 }
 
 impl Default for ForwardOptions {
@@ -50,6 +54,7 @@ impl Default for ForwardOptions {
             blocking_margin: Duration::from_secs(10),
             max_attempts: 3,
             faults: FaultRules::default(),
+            warn_unreachable: true,
         }
     }
 }
@@ -158,11 +163,15 @@ impl ForwardEndpoint {
         if no_leader {
             return Err(RequestError::NoLeader);
         }
-        tracing::warn!(
-            servers = servers.len(),
-            "no server could be reached: {}",
-            failures.join("; ")
-        );
+        if self.options.warn_unreachable {
+            tracing::warn!(
+                servers = servers.len(),
+                "no server could be reached: {}",
+                failures.join("; ")
+            );
+        } else {
+            tracing::debug!(servers = servers.len(), "unreachable: {}", failures.join("; "));
+        }
         Err(RequestError::NoServers)
     }
 

@@ -81,7 +81,14 @@ impl LeaderForwarding {
             local: ServerEndpoint::new(server.clone(), datacenter),
             server,
             self_addr,
-            leader: ForwardEndpoint::new(ServerList::default(), options),
+            // Unreachable leaders are expected while one is elected: no WARN per retry.
+            leader: ForwardEndpoint::new(
+                ServerList::default(),
+                ForwardOptions {
+                    warn_unreachable: false,
+                    ..options
+                },
+            ),
         }
     }
 
