@@ -83,7 +83,8 @@ impl Disk {
 
     /// Write only part of a request, as a crash in the middle of it leaves the disk:
     /// its first `steps` steps (the reset, the truncation, then entries one by one),
-    /// and its hard state only if `hard_state`. Returns whether anything was left out.
+    /// and its hard state only if `hard_state`. Returns whether it was really torn:
+    /// some of it written and some not.
     fn write_torn(
         &mut self,
         req: PersistRequest,
@@ -91,7 +92,9 @@ impl Disk {
         hard_state: bool,
         seed: u64,
     ) -> bool {
-        let whole = Disk::steps(&req) <= steps && (hard_state || req.hard_state.is_none());
+        let has_hard_state = req.hard_state.is_some();
+        let whole = Disk::steps(&req) <= steps && (hard_state || !has_hard_state);
+        let some = steps > 0 || (hard_state && has_hard_state);
         let mut budget = steps;
         let mut take = |present: bool| {
             let taken = present && budget > 0;
@@ -106,7 +109,7 @@ impl Disk {
             hard_state: req.hard_state.filter(|_| hard_state),
         };
         self.write(torn, seed);
-        !whole
+        some && !whole
     }
 
     /// How many steps `write_torn` can cut a request's log changes into.
@@ -635,14 +638,15 @@ impl Sim {
                 .receive(clock, ServerId(IDS[from].into()), msg);
             self.run_outputs(to);
         }
+        // Crash before this step's flushes, while the disk has work in progress.
+        if self.lossy && self.rng.random_bool(0.003) {
+            let i = self.rng.random_range(0..n);
+            self.crash(i);
+        }
         for i in 0..n {
             if !self.lossy || self.rng.random_bool(0.5) {
                 self.persist_all(i);
             }
-        }
-        if self.lossy && self.rng.random_bool(0.003) {
-            let i = self.rng.random_range(0..n);
-            self.crash(i);
         }
         if self.rng.random_bool(0.02) {
             let i = self.rng.random_range(0..n);
