@@ -638,9 +638,17 @@ impl Sim {
                 .receive(clock, ServerId(IDS[from].into()), msg);
             self.run_outputs(to);
         }
-        // Crash before this step's flushes, while the disk has work in progress.
+        // Crash before this step's flushes, often a node whose disk has work in
+        // progress (so its writes may be torn).
         if self.lossy && self.rng.random_bool(0.003) {
-            let i = self.rng.random_range(0..n);
+            let busy: Vec<usize> = (0..n)
+                .filter(|&k| !self.nodes[k].pending.is_empty())
+                .collect();
+            let i = if !busy.is_empty() && self.rng.random_bool(0.5) {
+                busy[self.rng.random_range(0..busy.len())]
+            } else {
+                self.rng.random_range(0..n)
+            };
             self.crash(i);
         }
         for i in 0..n {
