@@ -208,7 +208,7 @@ struct Sim {
     /// Per node, writes it proposed as leader and awaits: index → (term, payload).
     proposed: Vec<BTreeMap<u64, (Term, Payload)>>,
     /// A node cut off from the others (or, with membership changes, two nodes split
-    /// from the rest) until the given time (makes followers lag far enough behind to
+    /// from the rest, or links cut one way: `partition_one_way`) until the given time (makes followers lag far enough behind to
     /// need a snapshot).
     isolated: Option<(usize, u64)>,
     /// ReadIndex reads asked and not yet answered: id -> highest index committed
