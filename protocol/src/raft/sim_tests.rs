@@ -1,5 +1,10 @@
 //! A small seeded simulation of a 3-server cluster: random delays, reordering, loss,
-//! duplication, slow disks and crashes that lose unpersisted writes. Checks election
+//! duplication, partitions (both ways, or one way only: a server, often the leader,
+//! that can send but not hear, or hear but not send), slow disks and crashes that lose
+//! or tear unconfirmed writes (the disk had written some of the pending requests whole
+//! and a prefix of the next one, the hard state in it or not; nothing confirmed by
+//! `on_persisted` is ever lost), recovering with `Raft::new` on what the disk holds.
+//! Checks election
 //! safety (one leader per term) and state-machine safety (a committed index never holds
 //! two different entries) after every event, then heals and requires progress.
 //! Servers also take snapshots and compact their logs at random moments (keeping a few
@@ -58,6 +63,62 @@ impl Disk {
         self.first + self.entries.len() as u64
     }
 
+    /// Write one persist request whole, in the order a backend applies it.
+    fn write(&mut self, req: PersistRequest, seed: u64) {
+        if let Some(after) = req.reset_after {
+            self.entries.clear();
+            self.first = after.0 + 1;
+        }
+        if let Some(from) = req.truncate_from {
+            self.entries.retain(|e| e.index < from);
+        }
+        for e in req.entries {
+            assert_eq!(e.index.0, self.next_index(), "seed {seed}: disk gap");
+            self.entries.push(e);
+        }
+        if let Some(hs) = req.hard_state {
+            self.hard_state = hs;
+        }
+    }
+
+    /// Write only part of a request, as a crash in the middle of it leaves the disk:
+    /// its first `steps` steps (the reset, the truncation, then entries one by one),
+    /// and its hard state only if `hard_state`. Returns whether it was really torn:
+    /// some of it written and some not.
+    fn write_torn(
+        &mut self,
+        req: PersistRequest,
+        steps: usize,
+        hard_state: bool,
+        seed: u64,
+    ) -> bool {
+        let has_hard_state = req.hard_state.is_some();
+        let whole = Disk::steps(&req) <= steps && (hard_state || !has_hard_state);
+        let some = steps > 0 || (hard_state && has_hard_state);
+        let mut budget = steps;
+        let mut take = |present: bool| {
+            let taken = present && budget > 0;
+            budget -= usize::from(taken);
+            taken
+        };
+        let torn = PersistRequest {
+            id: req.id,
+            reset_after: req.reset_after.filter(|_| take(true)),
+            truncate_from: req.truncate_from.filter(|_| take(true)),
+            entries: req.entries.into_iter().take(budget).collect(),
+            hard_state: req.hard_state.filter(|_| hard_state),
+        };
+        self.write(torn, seed);
+        some && !whole
+    }
+
+    /// How many steps `write_torn` can cut a request's log changes into.
+    fn steps(req: &PersistRequest) -> usize {
+        usize::from(req.reset_after.is_some())
+            + usize::from(req.truncate_from.is_some())
+            + req.entries.len()
+    }
+
     /// Drop whole entries up to `index` from the front, as the backends do.
     fn compact_until(&mut self, index: u64) {
         let drop = index
@@ -77,6 +138,40 @@ struct Stats {
     changes_proposed: u64,
     changes_refused: u64,
     leaders_removed: u64,
+    /// One-way partitions, and those of them that left the leader on the minority side.
+    one_way_partitions: u64,
+    leader_in_one_way_minority: u64,
+    /// Crashes that left a persist request partly written.
+    torn_writes: u64,
+}
+
+impl Stats {
+    fn add_fault_counts(&mut self, run: &Stats) {
+        self.one_way_partitions += run.one_way_partitions;
+        self.leader_in_one_way_minority += run.leader_in_one_way_minority;
+        self.torn_writes += run.torn_writes;
+    }
+
+    fn fault_counts(&self) -> String {
+        format!(
+            "{} one-way partitions ({} with the leader in a minority), {} torn writes",
+            self.one_way_partitions, self.leader_in_one_way_minority, self.torn_writes
+        )
+    }
+
+    /// Over the default seed counts, each fault kind must have happened (so a change
+    /// to the schedule cannot silently stop exercising it); a single replayed seed
+    /// need not show them all.
+    fn assert_faults_exercised(&self, runs: u64) {
+        assert!(
+            runs < 12
+                || (self.one_way_partitions > 0
+                    && self.leader_in_one_way_minority > 0
+                    && self.torn_writes > 0),
+            "the simulation never exercised a fault kind: {}",
+            self.fault_counts()
+        );
+    }
 }
 
 struct SimNode {
@@ -113,7 +208,7 @@ struct Sim {
     /// Per node, writes it proposed as leader and awaits: index → (term, payload).
     proposed: Vec<BTreeMap<u64, (Term, Payload)>>,
     /// A node cut off from the others (or, with membership changes, two nodes split
-    /// from the rest) until the given time (makes followers lag far enough behind to
+    /// from the rest, or links cut one way: `partition_one_way`) until the given time (makes followers lag far enough behind to
     /// need a snapshot).
     isolated: Option<(usize, u64)>,
     /// ReadIndex reads asked and not yet answered: id -> highest index committed
@@ -460,34 +555,30 @@ impl Sim {
             return;
         };
         for req in node.pending.drain(..) {
-            if let Some(after) = req.reset_after {
-                node.disk.entries.clear();
-                node.disk.first = after.0 + 1;
-            }
-            if let Some(from) = req.truncate_from {
-                node.disk.entries.retain(|e| e.index < from);
-            }
-            for e in req.entries {
-                assert_eq!(
-                    e.index.0,
-                    node.disk.next_index(),
-                    "seed {}: disk gap",
-                    self.seed
-                );
-                node.disk.entries.push(e);
-            }
-            if let Some(hs) = req.hard_state {
-                node.disk.hard_state = hs;
-            }
+            node.disk.write(req, self.seed);
         }
         node.raft.on_persisted(last);
         self.run_outputs(i);
     }
 
+    /// The node stops. None of its pending requests was confirmed, so the disk may
+    /// hold any prefix of them in order: some written whole, the next torn part-way,
+    /// the rest lost. Then it restarts from what the disk holds.
     fn crash(&mut self, i: usize) {
         self.proposed[i].clear();
         let node = &mut self.nodes[i];
-        node.pending.clear(); // unflushed writes are lost
+        let mut pending = std::mem::take(&mut node.pending).into_iter();
+        let written = self.rng.random_range(0..=pending.len());
+        for req in pending.by_ref().take(written) {
+            node.disk.write(req, self.seed);
+        }
+        if let Some(req) = pending.next() {
+            let steps = self.rng.random_range(0..=Disk::steps(&req));
+            let hard_state = self.rng.random_bool(0.5);
+            if node.disk.write_torn(req, steps, hard_state, self.seed) {
+                self.stats.torn_writes += 1;
+            }
+        }
         self.checked[i] = node.disk.snapshot.as_ref().map_or(0, |s| s.index.0);
         self.net.drop_to(&i);
         let rng = seeded(self.rng.random());
@@ -499,7 +590,7 @@ impl Sim {
             rng,
             node.clock(self.now),
         )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("seed {}: {} cannot recover: {e}", self.seed, IDS[i]));
         self.run_outputs(i);
     }
 
@@ -547,14 +638,23 @@ impl Sim {
                 .receive(clock, ServerId(IDS[from].into()), msg);
             self.run_outputs(to);
         }
+        // Crash before this step's flushes, often a node whose disk has work in
+        // progress (so its writes may be torn).
+        if self.lossy && self.rng.random_bool(0.003) {
+            let busy: Vec<usize> = (0..n)
+                .filter(|&k| !self.nodes[k].pending.is_empty())
+                .collect();
+            let i = if !busy.is_empty() && self.rng.random_bool(0.5) {
+                busy[self.rng.random_range(0..busy.len())]
+            } else {
+                self.rng.random_range(0..n)
+            };
+            self.crash(i);
+        }
         for i in 0..n {
             if !self.lossy || self.rng.random_bool(0.5) {
                 self.persist_all(i);
             }
-        }
-        if self.lossy && self.rng.random_bool(0.003) {
-            let i = self.rng.random_range(0..n);
-            self.crash(i);
         }
         if self.rng.random_bool(0.02) {
             let i = self.rng.random_range(0..n);
@@ -565,10 +665,12 @@ impl Sim {
                 self.isolated = None;
                 self.net.heal();
             }
-            None if self.lossy && self.rng.random_bool(0.002) => {
+            None if self.lossy && self.rng.random_bool(0.003) => {
                 let i = self.rng.random_range(0..n);
                 self.isolated = Some((i, self.now + 300));
-                if self.membership_changes && self.rng.random_bool(0.5) {
+                if self.rng.random_bool(1.0 / 3.0) {
+                    self.partition_one_way(i);
+                } else if self.membership_changes && self.rng.random_bool(0.5) {
                     // Two servers on one side, the rest on the other: with four or five
                     // members either side may hold an old leader.
                     let j = (i + self.rng.random_range(1..n)) % n;
@@ -592,6 +694,47 @@ impl Sim {
             let operator = self.membership_changes && self.lossy;
             if operator && self.nodes[i].raft.role() == Role::Leader && self.rng.random_bool(0.05) {
                 self.change_membership(i);
+            }
+        }
+    }
+
+    /// Cut links in one direction only, around the leader most of the time (else
+    /// around `i`), with perhaps a second server on its side: that side either hears
+    /// the others but cannot reach them, or reaches them but cannot hear them. Usually
+    /// every link across is cut (with a leader on the minority side, that is the case
+    /// where it keeps suppressing elections but cannot commit), sometimes just one.
+    fn partition_one_way(&mut self, i: usize) {
+        let n = self.nodes.len();
+        let leader = (0..n).find(|&k| self.nodes[k].raft.role() == Role::Leader);
+        let first = match leader {
+            Some(l) if self.rng.random_bool(0.75) => l,
+            _ => i,
+        };
+        let mut side = vec![first];
+        if self.membership_changes && self.rng.random_bool(0.5) {
+            side.push((first + self.rng.random_range(1..n)) % n);
+        }
+        let mut others: Vec<usize> = (0..n).filter(|k| !side.contains(k)).collect();
+        let every_link = self.rng.random_bool(0.75);
+        if !every_link {
+            others = vec![others[self.rng.random_range(0..others.len())]];
+        }
+        if self.rng.random_bool(0.5) {
+            self.net
+                .cut_one_way(side.iter().copied(), others.iter().copied());
+        } else {
+            self.net
+                .cut_one_way(others.iter().copied(), side.iter().copied());
+        }
+        self.stats.one_way_partitions += 1;
+        if let Some(l) = leader.filter(|l| every_link && side.contains(l)) {
+            let voters = &self.nodes[l].raft.membership().voters;
+            let on_side = voters
+                .iter()
+                .filter(|v| side.contains(&index_of(&v.0)))
+                .count();
+            if 2 * on_side < voters.len() {
+                self.stats.leader_in_one_way_minority += 1;
             }
         }
     }
@@ -694,6 +837,7 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
     let runs = seeds.end - seeds.start;
     let (mut sent, mut restored) = (0, 0);
     let (mut reads, mut lease_reads) = (0, 0);
+    let mut faults = Stats::default();
     for seed in seeds {
         let mut sim = Sim::new(seed, INITIAL_VOTERS);
         for _ in 0..3000 {
@@ -751,6 +895,7 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
         lease_reads += sim.lease_reads;
         sent += sim.stats.snapshots_sent;
         restored += sim.stats.snapshots_restored;
+        faults.add_fault_counts(&sim.stats);
         // Every server converges on the committed log.
         let max = *sim.committed.keys().last().unwrap();
         for n in &sim.nodes {
@@ -761,8 +906,9 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
             );
         }
     }
-    println!("{runs} seeds: {sent} snapshots sent, {restored} restored, {reads} ReadIndex reads confirmed, {lease_reads} lease reads");
+    println!("{runs} seeds: {sent} snapshots sent, {restored} restored, {reads} ReadIndex reads confirmed, {lease_reads} lease reads, {}", faults.fault_counts());
     assert!(reads > 0 && lease_reads > 0, "reads were never exercised");
+    faults.assert_faults_exercised(runs);
     assert!(
         runs < 12 || (sent > 0 && restored > 0),
         "the simulation never exercised InstallSnapshot"
@@ -823,15 +969,18 @@ fn seeded_membership_changes_keep_safety_under_faults() {
         totals.changes_refused += sim.stats.changes_refused;
         totals.leaders_removed += sim.stats.leaders_removed;
         totals.snapshots_sent += sim.stats.snapshots_sent;
+        totals.add_fault_counts(&sim.stats);
         let _ = leader;
     }
     println!(
-        "{runs} seeds: {} changes proposed, {} refused, {} leaders removed, {} snapshots sent",
+        "{runs} seeds: {} changes proposed, {} refused, {} leaders removed, {} snapshots sent, {}",
         totals.changes_proposed,
         totals.changes_refused,
         totals.leaders_removed,
-        totals.snapshots_sent
+        totals.snapshots_sent,
+        totals.fault_counts()
     );
+    totals.assert_faults_exercised(runs);
     assert!(
         runs < 12 || (totals.changes_proposed > 20 && totals.leaders_removed > 0),
         "the simulation exercised too few membership changes"

@@ -1,6 +1,7 @@
 //! A simulated network: messages in flight with a delivery time, random loss,
 //! duplication and delay (which reorders), and partitions that cut chosen peers off
-//! (one peer from everyone, or one group from the rest).
+//! (one peer from everyone, or one group from the rest), in both directions or in one
+//! direction only (a peer that can send but not hear, or hear but not send).
 
 use crate::rng::CoreRng;
 use rand::Rng;
@@ -35,6 +36,8 @@ pub struct SimNet<P, M> {
     isolated: BTreeSet<P>,
     /// One side of a split: these peers reach each other but no one else.
     split: BTreeSet<P>,
+    /// Directed links that drop everything sent along them: (from, to).
+    one_way: BTreeSet<(P, P)>,
     pub faults: Faults,
     pub sent: u64,
     pub dropped: u64,
@@ -47,6 +50,7 @@ impl<P: Clone + Ord, M: Clone> SimNet<P, M> {
             sequence: 0,
             isolated: BTreeSet::new(),
             split: BTreeSet::new(),
+            one_way: BTreeSet::new(),
             faults,
             sent: 0,
             dropped: 0,
@@ -80,6 +84,7 @@ impl<P: Clone + Ord, M: Clone> SimNet<P, M> {
         self.isolated.contains(from)
             || self.isolated.contains(to)
             || self.split.contains(from) != self.split.contains(to)
+            || (!self.one_way.is_empty() && self.one_way.contains(&(from.clone(), to.clone())))
     }
 
     fn enqueue(&mut self, rng: &mut CoreRng, now: u64, from: P, to: P, msg: M, copies: u32) {
@@ -140,10 +145,31 @@ impl<P: Clone + Ord, M: Clone> SimNet<P, M> {
             .retain(|m| split.contains(&m.2) == split.contains(&m.3));
     }
 
+    /// Cut every link from a peer in `senders` to a peer in `receivers`, in that
+    /// direction only: the other direction still works (messages in flight along the
+    /// cut links are lost). Cuts add up until `heal`.
+    pub fn cut_one_way(
+        &mut self,
+        senders: impl IntoIterator<Item = P>,
+        receivers: impl IntoIterator<Item = P> + Clone,
+    ) {
+        for from in senders {
+            for to in receivers.clone() {
+                if from != to {
+                    self.one_way.insert((from.clone(), to));
+                }
+            }
+        }
+        let one_way = &self.one_way;
+        self.in_flight
+            .retain(|m| !one_way.contains(&(m.2.clone(), m.3.clone())));
+    }
+
     /// Reconnect every peer.
     pub fn heal(&mut self) {
         self.isolated.clear();
         self.split.clear();
+        self.one_way.clear();
     }
 
     /// Forget what is in flight to `peer` (it crashed: its sockets are gone).
@@ -221,6 +247,36 @@ mod tests {
         net.send_reliable(&mut rng, 100, 1, 3, 14);
         assert_eq!(net.deliver_due(200), vec![(1, 3, 14)]);
         assert_eq!(net.next_due(), None);
+    }
+
+    #[test]
+    fn a_one_way_cut_drops_one_direction_only_until_healed() {
+        let mut rng = seeded(4);
+        let mut net: SimNet<u8, u32> = SimNet::new(Faults::HEALTHY);
+        net.send(&mut rng, 0, 2, 1, 1); // in flight along a link about to be cut
+        net.send(&mut rng, 0, 1, 2, 2); // in flight the other way: kept
+                                        // 1 can still send to 2 and 3, but hears from neither.
+        net.cut_one_way([2, 3], [1]);
+        net.send(&mut rng, 0, 2, 1, 3);
+        net.send(&mut rng, 0, 3, 1, 4);
+        net.send(&mut rng, 0, 1, 3, 5);
+        net.send(&mut rng, 0, 2, 3, 6); // untouched link between the others
+        let mut got: Vec<u32> = net.deliver_due(100).into_iter().map(|m| m.2).collect();
+        got.sort();
+        assert_eq!(got, vec![2, 5, 6]);
+        assert_eq!(
+            net.dropped, 2,
+            "the in-flight message lost to the cut is not a send"
+        );
+        // Cuts add up: now 1 cannot send to 3 either, but still to 2.
+        net.cut_one_way([1], [3]);
+        net.send(&mut rng, 100, 1, 3, 7);
+        net.send(&mut rng, 100, 1, 2, 8);
+        assert_eq!(net.deliver_due(200), vec![(1, 2, 8)]);
+        net.heal();
+        net.send(&mut rng, 200, 2, 1, 9);
+        net.send(&mut rng, 200, 1, 3, 10);
+        assert_eq!(net.deliver_due(300).len(), 2);
     }
 
     #[test]
