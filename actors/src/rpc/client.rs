@@ -170,7 +170,11 @@ impl ForwardEndpoint {
                 failures.join("; ")
             );
         } else {
-            tracing::debug!(servers = servers.len(), "unreachable: {}", failures.join("; "));
+            tracing::debug!(
+                servers = servers.len(),
+                "unreachable: {}",
+                failures.join("; ")
+            );
         }
         Err(RequestError::NoServers)
     }
