@@ -7,15 +7,15 @@
 # that every acknowledged write survived. The host reaches containers by their bridge IPs
 # (Linux Docker; not Docker Desktop's VM).
 #
+# The image's conventions (progrium/consul's: node name from -h, /data, DNS on 53) are
+# what the servers rely on: they get no -node, -data-dir, -client or -bind flags.
+#
 # Needs: cargo, docker (a running daemon), curl, python3. Every docker object it creates
 # (containers, network, volume) is removed on exit; the image is kept.
 # Without a Docker daemon it fails, unless CAIRN_DOCKER_OPTIONAL=1 (then it skips, exit 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-readonly TARGET=x86_64-unknown-linux-gnu
-readonly BIN=target/static/$TARGET/release/cairn
-readonly IMAGE=cairn:dev
 # Unique per run, so parallel runs and leftovers from a killed run never collide.
 readonly PREFIX="cairn-walk-$$-${RANDOM}"
 readonly NET=$PREFIX-net
@@ -31,13 +31,8 @@ fail() {
   exit 1
 }
 
-if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-  if [[ "${CAIRN_DOCKER_OPTIONAL:-}" == 1 ]]; then
-    say "skipped: no Docker daemon"
-    exit 0
-  fi
-  fail "no Docker daemon ('docker info' failed); set CAIRN_DOCKER_OPTIONAL=1 to skip instead"
-fi
+source scripts/docker-common.sh # TARGET, BIN, IMAGE, require_docker, build_image
+require_docker
 for tool in cargo curl python3; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is required"
 done
@@ -93,78 +88,17 @@ container_ip() {
   docker inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$1"
 }
 
-# start_server NAME: one bootstrap server on the private network, data on the volume.
-# Bound to 0.0.0.0 it advertises its one private address (the container's), as Consul does.
+# start_server NAME: one bootstrap server on the private network, data on the volume, as
+# the seed starts it: the image supplies -data-dir /data, -client and -bind 0.0.0.0 (it
+# advertises the container's one private address) and DNS on 53; the node name is -h.
 start_server() {
-  docker run -d --name "$1" --network "$NET" -v "$VOL:/data" "$IMAGE" \
-    -server -bootstrap -node node1 -bind 0.0.0.0 -client 0.0.0.0 -data-dir /data >/dev/null
+  docker run -d --name "$1" -h node1 --network "$NET" -v "$VOL:/data" "$IMAGE" \
+    -server -bootstrap >/dev/null
   CONTAINERS+=("$1")
 }
 
-# A raw DNS query (stdlib only, as dig may be absent). Prints "rcode N" and the sorted
-# answers ("CNAME name." / "A ip"); exit 2 on timeout or a malformed reply.
-readonly DNS_QUERY_PY='
-import random, socket, struct, sys
-server, port, qname = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-qid = random.randrange(1 << 16)
-query = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)  # RD, one question
-for label in qname.rstrip(".").split("."):
-    query += bytes([len(label)]) + label.encode("ascii")
-query += b"\0" + struct.pack(">HH", 1, 1)  # QTYPE A, QCLASS IN
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sock.settimeout(1.0)
-try:
-    sock.sendto(query, (server, port))
-    msg, _ = sock.recvfrom(65535)
-except OSError as e:
-    print(f"no DNS reply: {e}", file=sys.stderr)
-    sys.exit(2)
-
-def read_name(off):
-    labels, end, hops = [], None, 0
-    while True:
-        n = msg[off]
-        if n & 0xC0 == 0xC0:  # compression pointer
-            if end is None:
-                end = off + 2
-            off = ((n & 0x3F) << 8) | msg[off + 1]
-            hops += 1
-            if hops > 32:
-                raise ValueError("compression loop")
-        elif n == 0:
-            return ".".join(labels) + ".", (end if end is not None else off + 1)
-        else:
-            labels.append(msg[off + 1 : off + 1 + n].decode("ascii"))
-            off += 1 + n
-
-try:
-    rid, flags, qdcount, ancount, _, _ = struct.unpack(">HHHHHH", msg[:12])
-    if rid != qid:
-        raise ValueError(f"reply id {rid} != query id {qid}")
-    off = 12
-    for _ in range(qdcount):
-        _, off = read_name(off)
-        off += 4
-    answers = []
-    for _ in range(ancount):
-        _, off = read_name(off)
-        rtype, _, _, rdlen = struct.unpack(">HHIH", msg[off : off + 10])
-        off += 10
-        if rtype == 5:
-            answers.append("CNAME " + read_name(off)[0])
-        elif rtype == 1:
-            answers.append("A " + socket.inet_ntoa(msg[off : off + 4]))
-        else:
-            answers.append(f"TYPE{rtype}")
-        off += rdlen
-except (IndexError, ValueError, struct.error, UnicodeDecodeError) as e:
-    print(f"malformed DNS reply: {e}", file=sys.stderr)
-    sys.exit(2)
-print("rcode", flags & 0xF)
-for line in sorted(answers):
-    print(line)
-'
-dns_query() { python3 -c "$DNS_QUERY_PY" "$1" 8600 "$2"; }
+# The image serves DNS on port 53 (progrium/consul's convention; the seed maps 8600:53/udp).
+dns_query() { python3 -c "$DNS_QUERY_PY" "$1" 53 "$2"; }
 
 # --- checks shared by both runs --------------------------------------------------------
 
@@ -190,7 +124,7 @@ check_dns() {
   want=$(printf 'rcode 0\nCNAME www.bing.com.\nCNAME www.google.com.')
   # UDP: a lost datagram is retried, within a bound.
   until answer=$(dns_query "$IP" search.service.consul.); do
-    ((SECONDS < deadline)) || fail "no DNS answer from $IP:8600 within 10s"
+    ((SECONDS < deadline)) || fail "no DNS answer from $IP:53 within 10s"
     sleep "$POLL_INTERVAL_S"
   done
   [[ "$answer" == "$want" ]] ||
@@ -207,26 +141,7 @@ check_kv() {
 
 # --- build ---------------------------------------------------------------------------------
 
-say "building the static binary ($BIN)"
-RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --release --locked --target "$TARGET" --target-dir target/static --bin cairn
-if command -v file >/dev/null 2>&1; then
-  file -L "$BIN" | grep -Eq 'static(-pie)? linked' || fail "$BIN is not static: $(file -L "$BIN")"
-fi
-version=$("$BIN" version) || fail "$BIN version"
-say "$(echo "$version" | head -n 1)"
-
-say "building image $IMAGE"
-if docker buildx version >/dev/null 2>&1; then
-  docker build -q -t "$IMAGE" . >/dev/null
-else
-  # No buildx plugin: the classic builder is all this Dockerfile needs.
-  DOCKER_BUILDKIT=0 docker build -q -t "$IMAGE" . >/dev/null
-fi
-# No shell, no libc in the image: the binary must run on its own.
-CONTAINERS+=("$PREFIX-version")
-docker run --rm --name "$PREFIX-version" --entrypoint /bin/cairn "$IMAGE" version >/dev/null ||
-  fail "'cairn version' does not run inside $IMAGE"
+build_image
 
 # --- first run -----------------------------------------------------------------------------
 
