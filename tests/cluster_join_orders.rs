@@ -18,8 +18,8 @@
 
 mod common;
 
+use common::cluster::{agreed_leader, get_raw, peers_of, put};
 use common::{http_client, run_cairn, wait_for, Agent};
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Mutex;
@@ -193,7 +193,7 @@ fn walkthrough(addrs: &Addrs, mut servers: Vec<Agent>, mut client: Agent) {
         .find(|s| format!("{}:8300", s.ip) != leader)
         .expect("a follower");
     assert_eq!(
-        get_consistent(follower, "key1").as_deref(),
+        get_raw(follower, "key1", "consistent").as_deref(),
         Some("test"),
         "?consistent on follower {}",
         follower.ip
@@ -273,61 +273,4 @@ fn bootstrap_addrs(list: &str) -> BTreeSet<String> {
     list.split_whitespace()
         .map(|node| node.rsplit('@').next().unwrap_or(node).to_string())
         .collect()
-}
-
-fn leader_of(agent: &Agent) -> Option<String> {
-    let text = http_client()
-        .get(agent.url("/v1/status/leader"))
-        .send()
-        .ok()?
-        .text()
-        .ok()?;
-    let leader: String = serde_json::from_str(&text).ok()?;
-    (!leader.is_empty()).then_some(leader)
-}
-
-/// The leader every one of `agents` names, once they all agree.
-fn agreed_leader(agents: &[&Agent]) -> Option<String> {
-    let leaders: BTreeSet<Option<String>> = agents.iter().map(|a| leader_of(a)).collect();
-    match leaders.into_iter().collect::<Vec<_>>().as_slice() {
-        [Some(leader)] => Some(leader.clone()),
-        _ => None,
-    }
-}
-
-fn peers_of(agent: &Agent) -> Option<BTreeSet<String>> {
-    let peers: Value = http_client()
-        .get(agent.url("/v1/status/peers"))
-        .send()
-        .ok()?
-        .json()
-        .ok()?;
-    Some(
-        peers
-            .as_array()?
-            .iter()
-            .filter_map(|p| p.as_str().map(String::from))
-            .collect(),
-    )
-}
-
-/// PUT through `agent`; true once acknowledged.
-fn put(agent: &Agent, key: &str, value: &str) -> bool {
-    let response = http_client()
-        .put(agent.url(&format!("/v1/kv/{key}")))
-        .body(value.to_string())
-        .send();
-    let Ok(response) = response else {
-        return false;
-    };
-    response.status().is_success() && response.text().is_ok_and(|t| t.trim() == "true")
-}
-
-fn get_consistent(agent: &Agent, key: &str) -> Option<String> {
-    let url = agent.url(&format!("/v1/kv/{key}?raw&consistent"));
-    let response = http_client().get(url).send().ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.text().ok()
 }

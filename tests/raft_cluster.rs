@@ -8,71 +8,13 @@
 
 mod common;
 
-use common::{http_client, wait_for, Agent};
-use serde_json::Value;
+use common::cluster::{agreed_leader, get_raw, leader_of, peers_of, put};
+use common::{wait_for, Agent};
 use std::collections::BTreeSet;
 
 const SERVERS: [&str; 3] = ["127.0.0.190", "127.0.0.191", "127.0.0.192"];
 const CLIENT: &str = "127.0.0.193";
 const LATE: &str = "127.0.0.194";
-
-fn leader_of(agent: &Agent) -> Option<String> {
-    let text = http_client()
-        .get(agent.url("/v1/status/leader"))
-        .send()
-        .ok()?
-        .text()
-        .ok()?;
-    let leader: String = serde_json::from_str(&text).ok()?;
-    (!leader.is_empty()).then_some(leader)
-}
-
-/// The leader every one of `agents` names, once they all agree.
-fn agreed_leader(agents: &[&Agent]) -> Option<String> {
-    let leaders: BTreeSet<Option<String>> = agents.iter().map(|a| leader_of(a)).collect();
-    match leaders.into_iter().collect::<Vec<_>>().as_slice() {
-        [Some(leader)] => Some(leader.clone()),
-        _ => None,
-    }
-}
-
-fn peers_of(agent: &Agent) -> Option<BTreeSet<String>> {
-    let peers: Value = http_client()
-        .get(agent.url("/v1/status/peers"))
-        .send()
-        .ok()?
-        .json()
-        .ok()?;
-    Some(
-        peers
-            .as_array()?
-            .iter()
-            .filter_map(|p| p.as_str().map(String::from))
-            .collect(),
-    )
-}
-
-/// PUT through `agent`; true once acknowledged.
-fn put(agent: &Agent, key: &str, value: &str) -> bool {
-    let response = http_client()
-        .put(agent.url(&format!("/v1/kv/{key}")))
-        .body(value.to_string())
-        .send();
-    let Ok(response) = response else {
-        return false;
-    };
-    response.status().is_success() && response.text().is_ok_and(|t| t.trim() == "true")
-}
-
-/// GET `?raw` in a consistency mode ("consistent", "stale" or "" for the default).
-fn get(agent: &Agent, key: &str, mode: &str) -> Option<String> {
-    let url = agent.url(&format!("/v1/kv/{key}?raw&{mode}"));
-    let response = http_client().get(url).send().ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.text().ok()
-}
 
 #[test]
 fn three_servers_form_a_cluster_fail_over_and_catch_up() {
@@ -118,12 +60,17 @@ fn three_servers_form_a_cluster_fail_over_and_catch_up() {
     assert!(put(&client, "key1", "test"));
     for s in &servers {
         assert_eq!(
-            get(s, "key1", "consistent").as_deref(),
+            get_raw(s, "key1", "consistent").as_deref(),
             Some("test"),
             "on {}",
             s.ip
         );
-        assert_eq!(get(s, "key1", "").as_deref(), Some("test"), "on {}", s.ip);
+        assert_eq!(
+            get_raw(s, "key1", "").as_deref(),
+            Some("test"),
+            "on {}",
+            s.ip
+        );
     }
     // A write on a follower is forwarded to the leader.
     let follower = servers
@@ -132,7 +79,7 @@ fn three_servers_form_a_cluster_fail_over_and_catch_up() {
         .unwrap();
     assert!(put(&servers[follower], "key2", "from-follower"));
     assert_eq!(
-        get(&client, "key2", "consistent").as_deref(),
+        get_raw(&client, "key2", "consistent").as_deref(),
         Some("from-follower")
     );
     // status/peers and status/leader agree everywhere, the client included.
@@ -173,7 +120,7 @@ fn three_servers_form_a_cluster_fail_over_and_catch_up() {
     for i in &survivors {
         for (key, value) in &acknowledged {
             assert_eq!(
-                get(&servers[*i], key, "consistent").as_deref(),
+                get_raw(&servers[*i], key, "consistent").as_deref(),
                 Some(value.as_str()),
                 "{key} on {}",
                 servers[*i].ip
@@ -189,7 +136,7 @@ fn three_servers_form_a_cluster_fail_over_and_catch_up() {
             "restart failed; log:\n{}",
             servers[dead].log_text()
         );
-        (get(&servers[dead], "after", "stale").as_deref() == Some("failover")).then_some(())
+        (get_raw(&servers[dead], "after", "stale").as_deref() == Some("failover")).then_some(())
     });
     wait_for("the restarted server follows the new leader", || {
         (leader_of(&servers[dead]).as_deref() == Some(new_leader.as_str())).then_some(())
@@ -201,7 +148,7 @@ fn three_servers_form_a_cluster_fail_over_and_catch_up() {
     );
     for (key, value) in &acknowledged {
         assert_eq!(
-            get(&servers[dead], key, "consistent").as_deref(),
+            get_raw(&servers[dead], key, "consistent").as_deref(),
             Some(value.as_str())
         );
     }

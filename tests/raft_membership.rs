@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::cluster::{agreed_leader, get_raw, peers_of, put};
 use common::{http_client, run_cairn, wait_for, Agent};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -18,35 +19,11 @@ use std::time::{Duration, Instant};
 
 /// A server of a `-bootstrap-expect 3` cluster with `config` (JSON) as its config file.
 fn server(ip: &str, node: &str, dir: &Path, join: Option<&str>, config: &str) -> Agent {
-    let data = dir.join(node);
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
     let config_file = dir.join(format!("{node}.json"));
     std::fs::write(&config_file, config).unwrap();
-    let mut args: Vec<String> = [
-        "agent",
-        "-server",
-        "-bootstrap-expect",
-        "3",
-        "-node",
-        node,
-        "-bind",
-        ip,
-        "-client",
-        ip,
-        "-data-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(data.display().to_string());
-    args.push("-config-file".into());
-    args.push(config_file.display().to_string());
-    if let Some(j) = join {
-        args.push("-join".into());
-        args.push(j.into());
-    }
-    Agent::spawn(ip, &args, &logs)
+    let config_file = config_file.display().to_string();
+    let extra = ["-config-file", config_file.as_str()];
+    Agent::server_expect_with(ip, node, &dir.join(node), 3, join.as_slice(), &extra)
 }
 
 fn json(agent: &Agent, path: &str) -> Option<Value> {
@@ -55,31 +32,6 @@ fn json(agent: &Agent, path: &str) -> Option<Value> {
         return None;
     }
     response.json().ok()
-}
-
-fn leader_of(agent: &Agent) -> Option<String> {
-    let leader = json(agent, "/v1/status/leader")?;
-    let leader = leader.as_str()?.to_string();
-    (!leader.is_empty()).then_some(leader)
-}
-
-fn agreed_leader(agents: &[&Agent]) -> Option<String> {
-    let leaders: BTreeSet<Option<String>> = agents.iter().map(|a| leader_of(a)).collect();
-    match leaders.into_iter().collect::<Vec<_>>().as_slice() {
-        [Some(leader)] => Some(leader.clone()),
-        _ => None,
-    }
-}
-
-fn peers_of(agent: &Agent) -> Option<BTreeSet<String>> {
-    let peers = json(agent, "/v1/status/peers")?;
-    Some(
-        peers
-            .as_array()?
-            .iter()
-            .filter_map(|p| p.as_str().map(String::from))
-            .collect(),
-    )
 }
 
 /// (address, voter) of every server in `/v1/operator/raft/configuration`.
@@ -101,23 +53,6 @@ fn configuration(agent: &Agent) -> Option<BTreeSet<(String, bool)>> {
 
 fn voters(ips: &[&str]) -> BTreeSet<(String, bool)> {
     ips.iter().map(|ip| (format!("{ip}:8300"), true)).collect()
-}
-
-fn put(agent: &Agent, key: &str, value: &str) -> bool {
-    let response = http_client()
-        .put(agent.url(&format!("/v1/kv/{key}")))
-        .body(value.to_string())
-        .send();
-    response.is_ok_and(|r| r.status().is_success() && r.text().is_ok_and(|t| t.trim() == "true"))
-}
-
-fn get(agent: &Agent, key: &str, mode: &str) -> Option<String> {
-    let url = agent.url(&format!("/v1/kv/{key}?raw&{mode}"));
-    let response = http_client().get(url).send().ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.text().ok()
 }
 
 /// Gossip status code of the member at `ip` as `agent` sees it (4: failed, 3: left).
@@ -339,7 +274,7 @@ fn a_late_server_is_promoted_a_leaving_one_removed_and_remove_peer_works() {
     // Two voters still commit writes.
     assert!(put(&client, "after-remove", "ok"));
     assert_eq!(
-        get(&s[alive[1]], "after-remove", "consistent").as_deref(),
+        get_raw(&s[alive[1]], "after-remove", "consistent").as_deref(),
         Some("ok")
     );
 }
@@ -502,11 +437,11 @@ fn acknowledged_writes_survive_adding_and_removing_servers() {
     let last = acked.last().unwrap().clone();
     for srv in &s {
         wait_for("the last write applied everywhere", || {
-            (get(srv, &last, "stale")? == last).then_some(())
+            (get_raw(srv, &last, "stale")? == last).then_some(())
         });
         for key in &acked {
             assert_eq!(
-                get(srv, key, "stale").as_deref(),
+                get_raw(srv, key, "stale").as_deref(),
                 Some(key.as_str()),
                 "{key} on {}",
                 srv.ip
@@ -515,7 +450,7 @@ fn acknowledged_writes_survive_adding_and_removing_servers() {
     }
     for key in &acked {
         assert_eq!(
-            get(&client, key, "consistent").as_deref(),
+            get_raw(&client, key, "consistent").as_deref(),
             Some(key.as_str())
         );
     }

@@ -136,6 +136,45 @@ pub fn agreed_leader(agents: &[&Agent]) -> Option<String> {
     }
 }
 
+/// The servers `agent` lists in `/v1/status/peers` (`ip:8300`).
+pub fn peers_of(agent: &Agent) -> Option<BTreeSet<String>> {
+    let peers: serde_json::Value = http_client()
+        .get(agent.url("/v1/status/peers"))
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    Some(
+        peers
+            .as_array()?
+            .iter()
+            .filter_map(|p| p.as_str().map(String::from))
+            .collect(),
+    )
+}
+
+/// PUT through `agent`; true once acknowledged.
+pub fn put(agent: &Agent, key: &str, value: &str) -> bool {
+    let response = http_client()
+        .put(agent.url(&format!("/v1/kv/{key}")))
+        .body(value.to_string())
+        .send();
+    let Ok(response) = response else {
+        return false;
+    };
+    response.status().is_success() && response.text().is_ok_and(|t| t.trim() == "true")
+}
+
+/// GET `?raw` in a consistency mode ("consistent", "stale" or "" for the default).
+pub fn get_raw(agent: &Agent, key: &str, mode: &str) -> Option<String> {
+    let url = agent.url(&format!("/v1/kv/{key}?raw&{mode}"));
+    let response = http_client().get(url).send().ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.text().ok()
+}
+
 /// For status polls: a stopped agent must not hold a poll for the usual 10 s.
 fn short_client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()

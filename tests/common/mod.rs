@@ -64,11 +64,7 @@ impl Agent {
 
     /// A server agent as in the seed walkthrough, bound to `ip`.
     pub fn server(ip: &str, node: &str, data_dir: &Path, extra: &[&str]) -> Agent {
-        let log_dir = data_dir
-            .parent()
-            .expect("data dir has a parent")
-            .join("logs");
-        Agent::server_logging_to(ip, node, data_dir, &log_dir, extra)
+        Agent::server_logging_to(ip, node, data_dir, &logs_beside(data_dir), extra)
     }
 
     /// [`Agent::server`] with its log written to `log_dir` (for a data dir on a
@@ -80,23 +76,7 @@ impl Agent {
         log_dir: &Path,
         extra: &[&str],
     ) -> Agent {
-        let mut args: Vec<String> = [
-            "agent",
-            "-server",
-            "-bootstrap",
-            "-node",
-            node,
-            "-bind",
-            ip,
-            "-client",
-            ip,
-            "-data-dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.push(data_dir.display().to_string());
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = agent_args(&["-server", "-bootstrap"], ip, node, data_dir, extra);
         std::fs::create_dir_all(log_dir).expect("log dir");
         let mut agent = Agent::spawn(ip, &args, log_dir);
         agent.wait_ready();
@@ -115,19 +95,9 @@ impl Agent {
     /// Start a client agent (no -server) bound to `ip` with `extra` arguments, without
     /// waiting for anything; logs go beside `data_dir`.
     pub fn client_with(ip: &str, node: &str, data_dir: &Path, extra: &[&str]) -> Agent {
-        let log_dir = data_dir
-            .parent()
-            .expect("data dir has a parent")
-            .join("logs");
+        let log_dir = logs_beside(data_dir);
         std::fs::create_dir_all(&log_dir).expect("log dir");
-        let mut args: Vec<String> = ["agent", "-node", node, "-bind", ip, "-client", ip]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.push("-data-dir".into());
-        args.push(data_dir.display().to_string());
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Agent::spawn(ip, &args, &log_dir)
+        Agent::spawn(ip, &agent_args(&[], ip, node, data_dir, extra), &log_dir)
     }
 
     /// A server of a multi-server cluster (`-bootstrap-expect expect`), joining
@@ -153,35 +123,13 @@ impl Agent {
         join: &[&str],
         extra: &[&str],
     ) -> Agent {
-        let log_dir = data_dir
-            .parent()
-            .expect("data dir has a parent")
-            .join("logs");
+        let log_dir = logs_beside(data_dir);
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let expect = expect.to_string();
-        let mut args: Vec<String> = [
-            "agent",
-            "-server",
-            "-bootstrap-expect",
-            expect.as_str(),
-            "-node",
-            node,
-            "-bind",
-            ip,
-            "-client",
-            ip,
-            "-data-dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.push(data_dir.display().to_string());
-        for j in join {
-            args.push("-join".into());
-            args.push(j.to_string());
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Agent::spawn(ip, &args, &log_dir)
+        let joins: Vec<&str> = join.iter().flat_map(|j| ["-join", *j]).collect();
+        let extra: Vec<&str> = joins.iter().chain(extra).copied().collect();
+        let mode = ["-server", "-bootstrap-expect", expect.as_str()];
+        Agent::spawn(ip, &agent_args(&mode, ip, node, data_dir, &extra), &log_dir)
     }
 
     /// Start the same command again (after `kill9`), with the same data dir; does not
@@ -315,6 +263,36 @@ impl Drop for Agent {
 }
 
 /// Copy a directory tree (a data dir or a fixture).
+/// `agent <mode...> -node N -bind IP -client IP -data-dir D <extra...>`.
+fn agent_args(mode: &[&str], ip: &str, node: &str, data_dir: &Path, extra: &[&str]) -> Vec<String> {
+    let data_dir = data_dir.display().to_string();
+    let common = [
+        "-node",
+        node,
+        "-bind",
+        ip,
+        "-client",
+        ip,
+        "-data-dir",
+        &data_dir,
+    ];
+    ["agent"]
+        .iter()
+        .chain(mode)
+        .chain(&common)
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Where an agent whose data dir is `data_dir` writes its log: `logs/` beside it.
+fn logs_beside(data_dir: &Path) -> PathBuf {
+    data_dir
+        .parent()
+        .expect("data dir has a parent")
+        .join("logs")
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for item in std::fs::read_dir(from).unwrap() {

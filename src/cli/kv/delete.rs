@@ -6,20 +6,8 @@ use super::super::Output;
 use std::io::Read;
 
 const FLAGS: [FlagSpec; 3] = [
-    FlagSpec {
-        name: "cas",
-        kind: FlagKind::Bool,
-        value_name: "",
-        help: "Perform a Check-And-Set operation. Specifying this value also requires the \
-               -modify-index flag to be set. The default value is false.",
-    },
-    FlagSpec {
-        name: "modify-index",
-        kind: FlagKind::Value,
-        value_name: "<uint>",
-        help: "Unsigned integer representing the ModifyIndex of the key. This is used in \
-               combination with the -cas flag.",
-    },
+    super::CAS_FLAG,
+    super::MODIFY_INDEX_FLAG,
     FlagSpec {
         name: "recurse",
         kind: FlagKind::Bool,
@@ -38,17 +26,9 @@ pub fn run(args: &[String], env: &ClientEnv, _: &mut dyn Read, io: &mut Output<'
     let Ok(modify_index) = super::uint_flag(&parsed, "modify-index", io) else {
         return 1;
     };
-    let key = match parsed.args.as_slice() {
-        [] => "",
-        [key] => super::trim_key(key),
-        more => {
-            let _ = writeln!(
-                io.err,
-                "Too many arguments (expected 1, got {})",
-                more.len()
-            );
-            return 1;
-        }
+    let key = match super::optional_key(&parsed.args, io) {
+        Ok(k) => k,
+        Err(code) => return code,
     };
     let (cas, recurse) = (parsed.bool("cas"), parsed.bool("recurse"));
     let refusal = if key.is_empty() && !recurse {

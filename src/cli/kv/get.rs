@@ -82,17 +82,9 @@ pub fn run(args: &[String], env: &ClientEnv, _: &mut dyn Read, io: &mut Output<'
         Ok(p) => p,
         Err(code) => return code,
     };
-    let key = match parsed.args.as_slice() {
-        [] => "",
-        [key] => super::trim_key(key),
-        more => {
-            let _ = writeln!(
-                io.err,
-                "Too many arguments (expected 1, got {})",
-                more.len()
-            );
-            return 1;
-        }
+    let key = match super::optional_key(&parsed.args, io) {
+        Ok(k) => k,
+        Err(code) => return code,
     };
     let (keys, recurse) = (parsed.bool("keys"), parsed.bool("recurse"));
     if key.is_empty() && !(recurse || keys) {

@@ -35,17 +35,9 @@ pub fn run_export(args: &[String], env: &ClientEnv, _: &mut dyn Read, io: &mut O
         Ok(p) => p,
         Err(code) => return code,
     };
-    let prefix = match parsed.args.as_slice() {
-        [] => "",
-        [prefix] => super::trim_key(prefix),
-        more => {
-            let _ = writeln!(
-                io.err,
-                "Too many arguments (expected 1, got {})",
-                more.len()
-            );
-            return 1;
-        }
+    let prefix = match super::optional_key(&parsed.args, io) {
+        Ok(k) => k,
+        Err(code) => return code,
     };
     let client = match api_client::connect_or_exit(&parsed, env, io) {
         Ok(c) => c,

@@ -10,7 +10,7 @@ mod impexp;
 mod put;
 
 use super::api_client::{self, ClientEnv, ParsedArgs};
-use super::argv::FlagSpec;
+use super::argv::{FlagKind, FlagSpec};
 use super::Output;
 use std::io::Read;
 
@@ -152,6 +152,42 @@ pub fn go_io_error(op: &str, path: &str, e: &std::io::Error) -> String {
         _ => e.to_string(),
     };
     format!("{op} {path}: {detail}")
+}
+
+/// `-cas`, shared by `kv put` and `kv delete` (Consul's text).
+const CAS_FLAG: FlagSpec = FlagSpec {
+    name: "cas",
+    kind: FlagKind::Bool,
+    value_name: "",
+    help: "Perform a Check-And-Set operation. Specifying this value also requires the \
+           -modify-index flag to be set. The default value is false.",
+};
+
+/// `-modify-index`, shared by `kv put` and `kv delete` (Consul's text).
+const MODIFY_INDEX_FLAG: FlagSpec = FlagSpec {
+    name: "modify-index",
+    kind: FlagKind::Value,
+    value_name: "<uint>",
+    help: "Unsigned integer representing the ModifyIndex of the key. This is used in \
+           combination with the -cas flag.",
+};
+
+/// The one optional KEY (or PREFIX) argument of `kv get`, `kv delete` and `kv export`,
+/// without its leading `/`; "" when absent. More than one is Consul's usage error (the
+/// caller exits 1).
+fn optional_key<'a>(args: &'a [String], io: &mut Output<'_>) -> Result<&'a str, i32> {
+    match args {
+        [] => Ok(""),
+        [key] => Ok(trim_key(key)),
+        more => {
+            let _ = writeln!(
+                io.err,
+                "Too many arguments (expected 1, got {})",
+                more.len()
+            );
+            Err(1)
+        }
+    }
 }
 
 /// Drop one leading `/` (Consul's "nice thing to do": keys never start with one).

@@ -8,13 +8,7 @@ use base64::Engine as _;
 use std::io::Read;
 
 const FLAGS: [FlagSpec; 7] = [
-    FlagSpec {
-        name: "cas",
-        kind: FlagKind::Bool,
-        value_name: "",
-        help: "Perform a Check-And-Set operation. Specifying this value also requires the \
-               -modify-index flag to be set. The default value is false.",
-    },
+    super::CAS_FLAG,
     FlagSpec {
         name: "flags",
         kind: FlagKind::Value,
@@ -29,13 +23,7 @@ const FLAGS: [FlagSpec; 7] = [
         value_name: "",
         help: "Treat the data as base 64 encoded. The default value is false.",
     },
-    FlagSpec {
-        name: "modify-index",
-        kind: FlagKind::Value,
-        value_name: "<uint>",
-        help: "Unsigned integer representing the ModifyIndex of the key. This is used in \
-               combination with the -cas flag.",
-    },
+    super::MODIFY_INDEX_FLAG,
     FlagSpec {
         name: "session",
         kind: FlagKind::Value,
