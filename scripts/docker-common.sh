@@ -106,3 +106,23 @@ build_image() {
   docker run --rm --entrypoint /bin/cairn "$IMAGE" version >/dev/null ||
     fail "'cairn version' does not run inside $IMAGE"
 }
+
+# The two below use the sourcing script's `fail` and POLL_INTERVAL_S.
+
+# wait_for DESCRIPTION TIMEOUT_S COMMAND...: poll COMMAND until it succeeds, or fail.
+wait_for() {
+  local what=$1 timeout=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@"; do
+    ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
+    sleep "$POLL_INTERVAL_S"
+  done
+}
+
+# json_is EXPR: stdin is JSON `d`; succeed when the Python expression EXPR holds.
+json_is() {
+  python3 -c 'import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
+}

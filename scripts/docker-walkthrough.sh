@@ -31,7 +31,7 @@ fail() {
   exit 1
 }
 
-source scripts/docker-common.sh # TARGET, BIN, IMAGE, require_docker, build_image
+source scripts/docker-common.sh # wait_for, json_is, TARGET, BIN, IMAGE, require_docker, build_image
 require_docker
 for tool in cargo curl python3; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is required"
@@ -63,24 +63,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- helpers -----------------------------------------------------------------------------
-
-# wait_for DESCRIPTION TIMEOUT_S COMMAND...: poll COMMAND until it succeeds, or fail.
-wait_for() {
-  local what=$1 timeout=$2
-  shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@"; do
-    ((SECONDS < deadline)) || fail "timed out after ${timeout}s waiting for $what"
-    sleep "$POLL_INTERVAL_S"
-  done
-}
-
-# json_is EXPR: stdin is JSON `d`; succeed when the Python expression EXPR holds.
-json_is() {
-  python3 -c 'import json, sys
-d = json.load(sys.stdin)
-sys.exit(0 if eval(sys.argv[1]) else 1)' "$1"
-}
 
 running() { [[ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" == true ]]; }
 
