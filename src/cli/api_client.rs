@@ -342,43 +342,15 @@ impl ApiClient {
         self.send("DELETE", path)
     }
 
+    /// `method` on `path`: the body of a 200 answer, else Consul's "Unexpected response
+    /// code" text.
     fn send(&self, method: &str, path: &str) -> Result<String, String> {
-        let url = format!("{}{path}", self.base);
-        let result = match method {
-            "DELETE" => {
-                let mut req = self.agent.delete(&url);
-                if let Some(token) = &self.token {
-                    req = req.header("X-Consul-Token", token);
-                }
-                req.call()
-            }
-            "PUT" => {
-                let mut req = self.agent.put(&url);
-                if let Some(token) = &self.token {
-                    req = req.header("X-Consul-Token", token);
-                }
-                req.send_empty()
-            }
-            _ => {
-                let mut req = self.agent.get(&url);
-                if let Some(token) = &self.token {
-                    req = req.header("X-Consul-Token", token);
-                }
-                req.call()
-            }
-        };
-        let mut resp = result.map_err(|e| self.transport_error(method, &url, e))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_RESPONSE_BYTES)
-            .read_to_string()
-            .map_err(|e| self.transport_error(method, &url, e))?;
-        if status == 200 {
+        let reply = self.request(method, path, None, MAX_RESPONSE_BYTES)?;
+        let body = String::from_utf8_lossy(&reply.body).into_owned();
+        if reply.status == 200 {
             Ok(body)
         } else {
-            Err(unexpected_status(status, &body))
+            Err(unexpected_status(reply.status, &body))
         }
     }
 
