@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod chaos;
 pub mod cli;
 pub mod client_limit;
 pub mod config;
