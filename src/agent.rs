@@ -104,8 +104,12 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
                 config.server_rpc_addr(),
                 forward,
             )
-            .with_operator(operator.clone()),
+            .with_operator(operator.clone())
+            .with_unsafe_local_reads(config.debug_unsafe_local_reads),
         );
+        if config.debug_unsafe_local_reads {
+            warn!("-debug-unsafe-local-reads is on: default reads may be stale (testing the chaos checker only)");
+        }
         actix::spawn(autopilot::run(operator));
         let addr = SocketAddr::new(config.bind_addr, config.ports.server.max(0) as u16);
         let options = RpcServerOptions {

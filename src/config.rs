@@ -90,6 +90,9 @@ pub struct Config {
     pub dev: bool,
     /// `-fault-injection`: fault rules may be set over HTTP (test clusters only).
     pub fault_injection: bool,
+    /// `-debug-unsafe-local-reads`: servers answer default reads from their own store,
+    /// unconfirmed (deliberately breaks linearizability; for `cairn chaos` to catch).
+    pub debug_unsafe_local_reads: bool,
     pub server: bool,
     pub bootstrap: bool,
     pub bootstrap_expect: Option<u32>,
@@ -187,6 +190,7 @@ impl Config {
             data_dir: None,
             dev: true,
             fault_injection: false,
+            debug_unsafe_local_reads: false,
             server: true,
             bootstrap: true,
             bootstrap_expect: None,

@@ -90,6 +90,12 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
         "<port>",
         "DNS port (default 8600, -1 disables).",
     ),
+    flag(
+        "debug-unsafe-local-reads",
+        Bool,
+        "",
+        "UNSAFE, for testing the chaos checker only: every server answers default-mode reads from its own store, without forwarding to the leader or confirming leadership (reads can be stale).",
+    ),
     flag("domain", Value, "<domain>", "DNS domain (default consul.)."),
     flag("enable-script-checks", Bool, "", "Allow script checks."),
     flag(
@@ -248,6 +254,7 @@ pub fn parse_agent_args(args: &[String]) -> Result<AgentCommand, ConfigError> {
     let mut s = ConfigSource {
         dev: m.bool("dev"),
         fault_injection: m.bool("fault-injection"),
+        debug_unsafe_local_reads: m.bool("debug-unsafe-local-reads"),
         node_name: m.last("node"),
         node_id: m.last("node-id"),
         datacenter: m.last("datacenter"),

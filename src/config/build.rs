@@ -264,6 +264,7 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         data_dir,
         dev,
         fault_injection: s.fault_injection.unwrap_or(false),
+        debug_unsafe_local_reads: s.debug_unsafe_local_reads.unwrap_or(false),
         server,
         bootstrap,
         bootstrap_expect,

@@ -63,6 +63,8 @@ pub struct ConfigSource {
     pub dev: Option<bool>,
     /// `-fault-injection` (cairn's, for test clusters).
     pub fault_injection: Option<bool>,
+    /// `-debug-unsafe-local-reads` (cairn's, to prove the chaos checker catches stale reads).
+    pub debug_unsafe_local_reads: Option<bool>,
     pub node_name: Option<String>,
     pub node_id: Option<String>,
     pub datacenter: Option<String>,
@@ -156,6 +158,10 @@ impl ConfigSource {
         ConfigSource {
             dev: later(self.dev, other.dev),
             fault_injection: later(self.fault_injection, other.fault_injection),
+            debug_unsafe_local_reads: later(
+                self.debug_unsafe_local_reads,
+                other.debug_unsafe_local_reads,
+            ),
             node_name: later(self.node_name, other.node_name),
             node_id: later(self.node_id, other.node_id),
             datacenter: later(self.datacenter, other.datacenter),

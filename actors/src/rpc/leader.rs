@@ -68,6 +68,8 @@ pub struct LeaderForwarding {
     self_addr: String,
     /// Its server list is the current leader alone.
     leader: ForwardEndpoint,
+    /// See [`LeaderForwarding::with_unsafe_local_reads`].
+    unsafe_local_reads: bool,
 }
 
 impl LeaderForwarding {
@@ -89,7 +91,16 @@ impl LeaderForwarding {
                     ..options
                 },
             ),
+            unsafe_local_reads: false,
         }
+    }
+
+    /// Deliberately unsafe, for proving that `cairn chaos` catches stale reads: default
+    /// reads are answered from this server's own store as if `?stale` had been asked, on
+    /// followers and on a leader without confirming its leadership. Never on by default.
+    pub fn with_unsafe_local_reads(mut self, on: bool) -> LeaderForwarding {
+        self.unsafe_local_reads = on;
+        self
     }
 
     /// Operator requests this server answers go to `operator` (see [`ServerEndpoint`]).
@@ -98,7 +109,10 @@ impl LeaderForwarding {
         self
     }
 
-    async fn answer(&self, request: Request) -> Answer {
+    async fn answer(&self, mut request: Request) -> Answer {
+        if self.unsafe_local_reads {
+            downgrade_default_read(&mut request);
+        }
         let deadline = tokio::time::Instant::now() + LEADER_CATCH_UP_WAIT;
         loop {
             let (status, _) = self.server.status_snapshot();
@@ -136,6 +150,15 @@ impl LeaderForwarding {
     }
 }
 
+/// The unsafe debug mode's one change: a default-mode read becomes a stale one.
+fn downgrade_default_read(request: &mut Request) {
+    if let Request::Read(read) = request {
+        if read.options.consistency == Consistency::Leader {
+            read.options.consistency = Consistency::Stale;
+        }
+    }
+}
+
 impl Endpoint for LeaderForwarding {
     fn ask(&self, request: Request) -> BoxFuture<'_, Answer> {
         self.answer(request).boxed()
@@ -163,6 +186,20 @@ mod tests {
                 node_meta: Vec::new(),
             },
         })
+    }
+
+    #[test]
+    fn the_unsafe_debug_mode_downgrades_only_default_reads() {
+        let mut default = read(Consistency::Leader);
+        downgrade_default_read(&mut default);
+        let mut consistent = read(Consistency::Consistent);
+        downgrade_default_read(&mut consistent);
+        let consistency = |r: &Request| match r {
+            Request::Read(read) => read.options.consistency,
+            _ => unreachable!(),
+        };
+        assert_eq!(consistency(&default), Consistency::Stale);
+        assert_eq!(consistency(&consistent), Consistency::Consistent);
     }
 
     #[test]
