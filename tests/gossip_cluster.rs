@@ -304,6 +304,40 @@ fn fault_rules_partition_agents_only_when_enabled() {
         "[]"
     );
 
+    // A slow disk: every log fsync of this server waits first, so a write cannot be
+    // acknowledged sooner (a lower bound: sleeping never returns early).
+    let r = c
+        .put(s.url("/v1/cairn/faults/disk?stall=soon"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .put(s.url("/v1/cairn/faults/disk?stall=300ms"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let listed = c
+        .get(s.url("/v1/cairn/faults"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(listed, r#"[{"Peer":"disk","Rule":"stall","DelayMs":300}]"#);
+    let started = std::time::Instant::now();
+    let r = c.put(s.url("/v1/kv/slow")).body("v").send().unwrap();
+    assert_eq!(r.text().unwrap(), "true");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    let r = c.delete(s.url("/v1/cairn/faults/disk")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        c.get(s.url("/v1/cairn/faults"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "[]"
+    );
+
     // fc1 is cut off from both others (the plain client could otherwise probe it for
     // the server, as SWIM's indirect probes are meant to).
     for (agent, peer) in [

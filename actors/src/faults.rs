@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -54,6 +54,8 @@ struct Inner {
     writer: Mutex<()>,
     /// Bumped on every change, so connections can re-check their peer at once.
     generation: watch::Sender<u64>,
+    /// A slow disk: every log fsync waits this many microseconds first (0: none).
+    disk_stall_us: AtomicU64,
 }
 
 impl Default for FaultRules {
@@ -63,6 +65,7 @@ impl Default for FaultRules {
             rules: ArcSwap::from_pointee(BTreeMap::new()),
             writer: Mutex::new(()),
             generation: watch::Sender::new(0),
+            disk_stall_us: AtomicU64::new(0),
         }))
     }
 }
@@ -92,9 +95,23 @@ impl FaultRules {
         });
     }
 
-    /// Lift every rule.
+    /// Lift every rule, the disk stall included.
     pub fn clear(&self) {
+        self.set_disk_stall(Duration::ZERO);
         self.update(BTreeMap::clear);
+    }
+
+    /// Make the Raft log's disk slow: each fsync waits `stall` first (zero lifts it). Only
+    /// the log store's syncs wait, so it stalls exactly what a slow disk stalls: durable
+    /// acknowledgements, not reads or the network.
+    pub fn set_disk_stall(&self, stall: Duration) {
+        let micros = u64::try_from(stall.as_micros()).unwrap_or(u64::MAX);
+        self.0.disk_stall_us.store(micros, Ordering::Release);
+    }
+
+    /// The disk stall in force (zero: none).
+    pub fn disk_stall(&self) -> Duration {
+        Duration::from_micros(self.0.disk_stall_us.load(Ordering::Acquire))
     }
 
     /// The rules in force, in address order (for an HTTP listing).
@@ -173,8 +190,11 @@ mod tests {
         rules.remove(a);
         assert_eq!(rules.check(a), Verdict::Pass);
 
+        rules.set_disk_stall(Duration::from_millis(30));
+        assert_eq!(rules.disk_stall(), Duration::from_millis(30));
         let clone = rules.clone();
         clone.clear();
+        assert_eq!(rules.disk_stall(), Duration::ZERO);
         assert_eq!(rules.check(b), Verdict::Pass);
         assert!(rules.rules().is_empty());
     }

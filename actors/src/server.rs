@@ -6,7 +6,9 @@ use crate::errors::{MembershipError, StartError, WriteError};
 use crate::events::{announce_leadership, EventBus, ServerEvent};
 use crate::faults::FaultRules;
 use crate::fsm::{Fsm, SnapshotPolicy};
-use crate::log_store::{FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered};
+use crate::log_store::{
+    FileBackend, FileOptions, LogBackend, LogStore, MemoryBackend, Recovered, StallingBackend,
+};
 use crate::peer_net::{PeerNet, RaftInbox};
 use crate::raft_core::{
     BootstrapWith, ChangeMembers, CoreLimits, PersistDone, Propose, RaftCore, ReadIndex,
@@ -169,6 +171,8 @@ impl ServerHandle {
                 Arc::new(MemorySnapshotStore::new()),
             ),
         };
+        // Fault injection may slow this server's disk (a no-op unless asked for).
+        let backend = Box::new(StallingBackend::new(backend, faults.clone()));
         Self::start_inner(opts, backend, recovered, snapshots, limits, faults)
     }
 

@@ -7,7 +7,10 @@
 //! - `PUT /v1/cairn/faults/<ip>?rule=drop|cut|delay[&delay=<duration>]` sets one
 //!   (`drop`: discard traffic both ways; `cut`: drop and close open connections;
 //!   `delay`: hold outgoing traffic, e.g. `delay=200ms`);
-//! - `DELETE /v1/cairn/faults/<ip>` lifts one, `DELETE /v1/cairn/faults` lifts all.
+//! - `DELETE /v1/cairn/faults/<ip>` lifts one, `DELETE /v1/cairn/faults` lifts all;
+//! - `PUT /v1/cairn/faults/disk?stall=<duration>` makes this server's Raft log disk slow
+//!   (each fsync waits that long first), `DELETE /v1/cairn/faults/disk` lifts it; the
+//!   listing shows it as `{"Peer":"disk","Rule":"stall","DelayMs":200}`.
 //!
 //! A partition between A and B is a rule on each side (A drops B, B drops A); a one-way
 //! rule makes an asymmetric partition.
@@ -22,6 +25,7 @@ use actix_web::HttpResponse;
 use actors::{FaultRule, FaultRules};
 use serde::Serialize;
 use std::net::IpAddr;
+use std::time::Duration;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -47,6 +51,14 @@ pub fn handle(
             faults.clear();
             Ok(HttpResponse::Ok().finish())
         }
+        (&Method::PUT, Some(DISK)) => {
+            faults.set_disk_stall(parse_duration(api, "stall")?);
+            Ok(HttpResponse::Ok().finish())
+        }
+        (&Method::DELETE, Some(DISK)) => {
+            faults.set_disk_stall(Duration::ZERO);
+            Ok(HttpResponse::Ok().finish())
+        }
         (&Method::PUT, Some(peer)) => {
             let peer = parse_peer(peer)?;
             faults.set(peer, parse_rule(api)?);
@@ -63,12 +75,21 @@ pub fn handle(
     }
 }
 
+/// The pseudo-peer naming this agent's disk.
+const DISK: &str = "disk";
+
 /// What an agent without `-fault-injection` answers: the path does not exist.
 pub fn not_found() -> ApiError {
     ApiError::NotFound("Invalid URL path: not a recognized HTTP API endpoint".into())
 }
 
 fn listing(faults: &FaultRules) -> Vec<RuleJson> {
+    let stall = faults.disk_stall();
+    let disk = (!stall.is_zero()).then(|| RuleJson {
+        peer: DISK.to_string(),
+        rule: "stall",
+        delay_ms: Some(stall.as_millis() as u64),
+    });
     faults
         .rules()
         .into_iter()
@@ -84,6 +105,7 @@ fn listing(faults: &FaultRules) -> Vec<RuleJson> {
                 delay_ms,
             }
         })
+        .chain(disk)
         .collect()
 }
 
@@ -93,21 +115,23 @@ fn parse_peer(text: &str) -> Result<IpAddr, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("Invalid peer address {text:?}: want an IP")))
 }
 
+/// A positive duration from query parameter `name`.
+fn parse_duration(api: &ApiRequest, name: &str) -> Result<Duration, ApiError> {
+    let text = api.query.get(name).unwrap_or("");
+    parse_go_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid {name} {text:?}: want a duration such as 200ms"
+            ))
+        })
+}
+
 fn parse_rule(api: &ApiRequest) -> Result<FaultRule, ApiError> {
     match api.query.get("rule") {
         Some("drop") => Ok(FaultRule::Drop),
         Some("cut") => Ok(FaultRule::Cut),
-        Some("delay") => {
-            let text = api.query.get("delay").unwrap_or("");
-            parse_go_duration(text)
-                .filter(|d| !d.is_zero())
-                .map(FaultRule::Delay)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "Invalid delay {text:?}: want a duration such as 200ms"
-                    ))
-                })
-        }
+        Some("delay") => parse_duration(api, "delay").map(FaultRule::Delay),
         other => Err(ApiError::bad_request(format!(
             "Invalid rule {:?}: want drop, cut or delay",
             other.unwrap_or("")

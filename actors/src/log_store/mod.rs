@@ -26,12 +26,14 @@
 
 mod file;
 mod memory;
+mod stall;
 
 #[cfg(test)]
 mod conformance;
 
 pub use file::{Damage, FileBackend, FileOptions, Inspection, RepairReport};
 pub use memory::MemoryBackend;
+pub use stall::StallingBackend;
 
 use crate::snapshot_store::SnapshotBackend;
 use protocol::ids::LogIndex;
