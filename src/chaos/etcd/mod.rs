@@ -117,8 +117,8 @@ impl EtcdCluster {
     }
 }
 
-/// Member names, addresses and paths. The token includes the directory so members of
-/// an earlier run on the same addresses are never mistaken for this cluster's.
+/// Member names, addresses and paths. The token includes the harness's pid, so members
+/// left over from another run on the same addresses cannot join this cluster.
 fn member_specs(dir: &Path, members: usize, base: Ipv4Addr) -> Result<Vec<MemberSpec>, String> {
     let base = u32::from(base);
     let mut addresses = Vec::with_capacity(members);
@@ -178,6 +178,9 @@ impl Cluster for EtcdCluster {
         Box::new(EtcdKv::new(&addr, timeout))
     }
 
+    /// Kill, pause and restart. Not partitions: cutting links between members on
+    /// loopback needs packet filtering (root), and etcd has no switch of its own for
+    /// it. Not membership cycles: this target does not drive etcd's member API.
     fn supports(&self, fault: FaultKind) -> bool {
         match fault {
             FaultKind::Kill | FaultKind::Pause | FaultKind::Restart => true,
@@ -187,10 +190,12 @@ impl Cluster for EtcdCluster {
 
     /// Asks every running member for its status; the one whose own id is the leader it
     /// reports leads (the highest term wins if two claim it, e.g. one just resumed).
+    /// Paused members are skipped: they cannot answer, and waiting for them would only
+    /// delay the harness.
     fn leader(&self) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
         for (i, member) in self.members.iter().enumerate() {
-            if !member.is_running() {
+            if !member.is_running() || member.is_paused() {
                 continue;
             }
             let kv = EtcdKv::new(&member.spec.client_addr(), STATUS_TIMEOUT);

@@ -97,9 +97,16 @@ impl Member {
         self.child.is_some()
     }
 
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
     /// Starts etcd (a no-op if it runs). Output goes to the member's log, appended so a
     /// restart keeps the earlier lines.
     pub fn start(&mut self, etcd: &Path, existing: bool) -> Result<(), String> {
+        // A member that died by itself (etcd exits on some disk and peer errors) is
+        // reaped here, so that a restart really starts it.
+        let _ = self.exited();
         if self.child.is_some() {
             return Ok(());
         }
