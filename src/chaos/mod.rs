@@ -5,4 +5,5 @@
 //! the figures and a picture are written. See `target.rs` for the system-under-test
 //! interface.
 
+pub mod etcd;
 pub mod target;

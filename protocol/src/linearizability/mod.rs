@@ -77,7 +77,11 @@
 //! assert!(matches!(verdict, Verdict::NotLinearizable { key: "k", .. }));
 //! ```
 
+#[cfg(test)]
+mod classic_tests;
 mod model;
+#[cfg(test)]
+mod scale_tests;
 mod search;
 #[cfg(test)]
 mod tests;

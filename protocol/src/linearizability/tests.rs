@@ -595,18 +595,18 @@ fn a_verdict_renders_a_readable_explanation() {
 
 /// Shape of a generated history.
 #[derive(Clone, Copy)]
-struct Shape {
-    ops: usize,
-    keys: u32,
-    clients: u64,
+pub(super) struct Shape {
+    pub(super) ops: usize,
+    pub(super) keys: u32,
+    pub(super) clients: u64,
     /// Percent of operations whose outcome is recorded as unknown.
-    unknown_percent: u32,
+    pub(super) unknown_percent: u32,
 }
 
 /// A history produced by really executing operations one at a time on a sequential KV
 /// store, each at a linearization point inside a random [call, ret] window of a client
 /// that is idle then. Linearizable by construction. Written values are unique.
-fn generate(seed: u64, shape: Shape) -> Vec<Op<u32, u64>> {
+pub(super) fn generate(seed: u64, shape: Shape) -> Vec<Op<u32, u64>> {
     let mut rng = seeded(seed);
     let mut store: BTreeMap<u32, u64> = BTreeMap::new();
     let mut written: Vec<u64> = Vec::new();
