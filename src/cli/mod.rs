@@ -9,6 +9,7 @@ pub mod agent_cmd;
 pub mod agent_flags;
 pub mod api_client;
 pub mod argv;
+pub mod chaos_cmd;
 pub mod columns;
 pub mod debug_cmd;
 #[cfg(test)]
@@ -42,6 +43,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "agent",
         synopsis: "Runs a cairn agent",
         run: agent_cmd::run,
+    },
+    Subcommand {
+        name: "chaos",
+        synopsis: "Runs faults against a local cluster under load and checks the history",
+        run: chaos_cmd::run,
     },
     Subcommand {
         name: "debug",

@@ -1,0 +1,406 @@
+//! The workload: worker threads doing seeded KV operations through one node each and
+//! recording every request ([`super::history`]).
+//!
+//! Worker `i` goes through node `i % nodes` and draws its operations from its own
+//! random stream (derived from the run seed and `i`), so a seed fixes every worker's
+//! choices. Each op is one of: a default-mode, consistent or stale get; a put; a
+//! read-then-CAS (a get, then a CAS on the version it returned, or on "absent"); a
+//! delete; a lock-style sequence on `chaos/lock<j>` (acquire by CAS from absent or
+//! from a free value to `owner-w<i>-<seq>`, one or two puts, release by CAS back to a
+//! fresh free value); or a write of a never-overwritten ledger key
+//! `chaos/ledger/w<i>/<seq>`, which must exist on every server at the end if it was
+//! acknowledged. Every written value is unique (`w<i>-<seq>`, `owner-w<i>-<seq>`,
+//! `free-w<i>-<seq>`), which is what makes version CAS equal to the checker's value CAS.
+
+use rand::Rng;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::history::{Outcome, Record, Request, LEDGER_PREFIX, PREFIX};
+use super::target::{Cluster, KvClient, OpError, ReadMode, Versioned};
+
+/// The shape of a workload.
+#[derive(Debug, Clone)]
+pub struct WorkloadSpec {
+    pub workers: usize,
+    /// Shared keys `chaos/k<i>`.
+    pub keys: usize,
+    pub think_time: Duration,
+    pub request_timeout: Duration,
+    pub seed: u64,
+}
+
+impl WorkloadSpec {
+    /// Lock keys `chaos/lock<j>`: one per eight shared keys, at least one.
+    pub fn locks(&self) -> usize {
+        (self.keys / 8).max(1)
+    }
+
+    /// Every key the checker sees: the shared keys, then the lock keys.
+    pub fn checked_keys(&self) -> Vec<String> {
+        (0..self.keys)
+            .map(data_key)
+            .chain((0..self.locks()).map(lock_key))
+            .collect()
+    }
+}
+
+pub fn data_key(i: usize) -> String {
+    format!("{PREFIX}k{i}")
+}
+
+pub fn lock_key(j: usize) -> String {
+    format!("{PREFIX}lock{j}")
+}
+
+/// A seed for stream `stream` of a run seeded with `seed` (SplitMix64's finaliser, so
+/// neighbouring streams are unrelated).
+pub fn stream_seed(seed: u64, stream: u64) -> u64 {
+    let mut z = seed.wrapping_add(stream.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// What the workers share with the run: the clock, the stop flag and live counters.
+pub struct Shared {
+    pub epoch: Instant,
+    stop: AtomicBool,
+    ops: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(epoch: Instant) -> Shared {
+        Shared {
+            epoch,
+            stop: AtomicBool::new(false),
+            ops: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// µs since the run started.
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// Operations finished so far, and how many of them failed.
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.ops.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What the workers recorded.
+#[derive(Debug, Default)]
+pub struct WorkloadLog {
+    /// Every request, by call time.
+    pub records: Vec<Record>,
+    /// Acknowledged ledger writes, (key, value).
+    pub ledger_acked: Vec<(String, String)>,
+    /// Workers that ended by a panic (their records are lost).
+    pub crashed_workers: usize,
+}
+
+/// Running workers; [`Workload::stop`] ends them.
+pub struct Workload {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<WorkerLog>>,
+}
+
+impl Workload {
+    /// Start `spec.workers` threads against `cluster` (clients are made here, on the
+    /// caller's thread, and moved into the workers).
+    pub fn start(cluster: &dyn Cluster, spec: &WorkloadSpec, shared: Arc<Shared>) -> Workload {
+        let nodes = cluster.nodes().len().max(1);
+        let threads = (0..spec.workers)
+            .map(|id| {
+                let node = id % nodes;
+                let client = cluster.client(node, spec.request_timeout);
+                let worker = Worker::new(id, node, client, spec.clone(), shared.clone());
+                std::thread::Builder::new()
+                    .name(format!("chaos-w{id}"))
+                    .spawn(move || worker.run())
+                    .map_err(|e| e.to_string())
+            })
+            .filter_map(|spawned| spawned.ok())
+            .collect();
+        Workload { shared, threads }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Ask every worker to stop after its current request and collect their logs.
+    pub fn stop(self) -> WorkloadLog {
+        self.shared.stop.store(true, Ordering::Release);
+        let mut log = WorkloadLog::default();
+        for thread in self.threads {
+            match thread.join() {
+                Ok(worker) => {
+                    log.records.extend(worker.records);
+                    log.ledger_acked.extend(worker.ledger_acked);
+                }
+                Err(_) => log.crashed_workers += 1,
+            }
+        }
+        log.records.sort_by_key(|r| (r.call_us, r.worker, r.ret_us));
+        log
+    }
+}
+
+#[derive(Default)]
+struct WorkerLog {
+    records: Vec<Record>,
+    ledger_acked: Vec<(String, String)>,
+}
+
+struct Worker {
+    id: usize,
+    node: usize,
+    client: Box<dyn KvClient>,
+    spec: WorkloadSpec,
+    shared: Arc<Shared>,
+    rng: protocol::rng::CoreRng,
+    seq: u64,
+    log: WorkerLog,
+}
+
+impl Worker {
+    fn new(
+        id: usize,
+        node: usize,
+        client: Box<dyn KvClient>,
+        spec: WorkloadSpec,
+        shared: Arc<Shared>,
+    ) -> Worker {
+        let rng = protocol::rng::seeded(stream_seed(spec.seed, id as u64));
+        Worker {
+            id,
+            node,
+            client,
+            spec,
+            shared,
+            rng,
+            seq: 0,
+            log: WorkerLog::default(),
+        }
+    }
+
+    fn run(mut self) -> WorkerLog {
+        while !self.stopped() {
+            self.one_op();
+            self.think();
+        }
+        self.log
+    }
+
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+
+    fn think(&self) {
+        if !self.spec.think_time.is_zero() {
+            std::thread::sleep(self.spec.think_time);
+        }
+    }
+
+    /// The next unique value with `prefix` (`w3-17`, `owner-w3-18` ...).
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        format!("{prefix}w{}-{}", self.id, self.seq)
+    }
+
+    fn random_key(&mut self) -> String {
+        data_key(self.rng.random_range(0..self.spec.keys.max(1)))
+    }
+
+    fn one_op(&mut self) {
+        let key = self.random_key();
+        match self.rng.random_range(0..100u32) {
+            0..20 => {
+                self.get(&key, ReadMode::Default);
+            }
+            20..30 => {
+                self.get(&key, ReadMode::Consistent);
+            }
+            30..34 => {
+                self.get(&key, ReadMode::Stale);
+            }
+            34..54 => {
+                let value = self.fresh("");
+                self.put(&key, &value);
+            }
+            54..74 => self.read_then_cas(&key),
+            74..80 => {
+                self.delete(&key);
+            }
+            80..92 => self.lock_sequence(),
+            _ => self.ledger_put(),
+        }
+    }
+
+    /// A get, then a CAS on the version it returned (or on "absent").
+    fn read_then_cas(&mut self, key: &str) {
+        let Some(current) = self.get(key, ReadMode::Default) else {
+            return;
+        };
+        let value = self.fresh("");
+        self.cas(key, current.as_ref(), &value);
+    }
+
+    /// Acquire a lock by CAS, write one or two keys, release it by CAS.
+    fn lock_sequence(&mut self) {
+        let lock = lock_key(self.rng.random_range(0..self.spec.locks()));
+        let writes = self.rng.random_range(1..=2u32);
+        let Some(current) = self.get(&lock, ReadMode::Default) else {
+            return;
+        };
+        // Free, never taken, or left held by this worker (a release that failed).
+        let mine = format!("owner-w{}-", self.id);
+        let free = match &current {
+            None => true,
+            Some(held) => held.value.starts_with("free-") || held.value.starts_with(&mine),
+        };
+        if !free {
+            return;
+        }
+        let owner = self.fresh("owner-");
+        if self.cas(&lock, current.as_ref(), &owner) != Some(true) {
+            return;
+        }
+        for _ in 0..writes {
+            self.think();
+            let key = self.random_key();
+            let value = self.fresh("");
+            self.put(&key, &value);
+        }
+        self.think();
+        // The CAS answered no version, so read it back to release on it.
+        let Some(Some(held)) = self.get(&lock, ReadMode::Default) else {
+            return;
+        };
+        if held.value != owner {
+            return;
+        }
+        let release = self.fresh("free-");
+        self.cas(&lock, Some(&held), &release);
+    }
+
+    fn ledger_put(&mut self) {
+        let value = self.fresh("");
+        let key = format!("{LEDGER_PREFIX}w{}/{}", self.id, self.seq);
+        if self.put(&key, &value).is_some() {
+            self.log.ledger_acked.push((key, value));
+        }
+    }
+
+    /// A read; `Some(answer)` when it was answered.
+    fn get(&mut self, key: &str, mode: ReadMode) -> Option<Option<Versioned>> {
+        let call = self.shared.now_us();
+        let reply = self.client.get(key, mode);
+        let outcome = match &reply {
+            Ok(found) => Outcome::Value {
+                value: found.as_ref().map(|v| v.value.clone()),
+                version: found.as_ref().map(|v| v.version),
+            },
+            Err(e) => Outcome::error(e),
+        };
+        self.record(call, key, Request::Get { mode: mode.into() }, outcome);
+        reply.ok()
+    }
+
+    fn put(&mut self, key: &str, value: &str) -> Option<()> {
+        let call = self.shared.now_us();
+        let reply = self.client.put(key, value);
+        let request = Request::Put {
+            value: value.to_string(),
+        };
+        self.record(call, key, request, done_or_error(&reply));
+        reply.ok()
+    }
+
+    fn delete(&mut self, key: &str) -> Option<()> {
+        let call = self.shared.now_us();
+        let reply = self.client.delete(key);
+        self.record(call, key, Request::Delete, done_or_error(&reply));
+        reply.ok()
+    }
+
+    /// A CAS on what a read returned (`None`: absent).
+    fn cas(&mut self, key: &str, expect: Option<&Versioned>, value: &str) -> Option<bool> {
+        let expect_version = expect.map(|v| v.version);
+        let call = self.shared.now_us();
+        let reply = self.client.cas(key, expect_version, value);
+        let outcome = match &reply {
+            Ok(swapped) => Outcome::Swapped { swapped: *swapped },
+            Err(e) => Outcome::error(e),
+        };
+        let request = Request::Cas {
+            expect_version,
+            expect_value: expect.map(|v| v.value.clone()),
+            value: value.to_string(),
+        };
+        self.record(call, key, request, outcome);
+        reply.ok()
+    }
+
+    fn record(&mut self, call_us: u64, key: &str, request: Request, result: Outcome) {
+        let ret_us = self.shared.now_us().max(call_us);
+        self.shared.ops.fetch_add(1, Ordering::Relaxed);
+        if !result.is_ok() {
+            self.shared.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.log.records.push(Record {
+            call_us,
+            ret_us,
+            latency_us: ret_us - call_us,
+            worker: self.id,
+            node: self.node,
+            key: key.to_string(),
+            request,
+            result,
+            verify: false,
+        });
+    }
+}
+
+fn done_or_error(reply: &Result<(), OpError>) -> Outcome {
+    match reply {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_differ_and_repeat() {
+        assert_eq!(stream_seed(7, 0), stream_seed(7, 0));
+        assert_ne!(stream_seed(7, 0), stream_seed(7, 1));
+        assert_ne!(stream_seed(7, 0), stream_seed(8, 0));
+    }
+
+    #[test]
+    fn checked_keys_are_data_then_locks() {
+        let spec = WorkloadSpec {
+            workers: 1,
+            keys: 3,
+            think_time: Duration::ZERO,
+            request_timeout: Duration::from_secs(1),
+            seed: 1,
+        };
+        assert_eq!(
+            spec.checked_keys(),
+            ["chaos/k0", "chaos/k1", "chaos/k2", "chaos/lock0"]
+        );
+    }
+}
