@@ -343,7 +343,6 @@ mod tests {
             "{progress}"
         );
         assert!(progress.contains("\n"));
-        eprintln!("{}\n{}", outcome.line, outcome.details);
         let history = crate::chaos::run::load_history(&outcome.history_path).expect("history");
         assert!(history.len() as u64 > outcome.verdict.figures.ops);
         assert!(history.iter().any(|r| r.verify));

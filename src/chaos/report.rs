@@ -28,7 +28,7 @@ pub struct ReportInput<'a> {
 const MAX_OK_POINTS: usize = 30_000;
 
 const WIDTH: f64 = 1100.0;
-const LEFT: f64 = 70.0;
+const LEFT: f64 = 80.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 40.0;
 const SCATTER_H: f64 = 320.0;
@@ -180,7 +180,7 @@ fn svg(input: &ReportInput<'_>) -> String {
     let _ = writeln!(
         s,
         "<rect x=\"{LEFT}\" y=\"{band_top}\" width=\"{plot_w}\" height=\"{BAND_H}\" fill=\"none\" stroke=\"#ccc\"/>\
-         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">ok / 100 ms</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">ok/100ms</text>\
          <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"9\">max {}</text>",
         LEFT - 6.0,
         band_top + BAND_H / 2.0,
@@ -233,7 +233,7 @@ fn svg(input: &ReportInput<'_>) -> String {
         "<circle cx=\"{LEFT}\" cy=\"{:.1}\" r=\"4\" fill=\"{OK}\"/><text x=\"{:.1}\" y=\"{legend_y:.1}\">ok: {}{thinned}</text>\
          <circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{ERROR}\"/><text x=\"{:.1}\" y=\"{legend_y:.1}\">error, not applied or a failed read</text>\
          <circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{UNKNOWN}\"/><text x=\"{:.1}\" y=\"{legend_y:.1}\">write with unknown outcome</text>\
-         <rect x=\"{:.1}\" y=\"{:.1}\" width=\"12\" height=\"8\" fill=\"#f4a261\" fill-opacity=\"0.4\"/><text x=\"{:.1}\" y=\"{legend_y:.1}\">fault window</text>",
+         <rect x=\"{:.1}\" y=\"{:.1}\" width=\"12\" height=\"8\" fill=\"#f4a261\" fill-opacity=\"0.4\"/><text x=\"{:.1}\" y=\"{legend_y:.1}\">fault window (* hit the leader)</text>",
         legend_y - 4.0,
         LEFT + 8.0,
         thousands(drawn_ok),

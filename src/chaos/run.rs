@@ -331,9 +331,9 @@ fn details(
     );
     let _ = writeln!(
         s,
-        "ops: {} ({:.0}/s); checked {} ops on {} keys in {} search steps",
+        "ops: {} ({}/s); checked {} ops on {} keys in {} search steps",
         thousands(f.ops),
-        f.ops_per_s,
+        thousands(f.ops_per_s.round() as u64),
         thousands(verdict.checked.ops as u64),
         verdict.checked.keys,
         thousands(verdict.checked.steps)
@@ -393,8 +393,8 @@ fn details(
                 .map(|a| format!(
                     "; available {:.0}% ({} ok, {} failed)",
                     a.available * 100.0,
-                    a.ok,
-                    a.failed
+                    thousands(a.ok),
+                    thousands(a.failed)
                 ))
                 .unwrap_or_default(),
             failover,

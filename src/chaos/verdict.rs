@@ -36,12 +36,15 @@ pub struct FaultRecord {
     pub error: Option<String>,
 }
 
+/// One server's name and its local copy of `chaos/` (or why it could not be read).
+pub type ServerSnapshot = (String, Result<BTreeMap<String, String>, String>);
+
 /// The servers' local copies of `chaos/`, as last read.
 #[derive(Debug, Clone, Default)]
 pub struct Convergence {
     pub converged: bool,
     /// Per server: its name and what it held (or why it could not be read).
-    pub snapshots: Vec<(String, Result<BTreeMap<String, String>, String>)>,
+    pub snapshots: Vec<ServerSnapshot>,
     /// Keys that still differed, one line each (empty when converged).
     pub differences: Vec<String>,
     pub waited: Duration,
@@ -53,7 +56,7 @@ pub fn wait_converged(cluster: &dyn Cluster, timeout: Duration) -> Convergence {
     let started = Instant::now();
     let nodes = cluster.nodes();
     loop {
-        let snapshots: Vec<(String, Result<BTreeMap<String, String>, String>)> = nodes
+        let snapshots: Vec<ServerSnapshot> = nodes
             .iter()
             .enumerate()
             .filter(|(_, n)| n.server)
@@ -75,7 +78,7 @@ pub fn wait_converged(cluster: &dyn Cluster, timeout: Duration) -> Convergence {
 
 /// What keeps the snapshots from being identical, one line per key (or unreadable
 /// server).
-fn differences(snapshots: &[(String, Result<BTreeMap<String, String>, String>)]) -> Vec<String> {
+fn differences(snapshots: &[ServerSnapshot]) -> Vec<String> {
     let mut lines = Vec::new();
     let mut readable = Vec::new();
     for (name, snapshot) in snapshots {
@@ -517,8 +520,7 @@ mod tests {
 
     #[test]
     fn the_verdict_line_reads_as_documented() {
-        let mut errors = vec![("timeout".to_string(), 3), ("no-leader".to_string(), 9)];
-        errors.sort_by(|a, b| b.1.cmp(&a.1));
+        let errors = vec![("no-leader".to_string(), 9), ("timeout".to_string(), 3)];
         let verdict = Verdict {
             checked: Checked {
                 linearity: Linearity::Yes,

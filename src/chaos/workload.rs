@@ -64,6 +64,50 @@ pub fn stream_seed(seed: u64, stream: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// One operation a worker chose (keys and locks by number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    Get(ReadMode, usize),
+    Put(usize),
+    ReadThenCas(usize),
+    Delete(usize),
+    /// Take the lock, put to these keys, release it.
+    Lock {
+        lock: usize,
+        writes: Vec<usize>,
+    },
+    Ledger,
+}
+
+/// A worker's next choice. Every call takes the same number of draws from `rng`
+/// whatever it chooses, and nothing else draws from a worker's stream, so a worker's
+/// n-th choice depends on the seed alone, never on the answers it got.
+pub fn draw(rng: &mut impl Rng, keys: usize, locks: usize) -> Choice {
+    let keys = keys.max(1);
+    let key = rng.random_range(0..keys);
+    let roll = rng.random_range(0..100u32);
+    let lock = rng.random_range(0..locks.max(1));
+    let two_writes = rng.random_bool(0.5);
+    let second = rng.random_range(0..keys);
+    match roll {
+        0..20 => Choice::Get(ReadMode::Default, key),
+        20..30 => Choice::Get(ReadMode::Consistent, key),
+        30..34 => Choice::Get(ReadMode::Stale, key),
+        34..54 => Choice::Put(key),
+        54..74 => Choice::ReadThenCas(key),
+        74..80 => Choice::Delete(key),
+        80..92 => Choice::Lock {
+            lock,
+            writes: if two_writes {
+                vec![key, second]
+            } else {
+                vec![key]
+            },
+        },
+        _ => Choice::Ledger,
+    }
+}
+
 /// What the workers share with the run: the clock, the stop flag and live counters.
 pub struct Shared {
     pub epoch: Instant,
@@ -217,32 +261,21 @@ impl Worker {
         format!("{prefix}w{}-{}", self.id, self.seq)
     }
 
-    fn random_key(&mut self) -> String {
-        data_key(self.rng.random_range(0..self.spec.keys.max(1)))
-    }
-
     fn one_op(&mut self) {
-        let key = self.random_key();
-        match self.rng.random_range(0..100u32) {
-            0..20 => {
-                self.get(&key, ReadMode::Default);
+        match draw(&mut self.rng, self.spec.keys, self.spec.locks()) {
+            Choice::Get(mode, key) => {
+                self.get(&data_key(key), mode);
             }
-            20..30 => {
-                self.get(&key, ReadMode::Consistent);
-            }
-            30..34 => {
-                self.get(&key, ReadMode::Stale);
-            }
-            34..54 => {
+            Choice::Put(key) => {
                 let value = self.fresh("");
-                self.put(&key, &value);
+                self.put(&data_key(key), &value);
             }
-            54..74 => self.read_then_cas(&key),
-            74..80 => {
-                self.delete(&key);
+            Choice::ReadThenCas(key) => self.read_then_cas(&data_key(key)),
+            Choice::Delete(key) => {
+                self.delete(&data_key(key));
             }
-            80..92 => self.lock_sequence(),
-            _ => self.ledger_put(),
+            Choice::Lock { lock, writes } => self.lock_sequence(lock, &writes),
+            Choice::Ledger => self.ledger_put(),
         }
     }
 
@@ -256,9 +289,8 @@ impl Worker {
     }
 
     /// Acquire a lock by CAS, write one or two keys, release it by CAS.
-    fn lock_sequence(&mut self) {
-        let lock = lock_key(self.rng.random_range(0..self.spec.locks()));
-        let writes = self.rng.random_range(1..=2u32);
+    fn lock_sequence(&mut self, lock: usize, writes: &[usize]) {
+        let lock = lock_key(lock);
         let Some(current) = self.get(&lock, ReadMode::Default) else {
             return;
         };
@@ -275,11 +307,10 @@ impl Worker {
         if self.cas(&lock, current.as_ref(), &owner) != Some(true) {
             return;
         }
-        for _ in 0..writes {
+        for &key in writes {
             self.think();
-            let key = self.random_key();
             let value = self.fresh("");
-            self.put(&key, &value);
+            self.put(&data_key(key), &value);
         }
         self.think();
         // The CAS answered no version, so read it back to release on it.
@@ -387,6 +418,34 @@ mod tests {
         assert_eq!(stream_seed(7, 0), stream_seed(7, 0));
         assert_ne!(stream_seed(7, 0), stream_seed(7, 1));
         assert_ne!(stream_seed(7, 0), stream_seed(8, 0));
+    }
+
+    #[test]
+    fn a_seed_fixes_every_choice_and_all_kinds_occur() {
+        let choices = |seed| {
+            let mut rng = protocol::rng::seeded(stream_seed(seed, 3));
+            (0..500).map(|_| draw(&mut rng, 16, 2)).collect::<Vec<_>>()
+        };
+        let a = choices(7);
+        assert_eq!(a, choices(7));
+        assert_ne!(a, choices(8));
+        let has = |f: &dyn Fn(&Choice) -> bool| a.iter().any(f);
+        assert!(has(&|c| matches!(c, Choice::Get(ReadMode::Default, _))));
+        assert!(has(&|c| matches!(c, Choice::Get(ReadMode::Consistent, _))));
+        assert!(has(&|c| matches!(c, Choice::Get(ReadMode::Stale, _))));
+        assert!(has(&|c| matches!(c, Choice::Put(_))));
+        assert!(has(&|c| matches!(c, Choice::ReadThenCas(_))));
+        assert!(has(&|c| matches!(c, Choice::Delete(_))));
+        assert!(has(
+            &|c| matches!(c, Choice::Lock { writes, .. } if writes.len() == 2)
+        ));
+        assert!(has(&|c| matches!(c, Choice::Ledger)));
+        assert!(a.iter().all(|c| match c {
+            Choice::Get(_, k) | Choice::Put(k) | Choice::ReadThenCas(k) | Choice::Delete(k) =>
+                *k < 16,
+            Choice::Lock { lock, writes } => *lock < 2 && writes.iter().all(|k| *k < 16),
+            Choice::Ledger => true,
+        }));
     }
 
     #[test]
