@@ -2,8 +2,8 @@
 //! every answer it gives is linearizable unless it is told to misbehave.
 //!
 //! Faults: a killed node refuses (definitely not applied); a paused or cut-off node
-//! times out, and a write through it has then sometimes been applied and sometimes
-//! not (both are legal outcomes of a timeout). Misbehaviours: `buggy_node` answers
+//! times out, and a write through it has then been applied, is applied once the node
+//! is reachable again, or never is (all legal outcomes of a timeout). Misbehaviours: `buggy_node` answers
 //! default and consistent reads from an old copy of the store (a stale read the
 //! checker must catch); `lose_first_ledger_write` acknowledges the first ledger write
 //! without storing it (a lost write the verdict must report).
@@ -33,6 +33,9 @@ struct State {
     old_copy: BTreeMap<String, Versioned>,
     copied_at: Instant,
     ledger_lost: bool,
+    /// Writes an unreachable node holds, applied when it is reachable again (a write
+    /// that takes effect after its client gave up: a legal unknown outcome).
+    held: Vec<(usize, Write)>,
     faulty: Faulty,
     rng: protocol::rng::CoreRng,
     servers: usize,
@@ -42,6 +45,70 @@ impl State {
     fn unreachable(&self, node: usize) -> bool {
         self.paused[node] || self.cut_off[node]
     }
+
+    /// Apply the writes held by nodes that are reachable again (a killed node loses
+    /// its held writes: they were never committed).
+    fn release_held(&mut self) {
+        let held = std::mem::take(&mut self.held);
+        for (node, write) in held {
+            if self.down[node] {
+                continue;
+            }
+            if self.unreachable(node) {
+                self.held.push((node, write));
+            } else {
+                self.apply(&write);
+            }
+        }
+    }
+
+    fn apply(&mut self, write: &Write) -> bool {
+        match write {
+            Write::Put(key, value) => {
+                if key.starts_with(LEDGER_PREFIX)
+                    && self.faulty.lose_first_ledger_write
+                    && !self.ledger_lost
+                {
+                    self.ledger_lost = true;
+                    return true;
+                }
+                self.store_value(key, value);
+                true
+            }
+            Write::Cas(key, expect, value) => {
+                if self.store.get(key).map(|v| v.version) != *expect {
+                    return false;
+                }
+                self.store_value(key, value);
+                true
+            }
+            Write::Delete(key) => {
+                self.index += 1;
+                self.store.remove(key);
+                true
+            }
+        }
+    }
+
+    fn store_value(&mut self, key: &str, value: &str) {
+        self.index += 1;
+        let version = self.index;
+        self.store.insert(
+            key.to_string(),
+            Versioned {
+                value: value.to_string(),
+                version,
+            },
+        );
+    }
+}
+
+/// A write request, kept as data so an unreachable node can hold it.
+#[derive(Debug, Clone)]
+enum Write {
+    Put(String, String),
+    Cas(String, Option<u64>, String),
+    Delete(String),
 }
 
 pub struct FakeCluster {
@@ -76,6 +143,7 @@ impl FakeCluster {
                 old_copy: BTreeMap::new(),
                 copied_at: Instant::now(),
                 ledger_lost: false,
+                held: Vec::new(),
                 faulty,
                 rng: protocol::rng::seeded(99),
                 servers,
@@ -99,39 +167,41 @@ struct FakeClient {
 }
 
 impl FakeClient {
-    /// `Err` when the node cannot answer; `apply` says whether a write through an
-    /// unreachable node takes effect before it times out.
-    fn reach(&self, write: bool) -> Result<MutexGuard<'_, State>, (OpError, bool)> {
+    /// The store, or the error of a node that cannot answer. A write through an
+    /// unreachable node times out and then has taken effect, will take effect once
+    /// the node is reachable again, or never: a third each.
+    fn reach(&self, write: Option<&Write>) -> Result<MutexGuard<'_, State>, OpError> {
         let mut state = lock(&self.state);
         if state.down[self.node] {
-            return Err((error("refused", true), false));
+            return Err(error("refused", true));
         }
         if state.unreachable(self.node) {
-            let apply = write && state.rng.random_bool(0.5);
+            if let Some(write) = write {
+                match state.rng.random_range(0..3u32) {
+                    0 => {
+                        state.apply(write);
+                    }
+                    1 => state.held.push((self.node, write.clone())),
+                    _ => {}
+                }
+            }
             drop(state);
             std::thread::sleep(self.timeout.min(Duration::from_millis(5)));
-            return Err((error("timeout", false), apply));
+            return Err(error("timeout", false));
         }
         Ok(state)
     }
 
-    fn write(&mut self, op: impl FnOnce(&mut State) -> bool) -> Result<bool, OpError> {
-        match self.reach(true) {
-            Ok(mut state) => Ok(op(&mut state)),
-            Err((e, apply)) => {
-                if apply {
-                    op(&mut lock(&self.state));
-                }
-                Err(e)
-            }
-        }
+    fn write(&mut self, write: Write) -> Result<bool, OpError> {
+        let mut state = self.reach(Some(&write))?;
+        Ok(state.apply(&write))
     }
 }
 
 impl KvClient for FakeClient {
     fn get(&mut self, key: &str, mode: ReadMode) -> Result<Option<Versioned>, OpError> {
         let node = self.node;
-        let mut state = self.reach(false).map_err(|(e, _)| e)?;
+        let mut state = self.reach(None)?;
         if state.faulty.buggy_node == Some(node) && mode != ReadMode::Stale {
             if state.copied_at.elapsed() > Duration::from_millis(30) {
                 state.old_copy = state.store.clone();
@@ -143,53 +213,16 @@ impl KvClient for FakeClient {
     }
 
     fn put(&mut self, key: &str, value: &str) -> Result<(), OpError> {
-        self.write(|state| {
-            if key.starts_with(LEDGER_PREFIX)
-                && state.faulty.lose_first_ledger_write
-                && !state.ledger_lost
-            {
-                state.ledger_lost = true;
-                return true;
-            }
-            state.index += 1;
-            let version = state.index;
-            state.store.insert(
-                key.to_string(),
-                Versioned {
-                    value: value.to_string(),
-                    version,
-                },
-            );
-            true
-        })
-        .map(|_| ())
+        self.write(Write::Put(key.to_string(), value.to_string()))
+            .map(|_| ())
     }
 
     fn cas(&mut self, key: &str, expect: Option<u64>, value: &str) -> Result<bool, OpError> {
-        self.write(|state| {
-            if state.store.get(key).map(|v| v.version) != expect {
-                return false;
-            }
-            state.index += 1;
-            let version = state.index;
-            state.store.insert(
-                key.to_string(),
-                Versioned {
-                    value: value.to_string(),
-                    version,
-                },
-            );
-            true
-        })
+        self.write(Write::Cas(key.to_string(), expect, value.to_string()))
     }
 
     fn delete(&mut self, key: &str) -> Result<(), OpError> {
-        self.write(|state| {
-            state.index += 1;
-            state.store.remove(key);
-            true
-        })
-        .map(|_| ())
+        self.write(Write::Delete(key.to_string())).map(|_| ())
     }
 }
 
@@ -216,12 +249,16 @@ impl Cluster for FakeCluster {
     }
 
     fn kill(&mut self, node: usize) -> Result<(), String> {
-        lock(&self.state).down[node] = true;
+        let mut state = lock(&self.state);
+        state.down[node] = true;
+        state.held.retain(|(n, _)| *n != node);
         Ok(())
     }
 
     fn restart(&mut self, node: usize) -> Result<(), String> {
-        lock(&self.state).down[node] = false;
+        let mut state = lock(&self.state);
+        state.down[node] = false;
+        state.release_held();
         Ok(())
     }
 
@@ -231,7 +268,9 @@ impl Cluster for FakeCluster {
     }
 
     fn resume(&mut self, node: usize) -> Result<(), String> {
-        lock(&self.state).paused[node] = false;
+        let mut state = lock(&self.state);
+        state.paused[node] = false;
+        state.release_held();
         Ok(())
     }
 
@@ -248,12 +287,14 @@ impl Cluster for FakeCluster {
                 }
             }
         }
+        state.release_held();
         Ok(())
     }
 
     fn heal(&mut self) -> Result<(), String> {
         let mut state = lock(&self.state);
         state.cut_off = vec![false; self.nodes.len()];
+        state.release_held();
         Ok(())
     }
 
