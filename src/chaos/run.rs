@@ -143,7 +143,22 @@ pub fn run(
         crashed_workers: log.crashed_workers,
         ledger_acked: log.ledger_acked.len(),
     };
-    let details = details(opts, &verdict, &faults, &notes, end_us);
+    let mut details = details(opts, &verdict, &faults, &notes, end_us);
+    let roster: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let role = if n.server { "server" } else { "client" };
+            format!("{i}={} ({role}, {})", n.name, n.api_addr)
+        })
+        .collect();
+    details.insert_str(
+        0,
+        &format!(
+            "nodes (history.jsonl names them by index): {}\n",
+            roster.join(", ")
+        ),
+    );
 
     let history_path = opts.out_dir.join("history.jsonl");
     let verdict_path = opts.out_dir.join("verdict.txt");

@@ -122,7 +122,14 @@ pub fn final_reads(
     let mut unanswered = Vec::new();
     for (n, node) in cluster.nodes().iter().enumerate() {
         let mut client = cluster.client(n, request_timeout);
+        // Once a node has failed past the deadline, its other keys are not tried
+        // (a node that never came back would cost a timeout per key).
+        let mut gave_up = false;
         for key in keys {
+            if gave_up {
+                unanswered.push(format!("{key} via {}: not tried", node.name));
+                continue;
+            }
             loop {
                 let call_us = now_us();
                 match client.get(key, ReadMode::Consistent) {
@@ -148,6 +155,7 @@ pub fn final_reads(
                     }
                     Err(e) if Instant::now() >= deadline => {
                         unanswered.push(format!("{key} via {}: {e}", node.name));
+                        gave_up = true;
                         break;
                     }
                     Err(_) => std::thread::sleep(POLL),

@@ -52,7 +52,7 @@ const FLAGS: &[FlagSpec] = &[
 
 pub fn usage() -> String {
     api_client::usage(
-        "Usage: cairn chaos [options]\n\n  Runs a seeded KV workload against a local cluster while injecting faults\n  (kill, pause, partition, restart, membership), then checks the history for\n  linearizability, looks for lost acknowledged writes and checks that the\n  servers converged. Writes history.jsonl, verdict.txt and report.html.\n  Exit code 0 only for a clean verdict.",
+        "Usage: cairn chaos [options]\n\n  Runs a seeded KV workload against a local cluster while injecting faults\n  (kill, pause, partition, restart, membership), then checks the history for\n  linearizability, looks for lost acknowledged writes and checks that the\n  servers converged. Writes history.jsonl, verdict.txt and report.html.\n  Exit code 0 only for a clean verdict. A seed replays the same operations\n  and fault plan; timing (and so the outcome) may still differ. See\n  docs/chaos.md.",
         FLAGS,
     )
 }
