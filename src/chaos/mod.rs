@@ -32,7 +32,7 @@ pub mod verdict;
 pub mod workload;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

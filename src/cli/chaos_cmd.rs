@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::api_client::{self, ParsedArgs};
 use super::argv::{FlagKind, FlagSpec};
 use super::Output;
-use crate::chaos::target::FaultKind;
+use crate::chaos::target::{Cluster, FaultKind};
 use crate::chaos::{self, ChaosOptions, TargetKind};
 use crate::duration::parse_go_duration;
 
@@ -58,6 +58,14 @@ pub fn usage() -> String {
 }
 
 pub fn run(args: &[String], io: &mut Output<'_>) -> i32 {
+    run_with(args, io, &chaos::targets::start_target)
+}
+
+/// A cluster for a run's options.
+pub type StartTarget = dyn Fn(&ChaosOptions) -> Result<Box<dyn Cluster>, String>;
+
+/// [`run`] with the cluster from `start` (tests pass an in-memory one).
+pub fn run_with(args: &[String], io: &mut Output<'_>, start: &StartTarget) -> i32 {
     let opts = match parse(args) {
         Ok(Some(opts)) => opts,
         Ok(None) => {
@@ -77,7 +85,7 @@ pub fn run(args: &[String], io: &mut Output<'_>) -> i32 {
         "seed {} (replay with -seed {})",
         opts.seed, opts.seed
     );
-    let mut cluster = match chaos::targets::start_target(&opts) {
+    let mut cluster = match start(&opts) {
         Ok(cluster) => cluster,
         Err(e) => {
             let _ = writeln!(
@@ -235,6 +243,7 @@ fn duration(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chaos::fake::{FakeCluster, Faulty};
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -349,6 +358,73 @@ mod tests {
         assert!(refused(&["-target", "etcd", "-clients", "1"]).contains("-clients 0"));
         assert_eq!(parse_faults("none").expect("none"), []);
         assert_eq!(parse_faults("kill,kill").expect("dedup"), [FaultKind::Kill]);
+    }
+
+    fn capture_with(list: &[&str], faulty: Faulty) -> (i32, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let start = move |opts: &ChaosOptions| -> Result<Box<dyn Cluster>, String> {
+            Ok(Box::new(FakeCluster::new(
+                opts.servers,
+                opts.clients,
+                faulty,
+            )))
+        };
+        let code = run_with(
+            &args(list),
+            &mut Output {
+                out: &mut out,
+                err: &mut err,
+            },
+            &start,
+        );
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
+    }
+
+    #[test]
+    fn a_clean_run_prints_the_verdict_and_the_files_and_exits_0() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_dir = dir.path().join("out");
+        let out_arg = out_dir.to_string_lossy().into_owned();
+        let (code, out, err) = capture_with(
+            &[
+                "-duration",
+                "1s",
+                "-seed",
+                "5",
+                "-keys",
+                "3",
+                "-out",
+                &out_arg,
+            ],
+            Faulty::default(),
+        );
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(out.starts_with("linearizable: yes ("), "{out}");
+        assert!(out.contains(&format!(
+            "report:  {}",
+            out_dir.join("report.html").display()
+        )));
+        assert!(err.starts_with("seed 5 (replay with -seed 5)\n"), "{err}");
+        assert!(out_dir.join("history.jsonl").exists());
+    }
+
+    #[test]
+    fn a_violation_prints_its_explanation_and_exits_1() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_arg = dir.path().to_string_lossy().into_owned();
+        let faulty = Faulty {
+            buggy_node: Some(0),
+            ..Faulty::default()
+        };
+        let (code, out, _) =
+            capture_with(&["-duration", "1s", "-keys", "3", "-out", &out_arg], faulty);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.starts_with("linearizable: no ("), "{out}");
+        assert!(out.contains("\nnot linearizable: key"), "{out}");
     }
 
     #[test]
