@@ -23,9 +23,11 @@ pub struct ReportInput<'a> {
     pub end_us: u64,
 }
 
-/// Above this many successful points, only every n-th is drawn (errors and unknown
-/// outcomes always are), so the file stays a few MB at most.
+/// Above this many successful points, only every n-th is drawn, so the file stays a
+/// few MB at most.
 const MAX_OK_POINTS: usize = 30_000;
+/// The same for failed operations (errors and unknown outcomes), drawn on top.
+const MAX_FAILED_POINTS: usize = 30_000;
 
 const WIDTH: f64 = 1100.0;
 const LEFT: f64 = 80.0;
@@ -159,7 +161,12 @@ fn svg(input: &ReportInput<'_>) -> String {
             );
         }
     }
-    for r in work.iter().filter(|r| !r.result.is_ok()) {
+    let failed_count = work.iter().filter(|r| !r.result.is_ok()).count();
+    let every_failed = failed_count.div_ceil(MAX_FAILED_POINTS).max(1);
+    for (n, r) in work.iter().filter(|r| !r.result.is_ok()).enumerate() {
+        if n % every_failed != 0 {
+            continue;
+        }
         let colour = if r.is_unknown_write() { UNKNOWN } else { ERROR };
         let _ = writeln!(
             s,
@@ -222,11 +229,17 @@ fn svg(input: &ReportInput<'_>) -> String {
         );
         t += step;
     }
-    let thinned = if every > 1 {
-        format!(" (every {every}th of {} shown)", thousands(ok_count as u64))
-    } else {
-        String::new()
-    };
+    let mut thinned = String::new();
+    if every > 1 {
+        thinned = format!(" (every {every}th of {} shown)", thousands(ok_count as u64));
+    }
+    if every_failed > 1 {
+        let _ = write!(
+            thinned,
+            " (failures: every {every_failed}th of {} shown)",
+            thousands(failed_count as u64)
+        );
+    }
     let legend_y = axis_y + 34.0;
     let _ = writeln!(
         s,

@@ -15,6 +15,10 @@ use crate::chaos::target::{Cluster, FaultKind};
 use crate::chaos::{self, ChaosOptions, TargetKind};
 use crate::duration::parse_go_duration;
 
+/// The longest run (16 workers at the default pace make a few million operations in it;
+/// the whole history is held in memory and checked at the end).
+const MAX_DURATION: Duration = Duration::from_secs(30 * 60);
+
 const fn value(name: &'static str, value_name: &'static str, help: &'static str) -> FlagSpec {
     FlagSpec {
         name,
@@ -148,6 +152,14 @@ pub fn parse(args: &[String]) -> Result<Option<ChaosOptions>, String> {
         opts.workers = Some(count(&parsed, "workers", 0, 1, 64)?);
     }
     opts.duration = duration(&parsed, "duration", opts.duration, false)?;
+    // The history is kept in memory and checked at the end: bound it.
+    if opts.duration > MAX_DURATION {
+        return Err(format!(
+            "-duration {} is too long: at most {} (the history is kept in memory)",
+            crate::duration::format_go_duration(opts.duration),
+            crate::duration::format_go_duration(MAX_DURATION)
+        ));
+    }
     opts.request_timeout = duration(&parsed, "timeout", opts.request_timeout, false)?;
     opts.think_time = duration(&parsed, "think", opts.think_time, true)?;
     if let Some(text) = parsed.value("faults") {
