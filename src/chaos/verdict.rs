@@ -234,7 +234,8 @@ pub fn check(records: &[Record], budget: u64, node_names: &[String]) -> Checked 
                 CheckerVerdict::Linearizable => Linearity::Yes,
                 CheckerVerdict::Unknown { key } => Linearity::Unknown { key: key.clone() },
                 CheckerVerdict::NotLinearizable { key, explanation } => {
-                    let mut text = format!("{}\n", checked.verdict);
+                    let mut text = render_violation(key, explanation, &origin);
+                    text.push('\n');
                     let line = |i: usize| describe(origin[i], &records[origin[i]], node_names);
                     let prefix = &explanation.longest_prefix;
                     let _ = writeln!(
@@ -284,6 +285,36 @@ pub fn check(records: &[Record], budget: u64, node_names: &[String]) -> Checked 
         keys,
         steps,
     }
+}
+
+/// The checker's rendering of a violation with its indices turned into history
+/// indices (`#n` is line n + 1 of history.jsonl), and a long prefix shortened to its
+/// last operations.
+fn render_violation(
+    key: &str,
+    explanation: &protocol::linearizability::Explanation<String>,
+    origin: &[usize],
+) -> String {
+    const SHOWN: usize = 12;
+    let to_history = |ops: &[usize]| ops.iter().map(|&i| origin[i]).collect::<Vec<_>>();
+    let prefix = &explanation.longest_prefix;
+    let remapped = CheckerVerdict::<String, String>::NotLinearizable {
+        key: key.to_string(),
+        explanation: protocol::linearizability::Explanation {
+            longest_prefix: to_history(&prefix[prefix.len().saturating_sub(SHOWN)..]),
+            value_after_prefix: explanation.value_after_prefix.clone(),
+            unplaced: to_history(&explanation.unplaced),
+        },
+    };
+    let text = remapped.to_string();
+    if prefix.len() <= SHOWN {
+        return text;
+    }
+    let elided = format!(
+        "[{} earlier ops, ",
+        thousands((prefix.len() - SHOWN) as u64)
+    );
+    text.replacen("prefix [", &format!("prefix {elided}"), 1)
 }
 
 /// How quickly writes came back after a fault that hit the leader.
@@ -655,6 +686,37 @@ mod tests {
         assert!(
             explanation.contains("get (default) => read absent"),
             "{explanation}"
+        );
+    }
+
+    #[test]
+    fn a_violation_names_history_indices_and_elides_a_long_prefix() {
+        // Stale reads are left out of the check, so checker index != history index.
+        let mut records = vec![rec(
+            0,
+            1,
+            "chaos/k0",
+            Request::Get { mode: Mode::Stale },
+            read(None),
+        )];
+        for i in 0..20u64 {
+            records.push(rec(
+                2 + 2 * i,
+                3 + 2 * i,
+                "chaos/k0",
+                put(&format!("w0-{i}")),
+                Outcome::Done,
+            ));
+        }
+        records.push(rec(100, 101, "chaos/k0", get(), read(Some("w0-3"))));
+        let checked = check(&records, 1_000_000, &["node1".to_string()]);
+        let Linearity::No { explanation, .. } = &checked.linearity else {
+            panic!("{checked:?}");
+        };
+        let first = explanation.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            "not linearizable: key \"chaos/k0\": longest linearizable prefix [8 earlier ops, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20] (ops by history index) leaves the value Some(\"w0-19\"); the search could not extend it with any of [21]"
         );
     }
 
