@@ -436,7 +436,7 @@ fn details(
     if notes.crashed_workers > 0 {
         let _ = writeln!(
             s,
-            "{} workers crashed; their operations are missing from the history",
+            "{} workers failed to start or crashed; their operations are missing from the history",
             notes.crashed_workers
         );
     }

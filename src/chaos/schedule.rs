@@ -97,11 +97,10 @@ pub fn plan(
     duration: Duration,
     timing: &ScheduleTiming,
 ) -> Vec<PlannedFault> {
-    let mut kinds: Vec<FaultKind> = FaultKind::ALL
+    let kinds: Vec<FaultKind> = FaultKind::ALL
         .into_iter()
         .filter(|k| requested.contains(k) && supports(*k) && feasible(*k, shape))
         .collect();
-    kinds.dedup();
     let mut rng = protocol::rng::seeded(stream_seed(seed, SCHEDULE_STREAM));
     let mut faults = Vec::new();
     if kinds.is_empty() {

@@ -147,7 +147,7 @@ pub struct WorkloadLog {
     pub records: Vec<Record>,
     /// Acknowledged ledger writes, (key, value).
     pub ledger_acked: Vec<(String, String)>,
-    /// Workers that ended by a panic (their records are lost).
+    /// Workers that could not start or ended by a panic (their records are lost).
     pub crashed_workers: usize,
 }
 
@@ -155,6 +155,8 @@ pub struct WorkloadLog {
 pub struct Workload {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<WorkerLog>>,
+    /// Workers whose thread could not be started.
+    not_started: usize,
 }
 
 impl Workload {
@@ -170,11 +172,15 @@ impl Workload {
                 std::thread::Builder::new()
                     .name(format!("chaos-w{id}"))
                     .spawn(move || worker.run())
-                    .map_err(|e| e.to_string())
             })
-            .filter_map(|spawned| spawned.ok())
-            .collect();
-        Workload { shared, threads }
+            .collect::<Vec<_>>();
+        let not_started = threads.iter().filter(|t| t.is_err()).count();
+        let threads = threads.into_iter().filter_map(Result::ok).collect();
+        Workload {
+            shared,
+            threads,
+            not_started,
+        }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -184,7 +190,10 @@ impl Workload {
     /// Ask every worker to stop after its current request and collect their logs.
     pub fn stop(self) -> WorkloadLog {
         self.shared.stop.store(true, Ordering::Release);
-        let mut log = WorkloadLog::default();
+        let mut log = WorkloadLog {
+            crashed_workers: self.not_started,
+            ..WorkloadLog::default()
+        };
         for thread in self.threads {
             match thread.join() {
                 Ok(worker) => {
