@@ -14,7 +14,8 @@
 //!   the figures, rendered as one verdict line;
 //! - `report`: `report.html`, a picture of the run in plain SVG;
 //! - `run`: the orchestration and the live progress line;
-//! - `targets`: where the command line gets its cluster from.
+//! - `targets`: where the command line gets its cluster from (`etcd` is the etcd
+//!   control target; the local cairn cluster is `crate::localcluster`).
 //!
 //! Reproducibility: a run's seed fixes every worker's choice of operations and the
 //! fault plan (kinds, targets, windows). Timing still varies from run to run (latency,
