@@ -128,7 +128,7 @@ pub fn plan(
 fn feasible(kind: FaultKind, shape: &Shape) -> bool {
     let servers_ok = shape.minority() >= 1;
     match kind {
-        FaultKind::Membership => servers_ok,
+        FaultKind::Membership | FaultKind::SlowDisk => servers_ok,
         _ => servers_ok || !shape.clients.is_empty(),
     }
 }
@@ -156,7 +156,7 @@ fn draw_aim(rng: &mut impl Rng, kind: FaultKind, shape: &Shape) -> Aim {
             40..70 => Aim::RandomSplit,
             _ => Aim::SingleNode,
         },
-        FaultKind::Membership => match roll {
+        FaultKind::Membership | FaultKind::SlowDisk => match roll {
             0..50 => Aim::Leader,
             _ => Aim::RandomServer,
         },
@@ -257,6 +257,10 @@ impl PlannedFault {
     }
 }
 
+/// How long a slow disk stalls each fsync: over 2000x this machine's fdatasync, so a
+/// slowed leader's commits wait on the other servers and a slowed follower falls behind.
+pub const SLOW_DISK_STALL: Duration = Duration::from_millis(250);
+
 /// Put a resolved fault into effect.
 pub fn inject(cluster: &mut dyn Cluster, fault: &Resolved) -> Result<(), String> {
     match (fault.kind, fault.node) {
@@ -269,6 +273,7 @@ pub fn inject(cluster: &mut dyn Cluster, fault: &Resolved) -> Result<(), String>
             cluster.restart(n)
         }
         (FaultKind::Membership, Some(n)) => cluster.cycle_membership(n),
+        (FaultKind::SlowDisk, Some(n)) => cluster.slow_disk(n, Some(SLOW_DISK_STALL)),
     }
 }
 
@@ -279,6 +284,7 @@ pub fn undo(cluster: &mut dyn Cluster, fault: &Resolved) -> Result<(), String> {
         (FaultKind::Partition, _) => cluster.heal(),
         (FaultKind::Kill, Some(n)) => cluster.restart(n),
         (FaultKind::Pause, Some(n)) => cluster.resume(n),
+        (FaultKind::SlowDisk, Some(n)) => cluster.slow_disk(n, None),
         _ => Ok(()),
     }
 }

@@ -88,15 +88,19 @@ pub enum FaultKind {
     /// Remove a server from the Raft configuration and add it back (cairn: leave and
     /// rejoin with the same data dir wiped, so it catches up by snapshot).
     Membership,
+    /// Make a server's log disk slow: every fsync stalls (cairn's `-fault-injection`
+    /// disk stall), so its acknowledgements lag while its network stays fast.
+    SlowDisk,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Restart,
         FaultKind::Membership,
+        FaultKind::SlowDisk,
     ];
 
     /// The name used on the command line (`-faults kill,pause,...`) and in reports.
@@ -107,6 +111,7 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::Restart => "restart",
             FaultKind::Membership => "membership",
+            FaultKind::SlowDisk => "slow-disk",
         }
     }
 
@@ -140,6 +145,13 @@ pub trait Cluster: Send {
     /// Remove a server from the configuration and bring it back (see
     /// [`FaultKind::Membership`]); returns once it is a member again or the attempt failed.
     fn cycle_membership(&mut self, node: usize) -> Result<(), String>;
+    /// Make `node`'s log disk stall this long before every fsync (`None`: lift it).
+    /// Targets that cannot do it keep this default and leave [`FaultKind::SlowDisk`]
+    /// unsupported.
+    fn slow_disk(&mut self, node: usize, stall: Option<Duration>) -> Result<(), String> {
+        let _ = (node, stall);
+        Err("a slow disk is not supported by this target".to_string())
+    }
     /// Every key under `prefix` with its value as `node` holds it locally (a stale read,
     /// no forwarding), for the convergence check after the run.
     fn local_snapshot(

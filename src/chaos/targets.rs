@@ -2,14 +2,31 @@
 //! `Box<dyn Cluster>`; the local cairn cluster and the etcd cluster are built
 //! elsewhere and plugged in here.
 
+use super::etcd::EtcdCluster;
 use super::target::Cluster;
-use super::ChaosOptions;
+use super::{ChaosOptions, TargetKind};
+use std::path::PathBuf;
 
 /// Start (or attach to) the cluster `opts.target` names, shaped by `opts` (servers,
 /// clients, base address, data dir, unsafe local reads).
 pub fn start_target(opts: &ChaosOptions) -> Result<Box<dyn Cluster>, String> {
-    Err(format!(
-        "target {} is not available in this build",
-        opts.target.name()
-    ))
+    let dir = cluster_dir(opts);
+    match opts.target {
+        TargetKind::Etcd => {
+            if opts.unsafe_local_reads {
+                return Err("-unsafe-local-reads is a cairn flag; etcd has no such mode".into());
+            }
+            let cluster = EtcdCluster::start(&dir, opts.servers, opts.base)?;
+            Ok(Box::new(cluster))
+        }
+        TargetKind::Cairn => Err("target cairn is not available in this build".into()),
+    }
+}
+
+/// Where the cluster's data dirs and logs go: `-dir`, else `cluster/` in the output dir
+/// (so one run's files stay together and runs never share state).
+fn cluster_dir(opts: &ChaosOptions) -> PathBuf {
+    opts.data_dir
+        .clone()
+        .unwrap_or_else(|| opts.out_dir.join("cluster"))
 }

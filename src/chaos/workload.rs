@@ -222,8 +222,13 @@ struct Worker {
     shared: Arc<Shared>,
     rng: protocol::rng::CoreRng,
     seq: u64,
+    /// Operations that failed so far (a failure is followed by [`ERROR_BACKOFF`]).
+    errors: u64,
     log: WorkerLog,
 }
+
+/// Pause after an operation that failed.
+const ERROR_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Worker {
     fn new(
@@ -242,14 +247,21 @@ impl Worker {
             shared,
             rng,
             seq: 0,
+            errors: 0,
             log: WorkerLog::default(),
         }
     }
 
     fn run(mut self) -> WorkerLog {
         while !self.stopped() {
+            let errors_before = self.errors;
             self.one_op();
             self.think();
+            if self.errors > errors_before {
+                // As a real client would: a node that just failed (dead, paused, cut
+                // off) is not hammered, so error counts measure outages, not retry speed.
+                std::thread::sleep(ERROR_BACKOFF);
+            }
         }
         self.log
     }
@@ -395,6 +407,7 @@ impl Worker {
         let ret_us = self.shared.now_us().max(call_us);
         self.shared.ops.fetch_add(1, Ordering::Relaxed);
         if !result.is_ok() {
+            self.errors += 1;
             self.shared.errors.fetch_add(1, Ordering::Relaxed);
         }
         self.log.records.push(Record {

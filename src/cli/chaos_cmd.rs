@@ -336,7 +336,7 @@ mod tests {
     fn bad_input_is_a_clear_error() {
         assert_eq!(
             refused(&["-faults", "kill,explode"]),
-            "unknown fault \"explode\" in -faults: expected some of kill, pause, partition, restart, membership"
+            "unknown fault \"explode\" in -faults: expected some of kill, pause, partition, restart, membership, slow-disk"
         );
         assert_eq!(
             refused(&["-duration", "60"]),

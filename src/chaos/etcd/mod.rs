@@ -180,11 +180,12 @@ impl Cluster for EtcdCluster {
 
     /// Kill, pause and restart. Not partitions: cutting links between members on
     /// loopback needs packet filtering (root), and etcd has no switch of its own for
-    /// it. Not membership cycles: this target does not drive etcd's member API.
+    /// it. Not membership cycles: this target does not drive etcd's member API. Not a
+    /// slow disk: etcd has no hook to stall its fsyncs.
     fn supports(&self, fault: FaultKind) -> bool {
         match fault {
             FaultKind::Kill | FaultKind::Pause | FaultKind::Restart => true,
-            FaultKind::Partition | FaultKind::Membership => false,
+            FaultKind::Partition | FaultKind::Membership | FaultKind::SlowDisk => false,
         }
     }
 
