@@ -236,10 +236,29 @@ fn a_cluster_driven_through_the_command_line() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown node \"node7\""), "{err}");
 
+    // Down with -keep: every agent gone, the files kept; status shows them dead.
+    let state = ClusterState::load(&dir).unwrap().expect("state file");
+    let out = cluster_ok(&dir, "down", &["-keep"]);
+    assert!(out.starts_with("Cluster stopped; files kept"), "{out}");
+    for n in &state.nodes {
+        let pid = n.pid.expect("pid");
+        assert_eq!(proc_state(pid, &n.data_dir), ProcState::Dead, "{}", n.name);
+        assert!(n.log.exists(), "{}", n.log.display());
+    }
+    assert!(status(&dir).values().all(|(process, _)| process == "dead"));
+
+    // A state file whose agents are all dead is stale: `up` starts afresh (empty data).
+    let out = cluster_ok(&dir, "up", &up);
+    assert!(out.starts_with("Cluster up in"), "{out}");
+    wait_for("a leader in the new cluster", || {
+        agreed_leader(&dir, &servers)
+    });
+    assert_eq!(get_consistent("node1", "k"), None);
+
     // Down: every agent gone, the folder removed; then there is no cluster.
     let state = ClusterState::load(&dir).unwrap().expect("state file");
     let out = cluster_ok(&dir, "down", &[]);
-    assert!(out.starts_with("Cluster stopped"), "{out}");
+    assert!(out.starts_with("Cluster stopped and"), "{out}");
     for n in &state.nodes {
         let pid = n.pid.expect("pid");
         assert_eq!(proc_state(pid, &n.data_dir), ProcState::Dead, "{}", n.name);

@@ -113,19 +113,20 @@ pub fn signal_agent(pid: u32, data_dir: &Path, signal: Signal) -> Result<(), Str
     }
 }
 
-/// Poll until `pid` is no longer the agent of `data_dir` (reaping `child` if this
-/// process started it), or `timeout` passes; true if it went.
+/// Poll until `pid` is no longer the agent of `data_dir`, or `timeout` passes; true if
+/// it went. With `child` (this process started it) the answer is `wait`'s, which also
+/// reaps it; /proc alone cannot tell an exiting process (memory released, command line
+/// empty, sockets still open) from a dead one, and a caller that starts the next agent
+/// on the same address needs the sockets closed.
 pub fn wait_gone(pid: u32, data_dir: &Path, child: Option<&mut Child>, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut child = child;
     loop {
-        if let Some(c) = child.as_mut() {
-            // Reap it, so it is neither a zombie nor still "ours" in /proc.
-            if let Ok(Some(_)) = c.try_wait() {
-                return true;
-            }
-        }
-        if proc_state(pid, data_dir) == ProcState::Dead {
+        let gone = match child.as_mut() {
+            Some(c) => !matches!(c.try_wait(), Ok(None)),
+            None => is_gone(pid, data_dir),
+        };
+        if gone {
             return true;
         }
         if Instant::now() >= deadline {
@@ -133,6 +134,21 @@ pub fn wait_gone(pid: u32, data_dir: &Path, child: Option<&mut Child>, timeout: 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether `pid` has finished exiting as far as /proc shows: no such process, a zombie
+/// (its files are closed by then), or another program under a reused pid. A process
+/// with an empty command line that is not a zombie is still exiting.
+fn is_gone(pid: u32, data_dir: &Path) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return true;
+    };
+    if raw.is_empty() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        return matches!(stat_state(&stat), None | Some('Z' | 'X' | 'x'));
+    }
+    let want = data_dir.as_os_str().as_encoded_bytes();
+    !raw.split(|b| *b == 0).any(|arg| arg == want)
 }
 
 /// Poll until `pid` shows `want` in /proc, or `timeout` passes.
