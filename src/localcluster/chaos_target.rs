@@ -101,7 +101,7 @@ impl KvClient for CairnKv {
         match self.write("PUT", &path, Some(value))? {
             true => Ok(()),
             false => Err(OpError {
-                kind: "refused".into(),
+                kind: "answered-false".into(),
                 definitely_not_applied: true,
                 message: format!("PUT {path}: answered false"),
             }),
@@ -118,7 +118,7 @@ impl KvClient for CairnKv {
         match self.write("DELETE", &path, None)? {
             true => Ok(()),
             false => Err(OpError {
-                kind: "refused".into(),
+                kind: "answered-false".into(),
                 definitely_not_applied: true,
                 message: format!("DELETE {path}: answered false"),
             }),

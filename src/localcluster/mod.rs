@@ -90,10 +90,11 @@ impl LocalCluster {
         Ok((cluster, UpOutcome::Started))
     }
 
-    /// [`LocalCluster::up`] for in-process users, which stop it at the end.
+    /// [`LocalCluster::up`] for in-process users: a cluster it started is stopped when
+    /// the value is dropped; one it attached to (already up in the folder) is not.
     pub fn start(spec: ClusterSpec) -> Result<LocalCluster, ClusterError> {
-        let (mut cluster, _) = LocalCluster::up(spec)?;
-        cluster.stop_on_drop = true;
+        let (mut cluster, outcome) = LocalCluster::up(spec)?;
+        cluster.stop_on_drop = outcome == UpOutcome::Started;
         Ok(cluster)
     }
 
