@@ -12,7 +12,8 @@
 //!   of the leader's;
 //! - a server that left gossip is removed;
 //! - with `cleanup_dead_servers`, a failed non-voter is removed, and a failed voter too
-//!   while the voters that are not failed still make a quorum of the configuration;
+//!   once it has been unhealthy for `server_stabilization_time` and while the voters
+//!   that are not failed still make a quorum of the configuration;
 //! - servers gossip does not know at all are left alone (a new leader's gossip may not
 //!   have heard of everyone yet).
 //!
@@ -258,8 +259,25 @@ impl Autopilot {
                 .filter(|m| m.voter && status_of(&m.id) != SerfStatus::Failed)
                 .count();
             let quorum = voters / 2 + 1;
+            // A voter only once it has been down for the stabilization time: a server
+            // that is killed and restarted at once keeps its vote instead of coming back
+            // as a non-voter for another stabilization time, with the cluster one
+            // failure from unavailable meanwhile. (raft-autopilot gets a similar grace
+            // from its reconcile interval.)
+            let down_long_enough = |m: &&RaftMember| {
+                health.servers.iter().any(|s| {
+                    s.id == m.id
+                        && !s.healthy
+                        && now_ms.saturating_sub(s.stable_since_unix_ms)
+                            >= self.config.server_stabilization_ms
+                })
+            };
             if not_failed >= quorum {
-                if let Some(m) = others().filter(|m| m.voter).find(failed) {
+                if let Some(m) = others()
+                    .filter(|m| m.voter)
+                    .filter(failed)
+                    .find(down_long_enough)
+                {
                     return Some(decision(remove(m), Reason::Failed, m));
                 }
             }

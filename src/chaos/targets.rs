@@ -5,6 +5,7 @@
 use super::etcd::EtcdCluster;
 use super::target::Cluster;
 use super::{ChaosOptions, TargetKind};
+use crate::localcluster::{ClusterSpec, LocalCluster};
 use std::path::PathBuf;
 
 /// Start (or attach to) the cluster `opts.target` names, shaped by `opts` (servers,
@@ -19,7 +20,20 @@ pub fn start_target(opts: &ChaosOptions) -> Result<Box<dyn Cluster>, String> {
             let cluster = EtcdCluster::start(&dir, opts.servers, opts.base)?;
             Ok(Box::new(cluster))
         }
-        TargetKind::Cairn => Err("target cairn is not available in this build".into()),
+        TargetKind::Cairn => {
+            let binary = std::env::current_exe()
+                .map_err(|e| format!("cannot find the cairn binary to start agents with: {e}"))?;
+            let mut spec = ClusterSpec::new(opts.servers, opts.clients, &dir, &binary);
+            spec.base = opts.base;
+            if opts.unsafe_local_reads {
+                spec.agent_args
+                    .push("-debug-unsafe-local-reads".to_string());
+            }
+            // A cluster already up in `dir` (`scripts/cluster up -dir DIR`) is attached
+            // to and left running afterwards; otherwise a fresh one is started.
+            let cluster = LocalCluster::start(spec).map_err(|e| e.to_string())?;
+            Ok(Box::new(cluster))
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `cairn` command line: subcommand dispatch. `agent` runs the agent; `debug` holds
-//! operator tools for a stopped agent's data directory; the other commands (`members`,
+//! operator tools for a stopped agent's data directory; `cluster` runs a local test
+//! cluster of agents (`crate::localcluster`); the other commands (`members`,
 //! `join`, `leave`, `force-leave`, and kv, catalog ... as the roadmap brings them) are
 //! thin HTTP clients of a running agent (`api_client`), one module each.
 //!
@@ -10,6 +11,7 @@ pub mod agent_flags;
 pub mod api_client;
 pub mod argv;
 pub mod chaos_cmd;
+pub mod cluster_cmd;
 pub mod columns;
 pub mod debug_cmd;
 #[cfg(test)]
@@ -48,6 +50,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "chaos",
         synopsis: "Runs faults against a local cluster under load and checks the history",
         run: chaos_cmd::run,
+    },
+    Subcommand {
+        name: "cluster",
+        synopsis: "Runs a local test cluster on loopback (up, status, kill, partition, down ...)",
+        run: cluster_cmd::run,
     },
     Subcommand {
         name: "debug",

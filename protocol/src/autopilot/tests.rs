@@ -144,16 +144,33 @@ fn a_server_that_left_is_removed_and_a_failed_one_only_with_quorum() {
         )
     );
 
-    // Failed: removed while the others still make a quorum of the configuration.
+    // Failed: removed once down for the stabilization time, while the others still
+    // make a quorum of the configuration.
     g[2].status = SerfStatus::Failed;
-    let d = decide(&mut ap, 0, &r, &g).unwrap();
+    assert_eq!(
+        decide(&mut ap, 0, &r, &g),
+        None,
+        "just failed: keeps its vote"
+    );
+    assert_eq!(decide(&mut ap, STABLE - 1, &r, &g), None);
+    let d = decide(&mut ap, STABLE, &r, &g).unwrap();
     assert_eq!(d.reason, Reason::Failed);
+    // Back before the grace ran out: the clock starts again at its next failure.
+    g[2].status = SerfStatus::Alive;
+    assert_eq!(decide(&mut ap, STABLE + 1, &r, &g), None);
+    g[2].status = SerfStatus::Failed;
+    assert_eq!(decide(&mut ap, STABLE + 2, &r, &g), None);
     let two = raft(vec![member("a", true, 100), member("c", true, 100)]);
     let g2 = vec![
         gossip("a", SerfStatus::Alive),
         gossip("c", SerfStatus::Failed),
     ];
     assert_eq!(decide(&mut ap, 0, &two, &g2), None, "1 of 2 is no quorum");
+    assert_eq!(
+        decide(&mut ap, 10 * STABLE, &two, &g2),
+        None,
+        "1 of 2 is no quorum"
+    );
     // Without cleanup, failed servers stay.
     let mut off = Autopilot::new(AutopilotConfig {
         cleanup_dead_servers: false,
