@@ -303,10 +303,18 @@ fn render_violation(
         explanation: protocol::linearizability::Explanation {
             longest_prefix: to_history(&prefix[prefix.len().saturating_sub(SHOWN)..]),
             value_after_prefix: explanation.value_after_prefix.clone(),
-            unplaced: to_history(&explanation.unplaced),
+            unplaced: to_history(&explanation.unplaced[..explanation.unplaced.len().min(SHOWN)]),
         },
     };
-    let text = remapped.to_string();
+    let mut text = remapped.to_string();
+    if explanation.unplaced.len() > SHOWN {
+        // Everything after the stuck point is "unplaced": name the first few only.
+        let more = thousands((explanation.unplaced.len() - SHOWN) as u64);
+        if text.ends_with(']') {
+            text.pop();
+            text.push_str(&format!(", and {more} later ops]"));
+        }
+    }
     if prefix.len() <= SHOWN {
         return text;
     }
@@ -717,6 +725,31 @@ mod tests {
         assert_eq!(
             first,
             "not linearizable: key \"chaos/k0\": longest linearizable prefix [8 earlier ops, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20] (ops by history index) leaves the value Some(\"w0-19\"); the search could not extend it with any of [21]"
+        );
+    }
+
+    #[test]
+    fn a_long_tail_of_unplaced_ops_is_cut_to_the_first_few() {
+        let mut records = vec![rec(0, 1, "chaos/k0", put("w0-0"), Outcome::Done)];
+        records.push(rec(2, 3, "chaos/k0", get(), read(Some("never-written"))));
+        for i in 0..30u64 {
+            let value = format!("w1-{i}");
+            records.push(rec(
+                10 + 2 * i,
+                11 + 2 * i,
+                "chaos/k0",
+                put(&value),
+                Outcome::Done,
+            ));
+        }
+        let checked = check(&records, 1_000_000, &["node1".to_string()]);
+        let Linearity::No { explanation, .. } = &checked.linearity else {
+            panic!("{checked:?}");
+        };
+        let first = explanation.lines().next().unwrap_or_default();
+        assert!(
+            first.ends_with("any of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, and 19 later ops]"),
+            "{first}"
         );
     }
 
