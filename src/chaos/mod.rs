@@ -137,7 +137,7 @@ impl ChaosOptions {
         ChaosOptions {
             target: TargetKind::Cairn,
             servers: 3,
-            clients: 0,
+            clients: 2,
             duration: Duration::from_secs(60),
             faults: vec![FaultKind::Kill, FaultKind::Pause, FaultKind::Partition],
             seed,

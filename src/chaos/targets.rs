@@ -17,6 +17,7 @@ pub fn start_target(opts: &ChaosOptions) -> Result<Box<dyn Cluster>, String> {
             if opts.unsafe_local_reads {
                 return Err("-unsafe-local-reads is a cairn flag; etcd has no such mode".into());
             }
+            // etcd has no client agents: `-clients` does not apply to it.
             let cluster = EtcdCluster::start(&dir, opts.servers, opts.base)?;
             Ok(Box::new(cluster))
         }

@@ -31,18 +31,18 @@ const fn value(name: &'static str, value_name: &'static str, help: &'static str)
 const FLAGS: &[FlagSpec] = &[
     value("target", "<cairn|etcd>", "The system under test. Default cairn."),
     value("servers", "<n>", "Servers (voting, data-holding nodes). Default 3."),
-    value("clients", "<n>", "Client agents (cairn only). Default 0."),
+    value("clients", "<n>", "Client agents (cairn only; etcd has none). Default 2."),
     value("duration", "<duration>", "How long the workload and the faults run, e.g. 60s. Default 60s."),
     value(
         "faults",
         "<kinds>",
-        "Comma-separated fault kinds: kill, pause, partition, restart, membership (or none). Default kill,pause,partition.",
+        "Comma-separated fault kinds: kill, pause, partition, restart, membership, slow-disk (or none). Default kill,pause,partition.",
     ),
     value("seed", "<n>", "Seed of the workload and fault schedule. Default: random (printed, so a run can be replayed)."),
     value("keys", "<n>", "Shared keys the workload uses. Default 16."),
     value("workers", "<n>", "Workload threads. Default two per node, at most 16."),
     value("out", "<dir>", "Where history.jsonl, verdict.txt and report.html go. Default chaos-seed<seed>."),
-    value("dir", "<dir>", "Where the nodes keep their data. Default: a temporary directory."),
+    value("dir", "<dir>", "Where the cluster lives (data dirs, logs). Default: cluster/ in -out. A cairn cluster already up there (scripts/cluster up -dir DIR) is attached to and left running."),
     value("base", "<ipv4>", "The first loopback address of the nodes. Default 127.0.0.21."),
     FlagSpec {
         name: "unsafe-local-reads",
@@ -56,7 +56,7 @@ const FLAGS: &[FlagSpec] = &[
 
 pub fn usage() -> String {
     api_client::usage(
-        "Usage: cairn chaos [options]\n\n  Runs a seeded KV workload against a local cluster while injecting faults\n  (kill, pause, partition, restart, membership), then checks the history for\n  linearizability, looks for lost acknowledged writes and checks that the\n  servers converged. Writes history.jsonl, verdict.txt and report.html.\n  Exit code 0 only for a clean verdict. A seed replays the same operations\n  and fault plan; timing (and so the outcome) may still differ. See\n  docs/chaos.md.",
+        "Usage: cairn chaos [options]\n\n  Runs a seeded KV workload against a local cluster while injecting faults\n  (kill, pause, partition, restart, membership, slow disk), then checks the history for\n  linearizability, looks for lost acknowledged writes and checks that the\n  servers converged. Writes history.jsonl, verdict.txt and report.html.\n  Exit code 0 only for a clean verdict. A seed replays the same operations\n  and fault plan; timing (and so the outcome) may still differ. See\n  docs/chaos.md.",
         FLAGS,
     )
 }
