@@ -22,6 +22,7 @@
 //! which op lands in which fault window, which node leads when a fault starts), so two
 //! runs with one seed do the same things but not necessarily with the same outcome.
 
+pub mod attached;
 pub mod etcd;
 pub mod history;
 pub mod report;
@@ -117,6 +118,9 @@ pub struct ChaosOptions {
     /// cairn target: let followers answer default-mode reads locally (a known-unsafe
     /// setting, for showing that the checker catches stale reads).
     pub unsafe_local_reads: bool,
+    /// `-attach`: HTTP addresses of running cairn agents to drive instead of starting
+    /// a cluster (empty: start one).
+    pub attach: Vec<String>,
     /// Every workload request gives up after this.
     pub request_timeout: Duration,
     /// A worker's pause between two operations (leaves CPU to the cluster).
@@ -147,6 +151,7 @@ impl ChaosOptions {
             data_dir: None,
             base: Ipv4Addr::new(127, 0, 0, 21),
             unsafe_local_reads: false,
+            attach: Vec::new(),
             request_timeout: Duration::from_secs(3),
             think_time: Duration::from_millis(2),
             timing: ScheduleTiming::default(),

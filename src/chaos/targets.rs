@@ -2,6 +2,7 @@
 //! `Box<dyn Cluster>`; the local cairn cluster and the etcd cluster are built
 //! elsewhere and plugged in here.
 
+use super::attached::AttachedCluster;
 use super::etcd::EtcdCluster;
 use super::target::Cluster;
 use super::{ChaosOptions, TargetKind};
@@ -20,6 +21,9 @@ pub fn start_target(opts: &ChaosOptions) -> Result<Box<dyn Cluster>, String> {
             // etcd has no client agents: `-clients` does not apply to it.
             let cluster = EtcdCluster::start(&dir, opts.servers, opts.base)?;
             Ok(Box::new(cluster))
+        }
+        TargetKind::Cairn if !opts.attach.is_empty() => {
+            Ok(Box::new(AttachedCluster::connect(&opts.attach)?))
         }
         TargetKind::Cairn => {
             let binary = std::env::current_exe()

@@ -43,6 +43,7 @@ const FLAGS: &[FlagSpec] = &[
     value("workers", "<n>", "Workload threads. Default two per node, at most 16."),
     value("out", "<dir>", "Where history.jsonl, verdict.txt and report.html go. Default chaos-seed<seed>."),
     value("dir", "<dir>", "Where the cluster lives (data dirs, logs). Default: cluster/ in -out. A cairn cluster already up there (scripts/cluster up -dir DIR) is attached to and left running."),
+    value("attach", "<addrs>", "Attach to running cairn agents instead of starting a cluster: their HTTP addresses, comma-separated. Faults: partition and slow-disk if they run with -fault-injection; nothing is killed or paused."),
     value("base", "<ipv4>", "The first loopback address of the nodes. Default 127.0.0.21."),
     FlagSpec {
         name: "unsafe-local-reads",
@@ -186,6 +187,25 @@ pub fn parse(args: &[String]) -> Result<Option<ChaosOptions>, String> {
         }
     }
     opts.unsafe_local_reads = parsed.bool("unsafe-local-reads");
+    if opts.target == TargetKind::Etcd && parsed.value("clients").is_none() {
+        opts.clients = 0;
+    }
+    if let Some(text) = parsed.value("attach") {
+        opts.attach = text
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        if opts.attach.is_empty() {
+            return Err(
+                "-attach needs HTTP addresses: -attach 127.0.0.21:8500,127.0.0.22:8500".into(),
+            );
+        }
+        if opts.target != TargetKind::Cairn {
+            return Err("-attach works with cairn agents only".into());
+        }
+    }
     if opts.target == TargetKind::Etcd && opts.clients > 0 {
         return Err("etcd has no client agents: use -clients 0 with -target etcd".into());
     }

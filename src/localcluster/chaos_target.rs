@@ -276,24 +276,7 @@ impl Cluster for LocalCluster {
             .nodes
             .get(node)
             .ok_or_else(|| format!("no node {node}"))?;
-        let (method, url) = match stall {
-            Some(stall) => (
-                "PUT",
-                format!(
-                    "http://{}/v1/cairn/faults/disk?stall={}ms",
-                    n.http_addr(),
-                    stall.as_millis().max(1)
-                ),
-            ),
-            None => (
-                "DELETE",
-                format!("http://{}/v1/cairn/faults/disk", n.http_addr()),
-            ),
-        };
-        match http::call(method, &url, None, SNAPSHOT_TIMEOUT)? {
-            (200, _) => Ok(()),
-            (status, body) => Err(format!("{method} {url}: {status} {}", body.trim())),
-        }
+        set_disk_stall(&n.http_addr(), stall)
     }
 
     fn local_snapshot(
@@ -306,13 +289,7 @@ impl Cluster for LocalCluster {
             .nodes
             .get(node)
             .ok_or_else(|| format!("no node {node}"))?;
-        let url = format!("http://{}{}?recurse&stale", n.http_addr(), kv_path(prefix));
-        let (status, body) = http::call("GET", &url, None, SNAPSHOT_TIMEOUT)?;
-        match status {
-            404 => Ok(BTreeMap::new()),
-            200 => parse_listing(&body).map_err(|e| format!("GET {url}: {e}")),
-            _ => Err(format!("GET {url}: {status} {}", body.trim())),
-        }
+        kv_snapshot(&n.http_addr(), prefix)
     }
 
     /// Stops the cluster only if this value started it: one the harness attached to
@@ -326,6 +303,35 @@ impl Cluster for LocalCluster {
 
 /// How long the convergence check's read of one node may take.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every key under `prefix` with its value as the agent at `http_addr` holds it (a
+/// stale read: answered from its own store, never forwarded).
+pub fn kv_snapshot(http_addr: &str, prefix: &str) -> Result<BTreeMap<String, String>, String> {
+    let url = format!("http://{http_addr}{}?recurse&stale", kv_path(prefix));
+    let (status, body) = http::call("GET", &url, None, SNAPSHOT_TIMEOUT)?;
+    match status {
+        404 => Ok(BTreeMap::new()),
+        200 => parse_listing(&body).map_err(|e| format!("GET {url}: {e}")),
+        _ => Err(format!("GET {url}: {status} {}", body.trim())),
+    }
+}
+
+/// Make the agent at `http_addr` stall each log fsync by `stall` (`None`: lift it);
+/// needs `-fault-injection`.
+pub fn set_disk_stall(http_addr: &str, stall: Option<Duration>) -> Result<(), String> {
+    let base = format!("http://{http_addr}/v1/cairn/faults/disk");
+    let (method, url) = match stall {
+        Some(stall) => (
+            "PUT",
+            format!("{base}?stall={}ms", stall.as_millis().max(1)),
+        ),
+        None => ("DELETE", base),
+    };
+    match http::call(method, &url, None, SNAPSHOT_TIMEOUT)? {
+        (200, _) => Ok(()),
+        (status, body) => Err(format!("{method} {url}: {status} {}", body.trim())),
+    }
+}
 
 /// Key to value of a `?recurse` listing.
 fn parse_listing(body: &str) -> Result<BTreeMap<String, String>, String> {
