@@ -224,10 +224,13 @@ fn play(
             let resolved = planned.resolve(&nodes, cluster.leader());
             let start_us = shared.now_us();
             let result = schedule::inject(cluster, &resolved);
+            let effective_us = shared.now_us();
+            let result = result.and_then(|()| schedule::complete(cluster, &resolved));
             faults.push(FaultRecord {
                 kind: resolved.kind,
                 description: resolved.description.clone(),
                 start_us,
+                effective_us,
                 end_us: start_us,
                 hits_leader: resolved.hits_leader,
                 error: result.err().map(|e| format!("inject: {e}")),

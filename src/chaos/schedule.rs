@@ -268,12 +268,20 @@ pub fn inject(cluster: &mut dyn Cluster, fault: &Resolved) -> Result<(), String>
         (_, None) => Ok(()),
         (FaultKind::Kill, Some(n)) => cluster.kill(n),
         (FaultKind::Pause, Some(n)) => cluster.pause(n),
-        (FaultKind::Restart, Some(n)) => {
-            cluster.kill(n)?;
-            cluster.restart(n)
-        }
+        // The kill half only: the run notes when the fault took effect, then calls
+        // `complete` for the restart.
+        (FaultKind::Restart, Some(n)) => cluster.kill(n),
         (FaultKind::Membership, Some(n)) => cluster.cycle_membership(n),
         (FaultKind::SlowDisk, Some(n)) => cluster.slow_disk(n, Some(SLOW_DISK_STALL)),
+    }
+}
+
+/// The rest of a fault whose injection has two halves: a Restart's restart (so that
+/// the moment the node died can be noted between them).
+pub fn complete(cluster: &mut dyn Cluster, fault: &Resolved) -> Result<(), String> {
+    match (fault.kind, fault.node) {
+        (FaultKind::Restart, Some(n)) => cluster.restart(n),
+        _ => Ok(()),
     }
 }
 

@@ -103,6 +103,16 @@ impl FaultKind {
         FaultKind::SlowDisk,
     ];
 
+    /// Whether the fault, aimed at the leader, leaves the cluster to elect another:
+    /// what "failover" is measured for. A membership cycle hands leadership over
+    /// gracefully and a slow disk deposes nobody; their cost shows as availability.
+    pub fn takes_the_leader_away(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Kill | FaultKind::Pause | FaultKind::Partition | FaultKind::Restart
+        )
+    }
+
     /// The name used on the command line (`-faults kill,pause,...`) and in reports.
     pub fn name(self) -> &'static str {
         match self {

@@ -30,6 +30,9 @@ pub struct FaultRecord {
     pub description: String,
     /// µs since the run started.
     pub start_us: u64,
+    /// When the fault was in effect: the node dead or stopped, every partition rule
+    /// set (for a restart: once the kill was done, before the restart).
+    pub effective_us: u64,
     pub end_us: u64,
     pub hits_leader: bool,
     /// Whether injecting or undoing it failed, and how.
@@ -394,12 +397,16 @@ pub fn figures(records: &[Record], faults: &[FaultRecord], end_us: u64) -> Figur
     let failovers = faults
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.hits_leader)
+        .filter(|(_, f)| f.hits_leader && f.kind.takes_the_leader_away())
         .map(|(i, f)| Failover {
             fault: i,
+            // Writes called once the leader was really gone: one called earlier may
+            // still be acknowledged by the old leader and say nothing of failover.
             us: work
                 .iter()
-                .filter(|r| r.call_us >= f.start_us && r.is_write() && r.is_acknowledged_write())
+                .filter(|r| {
+                    r.call_us >= f.effective_us && r.is_write() && r.is_acknowledged_write()
+                })
                 .map(|r| r.ret_us - f.start_us)
                 .min(),
         })
@@ -629,6 +636,37 @@ mod tests {
     }
 
     #[test]
+    fn failover_counts_writes_called_once_the_fault_took_effect_and_only_leader_losses() {
+        let records = vec![
+            // Called after the start but before the partition rules were all set: the
+            // old leader acknowledges it, which says nothing of failover.
+            rec(310, 320, "k", put("a"), Outcome::Done),
+            rec(400, 900, "k", put("b"), Outcome::Done),
+        ];
+        let fault = |kind| FaultRecord {
+            kind,
+            description: "x".into(),
+            start_us: 300_000,
+            effective_us: 350_000,
+            end_us: 1_000_000,
+            hits_leader: true,
+            error: None,
+        };
+        let f = figures(&records, &[fault(FaultKind::Partition)], 1_000_000);
+        assert_eq!(
+            f.failovers,
+            vec![Failover {
+                fault: 0,
+                us: Some(600_000)
+            }]
+        );
+        for graceful in [FaultKind::SlowDisk, FaultKind::Membership] {
+            let f = figures(&records, &[fault(graceful)], 1_000_000);
+            assert!(f.failovers.is_empty(), "{graceful:?}");
+        }
+    }
+
+    #[test]
     fn figures_find_gaps_failovers_and_availability() {
         let records = vec![
             rec(0, 100, "k", put("a"), Outcome::Done),
@@ -644,6 +682,7 @@ mod tests {
             kind: FaultKind::Kill,
             description: "kill node1 (leader)".into(),
             start_us: 300_000,
+            effective_us: 300_000,
             end_us: 1_900_000,
             hits_leader: true,
             error: None,
