@@ -950,6 +950,9 @@ fn a_hostile_maximal_term_does_not_panic() {
 #[path = "snapshot_tests.rs"]
 mod snapshot_tests;
 
+#[path = "cache_tests.rs"]
+mod cache_tests;
+
 #[path = "reads_tests.rs"]
 mod reads_tests;
 
