@@ -1039,7 +1039,23 @@ impl Handler<SnapshotTaken> for RaftCore {
     }
 }
 
-/// Test probe: (first index held in memory, entries held in memory).
+/// Test probe: (entries in the log cache, first cached index).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "(usize, u64)")]
+pub(crate) struct CacheStats;
+
+#[cfg(test)]
+impl Handler<CacheStats> for RaftCore {
+    type Result = MessageResult<CacheStats>;
+
+    fn handle(&mut self, _: CacheStats, _: &mut Context<Self>) -> Self::Result {
+        let (cached, _) = self.raft.cached();
+        MessageResult((cached, self.raft.cache_first_index().0))
+    }
+}
+
+/// Test probe: (first index after the compaction point, entries after it).
 #[cfg(test)]
 #[derive(Message)]
 #[rtype(result = "(u64, usize)")]
