@@ -538,9 +538,9 @@ impl Raft {
                 let entries = &entries[..usable.min(self.cfg.max_entries_per_append)];
                 let batch = bounded_batch(entries, self.cfg.max_append_bytes);
                 self.send_entries(to, prev, batch);
-            } else {
-                self.replicate(to);
             }
+            // Pipelining: the next load (or cached batch) goes while this one travels.
+            self.replicate(to);
         }
         self.finish();
     }
