@@ -1010,7 +1010,7 @@ impl Handler<SnapshotTaken> for RaftCore {
             by_count
         };
         let mut trailing = 0u64;
-        for entry in self.raft.entries(first_held, msg.meta.index).iter().rev() {
+        for entry in self.raft.entries_iter(first_held, msg.meta.index).rev() {
             trailing += crate::fsm::payload_bytes(entry);
             if trailing > msg.trailing_bytes {
                 keep_from = entry.index.0;

@@ -291,6 +291,14 @@ impl Raft {
     pub fn entries(&self, from: LogIndex, to: LogIndex) -> Vec<Entry> {
         self.log.slice(from, to)
     }
+    /// [`Raft::entries`] without copying them.
+    pub fn entries_iter(
+        &self,
+        from: LogIndex,
+        to: LogIndex,
+    ) -> impl DoubleEndedIterator<Item = &Entry> + ExactSizeIterator {
+        self.log.range(from, to)
+    }
     /// The entry at `index` if it is cached.
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
         self.log.get(index)
@@ -536,7 +544,7 @@ impl Raft {
             let prev = LogIndex(from.0.saturating_sub(1));
             if usable > 0 && wanted && self.log.term_at(prev).is_some() {
                 let entries = &entries[..usable.min(self.cfg.max_entries_per_append)];
-                let batch = bounded_batch(entries, self.cfg.max_append_bytes);
+                let batch = bounded_batch(entries.iter(), self.cfg.max_append_bytes);
                 self.send_entries(to, prev, batch);
             }
             // Pipelining: the next load (or cached batch) goes while this one travels.
@@ -1228,8 +1236,9 @@ impl Raft {
             return false;
         }
         let to = LogIndex(last.0.min(prev.0 + self.cfg.max_entries_per_append as u64));
+        // Only the entries that fit are copied (a batch is bounded by bytes).
         let entries = bounded_batch(
-            &self.log.slice(LogIndex(prev.0 + 1), to),
+            self.log.range(LogIndex(prev.0 + 1), to),
             self.cfg.max_append_bytes,
         );
         self.send_entries(peer, prev, entries)
@@ -1515,16 +1524,20 @@ impl Raft {
 }
 
 /// The longest prefix of `entries` whose payloads fit in `max_bytes` (at least one entry).
-pub(super) fn bounded_batch(entries: &[Entry], max_bytes: usize) -> Vec<Entry> {
+pub(super) fn bounded_batch<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    max_bytes: usize,
+) -> Vec<Entry> {
     let mut bytes = 0usize;
-    let fitting = entries
-        .iter()
-        .take_while(|e| {
+    entries
+        .into_iter()
+        .enumerate()
+        .take_while(|(i, e)| {
             bytes = bytes.saturating_add(e.payload.approx_bytes());
-            bytes <= max_bytes
+            *i == 0 || bytes <= max_bytes
         })
-        .count();
-    entries[..fitting.max(1).min(entries.len())].to_vec()
+        .map(|(_, e)| e.clone())
+        .collect()
 }
 
 /// The membership `change` makes of `current`, or why it cannot. Lists stay sorted by id

@@ -154,19 +154,18 @@ impl Log {
         self.cache.get(pos)
     }
 
-    /// Cached entries in `from..=to` (clamped to the cache: callers that need entries
-    /// below [`Log::cache_first`] must load them).
-    pub fn slice(&self, from: LogIndex, to: LogIndex) -> Vec<Entry> {
+    /// Cached entries in `from..=to`, borrowed (clamped to the cache: callers that need
+    /// entries below [`Log::cache_first`] must load them).
+    pub fn range(&self, from: LogIndex, to: LogIndex) -> std::collections::vec_deque::Iter<'_, Entry> {
         let first = self.cache_first().0;
         let start = from.0.max(first) - first;
         let end = (to.0.saturating_add(1).saturating_sub(first)).min(self.cache.len() as u64);
-        if start >= end {
-            return Vec::new();
-        }
-        self.cache
-            .range(start as usize..end as usize)
-            .cloned()
-            .collect()
+        self.cache.range(start.min(end) as usize..end as usize)
+    }
+
+    /// [`Log::range`], copied.
+    pub fn slice(&self, from: LogIndex, to: LogIndex) -> Vec<Entry> {
+        self.range(from, to).cloned().collect()
     }
 
     /// Whether `entries` are exactly this log's entries at their indexes as far as the
