@@ -60,9 +60,7 @@ use crate::status::{Lease, StatusCell};
 use actix::prelude::*;
 use protocol::ids::{LogIndex, ServerId};
 use protocol::raft::frame::RaftFrame;
-use protocol::raft::{
-    ChangeError, ConfigChange, Entry, Output, Payload, Raft, Role, SnapshotMeta,
-};
+use protocol::raft::{ChangeError, ConfigChange, Entry, Output, Payload, Raft, Role, SnapshotMeta};
 use protocol::runtime::{Core, Effect};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -145,7 +145,10 @@ async fn the_log_cache_stays_bounded_and_a_restart_applies_the_uncached_log() {
         if cached <= 4 && first == last - cached as u64 + 1 {
             break;
         }
-        assert!(started.elapsed() < DEADLINE, "cache holds {cached} from {first}");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "cache holds {cached} from {first}"
+        );
         actix::clock::sleep(Duration::from_millis(5)).await;
     }
     assert!(snapshot_indexes(dir).is_empty(), "no snapshot was taken");
@@ -161,7 +164,10 @@ async fn the_log_cache_stays_bounded_and_a_restart_applies_the_uncached_log() {
     assert_eq!(*server.view().read(), plus_noop(&before, noop));
     let started = Instant::now();
     while server.cache_stats().await.0 > 4 {
-        assert!(started.elapsed() < DEADLINE, "cache trimmed after the restart");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "cache trimmed after the restart"
+        );
         actix::clock::sleep(Duration::from_millis(5)).await;
     }
     server.shutdown().await;

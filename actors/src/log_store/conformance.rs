@@ -222,7 +222,10 @@ fn reads_return_stored_entries_bounded_by_count_and_bytes(open: Opener) {
     b.append(&entries(2, 21, 40)).unwrap();
     b.sync().unwrap();
     let all = usize::MAX;
-    assert_eq!(b.read(LogIndex(5), LogIndex(10), all).unwrap(), entries(1, 5, 10));
+    assert_eq!(
+        b.read(LogIndex(5), LogIndex(10), all).unwrap(),
+        entries(1, 5, 10)
+    );
     assert_eq!(
         indexes(&b.read(LogIndex(19), LogIndex(100), all).unwrap()),
         (19..=40).collect::<Vec<_>>(),
@@ -238,7 +241,10 @@ fn reads_return_stored_entries_bounded_by_count_and_bytes(open: Opener) {
         indexes(&b.read(LogIndex(5), LogIndex(40), 3 * one + 1).unwrap()),
         vec![5, 6, 7]
     );
-    assert_eq!(indexes(&b.read(LogIndex(5), LogIndex(40), 1).unwrap()), vec![5]);
+    assert_eq!(
+        indexes(&b.read(LogIndex(5), LogIndex(40), 1).unwrap()),
+        vec![5]
+    );
     // Not stored: an error, not an empty answer.
     assert!(b.read(LogIndex(0), LogIndex(3), all).is_err());
     assert!(b.read(LogIndex(41), LogIndex(45), all).is_err());
@@ -261,7 +267,10 @@ fn reads_return_stored_entries_bounded_by_count_and_bytes(open: Opener) {
     // After a reopen, and after compaction: whatever is still stored reads back; what
     // was compacted away is an error.
     let (mut b, r) = open();
-    assert_eq!(b.read(LogIndex(2), LogIndex(4), all).unwrap(), entries(1, 2, 4));
+    assert_eq!(
+        b.read(LogIndex(2), LogIndex(4), all).unwrap(),
+        entries(1, 2, 4)
+    );
     b.compact_until(LogIndex(25)).unwrap();
     drop(b);
     let (mut b, r2) = open();
@@ -276,7 +285,10 @@ fn reads_return_stored_entries_bounded_by_count_and_bytes(open: Opener) {
     // After a reset, only what follows it.
     b.reset_after(LogIndex(50)).unwrap();
     b.append(&entries(5, 51, 52)).unwrap();
-    assert_eq!(b.read(LogIndex(51), LogIndex(52), all).unwrap(), entries(5, 51, 52));
+    assert_eq!(
+        b.read(LogIndex(51), LogIndex(52), all).unwrap(),
+        entries(5, 51, 52)
+    );
     assert!(b.read(LogIndex(31), LogIndex(52), all).is_err());
 }
 
@@ -519,7 +531,10 @@ fn a_damaged_record_is_an_error_on_reading_back() {
         matches!(&err, StorageError::Corrupt { detail, .. } if detail.contains("log index 3")),
         "{err}"
     );
-    assert_eq!(b.read(LogIndex(4), LogIndex(5), usize::MAX).unwrap(), entries(1, 4, 5));
+    assert_eq!(
+        b.read(LogIndex(4), LogIndex(5), usize::MAX).unwrap(),
+        entries(1, 4, 5)
+    );
 }
 
 #[test]

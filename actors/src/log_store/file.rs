@@ -73,8 +73,8 @@
 //! # Reading back
 //! `read` (a leader sending a lagging follower entries no longer in the core's cache)
 //! finds each entry through the in-memory offset table, reads its record with a
-//! positioned read from its segment (sealed or active; buffered appends are written to
-//! the file first), and checks the record's crc and that it decodes to the entry of
+//! positioned read from its segment (sealed or active; appends still in the write
+//! buffer are read from it), and checks the record's crc and that it decodes to the entry of
 //! that index: anything else is `StorageError::Corrupt` naming the file, offset and
 //! index. A read never changes the files.
 //!
@@ -428,6 +428,24 @@ fn rewrite_empty_segment(path: &Path, first_index: u64) -> Result<(Segment, File
     ))
 }
 
+/// The entry `index` from its record at `pos` of the write buffer.
+fn buffered_record(
+    buf: &[u8],
+    pos: u64,
+    index: u64,
+    max_record: usize,
+) -> Result<Entry, StorageError> {
+    let bad = |detail: &str| StorageError::Io(format!("buffered entry {index}: {detail}"));
+    let format::Record::Good(payload, _) = format::unframe(buf, pos as usize, max_record) else {
+        return Err(bad("bad record"));
+    };
+    let entry: Entry = codec::decode(payload, max_record).map_err(|e| bad(&e.to_string()))?;
+    if entry.index.0 != index {
+        return Err(bad("wrong index"));
+    }
+    Ok(entry)
+}
+
 /// The entry `index` from its record at `offset` of the segment `file`: the crc must
 /// hold and the payload must decode to the entry of that index.
 fn read_record(
@@ -654,8 +672,11 @@ impl LogBackend for FileBackend {
                 next - 1
             )));
         }
-        // Buffered appends are part of the log: put them in the file to read them back.
-        self.write_buffer()?;
+        // Buffered appends are part of the log: the active segment's records from
+        // `in_file` on are still in `buf` (a read never writes: a failed write here
+        // could leave bytes that the next sync writes again).
+        let active = self.segments.len() - 1;
+        let in_file = self.segments[active].len - self.buf.len() as u64;
         let mut out = Vec::new();
         let mut total = 0usize;
         let mut open: Option<(usize, File)> = None;
@@ -668,6 +689,16 @@ impl LogBackend for FileBackend {
             let Some(&offset) = seg.offsets.get((index - seg.first_index) as usize) else {
                 return Err(StorageError::Io(format!("entry {index} has no record")));
             };
+            if seg_pos == active && offset >= in_file {
+                let entry = buffered_record(&self.buf, offset - in_file, index, self.max_record)?;
+                let bytes = entry.payload.approx_bytes();
+                if !read_fits(out.len(), total, bytes, max_bytes) {
+                    break;
+                }
+                total = total.saturating_add(bytes);
+                out.push(entry);
+                continue;
+            }
             if open.as_ref().map(|(p, _)| *p) != Some(seg_pos) {
                 open = Some((seg_pos, File::open(&seg.path)?));
             }

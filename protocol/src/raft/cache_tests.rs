@@ -113,15 +113,15 @@ fn a_follower_below_the_cache_is_sent_loaded_entries_that_match_the_log() {
         vec![
             send("c", append(3, "a", (2, 2), vec![entry(2, 3, cmd("q"))], 5)),
             send(
-            "c",
-            append(
-                3,
-                "a",
-                (3, 2),
-                vec![entry(2, 4, cmd("r")), entry(3, 5, Payload::Noop)],
-                5
+                "c",
+                append(
+                    3,
+                    "a",
+                    (3, 2),
+                    vec![entry(2, 4, cmd("r")), entry(3, 5, Payload::Noop)],
+                    5
+                )
             )
-        )
         ]
     );
 }

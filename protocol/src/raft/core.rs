@@ -1225,7 +1225,8 @@ impl Raft {
             });
             if !asked_lately {
                 p.loading = Some((p.next_index, self.now_ms));
-                let up_to = (cache_first.0 - 1).min(prev.0 + self.cfg.max_entries_per_append as u64);
+                let up_to =
+                    (cache_first.0 - 1).min(prev.0 + self.cfg.max_entries_per_append as u64);
                 self.outputs.push(Output::LoadEntries {
                     to: peer.clone(),
                     from: p.next_index,

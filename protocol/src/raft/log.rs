@@ -156,7 +156,11 @@ impl Log {
 
     /// Cached entries in `from..=to`, borrowed (clamped to the cache: callers that need
     /// entries below [`Log::cache_first`] must load them).
-    pub fn range(&self, from: LogIndex, to: LogIndex) -> std::collections::vec_deque::Iter<'_, Entry> {
+    pub fn range(
+        &self,
+        from: LogIndex,
+        to: LogIndex,
+    ) -> std::collections::vec_deque::Iter<'_, Entry> {
         let first = self.cache_first().0;
         let start = from.0.max(first) - first;
         let end = (to.0.saturating_add(1).saturating_sub(first)).min(self.cache.len() as u64);
@@ -211,10 +215,18 @@ impl Log {
     /// Drop cached entries, oldest first, while the cache holds more than `max_bytes`
     /// or `max_entries`, never one after `evictable_up_to`. Their terms stay known.
     /// Returns how many were dropped.
-    pub fn evict(&mut self, max_bytes: usize, max_entries: usize, evictable_up_to: LogIndex) -> usize {
+    pub fn evict(
+        &mut self,
+        max_bytes: usize,
+        max_entries: usize,
+        evictable_up_to: LogIndex,
+    ) -> usize {
         let mut dropped = 0;
         while (self.cache_bytes > max_bytes || self.cache.len() > max_entries)
-            && self.cache.front().is_some_and(|e| e.index <= evictable_up_to)
+            && self
+                .cache
+                .front()
+                .is_some_and(|e| e.index <= evictable_up_to)
         {
             if let Some(e) = self.cache.pop_front() {
                 self.cache_bytes -= e.payload.approx_bytes();

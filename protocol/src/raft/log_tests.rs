@@ -120,7 +120,10 @@ fn truncation_inside_the_cache_keeps_the_rest() {
     log.evict(0, 0, LogIndex(3));
     log.truncate_from(LogIndex(8));
     assert_eq!(log.cache_first(), LogIndex(4));
-    assert_eq!(log.cached(), (4, 4 * entry_bytes() - entry_bytes() + conf_bytes()));
+    assert_eq!(
+        log.cached(),
+        (4, 4 * entry_bytes() - entry_bytes() + conf_bytes())
+    );
     assert_eq!(log.last_term(), Term(3));
     // Truncating the start of a term run drops the run.
     log.truncate_from(LogIndex(6));
@@ -186,7 +189,9 @@ fn new_after_a_snapshot_builds_terms_from_the_recovered_entries() {
         configuration: vec![(ServerId("a".into()), "a:1".into())],
         non_voters: Vec::new(),
     };
-    let entries = (1..=6).map(|i| cmd(i, if i <= 4 { 1 } else { 2 })).collect();
+    let entries = (1..=6)
+        .map(|i| cmd(i, if i <= 4 { 1 } else { 2 }))
+        .collect();
     let (log, discarded) = Log::new(Some(base), entries).unwrap();
     assert!(!discarded);
     assert_eq!(log.first_index(), LogIndex(4));
