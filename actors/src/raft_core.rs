@@ -35,6 +35,14 @@
 //! Acknowledged writes are never lost (they were synced) and nothing is acknowledged
 //! that was not durable (the rebuilt core only knows what the disk holds).
 //!
+//! The log cache: the core holds full entries only for a bounded suffix of its log (see
+//! `protocol::raft`, "The log cache"). `Output::LoadEntries` (a leader's follower needs
+//! older entries) queues a read on the LogStore thread, in order with the persists; the
+//! answer comes back as [`EntriesLoaded`] and goes into `Raft::on_entries_loaded`.
+//! Committed entries are read from the core's cache when `Committed` is executed (the
+//! core keeps them until then); should they ever be missing, `send_committed` reads them
+//! from the LogStore the same way and applies them in order before anything later.
+//!
 //! Proposals are bounded: at most [`MAX_PENDING_PROPOSALS`] wait for their entry at once;
 //! beyond that a proposal fails at once with `WriteError::Timeout` ("timed out enqueuing
 //! operation", Consul's text for a full queue; nothing was proposed then). A `propose`
@@ -52,7 +60,7 @@ use crate::status::{Lease, StatusCell};
 use actix::prelude::*;
 use protocol::ids::{LogIndex, ServerId};
 use protocol::raft::frame::RaftFrame;
-use protocol::raft::{ChangeError, ConfigChange, Output, Payload, Raft, Role, SnapshotMeta};
+use protocol::raft::{ChangeError, ConfigChange, Entry, Output, Payload, Raft, Role, SnapshotMeta};
 use protocol::runtime::{Core, Effect};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -67,6 +75,8 @@ pub const STORAGE_RETRY_FIRST: Duration = Duration::from_millis(100);
 pub const STORAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Most entries handed to the Fsm in one message.
 const MAX_APPLY_BATCH: usize = 1024;
+/// Most payload bytes read back from the LogStore at once for applying.
+const MAX_APPLY_LOAD_BYTES: usize = 16 * 1024 * 1024;
 
 type ChangeReply = oneshot::Sender<Result<(), MembershipError>>;
 
@@ -119,6 +129,24 @@ pub(crate) struct ChangeMembers {
 #[rtype(result = "RaftMembers")]
 pub(crate) struct ReadMembers;
 
+/// Entries read back from the LogStore (see the module docs).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct EntriesLoaded {
+    purpose: LoadPurpose,
+    from: LogIndex,
+    result: Result<Vec<Entry>, StorageError>,
+}
+
+/// What a read from the LogStore is for.
+#[derive(Debug, Clone)]
+enum LoadPurpose {
+    /// `Output::LoadEntries`: entries for this follower.
+    Follower(ServerId),
+    /// Committed entries no longer cached, to apply.
+    Apply,
+}
+
 /// The log store finished (or failed) persist requests.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -161,6 +189,11 @@ pub(crate) struct RaftCore {
     /// Reads waiting for the core to confirm leadership, by read id.
     reads: HashMap<u64, oneshot::Sender<Option<u64>>>,
     next_read_id: u64,
+    /// Our own address, for answers from the LogStore thread (set when started).
+    me: Option<Addr<RaftCore>>,
+    /// A read of committed entries to apply is outstanding (from this index): nothing
+    /// later goes to the Fsm until it is answered.
+    apply_loading: Option<LogIndex>,
 }
 
 /// The log store's health as RaftCore sees it (see the module docs).
@@ -237,6 +270,8 @@ impl RaftCore {
             inbox: None,
             reads: HashMap::new(),
             next_read_id: 0,
+            me: None,
+            apply_loading: None,
         }
     }
 
@@ -376,6 +411,9 @@ impl RaftCore {
         }
         let now = self.now_ms();
         self.raft.on_tick(now);
+        if self.sent_to_fsm < self.raft.commit_index() {
+            self.send_committed(self.raft.commit_index()); // after a failed read back
+        }
         // Forget callers that gave up (their propose timed out).
         self.waiters.retain(|_, w| !w.reply.is_closed());
         self.propose_own_address();
@@ -419,6 +457,12 @@ impl RaftCore {
                     }
                 }
                 Output::RestoreSnapshot { meta, data } => self.restore_snapshot(meta, data),
+                Output::LoadEntries {
+                    to,
+                    from,
+                    up_to,
+                    max_bytes,
+                } => self.load(LoadPurpose::Follower(to), from, up_to, max_bytes),
                 Output::ReadReady { id, index } => {
                     if let Some(reply) = self.reads.remove(&id) {
                         let _ = reply.send(Some(index.0));
@@ -462,21 +506,94 @@ impl RaftCore {
     }
 
     fn send_committed(&mut self, up_to: LogIndex) {
-        while self.sent_to_fsm < up_to {
+        while self.sent_to_fsm < up_to && self.apply_loading.is_none() {
             let from = LogIndex(self.sent_to_fsm.0 + 1);
             let to = LogIndex(up_to.0.min(self.sent_to_fsm.0 + MAX_APPLY_BATCH as u64));
-            let entries = self.raft.entries(from, to).to_vec();
-            let Some(last) = entries.last().map(|e| e.index) else {
+            let cache_first = self.raft.cache_first_index();
+            if from < cache_first {
+                // No longer cached (the core keeps what it has not reported committed,
+                // so this is a fallback): read them back, in order, before the rest.
+                self.apply_loading = Some(from);
+                let to = LogIndex(to.0.min(cache_first.0 - 1));
+                self.load(LoadPurpose::Apply, from, to, MAX_APPLY_LOAD_BYTES);
+                return;
+            }
+            let entries = self.raft.entries(from, to);
+            if entries.is_empty() {
                 tracing::error!(%from, %to, "committed entries missing from the log");
                 return;
-            };
-            let rest = self.waiters.split_off(&(last.0 + 1));
-            let waiters = std::mem::replace(&mut self.waiters, rest)
-                .into_values()
-                .collect();
-            self.fsm.do_send(Apply { entries, waiters });
-            self.sent_to_fsm = last;
+            }
+            self.apply(entries);
         }
+    }
+
+    /// Hand `entries` (continuing `sent_to_fsm`) and their waiting proposals to the Fsm.
+    fn apply(&mut self, entries: Vec<Entry>) {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return;
+        };
+        let rest = self.waiters.split_off(&(last.0 + 1));
+        let waiters = std::mem::replace(&mut self.waiters, rest)
+            .into_values()
+            .collect();
+        self.fsm.do_send(Apply { entries, waiters });
+        self.sent_to_fsm = last;
+    }
+
+    /// Queue a read of `from..=up_to` on the LogStore; the answer arrives as
+    /// [`EntriesLoaded`].
+    fn load(&mut self, purpose: LoadPurpose, from: LogIndex, up_to: LogIndex, max_bytes: usize) {
+        let (Some(store), Some(me)) = (&self.log_store, self.me.clone()) else {
+            tracing::debug!(%from, "raft log read dropped: not running");
+            if matches!(purpose, LoadPurpose::Apply) {
+                self.apply_loading = None;
+            }
+            return;
+        };
+        let answer = purpose.clone();
+        let reply = Box::new(move |result| {
+            me.do_send(EntriesLoaded {
+                purpose: answer,
+                from,
+                result,
+            })
+        });
+        if let Err(e) = store.read(from, up_to, max_bytes, reply) {
+            tracing::warn!(error = %e, %from, "raft log read not queued");
+            if matches!(purpose, LoadPurpose::Apply) {
+                self.apply_loading = None;
+            }
+        }
+    }
+
+    /// Committed entries read back for applying: apply those that still continue what
+    /// the Fsm has (a snapshot may have been restored meanwhile) and match the log,
+    /// then go on with the rest.
+    fn on_apply_loaded(&mut self, from: LogIndex, result: Result<Vec<Entry>, StorageError>) {
+        if self.apply_loading != Some(from) {
+            return;
+        }
+        self.apply_loading = None;
+        match result {
+            Ok(entries) => {
+                let next = self.sent_to_fsm.0 + 1;
+                let usable: Vec<Entry> = entries
+                    .into_iter()
+                    .skip_while(|e| e.index.0 < next)
+                    .enumerate()
+                    .take_while(|(i, e)| {
+                        e.index.0 == next + *i as u64
+                            && e.index <= self.raft.commit_index()
+                            && self.raft.term_at(e.index) == Some(e.term)
+                    })
+                    .map(|(_, e)| e)
+                    .collect();
+                self.apply(usable);
+            }
+            // Retried on the next tick.
+            Err(e) => tracing::warn!(error = %e, %from, "reading committed entries back failed"),
+        }
+        self.send_committed(self.raft.commit_index());
     }
 
     /// A leader's snapshot replaces our state: save it durably (ordered before the log
@@ -665,6 +782,7 @@ impl Actor for RaftCore {
             ctx.stop();
             return;
         }
+        self.me = Some(ctx.address());
         if let Some(inbox) = self.inbox.take() {
             let frames = futures::stream::unfold(inbox, |mut inbox| async move {
                 inbox.recv().await.map(|frame| (frame, inbox))
@@ -854,6 +972,23 @@ impl Handler<PersistDone> for RaftCore {
     }
 }
 
+impl Handler<EntriesLoaded> for RaftCore {
+    type Result = ();
+
+    fn handle(&mut self, msg: EntriesLoaded, _: &mut Context<Self>) {
+        match msg.purpose {
+            LoadPurpose::Apply => self.on_apply_loaded(msg.from, msg.result),
+            // A halted core takes no part; a rebuilt one ignores loads it did not ask for.
+            LoadPurpose::Follower(_) if self.storage.halted => {}
+            LoadPurpose::Follower(to) => {
+                let result = msg.result.map_err(|e| e.to_string());
+                self.raft.on_entries_loaded(&to, msg.from, result);
+                self.run_outputs();
+            }
+        }
+    }
+}
+
 impl Handler<SnapshotTaken> for RaftCore {
     type Result = ();
 
@@ -862,11 +997,18 @@ impl Handler<SnapshotTaken> for RaftCore {
         // of payload: with large values the count alone is gigabytes, held in memory and
         // read back into memory at every restart. A follower needing older entries gets
         // the snapshot. The disk never goes beyond the oldest retained snapshot.
+        // Only cached entries can be measured: entries below the cache (which is bounded
+        // like the trailing bytes) are not kept either.
         let by_count = msg.meta.index.0.saturating_sub(self.trailing_logs);
         let first_held = self.raft.first_log_index().max(LogIndex(by_count + 1));
-        let mut keep_from = by_count;
+        let cache_first = self.raft.cache_first_index();
+        let mut keep_from = if first_held < cache_first {
+            by_count.max(cache_first.0 - 1).min(msg.meta.index.0)
+        } else {
+            by_count
+        };
         let mut trailing = 0u64;
-        for entry in self.raft.entries(first_held, msg.meta.index).iter().rev() {
+        for entry in self.raft.entries_iter(first_held, msg.meta.index).rev() {
             trailing += crate::fsm::payload_bytes(entry);
             if trailing > msg.trailing_bytes {
                 keep_from = entry.index.0;
@@ -895,7 +1037,23 @@ impl Handler<SnapshotTaken> for RaftCore {
     }
 }
 
-/// Test probe: (first index held in memory, entries held in memory).
+/// Test probe: (entries in the log cache, first cached index).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "(usize, u64)")]
+pub(crate) struct CacheStats;
+
+#[cfg(test)]
+impl Handler<CacheStats> for RaftCore {
+    type Result = MessageResult<CacheStats>;
+
+    fn handle(&mut self, _: CacheStats, _: &mut Context<Self>) -> Self::Result {
+        let (cached, _) = self.raft.cached();
+        MessageResult((cached, self.raft.cache_first_index().0))
+    }
+}
+
+/// Test probe: (first index after the compaction point, entries after it).
 #[cfg(test)]
 #[derive(Message)]
 #[rtype(result = "(u64, usize)")]

@@ -99,6 +99,9 @@ pub(crate) struct Limits {
     pub(crate) trailing_log_bytes: u64,
     /// Chunk size (and, in tests, pace) of snapshots sent to followers.
     pub(crate) snapshot_send: SnapshotSendOptions,
+    /// Budget of the Raft core's log cache (`RaftConfig::log_cache_bytes`, `_entries`).
+    pub(crate) log_cache_bytes: usize,
+    pub(crate) log_cache_entries: usize,
 }
 
 impl Default for Limits {
@@ -112,6 +115,8 @@ impl Default for Limits {
             snapshot_log_bytes: crate::fsm::SNAPSHOT_LOG_BYTES,
             trailing_log_bytes: crate::fsm::TRAILING_LOG_BYTES,
             snapshot_send: SnapshotSendOptions::default(),
+            log_cache_bytes: protocol::raft::LOG_CACHE_BYTES,
+            log_cache_entries: protocol::raft::LOG_CACHE_ENTRIES,
         }
     }
 }
@@ -210,7 +215,11 @@ impl ServerHandle {
         let (snapshot_meta, store) =
             load_newest_snapshot(snapshots.as_ref(), limits.max_snapshot_record_bytes)?;
         let id = ServerId(opts.server_id.clone());
-        let cfg = RaftConfig::with_timing(id, opts.raft_timing);
+        let cfg = RaftConfig {
+            log_cache_bytes: limits.log_cache_bytes,
+            log_cache_entries: limits.log_cache_entries,
+            ..RaftConfig::with_timing(id, opts.raft_timing)
+        };
         let rng = protocol::rng::seeded(rand::random());
         let epoch = Instant::now();
         let mut raft = Raft::new(
@@ -434,6 +443,15 @@ impl ServerHandle {
     pub(crate) async fn log_stats(&self) -> (u64, usize) {
         self.raft
             .send(crate::raft_core::LogStats)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Test probe: (entries in the Raft core's log cache, first cached index).
+    #[cfg(test)]
+    pub(crate) async fn cache_stats(&self) -> (usize, u64) {
+        self.raft
+            .send(crate::raft_core::CacheStats)
             .await
             .unwrap_or_default()
     }

@@ -116,6 +116,63 @@ fn plus_noop(store: &Store, noop: u64) -> Store {
     want
 }
 
+/// With a log cache of four entries and no snapshots, the core holds four entries
+/// whatever the log's length; a restart recovers the whole log, applies it and trims
+/// the cache again.
+#[actix::test]
+async fn the_log_cache_stays_bounded_and_a_restart_applies_the_uncached_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let opts = || ServerOptions {
+        snapshot_threshold: 1_000_000,
+        ..options(dir)
+    };
+    let limits = || Limits {
+        log_cache_entries: 4,
+        snapshot_log_bytes: u64::MAX / 2,
+        ..limits()
+    };
+    let server = ServerHandle::open_and_start(opts(), limits()).unwrap();
+    wait_until("leadership", || server.status().is_leader()).await;
+    for i in 0..200 {
+        let r = server.propose(command(i)).await.unwrap();
+        assert_eq!(r, CommandResult::Done);
+    }
+    let last = server.status().last_log_index;
+    let started = Instant::now();
+    loop {
+        let (cached, first) = server.cache_stats().await;
+        if cached <= 4 && first == last - cached as u64 + 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "cache holds {cached} from {first}"
+        );
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(snapshot_indexes(dir).is_empty(), "no snapshot was taken");
+    let before = server.view().read().clone();
+    server.shutdown().await;
+
+    let server = ServerHandle::open_and_start(opts(), limits()).unwrap();
+    wait_until("leadership", || server.status().is_leader()).await;
+    let noop = server.status().last_log_index;
+    assert_eq!(noop, last + 1);
+    let applied = server.applied();
+    wait_until("no-op applied", || *applied.borrow() >= noop).await;
+    assert_eq!(*server.view().read(), plus_noop(&before, noop));
+    let started = Instant::now();
+    while server.cache_stats().await.0 > 4 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "cache trimmed after the restart"
+        );
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    server.shutdown().await;
+}
+
 #[actix::test]
 async fn snapshots_compact_the_log_and_restarts_rebuild_the_same_store() {
     let tmp = tempfile::tempdir().unwrap();

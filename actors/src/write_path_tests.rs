@@ -77,6 +77,14 @@ impl LogBackend for GatedBackend {
     fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
         self.inner.recover_after_error()
     }
+    fn read(
+        &mut self,
+        from: LogIndex,
+        to: LogIndex,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.inner.read(from, to, max_bytes)
+    }
 }
 
 fn options() -> ServerOptions {

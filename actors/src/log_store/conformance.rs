@@ -212,9 +212,90 @@ fn recover_after_error_keeps_exactly_what_was_synced(open: Opener) {
     );
 }
 
+fn indexes(entries: &[Entry]) -> Vec<u64> {
+    entries.iter().map(|e| e.index.0).collect()
+}
+
+fn reads_return_stored_entries_bounded_by_count_and_bytes(open: Opener) {
+    let (mut b, _) = open();
+    b.append(&entries(1, 1, 20)).unwrap();
+    b.append(&entries(2, 21, 40)).unwrap();
+    b.sync().unwrap();
+    let all = usize::MAX;
+    assert_eq!(
+        b.read(LogIndex(5), LogIndex(10), all).unwrap(),
+        entries(1, 5, 10)
+    );
+    assert_eq!(
+        indexes(&b.read(LogIndex(19), LogIndex(100), all).unwrap()),
+        (19..=40).collect::<Vec<_>>(),
+        "clamped to the last entry"
+    );
+    // The byte bound: whole entries that fit, but always the first.
+    let one = entry(1, 1).payload.approx_bytes();
+    assert_eq!(
+        indexes(&b.read(LogIndex(5), LogIndex(40), 3 * one).unwrap()),
+        vec![5, 6, 7]
+    );
+    assert_eq!(
+        indexes(&b.read(LogIndex(5), LogIndex(40), 3 * one + 1).unwrap()),
+        vec![5, 6, 7]
+    );
+    assert_eq!(
+        indexes(&b.read(LogIndex(5), LogIndex(40), 1).unwrap()),
+        vec![5]
+    );
+    // Not stored: an error, not an empty answer.
+    assert!(b.read(LogIndex(0), LogIndex(3), all).is_err());
+    assert!(b.read(LogIndex(41), LogIndex(45), all).is_err());
+    // Appends not yet synced are part of the log.
+    b.append(&entries(3, 41, 42)).unwrap();
+    assert_eq!(
+        b.read(LogIndex(40), LogIndex(42), all).unwrap(),
+        vec![entry(2, 40), entry(3, 41), entry(3, 42)]
+    );
+    b.sync().unwrap();
+    // After a truncation the new suffix is read.
+    b.truncate_from(LogIndex(30)).unwrap();
+    b.append(&entries(4, 30, 31)).unwrap();
+    b.sync().unwrap();
+    assert_eq!(
+        b.read(LogIndex(28), LogIndex(40), all).unwrap(),
+        vec![entry(2, 28), entry(2, 29), entry(4, 30), entry(4, 31)]
+    );
+    drop(b);
+    // After a reopen, and after compaction: whatever is still stored reads back; what
+    // was compacted away is an error.
+    let (mut b, r) = open();
+    assert_eq!(
+        b.read(LogIndex(2), LogIndex(4), all).unwrap(),
+        entries(1, 2, 4)
+    );
+    b.compact_until(LogIndex(25)).unwrap();
+    drop(b);
+    let (mut b, r2) = open();
+    let first = r2.entries[0].index.0;
+    assert_eq!(
+        b.read(LogIndex(first), LogIndex(31), all).unwrap(),
+        r.entries[(first - 1) as usize..].to_vec()
+    );
+    if first > 1 {
+        assert!(b.read(LogIndex(first - 1), LogIndex(31), all).is_err());
+    }
+    // After a reset, only what follows it.
+    b.reset_after(LogIndex(50)).unwrap();
+    b.append(&entries(5, 51, 52)).unwrap();
+    assert_eq!(
+        b.read(LogIndex(51), LogIndex(52), all).unwrap(),
+        entries(5, 51, 52)
+    );
+    assert!(b.read(LogIndex(31), LogIndex(52), all).is_err());
+}
+
 type BoxedOpener = Box<dyn FnMut() -> (Box<dyn LogBackend>, Recovered)>;
 
-const CHECKS: [fn(Opener); 8] = [
+const CHECKS: [fn(Opener); 9] = [
+    reads_return_stored_entries_bounded_by_count_and_bytes,
     recover_after_error_keeps_exactly_what_was_synced,
     compaction_keeps_everything_after_the_point_and_survives_reopen,
     reset_discards_the_log_and_continues_after_the_snapshot,
@@ -422,6 +503,77 @@ fn corrupt_hard_state_is_an_error_not_a_forgotten_vote() {
         FileBackend::open(tmp.path(), FileOptions::default()),
         Err(StorageError::Corrupt { .. })
     ));
+}
+
+#[test]
+fn a_damaged_record_is_an_error_on_reading_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = FileOptions {
+        segment_max_bytes: 300,
+    };
+    let (mut b, _) = FileBackend::open(tmp.path(), opts).unwrap();
+    b.append(&entries(1, 1, 10)).unwrap();
+    b.sync().unwrap();
+    // Flip a byte inside entry 3's payload (a hundred bytes of 3), in a sealed segment.
+    let mut flipped = false;
+    for path in segment_files(tmp.path()) {
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Some(pos) = bytes.windows(100).position(|w| w.iter().all(|&x| x == 3)) {
+            bytes[pos + 50] ^= 0x40;
+            std::fs::write(&path, bytes).unwrap();
+            flipped = true;
+            break;
+        }
+    }
+    assert!(flipped);
+    let err = b.read(LogIndex(2), LogIndex(5), usize::MAX).unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Corrupt { detail, .. } if detail.contains("log index 3")),
+        "{err}"
+    );
+    assert_eq!(
+        b.read(LogIndex(4), LogIndex(5), usize::MAX).unwrap(),
+        entries(1, 4, 5)
+    );
+}
+
+#[test]
+fn a_read_runs_after_everything_queued_before_it() {
+    let backend = MemoryBackend::new();
+    let store = LogStore::spawn(
+        Box::new(backend.clone()),
+        Arc::new(crate::snapshot_store::MemorySnapshotStore::new()),
+        |_| {},
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for id in 1..=5 {
+        store
+            .submit(PersistRequest {
+                reset_after: None,
+                id,
+                truncate_from: None,
+                entries: entries(1, id, id),
+                hard_state: None,
+            })
+            .unwrap();
+        let tx = tx.clone();
+        store
+            .read(
+                LogIndex(1),
+                LogIndex(10),
+                usize::MAX,
+                Box::new(move |r| tx.send(r).unwrap()),
+            )
+            .unwrap();
+    }
+    for id in 1..=5 {
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, entries(1, 1, id));
+    }
 }
 
 #[test]

@@ -70,6 +70,14 @@
 //! Losing the OLDEST segment looks like compaction here; the core refuses a log that
 //! starts after its snapshot + 1.
 //!
+//! # Reading back
+//! `read` (a leader sending a lagging follower entries no longer in the core's cache)
+//! finds each entry through the in-memory offset table, reads its record with a
+//! positioned read from its segment (sealed or active; appends still in the write
+//! buffer are read from it), and checks the record's crc and that it decodes to the entry of
+//! that index: anything else is `StorageError::Corrupt` naming the file, offset and
+//! index. A read never changes the files.
+//!
 //! # After a failed write or fsync
 //! `recover_after_error` cuts every segment back to its length at the last successful
 //! `sync` (tracked per segment; bytes after it may exist only in the page cache, which a
@@ -83,8 +91,8 @@ mod scan;
 pub use repair::{Inspection, RepairReport};
 pub use scan::Damage;
 
-use super::{LogBackend, Recovered, StorageError};
-use format::{SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES};
+use super::{read_fits, LogBackend, Recovered, StorageError};
+use format::{RECORD_HEADER_BYTES, SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES};
 use protocol::codec;
 use protocol::ids::LogIndex;
 use protocol::raft::{Entry, HardState};
@@ -93,6 +101,7 @@ use scan::Repair;
 use scan::{Fix, ScanError, HARD_STATE_FILE, SEGMENT_SUFFIX};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const HARD_STATE_TMP: &str = "hardstate.tmp";
@@ -419,6 +428,59 @@ fn rewrite_empty_segment(path: &Path, first_index: u64) -> Result<(Segment, File
     ))
 }
 
+/// The entry `index` from its record at `pos` of the write buffer.
+fn buffered_record(
+    buf: &[u8],
+    pos: u64,
+    index: u64,
+    max_record: usize,
+) -> Result<Entry, StorageError> {
+    let bad = |detail: &str| StorageError::Io(format!("buffered entry {index}: {detail}"));
+    let format::Record::Good(payload, _) = format::unframe(buf, pos as usize, max_record) else {
+        return Err(bad("bad record"));
+    };
+    let entry: Entry = codec::decode(payload, max_record).map_err(|e| bad(&e.to_string()))?;
+    if entry.index.0 != index {
+        return Err(bad("wrong index"));
+    }
+    Ok(entry)
+}
+
+/// The entry `index` from its record at `offset` of the segment `file`: the crc must
+/// hold and the payload must decode to the entry of that index.
+fn read_record(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    index: u64,
+    max_record: usize,
+) -> Result<Entry, StorageError> {
+    let corrupt = |detail: String| StorageError::Corrupt {
+        what: path.display().to_string(),
+        detail: format!("{detail} (byte offset {offset}, log index {index}) on reading back"),
+    };
+    let mut header = [0u8; RECORD_HEADER_BYTES];
+    file.read_exact_at(&mut header, offset)
+        .map_err(|e| corrupt(format!("record header unreadable: {e}")))?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > max_record {
+        return Err(corrupt(format!("record of {len} bytes over the limit")));
+    }
+    let mut payload = vec![0u8; len];
+    file.read_exact_at(&mut payload, offset + RECORD_HEADER_BYTES as u64)
+        .map_err(|e| corrupt(format!("record unreadable: {e}")))?;
+    if crc32fast::hash(&payload) != crc {
+        return Err(corrupt("record fails its crc".into()));
+    }
+    let entry: Entry = codec::decode(&payload, max_record)
+        .map_err(|e| corrupt(format!("record does not decode: {e}")))?;
+    if entry.index.0 != index {
+        return Err(corrupt(format!("record holds entry {}", entry.index)));
+    }
+    Ok(entry)
+}
+
 fn apply_fixes(dir: &Path, fixes: &[Fix]) -> Result<(), StorageError> {
     for fix in fixes {
         match fix {
@@ -594,6 +656,64 @@ impl LogBackend for FileBackend {
         self.segments.remove(0);
         self.before_sync()?;
         sync_dir(&self.dir)
+    }
+
+    fn read(
+        &mut self,
+        from: LogIndex,
+        to: LogIndex,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let first = self.segments[0].first_index;
+        let next = self.active_segment_next();
+        if from.0 < first || from.0 >= next {
+            return Err(StorageError::Io(format!(
+                "entry {from} is not in the log (it holds {first}..{})",
+                next - 1
+            )));
+        }
+        // Buffered appends are part of the log: the active segment's records from
+        // `in_file` on are still in `buf` (a read never writes: a failed write here
+        // could leave bytes that the next sync writes again).
+        let active = self.segments.len() - 1;
+        let in_file = self.segments[active].len - self.buf.len() as u64;
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        let mut open: Option<(usize, File)> = None;
+        for index in from.0..=to.0.min(next - 1) {
+            let seg_pos = self
+                .segments
+                .partition_point(|s| s.first_index <= index)
+                .saturating_sub(1);
+            let seg = &self.segments[seg_pos];
+            let Some(&offset) = seg.offsets.get((index - seg.first_index) as usize) else {
+                return Err(StorageError::Io(format!("entry {index} has no record")));
+            };
+            if seg_pos == active && offset >= in_file {
+                let entry = buffered_record(&self.buf, offset - in_file, index, self.max_record)?;
+                let bytes = entry.payload.approx_bytes();
+                if !read_fits(out.len(), total, bytes, max_bytes) {
+                    break;
+                }
+                total = total.saturating_add(bytes);
+                out.push(entry);
+                continue;
+            }
+            if open.as_ref().map(|(p, _)| *p) != Some(seg_pos) {
+                open = Some((seg_pos, File::open(&seg.path)?));
+            }
+            let Some((_, file)) = open.as_ref() else {
+                break;
+            };
+            let entry = read_record(file, &seg.path, offset, index, self.max_record)?;
+            let bytes = entry.payload.approx_bytes();
+            if !read_fits(out.len(), total, bytes, max_bytes) {
+                break;
+            }
+            total = total.saturating_add(bytes);
+            out.push(entry);
+        }
+        Ok(out)
     }
 
     fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {

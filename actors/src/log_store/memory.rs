@@ -1,7 +1,7 @@
 //! In-memory backend for `-dev` and tests. Clones share the same storage, so a test can
 //! "reopen" it to simulate a restart.
 
-use super::{LogBackend, Recovered, StorageError};
+use super::{read_fits, LogBackend, Recovered, StorageError};
 use parking_lot::Mutex;
 use protocol::ids::LogIndex;
 use protocol::raft::{Entry, HardState};
@@ -100,6 +100,33 @@ impl LogBackend for MemoryBackend {
         state.first = index.0 + 1;
         state.synced_next = state.first;
         Ok(())
+    }
+
+    fn read(
+        &mut self,
+        from: LogIndex,
+        to: LogIndex,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let state = self.state.lock();
+        let first = state.first.max(1);
+        if from.0 < first || from.0 >= state.next_index() {
+            return Err(StorageError::Io(format!(
+                "entry {from} is not in the log (it holds {first}..{})",
+                state.next_index() - 1
+            )));
+        }
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        for e in &state.entries[(from.0 - first) as usize..] {
+            let bytes = e.payload.approx_bytes();
+            if e.index > to || !read_fits(out.len(), total, bytes, max_bytes) {
+                break;
+            }
+            total = total.saturating_add(bytes);
+            out.push(e.clone());
+        }
+        Ok(out)
     }
 
     fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {

@@ -15,6 +15,13 @@
 //! also rides it, so the snapshot is durable before any later request (which may reset
 //! the log) executes.
 //!
+//! Reads ([`LogStore::read`]) ride the same queue too: a read runs after every request
+//! queued before it is durable, and before anything queued after it, so it sees exactly
+//! the log the core had asked for when it queued the read. The Raft core keeps only a
+//! bounded cache of entries in memory (see `protocol::raft`, "The log cache"); a leader
+//! whose follower needs older entries reads them back through here. A failed read is
+//! reported to its caller only: it does not stop the store.
+//!
 //! # Failures
 //! A failed batch (a full disk, an I/O error) is reported once through `on_done`; from
 //! then on the disk state past the last successful sync is unknown, so the thread drops
@@ -84,6 +91,23 @@ pub trait LogBackend: Send + 'static {
     /// a full disk without a restart. Must not trust bytes that a failed fsync may have left in
     /// the page cache only.
     fn recover_after_error(&mut self) -> Result<Recovered, StorageError>;
+    /// The stored entries `from..=to` (clamped to the last entry), in order, stopping
+    /// before the entry whose payload (`Payload::approx_bytes`) would take the total over
+    /// `max_bytes` (the first always comes). Includes appends not yet synced. An error
+    /// when `from` is not stored (compacted away, or beyond the end) or a record does not
+    /// read back intact.
+    fn read(
+        &mut self,
+        from: LogIndex,
+        to: LogIndex,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, StorageError>;
+}
+
+/// Whether one more entry of `bytes` fits a read that holds `taken` entries of `total`
+/// bytes so far (the first always fits), as [`LogBackend::read`] bounds its result.
+pub fn read_fits(taken: usize, total: usize, bytes: usize, max_bytes: usize) -> bool {
+    taken == 0 || total.saturating_add(bytes) <= max_bytes
 }
 
 /// Execute a batch of requests in order with one sync. Returns the highest id done.
@@ -117,6 +141,17 @@ pub fn persist_batch(
 /// discarded.
 pub type RecoverReply = tokio::sync::oneshot::Sender<Result<Recovered, StorageError>>;
 
+/// Where the answer to [`LogStore::read`] goes; called on the log store thread.
+pub type ReadReply = Box<dyn FnOnce(Result<Vec<Entry>, StorageError>) + Send>;
+
+/// One queued read (see [`LogBackend::read`]).
+struct ReadOp {
+    from: LogIndex,
+    to: LogIndex,
+    max_bytes: usize,
+    reply: ReadReply,
+}
+
 /// Work for the log store thread, executed in order.
 enum LogOp {
     Persist(PersistRequest),
@@ -126,6 +161,8 @@ enum LogOp {
     SaveSnapshot(SnapshotMeta, Vec<u8>),
     /// After a reported failure: discard what was not durable and report what is.
     Recover(RecoverReply),
+    /// Read entries back once everything queued before is durable.
+    Read(ReadOp),
 }
 
 /// One gathered unit of work: persists, then maybe a snapshot save, then maybe a
@@ -135,6 +172,7 @@ struct Round {
     batch: Vec<PersistRequest>,
     save: Option<(SnapshotMeta, Vec<u8>)>,
     recover: Option<RecoverReply>,
+    read: Option<ReadOp>,
 }
 
 /// The state of the log store thread.
@@ -173,6 +211,16 @@ impl Worker {
                     tracing::error!(error = %e, %index, "raft log compaction failed");
                 }
             }
+            if let Some(op) = round.read {
+                let result = if self.failed {
+                    Err(StorageError::Io(
+                        "the log store failed and has not recovered yet".into(),
+                    ))
+                } else {
+                    self.backend.read(op.from, op.to, op.max_bytes)
+                };
+                (op.reply)(result);
+            }
             if let Some(reply) = round.recover {
                 let recovered = self.backend.recover_after_error();
                 if recovered.is_ok() {
@@ -203,6 +251,10 @@ impl Worker {
                 }
                 LogOp::Recover(reply) => {
                     round.recover = Some(reply);
+                    break;
+                }
+                LogOp::Read(op) => {
+                    round.read = Some(op);
                     break;
                 }
             }
@@ -286,6 +338,26 @@ impl LogStore {
     pub fn recover(&self, reply: RecoverReply) -> Result<(), StorageError> {
         self.tx
             .send(LogOp::Recover(reply))
+            .map_err(|_| StorageError::Stopped)
+    }
+
+    /// Read entries `from..=to` (at most about `max_bytes` of payload, see
+    /// [`LogBackend::read`]) once every request queued before is durable; the answer
+    /// goes to `reply`, on the log store thread.
+    pub fn read(
+        &self,
+        from: LogIndex,
+        to: LogIndex,
+        max_bytes: usize,
+        reply: ReadReply,
+    ) -> Result<(), StorageError> {
+        self.tx
+            .send(LogOp::Read(ReadOp {
+                from,
+                to,
+                max_bytes,
+                reply,
+            }))
             .map_err(|_| StorageError::Stopped)
     }
 

@@ -55,6 +55,14 @@ impl LogBackend for StallingBackend {
     fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
         self.inner.recover_after_error()
     }
+    fn read(
+        &mut self,
+        from: LogIndex,
+        to: LogIndex,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.inner.read(from, to, max_bytes)
+    }
 }
 
 #[cfg(test)]

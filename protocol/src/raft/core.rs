@@ -33,6 +33,10 @@ struct Progress {
     /// ignored, and the snapshot is re-sent after [`SNAPSHOT_RETRY_TIMEOUTS`] election
     /// timeouts without a reply.
     snapshot_sent_ms: Option<u64>,
+    /// The first index of the `Output::LoadEntries` outstanding for this follower (at
+    /// most one), and when it was asked: entries it needs are below the cache and the
+    /// shell is reading them. Asked again after an election timeout without an answer.
+    loading: Option<(LogIndex, u64)>,
 }
 
 /// A snapshot transfer without a reply is retried after this many election timeouts.
@@ -104,6 +108,10 @@ pub struct Raft {
 
     reported: (Role, Term, Option<ServerId>),
     outputs: Vec<Output>,
+    /// The commit index as of the last `drain_outputs`: the shell has been told about
+    /// (and has read, see `entries`) everything up to it, so those entries may leave
+    /// the cache once durable.
+    released: LogIndex,
 }
 
 impl Raft {
@@ -166,6 +174,7 @@ impl Raft {
             started_ms: now_ms,
             reported: (Role::Follower, term, None),
             outputs: Vec::new(),
+            released: commit,
         };
         raft.reload_membership();
         raft.reset_election_timer();
@@ -275,17 +284,37 @@ impl Raft {
     pub fn last_leader_contact_ms(&self) -> Option<u64> {
         self.last_leader_contact_ms
     }
-    /// Committed-or-not entries in `from..=to` still held in memory (clamped: nothing
-    /// at or below the compaction point), for the shell to hand to the Fsm.
-    pub fn entries(&self, from: LogIndex, to: LogIndex) -> &[Entry] {
+    /// Committed-or-not entries in `from..=to` still cached (clamped: nothing below
+    /// [`Raft::cache_first_index`]), for the shell to hand to the Fsm. Every entry up to
+    /// the `up_to` of an `Output::Committed` is still cached when the shell executes that
+    /// output (entries leave the cache only during a LATER input, once durable).
+    pub fn entries(&self, from: LogIndex, to: LogIndex) -> Vec<Entry> {
         self.log.slice(from, to)
     }
+    /// [`Raft::entries`] without copying them.
+    pub fn entries_iter(
+        &self,
+        from: LogIndex,
+        to: LogIndex,
+    ) -> impl DoubleEndedIterator<Item = &Entry> + ExactSizeIterator {
+        self.log.range(from, to)
+    }
+    /// The entry at `index` if it is cached.
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
         self.log.get(index)
     }
-    /// Term at `index`: known for held entries and the compaction point itself.
+    /// Term at `index`: known for every index after the compaction point (cached or
+    /// not) and the compaction point itself.
     pub fn term_at(&self, index: LogIndex) -> Option<Term> {
         self.log.term_at(index)
+    }
+    /// First index whose entry is cached (`last_log_index + 1` when none is).
+    pub fn cache_first_index(&self) -> LogIndex {
+        self.log.cache_first()
+    }
+    /// Entries cached and their approximate payload bytes.
+    pub fn cached(&self) -> (usize, usize) {
+        self.log.cached()
     }
     /// The compaction point: the in-memory log holds only entries after `index`.
     pub fn log_base(&self) -> &SnapshotMeta {
@@ -295,11 +324,11 @@ impl Raft {
     pub fn first_log_index(&self) -> LogIndex {
         self.log.first_index()
     }
-    /// Number of entries held in memory.
+    /// Number of entries after the compaction point (cached or not).
     pub fn log_len(&self) -> usize {
         self.log.len()
     }
-    /// The membership in effect at `index` (held, or the compaction point).
+    /// The membership in effect at `index` (after the compaction point, or at it).
     pub fn configuration_at(&self, index: LogIndex) -> Configuration {
         self.log.membership_at(index).1
     }
@@ -318,6 +347,7 @@ impl Raft {
 
     /// Take the outputs produced so far, in the order they must be executed.
     pub fn drain_outputs(&mut self) -> Vec<Output> {
+        self.released = self.commit;
         std::mem::take(&mut self.outputs)
     }
 
@@ -469,6 +499,56 @@ impl Raft {
         }
         if self.role == Role::Leader {
             self.advance_commit();
+        }
+        self.finish();
+    }
+
+    /// The shell's answer to `Output::LoadEntries { to, from, .. }`: the entries read
+    /// from the log store (from `from` on, in order), or why they could not be read.
+    /// Stale and duplicate answers are ignored (not leading any more, no load for `to`
+    /// from `from` outstanding); the entries are checked against the log's terms
+    /// (it may have been truncated or compacted meanwhile) and only the prefix that
+    /// matches is used. If the follower still needs them they leave as an
+    /// AppendEntries; otherwise replication simply carries on from where the follower
+    /// is. After a failure the load is asked again at the next heartbeat.
+    pub fn on_entries_loaded(
+        &mut self,
+        to: &ServerId,
+        from: LogIndex,
+        loaded: Result<Vec<Entry>, String>,
+    ) {
+        let outstanding = self.role == Role::Leader
+            && self
+                .progress
+                .get(to)
+                .is_some_and(|p| p.loading.is_some_and(|(f, _)| f == from));
+        if !outstanding {
+            return;
+        }
+        if let Some(p) = self.progress.get_mut(to) {
+            p.loading = None;
+        }
+        if let Ok(entries) = loaded {
+            let usable = entries
+                .iter()
+                .enumerate()
+                .take_while(|(i, e)| {
+                    e.index.0 == from.0 + *i as u64 && self.log.matches(std::slice::from_ref(e))
+                })
+                .count();
+            let wanted = self.progress.get(to).is_some_and(|p| {
+                p.next_index == from
+                    && p.snapshot_sent_ms.is_none()
+                    && p.inflight.len() < super::MAX_INFLIGHT_APPENDS
+            });
+            let prev = LogIndex(from.0.saturating_sub(1));
+            if usable > 0 && wanted && self.log.term_at(prev).is_some() {
+                let entries = &entries[..usable.min(self.cfg.max_entries_per_append)];
+                let batch = bounded_batch(entries.iter(), self.cfg.max_append_bytes);
+                self.send_entries(to, prev, batch);
+            }
+            // Pipelining: the next load (or cached batch) goes while this one travels.
+            self.replicate(to);
         }
         self.finish();
     }
@@ -1136,11 +1216,41 @@ impl Raft {
             return false;
         }
         let prev = LogIndex(p.next_index.0.saturating_sub(1));
+        let cache_first = self.log.cache_first();
+        if p.next_index < cache_first {
+            // The follower needs entries no longer cached: ask the shell to read them
+            // (one load per follower at a time); heartbeats go on meanwhile.
+            let asked_lately = p.loading.is_some_and(|(_, at)| {
+                self.now_ms.saturating_sub(at) < self.cfg.election_timeout_ms
+            });
+            if !asked_lately {
+                p.loading = Some((p.next_index, self.now_ms));
+                let up_to =
+                    (cache_first.0 - 1).min(prev.0 + self.cfg.max_entries_per_append as u64);
+                self.outputs.push(Output::LoadEntries {
+                    to: peer.clone(),
+                    from: p.next_index,
+                    up_to: LogIndex(up_to),
+                    max_bytes: self.cfg.max_append_bytes,
+                });
+            }
+            return false;
+        }
         let to = LogIndex(last.0.min(prev.0 + self.cfg.max_entries_per_append as u64));
+        // Only the entries that fit are copied (a batch is bounded by bytes).
         let entries = bounded_batch(
-            self.log.slice(LogIndex(prev.0 + 1), to),
+            self.log.range(LogIndex(prev.0 + 1), to),
             self.cfg.max_append_bytes,
         );
+        self.send_entries(peer, prev, entries)
+    }
+
+    /// Send `entries` (non-empty, continuing `prev`) to `peer` as the next batch in
+    /// flight. Whether something was sent.
+    fn send_entries(&mut self, peer: &ServerId, prev: LogIndex, entries: Vec<Entry>) -> bool {
+        let Some(p) = self.progress.get_mut(peer) else {
+            return false;
+        };
         let Some(sent_to) = entries.last().map(|e| e.index) else {
             return false;
         };
@@ -1259,6 +1369,7 @@ impl Raft {
                 probe: None,
                 last_ack_ms: now,
                 snapshot_sent_ms: None,
+                loading: None,
             });
         }
     }
@@ -1324,7 +1435,8 @@ impl Raft {
             return;
         }
         let entries = match self.unsent_from {
-            Some(from) => self.log.slice(from, self.log.last_index()).to_vec(),
+            // Entries not yet durable are always cached (see `evict_cached`).
+            Some(from) => self.log.slice(from, self.log.last_index()),
             None => Vec::new(),
         };
         let hard_state = self.hard_state_dirty.then(|| self.hard_state());
@@ -1350,6 +1462,7 @@ impl Raft {
     /// report role changes.
     fn finish(&mut self) {
         self.flush_persist();
+        self.evict_cached();
         let last_issued = self.next_persist_id - 1;
         for (to, msg) in std::mem::take(&mut self.pending_acks) {
             if self.persisted_id >= last_issued {
@@ -1367,6 +1480,18 @@ impl Raft {
                 leader: now.2,
             });
         }
+    }
+
+    /// Keep the cache within its budget: only entries that are durable (the disk can
+    /// give them back) and that the shell was told are committed (it has handed them
+    /// to the state machine) may go.
+    fn evict_cached(&mut self) {
+        let evictable = self.durable.min(self.released);
+        self.log.evict(
+            self.cfg.log_cache_bytes,
+            self.cfg.log_cache_entries,
+            evictable,
+        );
     }
 
     // ----- helpers --------------------------------------------------------------------
@@ -1400,16 +1525,20 @@ impl Raft {
 }
 
 /// The longest prefix of `entries` whose payloads fit in `max_bytes` (at least one entry).
-pub(super) fn bounded_batch(entries: &[Entry], max_bytes: usize) -> Vec<Entry> {
+pub(super) fn bounded_batch<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    max_bytes: usize,
+) -> Vec<Entry> {
     let mut bytes = 0usize;
-    let fitting = entries
-        .iter()
-        .take_while(|e| {
+    entries
+        .into_iter()
+        .enumerate()
+        .take_while(|(i, e)| {
             bytes = bytes.saturating_add(e.payload.approx_bytes());
-            bytes <= max_bytes
+            *i == 0 || bytes <= max_bytes
         })
-        .count();
-    entries[..fitting.max(1).min(entries.len())].to_vec()
+        .map(|(_, e)| e.clone())
+        .collect()
 }
 
 /// The membership `change` makes of `current`, or why it cannot. Lists stay sorted by id

@@ -32,6 +32,32 @@
 //!
 //! Decisions (log matching, elections) use the in-memory log.
 //!
+//! # The log cache
+//! The core does not hold the whole log: for every index after the compaction point it
+//! knows the term (run-length encoded) and the configuration entries, and it holds full
+//! entries only for a suffix, the cache (`log::Log`). Log matching, conflict detection,
+//! elections and commit use terms only, so they never wait for the disk. At the end of
+//! every input, entries leave the cache oldest first while it holds more than
+//! `RaftConfig::log_cache_bytes` (approximate payload bytes) or
+//! `RaftConfig::log_cache_entries`, but only entries that are durable (the log store can
+//! give them back) and at or below the commit index the shell last drained (it has
+//! handed them to the state machine): everything still to persist or to apply is
+//! cached. So the shell can always read the entries of an `Output::Committed` with
+//! [`Raft::entries`] while executing it, and a restart (which recovers the whole log
+//! since the snapshot) applies it before trimming the cache.
+//!
+//! A leader whose follower needs entries below the cache emits `Output::LoadEntries`
+//! (at most one outstanding per follower, asked again after an election timeout without
+//! an answer) and keeps heartbeating it; the shell reads
+//! the range from the log store, in order with the persists (every entry below the
+//! cache is durable, hence on disk unless compacted since), and answers with
+//! [`Raft::on_entries_loaded`]. The core checks the loaded entries against its terms
+//! (the log may have been truncated or compacted meanwhile; a stale or duplicate answer
+//! is ignored) and sends them if the follower still needs them from there; otherwise
+//! replication carries on from where the follower is (perhaps with a new load, or a
+//! snapshot if the entries were compacted). A failed load is asked again at the next
+//! heartbeat.
+//!
 //! # Bootstrap
 //! `bootstrap` on an empty log (term 0) writes entry 1 in term 1, a configuration with
 //! this server as the only voter (as hashicorp/raft's BootstrapCluster). The first
@@ -103,6 +129,12 @@ pub const MAX_INFLIGHT_APPENDS: usize = 4;
 /// Without it 512 large values would make a frame no server accepts, and replication to
 /// that follower would stop for good.
 pub const MAX_APPEND_BYTES: usize = 4 * 1024 * 1024;
+/// Default budget of the log cache: payload bytes of the full entries held in memory
+/// (see "The log cache" above).
+pub const LOG_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Default cap on the number of entries in the log cache (small entries cost their
+/// struct and allocation more than their payload).
+pub const LOG_CACHE_ENTRIES: usize = 65_536;
 
 /// Static settings of one Raft server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +146,11 @@ pub struct RaftConfig {
     pub max_entries_per_append: usize,
     /// Payload bytes per AppendEntries (at least one entry is always sent).
     pub max_append_bytes: usize,
+    /// Budget of the log cache: approximate payload bytes of the entries held whole in
+    /// memory. Entries beyond it leave once durable and handed to the state machine.
+    pub log_cache_bytes: usize,
+    /// Most entries held whole in memory.
+    pub log_cache_entries: usize,
 }
 
 /// A server's Raft timings: the election timeout `T` (each wait drawn from `[T, 2T)`;
@@ -151,6 +188,8 @@ impl RaftConfig {
             heartbeat_interval_ms: timing.heartbeat_interval_ms.max(1),
             max_entries_per_append: MAX_ENTRIES_PER_APPEND,
             max_append_bytes: MAX_APPEND_BYTES,
+            log_cache_bytes: LOG_CACHE_BYTES,
+            log_cache_entries: LOG_CACHE_ENTRIES,
         }
     }
 }

@@ -24,6 +24,14 @@
 //! own log holds, that committed configurations change one server at a time, and that
 //! every acknowledged write is in the final committed log.
 //!
+//! The log cache is tiny in most seeds (one to six entries, see [`cache_entries`]), so
+//! leaders constantly load entries for lagging followers from the simulated disk:
+//! each load is served after a random delay (so it reorders with messages, persists,
+//! snapshots and crashes), sometimes fails, sometimes arrives twice, and is lost in a
+//! crash; the disk it reads may have been truncated, compacted or reset meanwhile.
+//! Committed entries must still be cached when their `Committed` output is executed
+//! (the sim reads them from the core there, as the shell does).
+//!
 //! A failure names its seed; `RAFT_SIM_SEED=n` replays exactly that seed.
 //!
 //! The servers are driven only through the runtime seam (`crate::runtime::Core`: tick,
@@ -143,6 +151,9 @@ struct Stats {
     leader_in_one_way_minority: u64,
     /// Crashes that left a persist request partly written.
     torn_writes: u64,
+    /// `LoadEntries` served with entries / failed (on purpose or compacted away).
+    loads_served: u64,
+    loads_failed: u64,
 }
 
 impl Stats {
@@ -150,12 +161,18 @@ impl Stats {
         self.one_way_partitions += run.one_way_partitions;
         self.leader_in_one_way_minority += run.leader_in_one_way_minority;
         self.torn_writes += run.torn_writes;
+        self.loads_served += run.loads_served;
+        self.loads_failed += run.loads_failed;
     }
 
     fn fault_counts(&self) -> String {
         format!(
-            "{} one-way partitions ({} with the leader in a minority), {} torn writes",
-            self.one_way_partitions, self.leader_in_one_way_minority, self.torn_writes
+            "{} one-way partitions ({} with the leader in a minority), {} torn writes, {} loads served, {} failed",
+            self.one_way_partitions,
+            self.leader_in_one_way_minority,
+            self.torn_writes,
+            self.loads_served,
+            self.loads_failed
         )
     }
 
@@ -167,17 +184,29 @@ impl Stats {
             runs < 12
                 || (self.one_way_partitions > 0
                     && self.leader_in_one_way_minority > 0
-                    && self.torn_writes > 0),
+                    && self.torn_writes > 0
+                    && self.loads_served > 0
+                    && self.loads_failed > 0),
             "the simulation never exercised a fault kind: {}",
             self.fault_counts()
         );
     }
 }
 
+/// An `Output::LoadEntries` the simulated disk will serve at `at`.
+struct Load {
+    at: u64,
+    to: ServerId,
+    from: LogIndex,
+    up_to: LogIndex,
+    max_bytes: usize,
+}
+
 struct SimNode {
     raft: Raft,
     disk: Disk,
     pending: Vec<PersistRequest>,
+    loads: Vec<Load>,
     /// This server's clock rate, in thousandths of real time.
     clock_rate: u64,
 }
@@ -226,13 +255,28 @@ const LOSSY: Faults = Faults {
     delay_ms: (1, 10),
 };
 
-fn config(i: usize) -> RaftConfig {
+fn config(i: usize, seed: u64) -> RaftConfig {
+    let cache = cache_entries(seed);
     RaftConfig {
         id: ServerId(IDS[i].into()),
         election_timeout_ms: 50,
         heartbeat_interval_ms: 5,
         max_entries_per_append: 8,
         max_append_bytes: 256,
+        // A command here is about 36 bytes (`approx_bytes`): the byte budget binds
+        // about as often as the count.
+        log_cache_bytes: cache.saturating_mul(36 + 4 * (seed as usize % 3)),
+        log_cache_entries: cache,
+    }
+}
+
+/// Entries in each server's log cache: one to six in most seeds (every seventh keeps
+/// the default, so the cache-less path stays exercised too).
+fn cache_entries(seed: u64) -> usize {
+    if seed % 7 == 6 {
+        LOG_CACHE_ENTRIES
+    } else {
+        1 + (seed % 6) as usize
     }
 }
 
@@ -278,7 +322,7 @@ impl Sim {
                 };
                 SimNode {
                     raft: Raft::new(
-                        config(i),
+                        config(i, seed),
                         disk.hard_state.clone(),
                         None,
                         disk.entries.clone(),
@@ -288,6 +332,7 @@ impl Sim {
                     .unwrap(),
                     disk,
                     pending: Vec::new(),
+                    loads: Vec::new(),
                     clock_rate: 0,
                 }
             })
@@ -397,6 +442,21 @@ impl Sim {
                 Output::ReadFailed { id } => {
                     self.reads.remove(&id);
                 }
+                Output::LoadEntries {
+                    to,
+                    from,
+                    up_to,
+                    max_bytes,
+                } => {
+                    let at = self.now + self.rng.random_range(0..15);
+                    self.nodes[i].loads.push(Load {
+                        at,
+                        to,
+                        from,
+                        up_to,
+                        max_bytes,
+                    });
+                }
                 Output::RoleChanged { role, term, .. } => {
                     if role == Role::Leader {
                         let me = ServerId(IDS[i].into());
@@ -443,13 +503,21 @@ impl Sim {
             if *index == base.index.0 {
                 assert_eq!(base.term, entry.term, "seed {}: leader base", self.seed);
             } else if *index > base.index.0 {
+                // Below the cache only the term is known (and, by log matching, enough).
                 assert_eq!(
-                    raft.entry(LogIndex(*index)),
-                    Some(entry),
-                    "seed {}: leader {} holds another entry at committed {index}",
+                    raft.term_at(LogIndex(*index)),
+                    Some(entry.term),
+                    "seed {}: leader {} holds another term at committed {index}",
                     self.seed,
                     IDS[i]
                 );
+                if let Some(held) = raft.entry(LogIndex(*index)) {
+                    assert_eq!(
+                        held, entry,
+                        "seed {}: leader {} holds another entry at committed {index}",
+                        self.seed, IDS[i]
+                    );
+                }
             }
         }
     }
@@ -472,7 +540,12 @@ impl Sim {
                 || raft
                     .entry(index)
                     .is_some_and(|e| e.payload.membership().is_some())
-                || index <= raft.log_base().index,
+                || index <= raft.log_base().index
+                || (index < raft.cache_first_index()
+                    && self
+                        .committed
+                        .get(&index.0)
+                        .is_some_and(|e| e.payload.membership().is_some())),
             "seed {}: {}'s configuration index {index} holds no configuration",
             self.seed,
             IDS[i]
@@ -567,6 +640,7 @@ impl Sim {
     fn crash(&mut self, i: usize) {
         self.proposed[i].clear();
         let node = &mut self.nodes[i];
+        node.loads.clear();
         let mut pending = std::mem::take(&mut node.pending).into_iter();
         let written = self.rng.random_range(0..=pending.len());
         for req in pending.by_ref().take(written) {
@@ -583,7 +657,7 @@ impl Sim {
         self.net.drop_to(&i);
         let rng = seeded(self.rng.random());
         node.raft = Raft::new(
-            config(i),
+            config(i, self.seed),
             node.disk.hard_state.clone(),
             node.disk.snapshot.clone(),
             node.disk.entries.clone(),
@@ -592,6 +666,53 @@ impl Sim {
         )
         .unwrap_or_else(|e| panic!("seed {}: {} cannot recover: {e}", self.seed, IDS[i]));
         self.run_outputs(i);
+    }
+
+    /// Serve node `i`'s due loads from its disk as it is now (it may have been
+    /// truncated, compacted or reset since the load was asked for): sometimes failing,
+    /// sometimes answering twice.
+    fn serve_loads(&mut self, i: usize) {
+        let now = self.now;
+        let (due, later): (Vec<Load>, Vec<Load>) = std::mem::take(&mut self.nodes[i].loads)
+            .into_iter()
+            .partition(|l| l.at <= now);
+        self.nodes[i].loads = later;
+        for load in due {
+            let disk = &self.nodes[i].disk;
+            let loaded = if self.rng.random_bool(0.1) {
+                Err("injected read failure".to_string())
+            } else if load.from.0 < disk.first || load.from.0 >= disk.next_index() {
+                Err(format!("entry {} is not on disk", load.from))
+            } else {
+                let start = (load.from.0 - disk.first) as usize;
+                let mut bytes = 0usize;
+                let entries: Vec<Entry> = disk.entries[start..]
+                    .iter()
+                    .take_while(|e| e.index <= load.up_to)
+                    .enumerate()
+                    .take_while(|(k, e)| {
+                        bytes += e.payload.approx_bytes();
+                        *k == 0 || bytes <= load.max_bytes
+                    })
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                Ok(entries)
+            };
+            if loaded.is_ok() {
+                self.stats.loads_served += 1;
+            } else {
+                self.stats.loads_failed += 1;
+            }
+            let twice = self.rng.random_bool(0.05);
+            for _ in 0..(1 + usize::from(twice)) {
+                let clock = self.nodes[i].clock(now);
+                self.nodes[i].raft.on_tick(clock);
+                self.nodes[i]
+                    .raft
+                    .on_entries_loaded(&load.to, load.from, loaded.clone());
+                self.run_outputs(i);
+            }
+        }
     }
 
     /// Snapshot at the commit index (the sim applies everything committed at once), then
@@ -637,6 +758,9 @@ impl Sim {
                 .raft
                 .receive(clock, ServerId(IDS[from].into()), msg);
             self.run_outputs(to);
+        }
+        for i in 0..n {
+            self.serve_loads(i);
         }
         // Crash before this step's flushes, often a node whose disk has work in
         // progress (so its writes may be torn).
@@ -814,19 +938,25 @@ fn check_log_matching(sim: &Sim) {
         for y in x + 1..n {
             let (lx, ly) = (&sim.nodes[x].raft, &sim.nodes[y].raft);
             let common = lx.last_log_index().min(ly.last_log_index());
-            let agree_to = (1..=common.0)
+            let from = lx.first_log_index().max(ly.first_log_index());
+            let agree_to = (from.0..=common.0)
                 .rev()
                 .find(|&i| {
-                    let (tx, ty) = (lx.entry(LogIndex(i)), ly.entry(LogIndex(i)));
-                    tx.is_some() && tx.map(|e| e.term) == ty.map(|e| e.term)
+                    let (tx, ty) = (lx.term_at(LogIndex(i)), ly.term_at(LogIndex(i)));
+                    tx.is_some() && tx == ty
                 })
                 .unwrap_or(0);
-            let from = lx.first_log_index().max(ly.first_log_index());
-            assert_eq!(
-                lx.entries(from, LogIndex(agree_to)),
-                ly.entries(from, LogIndex(agree_to)),
-                "seed {seed}: log matching violated"
-            );
+            for i in from.0..=agree_to {
+                let i = LogIndex(i);
+                assert_eq!(
+                    lx.term_at(i),
+                    ly.term_at(i),
+                    "seed {seed}: log matching violated at {i}"
+                );
+                if let (Some(ex), Some(ey)) = (lx.entry(i), ly.entry(i)) {
+                    assert_eq!(ex, ey, "seed {seed}: log matching violated at {i}");
+                }
+            }
         }
     }
 }

@@ -17,6 +17,8 @@ fn config(s: &str) -> RaftConfig {
         heartbeat_interval_ms: 10,
         max_entries_per_append: 64,
         max_append_bytes: 64 * 1024,
+        log_cache_bytes: super::LOG_CACHE_BYTES,
+        log_cache_entries: super::LOG_CACHE_ENTRIES,
     }
 }
 
@@ -947,6 +949,9 @@ fn a_hostile_maximal_term_does_not_panic() {
 
 #[path = "snapshot_tests.rs"]
 mod snapshot_tests;
+
+#[path = "cache_tests.rs"]
+mod cache_tests;
 
 #[path = "reads_tests.rs"]
 mod reads_tests;

@@ -318,6 +318,23 @@ pub enum Output {
     ReadFailed {
         id: u64,
     },
+    /// (Leader) follower `to` needs entries that are no longer cached (see "The log
+    /// cache" in `raft/mod.rs`). The shell reads the log store's entries `from..=up_to`
+    /// in order, stopping once their payloads (`Payload::approx_bytes`) exceed
+    /// `max_bytes` (at least one entry), and answers with
+    /// [`super::Raft::on_entries_loaded`]`(to, from, ..)`: the entries, or an error
+    /// (compacted away, unreadable, store stopped). The read must run after every
+    /// `Persist` emitted before this output (the shell's one ordered log queue does
+    /// that), so it sees at least every entry the core knows to be durable. It may
+    /// answer late (or never: the core asks again after an election timeout); the core
+    /// ignores answers it no longer waits for and checks the entries against its own
+    /// terms.
+    LoadEntries {
+        to: ServerId,
+        from: LogIndex,
+        up_to: LogIndex,
+        max_bytes: usize,
+    },
 }
 
 /// A proposal reached a server that is not the leader.
