@@ -8,6 +8,7 @@
 
 mod common;
 
+use cairn::cli::operator_cmd::parse_raft_configuration;
 use common::cluster::{agreed_leader, get_raw, peers_of, put};
 use common::{http_client, run_cairn, wait_for, Agent};
 use serde_json::Value;
@@ -36,19 +37,15 @@ fn json(agent: &Agent, path: &str) -> Option<Value> {
 
 /// (address, voter) of every server in `/v1/operator/raft/configuration`.
 fn configuration(agent: &Agent) -> Option<BTreeSet<(String, bool)>> {
-    let c = json(agent, "/v1/operator/raft/configuration")?;
-    Some(
-        c["Servers"]
-            .as_array()?
-            .iter()
-            .map(|s| {
-                (
-                    s["Address"].as_str().unwrap_or_default().to_string(),
-                    s["Voter"].as_bool().unwrap_or_default(),
-                )
-            })
-            .collect(),
-    )
+    let response = http_client()
+        .get(agent.url("/v1/operator/raft/configuration"))
+        .send()
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let servers = parse_raft_configuration(&response.text().ok()?).ok()?;
+    Some(servers.into_iter().map(|s| (s.address, s.voter)).collect())
 }
 
 fn voters(ips: &[&str]) -> BTreeSet<(String, bool)> {

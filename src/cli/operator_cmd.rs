@@ -92,13 +92,13 @@ pub fn run_with_env(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i3
 /// A server as `/v1/operator/raft/configuration` answers it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RaftServer {
-    #[serde(rename = "ID")]
+    #[serde(rename = "ID", default)]
     pub id: String,
-    #[serde(rename = "Node")]
+    #[serde(rename = "Node", default)]
     pub node: String,
     #[serde(rename = "Address")]
     pub address: String,
-    #[serde(rename = "Leader")]
+    #[serde(rename = "Leader", default)]
     pub leader: bool,
     #[serde(rename = "Voter")]
     pub voter: bool,
@@ -110,6 +110,11 @@ pub struct RaftServer {
 struct RaftConfiguration {
     #[serde(rename = "Servers")]
     servers: Vec<RaftServer>,
+}
+
+/// The servers of a `/v1/operator/raft/configuration` answer.
+pub fn parse_raft_configuration(body: &str) -> Result<Vec<RaftServer>, serde_json::Error> {
+    serde_json::from_str::<RaftConfiguration>(body).map(|c| c.servers)
 }
 
 /// Consul's table: `Node ID Address State Voter RaftProtocol`.
@@ -159,12 +164,11 @@ fn list_peers(args: &[String], env: &ClientEnv, io: &mut Output<'_>) -> i32 {
         "/v1/operator/raft/configuration"
     };
     let answer = client.get(path).and_then(|body| {
-        serde_json::from_str::<RaftConfiguration>(&body)
-            .map_err(|e| format!("invalid configuration answer: {e}"))
+        parse_raft_configuration(&body).map_err(|e| format!("invalid configuration answer: {e}"))
     });
     match answer {
-        Ok(c) => {
-            let _ = writeln!(io.out, "{}", peers_table(&c.servers));
+        Ok(servers) => {
+            let _ = writeln!(io.out, "{}", peers_table(&servers));
             0
         }
         Err(e) => {

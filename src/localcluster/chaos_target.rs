@@ -15,6 +15,7 @@ use super::spec::Role;
 use super::{ClusterError, LocalCluster};
 use crate::chaos::target::{Cluster, FaultKind, KvClient, NodeInfo, OpError, ReadMode, Versioned};
 use crate::cli::api_client::kv_path;
+use crate::cli::operator_cmd::parse_raft_configuration;
 use base64::Engine;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -456,19 +457,8 @@ fn wait_configuration(
 
 /// (address, voter) of every server in a Raft configuration answer.
 fn parse_configuration(body: &str) -> Option<Vec<(String, bool)>> {
-    let c: serde_json::Value = serde_json::from_str(body).ok()?;
-    Some(
-        c["Servers"]
-            .as_array()?
-            .iter()
-            .map(|s| {
-                (
-                    s["Address"].as_str().unwrap_or_default().to_string(),
-                    s["Voter"].as_bool().unwrap_or_default(),
-                )
-            })
-            .collect(),
-    )
+    let servers = parse_raft_configuration(body).ok()?;
+    Some(servers.into_iter().map(|s| (s.address, s.voter)).collect())
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ mod scan;
 pub use repair::{Inspection, RepairReport};
 pub use scan::Damage;
 
-use super::{read_fits, LogBackend, Recovered, StorageError};
+use super::{check_readable, read_fits, LogBackend, Recovered, StorageError};
 use format::{RECORD_HEADER_BYTES, SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES};
 use protocol::codec;
 use protocol::ids::LogIndex;
@@ -666,12 +666,7 @@ impl LogBackend for FileBackend {
     ) -> Result<Vec<Entry>, StorageError> {
         let first = self.segments[0].first_index;
         let next = self.active_segment_next();
-        if from.0 < first || from.0 >= next {
-            return Err(StorageError::Io(format!(
-                "entry {from} is not in the log (it holds {first}..{})",
-                next - 1
-            )));
-        }
+        check_readable(from, first, next)?;
         // Buffered appends are part of the log: the active segment's records from
         // `in_file` on are still in `buf` (a read never writes: a failed write here
         // could leave bytes that the next sync writes again).

@@ -1,7 +1,7 @@
 //! In-memory backend for `-dev` and tests. Clones share the same storage, so a test can
 //! "reopen" it to simulate a restart.
 
-use super::{read_fits, LogBackend, Recovered, StorageError};
+use super::{check_readable, read_fits, LogBackend, Recovered, StorageError};
 use parking_lot::Mutex;
 use protocol::ids::LogIndex;
 use protocol::raft::{Entry, HardState};
@@ -110,12 +110,7 @@ impl LogBackend for MemoryBackend {
     ) -> Result<Vec<Entry>, StorageError> {
         let state = self.state.lock();
         let first = state.first.max(1);
-        if from.0 < first || from.0 >= state.next_index() {
-            return Err(StorageError::Io(format!(
-                "entry {from} is not in the log (it holds {first}..{})",
-                state.next_index() - 1
-            )));
-        }
+        check_readable(from, first, state.next_index())?;
         let mut out = Vec::new();
         let mut total = 0usize;
         for e in &state.entries[(from.0 - first) as usize..] {

@@ -104,6 +104,18 @@ pub trait LogBackend: Send + 'static {
     ) -> Result<Vec<Entry>, StorageError>;
 }
 
+/// The error of a [`LogBackend::read`] from an index the log does not hold (`first` is
+/// the first index stored, `next` the one after the last).
+pub fn check_readable(from: LogIndex, first: u64, next: u64) -> Result<(), StorageError> {
+    if from.0 < first || from.0 >= next {
+        return Err(StorageError::Io(format!(
+            "entry {from} is not in the log (it holds {first}..{})",
+            next - 1
+        )));
+    }
+    Ok(())
+}
+
 /// Whether one more entry of `bytes` fits a read that holds `taken` entries of `total`
 /// bytes so far (the first always fits), as [`LogBackend::read`] bounds its result.
 pub fn read_fits(taken: usize, total: usize, bytes: usize, max_bytes: usize) -> bool {

@@ -23,7 +23,7 @@ use crate::errors::WriteError;
 use crate::{RaftStatus, ServerHandle};
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use protocol::api::{Answer, Consistency, Request, RequestError};
+use protocol::api::{Answer, Consistency, InfoRequest, Request, RequestError};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -130,7 +130,7 @@ impl LeaderForwarding {
                     }
                     Some(answer) => return answer,
                     // A read asked of a deposed leader is simply asked again of the new one.
-                    None if !is_write(&request) => {}
+                    None if !changes_state(&request) => {}
                     None => {
                         return Err(from_write_error(WriteError::OutcomeUnknown(
                             "the leader changed while the write was forwarded to it".into(),
@@ -180,8 +180,13 @@ impl LeaderForwarding {
     }
 }
 
-fn is_write(request: &Request) -> bool {
-    matches!(request, Request::Write(_))
+/// Whether the request changes state (a write, or removing a Raft peer): abandoned in
+/// flight, it may still take effect, so it is never asked again.
+fn changes_state(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Write(_) | Request::Info(InfoRequest::RemoveRaftPeer(_))
+    )
 }
 
 /// Whether `status` names a leader other than `forwarded_to` (a leader merely unknown
@@ -219,7 +224,7 @@ impl Endpoint for LeaderForwarding {
 mod tests {
     use super::*;
     use crate::RaftRole;
-    use protocol::api::{InfoRequest, QueryOptions, Read, ReadRequest};
+    use protocol::api::{QueryOptions, Read, ReadRequest};
 
     fn read(consistency: Consistency) -> Request {
         Request::Read(ReadRequest {
