@@ -25,6 +25,7 @@ pub mod query;
 pub mod render;
 pub mod snapshot;
 pub mod status;
+pub mod ui;
 
 use crate::context::AgentContext;
 use actix_web::dev::Server;
@@ -421,6 +422,12 @@ async fn handle(
             .insert_header((header::LOCATION, location))
             .finish());
     }
+    if let Some(page) = ui::route(&path) {
+        if !ctx.config.ui || !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return Ok(HttpResponse::NotFound().finish());
+        }
+        return Ok(ui::serve(page));
+    }
     let Some((route, (methods, allow))) = route(&path) else {
         if path.starts_with("/v1/") {
             return Err(ApiError::NotFound(
@@ -461,6 +468,7 @@ async fn handle(
         payload,
     };
     match route {
+        Route::Index if ctx.config.ui => Ok(ui::redirect_to_ui()),
         Route::Index => Ok(HttpResponse::Ok()
             .content_type(error::TEXT_PLAIN)
             .body(BANNER)),

@@ -48,6 +48,34 @@ async fn unknown_paths_methods_options_and_banner() {
 }
 
 #[actix_web::test]
+async fn the_ui_is_served_only_when_enabled() {
+    let ctx = super::test_ctx_with(crate::config::Config {
+        ui: true,
+        ..crate::http::tests_support::test_config()
+    })
+    .await;
+    let app = test_app!(ctx);
+    let r = send!(app, "GET", "/");
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(r.header("Location").as_deref(), Some("/ui/"));
+    let r = send!(app, "GET", "/ui");
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
+    let r = send!(app, "GET", "/ui/");
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+    assert!(r.text().contains("/v1/catalog/services"));
+    assert_eq!(
+        send!(app, "GET", "/ui/nope.js").status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(send!(app, "PUT", "/ui/").status, StatusCode::NOT_FOUND);
+
+    let ctx = test_ctx().await;
+    let app = test_app!(ctx);
+    assert_eq!(send!(app, "GET", "/ui/").status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
 async fn paths_are_cleaned_and_filtered() {
     let ctx = test_ctx().await;
     let app = test_app!(ctx);
