@@ -9,6 +9,7 @@ pub mod api;
 pub mod autopilot;
 pub mod codec;
 pub mod dns;
+pub mod filter;
 pub mod health;
 pub mod ids;
 pub mod linearizability;

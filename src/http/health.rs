@@ -3,11 +3,12 @@
 use super::catalog::{parse_node_meta, AgentServiceOut, NodeOut};
 use super::error::ApiError;
 use super::query::{Query, QueryOptions};
-use super::render::{json_with_meta, to_json};
+use super::render::{json_with_meta, to_json_filtered};
 use super::ApiRequest;
 use crate::context::AgentContext;
 use actix_web::HttpResponse;
 use protocol::api::{Read, ReadData, RequestError, ServiceEntry};
+use protocol::filter::Filter;
 use protocol::store::{Check, CheckStatus};
 use serde::Serialize;
 
@@ -116,7 +117,11 @@ pub fn parse_passing(q: &Query) -> Result<bool, ApiError> {
     }
 }
 
-pub fn render_service(entries: &[ServiceEntry], pretty: bool) -> Result<Vec<u8>, ApiError> {
+pub fn render_service(
+    entries: &[ServiceEntry],
+    filter: Option<&Filter>,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
     let out: Vec<ServiceEntryOut<'_>> = entries
         .iter()
         .map(|e| ServiceEntryOut {
@@ -125,12 +130,16 @@ pub fn render_service(entries: &[ServiceEntry], pretty: bool) -> Result<Vec<u8>,
             checks: e.checks.iter().map(HealthCheckOut::from).collect(),
         })
         .collect();
-    to_json(&out, pretty)
+    to_json_filtered(&out, filter, pretty)
 }
 
-fn render_checks(checks: &[Check], pretty: bool) -> Result<Vec<u8>, ApiError> {
+fn render_checks(
+    checks: &[Check],
+    filter: Option<&Filter>,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
     let out: Vec<HealthCheckOut<'_>> = checks.iter().map(HealthCheckOut::from).collect();
-    to_json(&out, pretty)
+    to_json_filtered(&out, filter, pretty)
 }
 
 /// `any` or one stored status.
@@ -160,7 +169,7 @@ pub async fn handle(
     req: &ApiRequest,
     route: HealthRoute<'_>,
 ) -> Result<HttpResponse, ApiError> {
-    let opts = QueryOptions::parse(&req.query, &ctx.config.datacenter)?;
+    let (opts, filter) = QueryOptions::parse_with_filter(&req.query, &ctx.config.datacenter)?;
     let read = match route {
         HealthRoute::Service(name) => {
             if name.is_empty() {
@@ -195,8 +204,8 @@ pub async fn handle(
     };
     let r = ctx.api.read(opts.to_api(), read).await?;
     let body = match &r.data {
-        ReadData::ServiceEntries(entries) => render_service(entries, req.pretty)?,
-        ReadData::Checks(checks) => render_checks(checks, req.pretty)?,
+        ReadData::ServiceEntries(entries) => render_service(entries, filter.as_ref(), req.pretty)?,
+        ReadData::Checks(checks) => render_checks(checks, filter.as_ref(), req.pretty)?,
         _ => return Err(RequestError::unexpected_data().into()),
     };
     Ok(json_with_meta(&r.meta, body))
@@ -205,6 +214,7 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::render::to_json;
     use protocol::store::CheckDefinition;
 
     #[test]

@@ -4,6 +4,7 @@
 use super::error::ApiError;
 pub use crate::duration::{format_go_duration, parse_go_duration};
 use percent_encoding::percent_decode_str;
+use protocol::filter::Filter;
 use std::time::Duration;
 
 /// Decoded query parameters in request order (repeatable keys such as `tag` keep all values).
@@ -94,10 +95,18 @@ pub struct QueryOptions {
 impl QueryOptions {
     /// Parse `dc`, `wait`, `index`, `stale`/`consistent` in Consul's order.
     pub fn parse(q: &Query, our_dc: &str) -> Result<QueryOptions, ApiError> {
+        QueryOptions::parse_allowing_filter(q, our_dc, false)
+    }
+
+    fn parse_allowing_filter(
+        q: &Query,
+        our_dc: &str,
+        filter_taken: bool,
+    ) -> Result<QueryOptions, ApiError> {
         check_dc(q, our_dc)?;
-        if q.has("filter") {
+        if q.has("filter") && !filter_taken {
             // Answering everything with a 200 would tell the client its filter matched
-            // everything; until filters are implemented, say so.
+            // everything; endpoints that filter use `parse_with_filter`, the rest say so.
             return Err(ApiError::bad_request(FILTER_UNSUPPORTED_TEXT));
         }
         // Consul's parseWait skips a parameter whose value is empty (`query.Get(..) != ""`),
@@ -132,6 +141,24 @@ impl QueryOptions {
             wait,
             consistency,
         })
+    }
+
+    /// [`QueryOptions::parse`] for the endpoints that take `?filter=`: the options, and the
+    /// filter when one was given (an empty one is none, as in Consul).
+    pub fn parse_with_filter(
+        q: &Query,
+        our_dc: &str,
+    ) -> Result<(QueryOptions, Option<Filter>), ApiError> {
+        let filter = match q.get("filter") {
+            Some(text) if !text.is_empty() => Some(Filter::parse(text).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "Failed to create boolean expression evaluator: {e}"
+                ))
+            })?),
+            _ => None,
+        };
+        let options = QueryOptions::parse_allowing_filter(q, our_dc, true)?;
+        Ok((options, filter))
     }
 
     /// The wait to apply to a blocking query, before jitter.

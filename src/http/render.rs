@@ -5,6 +5,7 @@ use super::error::ApiError;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use base64::Engine as _;
+use protocol::filter::Filter;
 use serde::{Serialize, Serializer};
 
 pub const APPLICATION_JSON: &str = "application/json";
@@ -24,6 +25,33 @@ pub fn to_json<T: Serialize + ?Sized>(value: &T, pretty: bool) -> Result<Vec<u8>
         buf.push(b'\n');
     }
     Ok(buf)
+}
+
+/// Serialize a list, keeping only the items `filter` passes (`?filter=`). Each item is
+/// tested in the JSON shape the client sees, so selectors name Consul's JSON fields.
+pub fn to_json_filtered<T: Serialize>(
+    items: &[T],
+    filter: Option<&Filter>,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
+    let Some(filter) = filter else {
+        return to_json(items, pretty);
+    };
+    let mut kept = Vec::with_capacity(items.len());
+    for item in items {
+        let value = serde_json::to_value(item)
+            .map_err(|e| ApiError::internal(format!("Failed to encode response: {e}")))?;
+        if filter.matches(&value).map_err(filter_error)? {
+            kept.push(value);
+        }
+    }
+    to_json(&kept, pretty)
+}
+
+/// A filter that cannot be applied to the data (a selector into a scalar, a value not of
+/// the field's type): the client's mistake, so 400, never an empty or unfiltered list.
+pub fn filter_error(e: protocol::filter::FilterError) -> ApiError {
+    ApiError::bad_request(format!("Failed to evaluate filter: {e}"))
 }
 
 /// A 200 JSON response from already-serialized bytes.

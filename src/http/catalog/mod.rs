@@ -19,6 +19,7 @@ use actix_web::HttpResponse;
 use protocol::api::{
     InfoData, InfoRequest, NodeMetaFilter, Read, ReadData, RequestError, WriteRequest,
 };
+use protocol::filter::Filter;
 
 /// `?node-meta=k:v` (repeatable, all must match). A value without `:` matches an empty
 /// value, as Consul's parser does.
@@ -71,14 +72,21 @@ pub async fn handle(
             };
             return json_response(&dcs, pretty);
         }
-        CatalogRoute::Nodes => Read::CatalogNodes {
-            node_meta: parse_node_meta(&req.query.all("node-meta")),
-        },
+        CatalogRoute::Nodes => {
+            let (opts, filter) = QueryOptions::parse_with_filter(&req.query, dc)?;
+            let read = Read::CatalogNodes {
+                node_meta: parse_node_meta(&req.query.all("node-meta")),
+            };
+            return answer(ctx, opts, read, filter.as_ref(), pretty).await;
+        }
+        // Consul filters this list's service instances before grouping them by name; the
+        // grouped answer here has no instances to test, so a filter is refused (400)
+        // rather than ignored.
         CatalogRoute::Services => Read::CatalogServices {
             node_meta: parse_node_meta(&req.query.all("node-meta")),
         },
         CatalogRoute::Service(name) => {
-            let opts = QueryOptions::parse(&req.query, dc)?;
+            let (opts, filter) = QueryOptions::parse_with_filter(&req.query, dc)?;
             if name.is_empty() {
                 return Err(ApiError::bad_request("Missing service name"));
             }
@@ -87,21 +95,21 @@ pub async fn handle(
                 tags: req.query.all("tag"),
                 node_meta: parse_node_meta(&req.query.all("node-meta")),
             };
-            return answer(ctx, opts, read, pretty).await;
+            return answer(ctx, opts, read, filter.as_ref(), pretty).await;
         }
         CatalogRoute::Node(name) => {
-            let opts = QueryOptions::parse(&req.query, dc)?;
+            let (opts, filter) = QueryOptions::parse_with_filter(&req.query, dc)?;
             if name.is_empty() {
                 return Err(ApiError::bad_request("Missing node name"));
             }
             let read = Read::CatalogNode {
                 node: name.to_string(),
             };
-            return answer(ctx, opts, read, pretty).await;
+            return answer(ctx, opts, read, filter.as_ref(), pretty).await;
         }
     };
     let opts = QueryOptions::parse(&req.query, dc)?;
-    answer(ctx, opts, read, pretty).await
+    answer(ctx, opts, read, None, pretty).await
 }
 
 /// Ask the endpoint and render its rows with the meta headers.
@@ -109,14 +117,15 @@ async fn answer(
     ctx: &AgentContext,
     opts: QueryOptions,
     read: Read,
+    filter: Option<&Filter>,
     pretty: bool,
 ) -> Result<HttpResponse, ApiError> {
     let r = ctx.api.read(opts.to_api(), read).await?;
     let body = match &r.data {
-        ReadData::Nodes(nodes) => out::render_nodes(nodes, pretty)?,
+        ReadData::Nodes(nodes) => out::render_nodes(nodes, filter, pretty)?,
         ReadData::Services(services) => out::render_services(services, pretty)?,
-        ReadData::ServiceNodes(rows) => out::render_service(rows, pretty)?,
-        ReadData::NodeServices(found) => out::render_node(found.as_ref(), pretty)?,
+        ReadData::ServiceNodes(rows) => out::render_service(rows, filter, pretty)?,
+        ReadData::NodeServices(found) => out::render_node(found.as_ref(), filter, pretty)?,
         _ => return Err(RequestError::unexpected_data().into()),
     };
     Ok(json_with_meta(&r.meta, body))

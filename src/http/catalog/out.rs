@@ -3,8 +3,9 @@
 //! mesh.)
 
 use crate::http::error::ApiError;
-use crate::http::render::to_json;
+use crate::http::render::{filter_error, to_json, to_json_filtered};
 use protocol::api::{NodeServices, ServiceNode};
+use protocol::filter::Filter;
 use protocol::store::{Node, Service, ServiceAddress, Weights};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -238,9 +239,13 @@ pub struct NodeServicesOut<'a> {
     pub services: BTreeMap<&'a str, AgentServiceOut<'a>>,
 }
 
-pub fn render_nodes(nodes: &[Node], pretty: bool) -> Result<Vec<u8>, ApiError> {
+pub fn render_nodes(
+    nodes: &[Node],
+    filter: Option<&Filter>,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
     let out: Vec<NodeOut<'_>> = nodes.iter().map(NodeOut::from).collect();
-    to_json(&out, pretty)
+    to_json_filtered(&out, filter, pretty)
 }
 
 /// Service name → tags.
@@ -251,24 +256,40 @@ pub fn render_services(
     to_json(services, pretty)
 }
 
-pub fn render_service(rows: &[ServiceNode], pretty: bool) -> Result<Vec<u8>, ApiError> {
+pub fn render_service(
+    rows: &[ServiceNode],
+    filter: Option<&Filter>,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
     let out: Vec<CatalogServiceOut<'_>> = rows
         .iter()
         .map(|r| CatalogServiceOut::new(&r.node, &r.service))
         .collect();
-    to_json(&out, pretty)
+    to_json_filtered(&out, filter, pretty)
 }
 
-/// A node with its services, `null` when there is no such node.
-pub fn render_node(found: Option<&NodeServices>, pretty: bool) -> Result<Vec<u8>, ApiError> {
+/// A node with its services, `null` when there is no such node. A filter applies to the
+/// services (Consul filters the node's service list).
+pub fn render_node(
+    found: Option<&NodeServices>,
+    filter: Option<&Filter>,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
     let Some(found) = found else {
         return to_json(&Value::Null, pretty);
     };
-    let services = found
-        .services
-        .iter()
-        .map(|s| (s.id.as_str(), AgentServiceOut::from(s)))
-        .collect();
+    let mut services = BTreeMap::new();
+    for s in &found.services {
+        let out = AgentServiceOut::from(s);
+        if let Some(filter) = filter {
+            let value = serde_json::to_value(&out)
+                .map_err(|e| ApiError::internal(format!("Failed to encode response: {e}")))?;
+            if !filter.matches(&value).map_err(filter_error)? {
+                continue;
+            }
+        }
+        services.insert(s.id.as_str(), out);
+    }
     to_json(
         &NodeServicesOut {
             node: NodeOut::from(&found.node),

@@ -126,14 +126,19 @@ async fn query_validation() {
         ("/v1/catalog/nodes?dc=other", 500, "No path to datacenter"),
         ("/v1/status/leader?dc=other", 500, "No path to datacenter"),
         (
-            "/v1/catalog/nodes?filter=Node%20==%20%22a%22",
+            "/v1/catalog/services?filter=ServiceName%20==%20%22a%22",
             400,
             crate::http::query::FILTER_UNSUPPORTED_TEXT,
         ),
         (
-            "/v1/health/service/consul?filter=",
+            "/v1/kv/a?filter=Key%20==%20a",
             400,
             crate::http::query::FILTER_UNSUPPORTED_TEXT,
+        ),
+        (
+            "/v1/catalog/nodes?filter=Node%20==",
+            400,
+            "Failed to create boolean expression evaluator: expected a value at the end of the filter (offset 7)",
         ),
     ] {
         let r = send!(app, "GET", uri);

@@ -86,3 +86,126 @@ async fn service_entries_passing_filter_and_check_lists() {
         );
     }
 }
+
+#[actix_web::test]
+async fn filter_expressions_select_and_malformed_ones_are_400() {
+    let ctx = test_ctx().await;
+    let app = test_app!(ctx);
+    for (node, id, tags, port, meta) in [
+        ("n1", "web-1", r#"["v1","primary"]"#, 80, r#"{"rack":"r1"}"#),
+        ("n2", "web-2", r#"["v2"]"#, 8080, r#"{"rack":"r2"}"#),
+    ] {
+        let body = format!(
+            r#"{{"Node":"{node}","Address":"10.0.0.1","NodeMeta":{meta},
+            "Service":{{"ID":"{id}","Service":"web","Tags":{tags},"Port":{port}}},
+            "Check":{{"CheckID":"{id}-ok","Name":"web","ServiceID":"{id}","Status":"passing"}}}}"#
+        );
+        assert_eq!(
+            send!(app, "PUT", "/v1/catalog/register", body).text(),
+            "true"
+        );
+    }
+    let ids = |v: serde_json::Value, at: &[&str]| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let mut x = e;
+                for k in at {
+                    x = &x[*k];
+                }
+                x.as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let q = |expr: &str| {
+        percent_encoding::utf8_percent_encode(expr, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+
+    let r = send!(
+        app,
+        "GET",
+        &format!(
+            "/v1/health/service/web?filter={}",
+            q(r#"Service.Tags contains "v2""#)
+        )
+    );
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(ids(r.json(), &["Service", "ID"]), ["web-2"]);
+    assert!(r.index() > 0, "a filtered answer keeps its index");
+    let r = send!(
+        app,
+        "GET",
+        &format!(
+            "/v1/health/service/web?filter={}",
+            q("Node.Meta.rack == r1 and Service.Port == 80")
+        )
+    );
+    assert_eq!(ids(r.json(), &["Service", "ID"]), ["web-1"]);
+    let r = send!(
+        app,
+        "GET",
+        &format!(
+            "/v1/catalog/service/web?filter={}",
+            q("ServicePort == 8080")
+        )
+    );
+    assert_eq!(ids(r.json(), &["ServiceID"]), ["web-2"]);
+    let r = send!(
+        app,
+        "GET",
+        &format!("/v1/catalog/nodes?filter={}", q("Meta.rack == r2"))
+    );
+    assert_eq!(ids(r.json(), &["Node"]), ["n2"]);
+    let r = send!(
+        app,
+        "GET",
+        &format!(
+            "/v1/health/state/passing?filter={}",
+            q(r#"ServiceID == "web-1""#)
+        )
+    );
+    assert_eq!(ids(r.json(), &["CheckID"]), ["web-1-ok"]);
+    let r = send!(
+        app,
+        "GET",
+        &format!(
+            "/v1/health/checks/web?filter={}",
+            q("ServiceTags contains primary")
+        )
+    );
+    assert_eq!(ids(r.json(), &["CheckID"]), ["web-1-ok"]);
+    let r = send!(
+        app,
+        "GET",
+        &format!("/v1/catalog/node/n1?filter={}", q("Port == 8080"))
+    );
+    assert_eq!(r.json()["Services"], json!({}));
+    let r = send!(app, "GET", "/v1/health/service/web?filter=");
+    assert_eq!(
+        r.json().as_array().map(Vec::len),
+        Some(2),
+        "an empty filter is none"
+    );
+
+    for (expr, start) in [
+        (
+            "Service.Tags contains",
+            "Failed to create boolean expression evaluator: ",
+        ),
+        (
+            "(Service.Port == 80",
+            "Failed to create boolean expression evaluator: ",
+        ),
+        ("Service.Port == abc", "Failed to evaluate filter: "),
+        ("Nope == 1", "Failed to evaluate filter: "),
+    ] {
+        let r = send!(
+            app,
+            "GET",
+            &format!("/v1/health/service/web?filter={}", q(expr))
+        );
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{expr}");
+        assert!(r.text().starts_with(start), "{expr}: {}", r.text());
+    }
+}
