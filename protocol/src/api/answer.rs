@@ -21,7 +21,9 @@ pub fn node_matches(node: &Node, filter: &NodeMetaFilter) -> bool {
 pub fn read_index(store: &Store, read: &Read, watch: &mut PrefixIndexWatch) -> u64 {
     match read {
         Read::CatalogNodes { .. } => store.table_index(Table::Nodes),
-        Read::CatalogServices { .. } => store.table_index(Table::Services),
+        Read::CatalogServices { .. } | Read::CatalogServiceInstances { .. } => {
+            store.table_index(Table::Services)
+        }
         Read::CatalogService { name, .. }
         | Read::HealthService { name, .. }
         | Read::InstancesHealth { name, .. } => store.service_index(name),
@@ -54,6 +56,22 @@ pub fn read_data(store: &Store, read: &Read) -> ReadData {
                 .collect(),
         ),
         Read::CatalogServices { node_meta } => ReadData::Services(services(store, node_meta)),
+        Read::CatalogServiceInstances { node_meta } => ReadData::ServiceNodes(
+            store
+                .nodes()
+                .into_iter()
+                .filter(|n| node_matches(n, node_meta))
+                .flat_map(|node| {
+                    store
+                        .node_services(&node.node)
+                        .into_iter()
+                        .map(move |service| ServiceNode {
+                            node: node.clone(),
+                            service: service.clone(),
+                        })
+                })
+                .collect(),
+        ),
         Read::CatalogService {
             name,
             tags,

@@ -176,6 +176,10 @@ pub enum Read {
     /// `GET /v1/snapshot`: the whole store as a snapshot image →
     /// [`ReadData::Snapshot`]. Never blocks (the edge sends no `min_index`).
     Snapshot,
+    /// `/v1/catalog/services?filter=`: every service instance, by node, so a filter can
+    /// test instances before they are grouped by name → [`ReadData::ServiceNodes`].
+    /// Same index and watch as [`Read::CatalogServices`].
+    CatalogServiceInstances { node_meta: NodeMetaFilter },
 }
 
 /// A service instance with its node (catalog service).

@@ -75,6 +75,7 @@ pub fn watch_key(store: &Store, read: &Read) -> WatchKey {
         Read::CatalogNode { node } | Read::HealthNode { node } => WatchKey::Node(fold(node)),
         Read::CatalogNodes { .. }
         | Read::CatalogServices { .. }
+        | Read::CatalogServiceInstances { .. }
         | Read::HealthState { .. }
         | Read::Node { .. }
         | Read::AddressOwners { .. } => WatchKey::Catalog,

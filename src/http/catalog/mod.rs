@@ -53,7 +53,7 @@ pub async fn handle(
 ) -> Result<HttpResponse, ApiError> {
     let dc = &ctx.config.datacenter;
     let pretty = req.pretty;
-    let read = match route {
+    match route {
         CatalogRoute::Register => {
             check_dc(&req.query, dc)?;
             let raw = body.read(JSON_MAX_BODY_BYTES, json_too_large).await?;
@@ -79,12 +79,24 @@ pub async fn handle(
             };
             return answer(ctx, opts, read, filter.as_ref(), pretty).await;
         }
-        // Consul filters this list's service instances before grouping them by name; the
-        // grouped answer here has no instances to test, so a filter is refused (400)
-        // rather than ignored.
-        CatalogRoute::Services => Read::CatalogServices {
-            node_meta: parse_node_meta(&req.query.all("node-meta")),
-        },
+        CatalogRoute::Services => {
+            let (opts, filter) = QueryOptions::parse_with_filter(&req.query, dc)?;
+            let node_meta = parse_node_meta(&req.query.all("node-meta"));
+            let Some(filter) = filter else {
+                return answer(ctx, opts, Read::CatalogServices { node_meta }, None, pretty).await;
+            };
+            // Consul filters the instances (ServiceNode rows), then groups them by name:
+            // ask for the rows, filter, group here.
+            let r = ctx
+                .api
+                .read(opts.to_api(), Read::CatalogServiceInstances { node_meta })
+                .await?;
+            let ReadData::ServiceNodes(rows) = &r.data else {
+                return Err(RequestError::unexpected_data().into());
+            };
+            let body = out::render_services_filtered(rows, &filter, pretty)?;
+            return Ok(json_with_meta(&r.meta, body));
+        }
         CatalogRoute::Service(name) => {
             let (opts, filter) = QueryOptions::parse_with_filter(&req.query, dc)?;
             if name.is_empty() {
@@ -105,11 +117,9 @@ pub async fn handle(
             let read = Read::CatalogNode {
                 node: name.to_string(),
             };
-            return answer(ctx, opts, read, filter.as_ref(), pretty).await;
+            answer(ctx, opts, read, filter.as_ref(), pretty).await
         }
-    };
-    let opts = QueryOptions::parse(&req.query, dc)?;
-    answer(ctx, opts, read, None, pretty).await
+    }
 }
 
 /// Ask the endpoint and render its rows with the meta headers.

@@ -256,6 +256,26 @@ pub fn render_services(
     to_json(services, pretty)
 }
 
+/// Service name → tags over the instances `filter` keeps (tags merged, sorted, once each).
+pub fn render_services_filtered(
+    rows: &[ServiceNode],
+    filter: &Filter,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
+    let mut grouped: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for row in rows {
+        let value = serde_json::to_value(CatalogServiceOut::new(&row.node, &row.service))
+            .map_err(|e| ApiError::internal(format!("Failed to encode response: {e}")))?;
+        if filter.matches(&value).map_err(filter_error)? {
+            grouped
+                .entry(row.service.service.as_str())
+                .or_default()
+                .extend(row.service.tags.iter().map(String::as_str));
+        }
+    }
+    to_json(&grouped, pretty)
+}
+
 pub fn render_service(
     rows: &[ServiceNode],
     filter: Option<&Filter>,

@@ -126,11 +126,6 @@ async fn query_validation() {
         ("/v1/catalog/nodes?dc=other", 500, "No path to datacenter"),
         ("/v1/status/leader?dc=other", 500, "No path to datacenter"),
         (
-            "/v1/catalog/services?filter=ServiceName%20==%20%22a%22",
-            400,
-            crate::http::query::FILTER_UNSUPPORTED_TEXT,
-        ),
-        (
             "/v1/kv/a?filter=Key%20==%20a",
             400,
             crate::http::query::FILTER_UNSUPPORTED_TEXT,

@@ -181,6 +181,22 @@ async fn filter_expressions_select_and_malformed_ones_are_400() {
         &format!("/v1/catalog/node/n1?filter={}", q("Port == 8080"))
     );
     assert_eq!(r.json()["Services"], json!({}));
+    let r = send!(
+        app,
+        "GET",
+        &format!(
+            "/v1/catalog/services?filter={}",
+            q("ServiceTags contains v2")
+        )
+    );
+    assert_eq!(r.json(), json!({"web": ["v2"]}));
+    assert!(r.index() > 0);
+    let r = send!(
+        app,
+        "GET",
+        &format!("/v1/catalog/services?filter={}", q("ServicePort > 1"))
+    );
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = send!(app, "GET", "/v1/health/service/web?filter=");
     assert_eq!(
         r.json().as_array().map(Vec::len),
