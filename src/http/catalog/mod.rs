@@ -70,7 +70,7 @@ pub async fn handle(
             let InfoData::Datacenters(dcs) = ctx.api.info(InfoRequest::Datacenters).await? else {
                 return Err(RequestError::unexpected_data().into());
             };
-            return json_response(&dcs, pretty);
+            json_response(&dcs, pretty)
         }
         CatalogRoute::Nodes => {
             let (opts, filter) = QueryOptions::parse_with_filter(&req.query, dc)?;
@@ -95,7 +95,7 @@ pub async fn handle(
                 return Err(RequestError::unexpected_data().into());
             };
             let body = out::render_services_filtered(rows, &filter, pretty)?;
-            return Ok(json_with_meta(&r.meta, body));
+            Ok(json_with_meta(&r.meta, body))
         }
         CatalogRoute::Service(name) => {
             let (opts, filter) = QueryOptions::parse_with_filter(&req.query, dc)?;
