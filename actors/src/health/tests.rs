@@ -1,4 +1,4 @@
-//! The probe runner against real targets on loopback (127.0.5.1-3): an HTTP server, TCP
+//! The probe runner against real targets on loopback (127.0.5.1-4): HTTP and HTTPS servers, TCP
 //! and UDP listeners, and scripts. Each test waits for the reports it needs, with a
 //! deadline.
 
@@ -17,6 +17,7 @@ use tokio::time::Instant;
 const HTTP_IP: &str = "127.0.5.1";
 const TCP_IP: &str = "127.0.5.2";
 const UDP_IP: &str = "127.0.5.3";
+const HTTPS_IP: &str = "127.0.5.4";
 
 // ---- the receiving end -------------------------------------------------------------
 
@@ -573,4 +574,102 @@ async fn probes_beyond_the_concurrency_limit_wait_for_a_slot() {
             "{id}: {got:?}"
         );
     }
+}
+
+/// An HTTPS target with a self-signed certificate for `cairn.test` (test-only key in
+/// testdata/): answers 200 with the server name the client sent (SNI), or "-".
+async fn https_target() -> SocketAddr {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio_rustls::rustls::{crypto::ring, ServerConfig};
+    let cert = CertificateDer::from(include_bytes!("testdata/cert.der").to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        include_bytes!("testdata/key.der").to_vec(),
+    ));
+    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind((HTTPS_IP, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    actix::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            actix::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
+                let mut buf = [0u8; 4096];
+                let mut request = Vec::new();
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{sni}",
+                    sni.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[actix::test]
+async fn https_checks_verify_or_skip_and_send_the_tls_server_name() {
+    let target = https_target().await;
+    let (runner, reports) = start_runner(16);
+    let https = |skip: bool, server_name: &str| CheckKind::Http {
+        url: format!("https://{target}/"),
+        method: String::new(),
+        headers: BTreeMap::new(),
+        body: String::new(),
+        tls_skip_verify: skip,
+        tls_server_name: server_name.to_string(),
+    };
+    start(&runner, spec("skip", https(true, ""), 2_000), 1).await;
+    start(&runner, spec("verify", https(false, ""), 2_000), 1).await;
+    start(&runner, spec("named", https(true, "cairn.test"), 2_000), 1).await;
+    start(
+        &runner,
+        spec("named-verify", https(false, "cairn.test"), 2_000),
+        1,
+    )
+    .await;
+
+    let wait = Duration::from_secs(5);
+    let skip = &reports.wait_for("skip", 1, wait).await[0];
+    assert_eq!(
+        (skip.result.status, skip.result.output.as_str()),
+        (
+            CheckStatus::Passing,
+            format!("HTTP GET https://{target}/: 200 OK Output: -").as_str()
+        )
+    );
+    let verify = &reports.wait_for("verify", 1, wait).await[0];
+    assert_eq!(verify.result.status, CheckStatus::Critical);
+    assert!(
+        verify.result.output.to_lowercase().contains("certificate"),
+        "{}",
+        verify.result.output
+    );
+    // The name goes out in SNI, the connection still goes to the URL's address.
+    let named = &reports.wait_for("named", 1, wait).await[0];
+    assert_eq!(
+        (named.result.status, named.result.output.as_str()),
+        (
+            CheckStatus::Passing,
+            format!("HTTP GET https://{target}/: 200 OK Output: cairn.test").as_str()
+        )
+    );
+    // A self-signed certificate is still refused when verifying, under any name.
+    let named_verify = &reports.wait_for("named-verify", 1, wait).await[0];
+    assert_eq!(named_verify.result.status, CheckStatus::Critical);
 }
