@@ -6,6 +6,7 @@
 #
 #   bash bench/health_checks.sh                # N=2000 WINDOW=30 DOWN=100
 #   N=500 WINDOW=10 DOWN=20 bash bench/health_checks.sh
+#   CAIRN=/path/to/cairn bash bench/health_checks.sh   # an already built binary
 #
 # Targets: agent CPU < 15% of one core, RSS < 40 MB, lag p99 < Interval + Timeout + 200 ms
 # (1,700 ms). Loopback only: the agent on 127.0.5.10, the target on 127.0.5.11:9000.
@@ -21,7 +22,10 @@ DOWN=${DOWN:-100}
 AGENT_IP=${AGENT_IP:-127.0.5.10}
 TARGET=${TARGET:-127.0.5.11:9000}
 
-cargo build --release -q
+if [ -z "${CAIRN:-}" ]; then
+  cargo build --release -q
+  CAIRN=target/release/cairn
+fi
 cargo build --release -q -p cairn-actors --example health_target
 WORK=$(mktemp -d)
 cleanup() {
@@ -34,7 +38,7 @@ trap cleanup EXIT
 
 target/release/examples/health_target "$TARGET" > "$WORK/target.log" 2>&1 &
 TARGET_PID=$!
-target/release/cairn agent -dev -node bench -bind "$AGENT_IP" -client "$AGENT_IP" \
+"$CAIRN" agent -dev -node bench -bind "$AGENT_IP" -client "$AGENT_IP" \
   -log-level warn > "$WORK/agent.log" 2>&1 &
 AGENT_PID=$!
 for _ in $(seq 1 300); do
