@@ -9,5 +9,7 @@
 //! Times are milliseconds on the caller's monotonic clock; nothing here reads a clock.
 
 pub mod spec;
+pub mod status;
 
 pub use spec::{CheckKind, CheckSpec, ProbeResult, MAX_OUTPUT_BYTES, MIN_INTERVAL_MS};
+pub use status::{should_reap, Change, CheckState, TTL_EXPIRED_OUTPUT};
