@@ -141,6 +141,7 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
         )
     };
     let mut ctx = ctx;
+    ctx.local = Some(start_local_state(&config, ctx.api.clone(), membership.clone())?);
     if config.fault_injection {
         warn!(
             "fault injection is on: /v1/cairn/faults can cut this agent off (test clusters only)"
@@ -229,6 +230,40 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
     }
     info!("Shutdown complete");
     Ok(())
+}
+
+/// The agent's local services and checks, restored from the data dir, syncing to the
+/// catalog through the agent's own endpoint (forwarded like any write).
+fn start_local_state(
+    config: &Config,
+    api: Api,
+    membership: Arc<dyn Membership>,
+) -> Result<crate::local::LocalAgent, AgentError> {
+    use protocol::health::definition::CheckRules;
+    let options = crate::local::LocalOptions {
+        node: leader_duty::self_registration(config).node,
+        datacenter: config.datacenter.clone(),
+        rules: CheckRules {
+            enable_script_checks: config.enable_script_checks,
+            enable_local_script_checks: config.enable_local_script_checks,
+            deregister_min_ms: config.check_deregister_interval_min_ms,
+        },
+        state_file: config
+            .data_dir
+            .as_deref()
+            .map(crate::local::persist::state_path),
+        full_sync_base_ms: config.anti_entropy_interval_ms,
+        check_update_interval_ms: config.check_update_interval_ms,
+        reap_interval_ms: crate::local::REAP_INTERVAL_MS
+            .min(config.check_deregister_interval_min_ms / 2)
+            .max(100),
+        cluster_size: Arc::new(move || membership.members().len()),
+    };
+    crate::local::start(api, options).map_err(|e| {
+        AgentError::Runtime(std::io::Error::other(format!(
+            "Failed to load the local services and checks: {e}"
+        )))
+    })
 }
 
 /// Whether a signal means "leave the cluster" (Consul's defaults: a client agent leaves

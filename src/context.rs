@@ -25,6 +25,9 @@ pub struct AgentContext {
     /// Notified when an edge asks the agent to stop (`PUT /v1/agent/leave`); the wiring
     /// shuts down as on SIGTERM.
     pub shutdown: tokio::sync::Notify,
+    /// The agent's own services and checks (`/v1/agent/service/*`, `/v1/agent/check/*`);
+    /// `None` only in tests that build a bare context.
+    pub local: Option<crate::local::LocalAgent>,
 }
 
 impl AgentContext {
@@ -43,6 +46,7 @@ impl AgentContext {
             started_unix,
             faults: None,
             shutdown: tokio::sync::Notify::new(),
+            local: None,
         }
     }
 
@@ -61,6 +65,7 @@ impl AgentContext {
             started_unix,
             faults: None,
             shutdown: tokio::sync::Notify::new(),
+            local: None,
         }
     }
 

@@ -164,6 +164,15 @@ impl Reader<'_> {
                 "retry_join" | "start_join" => s.retry_join.extend(self.strings(key, v)?),
                 "retry_interval" => s.retry_interval = Some(self.string(key, v)?),
                 "enable_script_checks" => s.enable_script_checks = Some(self.bool(key, v)?),
+                "enable_local_script_checks" => {
+                    s.enable_local_script_checks = Some(self.bool(key, v)?)
+                }
+                "check_update_interval" => {
+                    s.check_update_interval = Some(self.duration_text(key, v)?)
+                }
+                "check_deregister_interval_min" => {
+                    s.check_deregister_interval_min = Some(self.duration_text(key, v)?)
+                }
                 "log_level" => s.log_level = Some(self.string(key, v)?),
                 "ui" => s.ui = Some(self.bool(key, v)?),
                 "raft_snapshot_threshold" => s.raft_snapshot_threshold = Some(self.int(key, v)?),

@@ -204,6 +204,36 @@ fn check_difference(want: &Check, have: &Check) -> Difference {
     }
 }
 
+/// Consul's base interval between full syncs (`ae.Interval`).
+pub const FULL_SYNC_BASE_MS: u64 = 60_000;
+/// Cluster size up to which the base interval holds (Consul's `aeScale` threshold).
+const SCALE_THRESHOLD: u64 = 128;
+
+/// Consul's `aeScale`: the full-sync interval grows with the cluster so the servers see
+/// a bounded rate of syncs: `base` up to 128 nodes, then one more `base` per doubling
+/// (2x up to 256, 3x up to 512 ...).
+pub fn scaled_interval_ms(base_ms: u64, cluster_size: u64) -> u64 {
+    if cluster_size <= SCALE_THRESHOLD {
+        return base_ms;
+    }
+    let mut mult = 1u64;
+    let mut cap = SCALE_THRESHOLD;
+    while cap < cluster_size {
+        cap = cap.saturating_mul(2);
+        mult += 1;
+    }
+    base_ms.saturating_mul(mult)
+}
+
+/// The wait before the next full sync: the scaled interval plus a stagger of up to half
+/// of it (`fraction` in [0, 1), from the caller's randomness), so agents started together
+/// do not sync together.
+pub fn next_full_sync_ms(base_ms: u64, cluster_size: u64, fraction: f64) -> u64 {
+    let scaled = scaled_interval_ms(base_ms, cluster_size);
+    let stagger = (scaled as f64 / 2.0 * fraction.clamp(0.0, 1.0)) as u64;
+    scaled.saturating_add(stagger)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +359,18 @@ mod tests {
         let status = [check("t", "web-1", CheckStatus::Critical, "new")];
         let p = plan(&node(), &s, &status, &catalog, &never);
         assert_eq!(p.registers[0].checks[0].status, CheckStatus::Critical);
+    }
+
+    #[test]
+    fn the_interval_scales_like_consuls_ae_scale() {
+        assert_eq!(scaled_interval_ms(60_000, 1), 60_000);
+        assert_eq!(scaled_interval_ms(60_000, 128), 60_000);
+        assert_eq!(scaled_interval_ms(60_000, 129), 120_000);
+        assert_eq!(scaled_interval_ms(60_000, 256), 120_000);
+        assert_eq!(scaled_interval_ms(60_000, 257), 180_000);
+        assert_eq!(scaled_interval_ms(60_000, 512), 180_000);
+        assert_eq!(next_full_sync_ms(60_000, 3, 0.0), 60_000);
+        assert_eq!(next_full_sync_ms(60_000, 3, 0.5), 75_000);
     }
 
     #[test]
