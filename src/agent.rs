@@ -141,7 +141,11 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
         )
     };
     let mut ctx = ctx;
-    ctx.local = Some(start_local_state(&config, ctx.api.clone(), membership.clone())?);
+    ctx.local = Some(start_local_state(
+        &config,
+        ctx.api.clone(),
+        membership.clone(),
+    )?);
     if config.fault_injection {
         warn!(
             "fault injection is on: /v1/cairn/faults can cut this agent off (test clusters only)"

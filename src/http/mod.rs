@@ -238,7 +238,11 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "operator/autopilot/health" => (Route::Operator(O::AutopilotHealth), GET),
         _ => {
             if let Some(local) = rest.strip_prefix("agent/").and_then(agent_local::route) {
-                let methods = if agent_local::is_read(local) { GET } else { PUT };
+                let methods = if agent_local::is_read(local) {
+                    GET
+                } else {
+                    PUT
+                };
                 (Route::AgentLocal(local), methods)
             } else if let Some(peer) = rest.strip_prefix("cairn/faults/") {
                 (Route::Faults(Some(peer)), FAULTS)

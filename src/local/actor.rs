@@ -175,7 +175,8 @@ impl Actor {
                 replace_existing_checks,
                 reply,
             } => {
-                self.state.add_service(def, Origin::Remote, replace_existing_checks, now);
+                self.state
+                    .add_service(def, Origin::Remote, replace_existing_checks, now);
                 let _ = reply.send(self.changed(true));
             }
             Command::DeregisterService { id, reply } => {
@@ -271,7 +272,10 @@ impl Actor {
             return Ok(());
         };
         persist::save(path, &self.state.persisted()).map_err(|e| {
-            warn!("failed to persist the local state to {}: {e}", path.display());
+            warn!(
+                "failed to persist the local state to {}: {e}",
+                path.display()
+            );
             RequestError::internal(format!(
                 "failed to persist the local state to {}: {e}",
                 path.display()

@@ -144,7 +144,8 @@ impl LocalAgent {
 
     pub async fn deregister_service(&self, id: &str) -> Result<(), RequestError> {
         let id = id.to_string();
-        self.ask(|reply| Command::DeregisterService { id, reply }).await
+        self.ask(|reply| Command::DeregisterService { id, reply })
+            .await
     }
 
     /// `PUT /v1/agent/check/register`.
@@ -166,7 +167,8 @@ impl LocalAgent {
 
     pub async fn deregister_check(&self, id: &str) -> Result<(), RequestError> {
         let id = id.to_string();
-        self.ask(|reply| Command::DeregisterCheck { id, reply }).await
+        self.ask(|reply| Command::DeregisterCheck { id, reply })
+            .await
     }
 
     /// `check/pass|warn|fail|update`.

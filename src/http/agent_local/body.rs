@@ -193,7 +193,10 @@ mod tests {
         });
         let body: ServiceRegisterBody = decode_json(raw.to_string().as_bytes()).unwrap();
         let d = body.into_draft();
-        assert_eq!((d.service.id.as_str(), d.service.service.as_str()), ("web-1", "web"));
+        assert_eq!(
+            (d.service.id.as_str(), d.service.service.as_str()),
+            ("web-1", "web")
+        );
         assert_eq!(d.service.meta["Ver"], "2");
         let c = d.check.unwrap();
         assert_eq!(c.interval, Ok(Some(1000)));

@@ -57,9 +57,8 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let raw = body.read(JSON_MAX_BODY_BYTES, json_too_large).await?;
     let body: CheckUpdateBody = decode_json(&raw)?;
-    let status = CheckStatus::parse(&body.status).ok_or_else(|| {
-        ApiError::bad_request(format!("Invalid check status: '{}'", body.status))
-    })?;
+    let status = CheckStatus::parse(&body.status)
+        .ok_or_else(|| ApiError::bad_request(format!("Invalid check status: '{}'", body.status)))?;
     local.update_ttl(id, status, body.output).await?;
     Ok(ok_empty())
 }

@@ -85,11 +85,7 @@ pub fn by_id(local: &LocalAgent, req: &ApiRequest, id: &str) -> Result<HttpRespo
     respond(req, status, &out)
 }
 
-pub fn by_name(
-    local: &LocalAgent,
-    req: &ApiRequest,
-    name: &str,
-) -> Result<HttpResponse, ApiError> {
+pub fn by_name(local: &LocalAgent, req: &ApiRequest, name: &str) -> Result<HttpResponse, ApiError> {
     let view = local.view();
     let mut worst = CheckStatus::Passing;
     let mut out = Vec::new();

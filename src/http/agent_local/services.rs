@@ -1,8 +1,8 @@
 //! The agent's services: register, deregister, list, and one with hash-based blocking.
 
 use super::body::ServiceRegisterBody;
-use super::out::{content_hash, LocalServiceOut};
 use super::ok_empty;
+use super::out::{content_hash, LocalServiceOut};
 use crate::http::body::{decode_json, json_too_large, JSON_MAX_BODY_BYTES};
 use crate::http::error::ApiError;
 use crate::http::query::{parse_go_duration, Query};
@@ -72,11 +72,7 @@ pub fn list(local: &LocalAgent, req: &ApiRequest) -> Result<HttpResponse, ApiErr
 
 /// `GET /v1/agent/service/:id`, blocking while `?hash` is the current hash (up to
 /// `?wait`), answered with `X-Consul-ContentHash`.
-pub async fn one(
-    local: &LocalAgent,
-    req: &ApiRequest,
-    id: &str,
-) -> Result<HttpResponse, ApiError> {
+pub async fn one(local: &LocalAgent, req: &ApiRequest, id: &str) -> Result<HttpResponse, ApiError> {
     let wait = match req.query.get("wait").filter(|w| !w.is_empty()) {
         Some(w) => parse_go_duration(w)
             .ok_or_else(|| ApiError::bad_request("Invalid wait time"))?

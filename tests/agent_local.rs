@@ -1,0 +1,269 @@
+//! The agent's own services and checks with real processes on loopback (issue 10):
+//! registration through a client agent seen from every node, TTL checks fed and left to
+//! expire (with `?passing` and DNS following), script checks refused, restart
+//! persistence, reaping after DeregisterCriticalServiceAfter, maintenance, and the full
+//! sync removing catalog entries on the agent's node that it does not know.
+//! Addresses 127.0.6.1 to 127.0.6.20, standard ports.
+
+mod common;
+
+use common::dns::udp_query;
+use common::{http_client, wait_for, Agent};
+use hickory_proto::rr::RecordType;
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn get_json(agent: &Agent, path: &str) -> Option<Value> {
+    http_client().get(agent.url(path)).send().ok()?.json().ok()
+}
+
+fn put(agent: &Agent, path: &str, body: Option<Value>) -> (u16, String) {
+    let mut req = http_client().put(agent.url(path));
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().expect("PUT");
+    (resp.status().as_u16(), resp.text().unwrap_or_default())
+}
+
+/// Node names of the instances of `service` as `agent` answers `/v1/health/service`.
+fn instances(agent: &Agent, service: &str, passing: bool) -> Option<Vec<String>> {
+    let q = if passing { "?passing" } else { "" };
+    let list = get_json(agent, &format!("/v1/health/service/{service}{q}"))?;
+    Some(
+        list.as_array()?
+            .iter()
+            .filter_map(|e| e["Node"]["Node"].as_str().map(String::from))
+            .collect(),
+    )
+}
+
+fn dns_a_count(agent: &Agent, name: &str) -> usize {
+    udp_query(agent.dns_addr(), name, RecordType::A)
+        .answers
+        .len()
+}
+
+fn server(ip: &str, node: &str, root: &Path, extra: &[&str]) -> Agent {
+    Agent::server(ip, node, &root.join(node), extra)
+}
+
+#[test]
+fn a_client_agents_service_is_seen_everywhere_and_follows_its_ttl_check() {
+    let root = tempfile::tempdir().unwrap();
+    let s1 = server("127.0.6.1", "s1", root.path(), &[]);
+    let c1 = Agent::client("127.0.6.2", "c1", &root.path().join("c1"), &["127.0.6.1"]);
+    let (code, text) = put(
+        &c1,
+        "/v1/agent/service/register",
+        Some(
+            json!({"Name": "web", "ID": "web-1", "Port": 8080, "Tags": ["v1"],
+                     "Check": {"TTL": "3s"}}),
+        ),
+    );
+    assert_eq!((code, text.as_str()), (200, ""));
+    // New checks start critical: listed, but not passing, and not in DNS.
+    for agent in [&s1, &c1] {
+        wait_for("the instance in the catalog", || {
+            (instances(agent, "web", false)? == ["c1"]).then_some(())
+        });
+        assert_eq!(instances(agent, "web", true), Some(vec![]));
+    }
+    assert_eq!(dns_a_count(&s1, "web.service.consul."), 0);
+
+    let (code, _) = put(&c1, "/v1/agent/check/pass/service:web-1?note=fine", None);
+    assert_eq!(code, 200);
+    for agent in [&s1, &c1] {
+        wait_for("the instance passing", || {
+            (instances(agent, "web", true)? == ["c1"]).then_some(())
+        });
+    }
+    wait_for("the instance in DNS", || {
+        (dns_a_count(&s1, "web.service.consul.") == 1).then_some(())
+    });
+    let checks = get_json(&c1, "/v1/agent/checks").unwrap();
+    assert_eq!(checks["service:web-1"]["Output"], "fine");
+    assert_eq!(checks["service:web-1"]["Status"], "passing");
+
+    // Not fed again: the TTL expires and the instance leaves ?passing and DNS.
+    wait_for("the TTL to expire", || {
+        instances(&s1, "web", true)?.is_empty().then_some(())
+    });
+    wait_for("the instance to leave DNS", || {
+        (dns_a_count(&s1, "web.service.consul.") == 0).then_some(())
+    });
+    let checks = get_json(&s1, "/v1/health/checks/web").unwrap();
+    let output = checks[0]["Output"].as_str().unwrap_or_default();
+    assert!(output.starts_with("TTL expired"), "{output}");
+
+    // Deregistered through the agent: gone from the catalog too.
+    let (code, _) = put(&c1, "/v1/agent/service/deregister/web-1", None);
+    assert_eq!(code, 200);
+    wait_for("the instance gone", || {
+        instances(&s1, "web", false)?.is_empty().then_some(())
+    });
+    let (code, text) = put(&c1, "/v1/agent/service/deregister/web-1", None);
+    assert_eq!(code, 404);
+    assert!(text.starts_with("Unknown service ID \"web-1\""), "{text}");
+}
+
+#[test]
+fn script_checks_are_refused_unless_enabled_and_bad_checks_get_consuls_texts() {
+    let root = tempfile::tempdir().unwrap();
+    let s = server("127.0.6.3", "s3", root.path(), &[]);
+    let (code, text) = put(
+        &s,
+        "/v1/agent/check/register",
+        Some(json!({"Name": "disk", "Args": ["/bin/true"], "Interval": "10s"})),
+    );
+    assert_eq!(code, 500);
+    assert!(
+        text.starts_with("Scripts are disabled on this agent"),
+        "{text}"
+    );
+    let (code, text) = put(
+        &s,
+        "/v1/agent/check/register",
+        Some(json!({"Name": "h", "HTTP": "http://127.0.0.1:1/"})),
+    );
+    assert_eq!(code, 400);
+    assert!(
+        text.starts_with("Invalid check: Interval must be > 0"),
+        "{text}"
+    );
+    let (code, text) = put(
+        &s,
+        "/v1/agent/check/register",
+        Some(json!({"Name": "t", "TTL": "10s", "ServiceID": "nope"})),
+    );
+    assert_eq!(
+        (code, text.as_str()),
+        (404, "ServiceID \"nope\" does not exist")
+    );
+    let (code, text) = put(&s, "/v1/agent/check/pass/nope", None);
+    assert_eq!(code, 404);
+    assert!(text.starts_with("Unknown check ID \"nope\""), "{text}");
+    assert!(get_json(&s, "/v1/agent/checks")
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .is_empty());
+
+    let root2 = tempfile::tempdir().unwrap();
+    let enabled = server("127.0.6.4", "s4", root2.path(), &["-enable-script-checks"]);
+    let (code, text) = put(
+        &enabled,
+        "/v1/agent/check/register",
+        Some(json!({"Name": "disk", "Args": ["/bin/true"], "Interval": "10s"})),
+    );
+    assert_eq!((code, text.as_str()), (200, ""));
+}
+
+#[test]
+fn registrations_survive_a_restart_and_maintenance_takes_instances_out() {
+    let root = tempfile::tempdir().unwrap();
+    let mut s = server("127.0.6.5", "s5", root.path(), &[]);
+    let (code, _) = put(
+        &s,
+        "/v1/agent/service/register",
+        Some(json!({"Name": "db", "ID": "db-1", "Port": 5432,
+                     "Checks": [{"TTL": "60s", "Status": "passing"}]})),
+    );
+    assert_eq!(code, 200);
+    wait_for("db passing", || {
+        (instances(&s, "db", true)? == ["s5"]).then_some(())
+    });
+    let (code, _) = put(
+        &s,
+        "/v1/agent/service/maintenance/db-1?enable=true&reason=deploy",
+        None,
+    );
+    assert_eq!(code, 200);
+    wait_for("db out while in maintenance", || {
+        instances(&s, "db", true)?.is_empty().then_some(())
+    });
+    let health = http_client()
+        .get(s.url("/v1/agent/health/service/id/db-1?format=text"))
+        .send()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    assert_eq!(health.text().unwrap(), "maintenance");
+
+    s.kill9();
+    s.restart();
+    s.wait_ready();
+    let services = get_json(&s, "/v1/agent/services").unwrap();
+    assert_eq!(services["db-1"]["Port"], 5432);
+    let checks = get_json(&s, "/v1/agent/checks").unwrap();
+    assert_eq!(checks["service:db-1"]["Status"], "passing");
+    assert_eq!(checks["_service_maintenance:db-1"]["Notes"], "deploy");
+
+    let (code, _) = put(&s, "/v1/agent/service/maintenance/db-1?enable=false", None);
+    assert_eq!(code, 200);
+    wait_for("db back after maintenance", || {
+        (instances(&s, "db", true)? == ["s5"]).then_some(())
+    });
+    let (code, text) = put(&s, "/v1/agent/maintenance", None);
+    assert_eq!((code, text.as_str()), (400, "Missing value for enable"));
+}
+
+#[test]
+fn critical_services_are_reaped_and_unknown_catalog_entries_removed() {
+    let root = tempfile::tempdir().unwrap();
+    let s = server(
+        "127.0.6.6",
+        "s6",
+        root.path(),
+        &[
+            "-debug-anti-entropy-interval",
+            "1s",
+            "-debug-check-deregister-interval-min",
+            "1s",
+        ],
+    );
+    // Written straight to the catalog on the agent's own node: the full sync removes it.
+    let (code, _) = put(
+        &s,
+        "/v1/catalog/register",
+        Some(json!({"Node": "s6", "Address": "127.0.6.6",
+                     "Service": {"Service": "stray", "Port": 1},
+                     "Check": {"CheckID": "stray-node-check", "Name": "x", "Status": "passing"}})),
+    );
+    assert_eq!(code, 200);
+    wait_for("the stray service and check removed", || {
+        let services = get_json(&s, "/v1/catalog/services")?;
+        let checks = get_json(&s, "/v1/health/node/s6")?;
+        let stray_check = checks
+            .as_array()?
+            .iter()
+            .any(|c| c["CheckID"] == "stray-node-check");
+        (services.get("stray").is_none() && !stray_check).then_some(())
+    });
+    // serfHealth and the consul service are the servers': kept.
+    let checks = get_json(&s, "/v1/health/node/s6").unwrap();
+    assert!(checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["CheckID"] == "serfHealth"));
+    assert!(get_json(&s, "/v1/catalog/services")
+        .unwrap()
+        .get("consul")
+        .is_some());
+
+    let (code, _) = put(
+        &s,
+        "/v1/agent/service/register",
+        Some(json!({"Name": "flaky", "Port": 1,
+                     "Check": {"TTL": "30s", "DeregisterCriticalServiceAfter": "2s"}})),
+    );
+    assert_eq!(code, 200);
+    wait_for("flaky in the catalog", || {
+        (instances(&s, "flaky", false)?.len() == 1).then_some(())
+    });
+    wait_for("flaky reaped from the agent and the catalog", || {
+        let local = get_json(&s, "/v1/agent/services")?;
+        let gone = local.get("flaky").is_none() && instances(&s, "flaky", false)?.is_empty();
+        gone.then_some(())
+    });
+}
