@@ -34,6 +34,7 @@ mod errors;
 pub mod events;
 pub mod faults;
 mod fsm;
+pub mod health;
 pub mod log_store;
 pub mod membership;
 pub mod peer_net;

@@ -5,14 +5,15 @@
 //!
 //! The shells: `actors::health` runs the probes (HTTP, TCP, UDP, script) on their
 //! intervals and reports [`ProbeResult`]s; the agent's local-state actor (in
-//! `src/agent/local`) applies the rules here and turns changes into catalog writes.
+//! `src/local`) applies the rules here and turns changes into catalog writes.
 //!
 //! Times are milliseconds on the caller's monotonic clock; nothing here reads a clock.
 
 pub mod definition;
-mod interim_status;
 pub mod local;
 pub mod spec;
+pub mod status;
 pub mod sync;
 
 pub use spec::{CheckKind, CheckSpec, ProbeResult, MAX_OUTPUT_BYTES, MIN_INTERVAL_MS};
+pub use status::{should_reap, Change, CheckState, TTL_EXPIRED_OUTPUT};
