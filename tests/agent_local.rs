@@ -267,3 +267,103 @@ fn critical_services_are_reaped_and_unknown_catalog_entries_removed() {
         gone.then_some(())
     });
 }
+
+/// An HTTP target the test controls: answers 200 while `healthy`, else 500.
+struct Target {
+    addr: std::net::SocketAddr,
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Target {
+    fn start(ip: &str) -> Target {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let flag = healthy.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let (code, body) = if flag.load(Ordering::SeqCst) {
+                    ("200 OK", "fine")
+                } else {
+                    ("500 Internal Server Error", "broken")
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {code}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Target { addr, healthy }
+    }
+
+    fn set_healthy(&self, healthy: bool) {
+        self.healthy
+            .store(healthy, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_http_check_follows_its_target_in_passing_answers_and_dns() {
+    let root = tempfile::tempdir().unwrap();
+    let s = server("127.0.6.9", "s9", root.path(), &[]);
+    let c = Agent::client(
+        "127.0.6.10",
+        "c10",
+        &root.path().join("c10"),
+        &["127.0.6.9"],
+    );
+    let target = Target::start("127.0.6.11");
+    let (code, text) = put(
+        &c,
+        "/v1/agent/service/register",
+        Some(
+            json!({"Name": "api", "ID": "api-1", "Port": target.addr.port(),
+                     "Check": {"HTTP": format!("http://{}/health", target.addr),
+                               "Interval": "1s", "Timeout": "500ms"}}),
+        ),
+    );
+    assert_eq!((code, text.as_str()), (200, ""));
+    let in_dns = |n: usize| {
+        wait_for(&format!("{n} api answers in DNS"), || {
+            (dns_a_count(&s, "api.service.consul.") == n).then_some(())
+        })
+    };
+    wait_for("api passing", || {
+        (instances(&s, "api", true)? == ["c10"]).then_some(())
+    });
+    in_dns(1);
+    target.set_healthy(false);
+    wait_for("api critical", || {
+        instances(&s, "api", true)?.is_empty().then_some(())
+    });
+    in_dns(0);
+    let checks = get_json(&c, "/v1/agent/checks").unwrap();
+    assert_eq!(checks["service:api-1"]["Status"], "critical");
+    assert_eq!(checks["service:api-1"]["Type"], "http");
+    target.set_healthy(true);
+    wait_for("api passing again", || {
+        (instances(&s, "api", true)? == ["c10"]).then_some(())
+    });
+    in_dns(1);
+    let health = http_client()
+        .get(c.url("/v1/agent/health/service/name/api"))
+        .send()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let body: Value = health.json().unwrap();
+    assert_eq!(body[0]["AggregatedStatus"], "passing");
+}
