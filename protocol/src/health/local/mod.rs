@@ -21,7 +21,9 @@ use crate::store::{Check, CheckDefinition, CheckStatus, Service};
 use check_state::CheckState;
 use std::collections::BTreeMap;
 
-/// What the probe runner must do, in order.
+/// What the probe runner must do, in order. (Boxing the spec would only move the
+/// allocation: every Start is sent on to the runner whole.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeCommand {
     /// Run `spec` from now on; its reports carry `generation`.
