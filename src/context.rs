@@ -28,7 +28,12 @@ pub struct AgentContext {
     /// The agent's own services and checks (`/v1/agent/service/*`, `/v1/agent/check/*`);
     /// `None` only in tests that build a bare context.
     pub local: Option<crate::local::LocalAgent>,
+    /// Asks the wiring to reload (`PUT /v1/agent/reload`); answered with the outcome.
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
+
+/// A reload request: the reply carries the error text, if any.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl AgentContext {
     /// The context of a server agent: its endpoint answers from `server`.
@@ -47,6 +52,7 @@ impl AgentContext {
             faults: None,
             shutdown: tokio::sync::Notify::new(),
             local: None,
+            reload: None,
         }
     }
 
@@ -66,6 +72,7 @@ impl AgentContext {
             faults: None,
             shutdown: tokio::sync::Notify::new(),
             local: None,
+            reload: None,
         }
     }
 

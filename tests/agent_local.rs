@@ -8,7 +8,7 @@
 mod common;
 
 use common::dns::udp_query;
-use common::{http_client, wait_for, Agent};
+use common::{http_client, run_cairn, wait_for, Agent};
 use hickory_proto::rr::RecordType;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -366,4 +366,79 @@ fn an_http_check_follows_its_target_in_passing_answers_and_dns() {
     assert_eq!(health.status().as_u16(), 200);
     let body: Value = health.json().unwrap();
     assert_eq!(body[0]["AggregatedStatus"], "passing");
+}
+
+#[test]
+fn config_file_services_load_at_start_and_reload_and_the_cli_registers() {
+    let root = tempfile::tempdir().unwrap();
+    let conf = root.path().join("services.json");
+    std::fs::write(
+        &conf,
+        r#"{"service": {"name": "cache", "port": 6379, "check": {"ttl": "60s", "status": "passing"}}}"#,
+    )
+    .unwrap();
+    let conf_arg = conf.display().to_string();
+    let s = server(
+        "127.0.6.12",
+        "s12",
+        root.path(),
+        &["-config-file", &conf_arg],
+    );
+    wait_for("cache from the config file", || {
+        (instances(&s, "cache", true)? == ["s12"]).then_some(())
+    });
+
+    // A reload through the CLI replaces the config-file services.
+    std::fs::write(&conf, r#"{"services": [{"name": "queue", "port": 5672}]}"#).unwrap();
+    let http = ["-http-addr", "127.0.6.12:8500"];
+    let (code, out, err) = run_cairn(&["reload", http[0], http[1]]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "Configuration reload triggered
+"
+        ),
+        "{err}"
+    );
+    wait_for("queue in, cache out", || {
+        let services = get_json(&s, "/v1/catalog/services")?;
+        (services.get("queue").is_some() && services.get("cache").is_none()).then_some(())
+    });
+    // SIGHUP reloads too.
+    std::fs::write(&conf, r#"{"services": []}"#).unwrap();
+    s.signal("HUP");
+    wait_for("queue gone after SIGHUP", || {
+        get_json(&s, "/v1/catalog/services")?
+            .get("queue")
+            .is_none()
+            .then_some(())
+    });
+    // A broken file: the reload fails with the reason, the agent keeps running.
+    std::fs::write(&conf, r#"{"service": {"port": 1}}"#).unwrap();
+    let (code, _, err) = run_cairn(&["reload", http[0], http[1]]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Missing service name"), "{err}");
+
+    let (code, out, err) = run_cairn(&[
+        "services", "register", http[0], http[1], "-name", "web", "-id", "web-9", "-port", "80",
+        "-tag", "blue",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Registered service: web\n"),
+        "{err}"
+    );
+    wait_for("web in the catalog", || {
+        (instances(&s, "web", false)? == ["s12"]).then_some(())
+    });
+    let (code, out, err) = run_cairn(&["services", "deregister", http[0], http[1], "-id", "web-9"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Deregistered service: web-9\n"),
+        "{err}"
+    );
+    wait_for("web gone", || {
+        instances(&s, "web", false)?.is_empty().then_some(())
+    });
 }

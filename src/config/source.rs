@@ -87,6 +87,11 @@ pub struct ConfigSource {
     pub enable_script_checks: Option<bool>,
     /// `enable_local_script_checks`: script checks from config files only.
     pub enable_local_script_checks: Option<bool>,
+    /// `service`/`services` blocks of config files, as written (decoded by the agent's
+    /// local state with the same rules as `/v1/agent/service/register`).
+    pub service_definitions: Vec<serde_json::Value>,
+    /// `check`/`checks` blocks of config files, as written.
+    pub check_definitions: Vec<serde_json::Value>,
     /// Consul's `check_update_interval` (Go duration text).
     pub check_update_interval: Option<String>,
     /// `-debug-anti-entropy-interval` (cairn's, for tests): the full sync's base interval.
@@ -163,7 +168,13 @@ impl ConfigSource {
         retry_join.extend(other.retry_join);
         let mut node_meta = self.node_meta;
         node_meta.extend(other.node_meta);
+        let mut service_definitions = self.service_definitions;
+        service_definitions.extend(other.service_definitions);
+        let mut check_definitions = self.check_definitions;
+        check_definitions.extend(other.check_definitions);
         ConfigSource {
+            service_definitions,
+            check_definitions,
             dev: later(self.dev, other.dev),
             fault_injection: later(self.fault_injection, other.fault_injection),
             debug_unsafe_local_reads: later(

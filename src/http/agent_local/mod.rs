@@ -32,6 +32,8 @@ pub enum LocalRoute<'a> {
     NodeMaintenance,
     HealthById(&'a str),
     HealthByName(&'a str),
+    /// `PUT /v1/agent/reload`: the config files' services and checks read again.
+    Reload,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,7 @@ pub fn route(rest: &str) -> Option<LocalRoute<'_>> {
         "check/register" => R::CheckRegister,
         "checks" => R::Checks,
         "maintenance" => R::NodeMaintenance,
+        "reload" => R::Reload,
         _ => {
             if let Some(id) = rest.strip_prefix("service/deregister/") {
                 R::ServiceDeregister(id)
@@ -102,8 +105,11 @@ pub async fn handle(
     route: LocalRoute<'_>,
     body: &mut BodyReader<'_>,
 ) -> Result<HttpResponse, ApiError> {
-    let local = local(ctx)?;
     use LocalRoute as R;
+    if route == R::Reload {
+        return reload(ctx).await;
+    }
+    let local = local(ctx)?;
     match route {
         R::ServiceRegister => services::register(local, req, body).await,
         R::ServiceDeregister(id) => services::deregister(local, id).await,
@@ -118,6 +124,24 @@ pub async fn handle(
         R::NodeMaintenance => checks::node_maintenance(local, req).await,
         R::HealthById(id) => health::by_id(local, req, id),
         R::HealthByName(name) => health::by_name(local, req, name),
+        R::Reload => reload(ctx).await,
+    }
+}
+
+async fn reload(ctx: &AgentContext) -> Result<HttpResponse, ApiError> {
+    let requests = ctx
+        .reload
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("reload is not available on this agent"))?;
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    requests
+        .send(reply)
+        .await
+        .map_err(|_| ApiError::internal("agent is shutting down"))?;
+    match outcome.await {
+        Ok(Ok(())) => Ok(ok_empty()),
+        Ok(Err(e)) => Err(ApiError::internal(e)),
+        Err(_) => Err(ApiError::internal("agent is shutting down")),
     }
 }
 
