@@ -198,11 +198,49 @@ fn registrations_survive_a_restart_and_maintenance_takes_instances_out() {
     assert_eq!(checks["service:db-1"]["Status"], "passing");
     assert_eq!(checks["_service_maintenance:db-1"]["Notes"], "deploy");
 
+    // Hash-based blocking on service/:id: an unchanged hash waits out ?wait, a change
+    // answers at once with the new hash.
+    let client = http_client();
+    let first = client.get(s.url("/v1/agent/service/db-1")).send().unwrap();
+    let hash = first.headers()["x-consul-contenthash"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let started = std::time::Instant::now();
+    let same = client
+        .get(s.url(&format!("/v1/agent/service/db-1?hash={hash}&wait=300ms")))
+        .send()
+        .unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(same.headers()["x-consul-contenthash"].to_str().unwrap(), hash);
+    let url = s.url(&format!("/v1/agent/service/db-1?hash={hash}&wait=20s"));
+    let waiter = std::thread::spawn(move || {
+        let r = http_client().get(url).send().unwrap();
+        r.json::<Value>().unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (code, _) = put(
+        &s,
+        "/v1/agent/service/register",
+        Some(json!({"Name": "db", "ID": "db-1", "Port": 5433,
+                     "Checks": [{"TTL": "60s", "Status": "passing"}]})),
+    );
+    assert_eq!(code, 200);
+    let changed = waiter.join().unwrap();
+    assert_eq!(changed["Port"], 5433);
+    assert_ne!(changed["ContentHash"], hash.as_str());
+    let stats = get_json(&s, "/v1/agent/self").unwrap();
+    assert_eq!(stats["Stats"]["agent"]["services"], "1");
+    assert_eq!(stats["Stats"]["agent"]["check_ttls"], "1");
+
     let (code, _) = put(&s, "/v1/agent/service/maintenance/db-1?enable=false", None);
     assert_eq!(code, 200);
     wait_for("db back after maintenance", || {
         (instances(&s, "db", true)? == ["s5"]).then_some(())
     });
+    // The re-registration kept the check's status (passing) and moved the port.
+    let entry = get_json(&s, "/v1/health/service/db?passing").unwrap();
+    assert_eq!(entry[0]["Service"]["Port"], 5433);
     let (code, text) = put(&s, "/v1/agent/maintenance", None);
     assert_eq!((code, text.as_str()), (400, "Missing value for enable"));
 }
