@@ -93,6 +93,7 @@ pub fn start(api: Api, options: LocalOptions) -> Result<LocalAgent, String> {
         next_full_sync: epoch,
         next_reap: epoch + Duration::from_millis(options.reap_interval_ms),
         output_pending: BTreeMap::new(),
+        last_error: None,
         options,
     };
     actor.publish();
@@ -117,6 +118,8 @@ struct Actor {
     next_reap: Instant,
     /// Checks with an output-only change not yet synced, since when (ms).
     output_pending: BTreeMap<String, u64>,
+    /// The last pass's error, so a retry failing the same way logs quietly.
+    last_error: Option<String>,
     options: LocalOptions,
 }
 
@@ -380,6 +383,9 @@ impl Actor {
                     debug!("anti-entropy: {} catalog writes", outcome.writes);
                 }
                 self.backoff_ms = RETRY_INITIAL_MS;
+                if self.last_error.take().is_some() {
+                    info!("anti-entropy: the local state is in sync again");
+                }
                 let now = self.now_ms();
                 let mut pending = BTreeMap::new();
                 for id in outcome.deferred_outputs {
@@ -393,10 +399,15 @@ impl Actor {
                 self.next_full_sync = Instant::now() + Duration::from_millis(wait);
             }
             Err(e) => {
-                warn!(
-                    "anti-entropy: syncing the local state failed: {e}; retrying in {} ms",
-                    self.backoff_ms
-                );
+                let text = e.to_string();
+                if self.last_error.as_deref() == Some(text.as_str()) {
+                    debug!("anti-entropy: still failing: {text}");
+                } else {
+                    warn!(
+                        "anti-entropy: syncing the local state failed: {text}; retrying with backoff"
+                    );
+                }
+                self.last_error = Some(text);
                 self.dirty = true;
                 self.retry_at = Some(Instant::now() + Duration::from_millis(self.backoff_ms));
                 self.backoff_ms = (self.backoff_ms * 2).min(RETRY_MAX_MS);
