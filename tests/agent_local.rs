@@ -212,7 +212,10 @@ fn registrations_survive_a_restart_and_maintenance_takes_instances_out() {
         .send()
         .unwrap();
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
-    assert_eq!(same.headers()["x-consul-contenthash"].to_str().unwrap(), hash);
+    assert_eq!(
+        same.headers()["x-consul-contenthash"].to_str().unwrap(),
+        hash
+    );
     let url = s.url(&format!("/v1/agent/service/db-1?hash={hash}&wait=20s"));
     let waiter = std::thread::spawn(move || {
         let r = http_client().get(url).send().unwrap();
@@ -397,6 +400,27 @@ fn an_http_check_follows_its_target_in_passing_answers_and_dns() {
         (instances(&s, "api", true)? == ["c10"]).then_some(())
     });
     in_dns(1);
+    // A client agent restarted (kill -9) comes back with its service, and the check
+    // runs again from where it was.
+    let mut c = c;
+    c.kill9();
+    c.restart();
+    wait_for("the client's services restored", || {
+        get_json(&c, "/v1/agent/services")?.get("api-1").map(|_| ())
+    });
+    target.set_healthy(false);
+    wait_for("api critical after the restart", || {
+        instances(&s, "api", true)?.is_empty().then_some(())
+    });
+    target.set_healthy(true);
+    wait_for("api passing after the restart", || {
+        (instances(&s, "api", true)? == ["c10"]).then_some(())
+    });
+    let filtered = http_client()
+        .get(c.url("/v1/agent/services?filter=Service%20%3D%3D%20api"))
+        .send()
+        .unwrap();
+    assert_eq!(filtered.status().as_u16(), 400);
     let health = http_client()
         .get(c.url("/v1/agent/health/service/name/api"))
         .send()
@@ -479,4 +503,49 @@ fn config_file_services_load_at_start_and_reload_and_the_cli_registers() {
     wait_for("web gone", || {
         instances(&s, "web", false)?.is_empty().then_some(())
     });
+}
+
+#[test]
+fn output_only_changes_are_coalesced_and_status_changes_are_not() {
+    let root = tempfile::tempdir().unwrap();
+    let conf = root.path().join("agent.json");
+    std::fs::write(&conf, r#"{"check_update_interval": "3s"}"#).unwrap();
+    let conf_arg = conf.display().to_string();
+    let s = server(
+        "127.0.6.13",
+        "s13",
+        root.path(),
+        &["-config-file", &conf_arg],
+    );
+    let (code, _) = put(
+        &s,
+        "/v1/agent/check/register",
+        Some(json!({"Name": "beat", "TTL": "60s"})),
+    );
+    assert_eq!(code, 200);
+    let catalog_output = || -> Option<(String, String)> {
+        let checks = get_json(&s, "/v1/health/node/s13")?;
+        let c = checks.as_array()?.iter().find(|c| c["CheckID"] == "beat")?;
+        Some((
+            c["Status"].as_str()?.to_string(),
+            c["Output"].as_str()?.to_string(),
+        ))
+    };
+    put(&s, "/v1/agent/check/pass/beat?note=one", None);
+    wait_for("the status change synced at once", || {
+        (catalog_output()? == ("passing".into(), "one".into())).then_some(())
+    });
+    let changed_at = std::time::Instant::now();
+    put(&s, "/v1/agent/check/pass/beat?note=two", None);
+    // The agent shows the new output at once; the catalog only after the interval.
+    let local = get_json(&s, "/v1/agent/checks").unwrap();
+    assert_eq!(local["beat"]["Output"], "two");
+    wait_for("the output change synced", || {
+        (catalog_output()?.1 == "two").then_some(())
+    });
+    assert!(
+        changed_at.elapsed() >= std::time::Duration::from_millis(2_500),
+        "output-only change synced after {:?}",
+        changed_at.elapsed()
+    );
 }
