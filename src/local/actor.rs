@@ -69,8 +69,6 @@ pub fn start(api: Api, options: LocalOptions) -> Result<LocalAgent, String> {
     let (commands_tx, commands) = mpsc::channel(MAILBOX_CAPACITY);
     let (reports_tx, reports) = mpsc::channel(PROBE_REPORT_CAPACITY);
     let (sync_tx, sync_done) = mpsc::channel(4);
-    let mut probes = Probes::start(reports_tx, rand::rng().random());
-    probes.apply(state.take_probe_commands());
     let (view_tx, view) = watch::channel(Arc::new(LocalView::default()));
     let handle = LocalAgent {
         commands: commands_tx,
@@ -78,26 +76,37 @@ pub fn start(api: Api, options: LocalOptions) -> Result<LocalAgent, String> {
         node: options.node.node.clone(),
         rules: options.rules,
     };
-    let mut actor = Actor {
-        state,
-        api,
-        epoch,
-        view_tx,
-        version: 0,
-        probes,
-        dirty: true,
-        syncing: false,
-        sync_tx,
-        retry_at: None,
-        backoff_ms: RETRY_INITIAL_MS,
-        next_full_sync: epoch,
-        next_reap: epoch + Duration::from_millis(options.reap_interval_ms),
-        output_pending: BTreeMap::new(),
-        last_error: None,
-        options,
-    };
-    actor.publish();
-    actix::spawn(actor.run(commands, reports, sync_done));
+    let seed: u64 = rand::rng().random();
+    // Its own thread: persisting fsyncs, and a burst of registrations or probe reports
+    // must not delay the Raft and gossip actors of the main arbiter.
+    let arbiter = actix::Arbiter::new();
+    let started = arbiter.spawn_fn(move || {
+        let mut probes = Probes::start(reports_tx, seed);
+        probes.apply(state.take_probe_commands());
+        let mut actor = Actor {
+            state,
+            api,
+            epoch,
+            view_tx,
+            version: 0,
+            probes,
+            dirty: true,
+            syncing: false,
+            sync_tx,
+            retry_at: None,
+            backoff_ms: RETRY_INITIAL_MS,
+            next_full_sync: epoch,
+            next_reap: epoch + Duration::from_millis(options.reap_interval_ms),
+            output_pending: BTreeMap::new(),
+            last_error: None,
+            options,
+        };
+        actor.publish();
+        actix::spawn(actor.run(commands, reports, sync_done));
+    });
+    if !started {
+        return Err("could not start the local state's thread".to_string());
+    }
     Ok(handle)
 }
 
