@@ -148,6 +148,20 @@ fn script_checks_are_refused_unless_enabled_and_bad_checks_get_consuls_texts() {
         .as_object()
         .unwrap()
         .is_empty());
+    // Over the agent's check limit: refused whole (413), nothing of it kept.
+    let many: Vec<Value> = (0..8_193).map(|_| json!({"TTL": "60s"})).collect();
+    let (code, text) = put(
+        &s,
+        "/v1/agent/service/register",
+        Some(json!({"Name": "huge", "Checks": many})),
+    );
+    assert_eq!(code, 413, "{text}");
+    assert!(text.starts_with("Too many services or checks"), "{text}");
+    assert!(get_json(&s, "/v1/agent/services")
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .is_empty());
 
     let root2 = tempfile::tempdir().unwrap();
     let enabled = server("127.0.6.4", "s4", root2.path(), &["-enable-script-checks"]);

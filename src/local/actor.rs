@@ -33,6 +33,10 @@ pub const PROBE_REPORT_CAPACITY: usize = 4096;
 pub const REAP_INTERVAL_MS: u64 = 30_000;
 /// Consul's `check_update_interval`: how long an output-only change may wait.
 pub const CHECK_UPDATE_INTERVAL_MS: u64 = 5 * 60_000;
+/// Services and checks one agent holds at most. With the byte limit on registrations
+/// and the 4 KiB output cap this bounds the data-dir file a restart must load.
+pub const MAX_LOCAL_SERVICES: usize = 8_192;
+pub const MAX_LOCAL_CHECKS: usize = 8_192;
 const RETRY_INITIAL_MS: u64 = 500;
 const RETRY_MAX_MS: u64 = 5_000;
 
@@ -187,9 +191,10 @@ impl Actor {
                 replace_existing_checks,
                 reply,
             } => {
+                let before = self.state.clone();
                 self.state
                     .add_service(def, Origin::Remote, replace_existing_checks, now);
-                let _ = reply.send(self.changed(true));
+                let _ = reply.send(self.registered(before, Ok(())));
             }
             Command::DeregisterService { id, reply } => {
                 let r = if self.state.remove_service(&id) {
@@ -200,11 +205,9 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Command::RegisterCheck { spec, reply } => {
-                let r = self
-                    .state
-                    .add_check(spec, Origin::Remote, now)
-                    .and_then(|()| self.changed(true));
-                let _ = reply.send(r);
+                let before = self.state.clone();
+                let outcome = self.state.add_check(spec, Origin::Remote, now);
+                let _ = reply.send(self.registered(before, outcome));
             }
             Command::DeregisterCheck { id, reply } => {
                 let r = if self.state.remove_check(&id) {
@@ -258,11 +261,43 @@ impl Actor {
                 checks,
                 reply,
             } => {
-                let r = self
-                    .state
-                    .replace_local(services, checks, now)
-                    .and_then(|()| self.changed(true));
-                let _ = reply.send(r);
+                let before = self.state.clone();
+                let outcome = self.state.replace_local(services, checks, now);
+                let _ = reply.send(self.registered(before, outcome));
+            }
+        }
+    }
+
+    /// After a registration: kept only if it succeeded and the state stays within its
+    /// limits (so a restart can always load what was saved); otherwise the state goes
+    /// back to `before`, as if the request had never come.
+    fn registered(
+        &mut self,
+        before: LocalState,
+        outcome: Result<(), RequestError>,
+    ) -> Result<(), RequestError> {
+        let within = outcome.and_then(|()| {
+            let (services, checks) = (self.state.service_count(), self.state.check_count());
+            if services > MAX_LOCAL_SERVICES || checks > MAX_LOCAL_CHECKS {
+                return Err(RequestError::TooLarge(format!(
+                    "Too many services or checks on this agent: {services} services and \
+                     {checks} checks (limits {MAX_LOCAL_SERVICES} and {MAX_LOCAL_CHECKS})"
+                )));
+            }
+            let bytes = persist::encode(&self.state.persisted()).len();
+            if bytes > persist::MAX_REGISTERED_BYTES {
+                return Err(RequestError::TooLarge(format!(
+                    "The agent's registrations would take {bytes} bytes (limit {})",
+                    persist::MAX_REGISTERED_BYTES
+                )));
+            }
+            Ok(())
+        });
+        match within {
+            Ok(()) => self.changed(true),
+            Err(e) => {
+                self.state = before;
+                Err(e)
             }
         }
     }
@@ -283,7 +318,8 @@ impl Actor {
         let Some(path) = &self.options.state_file else {
             return Ok(());
         };
-        persist::save(path, &self.state.persisted()).map_err(|e| {
+        let bytes = persist::encode(&self.state.persisted());
+        persist::save_bytes(path, &bytes).map_err(|e| {
             warn!(
                 "failed to persist the local state to {}: {e}",
                 path.display()

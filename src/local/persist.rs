@@ -6,23 +6,39 @@ use protocol::health::local::{PersistedState, PERSIST_FORMAT_VERSION};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Largest file loaded back (a bounded load: more is refused with its size).
-pub const MAX_STATE_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Registrations (everything but check outputs) take at most this much encoded; a
+/// registration that would go over is refused.
+pub const MAX_REGISTERED_BYTES: usize = 64 * 1024 * 1024;
+/// Largest file loaded back (a bounded load: more is refused with its size). Above the
+/// registrations' limit by what outputs can add: `MAX_LOCAL_CHECKS` outputs of 4 KiB,
+/// each at most 6x longer once JSON-escaped.
+pub const MAX_STATE_FILE_BYTES: u64 =
+    MAX_REGISTERED_BYTES as u64 + super::actor::MAX_LOCAL_CHECKS as u64 * 4_096 * 6 + 1024 * 1024;
 
 /// Where the state lives under a data dir.
 pub fn state_path(data_dir: &Path) -> PathBuf {
     data_dir.join("local").join("state.json")
 }
 
+/// The file's bytes for `state`.
+pub fn encode(state: &PersistedState) -> Vec<u8> {
+    // Plain data (strings, numbers, maps with string keys): encoding cannot fail.
+    serde_json::to_vec(state).unwrap_or_default()
+}
+
 /// Replace the file with `state`.
 pub fn save(path: &Path, state: &PersistedState) -> std::io::Result<()> {
+    save_bytes(path, &encode(state))
+}
+
+/// Replace the file with already encoded `bytes`.
+pub fn save_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let bytes = serde_json::to_vec(state).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("json.tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;

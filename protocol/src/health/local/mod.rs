@@ -103,6 +103,14 @@ impl LocalState {
         self.services.values()
     }
 
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    pub fn check_count(&self) -> usize {
+        self.checks.len()
+    }
+
     pub fn check(&self, id: &str) -> Option<&LocalCheck> {
         self.checks.get(id)
     }
