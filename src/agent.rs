@@ -9,6 +9,7 @@ pub mod banner;
 pub mod cluster;
 mod join;
 pub mod leader_duty;
+pub mod local_config;
 
 use crate::config::Config;
 use crate::context::AgentContext;
@@ -141,6 +142,19 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
         )
     };
     let mut ctx = ctx;
+    let local = start_local_state(&config, ctx.api.clone(), membership.clone())?;
+    local_config::apply(
+        &local,
+        &config.service_definitions,
+        &config.check_definitions,
+        &config.node_name,
+    )
+    .await
+    .map_err(|e| AgentError::Runtime(std::io::Error::other(e)))?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(8);
+    actix::spawn(serve_reloads(config.clone(), local.clone(), reload_rx));
+    ctx.local = Some(local);
+    ctx.reload = Some(reload_tx);
     if config.fault_injection {
         warn!(
             "fault injection is on: /v1/cairn/faults can cut this agent off (test clusters only)"
@@ -229,6 +243,77 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
     }
     info!("Shutdown complete");
     Ok(())
+}
+
+/// The agent's local services and checks, restored from the data dir, syncing to the
+/// catalog through the agent's own endpoint (forwarded like any write).
+fn start_local_state(
+    config: &Config,
+    api: Api,
+    membership: Arc<dyn Membership>,
+) -> Result<crate::local::LocalAgent, AgentError> {
+    use protocol::health::definition::CheckRules;
+    let options = crate::local::LocalOptions {
+        node: leader_duty::self_registration(config).node,
+        datacenter: config.datacenter.clone(),
+        rules: CheckRules {
+            enable_script_checks: config.enable_script_checks,
+            enable_local_script_checks: config.enable_local_script_checks,
+            deregister_min_ms: config.check_deregister_interval_min_ms,
+        },
+        state_file: config
+            .data_dir
+            .as_deref()
+            .map(crate::local::persist::state_path),
+        full_sync_base_ms: config.anti_entropy_interval_ms,
+        check_update_interval_ms: config.check_update_interval_ms,
+        reap_interval_ms: crate::local::REAP_INTERVAL_MS
+            .min(config.check_deregister_interval_min_ms / 2)
+            .max(100),
+        cluster_size: Arc::new(move || membership.members().len()),
+    };
+    crate::local::start(api, options).map_err(|e| {
+        AgentError::Runtime(std::io::Error::other(format!(
+            "Failed to load the local services and checks: {e}"
+        )))
+    })
+}
+
+/// Reload on SIGHUP and on `PUT /v1/agent/reload`, one at a time.
+async fn serve_reloads(
+    config: Arc<Config>,
+    local: crate::local::LocalAgent,
+    mut requests: tokio::sync::mpsc::Receiver<crate::context::ReloadRequest>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!("cannot watch SIGHUP ({e}); reload through the API only");
+            None
+        }
+    };
+    loop {
+        let reply = tokio::select! {
+            request = requests.recv() => match request {
+                Some(reply) => Some(reply),
+                None => return,
+            },
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {
+                info!("Caught signal: hangup; reloading");
+                None
+            }
+        };
+        let outcome = local_config::reload(&config, &local).await;
+        if let Err(e) = &outcome {
+            warn!("reload failed: {e}");
+        } else {
+            info!("reload complete");
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
+        }
+    }
 }
 
 /// Whether a signal means "leave the cluster" (Consul's defaults: a client agent leaves

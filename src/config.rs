@@ -107,6 +107,21 @@ pub struct Config {
     pub recursors: Vec<std::net::SocketAddr>,
     pub retry_join: Vec<String>,
     pub enable_script_checks: bool,
+    /// Script checks from config files only (`enable_local_script_checks`).
+    pub enable_local_script_checks: bool,
+    /// Base of the anti-entropy full-sync interval (Consul's 1 min, scaled by cluster
+    /// size; `-debug-anti-entropy-interval` shortens it for tests).
+    pub anti_entropy_interval_ms: u64,
+    /// How long an output-only check change may wait to be synced (`check_update_interval`).
+    pub check_update_interval_ms: u64,
+    /// Floor of `DeregisterCriticalServiceAfter` (`check_deregister_interval_min`, 1 min).
+    pub check_deregister_interval_min_ms: u64,
+    /// `service`/`services` blocks of the config files, as written.
+    pub service_definitions: Vec<serde_json::Value>,
+    /// `check`/`checks` blocks of the config files, as written.
+    pub check_definitions: Vec<serde_json::Value>,
+    /// The `-config-file`/`-config-dir` paths, read again by a reload.
+    pub config_paths: Vec<file::ConfigPath>,
     pub log_level: String,
     pub raft_multiplier: u32,
     /// Explicit Raft timings (`performance.raft_election_timeout`,
@@ -202,6 +217,13 @@ impl Config {
             recursors: Vec::new(),
             retry_join: Vec::new(),
             enable_script_checks: false,
+            enable_local_script_checks: false,
+            anti_entropy_interval_ms: build::DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+            check_update_interval_ms: build::DEFAULT_CHECK_UPDATE_INTERVAL_MS,
+            check_deregister_interval_min_ms: build::DEFAULT_CHECK_DEREGISTER_INTERVAL_MIN_MS,
+            service_definitions: Vec::new(),
+            check_definitions: Vec::new(),
+            config_paths: Vec::new(),
             log_level: "info".to_string(),
             raft_multiplier: 1,
             raft_election_timeout_ms: None,

@@ -25,7 +25,15 @@ pub struct AgentContext {
     /// Notified when an edge asks the agent to stop (`PUT /v1/agent/leave`); the wiring
     /// shuts down as on SIGTERM.
     pub shutdown: tokio::sync::Notify,
+    /// The agent's own services and checks (`/v1/agent/service/*`, `/v1/agent/check/*`);
+    /// `None` only in tests that build a bare context.
+    pub local: Option<crate::local::LocalAgent>,
+    /// Asks the wiring to reload (`PUT /v1/agent/reload`); answered with the outcome.
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
+
+/// A reload request: the reply carries the error text, if any.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl AgentContext {
     /// The context of a server agent: its endpoint answers from `server`.
@@ -43,6 +51,8 @@ impl AgentContext {
             started_unix,
             faults: None,
             shutdown: tokio::sync::Notify::new(),
+            local: None,
+            reload: None,
         }
     }
 
@@ -61,6 +71,8 @@ impl AgentContext {
             started_unix,
             faults: None,
             shutdown: tokio::sync::Notify::new(),
+            local: None,
+            reload: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod context;
 pub mod dns;
 pub mod duration;
 pub mod http;
+pub mod local;
 pub mod localcluster;
 pub mod member_tags;
 pub mod snapshot_archive;

@@ -14,6 +14,7 @@ pub fn load_config(args: &[String], host: &HostFacts) -> Result<Option<Built>, C
     let files = file::load_all(&parsed.config_paths)?;
     let merged = files.source.merge(parsed.flags);
     let mut built = config::build(merged, host)?;
+    built.config.config_paths = parsed.config_paths.clone();
     let mut warnings = files.warnings;
     warnings.append(&mut built.warnings);
     built.warnings = warnings;

@@ -99,6 +99,24 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
     flag("domain", Value, "<domain>", "DNS domain (default consul.)."),
     flag("enable-script-checks", Bool, "", "Allow script checks."),
     flag(
+        "enable-local-script-checks",
+        Bool,
+        "",
+        "Allow script checks from config files only.",
+    ),
+    flag(
+        "debug-anti-entropy-interval",
+        Value,
+        "<duration>",
+        "For tests: the base interval of the anti-entropy full sync (default 1m).",
+    ),
+    flag(
+        "debug-check-deregister-interval-min",
+        Value,
+        "<duration>",
+        "For tests: the floor of DeregisterCriticalServiceAfter (default 1m).",
+    ),
+    flag(
         "fault-injection",
         Bool,
         "",
@@ -271,6 +289,9 @@ pub fn parse_agent_args(args: &[String]) -> Result<AgentCommand, ConfigError> {
         retry_max: m.int("retry-max")?,
         rejoin_after_leave: m.bool("rejoin"),
         enable_script_checks: m.bool("enable-script-checks"),
+        enable_local_script_checks: m.bool("enable-local-script-checks"),
+        debug_anti_entropy_interval: m.last("debug-anti-entropy-interval"),
+        check_deregister_interval_min: m.last("debug-check-deregister-interval-min"),
         log_level: m.last("log-level"),
         ui: m.bool("ui"),
         ..Default::default()

@@ -22,6 +22,8 @@ pub mod kv;
 pub mod leave_cmd;
 pub mod members_cmd;
 pub mod operator_cmd;
+pub mod reload_cmd;
+pub mod services_cmd;
 pub mod snapshot;
 
 use std::ffi::OsString;
@@ -90,6 +92,16 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "operator",
         synopsis: "Provides cluster-level tools for operators",
         run: operator_cmd::run,
+    },
+    Subcommand {
+        name: "reload",
+        synopsis: "Triggers the agent to reload configuration files",
+        run: reload_cmd::run,
+    },
+    Subcommand {
+        name: "services",
+        synopsis: "Interact with services registered with the local agent",
+        run: services_cmd::run,
     },
     Subcommand {
         name: "snapshot",

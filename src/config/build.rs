@@ -7,6 +7,12 @@ use super::{node_id, Config, ConfigError, GossipLan, Ports};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+/// Consul's anti-entropy base interval (`ae.Interval`, 1 min).
+pub const DEFAULT_ANTI_ENTROPY_INTERVAL_MS: u64 = 60_000;
+/// Consul's `check_update_interval` (5 min).
+pub const DEFAULT_CHECK_UPDATE_INTERVAL_MS: u64 = 5 * 60_000;
+/// Consul's `check_deregister_interval_min` (1 min).
+pub const DEFAULT_CHECK_DEREGISTER_INTERVAL_MIN_MS: u64 = 60_000;
 /// Consul's default `-retry-interval`.
 pub const DEFAULT_RETRY_INTERVAL_MS: u64 = 30_000;
 const HOUR_MS: u64 = 60 * 60 * 1000;
@@ -225,6 +231,26 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         None => DEFAULT_RETRY_INTERVAL_MS,
     };
     let gossip_lan = build_gossip_lan(&s.gossip_lan)?;
+    let duration_or = |key: &str, text: Option<&str>, default: u64| match text {
+        Some(text) => consul_duration_ms(key, text),
+        None => Ok(default),
+    };
+    let anti_entropy_interval_ms = duration_or(
+        "debug_anti_entropy_interval",
+        s.debug_anti_entropy_interval.as_deref(),
+        DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+    )?
+    .max(100);
+    let check_update_interval_ms = duration_or(
+        "check_update_interval",
+        s.check_update_interval.as_deref(),
+        DEFAULT_CHECK_UPDATE_INTERVAL_MS,
+    )?;
+    let check_deregister_interval_min_ms = duration_or(
+        "check_deregister_interval_min",
+        s.check_deregister_interval_min.as_deref(),
+        DEFAULT_CHECK_DEREGISTER_INTERVAL_MIN_MS,
+    )?;
     let reconnect_timeout_ms = match s.reconnect_timeout.as_deref() {
         Some(text) => {
             let ms = consul_duration_ms("reconnect_timeout", text)?;
@@ -276,6 +302,13 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         recursors,
         retry_join: s.retry_join.clone(),
         enable_script_checks: s.enable_script_checks.unwrap_or(false),
+        enable_local_script_checks: s.enable_local_script_checks.unwrap_or(false),
+        anti_entropy_interval_ms,
+        check_update_interval_ms,
+        check_deregister_interval_min_ms,
+        service_definitions: s.service_definitions.clone(),
+        check_definitions: s.check_definitions.clone(),
+        config_paths: Vec::new(),
         log_level,
         raft_multiplier: raft_multiplier as u32,
         raft_election_timeout_ms,

@@ -26,9 +26,6 @@ pub enum ConfigPath {
 /// (`/dev/zero`, a log file, a FIFO fed forever) from exhausting memory.
 pub const MAX_CONFIG_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Keys cairn accepts but does not act on yet; each gets its own warning.
-const NOT_YET_SUPPORTED: &[&str] = &["services", "service", "checks", "check"];
-
 /// Consul gossip keys cairn does not implement (a separate Serf LAN bind address and
 /// source-network filtering); each is ignored with its own warning.
 const GOSSIP_NOT_SUPPORTED: &[&str] = &["serf_lan", "serf_lan_allowed_cidrs"];
@@ -164,6 +161,15 @@ impl Reader<'_> {
                 "retry_join" | "start_join" => s.retry_join.extend(self.strings(key, v)?),
                 "retry_interval" => s.retry_interval = Some(self.string(key, v)?),
                 "enable_script_checks" => s.enable_script_checks = Some(self.bool(key, v)?),
+                "enable_local_script_checks" => {
+                    s.enable_local_script_checks = Some(self.bool(key, v)?)
+                }
+                "check_update_interval" => {
+                    s.check_update_interval = Some(self.duration_text(key, v)?)
+                }
+                "check_deregister_interval_min" => {
+                    s.check_deregister_interval_min = Some(self.duration_text(key, v)?)
+                }
                 "log_level" => s.log_level = Some(self.string(key, v)?),
                 "ui" => s.ui = Some(self.bool(key, v)?),
                 "raft_snapshot_threshold" => s.raft_snapshot_threshold = Some(self.int(key, v)?),
@@ -209,10 +215,10 @@ impl Reader<'_> {
                     "config: \"{k}\" in {} is not supported and was ignored (gossip binds to bind_addr and accepts every source address)",
                     self.file
                 )),
-                k if NOT_YET_SUPPORTED.contains(&k) => self.warnings.push(format!(
-                    "config: \"{k}\" in {} is not supported yet and was ignored (agent services and checks arrive with health checking)",
-                    self.file
-                )),
+                "service" => s.service_definitions.push(self.definition(key, v)?),
+                "services" => s.service_definitions.extend(self.definitions(key, v)?),
+                "check" => s.check_definitions.push(self.definition(key, v)?),
+                "checks" => s.check_definitions.extend(self.definitions(key, v)?),
                 _ => self.unknown(key),
             }
         }
@@ -370,6 +376,19 @@ impl Reader<'_> {
         match v {
             Value::Object(map) => Ok(map),
             other => Err(self.type_error(key, "map[string]interface {}", other)),
+        }
+    }
+
+    /// One `service`/`check` block: an object, kept as written.
+    fn definition(&self, key: &str, v: &Value) -> Result<Value, ConfigError> {
+        self.object(key, v).map(|m| Value::Object(m.clone()))
+    }
+
+    /// `services`/`checks`: a list of blocks (a lone block is a list of one).
+    fn definitions(&self, key: &str, v: &Value) -> Result<Vec<Value>, ConfigError> {
+        match v {
+            Value::Array(items) => items.iter().map(|i| self.definition(key, i)).collect(),
+            other => Ok(vec![self.definition(key, other)?]),
         }
     }
 
@@ -580,18 +599,16 @@ mod tests {
     }
 
     #[test]
-    fn services_and_checks_are_accepted_with_a_warning() {
-        let l = parse(r#"{"services":[{"name":"web"}],"check":{"id":"c"}}"#);
-        assert_eq!(l.warnings.len(), 2);
-        assert!(
-            l.warnings[0].contains("\"check\" in a.json is not supported yet"),
-            "{:?}",
-            l.warnings
+    fn services_and_checks_are_kept_as_written() {
+        let l = parse(
+            r#"{"services":[{"name":"web"},{"name":"db"}],"service":{"name":"x"},"check":{"id":"c"}}"#,
         );
-        assert!(
-            l.warnings[1].contains("\"services\" in a.json is not supported yet"),
-            "{:?}",
-            l.warnings
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        assert_eq!(l.source.service_definitions.len(), 3);
+        assert_eq!(l.source.check_definitions.len(), 1);
+        assert_eq!(
+            parse_err(r#"{"service":[1]}"#),
+            "Error parsing a.json: 'service' expected type 'map[string]interface {}', got unconvertible type '[]interface {}', value: '[1]'"
         );
     }
 

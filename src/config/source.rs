@@ -85,6 +85,19 @@ pub struct ConfigSource {
     /// Go duration text (`30s`, `1m`).
     pub retry_interval: Option<String>,
     pub enable_script_checks: Option<bool>,
+    /// `enable_local_script_checks`: script checks from config files only.
+    pub enable_local_script_checks: Option<bool>,
+    /// `service`/`services` blocks of config files, as written (decoded by the agent's
+    /// local state with the same rules as `/v1/agent/service/register`).
+    pub service_definitions: Vec<serde_json::Value>,
+    /// `check`/`checks` blocks of config files, as written.
+    pub check_definitions: Vec<serde_json::Value>,
+    /// Consul's `check_update_interval` (Go duration text).
+    pub check_update_interval: Option<String>,
+    /// `-debug-anti-entropy-interval` (cairn's, for tests): the full sync's base interval.
+    pub debug_anti_entropy_interval: Option<String>,
+    /// `check_deregister_interval_min` (Consul's internal floor; cairn lets tests lower it).
+    pub check_deregister_interval_min: Option<String>,
     pub log_level: Option<String>,
     pub raft_multiplier: Option<i64>,
     /// `performance.raft_election_timeout` / `raft_heartbeat_interval` (cairn's: explicit
@@ -155,7 +168,13 @@ impl ConfigSource {
         retry_join.extend(other.retry_join);
         let mut node_meta = self.node_meta;
         node_meta.extend(other.node_meta);
+        let mut service_definitions = self.service_definitions;
+        service_definitions.extend(other.service_definitions);
+        let mut check_definitions = self.check_definitions;
+        check_definitions.extend(other.check_definitions);
         ConfigSource {
+            service_definitions,
+            check_definitions,
             dev: later(self.dev, other.dev),
             fault_injection: later(self.fault_injection, other.fault_injection),
             debug_unsafe_local_reads: later(
@@ -178,6 +197,19 @@ impl ConfigSource {
             retry_join,
             retry_interval: later(self.retry_interval, other.retry_interval),
             enable_script_checks: later(self.enable_script_checks, other.enable_script_checks),
+            enable_local_script_checks: later(
+                self.enable_local_script_checks,
+                other.enable_local_script_checks,
+            ),
+            check_update_interval: later(self.check_update_interval, other.check_update_interval),
+            debug_anti_entropy_interval: later(
+                self.debug_anti_entropy_interval,
+                other.debug_anti_entropy_interval,
+            ),
+            check_deregister_interval_min: later(
+                self.check_deregister_interval_min,
+                other.check_deregister_interval_min,
+            ),
             log_level: later(self.log_level, other.log_level),
             raft_multiplier: later(self.raft_multiplier, other.raft_multiplier),
             raft_election_timeout: later(self.raft_election_timeout, other.raft_election_timeout),

@@ -138,15 +138,30 @@ pub fn handle(
     route: AgentRoute,
 ) -> Result<HttpResponse, ApiError> {
     match route {
-        AgentRoute::SelfInfo => json_response(
-            &agent_self(
+        AgentRoute::SelfInfo => {
+            let mut info = agent_self(
                 &ctx.config,
                 &ctx.raft_status(),
                 ctx.started_unix,
                 &ctx.local_member(),
-            ),
-            req.pretty,
-        ),
+            );
+            if let Some(local) = &ctx.local {
+                let view = local.view();
+                let count = |kind: &[&str]| {
+                    view.checks
+                        .iter()
+                        .filter(|c| kind.contains(&c.check_type.as_str()))
+                        .count()
+                        .to_string()
+                };
+                let agent = &mut info["Stats"]["agent"];
+                agent["checks"] = view.checks.len().to_string().into();
+                agent["services"] = view.services.len().to_string().into();
+                agent["check_ttls"] = count(&["ttl"]).into();
+                agent["check_monitors"] = count(&["script"]).into();
+            }
+            json_response(&info, req.pretty)
+        }
     }
 }
 

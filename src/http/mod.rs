@@ -7,6 +7,7 @@
 //! module; `error.rs` maps typed errors to status codes and plain-text bodies.
 
 pub mod agent;
+pub mod agent_local;
 pub mod body;
 pub mod catalog;
 #[cfg(test)]
@@ -197,6 +198,7 @@ enum Route<'a> {
     StatusLeader,
     StatusPeers,
     Agent(agent::AgentRoute),
+    AgentLocal(agent_local::LocalRoute<'a>),
     Members(members::MembersRoute<'a>),
     Health(health::HealthRoute<'a>),
     Operator(operator::OperatorRoute),
@@ -236,7 +238,14 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "operator/raft/peer" => (Route::Operator(O::RaftPeer), DELETE),
         "operator/autopilot/health" => (Route::Operator(O::AutopilotHealth), GET),
         _ => {
-            if let Some(peer) = rest.strip_prefix("cairn/faults/") {
+            if let Some(local) = rest.strip_prefix("agent/").and_then(agent_local::route) {
+                let methods = if agent_local::is_read(local) {
+                    GET
+                } else {
+                    PUT
+                };
+                (Route::AgentLocal(local), methods)
+            } else if let Some(peer) = rest.strip_prefix("cairn/faults/") {
                 (Route::Faults(Some(peer)), FAULTS)
             } else if let Some(addr) = rest.strip_prefix("agent/join/") {
                 (Route::Members(M::Join(addr)), PUT)
@@ -273,6 +282,16 @@ const SUBTREES: &[&str] = &[
     "/v1/health/state",
     "/v1/agent/join",
     "/v1/agent/force-leave",
+    "/v1/agent/service",
+    "/v1/agent/service/deregister",
+    "/v1/agent/service/maintenance",
+    "/v1/agent/check/deregister",
+    "/v1/agent/check/pass",
+    "/v1/agent/check/warn",
+    "/v1/agent/check/fail",
+    "/v1/agent/check/update",
+    "/v1/agent/health/service/id",
+    "/v1/agent/health/service/name",
 ];
 
 /// Whether Go's `cleanPath` would change `path` (cheap check for the hot path).
@@ -477,6 +496,7 @@ async fn handle(
         Route::StatusLeader => status::handle(ctx, &api, true).await,
         Route::StatusPeers => status::handle(ctx, &api, false).await,
         Route::Agent(a) => agent::handle(ctx, &api, a),
+        Route::AgentLocal(l) => agent_local::handle(ctx, &api, l, &mut body).await,
         Route::Members(m) => members::handle(ctx, &api, m).await,
         Route::Health(h) => health::handle(ctx, &api, h).await,
         Route::Operator(o) => operator::handle(ctx, &api, o).await,

@@ -236,7 +236,8 @@ pub fn register(draft: RegistrationDraft, our_dc: &str) -> Result<RegisterReques
     })
 }
 
-fn service_from_draft(s: ServiceDraft, node: &str) -> Result<Service, RequestError> {
+/// A service draft with Consul's defaults (ID from the name, weights 1/1) on `node`.
+pub fn service_from_draft(s: ServiceDraft, node: &str) -> Result<Service, RequestError> {
     if s.service.is_empty() {
         return Err(RequestError::internal("Must provide service name with ID"));
     }
