@@ -430,11 +430,26 @@ fn an_http_check_follows_its_target_in_passing_answers_and_dns() {
     wait_for("api passing after the restart", || {
         (instances(&s, "api", true)? == ["c10"]).then_some(())
     });
-    let filtered = http_client()
-        .get(c.url("/v1/agent/services?filter=Service%20%3D%3D%20api"))
+    let filtered = get_json(&c, "/v1/agent/services?filter=Service%20%3D%3D%20api").unwrap();
+    let ids: Vec<&String> = filtered.as_object().unwrap().keys().collect();
+    assert_eq!(ids, ["api-1"]);
+    let none = get_json(&c, "/v1/agent/services?filter=Service%20%3D%3D%20nope").unwrap();
+    assert_eq!(none, serde_json::json!({}));
+    let checks = get_json(
+        &c,
+        "/v1/agent/checks?filter=ServiceID%20%3D%3D%20%22api-1%22",
+    )
+    .unwrap();
+    assert!(checks
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|c| c["ServiceID"] == "api-1"));
+    let malformed = http_client()
+        .get(c.url("/v1/agent/services?filter=Service%20%3D%3D"))
         .send()
         .unwrap();
-    assert_eq!(filtered.status().as_u16(), 400);
+    assert_eq!(malformed.status().as_u16(), 400);
     let health = http_client()
         .get(c.url("/v1/agent/health/service/name/api"))
         .send()

@@ -149,14 +149,7 @@ impl QueryOptions {
         q: &Query,
         our_dc: &str,
     ) -> Result<(QueryOptions, Option<Filter>), ApiError> {
-        let filter = match q.get("filter") {
-            Some(text) if !text.is_empty() => Some(Filter::parse(text).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "Failed to create boolean expression evaluator: {e}"
-                ))
-            })?),
-            _ => None,
-        };
+        let filter = parse_filter(q)?;
         let options = QueryOptions::parse_allowing_filter(q, our_dc, true)?;
         Ok((options, filter))
     }
@@ -174,6 +167,18 @@ impl QueryOptions {
             wait: self.wait,
             filter: None,
         }
+    }
+}
+
+/// `?filter=`: the parsed expression, None when absent or empty (as in Consul).
+pub fn parse_filter(q: &Query) -> Result<Option<Filter>, ApiError> {
+    match q.get("filter") {
+        Some(text) if !text.is_empty() => Filter::parse(text).map(Some).map_err(|e| {
+            ApiError::bad_request(format!(
+                "Failed to create boolean expression evaluator: {e}"
+            ))
+        }),
+        _ => Ok(None),
     }
 }
 

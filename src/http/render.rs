@@ -48,6 +48,27 @@ pub fn to_json_filtered<T: Serialize>(
     to_json(&kept, pretty)
 }
 
+/// Serialize a map of ID → item (`/v1/agent/services`, `/v1/agent/checks`), keeping the
+/// items `filter` passes.
+pub fn to_json_map_filtered<T: Serialize>(
+    items: &std::collections::BTreeMap<&str, T>,
+    filter: Option<&Filter>,
+    pretty: bool,
+) -> Result<Vec<u8>, ApiError> {
+    let Some(filter) = filter else {
+        return to_json(items, pretty);
+    };
+    let mut kept = serde_json::Map::new();
+    for (id, item) in items {
+        let value = serde_json::to_value(item)
+            .map_err(|e| ApiError::internal(format!("Failed to encode response: {e}")))?;
+        if filter.matches(&value).map_err(filter_error)? {
+            kept.insert(id.to_string(), value);
+        }
+    }
+    to_json(&kept, pretty)
+}
+
 /// A filter that cannot be applied to the data (a selector into a scalar, a value not of
 /// the field's type): the client's mistake, so 400, never an empty or unfiltered list.
 pub fn filter_error(e: protocol::filter::FilterError) -> ApiError {

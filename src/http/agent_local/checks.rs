@@ -1,13 +1,12 @@
 //! The agent's checks: register, deregister, TTL updates, list, and maintenance.
 
 use super::body::{CheckRegisterBody, CheckUpdateBody};
-use super::services::refuse_filter;
 use super::{ok_empty, TtlVerb};
 use crate::http::body::{decode_json, json_too_large, JSON_MAX_BODY_BYTES};
 use crate::http::error::ApiError;
 use crate::http::health::HealthCheckOut;
-use crate::http::query::Query;
-use crate::http::render::{json_bytes, to_json};
+use crate::http::query::{parse_filter, Query};
+use crate::http::render::{json_bytes, to_json_map_filtered};
 use crate::http::{ApiRequest, BodyReader};
 use crate::local::LocalAgent;
 use actix_web::HttpResponse;
@@ -65,14 +64,18 @@ pub async fn update(
 
 /// `GET /v1/agent/checks`: `{id: HealthCheck}`.
 pub fn list(local: &LocalAgent, req: &ApiRequest) -> Result<HttpResponse, ApiError> {
-    refuse_filter(&req.query)?;
+    let filter = parse_filter(&req.query)?;
     let view = local.view();
     let out: BTreeMap<&str, HealthCheckOut<'_>> = view
         .checks
         .iter()
         .map(|c| (c.check_id.as_str(), HealthCheckOut::from(c)))
         .collect();
-    Ok(json_bytes(to_json(&out, req.pretty)?))
+    Ok(json_bytes(to_json_map_filtered(
+        &out,
+        filter.as_ref(),
+        req.pretty,
+    )?))
 }
 
 /// `?enable=` (required, Go's ParseBool) and `?reason=`.

@@ -5,12 +5,11 @@ use super::ok_empty;
 use super::out::{content_hash, LocalServiceOut};
 use crate::http::body::{decode_json, json_too_large, JSON_MAX_BODY_BYTES};
 use crate::http::error::ApiError;
-use crate::http::query::{parse_go_duration, Query};
-use crate::http::render::{json_bytes, to_json};
+use crate::http::query::{parse_filter, parse_go_duration, Query};
+use crate::http::render::{json_bytes, to_json, to_json_map_filtered};
 use crate::http::{ApiRequest, BodyReader};
 use crate::local::LocalAgent;
 use actix_web::HttpResponse;
-use protocol::api::FILTER_UNSUPPORTED_TEXT;
 use protocol::health::definition::Origin;
 use protocol::health::local::unknown_service;
 use std::collections::BTreeMap;
@@ -26,14 +25,6 @@ fn replace_existing_checks(q: &Query) -> bool {
         q.get("replace-existing-checks"),
         Some("" | "1" | "t" | "T" | "true" | "TRUE" | "True")
     )
-}
-
-/// `?filter` is refused until filter expressions exist, never silently ignored.
-pub fn refuse_filter(q: &Query) -> Result<(), ApiError> {
-    if q.has("filter") {
-        return Err(ApiError::bad_request(FILTER_UNSUPPORTED_TEXT));
-    }
-    Ok(())
 }
 
 pub async fn register(
@@ -60,14 +51,18 @@ pub async fn deregister(local: &LocalAgent, id: &str) -> Result<HttpResponse, Ap
 
 /// `GET /v1/agent/services`: `{id: AgentService}`.
 pub fn list(local: &LocalAgent, req: &ApiRequest) -> Result<HttpResponse, ApiError> {
-    refuse_filter(&req.query)?;
+    let filter = parse_filter(&req.query)?;
     let view = local.view();
     let out: BTreeMap<&str, LocalServiceOut<'_>> = view
         .services
         .iter()
         .map(|s| (s.id.as_str(), LocalServiceOut::new(s, &view.datacenter, "")))
         .collect();
-    Ok(json_bytes(to_json(&out, req.pretty)?))
+    Ok(json_bytes(to_json_map_filtered(
+        &out,
+        filter.as_ref(),
+        req.pretty,
+    )?))
 }
 
 /// `GET /v1/agent/service/:id`, blocking while `?hash` is the current hash (up to
