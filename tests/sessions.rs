@@ -4,7 +4,8 @@
 //! within 2 x TTL), lock-delay after the invalidation, and a lock contended across a
 //! kill -9 of the leader that is never held by two sessions at once (a history of
 //! acquire/release observations, checked for overlap).
-//! Addresses 127.0.7.1 to 127.0.7.4, standard ports. Waits are conditions with
+//! A killed client agent's session (checks: serfHealth) is invalidated and its key
+//! released. Addresses 127.0.7.1 to 127.0.7.5, standard ports. Waits are conditions with
 //! deadlines, never fixed sleeps as assertions.
 
 mod common;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 const SERVERS: [&str; 3] = ["127.0.7.1", "127.0.7.2", "127.0.7.3"];
 const CLIENT: &str = "127.0.7.4";
+const DOOMED_CLIENT: &str = "127.0.7.5";
 
 /// Create a session through `agent` (retrying while the cluster settles); its ID.
 fn create_session(agent: &Agent, body: Value) -> String {
@@ -182,6 +184,25 @@ fn sessions_and_locks_across_a_cluster() {
         assert_eq!(v[0]["ID"], r.as_str());
         std::thread::sleep(Duration::from_secs(3));
     }
+
+    // A client agent killed: its serfHealth goes critical, which invalidates its
+    // session (default checks) in the same apply, and the key it held is released.
+    let mut doomed = Agent::client(DOOMED_CLIENT, "c1", &dir.path().join("c1"), &[SERVERS[0]]);
+    doomed.wait_ready();
+    let d = create_session(&doomed, json!({"Name": "d", "LockDelay": "0s"}));
+    assert_eq!(lock_op(&doomed, "client/key", "acquire", &d), Some(true));
+    doomed.kill9();
+    wait_for("the killed client's session to be invalidated", || {
+        let released = entry(client, "client/key").is_some_and(|e| e.get("Session").is_none());
+        released.then_some(())
+    });
+    let gone: Value = http_client()
+        .get(client.url(&format!("/v1/session/info/{d}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(gone, json!([]));
 
     // A lock contended across a kill -9 of the leader is never held by two sessions.
     let history = Arc::new(Mutex::new(Vec::<(String, Instant, Instant)>::new()));
