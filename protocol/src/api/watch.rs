@@ -541,4 +541,25 @@ mod tests {
         assert!(Touch::Sessions.hits(&WatchKey::Sessions));
         assert!(!Touch::Sessions.hits(&WatchKey::Catalog));
     }
+
+    /// The leader stamps catalog writes with the time: a stamp changes no touch.
+    #[test]
+    fn a_stamped_command_touches_what_the_command_touches() {
+        let mut store = Store::new();
+        let mut commands = catalog_commands();
+        store.apply(1, &commands[0]);
+        commands.extend(kv_ops().into_iter().map(Command::Kv));
+        for cmd in &commands {
+            let stamped = Command::Stamped {
+                now_ms: 5,
+                command: Box::new(cmd.clone()),
+            };
+            let plain: Vec<Touch<'_>> = touched_by(cmd).collect();
+            assert_eq!(touched_by(&stamped).collect::<Vec<_>>(), plain, "{cmd:?}");
+            assert_eq!(
+                services_touched(&store, &stamped),
+                services_touched(&store, cmd)
+            );
+        }
+    }
 }
