@@ -170,6 +170,7 @@ impl ServerEndpoint {
             CommandResult::Done => Ok(Response::Write(WriteOutcome::Done)),
             CommandResult::Bool(b) => Ok(Response::Write(WriteOutcome::Bool(b))),
             CommandResult::Rejected(text) => Err(RequestError::Internal(text)),
+            CommandResult::Txn(outcome) => Ok(Response::Write(WriteOutcome::Txn(outcome))),
         }
     }
 
@@ -251,6 +252,7 @@ fn command(write: WriteRequest) -> Command {
         WriteRequest::Deregister(d) => Command::Deregister(d),
         WriteRequest::Kv(op) => Command::Kv(op),
         WriteRequest::Restore { image } => Command::Restore { image },
+        WriteRequest::Txn(ops) => Command::Txn(ops),
     }
 }
 

@@ -25,6 +25,7 @@ pub use operator::{
 };
 
 use crate::codec::{self, CodecError};
+use crate::store::txn::{TxnOp, TxnOutcome};
 use crate::store::{
     Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service, Weights,
 };
@@ -180,6 +181,9 @@ pub enum Read {
     /// test instances before they are grouped by name → [`ReadData::ServiceNodes`].
     /// Same index and watch as [`Read::CatalogServices`].
     CatalogServiceInstances { node_meta: NodeMetaFilter },
+    /// `PUT /v1/txn` with only read verbs: answered from the store under the
+    /// consistency mode, never blocking → [`ReadData::Txn`].
+    Txn { ops: Vec<TxnOp> },
 }
 
 /// A service instance with its node (catalog service).
@@ -249,6 +253,7 @@ pub enum ReadData {
     /// The store's image, or why it could not be encoded (a row over the record limit,
     /// which rows the log accepted never are).
     Snapshot(Result<StoreImage, String>),
+    Txn(TxnOutcome),
 }
 
 /// The whole store as one snapshot image (`crate::store::image`), with the point in
@@ -283,15 +288,19 @@ pub enum WriteRequest {
     /// `PUT /v1/snapshot`: replace the whole store with a snapshot image (verified by the
     /// edge; replicated as one command, so it must fit `codec::MAX_COMMAND_BYTES`).
     Restore { image: Vec<u8> },
+    /// `PUT /v1/txn` with at least one write verb, validated by the edge.
+    Txn(Vec<TxnOp>),
 }
 
 /// How a write ended when it was applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteOutcome {
     /// The write took effect (answered `true`).
     Done,
     /// A conditional write: whether its condition held.
     Bool(bool),
+    /// A transaction's results, or its failing operations (nothing changed).
+    Txn(TxnOutcome),
 }
 
 /// Cluster facts a server answers without reading the store, and the operator's Raft

@@ -18,6 +18,7 @@
 //! Their property is therefore "no change to the answer escapes the watch key".
 
 use super::Read;
+use crate::store::txn::{KvVerb, TxnOp};
 use crate::store::{Command, KvOp, Store};
 
 /// The part of the store a blocking read's index depends on.
@@ -82,7 +83,7 @@ pub fn watch_key(store: &Store, read: &Read) -> WatchKey {
         // The edge never blocks on it. Were it asked to, its index (the store's last
         // index) moves with any entry, which no single key names: it would wake on KV
         // writes and otherwise answer at the end of its wait, as a timeout does.
-        Read::Snapshot => WatchKey::KvPrefix(String::new()),
+        Read::Snapshot | Read::Txn { .. } => WatchKey::KvPrefix(String::new()),
     }
 }
 
@@ -97,17 +98,31 @@ fn fold(name: &str) -> String {
 /// and a deregistration removes them) plus the name it registers. `store` is the state
 /// BEFORE `cmd` applies. Empty for KV commands.
 pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
-    let (node, registered) = match cmd {
-        Command::Register(req) => (&req.node.node, req.service.as_ref()),
-        Command::Deregister(req) => (&req.node, None),
+    // (node written, service registered) pairs: one for a catalog command, one per
+    // catalog operation of a transaction.
+    let writes: Vec<(&str, Option<&str>)> = match cmd {
+        Command::Register(req) => vec![(
+            req.node.node.as_str(),
+            req.service.as_ref().map(|s| s.service.as_str()),
+        )],
+        Command::Deregister(req) => vec![(req.node.as_str(), None)],
         Command::Kv(_) | Command::Restore { .. } => return Vec::new(),
+        Command::Txn(ops) => ops
+            .iter()
+            .filter(|op| op.is_write())
+            .filter_map(|op| match op {
+                TxnOp::Kv(_) => None,
+                TxnOp::Node(op) => Some((op.node.node.as_str(), None)),
+                TxnOp::Service(op) => Some((op.node.as_str(), Some(op.service.service.as_str()))),
+                TxnOp::Check(op) => Some((op.check.node.as_str(), None)),
+            })
+            .collect(),
     };
-    let mut names: Vec<String> = store
-        .node_services(node)
-        .into_iter()
-        .map(|s| fold(&s.service))
-        .chain(registered.map(|s| fold(&s.service)))
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for (node, registered) in writes {
+        names.extend(store.node_services(node).into_iter().map(|s| fold(&s.service)));
+        names.extend(registered.map(fold));
+    }
     names.sort();
     names.dedup();
     names
@@ -117,6 +132,7 @@ pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
 /// touch, and a second for catalog writes (the table and the node written).
 pub fn touched_by(cmd: &Command) -> impl Iterator<Item = Touch<'_>> {
     let (first, node) = match cmd {
+        Command::Txn(ops) => return txn_touches(ops).into_iter(),
         Command::Register(req) => (Touch::Catalog, Some(Touch::Node(&req.node.node))),
         Command::Deregister(req) => (Touch::Catalog, Some(Touch::Node(&req.node))),
         Command::Kv(op) => match op {
@@ -128,7 +144,26 @@ pub fn touched_by(cmd: &Command) -> impl Iterator<Item = Touch<'_>> {
         },
         Command::Restore { .. } => (Touch::All, None),
     };
-    std::iter::once(first).chain(node)
+    std::iter::once(first)
+        .chain(node)
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// What a transaction's write operations may change: each KV key or tree written, and
+/// the catalog plus each node a catalog operation writes.
+fn txn_touches(ops: &[TxnOp]) -> Vec<Touch<'_>> {
+    let mut touches = Vec::new();
+    for op in ops.iter().filter(|op| op.is_write()) {
+        match op {
+            TxnOp::Kv(kv) if kv.verb == KvVerb::DeleteTree => touches.push(Touch::KvTree(&kv.key)),
+            TxnOp::Kv(kv) => touches.push(Touch::KvKey(&kv.key)),
+            TxnOp::Node(op) => touches.extend([Touch::Catalog, Touch::Node(&op.node.node)]),
+            TxnOp::Service(op) => touches.extend([Touch::Catalog, Touch::Node(&op.node)]),
+            TxnOp::Check(op) => touches.extend([Touch::Catalog, Touch::Node(&op.check.node)]),
+        }
+    }
+    touches
 }
 
 impl Touch<'_> {

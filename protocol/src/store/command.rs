@@ -1,5 +1,6 @@
 //! Commands carried in the Raft log and what applying them returns.
 
+use super::txn::{TxnOp, TxnOutcome};
 use super::types::{Check, Node, Service};
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,9 @@ pub enum Command {
     Restore {
         image: Vec<u8>,
     },
+    /// `PUT /v1/txn` with at least one write: every operation or none (see
+    /// [`super::txn`]). Appended last so earlier variants keep their encoding.
+    Txn(Vec<TxnOp>),
 }
 
 /// What applying a command returned. Errors here are deterministic rejections decided by
@@ -74,4 +78,6 @@ pub enum CommandResult {
     Bool(bool),
     /// Rejected; the text is what Consul would answer (HTTP 500 unless mapped otherwise).
     Rejected(String),
+    /// A transaction's results, or every failing operation (then nothing changed).
+    Txn(TxnOutcome),
 }

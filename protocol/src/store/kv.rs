@@ -89,7 +89,7 @@ impl Store {
     }
 
     /// Delete a key, leaving a tombstone; absent keys change nothing.
-    fn kv_remove(&mut self, index: u64, key: &str) -> bool {
+    pub(super) fn kv_remove(&mut self, index: u64, key: &str) -> bool {
         if self.kv.remove(key).is_none() {
             return false;
         }
