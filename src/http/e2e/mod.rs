@@ -7,6 +7,7 @@ mod global;
 mod health;
 mod kv;
 mod members;
+mod txn;
 
 use super::tests_support::test_config;
 use crate::context::AgentContext;
