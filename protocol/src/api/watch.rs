@@ -270,6 +270,7 @@ mod tests {
         let mut commands: Vec<Command> = kv_ops().into_iter().map(Command::Kv).collect();
         commands.push(register);
         commands.extend(catalog_commands());
+        commands.extend(txn_commands());
         let mut checked = 0;
         for first in &commands {
             let mut base = Store::new();
@@ -354,6 +355,78 @@ mod tests {
             deregister("n1", None, Some("disk")),
             deregister("n1", None, None),
         ]
+    }
+
+    /// Transactions doing what the KV and catalog commands above do, alone and together.
+    fn txn_commands() -> Vec<Command> {
+        use crate::store::txn::{CatalogVerb as C, KvVerb, TxnCheck, TxnKv, TxnNode, TxnService};
+        let kv = |verb: KvVerb, key: &str| {
+            TxnOp::Kv(TxnKv {
+                verb,
+                key: key.into(),
+                value: vec![3],
+                flags: 0,
+                index: 0,
+                session: String::new(),
+            })
+        };
+        let node = |verb: C, name: &str, address: &str| {
+            TxnOp::Node(TxnNode {
+                verb,
+                node: Node {
+                    node: name.into(),
+                    address: address.into(),
+                    ..Node::default()
+                },
+                index: 0,
+            })
+        };
+        let service = |verb: C, node: &str, name: &str| {
+            TxnOp::Service(TxnService {
+                verb,
+                node: node.into(),
+                service: Service {
+                    service: name.into(),
+                    ..Service::default()
+                },
+                index: 0,
+            })
+        };
+        let check = |verb: C, node: &str, id: &str, service_id: &str| {
+            TxnOp::Check(TxnCheck {
+                verb,
+                check: Check {
+                    node: node.into(),
+                    check_id: id.into(),
+                    status: CheckStatus::Passing,
+                    service_id: service_id.into(),
+                    ..Check::default()
+                },
+                index: 0,
+            })
+        };
+        let mut txns: Vec<Vec<TxnOp>> = Vec::new();
+        for key in KEYS.into_iter().filter(|k| !k.is_empty()) {
+            txns.push(vec![kv(KvVerb::Set, key)]);
+            txns.push(vec![kv(KvVerb::Cas, key)]);
+            txns.push(vec![kv(KvVerb::Delete, key)]);
+            txns.push(vec![kv(KvVerb::DeleteTree, key)]);
+        }
+        txns.extend([
+            vec![kv(KvVerb::DeleteTree, "")],
+            vec![node(C::Set, "n1", "10.0.0.1"), service(C::Set, "n1", "web")],
+            vec![node(C::Set, "N1", "10.0.0.7")],
+            vec![node(C::Set, "n2", "10.0.0.2"), service(C::Set, "n2", "Web")],
+            vec![service(C::Set, "n1", "db"), check(C::Set, "n1", "disk", "")],
+            vec![check(C::Set, "n1", "svc", "web")],
+            vec![service(C::Delete, "n1", "web")],
+            vec![check(C::Delete, "n1", "disk", "")],
+            vec![node(C::Delete, "n1", "")],
+            vec![kv(KvVerb::Set, "a/b"), node(C::Delete, "n2", "")],
+            // A failing transaction changes nothing, so it may touch what it likes.
+            vec![kv(KvVerb::Set, "a"), kv(KvVerb::Get, "missing")],
+        ]);
+        txns.into_iter().map(Command::Txn).collect()
     }
 
     #[test]
