@@ -259,3 +259,26 @@ async fn catalog_cas_and_delete_verbs() {
     let r = send!(app, "GET", "/v1/catalog/node/ext");
     assert_eq!(r.text(), "null");
 }
+
+#[actix_web::test]
+async fn a_blocking_read_wakes_on_a_transaction() {
+    let ctx = test_ctx().await;
+    let app = test_app!(ctx);
+    send!(app, "PUT", "/v1/kv/watch/a", "1");
+    let idx = send!(app, "GET", "/v1/kv/watch/?recurse").index();
+    let uri = format!("/v1/kv/watch/?recurse&index={idx}&wait=30s");
+    let blocked = async { send!(app, "GET", &uri) };
+    let writer = async {
+        let body = json!([
+            {"KV": {"Verb": "set", "Key": "elsewhere", "Value": "eA=="}},
+            {"KV": {"Verb": "delete-tree", "Key": "watch/"}}
+        ]);
+        send!(app, "PUT", "/v1/txn", body.to_string())
+    };
+    let started = std::time::Instant::now();
+    let (r, w) = futures::join!(blocked, writer);
+    assert_eq!(w.status, StatusCode::OK);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(r.index() > idx);
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
