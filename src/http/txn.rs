@@ -24,7 +24,7 @@ use base64::Engine as _;
 use protocol::api::{QueryMeta, Read, ReadData, RequestError, WriteOutcome, WriteRequest};
 use protocol::store::txn::{
     self, CatalogVerb, KvVerb, TxnCheck, TxnError, TxnKv, TxnNode, TxnOp, TxnOutcome, TxnResult,
-    TxnService, MAX_TXN_OPS, SESSIONS_UNSUPPORTED_TEXT,
+    TxnService, MAX_TXN_OPS,
 };
 use protocol::store::{Check, CheckDefinition, CheckStatus, Node, Service, ServiceAddress, Weights};
 use serde::{Deserialize, Serialize};
@@ -389,9 +389,6 @@ fn convert(body: OpBody, value: Vec<u8>, our_dc: &str) -> Result<Result<TxnOp, S
                 value.len()
             )));
         }
-        if verb.needs_sessions() {
-            return Err(ApiError::bad_request(SESSIONS_UNSUPPORTED_TEXT));
-        }
         return Ok(Ok(TxnOp::Kv(TxnKv {
             verb,
             key: kv.key,
@@ -594,10 +591,6 @@ mod tests {
                 413,
                 "Transaction contains too many operations (129 > 128)".to_string()
             )
-        );
-        assert_eq!(
-            text(parsed(r#"[{"KV":{"Verb":"lock","Key":"a","Session":"s"}}]"#)).0,
-            400
         );
         assert_eq!(
             text(parsed(

@@ -27,7 +27,8 @@ pub use operator::{
 use crate::codec::{self, CodecError};
 use crate::store::txn::{TxnOp, TxnOutcome};
 use crate::store::{
-    Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service, Weights,
+    Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service, Session,
+    SessionOp, Weights,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -181,6 +182,12 @@ pub enum Read {
     /// test instances before they are grouped by name → [`ReadData::ServiceNodes`].
     /// Same index and watch as [`Read::CatalogServices`].
     CatalogServiceInstances { node_meta: NodeMetaFilter },
+    /// `/v1/session/info/:id` → [`ReadData::Sessions`] (empty when unknown).
+    SessionInfo { id: String },
+    /// `/v1/session/list` → [`ReadData::Sessions`].
+    SessionList,
+    /// `/v1/session/node/:node` → [`ReadData::Sessions`].
+    SessionNode { node: String },
     /// `PUT /v1/txn` with only read verbs: answered from the store under the
     /// consistency mode, never blocking → [`ReadData::Txn`].
     Txn { ops: Vec<TxnOp> },
@@ -253,6 +260,8 @@ pub enum ReadData {
     /// The store's image, or why it could not be encoded (a row over the record limit,
     /// which rows the log accepted never are).
     Snapshot(Result<StoreImage, String>),
+    /// Session rows (info, list, node, and the answer to a renew).
+    Sessions(Vec<Session>),
     Txn(TxnOutcome),
 }
 
@@ -288,6 +297,13 @@ pub enum WriteRequest {
     /// `PUT /v1/snapshot`: replace the whole store with a snapshot image (verified by the
     /// edge; replicated as one command, so it must fit `codec::MAX_COMMAND_BYTES`).
     Restore { image: Vec<u8> },
+    /// `PUT /v1/session/create` (the edge chose the ID), `destroy/:id`.
+    Session(SessionOp),
+    /// `PUT /v1/session/renew/:id`: answered by the LEADER without a log entry (as
+    /// Consul's `Session.Renew`): it resets the session's TTL timer and answers a read
+    /// ([`ReadData::Sessions`] with the session), or `NotFound("Session id '<id>' not
+    /// found")`. A write so that followers and client agents forward it to the leader.
+    SessionRenew { id: String },
     /// `PUT /v1/txn` with at least one write verb, validated by the edge.
     Txn(Vec<TxnOp>),
 }

@@ -445,14 +445,14 @@ fn validation_runs_before_anything_and_on_replicas() {
             kv(KvVerb::Set, "ok", "v", 0),
             kv(KvVerb::Set, "", "v", 0),
             kv(KvVerb::DeleteTree, "", "", 0),
-            kv(KvVerb::Lock, "l", "v", 0),
+            kv(KvVerb::Lock, "", "v", 0),
         ],
     ));
     assert_eq!(
         errs,
         vec![
             (1, "Must provide key".to_string()),
-            (3, SESSIONS_UNSUPPORTED_TEXT.to_string())
+            (3, "Must provide key".to_string())
         ]
     );
     let too_many: Vec<TxnOp> = (0..=MAX_TXN_OPS)
@@ -531,4 +531,174 @@ fn a_txn_command_survives_the_codec() {
     let bytes = crate::codec::encode(&cmd).unwrap();
     let back: Command = crate::codec::decode(&bytes, crate::codec::MAX_DECODE_BYTES).unwrap();
     assert_eq!(back, cmd);
+}
+
+fn lock_op(verb: KvVerb, key: &str, session: &str) -> TxnOp {
+    TxnOp::Kv(TxnKv {
+        verb,
+        key: key.into(),
+        value: b"v".to_vec(),
+        flags: 0,
+        index: 0,
+        session: session.into(),
+    })
+}
+
+/// `seeded()` plus sessions s1 and s2 on n1 (lock-delay 1 s, no checks).
+fn with_sessions() -> Store {
+    let mut store = seeded();
+    for (index, id) in [(5, "s1"), (6, "s2")] {
+        let session = Session {
+            id: id.into(),
+            node: "n1".into(),
+            lock_delay_ns: 1_000_000_000,
+            ..Session::default()
+        };
+        let cmd = Command::Session(SessionOp::Create(session));
+        assert_eq!(store.apply(index, &cmd), CommandResult::Done);
+    }
+    store
+}
+
+fn stamped_txn(store: &mut Store, index: u64, now_ms: u64, ops: Vec<TxnOp>) -> TxnOutcome {
+    match store.apply(index, &Command::Txn(ops).stamped(now_ms)) {
+        CommandResult::Txn(outcome) => outcome,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn lock_unlock_and_check_session() {
+    let mut store = with_sessions();
+    let rows = committed(stamped_txn(
+        &mut store,
+        10,
+        1_000,
+        vec![
+            lock_op(KvVerb::Lock, "leader", "s1"),
+            lock_op(KvVerb::CheckSession, "leader", "s1"),
+        ],
+    ));
+    let TxnResult::Kv(held) = &rows[0] else {
+        panic!("{rows:?}")
+    };
+    assert_eq!(
+        (held.lock_index, held.session.as_deref(), held.value.len()),
+        (1, Some("s1"), 0)
+    );
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        errors(stamped_txn(
+            &mut store,
+            11,
+            1_000,
+            vec![
+                lock_op(KvVerb::Lock, "leader", "s2"),
+                lock_op(KvVerb::Unlock, "leader", "s2"),
+                lock_op(KvVerb::CheckSession, "leader", "s2"),
+                lock_op(KvVerb::CheckSession, "nope", "s2"),
+                lock_op(KvVerb::Lock, "other", "ghost"),
+            ]
+        )),
+        vec![
+            (
+                0,
+                "failed to lock key \"leader\", lock is already held".to_string()
+            ),
+            (
+                1,
+                "failed to unlock key \"leader\", lock isn't held, or is held by another session"
+                    .to_string()
+            ),
+            (
+                2,
+                "failed session check for key \"leader\", current session \"s1\" != \"s2\""
+                    .to_string()
+            ),
+            (
+                3,
+                "failed to check session, key \"nope\" doesn't exist".to_string()
+            ),
+            (4, "invalid session \"ghost\"".to_string()),
+        ]
+    );
+    // check-session is a read verb: the read path answers it.
+    assert_eq!(
+        store
+            .read_txn(&[lock_op(KvVerb::CheckSession, "leader", "s1")])
+            .clone(),
+        TxnOutcome::Committed(vec![TxnResult::Kv(KvEntry {
+            value: Default::default(),
+            ..store.kv_get("leader").unwrap().clone()
+        })])
+    );
+    committed(stamped_txn(
+        &mut store,
+        12,
+        1_000,
+        vec![lock_op(KvVerb::Unlock, "leader", "s1")],
+    ));
+    assert_eq!(store.kv_get("leader").unwrap().session, None);
+}
+
+#[test]
+fn a_txn_that_invalidates_a_session_starts_its_lock_delay_and_rolls_back_whole() {
+    let mut store = with_sessions();
+    committed(stamped_txn(
+        &mut store,
+        10,
+        1_000,
+        vec![lock_op(KvVerb::Lock, "leader", "s1")],
+    ));
+    // Deleting n1 inside a failing transaction destroys nothing.
+    let before = store.clone();
+    errors(stamped_txn(
+        &mut store,
+        11,
+        2_000,
+        vec![node(CatalogVerb::Delete, "n1", 0), kv(KvVerb::Get, "missing", "", 0)],
+    ));
+    let mut expected = before;
+    expected.apply_noop(11);
+    assert_eq!(store, expected);
+    // Committed, it invalidates s1 (released, lock-delay 1 s from the stamp).
+    committed(stamped_txn(
+        &mut store,
+        12,
+        2_000,
+        vec![node(CatalogVerb::Delete, "n1", 0)],
+    ));
+    assert_eq!(store.kv_get("leader").unwrap().session, None);
+    let mut again = with_sessions_on(&mut store, 13);
+    assert_eq!(
+        errors(stamped_txn(
+            &mut again,
+            14,
+            2_500,
+            vec![lock_op(KvVerb::Lock, "leader", "s3")]
+        )),
+        vec![(
+            0,
+            "failed to lock key \"leader\" due to lock delay".to_string()
+        )]
+    );
+    committed(stamped_txn(
+        &mut again,
+        15,
+        3_001,
+        vec![lock_op(KvVerb::Lock, "leader", "s3")],
+    ));
+}
+
+/// Re-register n1 and give it a session s3 (after n1 was deleted).
+fn with_sessions_on(store: &mut Store, index: u64) -> Store {
+    committed(txn(store, index, vec![node(CatalogVerb::Set, "n1", 0)]));
+    let session = Session {
+        id: "s3".into(),
+        node: "n1".into(),
+        ..Session::default()
+    };
+    let cmd = Command::Session(SessionOp::Create(session));
+    assert_eq!(store.apply(index, &cmd), CommandResult::Done);
+    store.clone()
 }

@@ -21,10 +21,6 @@ use std::sync::Arc;
 /// Consul's `maxTxnOps`: the most operations one transaction may carry.
 pub const MAX_TXN_OPS: usize = 128;
 
-/// What a verb needing sessions answers until sessions exist in the store.
-pub const SESSIONS_UNSUPPORTED_TEXT: &str =
-    "KV verbs lock, unlock and check-session are not supported yet (sessions are not implemented)";
-
 /// KV verbs, spelled as Consul's API spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvVerb {
@@ -84,11 +80,6 @@ impl KvVerb {
                 | KvVerb::DeleteTree
                 | KvVerb::DeleteCas
         )
-    }
-
-    /// Verbs that need sessions in the store.
-    pub fn needs_sessions(self) -> bool {
-        matches!(self, KvVerb::Lock | KvVerb::Unlock | KvVerb::CheckSession)
     }
 }
 
@@ -220,7 +211,6 @@ pub fn validate(ops: &[TxnOp]) -> Vec<TxnError> {
                 TxnOp::Kv(kv) if kv.key.is_empty() && kv.verb != KvVerb::DeleteTree => {
                     "Must provide key".to_string()
                 }
-                TxnOp::Kv(kv) if kv.verb.needs_sessions() => SESSIONS_UNSUPPORTED_TEXT.to_string(),
                 _ => return None,
             };
             Some(TxnError { op_index, what })
@@ -245,13 +235,14 @@ fn cas_holds(expected: u64, current: Option<u64>) -> bool {
 type OpResult = Result<Vec<TxnResult>, String>;
 
 impl Store {
-    pub(super) fn apply_txn(&mut self, index: u64, ops: &[TxnOp]) -> CommandResult {
+    /// Apply a transaction at `index`, proposed at `now_ms` (lock-delays, invalidations).
+    pub(super) fn apply_txn(&mut self, index: u64, now_ms: u64, ops: &[TxnOp]) -> CommandResult {
         let invalid = validate(ops);
         if !invalid.is_empty() {
             return CommandResult::Txn(TxnOutcome::RolledBack(invalid));
         }
         let mut working = self.clone();
-        let outcome = working.run_txn(index, ops);
+        let outcome = working.run_txn(index, now_ms, ops);
         if matches!(outcome, TxnOutcome::Committed(_)) {
             *self = working;
         }
@@ -274,18 +265,18 @@ impl Store {
         }
         // Read verbs never write; the scratch copy (O(1)) only keeps `run_txn` one
         // function for both paths.
-        self.clone().run_txn(0, ops)
+        self.clone().run_txn(0, 0, ops)
     }
 
-    fn run_txn(&mut self, index: u64, ops: &[TxnOp]) -> TxnOutcome {
+    fn run_txn(&mut self, index: u64, now_ms: u64, ops: &[TxnOp]) -> TxnOutcome {
         let mut results = Vec::with_capacity(ops.len());
         let mut errors = Vec::new();
         for (op_index, op) in ops.iter().enumerate() {
             let outcome = match op {
-                TxnOp::Kv(op) => self.txn_kv(index, op),
-                TxnOp::Node(op) => self.txn_node(index, op),
-                TxnOp::Service(op) => self.txn_service(index, op),
-                TxnOp::Check(op) => self.txn_check(index, op),
+                TxnOp::Kv(op) => self.txn_kv(index, now_ms, op),
+                TxnOp::Node(op) => self.txn_node(index, now_ms, op),
+                TxnOp::Service(op) => self.txn_service(index, now_ms, op),
+                TxnOp::Check(op) => self.txn_check(index, now_ms, op),
             };
             match outcome {
                 Ok(rows) => results.extend(rows),
@@ -313,12 +304,13 @@ impl Store {
             .collect()
     }
 
-    fn txn_kv(&mut self, index: u64, op: &TxnKv) -> OpResult {
+    fn txn_kv(&mut self, index: u64, now_ms: u64, op: &TxnKv) -> OpResult {
         let key = op.key.as_str();
         match op.verb {
             KvVerb::Set => {
                 self.apply_kv(
                     index,
+                    now_ms,
                     &KvOp::Set {
                         key: op.key.clone(),
                         value: op.value.clone(),
@@ -334,6 +326,7 @@ impl Store {
                 }
                 self.apply_kv(
                     index,
+                    now_ms,
                     &KvOp::Set {
                         key: op.key.clone(),
                         value: op.value.clone(),
@@ -360,6 +353,7 @@ impl Store {
             KvVerb::DeleteTree => {
                 self.apply_kv(
                     index,
+                    now_ms,
                     &KvOp::DeleteTree {
                         prefix: op.key.clone(),
                     },
@@ -396,22 +390,57 @@ impl Store {
                 Some(_) => Err(format!("key {key:?} exists")),
                 None => Ok(Vec::new()),
             },
-            KvVerb::Lock | KvVerb::Unlock | KvVerb::CheckSession => {
-                Err(SESSIONS_UNSUPPORTED_TEXT.to_string())
+            KvVerb::Lock => {
+                // Consul checks the lock-delay before proposing, on the leader's clock;
+                // here the leader's stamp decides, the same on every replica.
+                if self.lock_delays.get(key).is_some_and(|until| now_ms < *until) {
+                    return Err(format!("failed to lock key {key:?} due to lock delay"));
+                }
+                match self.kv_lock(index, key, &op.value, op.flags, &op.session, now_ms)? {
+                    true => Ok(self.kv_row(key, false)),
+                    false => Err(format!(
+                        "failed to lock key {key:?}, lock is already held"
+                    )),
+                }
             }
+            KvVerb::Unlock => match self.kv_unlock(index, key, &op.value, op.flags, &op.session)? {
+                true => Ok(self.kv_row(key, false)),
+                false => Err(format!(
+                    "failed to unlock key {key:?}, lock isn't held, or is held by another session"
+                )),
+            },
+            KvVerb::CheckSession => match self.kv_get(key) {
+                None => Err(format!("failed to check session, key {key:?} doesn't exist")),
+                Some(e) if e.session.as_deref().unwrap_or("") != op.session => Err(format!(
+                    "failed session check for key {key:?}, current session {:?} != {:?}",
+                    e.session.as_deref().unwrap_or(""),
+                    op.session
+                )),
+                Some(_) => Ok(self.kv_row(key, false)),
+            },
         }
     }
 
     /// A registration through the catalog's own rules, its rejection as the op's error.
-    fn txn_register(&mut self, index: u64, req: RegisterRequest) -> Result<(), String> {
-        match self.apply_register(index, &req) {
+    fn txn_register(
+        &mut self,
+        index: u64,
+        now_ms: u64,
+        req: RegisterRequest,
+    ) -> Result<(), String> {
+        match self.apply_register(index, now_ms, &req) {
             CommandResult::Rejected(text) => Err(text),
             _ => Ok(()),
         }
     }
 
-    fn txn_deregister(&mut self, index: u64, req: DeregisterRequest) -> Result<(), String> {
-        match self.apply_deregister(index, &req) {
+    fn txn_deregister(
+        &mut self,
+        index: u64,
+        now_ms: u64,
+        req: DeregisterRequest,
+    ) -> Result<(), String> {
+        match self.apply_deregister(index, now_ms, &req) {
             CommandResult::Rejected(text) => Err(text),
             _ => Ok(()),
         }
@@ -436,11 +465,12 @@ impl Store {
             .collect()
     }
 
-    fn txn_node(&mut self, index: u64, op: &TxnNode) -> OpResult {
+    fn txn_node(&mut self, index: u64, now_ms: u64, op: &TxnNode) -> OpResult {
         let name = op.node.node.as_str();
         let set = |store: &mut Store| {
             store.txn_register(
                 index,
+                now_ms,
                 RegisterRequest {
                     node: op.node.clone(),
                     ..RegisterRequest::default()
@@ -451,6 +481,7 @@ impl Store {
         let delete = |store: &mut Store| {
             store.txn_deregister(
                 index,
+                now_ms,
                 DeregisterRequest {
                     node: op.node.node.clone(),
                     ..DeregisterRequest::default()
@@ -484,7 +515,7 @@ impl Store {
             .map(Arc::as_ref)
     }
 
-    fn txn_service(&mut self, index: u64, op: &TxnService) -> OpResult {
+    fn txn_service(&mut self, index: u64, now_ms: u64, op: &TxnService) -> OpResult {
         let node = op.node.as_str();
         let id = service_id_or_name(&op.service.id, &op.service.service).to_string();
         let set = |store: &mut Store| {
@@ -493,6 +524,7 @@ impl Store {
             };
             store.txn_register(
                 index,
+                now_ms,
                 RegisterRequest {
                     node: existing,
                     skip_node_update: true,
@@ -510,6 +542,7 @@ impl Store {
             store
                 .txn_deregister(
                     index,
+                    now_ms,
                     DeregisterRequest {
                         node: node.to_string(),
                         service_id: Some(id.clone()),
@@ -549,7 +582,7 @@ impl Store {
             .map(Arc::as_ref)
     }
 
-    fn txn_check(&mut self, index: u64, op: &TxnCheck) -> OpResult {
+    fn txn_check(&mut self, index: u64, now_ms: u64, op: &TxnCheck) -> OpResult {
         let node = op.check.node.as_str();
         let id = check_id_or_name(&op.check.check_id, &op.check.name).to_string();
         let set = |store: &mut Store| {
@@ -566,6 +599,7 @@ impl Store {
             };
             store.txn_register(
                 index,
+                now_ms,
                 RegisterRequest {
                     node: existing,
                     skip_node_update: true,
@@ -583,6 +617,7 @@ impl Store {
             store
                 .txn_deregister(
                     index,
+                    now_ms,
                     DeregisterRequest {
                         node: node.to_string(),
                         service_id: None,

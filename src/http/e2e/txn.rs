@@ -187,14 +187,6 @@ async fn validation_limits_and_texts() {
     let r = send!(app, "PUT", "/v1/txn", "not json");
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().starts_with("Failed to parse body: "), "{}", r.text());
-    let r = send!(
-        app,
-        "PUT",
-        "/v1/txn",
-        json!([{"KV": {"Verb": "lock", "Key": "l", "Session": "s"}}]).to_string()
-    );
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text().contains("not supported yet"), "{}", r.text());
     // Limits: 128 ops pass, 129 are 413; bodies over 512 KiB are 413.
     let ops = |n: usize| {
         serde_json::Value::Array(
