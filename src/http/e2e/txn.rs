@@ -274,3 +274,57 @@ async fn a_blocking_read_wakes_on_a_transaction() {
     assert!(r.index() > idx);
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[actix_web::test]
+async fn lock_unlock_and_check_session_through_http() {
+    let ctx = test_ctx().await;
+    let app = test_app!(ctx);
+    let r = send!(
+        app,
+        "PUT",
+        "/v1/catalog/register",
+        json!({"Node": "n1", "Address": "10.0.0.1"}).to_string()
+    );
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = send!(
+            app,
+            "PUT",
+            "/v1/session/create",
+            json!({"Node": "n1", "Checks": [], "LockDelay": "0s"}).to_string()
+        );
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        ids.push(r.json()["ID"].as_str().unwrap().to_string());
+    }
+    let lock = |session: &str| {
+        json!([
+            {"KV": {"Verb": "lock", "Key": "svc/leader", "Value": "bWU=", "Session": session}},
+            {"KV": {"Verb": "check-session", "Key": "svc/leader", "Session": session}}
+        ])
+        .to_string()
+    };
+    let r = send!(app, "PUT", "/v1/txn", lock(&ids[0]));
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let held = &r.json()["Results"][0]["KV"];
+    assert_eq!(held["LockIndex"], 1);
+    assert_eq!(held["Session"], ids[0].as_str());
+    let r = send!(app, "PUT", "/v1/txn", lock(&ids[1]));
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        r.json()["Errors"][0],
+        json!({"OpIndex": 0, "What": "failed to lock key \"svc/leader\", lock is already held"})
+    );
+    // check-session alone is a read.
+    let check = json!([{"KV": {"Verb": "check-session", "Key": "svc/leader", "Session": ids[0]}}]);
+    let r = send!(app, "PUT", "/v1/txn?stale", check.to_string());
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let unlock = json!([{"KV": {"Verb": "unlock", "Key": "svc/leader", "Session": ids[0]}}]);
+    let r = send!(app, "PUT", "/v1/txn", unlock.to_string());
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = send!(app, "GET", "/v1/kv/svc/leader");
+    assert!(r.json()[0].get("Session").is_none(), "{}", r.text());
+    let r = send!(app, "PUT", "/v1/txn", lock(&ids[1]));
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["Results"][0]["KV"]["LockIndex"], 2);
+}
