@@ -26,7 +26,9 @@ use protocol::store::txn::{
     self, CatalogVerb, KvVerb, TxnCheck, TxnError, TxnKv, TxnNode, TxnOp, TxnOutcome, TxnResult,
     TxnService, MAX_TXN_OPS,
 };
-use protocol::store::{Check, CheckDefinition, CheckStatus, Node, Service, ServiceAddress, Weights};
+use protocol::store::{
+    Check, CheckDefinition, CheckStatus, Node, Service, ServiceAddress, Weights,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -317,7 +319,10 @@ fn go_json_kind(v: &Value) -> &'static str {
 
 /// The body as typed operations; `Ok(Err(..))` when some operations are wrong in a way
 /// Consul reports per operation (409): unknown verbs, an op of no known kind.
-pub fn parse_ops(bytes: &[u8], our_dc: &str) -> Result<Result<Vec<TxnOp>, Vec<TxnError>>, ApiError> {
+pub fn parse_ops(
+    bytes: &[u8],
+    our_dc: &str,
+) -> Result<Result<Vec<TxnOp>, Vec<TxnError>>, ApiError> {
     let raw: Value = serde_json::from_slice(bytes).map_err(parse_failed)?;
     let Value::Array(items) = raw else {
         return Err(parse_failed(format!(
@@ -480,9 +485,8 @@ fn check(c: CheckBody) -> Result<Check, ApiError> {
     let status = if c.status.is_empty() {
         CheckStatus::Critical
     } else {
-        CheckStatus::parse(&c.status).ok_or_else(|| {
-            ApiError::bad_request(format!("Invalid check status: {:?}", c.status))
-        })?
+        CheckStatus::parse(&c.status)
+            .ok_or_else(|| ApiError::bad_request(format!("Invalid check status: {:?}", c.status)))?
     };
     let d = c.definition;
     let check_type = if !d.http.is_empty() {
@@ -576,15 +580,22 @@ mod tests {
             )
         );
         assert_eq!(
-            text(parsed(r#"[{"KV":{"Verb":"set","Key":"a","Value":"e!=="}}]"#)),
+            text(parsed(
+                r#"[{"KV":{"Verb":"set","Key":"a","Value":"e!=="}}]"#
+            )),
             (
                 400,
                 "Failed to parse body: failed to decode value: illegal base64 data at input byte 1"
                     .to_string()
             )
         );
-        assert!(text(parsed("[nope")).1.starts_with("Failed to parse body: "));
-        let many = format!("[{}]", vec![r#"{"KV":{"Verb":"get","Key":"a"}}"#; 129].join(","));
+        assert!(text(parsed("[nope"))
+            .1
+            .starts_with("Failed to parse body: "));
+        let many = format!(
+            "[{}]",
+            vec![r#"{"KV":{"Verb":"get","Key":"a"}}"#; 129].join(",")
+        );
         assert_eq!(
             text(parsed(&many)),
             (

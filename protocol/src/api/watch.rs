@@ -127,7 +127,12 @@ pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
     };
     let mut names: Vec<String> = Vec::new();
     for (node, registered) in writes {
-        names.extend(store.node_services(node).into_iter().map(|s| fold(&s.service)));
+        names.extend(
+            store
+                .node_services(node)
+                .into_iter()
+                .map(|s| fold(&s.service)),
+        );
         names.extend(registered.map(fold));
     }
     names.sort();
@@ -240,7 +245,12 @@ fn sessions_hit(store: &Store, cmd: &Command) -> Vec<String> {
                 for other in store.nodes() {
                     let renamed = !node.id.is_empty() && other.id.eq_ignore_ascii_case(&node.id);
                     if fold(&other.node) == fold(&node.node) || renamed {
-                        ids.extend(store.node_sessions(&other.node).iter().map(|s| s.id.clone()));
+                        ids.extend(
+                            store
+                                .node_sessions(&other.node)
+                                .iter()
+                                .map(|s| s.id.clone()),
+                        );
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! Commands carried in the Raft log and what applying them returns.
 
-use super::txn::{TxnOp, TxnOutcome};
 use super::session::SessionOp;
+use super::txn::{TxnOp, TxnOutcome};
 use super::types::{Check, Node, Service};
 use serde::{Deserialize, Serialize};
 
@@ -85,7 +85,10 @@ pub enum Command {
     /// A command with the time its proposer (the leader) stamped on it, in wall-clock
     /// milliseconds: what lock-delays are computed from at apply, identically on every
     /// replica (the store never reads a clock). See [`Command::stamped`].
-    Stamped { now_ms: u64, command: Box<Command> },
+    Stamped {
+        now_ms: u64,
+        command: Box<Command>,
+    },
     /// `PUT /v1/txn` with at least one write: every operation or none (see
     /// [`super::txn`]). Appended last so earlier variants keep their encoding.
     Txn(Vec<TxnOp>),

@@ -71,7 +71,9 @@ fn committed(outcome: TxnOutcome) -> Vec<TxnResult> {
 
 fn errors(outcome: TxnOutcome) -> Vec<(usize, String)> {
     match outcome {
-        TxnOutcome::RolledBack(errors) => errors.into_iter().map(|e| (e.op_index, e.what)).collect(),
+        TxnOutcome::RolledBack(errors) => {
+            errors.into_iter().map(|e| (e.op_index, e.what)).collect()
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -94,7 +96,10 @@ fn seeded() -> Store {
     committed(txn(
         &mut store,
         3,
-        vec![kv(KvVerb::Set, "b/1", "x", 0), kv(KvVerb::Set, "b/2", "y", 0)],
+        vec![
+            kv(KvVerb::Set, "b/1", "x", 0),
+            kv(KvVerb::Set, "b/2", "y", 0),
+        ],
     ));
     committed(txn(
         &mut store,
@@ -133,7 +138,10 @@ fn kv_writes_answer_entries_without_values() {
     let rows = committed(txn(
         &mut store,
         6,
-        vec![kv(KvVerb::Cas, "a", "3", 5), kv(KvVerb::DeleteCas, "b", "", 5)],
+        vec![
+            kv(KvVerb::Cas, "a", "3", 5),
+            kv(KvVerb::DeleteCas, "b", "", 5),
+        ],
     ));
     assert_eq!(rows, vec![TxnResult::Kv(entry("a", "", 5, 6))]);
     assert_eq!(store.kv_get("a"), Some(&entry("a", "3", 5, 6)));
@@ -202,7 +210,11 @@ fn kv_reads_and_checks() {
 #[test]
 fn delete_tree_removes_the_prefix_and_leaves_tombstones() {
     let mut store = seeded();
-    committed(txn(&mut store, 10, vec![kv(KvVerb::DeleteTree, "b/", "", 0)]));
+    committed(txn(
+        &mut store,
+        10,
+        vec![kv(KvVerb::DeleteTree, "b/", "", 0)],
+    ));
     assert!(store.kv_list("b/").is_empty());
     assert_eq!(store.kv_prefix_index("b/"), 10);
     assert_eq!(store.kv_get("a"), Some(&entry("a", "1", 2, 2)));
@@ -254,10 +266,7 @@ fn every_failing_op_is_listed_with_its_index() {
             node(CatalogVerb::Get, "ghost", 0),
         ],
     ));
-    assert_eq!(
-        errs.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-        vec![0, 2]
-    );
+    assert_eq!(errs.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 2]);
     assert_eq!(errs[1].1, "node \"ghost\" doesn't exist");
     assert_eq!(store.kv_get("fine"), None);
 }
@@ -285,11 +294,22 @@ fn node_verbs() {
     };
     assert_eq!((n1.address.as_str(), n1.modify_index), ("10.0.0.9", 12));
     assert_eq!(
-        errors(txn(&mut store, 13, vec![node(CatalogVerb::DeleteCas, "n1", 4)])),
-        vec![(0, "failed to delete node \"n1\", index is stale".to_string())]
+        errors(txn(
+            &mut store,
+            13,
+            vec![node(CatalogVerb::DeleteCas, "n1", 4)]
+        )),
+        vec![(
+            0,
+            "failed to delete node \"n1\", index is stale".to_string()
+        )]
     );
     assert_eq!(
-        committed(txn(&mut store, 14, vec![node(CatalogVerb::DeleteCas, "n1", 12)])),
+        committed(txn(
+            &mut store,
+            14,
+            vec![node(CatalogVerb::DeleteCas, "n1", 12)]
+        )),
         vec![]
     );
     // The node went with its services and checks.
@@ -297,7 +317,11 @@ fn node_verbs() {
     assert!(store.node_services("n1").is_empty());
     assert!(store.node_checks("n1").is_empty());
     // delete of a missing node is fine; set needs an address (the catalog's rule).
-    committed(txn(&mut store, 15, vec![node(CatalogVerb::Delete, "n1", 0)]));
+    committed(txn(
+        &mut store,
+        15,
+        vec![node(CatalogVerb::Delete, "n1", 0)],
+    ));
     let mut bare = node(CatalogVerb::Set, "n3", 0);
     if let TxnOp::Node(op) = &mut bare {
         op.node.address.clear();
@@ -319,7 +343,10 @@ fn service_verbs() {
     let TxnResult::Service(web) = &rows[0] else {
         panic!("{rows:?}")
     };
-    assert_eq!((web.id.as_str(), web.node.as_str(), web.port), ("web", "n1", 80));
+    assert_eq!(
+        (web.id.as_str(), web.node.as_str(), web.port),
+        ("web", "n1", 80)
+    );
     assert_eq!(
         errors(txn(
             &mut store,
@@ -518,7 +545,10 @@ fn verbs_parse_as_consul_spells_them() {
         assert_eq!(KvVerb::parse(verb).map(KvVerb::as_str), Some(verb));
     }
     assert_eq!(KvVerb::parse("SET"), None);
-    assert_eq!(CatalogVerb::parse("delete-cas"), Some(CatalogVerb::DeleteCas));
+    assert_eq!(
+        CatalogVerb::parse("delete-cas"),
+        Some(CatalogVerb::DeleteCas)
+    );
     assert_eq!(CatalogVerb::parse("get-tree"), None);
 }
 
@@ -656,7 +686,10 @@ fn a_txn_that_invalidates_a_session_starts_its_lock_delay_and_rolls_back_whole()
         &mut store,
         11,
         2_000,
-        vec![node(CatalogVerb::Delete, "n1", 0), kv(KvVerb::Get, "missing", "", 0)],
+        vec![
+            node(CatalogVerb::Delete, "n1", 0),
+            kv(KvVerb::Get, "missing", "", 0),
+        ],
     ));
     let mut expected = before;
     expected.apply_noop(11);

@@ -393,14 +393,16 @@ impl Store {
             KvVerb::Lock => {
                 // Consul checks the lock-delay before proposing, on the leader's clock;
                 // here the leader's stamp decides, the same on every replica.
-                if self.lock_delays.get(key).is_some_and(|until| now_ms < *until) {
+                if self
+                    .lock_delays
+                    .get(key)
+                    .is_some_and(|until| now_ms < *until)
+                {
                     return Err(format!("failed to lock key {key:?} due to lock delay"));
                 }
                 match self.kv_lock(index, key, &op.value, op.flags, &op.session, now_ms)? {
                     true => Ok(self.kv_row(key, false)),
-                    false => Err(format!(
-                        "failed to lock key {key:?}, lock is already held"
-                    )),
+                    false => Err(format!("failed to lock key {key:?}, lock is already held")),
                 }
             }
             KvVerb::Unlock => match self.kv_unlock(index, key, &op.value, op.flags, &op.session)? {
@@ -410,7 +412,9 @@ impl Store {
                 )),
             },
             KvVerb::CheckSession => match self.kv_get(key) {
-                None => Err(format!("failed to check session, key {key:?} doesn't exist")),
+                None => Err(format!(
+                    "failed to check session, key {key:?} doesn't exist"
+                )),
                 Some(e) if e.session.as_deref().unwrap_or("") != op.session => Err(format!(
                     "failed session check for key {key:?}, current session {:?} != {:?}",
                     e.session.as_deref().unwrap_or(""),

@@ -41,7 +41,10 @@ async fn a_write_transaction_commits_every_op_with_consuls_shapes() {
     );
     assert_eq!(results[1]["KV"]["Key"], "b");
     assert_eq!(results[2]["Node"]["Node"], "ext");
-    assert_eq!(results[2]["Node"]["Datacenter"], ctx.config.datacenter.as_str());
+    assert_eq!(
+        results[2]["Node"]["Datacenter"],
+        ctx.config.datacenter.as_str()
+    );
     assert_eq!(results[3]["Service"]["ID"], "web");
     assert_eq!(results[4]["Check"]["CheckID"], "up");
     assert_eq!(results[4]["Check"]["ServiceName"], "web");
@@ -86,7 +89,10 @@ async fn a_failing_op_rolls_back_everything_with_409() {
     let r = send!(app, "GET", "/v1/kv/keep?raw");
     assert_eq!(r.text(), "old");
     assert_eq!(send!(app, "GET", "/v1/kv/keep").index(), keep_index);
-    assert_eq!(send!(app, "GET", "/v1/kv/fresh").status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send!(app, "GET", "/v1/kv/fresh").status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[actix_web::test]
@@ -116,12 +122,7 @@ async fn read_only_transactions_use_the_read_path_and_consistency_modes() {
     }
     // No Raft entry was written for them.
     assert_eq!(applied(&ctx), before);
-    let r = send!(
-        app,
-        "PUT",
-        "/v1/txn?stale&consistent",
-        body.clone()
-    );
+    let r = send!(app, "PUT", "/v1/txn?stale&consistent", body.clone());
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // A failing read-only transaction is a 409 too.
     let r = send!(
@@ -186,7 +187,11 @@ async fn validation_limits_and_texts() {
     );
     let r = send!(app, "PUT", "/v1/txn", "not json");
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text().starts_with("Failed to parse body: "), "{}", r.text());
+    assert!(
+        r.text().starts_with("Failed to parse body: "),
+        "{}",
+        r.text()
+    );
     // Limits: 128 ops pass, 129 are 413; bodies over 512 KiB are 413.
     let ops = |n: usize| {
         serde_json::Value::Array(
@@ -233,8 +238,11 @@ async fn catalog_cas_and_delete_verbs() {
         json!([{"Node": {"Verb": "set", "Node": {"Node": "ext", "Address": "10.1.1.1"}}}])
             .to_string()
     );
-    let idx = r.json()["Results"][0]["Node"]["ModifyIndex"].as_u64().unwrap();
-    let stale = json!([{"Node": {"Verb": "delete-cas", "Node": {"Node": "ext", "ModifyIndex": idx + 1}}}]);
+    let idx = r.json()["Results"][0]["Node"]["ModifyIndex"]
+        .as_u64()
+        .unwrap();
+    let stale =
+        json!([{"Node": {"Verb": "delete-cas", "Node": {"Node": "ext", "ModifyIndex": idx + 1}}}]);
     let r = send!(app, "PUT", "/v1/txn", stale.to_string());
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(
