@@ -384,9 +384,7 @@ fn decode_value(text: &str) -> Result<Vec<u8>, ApiError> {
 /// One operation, or its per-op error text; request-level problems are `Err`.
 fn convert(body: OpBody, value: Vec<u8>, our_dc: &str) -> Result<Result<TxnOp, String>, ApiError> {
     if let Some(kv) = body.kv {
-        let Some(verb) = KvVerb::parse(&kv.verb) else {
-            return Ok(Err(format!("unknown KV verb {:?}", kv.verb)));
-        };
+        // Consul checks the size before it looks at the verb.
         if value.len() > KV_MAX_VALUE_BYTES {
             return Err(ApiError::TooLarge(format!(
                 "Value for key {:?} is too large ({} > {KV_MAX_VALUE_BYTES} bytes)",
@@ -394,6 +392,9 @@ fn convert(body: OpBody, value: Vec<u8>, our_dc: &str) -> Result<Result<TxnOp, S
                 value.len()
             )));
         }
+        let Some(verb) = KvVerb::parse(&kv.verb) else {
+            return Ok(Err(format!("unknown KV verb {:?}", kv.verb)));
+        };
         return Ok(Ok(TxnOp::Kv(TxnKv {
             verb,
             key: kv.key,
@@ -608,6 +609,23 @@ mod tests {
                 r#"[{"Check":{"Verb":"set","Check":{"Node":"n","Name":"c","Status":"meh"}}}]"#
             )),
             (400, "Invalid check status: \"meh\"".to_string())
+        );
+    }
+
+    #[test]
+    fn a_value_over_the_kv_limit_is_413_with_consuls_text() {
+        use base64::Engine as _;
+        let value =
+            base64::engine::general_purpose::STANDARD.encode(vec![0u8; KV_MAX_VALUE_BYTES + 1]);
+        let body = format!(r#"[{{"KV":{{"Verb":"nope","Key":"big","Value":"{value}"}}}}]"#);
+        let err = parsed(&body).unwrap_err();
+        assert_eq!(err.status().as_u16(), 413);
+        assert_eq!(
+            err.text(),
+            format!(
+                "Value for key \"big\" is too large ({} > {KV_MAX_VALUE_BYTES} bytes)",
+                KV_MAX_VALUE_BYTES + 1
+            )
         );
     }
 
