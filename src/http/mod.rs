@@ -27,6 +27,7 @@ pub mod render;
 pub mod session;
 pub mod snapshot;
 pub mod status;
+pub mod txn;
 pub mod ui;
 
 use crate::context::AgentContext;
@@ -173,6 +174,10 @@ pub async fn write(
     match ctx.api.write(write).await? {
         WriteOutcome::Done => render::json_response(&true, pretty),
         WriteOutcome::Bool(b) => render::json_response(&b, pretty),
+        // Only `/v1/txn` sends transactions, and it renders their outcome itself.
+        WriteOutcome::Txn(_) => Err(ApiError::internal(
+            "unexpected transaction outcome for a plain write",
+        )),
     }
 }
 
@@ -207,6 +212,7 @@ enum Route<'a> {
     Faults(Option<&'a str>),
     Snapshot,
     Session(session::SessionRoute<'a>),
+    Txn,
 }
 
 type Allowed = (&'static [Method], &'static str);
@@ -237,6 +243,7 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "agent/leave" => (Route::Members(M::Leave), PUT),
         "cairn/faults" => (Route::Faults(None), FAULTS),
         "snapshot" => (Route::Snapshot, GET_PUT),
+        "txn" => (Route::Txn, PUT),
         "operator/raft/configuration" => (Route::Operator(O::RaftConfiguration), GET),
         "operator/raft/peer" => (Route::Operator(O::RaftPeer), DELETE),
         "operator/autopilot/health" => (Route::Operator(O::AutopilotHealth), GET),
@@ -520,6 +527,7 @@ async fn handle(
         Route::Faults(peer) => faults::handle(ctx, &api, peer),
         Route::Snapshot => snapshot::handle(ctx, &api, &mut body).await,
         Route::Session(s) => session::handle(ctx, &api, s, &mut body).await,
+        Route::Txn => txn::handle(ctx, &api, &mut body).await,
     }
 }
 

@@ -198,12 +198,14 @@ impl ServerEndpoint {
             WriteRequest::Kv(op) => Command::Kv(op),
             WriteRequest::Restore { image } => Command::Restore { image },
             WriteRequest::Session(op) => Command::Session(op),
+            WriteRequest::Txn(ops) => Command::Txn(ops),
         };
         let result = self.server.propose(cmd).await;
         match result.map_err(from_write_error)? {
             CommandResult::Done => Ok(Response::Write(WriteOutcome::Done)),
             CommandResult::Bool(b) => Ok(Response::Write(WriteOutcome::Bool(b))),
             CommandResult::Rejected(text) => Err(RequestError::Internal(text)),
+            CommandResult::Txn(outcome) => Ok(Response::Write(WriteOutcome::Txn(outcome))),
         }
     }
 

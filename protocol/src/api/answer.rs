@@ -40,7 +40,8 @@ pub fn read_index(store: &Store, read: &Read, watch: &mut PrefixIndexWatch) -> u
             None => store.table_index(Table::Kv),
         },
         Read::KvList { prefix } | Read::KvKeys { prefix, .. } => watch.index(store, prefix),
-        Read::Snapshot => store.last_index(),
+        // Consul reports no index for a read transaction; the store's is the honest one.
+        Read::Snapshot | Read::Txn { .. } => store.last_index(),
         Read::SessionInfo { .. } | Read::SessionList | Read::SessionNode { .. } => {
             store.table_index(Table::Sessions)
         }
@@ -163,6 +164,7 @@ pub fn read_data(store: &Store, read: &Read) -> ReadData {
             term: 0,
             image,
         })),
+        Read::Txn { ops } => ReadData::Txn(store.read_txn(ops)),
     }
 }
 

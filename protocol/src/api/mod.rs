@@ -25,6 +25,7 @@ pub use operator::{
 };
 
 use crate::codec::{self, CodecError};
+use crate::store::txn::{TxnOp, TxnOutcome};
 use crate::store::{
     Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service, Session,
     SessionOp, Weights,
@@ -187,6 +188,9 @@ pub enum Read {
     SessionList,
     /// `/v1/session/node/:node` → [`ReadData::Sessions`].
     SessionNode { node: String },
+    /// `PUT /v1/txn` with only read verbs: answered from the store under the
+    /// consistency mode, never blocking → [`ReadData::Txn`].
+    Txn { ops: Vec<TxnOp> },
 }
 
 /// A service instance with its node (catalog service).
@@ -258,6 +262,7 @@ pub enum ReadData {
     Snapshot(Result<StoreImage, String>),
     /// Session rows (info, list, node, and the answer to a renew).
     Sessions(Vec<Session>),
+    Txn(TxnOutcome),
 }
 
 /// The whole store as one snapshot image (`crate::store::image`), with the point in
@@ -299,15 +304,19 @@ pub enum WriteRequest {
     /// ([`ReadData::Sessions`] with the session), or `NotFound("Session id '<id>' not
     /// found")`. A write so that followers and client agents forward it to the leader.
     SessionRenew { id: String },
+    /// `PUT /v1/txn` with at least one write verb, validated by the edge.
+    Txn(Vec<TxnOp>),
 }
 
 /// How a write ended when it was applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteOutcome {
     /// The write took effect (answered `true`).
     Done,
     /// A conditional write: whether its condition held.
     Bool(bool),
+    /// A transaction's results, or its failing operations (nothing changed).
+    Txn(TxnOutcome),
 }
 
 /// Cluster facts a server answers without reading the store, and the operator's Raft

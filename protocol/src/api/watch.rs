@@ -18,6 +18,7 @@
 //! Their property is therefore "no change to the answer escapes the watch key".
 
 use super::Read;
+use crate::store::txn::{KvVerb, TxnOp};
 use crate::store::{Command, KvOp, Store};
 
 /// The part of the store a blocking read's index depends on.
@@ -86,7 +87,7 @@ pub fn watch_key(store: &Store, read: &Read) -> WatchKey {
         // The edge never blocks on it. Were it asked to, its index (the store's last
         // index) moves with any entry, which no single key names: it would wake on KV
         // writes and otherwise answer at the end of its wait, as a timeout does.
-        Read::Snapshot => WatchKey::KvPrefix(String::new()),
+        Read::Snapshot | Read::Txn { .. } => WatchKey::KvPrefix(String::new()),
         Read::SessionInfo { .. } | Read::SessionList | Read::SessionNode { .. } => {
             WatchKey::Sessions
         }
@@ -104,17 +105,36 @@ fn fold(name: &str) -> String {
 /// and a deregistration removes them) plus the name it registers. `store` is the state
 /// BEFORE `cmd` applies. Empty for KV commands.
 pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
-    let (node, registered) = match cmd.unstamped() {
-        Command::Register(req) => (&req.node.node, req.service.as_ref()),
-        Command::Deregister(req) => (&req.node, None),
+    // (node written, service registered) pairs: one for a catalog command, one per
+    // catalog operation of a transaction.
+    let writes: Vec<(&str, Option<&str>)> = match cmd.unstamped() {
+        Command::Register(req) => vec![(
+            req.node.node.as_str(),
+            req.service.as_ref().map(|s| s.service.as_str()),
+        )],
+        Command::Deregister(req) => vec![(req.node.as_str(), None)],
+        Command::Txn(ops) => ops
+            .iter()
+            .filter(|op| op.is_write())
+            .filter_map(|op| match op {
+                TxnOp::Kv(_) => None,
+                TxnOp::Node(op) => Some((op.node.node.as_str(), None)),
+                TxnOp::Service(op) => Some((op.node.as_str(), Some(op.service.service.as_str()))),
+                TxnOp::Check(op) => Some((op.check.node.as_str(), None)),
+            })
+            .collect(),
         _ => return Vec::new(),
     };
-    let mut names: Vec<String> = store
-        .node_services(node)
-        .into_iter()
-        .map(|s| fold(&s.service))
-        .chain(registered.map(|s| fold(&s.service)))
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for (node, registered) in writes {
+        names.extend(
+            store
+                .node_services(node)
+                .into_iter()
+                .map(|s| fold(&s.service)),
+        );
+        names.extend(registered.map(fold));
+    }
     names.sort();
     names.dedup();
     names
@@ -127,6 +147,7 @@ pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
 /// depends on the store: see [`lock_keys_touched`].
 pub fn touched_by(cmd: &Command) -> impl Iterator<Item = Touch<'_>> {
     let (first, node) = match cmd.unstamped() {
+        Command::Txn(ops) => return txn_touches(ops).into_iter(),
         Command::Register(req) => (Touch::Catalog, Some(Touch::Node(&req.node.node))),
         Command::Deregister(req) => (Touch::Catalog, Some(Touch::Node(&req.node))),
         Command::Kv(op) => match op {
@@ -143,7 +164,26 @@ pub fn touched_by(cmd: &Command) -> impl Iterator<Item = Touch<'_>> {
         // `unstamped` never answers a stamp.
         Command::Stamped { .. } => (Touch::All, None),
     };
-    std::iter::once(first).chain(node)
+    std::iter::once(first)
+        .chain(node)
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// What a transaction's write operations may change: each KV key or tree written, and
+/// the catalog plus each node a catalog operation writes.
+fn txn_touches(ops: &[TxnOp]) -> Vec<Touch<'_>> {
+    let mut touches = Vec::new();
+    for op in ops.iter().filter(|op| op.is_write()) {
+        match op {
+            TxnOp::Kv(kv) if kv.verb == KvVerb::DeleteTree => touches.push(Touch::KvTree(&kv.key)),
+            TxnOp::Kv(kv) => touches.push(Touch::KvKey(&kv.key)),
+            TxnOp::Node(op) => touches.extend([Touch::Catalog, Touch::Node(&op.node.node)]),
+            TxnOp::Service(op) => touches.extend([Touch::Catalog, Touch::Node(&op.node)]),
+            TxnOp::Check(op) => touches.extend([Touch::Catalog, Touch::Node(&op.check.node)]),
+        }
+    }
+    touches
 }
 
 /// The sessions `cmd` may invalidate, given the store BEFORE it applies: the one it
@@ -184,6 +224,40 @@ fn sessions_hit(store: &Store, cmd: &Command) -> Vec<String> {
             .iter()
             .map(|s| s.id.clone())
             .collect(),
+        // Every session on each node a catalog operation writes (wide, never short), and
+        // those of another node carrying a node ID it sets (a rename drops that node).
+        Command::Txn(ops) => {
+            let mut ids = Vec::new();
+            for op in ops.iter().filter(|op| op.is_write()) {
+                let node = match op {
+                    TxnOp::Kv(_) => continue,
+                    TxnOp::Node(op) => &op.node,
+                    TxnOp::Service(op) => {
+                        ids.extend(store.node_sessions(&op.node).iter().map(|s| s.id.clone()));
+                        continue;
+                    }
+                    TxnOp::Check(op) => {
+                        let sessions = store.node_sessions(&op.check.node);
+                        ids.extend(sessions.iter().map(|s| s.id.clone()));
+                        continue;
+                    }
+                };
+                for other in store.nodes() {
+                    let renamed = !node.id.is_empty() && other.id.eq_ignore_ascii_case(&node.id);
+                    if fold(&other.node) == fold(&node.node) || renamed {
+                        ids.extend(
+                            store
+                                .node_sessions(&other.node)
+                                .iter()
+                                .map(|s| s.id.clone()),
+                        );
+                    }
+                }
+            }
+            ids.sort();
+            ids.dedup();
+            ids
+        }
         _ => Vec::new(),
     }
 }
@@ -307,6 +381,7 @@ mod tests {
         let mut commands: Vec<Command> = kv_ops().into_iter().map(Command::Kv).collect();
         commands.push(register);
         commands.extend(catalog_commands());
+        commands.extend(txn_commands());
         let mut checked = 0;
         for first in &commands {
             let mut base = Store::new();
@@ -391,6 +466,78 @@ mod tests {
             deregister("n1", None, Some("disk")),
             deregister("n1", None, None),
         ]
+    }
+
+    /// Transactions doing what the KV and catalog commands above do, alone and together.
+    fn txn_commands() -> Vec<Command> {
+        use crate::store::txn::{CatalogVerb as C, KvVerb, TxnCheck, TxnKv, TxnNode, TxnService};
+        let kv = |verb: KvVerb, key: &str| {
+            TxnOp::Kv(TxnKv {
+                verb,
+                key: key.into(),
+                value: vec![3],
+                flags: 0,
+                index: 0,
+                session: String::new(),
+            })
+        };
+        let node = |verb: C, name: &str, address: &str| {
+            TxnOp::Node(TxnNode {
+                verb,
+                node: Node {
+                    node: name.into(),
+                    address: address.into(),
+                    ..Node::default()
+                },
+                index: 0,
+            })
+        };
+        let service = |verb: C, node: &str, name: &str| {
+            TxnOp::Service(TxnService {
+                verb,
+                node: node.into(),
+                service: Service {
+                    service: name.into(),
+                    ..Service::default()
+                },
+                index: 0,
+            })
+        };
+        let check = |verb: C, node: &str, id: &str, service_id: &str| {
+            TxnOp::Check(TxnCheck {
+                verb,
+                check: Check {
+                    node: node.into(),
+                    check_id: id.into(),
+                    status: CheckStatus::Passing,
+                    service_id: service_id.into(),
+                    ..Check::default()
+                },
+                index: 0,
+            })
+        };
+        let mut txns: Vec<Vec<TxnOp>> = Vec::new();
+        for key in KEYS.into_iter().filter(|k| !k.is_empty()) {
+            txns.push(vec![kv(KvVerb::Set, key)]);
+            txns.push(vec![kv(KvVerb::Cas, key)]);
+            txns.push(vec![kv(KvVerb::Delete, key)]);
+            txns.push(vec![kv(KvVerb::DeleteTree, key)]);
+        }
+        txns.extend([
+            vec![kv(KvVerb::DeleteTree, "")],
+            vec![node(C::Set, "n1", "10.0.0.1"), service(C::Set, "n1", "web")],
+            vec![node(C::Set, "N1", "10.0.0.7")],
+            vec![node(C::Set, "n2", "10.0.0.2"), service(C::Set, "n2", "Web")],
+            vec![service(C::Set, "n1", "db"), check(C::Set, "n1", "disk", "")],
+            vec![check(C::Set, "n1", "svc", "web")],
+            vec![service(C::Delete, "n1", "web")],
+            vec![check(C::Delete, "n1", "disk", "")],
+            vec![node(C::Delete, "n1", "")],
+            vec![kv(KvVerb::Set, "a/b"), node(C::Delete, "n2", "")],
+            // A failing transaction changes nothing, so it may touch what it likes.
+            vec![kv(KvVerb::Set, "a"), kv(KvVerb::Get, "missing")],
+        ]);
+        txns.into_iter().map(Command::Txn).collect()
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Commands carried in the Raft log and what applying them returns.
 
 use super::session::SessionOp;
+use super::txn::{TxnOp, TxnOutcome};
 use super::types::{Check, Node, Service};
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +89,9 @@ pub enum Command {
         now_ms: u64,
         command: Box<Command>,
     },
+    /// `PUT /v1/txn` with at least one write: every operation or none (see
+    /// [`super::txn`]). Appended last so earlier variants keep their encoding.
+    Txn(Vec<TxnOp>),
 }
 
 impl Command {
@@ -99,6 +103,11 @@ impl Command {
             Command::Register(_) | Command::Deregister(_) | Command::Session(_) => true,
             Command::Kv(op) => matches!(op, KvOp::Lock { .. }),
             Command::Restore { .. } | Command::Stamped { .. } => false,
+            // A lock (lock-delay) or a catalog write (which may invalidate sessions).
+            Command::Txn(ops) => ops.iter().any(|op| match op {
+                TxnOp::Kv(kv) => kv.verb == super::txn::KvVerb::Lock,
+                catalog => catalog.is_write(),
+            }),
         }
     }
 
@@ -134,4 +143,6 @@ pub enum CommandResult {
     Bool(bool),
     /// Rejected; the text is what Consul would answer (HTTP 500 unless mapped otherwise).
     Rejected(String),
+    /// A transaction's results, or every failing operation (then nothing changed).
+    Txn(TxnOutcome),
 }

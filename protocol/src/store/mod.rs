@@ -26,6 +26,9 @@ mod tests_restore;
 mod tests_session;
 #[cfg(test)]
 mod tests_snapshot;
+#[cfg(test)]
+mod tests_txn;
+pub mod txn;
 mod types;
 
 pub use command::{Command, CommandResult, DeregisterRequest, KvOp, RegisterRequest};
@@ -187,6 +190,7 @@ impl Store {
             Command::Restore { image } => self.apply_restore(index, image),
             Command::Session(op) => self.apply_session(index, now_ms, op),
             Command::Stamped { now_ms, command } => self.apply_at(index, *now_ms, command),
+            Command::Txn(ops) => self.apply_txn(index, now_ms, ops),
         }
     }
 

@@ -8,6 +8,7 @@ mod health;
 mod kv;
 mod members;
 mod session;
+mod txn;
 
 use super::tests_support::test_config;
 use crate::context::AgentContext;
