@@ -97,6 +97,7 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
             &config.datacenter,
             config.autopilot.clone(),
         ));
+        let session_timers = actors::SessionTimers::new();
         ctx.api = Api::new(
             LeaderForwarding::new(
                 handle.clone(),
@@ -105,8 +106,11 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
                 forward,
             )
             .with_operator(operator.clone())
+            .with_session_timers(session_timers.clone())
             .with_unsafe_local_reads(config.debug_unsafe_local_reads),
         );
+        // Leader-only duty: the session TTL timers act only while this server leads.
+        actix::spawn(session_timers.run(handle.clone()));
         if config.debug_unsafe_local_reads {
             warn!("-debug-unsafe-local-reads is on: default reads may be stale (testing the chaos checker only)");
         }

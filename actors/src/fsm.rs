@@ -40,7 +40,7 @@ use crate::read_view::ReadView;
 use crate::snapshot_store::{records, SnapshotBackend};
 use crate::status::StatusCell;
 use actix::prelude::*;
-use protocol::api::watch::{services_touched, touched_by, Touch};
+use protocol::api::watch::{lock_keys_touched, services_touched, touched_by, Touch};
 use protocol::codec;
 use protocol::ids::{LogIndex, Term};
 use protocol::raft::{Configuration, Entry, Payload, SnapshotMeta};
@@ -346,6 +346,9 @@ impl Handler<Apply> for Fsm {
         let mut touches: Vec<Touch<'_>> = Vec::with_capacity(decoded.len());
         // Service names a catalog write may move, found before it applies.
         let mut services: Vec<String> = Vec::new();
+        // KV keys that session invalidations may release or delete, found before too.
+        let mut lock_keys: Vec<String> = Vec::new();
+        let mut sessions_touched = false;
         {
             let store = &mut self.working;
             for (entry, decoded) in msg.entries.iter().zip(&decoded) {
@@ -362,6 +365,9 @@ impl Handler<Apply> for Fsm {
                 }
                 if let Decoded::Command(cmd) = decoded {
                     services.extend(services_touched(store, cmd));
+                    let (sessions, keys) = lock_keys_touched(store, cmd);
+                    sessions_touched |= sessions;
+                    lock_keys.extend(keys);
                 }
                 let result = apply_decoded(store, entry.index.0, decoded);
                 if let Decoded::Command(cmd) = decoded {
@@ -377,6 +383,10 @@ impl Handler<Apply> for Fsm {
             }
         }
         touches.extend(services.iter().map(|name| Touch::Service(name)));
+        touches.extend(lock_keys.iter().map(|key| Touch::KvKey(key)));
+        if sessions_touched {
+            touches.push(Touch::Sessions);
+        }
         // Publish before answering, so a writer that reads next sees its own write; the
         // parked reads whose keys the batch touched wake now.
         self.view.publish(Arc::new(self.working.clone()), &touches);

@@ -47,6 +47,7 @@ mod read_view;
 mod recovery;
 pub mod rpc;
 mod server;
+pub mod session_ttl;
 pub mod snapshot_sender;
 pub mod snapshot_store;
 #[cfg(test)]
@@ -70,6 +71,7 @@ pub use rpc::{
     DEFAULT_SERVER_PORT,
 };
 pub use server::{
-    ServerHandle, ServerOptions, DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS, PROPOSE_TIMEOUT,
+    unix_now_ms, ServerHandle, ServerOptions, DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS, PROPOSE_TIMEOUT,
 };
+pub use session_ttl::SessionTimers;
 pub use status::{RaftRole, RaftStatus};

@@ -344,7 +344,12 @@ impl ServerHandle {
     /// Replicate a command and wait until it is applied; the result is the state
     /// machine's answer. Never answers success before the entry is applied. Waiting
     /// longer than the propose timeout answers [`WriteError::OutcomeUnknown`].
+    ///
+    /// Commands that need the time at apply (locks, session invalidations: lock-delay)
+    /// are stamped here with this server's wall clock ([`Command::stamped`]): the store
+    /// never reads a clock, so every replica applies them alike.
     pub async fn propose(&self, cmd: Command) -> Result<CommandResult, WriteError> {
+        let cmd = cmd.stamped(unix_now_ms());
         let data = codec::encode(&cmd).map_err(|e| WriteError::Encode(e.to_string()))?;
         if data.len() > self.max_command_bytes {
             // Refused here so that every log record stays readable at recovery.
@@ -465,4 +470,14 @@ impl ServerHandle {
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it): the time
+/// a leader stamps on the commands it proposes. Wall clock, not monotonic, because the
+/// stamp outlives this process: a later leader compares its own time with it.
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -36,6 +36,8 @@ struct Registry {
     /// Length → how many registered prefixes have it.
     prefix_lengths: BTreeMap<usize, usize>,
     catalog: Waiters,
+    /// Reads of the sessions table.
+    sessions: Waiters,
     /// Case-folded service name → reads of that name's index.
     services: BTreeMap<String, Waiters>,
     /// Case-folded node name → reads of that node.
@@ -100,6 +102,7 @@ impl WatchSet {
                     wake(&registry.catalog);
                 }
                 Touch::Catalog => {}
+                Touch::Sessions => wake(&registry.sessions),
                 Touch::Service(name) => {
                     if let Some(waiters) = registry.services.get(name) {
                         wake(waiters);
@@ -152,7 +155,7 @@ impl Registry {
             .chain(self.prefixes.values())
             .chain(self.services.values())
             .chain(self.nodes.values());
-        maps.chain(std::iter::once(&self.catalog)).for_each(wake);
+        maps.chain([&self.catalog, &self.sessions]).for_each(wake);
     }
 
     fn insert(&mut self, key: &WatchKey, notify: Arc<Notify>) -> u64 {
@@ -161,6 +164,7 @@ impl Registry {
         self.parked += 1;
         let waiters = match key {
             WatchKey::Catalog => &mut self.catalog,
+            WatchKey::Sessions => &mut self.sessions,
             WatchKey::Service(name) => self.services.entry(name.clone()).or_default(),
             WatchKey::Node(name) => self.nodes.entry(name.clone()).or_default(),
             WatchKey::KvKey(k) => self.keys.entry(k.clone()).or_default(),
@@ -179,6 +183,7 @@ impl Registry {
     fn remove(&mut self, id: u64, key: &WatchKey) {
         let removed = match key {
             WatchKey::Catalog => self.catalog.remove(&id).is_some(),
+            WatchKey::Sessions => self.sessions.remove(&id).is_some(),
             WatchKey::Service(name) => remove_from(&mut self.services, name, id).is_some(),
             WatchKey::Node(name) => remove_from(&mut self.nodes, name, id).is_some(),
             WatchKey::KvKey(k) => remove_from(&mut self.keys, k, id).is_some(),

@@ -1,5 +1,6 @@
 //! `/v1/kv/:key`: GET (single, `?recurse`, `?keys&separator`, `?raw`), PUT (`?flags`,
-//! `?cas`), DELETE (`?recurse`, `?cas`), with Consul's index semantics.
+//! `?cas`, `?acquire=<session>`, `?release=<session>`), DELETE (`?recurse`, `?cas`), with
+//! Consul's index semantics.
 
 use super::body::{kv_too_large, KV_MAX_VALUE_BYTES};
 use super::error::ApiError;
@@ -183,13 +184,21 @@ async fn get(
     Ok(resp)
 }
 
-/// Until sessions exist, say so plainly instead of pretending a lock was taken.
-pub const SESSIONS_UNSUPPORTED: &str =
-    "Session locking (?acquire / ?release) is not supported yet: cairn has no sessions in this version";
+/// What a KV PUT does, from its query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    Set,
+    /// `?cas=<index>`.
+    Cas(u64),
+    /// `?acquire=<session>`.
+    Acquire(String),
+    /// `?release=<session>`.
+    Release(String),
+}
 
 /// Build the KV write for a PUT from its query (everything but the body), in Consul's
-/// order of checks.
-pub fn put_op(q: &Query, key: &str) -> Result<(Option<u64>, u64), ApiError> {
+/// order of checks: the mode and the flags.
+pub fn put_op(q: &Query, key: &str) -> Result<(PutMode, u64), ApiError> {
     if key.is_empty() {
         return Err(missing_key());
     }
@@ -199,15 +208,17 @@ pub fn put_op(q: &Query, key: &str) -> Result<(Option<u64>, u64), ApiError> {
     } else {
         0
     };
-    let cas = if q.has("cas") {
-        Some(parse_uint(q.get("cas").unwrap_or(""))?)
+    let session = |name: &str| q.get(name).unwrap_or("").to_string();
+    let mode = if q.has("cas") {
+        PutMode::Cas(parse_uint(q.get("cas").unwrap_or(""))?)
+    } else if q.has("acquire") {
+        PutMode::Acquire(session("acquire"))
+    } else if q.has("release") {
+        PutMode::Release(session("release"))
     } else {
-        None
+        PutMode::Set
     };
-    if q.has("acquire") || q.has("release") {
-        return Err(ApiError::internal(SESSIONS_UNSUPPORTED));
-    }
-    Ok((cas, flags))
+    Ok((mode, flags))
 }
 
 async fn put(
@@ -216,7 +227,7 @@ async fn put(
     key: &str,
     body: &mut BodyReader<'_>,
 ) -> Result<HttpResponse, ApiError> {
-    let (cas, flags) = put_op(&req.query, key)?;
+    let (mode, flags) = put_op(&req.query, key)?;
     // `into`: the store's value type (a Vec today, shared bytes soon).
     #[allow(clippy::useless_conversion)]
     let value = body
@@ -225,14 +236,26 @@ async fn put(
         .to_vec()
         .into();
     let key = key.to_string();
-    let op = match cas {
-        Some(index) => KvOp::Cas {
+    let op = match mode {
+        PutMode::Cas(index) => KvOp::Cas {
             key,
             value,
             flags,
             index,
         },
-        None => KvOp::Set { key, value, flags },
+        PutMode::Set => KvOp::Set { key, value, flags },
+        PutMode::Acquire(session) => KvOp::Lock {
+            key,
+            value,
+            flags,
+            session,
+        },
+        PutMode::Release(session) => KvOp::Unlock {
+            key,
+            value,
+            flags,
+            session,
+        },
     };
     write(ctx, WriteRequest::Kv(op), req.pretty).await
 }
@@ -342,14 +365,22 @@ mod tests {
             ))
         );
         assert_eq!(
-            put_op(&q("acquire=s1"), "k"),
-            Err(ApiError::internal(SESSIONS_UNSUPPORTED))
+            put_op(&q("acquire=s1&flags=3"), "k"),
+            Ok((PutMode::Acquire("s1".into()), 3))
+        );
+        assert_eq!(
+            put_op(&q("release=s1"), "k"),
+            Ok((PutMode::Release("s1".into()), 0))
+        );
+        assert_eq!(
+            put_op(&q("acquire=a&release=b"), "k"),
+            Err(ApiError::bad_request("Conflicting flags: acquire=a&release=b"))
         );
         assert_eq!(
             put_op(&q("flags=18446744073709551615&cas=0"), "k"),
-            Ok((Some(0), u64::MAX))
+            Ok((PutMode::Cas(0), u64::MAX))
         );
-        assert_eq!(put_op(&q(""), "k"), Ok((None, 0)));
+        assert_eq!(put_op(&q(""), "k"), Ok((PutMode::Set, 0)));
     }
 
     #[test]

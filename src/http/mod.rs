@@ -23,6 +23,7 @@ pub mod members;
 pub mod operator;
 pub mod query;
 pub mod render;
+pub mod session;
 pub mod snapshot;
 pub mod status;
 pub mod ui;
@@ -203,6 +204,7 @@ enum Route<'a> {
     /// `/v1/cairn/faults[/<peer>]` (only with `-fault-injection`).
     Faults(Option<&'a str>),
     Snapshot,
+    Session(session::SessionRoute<'a>),
 }
 
 type Allowed = (&'static [Method], &'static str);
@@ -212,6 +214,7 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
     use catalog::CatalogRoute as C;
     use members::MembersRoute as M;
     use operator::OperatorRoute as O;
+    use session::SessionRoute as S;
     if path == "/" {
         return Some((Route::Index, GET));
     }
@@ -235,6 +238,8 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "operator/raft/configuration" => (Route::Operator(O::RaftConfiguration), GET),
         "operator/raft/peer" => (Route::Operator(O::RaftPeer), DELETE),
         "operator/autopilot/health" => (Route::Operator(O::AutopilotHealth), GET),
+        "session/create" => (Route::Session(S::Create), PUT),
+        "session/list" => (Route::Session(S::List), GET),
         _ => {
             if let Some(peer) = rest.strip_prefix("cairn/faults/") {
                 (Route::Faults(Some(peer)), FAULTS)
@@ -254,6 +259,14 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
                 (Route::Health(health::HealthRoute::Checks(name)), GET)
             } else if let Some(state) = rest.strip_prefix("health/state/") {
                 (Route::Health(health::HealthRoute::State(state)), GET)
+            } else if let Some(id) = rest.strip_prefix("session/destroy/") {
+                (Route::Session(S::Destroy(id)), PUT)
+            } else if let Some(id) = rest.strip_prefix("session/info/") {
+                (Route::Session(S::Info(id)), GET)
+            } else if let Some(node) = rest.strip_prefix("session/node/") {
+                (Route::Session(S::Node(node)), GET)
+            } else if let Some(id) = rest.strip_prefix("session/renew/") {
+                (Route::Session(S::Renew(id)), PUT)
             } else {
                 return None;
             }
@@ -273,6 +286,10 @@ const SUBTREES: &[&str] = &[
     "/v1/health/state",
     "/v1/agent/join",
     "/v1/agent/force-leave",
+    "/v1/session/destroy",
+    "/v1/session/info",
+    "/v1/session/node",
+    "/v1/session/renew",
 ];
 
 /// Whether Go's `cleanPath` would change `path` (cheap check for the hot path).
@@ -482,6 +499,7 @@ async fn handle(
         Route::Operator(o) => operator::handle(ctx, &api, o).await,
         Route::Faults(peer) => faults::handle(ctx, &api, peer),
         Route::Snapshot => snapshot::handle(ctx, &api, &mut body).await,
+        Route::Session(s) => session::handle(ctx, &api, s, &mut body).await,
     }
 }
 

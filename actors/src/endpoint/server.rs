@@ -5,6 +5,7 @@ use super::policy::{
     check_read_allowed, jittered, must_wait_for_catch_up, ready, LEADER_CATCH_UP_WAIT,
 };
 use super::Endpoint;
+use crate::session_ttl::SessionTimers;
 use crate::{ReadView, ServerHandle, WriteError};
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -15,7 +16,7 @@ use protocol::api::{
     ReadResponse, Request, RequestError, Response, WriteOutcome, WriteRequest,
     FILTER_UNSUPPORTED_TEXT,
 };
-use protocol::store::{Command, CommandResult, Store};
+use protocol::store::{Command, CommandResult, Store, Table};
 use std::sync::Arc;
 
 /// Answers from this server's store and Raft group. Cheap to clone.
@@ -26,6 +27,8 @@ pub struct ServerEndpoint {
     /// Answers the operator requests ([`InfoRequest::is_operator`]): they need the
     /// agent's gossip and autopilot, which live above this crate.
     operator: Option<Arc<dyn Endpoint>>,
+    /// The session TTL timers this server runs while it leads (renew resets them).
+    session_timers: SessionTimers,
 }
 
 /// Without an operator endpoint (tests, tools), operator requests get this.
@@ -37,7 +40,14 @@ impl ServerEndpoint {
             server,
             datacenter: datacenter.into(),
             operator: None,
+            session_timers: SessionTimers::new(),
         }
+    }
+
+    /// Renews reset `timers` (the ones the agent runs with [`SessionTimers::run`]).
+    pub fn with_session_timers(mut self, timers: SessionTimers) -> ServerEndpoint {
+        self.session_timers = timers;
+        self
     }
 
     /// Operator requests go to `operator`.
@@ -164,8 +174,30 @@ impl ServerEndpoint {
         Ok(read_response(self.meta(index, mode), data))
     }
 
+    /// `session/renew/:id` on the leader (Consul's `Session.Renew`): no log entry; the
+    /// session's timer restarts and the session is the answer.
+    async fn renew(&self, id: String) -> Answer {
+        self.catch_up(Consistency::Leader).await?;
+        let store = self.server.view().read();
+        let Some(session) = store.session_get(&id).cloned() else {
+            return Err(RequestError::NotFound(format!("Session id '{id}' not found")));
+        };
+        self.session_timers.renew(&id, session.ttl_ms);
+        let index = store.table_index(Table::Sessions);
+        let meta = self.meta(index, Consistency::Leader);
+        Ok(read_response(meta, ReadData::Sessions(vec![session])))
+    }
+
     async fn write(&self, write: WriteRequest) -> Answer {
-        let result = self.server.propose(command(write)).await;
+        let cmd = match write {
+            WriteRequest::SessionRenew { id } => return self.renew(id).await,
+            WriteRequest::Register(r) => Command::Register(r),
+            WriteRequest::Deregister(d) => Command::Deregister(d),
+            WriteRequest::Kv(op) => Command::Kv(op),
+            WriteRequest::Restore { image } => Command::Restore { image },
+            WriteRequest::Session(op) => Command::Session(op),
+        };
+        let result = self.server.propose(cmd).await;
         match result.map_err(from_write_error)? {
             CommandResult::Done => Ok(Response::Write(WriteOutcome::Done)),
             CommandResult::Bool(b) => Ok(Response::Write(WriteOutcome::Bool(b))),
@@ -243,15 +275,6 @@ fn answer_from(store: &Store, read: &Read) -> (u64, ReadData) {
 
 fn read_response(meta: QueryMeta, data: ReadData) -> Response {
     Response::Read(ReadResponse { meta, data })
-}
-
-fn command(write: WriteRequest) -> Command {
-    match write {
-        WriteRequest::Register(r) => Command::Register(r),
-        WriteRequest::Deregister(d) => Command::Deregister(d),
-        WriteRequest::Kv(op) => Command::Kv(op),
-        WriteRequest::Restore { image } => Command::Restore { image },
-    }
 }
 
 /// Raft's write errors as request errors, with the same texts.

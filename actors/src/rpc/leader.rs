@@ -104,6 +104,12 @@ impl LeaderForwarding {
         self
     }
 
+    /// Session renews this server answers (as the leader) reset `timers`.
+    pub fn with_session_timers(mut self, timers: crate::SessionTimers) -> LeaderForwarding {
+        self.local = self.local.with_session_timers(timers);
+        self
+    }
+
     /// Operator requests this server answers go to `operator` (see [`ServerEndpoint`]).
     pub fn with_operator(mut self, operator: std::sync::Arc<dyn Endpoint>) -> LeaderForwarding {
         self.local = self.local.with_operator(operator);

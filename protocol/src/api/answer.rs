@@ -41,6 +41,9 @@ pub fn read_index(store: &Store, read: &Read, watch: &mut PrefixIndexWatch) -> u
         },
         Read::KvList { prefix } | Read::KvKeys { prefix, .. } => watch.index(store, prefix),
         Read::Snapshot => store.last_index(),
+        Read::SessionInfo { .. } | Read::SessionList | Read::SessionNode { .. } => {
+            store.table_index(Table::Sessions)
+        }
     }
 }
 
@@ -147,6 +150,15 @@ pub fn read_data(store: &Store, read: &Read) -> ReadData {
         }
         Read::KvKeys { prefix, separator } => {
             ReadData::KvKeys(store.kv_keys(prefix, separator.as_deref()))
+        }
+        Read::SessionInfo { id } => {
+            ReadData::Sessions(store.session_get(id).cloned().into_iter().collect())
+        }
+        Read::SessionList => {
+            ReadData::Sessions(store.sessions().into_iter().cloned().collect())
+        }
+        Read::SessionNode { node } => {
+            ReadData::Sessions(store.node_sessions(node).into_iter().cloned().collect())
         }
         Read::Snapshot => ReadData::Snapshot(encode_image(store).map(|image| StoreImage {
             index: store.last_index(),

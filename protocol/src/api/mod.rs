@@ -26,7 +26,8 @@ pub use operator::{
 
 use crate::codec::{self, CodecError};
 use crate::store::{
-    Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service, Weights,
+    Check, CheckStatus, DeregisterRequest, KvEntry, KvOp, Node, RegisterRequest, Service, Session,
+    SessionOp, Weights,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -180,6 +181,12 @@ pub enum Read {
     /// test instances before they are grouped by name → [`ReadData::ServiceNodes`].
     /// Same index and watch as [`Read::CatalogServices`].
     CatalogServiceInstances { node_meta: NodeMetaFilter },
+    /// `/v1/session/info/:id` → [`ReadData::Sessions`] (empty when unknown).
+    SessionInfo { id: String },
+    /// `/v1/session/list` → [`ReadData::Sessions`].
+    SessionList,
+    /// `/v1/session/node/:node` → [`ReadData::Sessions`].
+    SessionNode { node: String },
 }
 
 /// A service instance with its node (catalog service).
@@ -249,6 +256,8 @@ pub enum ReadData {
     /// The store's image, or why it could not be encoded (a row over the record limit,
     /// which rows the log accepted never are).
     Snapshot(Result<StoreImage, String>),
+    /// Session rows (info, list, node, and the answer to a renew).
+    Sessions(Vec<Session>),
 }
 
 /// The whole store as one snapshot image (`crate::store::image`), with the point in
@@ -283,6 +292,13 @@ pub enum WriteRequest {
     /// `PUT /v1/snapshot`: replace the whole store with a snapshot image (verified by the
     /// edge; replicated as one command, so it must fit `codec::MAX_COMMAND_BYTES`).
     Restore { image: Vec<u8> },
+    /// `PUT /v1/session/create` (the edge chose the ID), `destroy/:id`.
+    Session(SessionOp),
+    /// `PUT /v1/session/renew/:id`: answered by the LEADER without a log entry (as
+    /// Consul's `Session.Renew`): it resets the session's TTL timer and answers a read
+    /// ([`ReadData::Sessions`] with the session), or `NotFound("Session id '<id>' not
+    /// found")`. A write so that followers and client agents forward it to the leader.
+    SessionRenew { id: String },
 }
 
 /// How a write ended when it was applied.

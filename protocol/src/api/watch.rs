@@ -36,6 +36,8 @@ pub enum WatchKey {
     /// Nodes, services and checks (the other catalog and health reads, DNS, and a
     /// service name without instances, whose index is the catalog's).
     Catalog,
+    /// The sessions table (session info, list and node reads report its index).
+    Sessions,
 }
 
 /// What one applied command may have changed.
@@ -53,6 +55,8 @@ pub enum Touch<'a> {
     Node(&'a str),
     /// The whole store was replaced (a snapshot restore): every read may have moved.
     All,
+    /// A session was created or invalidated.
+    Sessions,
 }
 
 /// The key a blocking `read` watches, given the store it is about to be checked
@@ -83,6 +87,9 @@ pub fn watch_key(store: &Store, read: &Read) -> WatchKey {
         // index) moves with any entry, which no single key names: it would wake on KV
         // writes and otherwise answer at the end of its wait, as a timeout does.
         Read::Snapshot => WatchKey::KvPrefix(String::new()),
+        Read::SessionInfo { .. } | Read::SessionList | Read::SessionNode { .. } => {
+            WatchKey::Sessions
+        }
     }
 }
 
@@ -97,10 +104,10 @@ fn fold(name: &str) -> String {
 /// and a deregistration removes them) plus the name it registers. `store` is the state
 /// BEFORE `cmd` applies. Empty for KV commands.
 pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
-    let (node, registered) = match cmd {
+    let (node, registered) = match cmd.unstamped() {
         Command::Register(req) => (&req.node.node, req.service.as_ref()),
         Command::Deregister(req) => (&req.node, None),
-        Command::Kv(_) | Command::Restore { .. } => return Vec::new(),
+        _ => return Vec::new(),
     };
     let mut names: Vec<String> = store
         .node_services(node)
@@ -115,20 +122,84 @@ pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
 
 /// What applying `cmd` may have changed (whether or not it did: a failed CAS too): one
 /// touch, and a second for catalog writes (the table and the node written).
+///
+/// What a command changes through sessions (keys an invalidation releases or deletes)
+/// depends on the store: see [`lock_keys_touched`].
 pub fn touched_by(cmd: &Command) -> impl Iterator<Item = Touch<'_>> {
-    let (first, node) = match cmd {
+    let (first, node) = match cmd.unstamped() {
         Command::Register(req) => (Touch::Catalog, Some(Touch::Node(&req.node.node))),
         Command::Deregister(req) => (Touch::Catalog, Some(Touch::Node(&req.node))),
         Command::Kv(op) => match op {
             KvOp::Set { key, .. }
             | KvOp::Cas { key, .. }
             | KvOp::Delete { key }
-            | KvOp::DeleteCas { key, .. } => (Touch::KvKey(key), None),
+            | KvOp::DeleteCas { key, .. }
+            | KvOp::Lock { key, .. }
+            | KvOp::Unlock { key, .. } => (Touch::KvKey(key), None),
             KvOp::DeleteTree { prefix } => (Touch::KvTree(prefix), None),
         },
         Command::Restore { .. } => (Touch::All, None),
+        Command::Session(_) => (Touch::Sessions, None),
+        // `unstamped` never answers a stamp.
+        Command::Stamped { .. } => (Touch::All, None),
     };
     std::iter::once(first).chain(node)
+}
+
+/// The sessions `cmd` may invalidate, given the store BEFORE it applies: the one it
+/// destroys or expires, those linked to a check it makes critical or removes, those of
+/// a node it deregisters (a service deregistration may remove checks: every session on
+/// the node). Over-approximated, never under.
+fn sessions_hit(store: &Store, cmd: &Command) -> Vec<String> {
+    use crate::store::{CheckStatus, SessionOp};
+    match cmd.unstamped() {
+        Command::Session(SessionOp::Destroy { id } | SessionOp::Expire { id }) => {
+            vec![id.clone()]
+        }
+        Command::Register(req) => {
+            let mut ids = Vec::new();
+            for check in &req.checks {
+                if check.status == CheckStatus::Critical {
+                    let id = if check.check_id.is_empty() {
+                        &check.name
+                    } else {
+                        &check.check_id
+                    };
+                    ids.extend(store.check_sessions(&req.node.node, id));
+                }
+            }
+            // A node renamed by its ID drops the old node's sessions: every session of
+            // another node with this node's ID.
+            if !req.node.id.is_empty() {
+                for node in store.nodes() {
+                    if node.node != req.node.node && node.id.eq_ignore_ascii_case(&req.node.id) {
+                        ids.extend(store.node_sessions(&node.node).iter().map(|s| s.id.clone()));
+                    }
+                }
+            }
+            ids
+        }
+        Command::Deregister(req) => store
+            .node_sessions(&req.node)
+            .iter()
+            .map(|s| s.id.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What `cmd` may change through sessions, given the store BEFORE it applies: whether
+/// it may touch the sessions table (a session command, or a catalog write that
+/// invalidates a session), and the KV keys held by every session it may invalidate
+/// (released or deleted). The state machine adds `Touch::Sessions` and a `Touch::KvKey`
+/// for each, as it adds the service names of [`services_touched`].
+pub fn lock_keys_touched(store: &Store, cmd: &Command) -> (bool, Vec<String>) {
+    let hit = sessions_hit(store, cmd);
+    let sessions = !hit.is_empty() || matches!(cmd.unstamped(), Command::Session(_));
+    let mut keys: Vec<String> = hit.iter().flat_map(|id| store.session_keys(id)).collect();
+    keys.sort();
+    keys.dedup();
+    (sessions, keys)
 }
 
 impl Touch<'_> {
@@ -137,6 +208,7 @@ impl Touch<'_> {
         match (self, key) {
             (Touch::All, _) => true,
             (Touch::Catalog, WatchKey::Catalog) => true,
+            (Touch::Sessions, WatchKey::Sessions) => true,
             (Touch::Service(name), WatchKey::Service(watched)) => name == watched,
             (Touch::Node(name), WatchKey::Node(watched)) => fold(name) == *watched,
             (Touch::KvKey(k), WatchKey::KvKey(w)) => k == w,

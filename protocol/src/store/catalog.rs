@@ -10,7 +10,7 @@ use super::registration::{
     MAX_REGISTRATION_COPY_BYTES,
 };
 use super::{
-    eq_fold, fold, Check, CommandResult, DeregisterRequest, Node, RegisterRequest, Service,
+    eq_fold, fold, Check, CheckStatus, CommandResult, DeregisterRequest, Node, RegisterRequest, Service,
 };
 use super::{Store, Table};
 use std::sync::Arc;
@@ -32,13 +32,18 @@ struct RegisterPlan {
 }
 
 impl Store {
-    pub(super) fn apply_register(&mut self, index: u64, req: &RegisterRequest) -> CommandResult {
+    pub(super) fn apply_register(
+        &mut self,
+        index: u64,
+        now_ms: u64,
+        req: &RegisterRequest,
+    ) -> CommandResult {
         let plan = match self.plan_register(req) {
             Ok(plan) => plan,
             Err(reason) => return CommandResult::Rejected(reason),
         };
         if let Some(old_key) = &plan.renamed_from {
-            self.remove_node(index, old_key);
+            self.remove_node(index, now_ms, old_key);
         }
         if let Some(node) = plan.node {
             self.upsert_node(index, &plan.node_key, node);
@@ -47,7 +52,7 @@ impl Store {
             self.upsert_service(index, &plan.node_key, service);
         }
         for check in plan.checks {
-            self.upsert_check(index, &plan.node_key, check);
+            self.upsert_check(index, now_ms, &plan.node_key, check);
         }
         CommandResult::Done
     }
@@ -231,7 +236,7 @@ impl Store {
         }
     }
 
-    fn upsert_check(&mut self, index: u64, node_key: &str, mut check: Check) {
+    fn upsert_check(&mut self, index: u64, now_ms: u64, node_key: &str, mut check: Check) {
         let key = (node_key.to_string(), check.check_id.clone());
         if let Some(existing) = self.checks.get(&key) {
             check.create_index = existing.create_index;
@@ -246,13 +251,19 @@ impl Store {
         }
         check.modify_index = index;
         self.touch_services_of_check(node_key, &check, index);
-        self.checks.insert(key, Arc::new(check));
+        let critical = check.status == CheckStatus::Critical;
+        self.checks.insert(key.clone(), Arc::new(check));
         self.bump(Table::Checks, index);
+        if critical {
+            // Consul's ensureCheckTxn: a critical check invalidates its sessions.
+            self.invalidate_check_sessions(index, now_ms, node_key, &key.1);
+        }
     }
 
     pub(super) fn apply_deregister(
         &mut self,
         index: u64,
+        now_ms: u64,
         req: &DeregisterRequest,
     ) -> CommandResult {
         if req.node.is_empty() {
@@ -262,25 +273,27 @@ impl Store {
         let service_id = req.service_id.as_deref().filter(|s| !s.is_empty());
         let check_id = req.check_id.as_deref().filter(|s| !s.is_empty());
         match (service_id, check_id) {
-            (Some(service_id), _) => self.remove_service(index, &node_key, service_id),
-            (None, Some(check_id)) => self.remove_check(index, &node_key, check_id),
-            (None, None) => self.remove_node(index, &node_key),
+            (Some(service_id), _) => self.remove_service(index, now_ms, &node_key, service_id),
+            (None, Some(check_id)) => self.remove_check(index, now_ms, &node_key, check_id),
+            (None, None) => self.remove_node(index, now_ms, &node_key),
         }
         CommandResult::Done
     }
 
-    fn remove_node(&mut self, index: u64, node_key: &str) {
+    fn remove_node(&mut self, index: u64, now_ms: u64, node_key: &str) {
+        // Consul's deleteNodeTxn: the node's sessions go first.
+        self.invalidate_node_sessions(index, now_ms, node_key);
         let service_ids: Vec<String> = on_node(&self.services, node_key)
             .map(|(k, _)| k.1.clone())
             .collect();
         for service_id in &service_ids {
-            self.remove_service(index, node_key, service_id);
+            self.remove_service(index, now_ms, node_key, service_id);
         }
         let check_ids: Vec<String> = on_node(&self.checks, node_key)
             .map(|(k, _)| k.1.clone())
             .collect();
         for check_id in &check_ids {
-            self.remove_check(index, node_key, check_id);
+            self.remove_check(index, now_ms, node_key, check_id);
         }
         if self.nodes.remove(node_key).is_some() {
             self.bump(Table::Nodes, index);
@@ -288,7 +301,7 @@ impl Store {
     }
 
     /// Remove one service instance and its checks.
-    fn remove_service(&mut self, index: u64, node_key: &str, service_id: &str) {
+    fn remove_service(&mut self, index: u64, now_ms: u64, node_key: &str, service_id: &str) {
         let key = (node_key.to_string(), service_id.to_string());
         let Some(removed) = self.services.remove(&key) else {
             return;
@@ -305,13 +318,17 @@ impl Store {
         if !check_keys.is_empty() {
             self.bump(Table::Checks, index);
         }
+        for (_, check_id) in &check_keys {
+            self.invalidate_check_sessions(index, now_ms, node_key, check_id);
+        }
     }
 
-    fn remove_check(&mut self, index: u64, node_key: &str, check_id: &str) {
+    fn remove_check(&mut self, index: u64, now_ms: u64, node_key: &str, check_id: &str) {
         let key = (node_key.to_string(), check_id.to_string());
         if let Some(removed) = self.checks.remove(&key) {
             self.bump(Table::Checks, index);
             self.touch_services_of_check(node_key, &removed, index);
+            self.invalidate_check_sessions(index, now_ms, node_key, check_id);
         }
     }
 

@@ -1,5 +1,6 @@
 //! Commands carried in the Raft log and what applying them returns.
 
+use super::session::SessionOp;
 use super::types::{Check, Node, Service};
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +46,22 @@ pub enum KvOp {
     DeleteCas { key: String, index: u64 },
     /// Delete every key with this prefix.
     DeleteTree { prefix: String },
+    /// `?acquire=<session>`: take the key's lock for `session` and write value and flags
+    /// (see `Store::kv_lock`). Needs the proposer's time (lock-delay).
+    Lock {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        session: String,
+    },
+    /// `?release=<session>`: give the lock back if `session` holds it, writing value and
+    /// flags (see `Store::kv_unlock`).
+    Unlock {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        session: String,
+    },
 }
 
 /// A replicated command: the payload of a Raft log entry.
@@ -62,6 +79,46 @@ pub enum Command {
     Restore {
         image: Vec<u8>,
     },
+    /// Session create / destroy / TTL expiry (`super::session`).
+    Session(SessionOp),
+    /// A command with the time its proposer (the leader) stamped on it, in wall-clock
+    /// milliseconds: what lock-delays are computed from at apply, identically on every
+    /// replica (the store never reads a clock). See [`Command::stamped`].
+    Stamped { now_ms: u64, command: Box<Command> },
+}
+
+impl Command {
+    /// Whether applying this command may need the time: it may take a lock, or
+    /// invalidate a session (destroy, expiry, a check going critical or removed, a node
+    /// deregistered) and so start a lock-delay.
+    pub fn needs_time(&self) -> bool {
+        match self {
+            Command::Register(_) | Command::Deregister(_) | Command::Session(_) => true,
+            Command::Kv(op) => matches!(op, KvOp::Lock { .. }),
+            Command::Restore { .. } | Command::Stamped { .. } => false,
+        }
+    }
+
+    /// `self` stamped with `now_ms` when it needs the time (unchanged otherwise, so the
+    /// log of commands that never need it stays as it was).
+    pub fn stamped(self, now_ms: u64) -> Command {
+        if self.needs_time() {
+            Command::Stamped {
+                now_ms,
+                command: Box::new(self),
+            }
+        } else {
+            self
+        }
+    }
+
+    /// The command inside any stamp.
+    pub fn unstamped(&self) -> &Command {
+        match self {
+            Command::Stamped { command, .. } => command.unstamped(),
+            other => other,
+        }
+    }
 }
 
 /// What applying a command returned. Errors here are deterministic rejections decided by

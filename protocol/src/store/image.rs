@@ -123,6 +123,8 @@ impl SnapshotRecord {
             SnapshotRecord::Kv(_) => "KVS",
             SnapshotRecord::Tombstone { .. } => "Tombstone",
             SnapshotRecord::End { .. } => "End",
+            SnapshotRecord::Session(_) => "Session",
+            SnapshotRecord::LockDelay { .. } => "LockDelay",
         }
     }
 }

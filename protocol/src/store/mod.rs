@@ -12,6 +12,7 @@ mod kv;
 mod queries;
 pub mod registration;
 mod restore;
+pub mod session;
 mod snapshot;
 #[cfg(test)]
 mod tests_catalog;
@@ -22,11 +23,14 @@ mod tests_random;
 #[cfg(test)]
 mod tests_restore;
 #[cfg(test)]
+mod tests_session;
+#[cfg(test)]
 mod tests_snapshot;
 mod types;
 
 pub use command::{Command, CommandResult, DeregisterRequest, KvOp, RegisterRequest};
 pub use registration::{carried_bytes, MAX_REGISTRATION_COPY_BYTES};
+pub use session::{Session, SessionBehavior, SessionOp};
 pub use snapshot::{RestoreError, SnapshotRecord, SnapshotRecordRef, StoreBuilder};
 pub use types::{
     shared_bytes, Check, CheckDefinition, CheckStatus, KvEntry, Node, Service, ServiceAddress,
@@ -103,6 +107,19 @@ pub struct Store {
     table_indexes: BTreeMap<Table, u64>,
     /// Index of the last applied entry (any kind, including no-ops).
     last_index: u64,
+    /// Sessions by ID. (`serde(skip)`: version-1 snapshot files, the only user of the
+    /// serde derive, predate sessions.)
+    #[serde(skip)]
+    sessions: OrdMap<String, Arc<Session>>,
+    /// KV key -> time (ms, the proposers' clock) until which it cannot be acquired.
+    #[serde(skip)]
+    lock_delays: OrdMap<String, u64>,
+    /// Derived (rebuilt on load): session ID -> keys it holds.
+    #[serde(skip)]
+    session_locks: OrdMap<String, OrdSet<String>>,
+    /// Derived (rebuilt on load): (node key, check ID) -> sessions linked to the check.
+    #[serde(skip)]
+    session_checks: OrdMap<(String, String), OrdSet<String>>,
 }
 
 /// Per-service-name bookkeeping: Consul's fine-grained "service.<name>" index plus the
@@ -153,13 +170,23 @@ impl Store {
     ///
     /// Raft hands entries over in increasing index order; should an index ever repeat or go
     /// back, `last_index` and the table indexes still never move backwards.
+    ///
+    /// A command not wrapped in [`Command::Stamped`] is applied at time 0 (no lock-delay
+    /// outlives it); the leader stamps every command that needs the time.
     pub fn apply(&mut self, index: u64, cmd: &Command) -> CommandResult {
+        self.apply_at(index, 0, cmd)
+    }
+
+    /// Apply `cmd` as proposed at `now_ms` (the proposer's wall clock, milliseconds).
+    pub fn apply_at(&mut self, index: u64, now_ms: u64, cmd: &Command) -> CommandResult {
         self.last_index = self.last_index.max(index);
         match cmd {
-            Command::Register(req) => self.apply_register(index, req),
-            Command::Deregister(req) => self.apply_deregister(index, req),
-            Command::Kv(op) => self.apply_kv(index, op),
+            Command::Register(req) => self.apply_register(index, now_ms, req),
+            Command::Deregister(req) => self.apply_deregister(index, now_ms, req),
+            Command::Kv(op) => self.apply_kv(index, now_ms, op),
             Command::Restore { image } => self.apply_restore(index, image),
+            Command::Session(op) => self.apply_session(index, now_ms, op),
+            Command::Stamped { now_ms, command } => self.apply_at(index, *now_ms, command),
         }
     }
 

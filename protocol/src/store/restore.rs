@@ -17,7 +17,8 @@
 //! as a delete at `N` would leave. Therefore every index a read reports after the
 //! restore is at least `N`, above anything a client saw before it: a parked blocking
 //! query wakes (the command touches everything) and returns the restored data with a
-//! higher index, and no index ever goes backwards. The cost: CreateIndex/ModifyIndex of
+//! higher index, and no index ever goes backwards. Sessions in the image are restored
+//! the same way (with their locks); the leader's TTL timers start them afresh. The cost: CreateIndex/ModifyIndex of
 //! restored rows are not the backup's, so a CAS with an index read before the restore
 //! fails and the client re-reads (never a lost update).
 
@@ -98,11 +99,26 @@ fn restamped(image: Store, index: u64, previous: &Store) -> Store {
         .filter(|key| !kv.contains_key(*key))
         .map(|key| (key.clone(), index))
         .collect();
-    let table_indexes = [Table::Nodes, Table::Services, Table::Checks, Table::Kv]
+    let sessions = image
+        .sessions
         .into_iter()
+        .map(|(id, session)| {
+            let mut session = Arc::unwrap_or_clone(session);
+            (session.create_index, session.modify_index) = (index, index);
+            (id, Arc::new(session))
+        })
+        .collect();
+    let table_indexes = [
+        Table::Nodes,
+        Table::Services,
+        Table::Checks,
+        Table::Kv,
+        Table::Sessions,
+    ]
+    .into_iter()
         .map(|table| (table, index))
         .collect();
-    Store {
+    let mut store = Store {
         nodes,
         services,
         checks,
@@ -111,5 +127,11 @@ fn restamped(image: Store, index: u64, previous: &Store) -> Store {
         kv_tombstones,
         table_indexes,
         last_index: index.max(previous.last_index),
-    }
+        sessions,
+        lock_delays: image.lock_delays,
+        session_locks: Default::default(),
+        session_checks: Default::default(),
+    };
+    store.rebuild_session_indexes();
+    store
 }

@@ -7,8 +7,14 @@
 //!
 //! - [`Store::snapshot_records`] iterates borrowed [`SnapshotRecordRef`]s in a fixed
 //!   order: [`SnapshotRecord::Header`] first, then nodes, services, checks, service-name
-//!   indexes, KV entries, tombstones, and [`SnapshotRecord::End`] (with the count of
-//!   records before it, so a stream cut at a record boundary is detected).
+//!   indexes, KV entries, tombstones, sessions, lock-delays, and [`SnapshotRecord::End`]
+//!   (with the count of records before it, so a stream cut at a record boundary is
+//!   detected).
+//! - Record kinds are versioned by position: a new kind is appended after `End` in the
+//!   enums (the codec encodes the variant's position), so streams written before it
+//!   existed decode unchanged; its place in the stream order is given by [`section`].
+//!   `Session` and `LockDelay` came this way (streams without them load as stores with
+//!   no sessions).
 //! - [`StoreBuilder`] takes owned [`SnapshotRecord`]s in that order and rebuilds the
 //!   store. The instance sets of the service-name index are DERIVED (rebuilt from the
 //!   services, so no record grows with the number of instances of one name); the
@@ -17,7 +23,7 @@
 //! `SnapshotRecordRef` and `SnapshotRecord` have the same variants in the same order,
 //! so the codec encodes a borrowed record exactly as it decodes the owned one.
 
-use super::{fold, Check, KvEntry, Node, Service, Store, Table};
+use super::{fold, Check, KvEntry, Node, Service, Session, Store, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -56,6 +62,13 @@ pub enum SnapshotRecord {
     End {
         records: u64,
     },
+    /// A session (after the tombstones; appended after `End` in this enum).
+    Session(Session),
+    /// A key's lock-delay: it cannot be acquired before `until_ms` (after the sessions).
+    LockDelay {
+        key: String,
+        until_ms: u64,
+    },
 }
 
 /// One record of a snapshot stream, borrowed from the store (what is encoded).
@@ -88,6 +101,11 @@ pub enum SnapshotRecordRef<'a> {
     },
     End {
         records: u64,
+    },
+    Session(&'a Session),
+    LockDelay {
+        key: &'a String,
+        until_ms: u64,
     },
 }
 
@@ -135,6 +153,17 @@ impl Store {
                     key,
                     deleted_at: *deleted_at,
                 });
+        let sessions = self
+            .sessions
+            .values()
+            .map(|s| SnapshotRecordRef::Session(s.as_ref()));
+        let lock_delays = self
+            .lock_delays
+            .iter()
+            .map(|(key, until_ms)| SnapshotRecordRef::LockDelay {
+                key,
+                until_ms: *until_ms,
+            });
         let end = std::iter::once(SnapshotRecordRef::End {
             records: self.snapshot_record_count(),
         });
@@ -145,6 +174,8 @@ impl Store {
             .chain(names)
             .chain(kv)
             .chain(tombstones)
+            .chain(sessions)
+            .chain(lock_delays)
             .chain(end)
     }
 
@@ -155,7 +186,9 @@ impl Store {
             + self.checks.len()
             + self.service_names.len()
             + self.kv.len()
-            + self.kv_tombstones.len();
+            + self.kv_tombstones.len()
+            + self.sessions.len()
+            + self.lock_delays.len();
         1 + rows as u64
     }
 }
@@ -193,7 +226,9 @@ fn section(record: &SnapshotRecord) -> u8 {
         SnapshotRecord::ServiceName { .. } => 4,
         SnapshotRecord::Kv(_) => 5,
         SnapshotRecord::Tombstone { .. } => 6,
-        SnapshotRecord::End { .. } => 7,
+        SnapshotRecord::Session(_) => 7,
+        SnapshotRecord::LockDelay { .. } => 8,
+        SnapshotRecord::End { .. } => 9,
     }
 }
 
@@ -253,6 +288,13 @@ impl StoreBuilder {
             SnapshotRecord::Tombstone { key, deleted_at } => {
                 store.kv_tombstones.insert(key, deleted_at).is_some()
             }
+            SnapshotRecord::Session(session) => store
+                .sessions
+                .insert(session.id.clone(), Arc::new(session))
+                .is_some(),
+            SnapshotRecord::LockDelay { key, until_ms } => {
+                store.lock_delays.insert(key, until_ms).is_some()
+            }
             SnapshotRecord::End { records } => {
                 if records != position {
                     return Err(bad(format!(
@@ -288,7 +330,9 @@ impl StoreBuilder {
                 detail: format!("service name {name:?} has no index record"),
             });
         }
-        Ok(self.store)
+        let mut store = self.store;
+        store.rebuild_session_indexes();
+        Ok(store)
     }
 }
 

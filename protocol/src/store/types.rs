@@ -150,6 +150,8 @@ pub enum Table {
     Services,
     Checks,
     Kv,
+    /// Appended last: table indexes are encoded by variant in snapshot headers.
+    Sessions,
 }
 
 /// Serde for `Arc<[u8]>` with `Vec<u8>`'s encoding (a sequence of bytes), whatever the

@@ -157,7 +157,7 @@ async fn missing_key_name_and_bad_params() {
             "PUT",
             "/v1/kv/k?acquire=abc",
             500,
-            crate::http::kv::SESSIONS_UNSUPPORTED,
+            "invalid session \"abc\"",
         ),
         ("PUT", "/v1/kv/k?index=zz", 400, "Invalid index"),
         (
