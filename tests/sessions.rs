@@ -38,7 +38,11 @@ fn create_session(agent: &Agent, body: Value) -> String {
 /// `PUT ?acquire` / `?release`: Some(true/false) when answered, None on an error.
 fn lock_op(agent: &Agent, key: &str, verb: &str, session: &str) -> Option<bool> {
     let url = agent.url(&format!("/v1/kv/{key}?{verb}={session}"));
-    let r = http_client().put(url).body(session.to_string()).send().ok()?;
+    let r = http_client()
+        .put(url)
+        .body(session.to_string())
+        .send()
+        .ok()?;
     if !r.status().is_success() {
         return None;
     }
@@ -74,7 +78,10 @@ fn sessions_and_locks_across_a_cluster() {
 
     // Sessions through the client agent: default node (the agent's) and serfHealth.
     let a = create_session(client, json!({"Name": "a", "LockDelay": "0s"}));
-    let b = create_session(client, json!({"Name": "b", "Checks": [], "LockDelay": "0s"}));
+    let b = create_session(
+        client,
+        json!({"Name": "b", "Checks": [], "LockDelay": "0s"}),
+    );
     let info: Value = http_client()
         .get(client.url(&format!("/v1/session/info/{a}")))
         .send()
@@ -117,7 +124,10 @@ fn sessions_and_locks_across_a_cluster() {
     );
     let created = Instant::now();
     assert_eq!(lock_op(client, "ttl/key", "acquire", &t), Some(true));
-    let c = create_session(client, json!({"Name": "c", "Checks": [], "LockDelay": "0s"}));
+    let c = create_session(
+        client,
+        json!({"Name": "c", "Checks": [], "LockDelay": "0s"}),
+    );
     let started = Instant::now();
     loop {
         if holder(client, "ttl/key").is_none() && entry(client, "ttl/key").is_some() {
@@ -233,7 +243,11 @@ fn contend(
     let agent_url = |path: &str| format!("http://{ip}:8500{path}");
     let op = |verb: &str| -> Option<bool> {
         let url = agent_url(&format!("/v1/kv/race/lock?{verb}={session}"));
-        let r = http_client().put(url).body(session.to_string()).send().ok()?;
+        let r = http_client()
+            .put(url)
+            .body(session.to_string())
+            .send()
+            .ok()?;
         if !r.status().is_success() {
             return None;
         }

@@ -71,7 +71,8 @@ pub use rpc::{
     DEFAULT_SERVER_PORT,
 };
 pub use server::{
-    unix_now_ms, ServerHandle, ServerOptions, DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS, PROPOSE_TIMEOUT,
+    unix_now_ms, ServerHandle, ServerOptions, DEFAULT_SNAPSHOT_THRESHOLD, DEFAULT_TRAILING_LOGS,
+    PROPOSE_TIMEOUT,
 };
 pub use session_ttl::SessionTimers;
 pub use status::{RaftRole, RaftStatus};

@@ -216,10 +216,7 @@ mod tests {
         let mut store = store_with(&[("a", 10_000), ("b", 10_000)]);
         let t0 = Instant::now();
         timers.tick(&store, true, t0);
-        store.apply(
-            9,
-            &Command::Session(SessionOp::Destroy { id: "a".into() }),
-        );
+        store.apply(9, &Command::Session(SessionOp::Destroy { id: "a".into() }));
         timers.tick(&store, true, t0);
         assert!(timers.deadline("a").is_none());
         assert!(timers.deadline("b").is_some());

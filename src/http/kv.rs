@@ -374,7 +374,9 @@ mod tests {
         );
         assert_eq!(
             put_op(&q("acquire=a&release=b"), "k"),
-            Err(ApiError::bad_request("Conflicting flags: acquire=a&release=b"))
+            Err(ApiError::bad_request(
+                "Conflicting flags: acquire=a&release=b"
+            ))
         );
         assert_eq!(
             put_op(&q("flags=18446744073709551615&cas=0"), "k"),

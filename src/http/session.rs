@@ -76,7 +76,11 @@ fn lock_delay_ns(value: &Value) -> Result<u64, ApiError> {
 
 /// Turn a create body into the session to propose, with Consul's defaults and checks
 /// (the store checks node and checks again at apply). `id` is the new session's ID.
-pub fn session_from_body(body: CreateBody, agent_node: &str, id: String) -> Result<Session, ApiError> {
+pub fn session_from_body(
+    body: CreateBody,
+    agent_node: &str,
+    id: String,
+) -> Result<Session, ApiError> {
     let lock_delay_ns = match &body.lockdelay {
         Some(v) => lock_delay_ns(v)?,
         None => DEFAULT_LOCK_DELAY_NS,
@@ -245,7 +249,9 @@ pub async fn handle(
             }
             let answer = ctx
                 .api
-                .ask(Request::Write(WriteRequest::SessionRenew { id: id.to_string() }))
+                .ask(Request::Write(WriteRequest::SessionRenew {
+                    id: id.to_string(),
+                }))
                 .await?;
             let Response::Read(r) = answer else {
                 return Err(RequestError::unexpected_data().into());
@@ -253,7 +259,10 @@ pub async fn handle(
             let ReadData::Sessions(sessions) = &r.data else {
                 return Err(RequestError::unexpected_data().into());
             };
-            Ok(json_with_meta(&r.meta, render_sessions(sessions, req.pretty)?))
+            Ok(json_with_meta(
+                &r.meta,
+                render_sessions(sessions, req.pretty)?,
+            ))
         }
         SessionRoute::Info(_) | SessionRoute::Node(_) | SessionRoute::List => {
             let opts = QueryOptions::parse(&req.query, &ctx.config.datacenter)?;
@@ -270,7 +279,10 @@ pub async fn handle(
             let ReadData::Sessions(sessions) = &r.data else {
                 return Err(RequestError::unexpected_data().into());
             };
-            Ok(json_with_meta(&r.meta, render_sessions(sessions, req.pretty)?))
+            Ok(json_with_meta(
+                &r.meta,
+                render_sessions(sessions, req.pretty)?,
+            ))
         }
     }
 }
@@ -315,14 +327,18 @@ mod tests {
         assert_eq!(s.lock_delay_ns, 1_000_000);
         assert_eq!(s.behavior, SessionBehavior::Delete);
         assert_eq!((s.ttl.as_str(), s.ttl_ms), ("15s", 15_000));
-        let s = from(json!({"LockDelay": 15, "NodeChecks": ["a"], "Checks": ["a", "b"],
-                            "ServiceChecks": [{"ID": "svc"}]}))
+        let s = from(
+            json!({"LockDelay": 15, "NodeChecks": ["a"], "Checks": ["a", "b"],
+                            "ServiceChecks": [{"ID": "svc"}]}),
+        )
         .unwrap();
         assert_eq!(s.lock_delay_ns, 15_000_000_000);
         assert_eq!(s.node_checks, ["a", "b"]);
         assert_eq!(s.service_checks, ["svc"]);
         assert_eq!(
-            from(json!({"LockDelay": 2_000_000_000u64})).unwrap().lock_delay_ns,
+            from(json!({"LockDelay": 2_000_000_000u64}))
+                .unwrap()
+                .lock_delay_ns,
             2_000_000_000
         );
     }

@@ -180,7 +180,9 @@ impl ServerEndpoint {
         self.catch_up(Consistency::Leader).await?;
         let store = self.server.view().read();
         let Some(session) = store.session_get(&id).cloned() else {
-            return Err(RequestError::NotFound(format!("Session id '{id}' not found")));
+            return Err(RequestError::NotFound(format!(
+                "Session id '{id}' not found"
+            )));
         };
         self.session_timers.renew(&id, session.ttl_ms);
         let index = store.table_index(Table::Sessions);

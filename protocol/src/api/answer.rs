@@ -154,9 +154,7 @@ pub fn read_data(store: &Store, read: &Read) -> ReadData {
         Read::SessionInfo { id } => {
             ReadData::Sessions(store.session_get(id).cloned().into_iter().collect())
         }
-        Read::SessionList => {
-            ReadData::Sessions(store.sessions().into_iter().cloned().collect())
-        }
+        Read::SessionList => ReadData::Sessions(store.sessions().into_iter().cloned().collect()),
         Read::SessionNode { node } => {
             ReadData::Sessions(store.node_sessions(node).into_iter().cloned().collect())
         }

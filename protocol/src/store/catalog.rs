@@ -10,7 +10,8 @@ use super::registration::{
     MAX_REGISTRATION_COPY_BYTES,
 };
 use super::{
-    eq_fold, fold, Check, CheckStatus, CommandResult, DeregisterRequest, Node, RegisterRequest, Service,
+    eq_fold, fold, Check, CheckStatus, CommandResult, DeregisterRequest, Node, RegisterRequest,
+    Service,
 };
 use super::{Store, Table};
 use std::sync::Arc;

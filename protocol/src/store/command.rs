@@ -84,7 +84,10 @@ pub enum Command {
     /// A command with the time its proposer (the leader) stamped on it, in wall-clock
     /// milliseconds: what lock-delays are computed from at apply, identically on every
     /// replica (the store never reads a clock). See [`Command::stamped`].
-    Stamped { now_ms: u64, command: Box<Command> },
+    Stamped {
+        now_ms: u64,
+        command: Box<Command>,
+    },
 }
 
 impl Command {

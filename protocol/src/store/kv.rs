@@ -108,7 +108,11 @@ impl Store {
         if session.is_empty() {
             return Err("missing session".into());
         }
-        if self.lock_delays.get(key).is_some_and(|until| now_ms < *until) {
+        if self
+            .lock_delays
+            .get(key)
+            .is_some_and(|until| now_ms < *until)
+        {
             return Ok(false);
         }
         if !self.sessions.contains_key(session) {

@@ -116,8 +116,8 @@ fn restamped(image: Store, index: u64, previous: &Store) -> Store {
         Table::Sessions,
     ]
     .into_iter()
-        .map(|table| (table, index))
-        .collect();
+    .map(|table| (table, index))
+    .collect();
     let mut store = Store {
         nodes,
         services,

@@ -128,7 +128,12 @@ fn lock_delay_ms(ns: u64) -> u64 {
 }
 
 impl Store {
-    pub(super) fn apply_session(&mut self, index: u64, now_ms: u64, op: &SessionOp) -> CommandResult {
+    pub(super) fn apply_session(
+        &mut self,
+        index: u64,
+        now_ms: u64,
+        op: &SessionOp,
+    ) -> CommandResult {
         match op {
             SessionOp::Create(session) => match self.session_create(index, session) {
                 Ok(()) => CommandResult::Done,

@@ -157,13 +157,13 @@ impl Store {
             .sessions
             .values()
             .map(|s| SnapshotRecordRef::Session(s.as_ref()));
-        let lock_delays = self
-            .lock_delays
-            .iter()
-            .map(|(key, until_ms)| SnapshotRecordRef::LockDelay {
-                key,
-                until_ms: *until_ms,
-            });
+        let lock_delays =
+            self.lock_delays
+                .iter()
+                .map(|(key, until_ms)| SnapshotRecordRef::LockDelay {
+                    key,
+                    until_ms: *until_ms,
+                });
         let end = std::iter::once(SnapshotRecordRef::End {
             records: self.snapshot_record_count(),
         });

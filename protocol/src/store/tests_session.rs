@@ -25,7 +25,10 @@ fn register(store: &mut Store, index: u64, node: &str, checks: &[(&str, CheckSta
             .collect(),
         ..RegisterRequest::default()
     };
-    assert_eq!(store.apply(index, &Command::Register(req)), CommandResult::Done);
+    assert_eq!(
+        store.apply(index, &Command::Register(req)),
+        CommandResult::Done
+    );
 }
 
 fn session(id: &str, behavior: SessionBehavior, lock_delay_ms: u64, checks: &[&str]) -> Session {
@@ -121,28 +124,49 @@ fn create_stamps_indexes_and_refuses_what_consul_refuses() {
 #[test]
 fn acquire_contention_lock_index_and_release_by_the_holder_only() {
     let mut store = base();
-    assert_eq!(lock(&mut store, 10, 0, "k", "s1"), CommandResult::Bool(true));
+    assert_eq!(
+        lock(&mut store, 10, 0, "k", "s1"),
+        CommandResult::Bool(true)
+    );
     let e = store.kv_get("k").unwrap().clone();
-    assert_eq!((e.lock_index, e.session.as_deref(), e.flags), (1, Some("s1"), 7));
+    assert_eq!(
+        (e.lock_index, e.session.as_deref(), e.flags),
+        (1, Some("s1"), 7)
+    );
     assert_eq!((e.create_index, e.modify_index), (10, 10));
     // Another session: false, nothing changes.
-    assert_eq!(lock(&mut store, 11, 0, "k", "s2"), CommandResult::Bool(false));
+    assert_eq!(
+        lock(&mut store, 11, 0, "k", "s2"),
+        CommandResult::Bool(false)
+    );
     assert_eq!(store.kv_get("k").unwrap().modify_index, 10);
     // The holder again: true, LockIndex unchanged.
-    assert_eq!(lock(&mut store, 12, 0, "k", "s1"), CommandResult::Bool(true));
+    assert_eq!(
+        lock(&mut store, 12, 0, "k", "s1"),
+        CommandResult::Bool(true)
+    );
     assert_eq!(store.kv_get("k").unwrap().lock_index, 1);
     assert_eq!(store.kv_get("k").unwrap().modify_index, 12);
     // Release by another session: false; by the holder: true, value/flags written.
-    assert_eq!(unlock(&mut store, 13, "k", "s2"), CommandResult::Bool(false));
+    assert_eq!(
+        unlock(&mut store, 13, "k", "s2"),
+        CommandResult::Bool(false)
+    );
     assert_eq!(unlock(&mut store, 14, "k", "s1"), CommandResult::Bool(true));
     let e = store.kv_get("k").unwrap();
     assert_eq!((e.lock_index, e.session.as_deref()), (1, None));
     assert_eq!((&*e.value, e.flags, e.modify_index), (&b"r"[..], 9, 14));
     assert!(store.session_keys("s1").is_empty());
     // A new acquisition moves LockIndex; an explicit release starts no lock-delay.
-    assert_eq!(lock(&mut store, 15, 0, "k", "s2"), CommandResult::Bool(true));
+    assert_eq!(
+        lock(&mut store, 15, 0, "k", "s2"),
+        CommandResult::Bool(true)
+    );
     assert_eq!(store.kv_get("k").unwrap().lock_index, 2);
-    assert_eq!(unlock(&mut store, 16, "missing", "s2"), CommandResult::Bool(false));
+    assert_eq!(
+        unlock(&mut store, 16, "missing", "s2"),
+        CommandResult::Bool(false)
+    );
     assert!(store.session_holds("k", "s2"));
 }
 
@@ -174,12 +198,21 @@ fn destroy_releases_keys_and_lock_delay_holds_until_its_time() {
     assert!(store.session_get("s1").is_none());
     for key in ["a", "b"] {
         let e = store.kv_get(key).unwrap();
-        assert_eq!((e.session.as_deref(), e.lock_index, e.modify_index), (None, 1, 12));
+        assert_eq!(
+            (e.session.as_deref(), e.lock_index, e.modify_index),
+            (None, 1, 12)
+        );
         assert_eq!(store.lock_delay_until(key), Some(101_000));
     }
     // Within the delay: false (not an error); at its end: true.
-    assert_eq!(lock(&mut store, 13, 100_999, "a", "s2"), CommandResult::Bool(false));
-    assert_eq!(lock(&mut store, 14, 101_000, "a", "s2"), CommandResult::Bool(true));
+    assert_eq!(
+        lock(&mut store, 13, 100_999, "a", "s2"),
+        CommandResult::Bool(false)
+    );
+    assert_eq!(
+        lock(&mut store, 14, 101_000, "a", "s2"),
+        CommandResult::Bool(true)
+    );
     assert_eq!(store.kv_get("a").unwrap().lock_index, 2);
     // Destroying a session that is gone changes nothing and is not an error.
     let before = store.clone();
@@ -239,7 +272,11 @@ fn a_check_going_critical_or_removed_invalidates_its_sessions_in_the_same_apply(
     assert_eq!(store.lock_delay_until("k"), Some(51_000));
     // A check removed: sessions linked to it go too.
     register(&mut store, 13, N1, &[("disk", CheckStatus::Passing)]);
-    create(&mut store, 14, session("s3", SessionBehavior::Release, 0, &["disk"]));
+    create(
+        &mut store,
+        14,
+        session("s3", SessionBehavior::Release, 0, &["disk"]),
+    );
     let cmd = Command::Deregister(DeregisterRequest {
         node: N1.into(),
         check_id: Some("disk".into()),
