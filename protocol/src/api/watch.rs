@@ -464,4 +464,81 @@ mod tests {
         }
         assert!(services_touched(&Store::new(), &cmd).is_empty());
     }
+    /// An invalidation touches the sessions table and every key the session holds, for
+    /// each of its causes; a session read watches the sessions table.
+    #[test]
+    fn an_invalidation_touches_the_keys_its_session_holds() {
+        use crate::store::{Session, SessionOp};
+        let mut store = Store::new();
+        let n1 = Node {
+            node: "n1".into(),
+            address: "10.0.0.1".into(),
+            ..Node::default()
+        };
+        let serf = Check {
+            check_id: "serfHealth".into(),
+            name: "serfHealth".into(),
+            ..Check::default()
+        };
+        store.apply(
+            1,
+            &Command::Register(RegisterRequest {
+                node: n1.clone(),
+                checks: vec![serf.clone()],
+                ..RegisterRequest::default()
+            }),
+        );
+        let session = Session {
+            id: "s".into(),
+            node: "n1".into(),
+            node_checks: vec!["serfHealth".into()],
+            ..Session::default()
+        };
+        store.apply(2, &Command::Session(SessionOp::Create(session)));
+        for (i, key) in ["held/1", "held/2"].iter().enumerate() {
+            let lock = Command::Kv(KvOp::Lock {
+                key: key.to_string(),
+                value: vec![],
+                flags: 0,
+                session: "s".into(),
+            });
+            store.apply(3 + i as u64, &lock);
+        }
+        let held = vec!["held/1".to_string(), "held/2".to_string()];
+        let destroy = Command::Session(SessionOp::Destroy { id: "s".into() });
+        let critical = Command::Register(RegisterRequest {
+            node: n1,
+            checks: vec![Check {
+                status: CheckStatus::Critical,
+                ..serf
+            }],
+            ..RegisterRequest::default()
+        });
+        let gone = Command::Deregister(DeregisterRequest {
+            node: "N1".into(),
+            ..DeregisterRequest::default()
+        });
+        for cmd in [destroy, critical, gone] {
+            let stamped = cmd.clone().stamped(1);
+            assert_eq!(
+                lock_keys_touched(&store, &stamped),
+                (true, held.clone()),
+                "{cmd:?}"
+            );
+            // And applying it does release them.
+            let mut after = store.clone();
+            after.apply(9, &stamped);
+            assert!(after.session_keys("s").is_empty(), "{cmd:?}");
+            assert!(after.kv_get("held/1").is_none_or(|e| e.session.is_none()));
+        }
+        let unrelated = Command::Kv(KvOp::Set {
+            key: "held/1".into(),
+            value: vec![],
+            flags: 0,
+        });
+        assert_eq!(lock_keys_touched(&store, &unrelated), (false, vec![]));
+        assert_eq!(watch_key(&store, &Read::SessionList), WatchKey::Sessions);
+        assert!(Touch::Sessions.hits(&WatchKey::Sessions));
+        assert!(!Touch::Sessions.hits(&WatchKey::Catalog));
+    }
 }

@@ -23,7 +23,6 @@
 //! check beside a live session linked to it.
 
 use super::{fold, CheckStatus, CommandResult, Store, Table};
-use imbl::OrdSet;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -297,7 +296,7 @@ impl Store {
     pub(super) fn note_lock(&mut self, session: &str, key: &str) {
         self.session_locks
             .entry(session.to_string())
-            .or_insert_with(OrdSet::new)
+            .or_default()
             .insert(key.to_string());
     }
 
