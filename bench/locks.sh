@@ -45,8 +45,8 @@ echo "== uptime after: $(uptime)"
 
 echo
 echo "== Results (2 shared cores, loopback, one client; ratio = cairn / etcd, target >= 2)"
-printf '%-40s %10s %10s %7s\n' "figure" "cairn" "etcd" "ratio"
+printf '%-48s %10s %10s %7s\n' "figure" "cairn" "etcd" "ratio"
 grep '^RESULT' "$WORK/out.txt" | while IFS=$'\t' read -r _ label c e; do
   ratio=$(awk -v a="$c" -v b="$e" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-  printf '%-40s %10s %10s %7s\n' "$label" "$c" "$e" "$ratio"
+  printf '%-48s %10s %10s %7s\n' "$label" "$c" "$e" "$ratio"
 done
