@@ -20,6 +20,7 @@ pub mod force_leave_cmd;
 pub mod join_cmd;
 pub mod kv;
 pub mod leave_cmd;
+pub mod lock;
 pub mod members_cmd;
 pub mod operator_cmd;
 pub mod reload_cmd;
@@ -82,6 +83,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "leave",
         synopsis: "Gracefully leaves the cluster and shuts down",
         run: leave_cmd::run,
+    },
+    Subcommand {
+        name: "lock",
+        synopsis: "Execute a command holding a lock",
+        run: lock::run,
     },
     Subcommand {
         name: "members",
