@@ -959,6 +959,10 @@ impl Raft {
         }
         let new_commit = leader_commit.min(last_new);
         if new_commit > self.commit {
+            // The new entries' disk write goes first: our acknowledgement waits for it,
+            // applying what is committed does not (and the shell's apply wakes another
+            // thread that would otherwise delay the write).
+            self.flush_persist();
             self.commit = new_commit;
             self.outputs.push(Output::Committed { up_to: new_commit });
         }
