@@ -14,6 +14,7 @@
 # the Raft term must not move (no leader change). 0 skips it.
 #   CLIENTS=1 READS=0 RUNS=0 STABLE_SECS=0 bash bench/raft.sh   # PUT at 1 client only
 #   BENCH_IP=127.0.4.1 bash bench/raft.sh        # cairn on .1-.3, etcd on .4
+#   CAIRN_BIN=/tmp/cairn-before bash bench/raft.sh   # that binary, no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SECS=${SECS:-5} RUNS=${RUNS:-20} FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-15} STABLE_SECS=${STABLE_SECS:-600}
@@ -27,9 +28,13 @@ if [ "$need_install" = 1 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     hey etcd-server etcd-client >/dev/null
 fi
-echo "== building cairn (release)"
-cargo build --release -q --bin cairn
-CAIRN=$PWD/target/release/cairn
+if [ -n "${CAIRN_BIN:-}" ]; then
+  CAIRN=$(realpath "$CAIRN_BIN")  # a given build (comparing two builds in turn)
+else
+  echo "== building cairn (release)"
+  cargo build --release -q --bin cairn
+  CAIRN=$PWD/target/release/cairn
+fi
 
 WORK=$(mktemp -d /tmp/cairnraft.XXXXXX)
 : >"$WORK/pids"
