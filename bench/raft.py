@@ -9,6 +9,8 @@ whole run: cairn on BENCH_IP .. +2 (default 127.0.0.236-238, standard ports), et
 BENCH_IP + 3 (default 127.0.0.239, ports 2379/2380, 12379/12380, 22379/22380). The same load goes to both, one after the other,
 through `hey` at the current leader:
   - PUT of a 36-byte value with 1, 16 and 64 clients: req/s, p50, p99;
+  - the same PUT from one client in turn on one kept-alive connection, timed to the
+    microsecond (hey prints latencies in steps of 0.1 ms, coarse at ~1 ms): p50, p99;
   - reads with 64 clients in each mode: cairn ?stale / default / ?consistent, etcd
     serializable / linearizable;
   - leader failover, RUNS times alternating cairn and etcd: SIGKILL the leader, PUT
@@ -178,6 +180,10 @@ class Cairn(Cluster):
     def hey_put(self, i):
         return ["-m", "PUT", "-D", os.path.join(self.work, "value"), self.url(i) + "/v1/kv/bench"]
 
+    def put_request(self, i):
+        """(host, port, method, path, body, headers) of one PUT."""
+        return self.ip(i), 8500, "PUT", "/v1/kv/bench", VALUE, {}
+
     def hey_get(self, i, mode):
         query = {"stale": "?stale", "default": "", "consistent": "?consistent"}[mode]
         return [self.url(i) + "/v1/kv/bench" + query]
@@ -246,6 +252,12 @@ class Etcd(Cluster):
         return ["-m", "POST", "-T", "application/json", "-D", os.path.join(self.work, "put.json"),
                 self.url(i) + "/v3/kv/put"]
 
+    def put_request(self, i):
+        with open(os.path.join(self.work, "put.json"), "rb") as f:
+            body = f.read()
+        return (self.IP, self.client_port(i), "POST", "/v3/kv/put", body,
+                {"Content-Type": "application/json"})
+
     def hey_get(self, i, mode):
         body = {"serializable": "rs.json", "linearizable": "rl.json"}[mode]
         return ["-m", "POST", "-T", "application/json", "-D", os.path.join(self.work, body),
@@ -270,6 +282,32 @@ def hey(clients, target_args):
 
 
 FIGURES = ["req/s", "p50 ms", "p99 ms", "errors"]
+
+
+def sequential_puts(request):
+    """p50 and p99 in microseconds, and the error count, of PUTs one after the other for
+    SECS on one kept-alive connection (the client's own time is in both systems' figures)."""
+    import http.client
+    host, port, method, path, body, headers = request
+    conn = http.client.HTTPConnection(host, port, timeout=2.0)
+    took, errors = [], 0
+    end = time.monotonic() + SECS
+    while time.monotonic() < end:
+        start = time.perf_counter_ns()
+        try:
+            conn.request(method, path, body, headers)
+            response = conn.getresponse()
+            response.read()
+            ok = response.status == 200
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=2.0)
+            ok = False
+        took.append((time.perf_counter_ns() - start) / 1000)
+        errors += 0 if ok else 1
+    conn.close()
+    took.sort()
+    return took[len(took) // 2], took[min(len(took) - 1, len(took) * 99 // 100)], errors
 
 
 def result(label, cairn, etcd):
@@ -351,6 +389,11 @@ def main():
                 leader = wait(f"{s.name} leader", s.leader_index)
                 results[(s.name, f"put_{c}")] = hey(c, s.hey_put(leader))
                 print(f"{s.name} PUT {c} clients: {results[(s.name, f'put_{c}')]}", flush=True)
+        for s in systems:
+            leader = wait(f"{s.name} leader", s.leader_index)
+            results[(s.name, "put_seq")] = sequential_puts(s.put_request(leader))
+            print(f"{s.name} PUT 1 client in turn (p50 us, p99 us, errors): "
+                  f"{results[(s.name, 'put_seq')]}", flush=True)
         reads = [("stale", "serializable"), ("default", "linearizable"),
                  ("consistent", "linearizable")] if READS else []
         for cmode, emode in reads:
@@ -364,6 +407,9 @@ def main():
             for i, fig in enumerate(FIGURES):
                 a, b = results[("cairn", f"put_{c}")][i], results[("etcd", f"put_{c}")][i]
                 result(f"PUT, {c} client(s): {fig}", a, b)
+        for i, fig in enumerate(["p50 us", "p99 us", "errors"]):
+            a, b = results[("cairn", "put_seq")][i], results[("etcd", "put_seq")][i]
+            result(f"PUT, 1 client in turn: {fig}", a, b)
         for cmode, emode in reads:
             for i, fig in enumerate(FIGURES):
                 a, b = results[("cairn", f"get_{cmode}")][i], results[("etcd", f"get_{emode}")][i]
