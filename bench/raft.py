@@ -5,10 +5,12 @@ bench/raft.sh).
   raft.py CAIRN_BIN WORKDIR
 
 Both clusters run on loopback with fsync on (cairn's file log, etcd's WAL) for the
-whole run: cairn on 127.0.0.236-238 (standard ports), etcd on 127.0.0.239 (ports
-2379/2380, 12379/12380, 22379/22380). The same load goes to both, one after the other,
+whole run: cairn on BENCH_IP .. +2 (default 127.0.0.236-238, standard ports), etcd on
+BENCH_IP + 3 (default 127.0.0.239, ports 2379/2380, 12379/12380, 22379/22380). The same load goes to both, one after the other,
 through `hey` at the current leader:
   - PUT of a 36-byte value with 1, 16 and 64 clients: req/s, p50, p99;
+  - the same PUT from one client in turn on one kept-alive connection, timed to the
+    microsecond (hey prints latencies in steps of 0.1 ms, coarse at ~1 ms): p50, p99;
   - reads with 64 clients in each mode: cairn ?stale / default / ?consistent, etcd
     serializable / linearizable;
   - leader failover, RUNS times alternating cairn and etcd: SIGKILL the leader, PUT
@@ -16,7 +18,9 @@ through `hey` at the current leader:
     then restart the killed one and wait until the cluster is whole again;
   - idle RSS of a server / member (mean of the three, before any load).
 Env: SECS (each load, default 5), RUNS (failovers per system, default 20),
-FAILOVER_TIMEOUT (s, default 15), CLIENTS (default "1 16 64").
+FAILOVER_TIMEOUT (s, default 15), CLIENTS (default "1 16 64"), BENCH_IP (the first of
+four consecutive loopback addresses, default 127.0.0.236), READS (0 skips the reads).
+RUNS=0 skips the failovers, STABLE_SECS=0 the stability run.
 Prints the figures and tab-separated "RESULT label cairn etcd" lines for the shell's table. Every wait
 is bounded; every process started is recorded in WORKDIR/pids and stopped by PID.
 """
@@ -35,6 +39,17 @@ RUNS = int(os.environ.get("RUNS", "20"))
 FAILOVER_TIMEOUT = float(os.environ.get("FAILOVER_TIMEOUT", "15"))
 STABLE_SECS = int(os.environ.get("STABLE_SECS", "600"))
 CLIENTS = [int(c) for c in os.environ.get("CLIENTS", "1 16 64").split()]
+READS = os.environ.get("READS", "1") != "0"
+BENCH_IP = os.environ.get("BENCH_IP", "127.0.0.236")
+
+
+def bench_ip(offset):
+    """The address `offset` after BENCH_IP (its last octet stays within 1..254)."""
+    a, b, c, d = (int(x) for x in BENCH_IP.split("."))
+    if not 1 <= d + offset <= 254:
+        raise SystemExit(f"BENCH_IP {BENCH_IP}: {BENCH_IP} + {offset} leaves the /24")
+    return f"{a}.{b}.{c}.{d + offset}"
+
 DEADLINE = 60  # seconds any one wait for a cluster may take
 VALUE = b"74a31e96-1d0f-4fa7-aa14-7212a326986e"  # 36 bytes, as in the peers' recipe
 
@@ -133,7 +148,7 @@ class Cairn(Cluster):
         self.binary = binary
 
     def ip(self, i):
-        return f"127.0.0.{236 + i}"
+        return bench_ip(i)
 
     def start(self, i):
         args = [self.binary, "agent", "-server", "-bootstrap-expect", "3", "-node", f"b{i}",
@@ -165,6 +180,10 @@ class Cairn(Cluster):
     def hey_put(self, i):
         return ["-m", "PUT", "-D", os.path.join(self.work, "value"), self.url(i) + "/v1/kv/bench"]
 
+    def put_request(self, i):
+        """(host, port, method, path, body, headers) of one PUT."""
+        return self.ip(i), 8500, "PUT", "/v1/kv/bench", VALUE, {}
+
     def hey_get(self, i, mode):
         query = {"stale": "?stale", "default": "", "consistent": "?consistent"}[mode]
         return [self.url(i) + "/v1/kv/bench" + query]
@@ -172,7 +191,7 @@ class Cairn(Cluster):
 
 class Etcd(Cluster):
     name = "etcd"
-    IP = "127.0.0.239"
+    IP = bench_ip(3)
 
     def __init__(self, work):
         super().__init__(work)
@@ -233,6 +252,12 @@ class Etcd(Cluster):
         return ["-m", "POST", "-T", "application/json", "-D", os.path.join(self.work, "put.json"),
                 self.url(i) + "/v3/kv/put"]
 
+    def put_request(self, i):
+        with open(os.path.join(self.work, "put.json"), "rb") as f:
+            body = f.read()
+        return (self.IP, self.client_port(i), "POST", "/v3/kv/put", body,
+                {"Content-Type": "application/json"})
+
     def hey_get(self, i, mode):
         body = {"serializable": "rs.json", "linearizable": "rl.json"}[mode]
         return ["-m", "POST", "-T", "application/json", "-D", os.path.join(self.work, body),
@@ -257,6 +282,32 @@ def hey(clients, target_args):
 
 
 FIGURES = ["req/s", "p50 ms", "p99 ms", "errors"]
+
+
+def sequential_puts(request):
+    """p50 and p99 in microseconds, and the error count, of PUTs one after the other for
+    SECS on one kept-alive connection (the client's own time is in both systems' figures)."""
+    import http.client
+    host, port, method, path, body, headers = request
+    conn = http.client.HTTPConnection(host, port, timeout=2.0)
+    took, errors = [], 0
+    end = time.monotonic() + SECS
+    while time.monotonic() < end:
+        start = time.perf_counter_ns()
+        try:
+            conn.request(method, path, body, headers)
+            response = conn.getresponse()
+            response.read()
+            ok = response.status == 200
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=2.0)
+            ok = False
+        took.append((time.perf_counter_ns() - start) / 1000)
+        errors += 0 if ok else 1
+    conn.close()
+    took.sort()
+    return took[len(took) // 2], took[min(len(took) - 1, len(took) * 99 // 100)], errors
 
 
 def result(label, cairn, etcd):
@@ -338,8 +389,13 @@ def main():
                 leader = wait(f"{s.name} leader", s.leader_index)
                 results[(s.name, f"put_{c}")] = hey(c, s.hey_put(leader))
                 print(f"{s.name} PUT {c} clients: {results[(s.name, f'put_{c}')]}", flush=True)
+        for s in systems:
+            leader = wait(f"{s.name} leader", s.leader_index)
+            results[(s.name, "put_seq")] = sequential_puts(s.put_request(leader))
+            print(f"{s.name} PUT 1 client in turn (p50 us, p99 us, errors): "
+                  f"{results[(s.name, 'put_seq')]}", flush=True)
         reads = [("stale", "serializable"), ("default", "linearizable"),
-                 ("consistent", "linearizable")]
+                 ("consistent", "linearizable")] if READS else []
         for cmode, emode in reads:
             for s, mode in ((cairn, cmode), (etcd, emode)):
                 leader = wait(f"{s.name} leader", s.leader_index)
@@ -351,29 +407,34 @@ def main():
             for i, fig in enumerate(FIGURES):
                 a, b = results[("cairn", f"put_{c}")][i], results[("etcd", f"put_{c}")][i]
                 result(f"PUT, {c} client(s): {fig}", a, b)
+        for i, fig in enumerate(["p50 us", "p99 us", "errors"]):
+            a, b = results[("cairn", "put_seq")][i], results[("etcd", "put_seq")][i]
+            result(f"PUT, 1 client in turn: {fig}", a, b)
         for cmode, emode in reads:
             for i, fig in enumerate(FIGURES):
                 a, b = results[("cairn", f"get_{cmode}")][i], results[("etcd", f"get_{emode}")][i]
                 result(f"GET 64, {cmode} vs {emode}: {fig}", a, b)
 
         if STABLE_SECS > 0:
-            stable_under_load(cairn, results[("cairn", "put_64")][0])
+            # The peak is the PUT load with the most clients (64 by default).
+            stable_under_load(cairn, results[("cairn", f"put_{max(CLIENTS)}")][0])
 
-        times = {"cairn": [], "etcd": []}
-        for run in range(RUNS):
-            for s in systems:
-                took = failover_once(s)
-                times[s.name].append(took)
-                shown = f"{took:.0f} ms" if took is not None else f"none within {FAILOVER_TIMEOUT}s"
-                print(f"failover {run + 1}/{RUNS} {s.name}: {shown}", flush=True)
-        for fig, fn in (("median", statistics.median), ("min", min), ("max", max)):
-            vals = []
-            for s in systems:
-                ok = [t for t in times[s.name] if t is not None]
-                vals.append(fn(ok) if ok else float("nan"))
-            result(f"failover ms, {fig} of {RUNS}", vals[0], vals[1])
-        failed = [sum(t is None for t in times[s.name]) for s in systems]
-        result("failover runs without success", failed[0], failed[1])
+        if RUNS > 0:
+            times = {"cairn": [], "etcd": []}
+            for run in range(RUNS):
+                for s in systems:
+                    took = failover_once(s)
+                    times[s.name].append(took)
+                    shown = f"{took:.0f} ms" if took is not None else f"none within {FAILOVER_TIMEOUT}s"
+                    print(f"failover {run + 1}/{RUNS} {s.name}: {shown}", flush=True)
+            for fig, fn in (("median", statistics.median), ("min", min), ("max", max)):
+                vals = []
+                for s in systems:
+                    ok = [t for t in times[s.name] if t is not None]
+                    vals.append(fn(ok) if ok else float("nan"))
+                result(f"failover ms, {fig} of {RUNS}", vals[0], vals[1])
+            failed = [sum(t is None for t in times[s.name]) for s in systems]
+            result("failover runs without success", failed[0], failed[1])
     finally:
         for s in systems:
             s.stop_all()

@@ -5,13 +5,16 @@
 # (kill -9 the leader until a write through a follower succeeds; median of RUNS), and
 # idle RSS. Installs hey, etcd-server and etcd-client (Debian packages) if missing;
 # cairn is a release build with its file-backed log (fsync per group commit), etcd has
-# its WAL fsync; everything is on loopback (127.0.0.236-239) and bounded in time, and
-# every process started is stopped by its PID.
+# its WAL fsync; everything is on loopback (127.0.0.236-239, or BENCH_IP and the three
+# addresses after it) and bounded in time, and every process started is stopped by its PID.
 #
 #   bash bench/raft.sh                           # SECS=5 RUNS=20
 #   SECS=3 RUNS=5 STABLE_SECS=60 bash bench/raft.sh   # quicker, on a busy machine
 # STABLE_SECS (default 600): PUT load at 70 % of the measured peak through the leader;
 # the Raft term must not move (no leader change). 0 skips it.
+#   CLIENTS=1 READS=0 RUNS=0 STABLE_SECS=0 bash bench/raft.sh   # PUT at 1 client only
+#   BENCH_IP=127.0.4.1 bash bench/raft.sh        # cairn on .1-.3, etcd on .4
+#   CAIRN_BIN=/tmp/cairn-before bash bench/raft.sh   # that binary, no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SECS=${SECS:-5} RUNS=${RUNS:-20} FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-15} STABLE_SECS=${STABLE_SECS:-600}
@@ -25,9 +28,13 @@ if [ "$need_install" = 1 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     hey etcd-server etcd-client >/dev/null
 fi
-echo "== building cairn (release)"
-cargo build --release -q --bin cairn
-CAIRN=$PWD/target/release/cairn
+if [ -n "${CAIRN_BIN:-}" ]; then
+  CAIRN=$(realpath "$CAIRN_BIN")  # a given build (comparing two builds in turn)
+else
+  echo "== building cairn (release)"
+  cargo build --release -q --bin cairn
+  CAIRN=$PWD/target/release/cairn
+fi
 
 WORK=$(mktemp -d /tmp/cairnraft.XXXXXX)
 : >"$WORK/pids"

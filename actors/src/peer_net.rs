@@ -1,7 +1,8 @@
 //! PeerNet: Raft messages between servers over the server port (8300).
 //!
 //! ```text
-//! RaftCore ──Output::Send{to,msg}──▶ PeerNet::send ──try_send──▶ link queue (bounded)
+//! RaftCore ──Output::Send{to,msg}──▶ PeerNet::send ──writer idle: try_write══TCP══▶ RpcServer
+//!                                          └──otherwise: try_send──▶ link queue (bounded)
 //!                                                          writer task per peer: connect,
 //!                                                          'R', frames ══TCP══▶ RpcServer
 //! RpcServer ('R' stream) ── decode frame ──▶ RaftInbox (bounded) ──▶ RaftCore (stream)
@@ -10,11 +11,18 @@
 //! Messages are one-way: a reply travels on the replier's own outgoing connection to the
 //! asker, which is why every frame names its sender and the address it listens on
 //! (`protocol::raft::frame`). One outgoing connection per peer; the actor never waits
-//! for the network: it hands the message to the peer's bounded queue and moves on. A
-//! full queue drops the NEW message, and a peer that cannot be reached has its queued
-//! messages discarded while the writer backs off (Raft re-sends heartbeats, appends and
-//! votes by itself, so a lost message costs a retry, never safety). Every frame consults
-//! the agent's [`FaultRules`] for the peer's IP, like the API paths of the server port.
+//! for the network. When the peer's writer is idle (connected, nothing queued or half
+//! written) the actor writes the frame to the socket itself, without blocking
+//! (`try_write`): a lone AppendEntries or acknowledgement leaves before the actor's
+//! handler returns, not after a task switch (the write path's latency at one client).
+//! Whatever the socket does not take at once goes to the writer, which finishes it
+//! before anything else, so frames never reorder. Otherwise the actor hands the
+//! message to the peer's bounded queue and moves on. A full queue drops the NEW
+//! message, and a peer that cannot be reached has its queued messages discarded while
+//! the writer backs off (Raft re-sends heartbeats, appends and votes by itself, so a
+//! lost message costs a retry, never safety). Every frame consults the agent's
+//! [`FaultRules`] for the peer's IP, like the API paths of the server port (the fast
+//! path only writes when the rules let the frame pass untouched).
 //!
 //! `Output::InstallSnapshot`: the newest durable snapshot streams from the snapshot
 //! store in bounded chunks on a connection of its own ([`crate::snapshot_sender`]), so
@@ -26,7 +34,7 @@
 use crate::faults::{FaultRules, Verdict};
 use crate::snapshot_sender::{SnapshotSendOptions, Transfer};
 use crate::snapshot_store::SnapshotBackend;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use protocol::api::frame::StreamKind;
 use protocol::ids::{ServerId, Term};
@@ -38,13 +46,14 @@ use protocol::raft::snapshot_chunks::{
 };
 use protocol::raft::Message;
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -214,7 +223,104 @@ pub(crate) struct PeerNet {
 
 struct Link {
     addr: String,
+    /// The peer's IP when `addr` parses (the fast path consults the fault rules with it).
+    ip: Option<IpAddr>,
     queue: mpsc::Sender<Message>,
+    shared: Arc<LinkShared>,
+}
+
+/// What a link's writer task shares with [`PeerNet::send`]'s fast path (see the module
+/// docs).
+#[derive(Default)]
+struct LinkShared {
+    state: Mutex<LinkState>,
+    /// Wakes an idle writer: the fast path left it bytes to finish or broke the connection.
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct LinkState {
+    /// The open connection while its writer is idle; the fast path writes on it.
+    idle: Option<TcpStream>,
+    /// The end of a frame the socket did not take at once: the writer sends it first.
+    rest: Vec<u8>,
+    /// A fast-path write failed: the writer drops the connection (Raft re-sends).
+    broken: bool,
+    /// Messages in the writer's queue that it has not yet taken with the connection in
+    /// hand; while any waits, the fast path is closed, so frames keep their order.
+    queued: usize,
+}
+
+impl Link {
+    /// Write `msg` on the idle connection now (see the module docs); the message back
+    /// when the writer must take it (busy, not connected, a fault rule for the peer).
+    fn send_now(
+        &self,
+        from: &ServerId,
+        from_addr: &str,
+        faults: &FaultRules,
+        msg: Message,
+    ) -> Option<Message> {
+        let ip = self.ip?;
+        let mut state = self.shared.state.lock();
+        if state.queued > 0 || state.broken || !state.rest.is_empty() {
+            return Some(msg);
+        }
+        let Some(stream) = state.idle.as_ref() else {
+            return Some(msg);
+        };
+        if faults.check(ip) != Verdict::Pass {
+            return Some(msg);
+        }
+        let frame = RaftFrame {
+            from: from.clone(),
+            from_addr: from_addr.to_string(),
+            msg,
+        };
+        let bytes = match length_delimited(&frame) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(peer = %self.addr, "raft message not sent: {e}");
+                return None;
+            }
+        };
+        let mut written = 0;
+        while written < bytes.len() {
+            match stream.try_write(&bytes[written..]) {
+                Ok(0) => {
+                    // A socket that takes nothing of a non-empty write is done.
+                    state.broken = true;
+                    self.shared.wake.notify_one();
+                    return None;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    state.rest = bytes[written..].to_vec();
+                    self.shared.wake.notify_one();
+                    return None;
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %self.addr, "raft write failed: {e}");
+                    state.broken = true;
+                    self.shared.wake.notify_one();
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}
+
+/// One frame as the length-delimited codec puts it on the wire (a 4-byte big-endian
+/// length, then the frame).
+fn length_delimited(frame: &RaftFrame) -> Result<Vec<u8>, String> {
+    let body = encode_raft_frame(frame).map_err(|e| e.to_string())?;
+    let len = u32::try_from(body.len()).map_err(|_| "raft frame too large".to_string())?;
+    let mut bytes = Vec::with_capacity(4 + body.len());
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
 }
 
 struct RunningTransfer {
@@ -262,15 +368,29 @@ impl PeerNet {
             .or_else(|| self.learned.get(to).cloned())
     }
 
-    /// Queue `msg` for `to` without waiting. Dropped (Raft retries) when the queue is
-    /// full or no address is known.
+    /// Send `msg` to `to` without waiting: written at once when the peer's writer is
+    /// idle, else queued. Dropped (Raft retries) when the queue is full or no address is
+    /// known.
     pub(crate) fn send(&mut self, to: ServerId, configured: Option<&str>, msg: Message) {
         let Some(addr) = self.address_of(&to, configured) else {
             tracing::debug!(%to, "raft message dropped: no address known for this server");
             return;
         };
-        let queue = self.link(&to, &addr);
-        match queue.try_send(msg) {
+        self.link(&to, &addr);
+        let Some(link) = self.links.get(&to) else {
+            return;
+        };
+        let Some(msg) = link.send_now(&self.self_id, &self.self_addr, &self.faults, msg) else {
+            return;
+        };
+        // Counted before it is queued, so the writer never takes it uncounted.
+        link.shared.state.lock().queued += 1;
+        let queued = link.queue.try_send(msg);
+        if queued.is_err() {
+            let mut state = link.shared.state.lock();
+            state.queued = state.queued.saturating_sub(1);
+        }
+        match queued {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::debug!(%to, "raft message dropped: the peer's queue is full");
@@ -321,14 +441,15 @@ impl PeerNet {
             .is_some_and(|t| !t.task.is_finished())
     }
 
-    /// The queue of `to`'s link, (re)starting it when new or its address changed.
-    fn link(&mut self, to: &ServerId, addr: &str) -> mpsc::Sender<Message> {
+    /// (Re)start `to`'s link when new or its address changed.
+    fn link(&mut self, to: &ServerId, addr: &str) {
         if let Some(link) = self.links.get(to) {
             if link.addr == addr && !link.queue.is_closed() {
-                return link.queue.clone();
+                return;
             }
         }
         let (queue, rx) = mpsc::channel(PEER_QUEUE_MESSAGES);
+        let shared = Arc::new(LinkShared::default());
         let writer = Writer {
             peer: to.clone(),
             addr: addr.to_string(),
@@ -336,6 +457,7 @@ impl PeerNet {
             from_addr: self.self_addr.clone(),
             faults: self.faults.clone(),
             stop: self.stop.child_token(),
+            shared: shared.clone(),
         };
         tokio::spawn(writer.run(rx));
         // Replacing a link drops its sender: the old writer ends.
@@ -343,10 +465,11 @@ impl PeerNet {
             to.clone(),
             Link {
                 addr: addr.to_string(),
-                queue: queue.clone(),
+                ip: addr.parse::<SocketAddr>().ok().map(|a| a.ip()),
+                queue,
+                shared,
             },
         );
-        queue
     }
 
     /// Close every connection (the server stops).
@@ -373,15 +496,27 @@ struct Writer {
     from_addr: String,
     faults: FaultRules,
     stop: CancellationToken,
+    shared: Arc<LinkShared>,
 }
 
 pub(crate) type Sink = FramedWrite<TcpStream, LengthDelimitedCodec>;
+
+/// What woke an idle writer.
+enum Woken {
+    Message(Message),
+    /// The fast path left bytes to finish or broke the connection.
+    Nudged,
+    /// The queue closed or the server stops.
+    Done,
+}
 
 impl Writer {
     async fn run(self, mut queue: mpsc::Receiver<Message>) {
         let Ok(target) = self.addr.parse::<SocketAddr>() else {
             tracing::warn!(peer = %self.peer, addr = %self.addr, "raft peer address does not parse; its messages are dropped");
-            while queue.recv().await.is_some() {}
+            while queue.recv().await.is_some() {
+                self.took_message();
+            }
             return;
         };
         let mut backoff = PEER_RECONNECT_FIRST;
@@ -393,13 +528,16 @@ impl Writer {
                     None => return, // link replaced or PeerNet gone
                 },
             };
+            self.took_message();
             if self.faults.check(target.ip()).blocks() {
                 continue;
             }
             let source = self.from_addr.parse::<SocketAddr>().ok().map(|a| a.ip());
             let connected =
-                match tokio::time::timeout(PEER_CONNECT_TIMEOUT, connect(source, target)).await {
-                    Ok(Ok(sink)) => Some(sink),
+                match tokio::time::timeout(PEER_CONNECT_TIMEOUT, connect_stream(source, target))
+                    .await
+                {
+                    Ok(Ok(stream)) => Some(stream),
                     Ok(Err(e)) => {
                         tracing::debug!(peer = %self.peer, %target, "raft connect failed: {e}");
                         None
@@ -410,14 +548,21 @@ impl Writer {
                     }
                 };
             match connected {
-                Some(mut sink) => {
+                Some(stream) => {
                     backoff = PEER_RECONNECT_FIRST;
                     tracing::debug!(peer = %self.peer, %target, "raft connection open");
-                    self.pump(target.ip(), &mut sink, first, &mut queue).await;
+                    self.pump(target.ip(), stream, first, &mut queue).await;
+                    // Whatever happened, the connection is ours again and is dropped.
+                    let mut state = self.shared.state.lock();
+                    state.idle = None;
+                    state.rest.clear();
+                    state.broken = false;
                 }
                 None => {
                     // Whatever queued meanwhile is stale by the time we could send it.
-                    while queue.try_recv().is_ok() {}
+                    while queue.try_recv().is_ok() {
+                        self.took_message();
+                    }
                     tokio::select! {
                         _ = self.stop.cancelled() => return,
                         _ = tokio::time::sleep(backoff) => {}
@@ -428,47 +573,100 @@ impl Writer {
         }
     }
 
+    /// A message left the queue (see `LinkState::queued`).
+    fn took_message(&self) {
+        let mut state = self.shared.state.lock();
+        state.queued = state.queued.saturating_sub(1);
+    }
+
     /// Send messages on one connection until it fails, a fault rule cuts the peer, the
-    /// queue closes or `stop`.
+    /// queue closes or `stop`. While there is nothing to send, the connection waits in
+    /// the shared state, where the fast path writes on it.
     async fn pump(
         &self,
         ip: IpAddr,
-        sink: &mut Sink,
+        mut stream: TcpStream,
         first: Message,
         queue: &mut mpsc::Receiver<Message>,
     ) {
         let mut next = Some(first);
+        let mut buf = Vec::new();
         loop {
             let msg = match next.take() {
                 Some(msg) => msg,
-                None => {
-                    tokio::select! {
-                        _ = self.stop.cancelled() => return,
-                        msg = queue.recv() => match msg {
-                            Some(msg) => msg,
-                            None => return,
-                        },
+                None => match self.idle(stream, queue).await {
+                    None => return,
+                    Some((back, woken)) => {
+                        stream = back;
+                        match woken {
+                            Woken::Message(msg) => msg,
+                            Woken::Nudged => continue,
+                            Woken::Done => return,
+                        }
                     }
-                }
+                },
             };
-            if !self.feed(ip, sink, msg).await {
+            buf.clear();
+            if !self.feed(ip, &mut buf, msg).await {
                 return;
             }
-            // Messages ready together go out in one flush.
+            // Messages ready together go out in one write.
             while let Ok(msg) = queue.try_recv() {
-                if !self.feed(ip, sink, msg).await {
+                self.took_message();
+                if !self.feed(ip, &mut buf, msg).await {
                     return;
                 }
             }
-            if let Err(e) = SinkExt::<tokio_util::bytes::Bytes>::flush(sink).await {
-                tracing::debug!(peer = %self.peer, "raft write failed: {e}");
-                return;
+            if !buf.is_empty() {
+                if let Err(e) = stream.write_all(&buf).await {
+                    tracing::debug!(peer = %self.peer, "raft write failed: {e}");
+                    return;
+                }
             }
         }
     }
 
-    /// Encode and queue one frame on the connection; false: the connection is done.
-    async fn feed(&self, ip: IpAddr, sink: &mut Sink, msg: Message) -> bool {
+    /// Lend the connection to the fast path until a message, a nudge or the end; then
+    /// take it back and finish what the fast path left. None: the connection is done.
+    async fn idle(
+        &self,
+        stream: TcpStream,
+        queue: &mut mpsc::Receiver<Message>,
+    ) -> Option<(TcpStream, Woken)> {
+        self.shared.state.lock().idle = Some(stream);
+        let woken = tokio::select! {
+            _ = self.stop.cancelled() => Woken::Done,
+            msg = queue.recv() => msg.map_or(Woken::Done, Woken::Message),
+            _ = self.shared.wake.notified() => Woken::Nudged,
+        };
+        let (stream, rest, broken) = {
+            let mut state = self.shared.state.lock();
+            if matches!(woken, Woken::Message(_)) {
+                // Taken together with the connection: the fast path stays closed.
+                state.queued = state.queued.saturating_sub(1);
+            }
+            let stream = state.idle.take()?;
+            (
+                stream,
+                std::mem::take(&mut state.rest),
+                std::mem::take(&mut state.broken),
+            )
+        };
+        if broken {
+            return None;
+        }
+        let mut stream = stream;
+        if !rest.is_empty() {
+            if let Err(e) = stream.write_all(&rest).await {
+                tracing::debug!(peer = %self.peer, "raft write failed: {e}");
+                return None;
+            }
+        }
+        Some((stream, woken))
+    }
+
+    /// Encode one frame onto `buf`; false: the connection is done.
+    async fn feed(&self, ip: IpAddr, buf: &mut Vec<u8>, msg: Message) -> bool {
         match self.faults.check(ip) {
             Verdict::Pass => {}
             Verdict::Delay(d) => tokio::time::sleep(d).await,
@@ -480,20 +678,11 @@ impl Writer {
             from_addr: self.from_addr.clone(),
             msg,
         };
-        let bytes = match encode_raft_frame(&frame) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::warn!(peer = %self.peer, "raft message not sent: {e}");
-                return true;
-            }
-        };
-        match sink.feed(tokio_util::bytes::Bytes::from(bytes)).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!(peer = %self.peer, "raft write failed: {e}");
-                false
-            }
+        match length_delimited(&frame) {
+            Ok(bytes) => buf.extend_from_slice(&bytes),
+            Err(e) => tracing::warn!(peer = %self.peer, "raft message not sent: {e}"),
         }
+        true
     }
 }
 
@@ -501,6 +690,13 @@ impl Writer {
 /// fault rules match) our address rather than whatever the kernel picks (on loopback,
 /// 127.0.0.1 for every server).
 pub(crate) async fn connect(source: Option<IpAddr>, target: SocketAddr) -> std::io::Result<Sink> {
+    let stream = connect_stream(source, target).await?;
+    Ok(FramedWrite::new(stream, raft_codec()))
+}
+
+/// [`connect`] without the framing: the peer's writer and the fast path write frames
+/// themselves ([`length_delimited`]).
+async fn connect_stream(source: Option<IpAddr>, target: SocketAddr) -> std::io::Result<TcpStream> {
     let bound = source
         .filter(|ip| ip.is_ipv4() == target.is_ipv4())
         .and_then(|ip| {
@@ -519,5 +715,5 @@ pub(crate) async fn connect(source: Option<IpAddr>, target: SocketAddr) -> std::
     };
     let _ = stream.set_nodelay(true);
     stream.write_all(&[StreamKind::Raft.byte()]).await?;
-    Ok(FramedWrite::new(stream, raft_codec()))
+    Ok(stream)
 }

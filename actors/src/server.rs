@@ -360,10 +360,19 @@ impl ServerHandle {
         }
         let (reply, answer) = oneshot::channel();
         let wait = async {
-            self.raft
-                .send(Propose { data, reply })
-                .await
-                .map_err(|_| WriteError::ShuttingDown)?;
+            // `try_send` when the mailbox has room: `send` would also wake this task
+            // once the core has taken the proposal, a thread switch in the middle of
+            // the write for nothing (the answer comes on `reply`). A full mailbox
+            // still waits for room.
+            match self.raft.try_send(Propose { data, reply }) {
+                Ok(()) => {}
+                Err(SendError::Full(propose)) => self
+                    .raft
+                    .send(propose)
+                    .await
+                    .map_err(|_| WriteError::ShuttingDown)?,
+                Err(SendError::Closed(_)) => return Err(WriteError::ShuttingDown),
+            }
             answer.await.map_err(|_| WriteError::ShuttingDown)?
         };
         tokio::time::timeout(self.propose_timeout, wait)

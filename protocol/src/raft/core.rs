@@ -415,6 +415,11 @@ impl Raft {
             });
         }
         let index = self.append_local(payload);
+        // The leader's own disk write first, then the AppendEntries: both run at once
+        // (the leader's copy counts toward the quorum only once durable), and handing a
+        // request to the log store costs less than the sends, which the shell may write
+        // to the socket right away.
+        self.flush_persist();
         let peers: Vec<ServerId> = self.progress.keys().cloned().collect();
         for peer in peers {
             self.replicate(&peer);
@@ -959,6 +964,10 @@ impl Raft {
         }
         let new_commit = leader_commit.min(last_new);
         if new_commit > self.commit {
+            // The new entries' disk write goes first: our acknowledgement waits for it,
+            // applying what is committed does not (and the shell's apply wakes another
+            // thread that would otherwise delay the write).
+            self.flush_persist();
             self.commit = new_commit;
             self.outputs.push(Output::Committed { up_to: new_commit });
         }

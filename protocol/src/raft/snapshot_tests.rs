@@ -189,8 +189,8 @@ fn follower_installs_a_snapshot_its_log_lacks_and_acknowledges_once_durable() {
     assert_eq!(
         drain(&mut b),
         vec![
+            persist(2, None, vec![entry(4, 11, cmd("n"))], None),
             committed(11),
-            persist(2, None, vec![entry(4, 11, cmd("n"))], None)
         ]
     );
     // An older leader's append reaching below the snapshot matches that prefix.

@@ -534,17 +534,18 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
     a.on_persisted(2);
     assert_eq!(drain(&mut a), vec![committed(2)]);
 
-    // A proposal goes to every follower at once, pipelined behind what is in flight
-    // (c has not answered the no-op yet).
+    // A proposal goes to the leader's disk and to every follower at once, pipelined
+    // behind what is in flight (c has not answered the no-op yet); the disk write is
+    // handed over first (see `propose`).
     assert_eq!(a.propose(cmd("x")), Ok(LogIndex(3)));
     let x = entry(2, 3, cmd("x"));
     let out = drain(&mut a);
     assert_eq!(
         out,
         vec![
+            persist(3, None, vec![x.clone()], None),
             send("b", append(2, "a", (2, 2), vec![x.clone()], 2)),
             send("c", append(2, "a", (2, 2), vec![x.clone()], 2)),
-            persist(3, None, vec![x.clone()], None)
         ]
     );
 
@@ -573,8 +574,8 @@ fn three_nodes_elect_and_replicate_with_durable_acknowledgements() {
     assert_eq!(
         drain(&mut c),
         vec![
+            persist(2, None, vec![noop.clone(), x.clone()], None),
             committed(2),
-            persist(2, None, vec![noop.clone(), x.clone()], None)
         ]
     );
     c.on_persisted(2);
@@ -645,8 +646,9 @@ fn follower_truncates_a_conflicting_suffix() {
     assert_eq!(
         drain(&mut b),
         vec![
-            committed(1),
+            // The disk write goes before the apply (see `on_append_entries`).
             persist(1, Some(2), vec![new2.clone()], Some(hs(3, None))),
+            committed(1),
             role(Role::Follower, 3, Some("a")),
         ]
     );
