@@ -98,6 +98,22 @@ impl ProbeRunner {
     }
 }
 
+impl ProbeRunner {
+    /// Start a runner on a thread (arbiter) of its own and return its address. Probes
+    /// are timed on the thread that runs them: on a thread shared with busy actors, a
+    /// probe's timeout can fire late, or a burst of work there reads as probe timeouts.
+    /// The thread lives as long as the process (or until `System` stops).
+    pub fn start_on_own_thread(
+        reports: Recipient<ProbeReport>,
+        options: ProbeOptions,
+    ) -> Addr<ProbeRunner> {
+        let arbiter = Arbiter::new();
+        ProbeRunner::start_in_arbiter(&arbiter.handle(), move |_| {
+            ProbeRunner::new(reports, options)
+        })
+    }
+}
+
 impl Actor for ProbeRunner {
     type Context = Context<Self>;
 

@@ -555,6 +555,20 @@ async fn a_replaced_check_reports_only_its_new_generation() {
 }
 
 #[actix::test]
+async fn a_runner_on_its_own_thread_reports_as_well() {
+    let reports = Reports::default();
+    let collector = Collector(reports.clone()).start();
+    let options = ProbeOptions {
+        seed: 1,
+        max_concurrent: 4,
+    };
+    let runner = ProbeRunner::start_on_own_thread(collector.recipient(), options);
+    start(&runner, spec("own", script("exit 0"), 1_000), 1).await;
+    let own = &reports.wait_for("own", 1, Duration::from_secs(5)).await[0];
+    assert_eq!(own.result.status, CheckStatus::Passing);
+}
+
+#[actix::test]
 async fn probes_beyond_the_concurrency_limit_wait_for_a_slot() {
     let dir = tempfile::tempdir().unwrap();
     let lock = dir.path().join("lock");
