@@ -20,3 +20,4 @@ pub mod runtime;
 pub mod sim;
 pub mod store;
 pub mod swim;
+pub mod tombstone_gc;

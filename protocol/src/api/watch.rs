@@ -100,7 +100,9 @@ pub fn services_touched(store: &Store, cmd: &Command) -> Vec<String> {
     let (node, registered) = match cmd {
         Command::Register(req) => (&req.node.node, req.service.as_ref()),
         Command::Deregister(req) => (&req.node, None),
-        Command::Kv(_) | Command::Restore { .. } => return Vec::new(),
+        Command::Kv(_) | Command::Restore { .. } | Command::ReapTombstones { .. } => {
+            return Vec::new()
+        }
     };
     let mut names: Vec<String> = store
         .node_services(node)
@@ -127,6 +129,8 @@ pub fn touched_by(cmd: &Command) -> impl Iterator<Item = Touch<'_>> {
             KvOp::DeleteTree { prefix } => (Touch::KvTree(prefix), None),
         },
         Command::Restore { .. } => (Touch::All, None),
+        // A reap may raise the graveyard floor under every prefix.
+        Command::ReapTombstones { .. } => (Touch::KvTree(""), None),
     };
     std::iter::once(first).chain(node)
 }
@@ -235,6 +239,8 @@ mod tests {
         let mut commands: Vec<Command> = kv_ops().into_iter().map(Command::Kv).collect();
         commands.push(register);
         commands.extend(catalog_commands());
+        commands.push(Command::ReapTombstones { up_to_index: 1 });
+        commands.push(Command::ReapTombstones { up_to_index: 2 });
         let mut checked = 0;
         for first in &commands {
             let mut base = Store::new();

@@ -62,6 +62,11 @@ pub enum Command {
     Restore {
         image: Vec<u8>,
     },
+    /// Drop the KV tombstones deleted at or before `up_to_index` (proposed by the leader
+    /// once they are older than `tombstone_ttl`; see `store::tombstones`).
+    ReapTombstones {
+        up_to_index: u64,
+    },
 }
 
 /// What applying a command returned. Errors here are deterministic rejections decided by

@@ -23,6 +23,9 @@ mod tests_random;
 mod tests_restore;
 #[cfg(test)]
 mod tests_snapshot;
+#[cfg(test)]
+mod tests_tombstones;
+mod tombstones;
 mod types;
 
 pub use command::{Command, CommandResult, DeregisterRequest, KvOp, RegisterRequest};
@@ -160,6 +163,7 @@ impl Store {
             Command::Deregister(req) => self.apply_deregister(index, req),
             Command::Kv(op) => self.apply_kv(index, op),
             Command::Restore { image } => self.apply_restore(index, image),
+            Command::ReapTombstones { up_to_index } => self.apply_reap_tombstones(*up_to_index),
         }
     }
 

@@ -98,10 +98,17 @@ fn restamped(image: Store, index: u64, previous: &Store) -> Store {
         .filter(|key| !kv.contains_key(*key))
         .map(|key| (key.clone(), index))
         .collect();
-    let table_indexes = [Table::Nodes, Table::Services, Table::Checks, Table::Kv]
-        .into_iter()
-        .map(|table| (table, index))
-        .collect();
+    let mut table_indexes: std::collections::BTreeMap<Table, u64> =
+        [Table::Nodes, Table::Services, Table::Checks, Table::Kv]
+            .into_iter()
+            .map(|table| (table, index))
+            .collect();
+    // The floor under prefix indexes stays: a prefix with no row and no tombstone now
+    // must not report less than it did before the restore.
+    let floor = previous.kv_graveyard_floor();
+    if floor > 0 {
+        table_indexes.insert(Table::KvGraveyard, floor);
+    }
     Store {
         nodes,
         services,

@@ -150,6 +150,10 @@ pub enum Table {
     Services,
     Checks,
     Kv,
+    /// Not a table of rows: the highest deleting index of reaped KV tombstones (the floor
+    /// of every prefix index; see `store::tombstones`). Kept with the table indexes so
+    /// snapshots carry it.
+    KvGraveyard,
 }
 
 /// Serde for `Arc<[u8]>` with `Vec<u8>`'s encoding (a sequence of bytes), whatever the
