@@ -9,6 +9,7 @@ pub mod banner;
 pub mod cluster;
 mod join;
 pub mod leader_duty;
+pub mod tombstone_reaper;
 
 use crate::config::Config;
 use crate::context::AgentContext;
@@ -184,6 +185,10 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
                 faults.clone(),
             ));
         }
+        actix::spawn(tombstone_reaper::run(
+            server.clone(),
+            config.tombstone_ttl_ms,
+        ));
         let events = Some(gossip.subscribe());
         actix::spawn(leader_duty::run(
             server,
