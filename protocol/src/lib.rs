@@ -21,3 +21,4 @@ pub mod sim;
 pub mod store;
 pub mod swim;
 pub mod tombstone_gc;
+pub mod user_event;

@@ -84,6 +84,7 @@ mod probe;
 mod rumours;
 mod suspicion;
 mod types;
+mod user_events;
 
 #[cfg(test)]
 mod sim_tests;
@@ -94,6 +95,9 @@ pub use self::core::{Swim, SwimEffect, MAX_PIGGYBACK};
 pub use config::{push_pull_interval, retransmit_limit, suspicion_min_timeout, SwimConfig};
 pub use suspicion::suspicion_timeout;
 pub use types::*;
+pub use user_events::{
+    UserEventError, USER_EVENT_BUFFER, USER_EVENT_QUEUE_LIMIT, USER_EVENT_SIZE_LIMIT,
+};
 
 /// The SWIM core behind the runtime seam: peers are addresses (a join goes to an
 /// address before any name is known).

@@ -237,7 +237,7 @@ impl Sim {
             SwimEvent::JoinResult { addr, ok } => {
                 assert!(ok, "seed {}: join of {} via {addr} failed", self.seed, i);
             }
-            SwimEvent::LeaveComplete => {}
+            SwimEvent::LeaveComplete | SwimEvent::UserEvent { .. } => {}
         }
     }
 
