@@ -149,6 +149,12 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
         ctx.faults = Some(faults.clone());
     }
     let ctx = Arc::new(ctx);
+    actix::spawn(crate::user_events::run(
+        ctx.events.clone(),
+        gossip.subscribe(),
+        config.node_name.clone(),
+        ctx.api.clone(),
+    ));
 
     let http = if config.ports.http >= 0 {
         let server = crate::http::start(ctx.clone()).map_err(|err| AgentError::Http {

@@ -25,6 +25,8 @@ pub struct AgentContext {
     /// Notified when an edge asks the agent to stop (`PUT /v1/agent/leave`); the wiring
     /// shuts down as on SIGTERM.
     pub shutdown: tokio::sync::Notify,
+    /// The user events this agent accepted (`/v1/event/list`), fed from gossip.
+    pub events: Arc<crate::user_events::EventLog>,
 }
 
 impl AgentContext {
@@ -43,6 +45,7 @@ impl AgentContext {
             started_unix,
             faults: None,
             shutdown: tokio::sync::Notify::new(),
+            events: crate::user_events::EventLog::new(),
         }
     }
 
@@ -61,6 +64,7 @@ impl AgentContext {
             started_unix,
             faults: None,
             shutdown: tokio::sync::Notify::new(),
+            events: crate::user_events::EventLog::new(),
         }
     }
 

@@ -13,4 +13,5 @@ pub mod http;
 pub mod localcluster;
 pub mod member_tags;
 pub mod snapshot_archive;
+pub mod user_events;
 pub mod version;

@@ -12,6 +12,7 @@ pub mod catalog;
 #[cfg(test)]
 mod e2e;
 pub mod error;
+pub mod event;
 pub mod faults;
 #[cfg(test)]
 mod fuzz_tests;
@@ -203,6 +204,7 @@ enum Route<'a> {
     /// `/v1/cairn/faults[/<peer>]` (only with `-fault-injection`).
     Faults(Option<&'a str>),
     Snapshot,
+    Event(event::EventRoute<'a>),
 }
 
 type Allowed = (&'static [Method], &'static str);
@@ -232,11 +234,14 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "agent/leave" => (Route::Members(M::Leave), PUT),
         "cairn/faults" => (Route::Faults(None), FAULTS),
         "snapshot" => (Route::Snapshot, GET_PUT),
+        "event/list" => (Route::Event(event::EventRoute::List), GET),
         "operator/raft/configuration" => (Route::Operator(O::RaftConfiguration), GET),
         "operator/raft/peer" => (Route::Operator(O::RaftPeer), DELETE),
         "operator/autopilot/health" => (Route::Operator(O::AutopilotHealth), GET),
         _ => {
-            if let Some(peer) = rest.strip_prefix("cairn/faults/") {
+            if let Some(name) = rest.strip_prefix("event/fire/") {
+                (Route::Event(event::EventRoute::Fire(name)), PUT)
+            } else if let Some(peer) = rest.strip_prefix("cairn/faults/") {
                 (Route::Faults(Some(peer)), FAULTS)
             } else if let Some(addr) = rest.strip_prefix("agent/join/") {
                 (Route::Members(M::Join(addr)), PUT)
@@ -273,6 +278,7 @@ const SUBTREES: &[&str] = &[
     "/v1/health/state",
     "/v1/agent/join",
     "/v1/agent/force-leave",
+    "/v1/event/fire",
 ];
 
 /// Whether Go's `cleanPath` would change `path` (cheap check for the hot path).
@@ -482,6 +488,7 @@ async fn handle(
         Route::Operator(o) => operator::handle(ctx, &api, o).await,
         Route::Faults(peer) => faults::handle(ctx, &api, peer),
         Route::Snapshot => snapshot::handle(ctx, &api, &mut body).await,
+        Route::Event(e) => event::handle(ctx, &api, e, &mut body).await,
     }
 }
 
