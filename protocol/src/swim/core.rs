@@ -357,6 +357,11 @@ impl Swim {
                 }
             }
             Message::Gossip { updates } => self.apply_all(now_ms, updates),
+            Message::UserEventSync {
+                from,
+                ask_back,
+                events,
+            } => self.on_user_event_sync(from, ask_back, events),
             Message::PushPull {
                 join,
                 reply,
@@ -367,6 +372,10 @@ impl Swim {
                     self.send(from, answer);
                 }
                 self.merge(now_ms, states);
+                if reply {
+                    // The peer's listening address is known only on this side.
+                    self.send_user_event_sync(from, true);
+                }
                 if reply && self.joins.remove(&from).is_some() {
                     self.notify(SwimEvent::JoinResult {
                         addr: from,
@@ -429,7 +438,9 @@ impl Swim {
             | Message::IndirectPing { piggyback, .. }
             | Message::Ack { piggyback, .. } => piggyback,
             Message::Gossip { updates } => updates,
-            Message::Nack { .. } | Message::PushPull { .. } => return msg,
+            Message::Nack { .. } | Message::PushPull { .. } | Message::UserEventSync { .. } => {
+                return msg
+            }
         };
         let max_items = MAX_PIGGYBACK.saturating_sub(list.len());
         let rumours = self.broadcasts.take(room, max_items, limit);

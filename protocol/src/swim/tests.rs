@@ -1110,3 +1110,59 @@ fn a_user_event_over_the_size_limit_is_refused() {
     assert_eq!(events(&a.drain_effects()), vec![]);
     assert_eq!(a.user_event_clock(), 0, "a refused event takes no time");
 }
+
+#[test]
+fn an_event_sync_delivers_what_was_missed_and_answers_with_our_window() {
+    let mut a = node_with(1, quiet());
+    a.user_event("x", b"1".to_vec()).unwrap();
+    a.drain_effects();
+    let missed = Update::UserEvent {
+        ltime: 7,
+        name: "y".into(),
+        payload: Vec::new(),
+    };
+    let sync = Message::UserEventSync {
+        from: addr(2),
+        ask_back: true,
+        events: vec![missed.clone()],
+    };
+    assert_eq!(sync.transport(), Transport::Stream);
+    a.on_message(5, addr(99), sync);
+    let effects = a.drain_effects();
+    assert_eq!(
+        events(&effects),
+        vec![SwimEvent::UserEvent {
+            ltime: 7,
+            name: "y".into(),
+            payload: Vec::new()
+        }]
+    );
+    let x = Update::UserEvent {
+        ltime: 0,
+        name: "x".into(),
+        payload: b"1".to_vec(),
+    };
+    assert_eq!(
+        sends(&effects),
+        vec![(
+            addr(2),
+            Message::UserEventSync {
+                from: addr(1),
+                ask_back: false,
+                events: vec![x, missed.clone()],
+            }
+        )],
+        "answered at the sender's gossip address, not the connection's"
+    );
+    // The same window again delivers nothing and, not asked, answers nothing.
+    a.on_message(
+        6,
+        addr(99),
+        Message::UserEventSync {
+            from: addr(2),
+            ask_back: false,
+            events: vec![missed],
+        },
+    );
+    assert_eq!(a.drain_effects().len(), 0);
+}

@@ -183,6 +183,15 @@ pub enum Message {
         reply: bool,
         states: Vec<PushState>,
     },
+    /// The user events of the sender's dedupe window (always over the stream
+    /// transport), sent after a push-pull so a member that missed an event's gossip
+    /// still gets it (serf carries them inside its push-pull). `from` is the sender's
+    /// gossip address: with `ask_back` the receiver answers with its own window there.
+    UserEventSync {
+        from: SocketAddr,
+        ask_back: bool,
+        events: Vec<Update>,
+    },
 }
 
 /// Which transport the shell must use for a message.
@@ -207,7 +216,11 @@ impl Message {
     /// Push-pull always goes over the stream transport, as does anything whose encoding
     /// exceeds [`UDP_PACKET_BUDGET`]; everything else is one datagram.
     pub fn transport(&self) -> Transport {
-        if matches!(self, Message::PushPull { .. }) || self.encoded_len() > UDP_PACKET_BUDGET {
+        if matches!(
+            self,
+            Message::PushPull { .. } | Message::UserEventSync { .. }
+        ) || self.encoded_len() > UDP_PACKET_BUDGET
+        {
             Transport::Stream
         } else {
             Transport::Datagram

@@ -15,7 +15,8 @@
 use super::broadcast::BroadcastQueue;
 use super::config::retransmit_limit;
 use super::core::Swim;
-use super::types::{SwimEvent, Update};
+use super::types::{Message, SwimEvent, Update};
+use std::net::SocketAddr;
 
 /// serf's default `UserEventSizeLimit` (name + payload bytes).
 pub const USER_EVENT_SIZE_LIMIT: usize = 512;
@@ -25,6 +26,8 @@ pub const USER_EVENT_BUFFER: u64 = 64;
 pub const USER_EVENT_QUEUE_LIMIT: usize = 1024;
 /// Events remembered per Lamport time (a bound against a flood at one time).
 const EVENTS_PER_SLOT: usize = 64;
+/// At most this many (the newest) events in one `UserEventSync`.
+pub const MAX_SYNC_EVENTS: usize = 256;
 
 /// Why a user event was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +92,30 @@ impl UserEvents {
     pub(super) fn clock(&self) -> u64 {
         self.clock
     }
+
+    /// The events of the dedupe window, oldest first, at most [`MAX_SYNC_EVENTS`].
+    fn window(&self) -> Vec<Update> {
+        let oldest = self.clock.saturating_sub(USER_EVENT_BUFFER);
+        let mut slots: Vec<&Slot> = self
+            .slots
+            .iter()
+            .filter(|s| !s.seen.is_empty() && s.ltime >= oldest)
+            .collect();
+        slots.sort_by_key(|s| s.ltime);
+        let mut events: Vec<Update> = slots
+            .into_iter()
+            .flat_map(|s| {
+                s.seen.iter().map(|(name, payload)| Update::UserEvent {
+                    ltime: s.ltime,
+                    name: name.clone(),
+                    payload: payload.clone(),
+                })
+            })
+            .collect();
+        let excess = events.len().saturating_sub(MAX_SYNC_EVENTS);
+        events.drain(..excess);
+        events
+    }
 }
 
 impl Swim {
@@ -133,6 +160,46 @@ impl Swim {
             name,
             payload,
         });
+    }
+
+    /// Send our window of user events to `to` (a member's gossip address), asking for
+    /// its window back when `ask_back`. Nothing when we have none and ask nothing.
+    pub(super) fn send_user_event_sync(&mut self, to: SocketAddr, ask_back: bool) {
+        let events = self.user_events.window();
+        if events.is_empty() && !ask_back {
+            return;
+        }
+        let from = self.local_member().addr;
+        self.send(
+            to,
+            Message::UserEventSync {
+                from,
+                ask_back,
+                events,
+            },
+        );
+    }
+
+    /// A peer's window: deliver what is new here, and answer with ours if asked.
+    pub(super) fn on_user_event_sync(
+        &mut self,
+        from: SocketAddr,
+        ask_back: bool,
+        events: Vec<Update>,
+    ) {
+        for update in events.into_iter().take(MAX_SYNC_EVENTS) {
+            if let Update::UserEvent {
+                ltime,
+                name,
+                payload,
+            } = update
+            {
+                self.on_user_event(ltime, name, payload);
+            }
+        }
+        if ask_back && from != self.local_member().addr {
+            self.send_user_event_sync(from, false);
+        }
     }
 
     /// User events for a packet with `room` bytes left (after membership rumours).
