@@ -10,6 +10,7 @@ pub mod cluster;
 mod join;
 pub mod leader_duty;
 pub mod local_config;
+pub mod tombstone_reaper;
 
 use crate::config::Config;
 use crate::context::AgentContext;
@@ -166,6 +167,12 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
         ctx.faults = Some(faults.clone());
     }
     let ctx = Arc::new(ctx);
+    actix::spawn(crate::user_events::run(
+        ctx.events.clone(),
+        gossip.subscribe(),
+        config.node_name.clone(),
+        ctx.api.clone(),
+    ));
 
     let http = if config.ports.http >= 0 {
         let server = crate::http::start(ctx.clone()).map_err(|err| AgentError::Http {
@@ -202,6 +209,10 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
                 faults.clone(),
             ));
         }
+        actix::spawn(tombstone_reaper::run(
+            server.clone(),
+            config.tombstone_ttl_ms,
+        ));
         let events = Some(gossip.subscribe());
         actix::spawn(leader_duty::run(
             server,

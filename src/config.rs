@@ -154,6 +154,8 @@ pub struct Config {
     pub rejoin_after_leave: bool,
     /// Consul's `autopilot` settings (server stabilization, dead-server cleanup).
     pub autopilot: protocol::autopilot::AutopilotConfig,
+    /// KV tombstones are reaped this long after their delete (`tombstone_ttl`, 15m).
+    pub tombstone_ttl_ms: u64,
 }
 
 impl Config {
@@ -248,6 +250,7 @@ impl Config {
             skip_leave_on_interrupt: true,
             rejoin_after_leave: false,
             autopilot: protocol::autopilot::AutopilotConfig::default(),
+            tombstone_ttl_ms: protocol::tombstone_gc::DEFAULT_TOMBSTONE_TTL_MS,
         }
     }
 }

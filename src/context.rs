@@ -30,6 +30,8 @@ pub struct AgentContext {
     pub local: Option<crate::local::LocalAgent>,
     /// Asks the wiring to reload (`PUT /v1/agent/reload`); answered with the outcome.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+    /// The user events this agent accepted (`/v1/event/list`), fed from gossip.
+    pub events: Arc<crate::user_events::EventLog>,
 }
 
 /// A reload request: the reply carries the error text, if any.
@@ -53,6 +55,7 @@ impl AgentContext {
             shutdown: tokio::sync::Notify::new(),
             local: None,
             reload: None,
+            events: crate::user_events::EventLog::new(),
         }
     }
 
@@ -73,6 +76,7 @@ impl AgentContext {
             shutdown: tokio::sync::Notify::new(),
             local: None,
             reload: None,
+            events: crate::user_events::EventLog::new(),
         }
     }
 

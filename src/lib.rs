@@ -14,4 +14,5 @@ pub mod local;
 pub mod localcluster;
 pub mod member_tags;
 pub mod snapshot_archive;
+pub mod user_events;
 pub mod version;

@@ -20,3 +20,5 @@ pub mod runtime;
 pub mod sim;
 pub mod store;
 pub mod swim;
+pub mod tombstone_gc;
+pub mod user_event;

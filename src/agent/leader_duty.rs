@@ -215,7 +215,9 @@ async fn next_member_event(events: &mut Option<broadcast::Receiver<SwimEvent>>) 
         return std::future::pending().await;
     };
     match receiver.recv().await {
-        Ok(SwimEvent::JoinResult { .. } | SwimEvent::LeaveComplete) => None,
+        Ok(
+            SwimEvent::JoinResult { .. } | SwimEvent::LeaveComplete | SwimEvent::UserEvent { .. },
+        ) => None,
         Ok(_) | Err(RecvError::Lagged(_)) => Some(()),
         Err(RecvError::Closed) => {
             *events = None;

@@ -14,6 +14,7 @@ pub mod chaos_cmd;
 pub mod cluster_cmd;
 pub mod columns;
 pub mod debug_cmd;
+pub mod event_cmd;
 #[cfg(test)]
 mod fake_agent;
 pub mod force_leave_cmd;
@@ -63,6 +64,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         name: "debug",
         synopsis: "Operator tools for a stopped agent (repair-log)",
         run: debug_cmd::run,
+    },
+    Subcommand {
+        name: "event",
+        synopsis: "Fire a new event",
+        run: event_cmd::run,
     },
     Subcommand {
         name: "force-leave",

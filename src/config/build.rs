@@ -282,6 +282,7 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
 
     let node_id = node_id::resolve(s.node_id.as_deref(), data_dir.as_deref())?;
     let autopilot = build_autopilot(&s.autopilot)?;
+    let tombstone_ttl_ms = build_tombstone_ttl(&s, &mut warnings)?;
 
     let config = Config {
         node_name,
@@ -326,8 +327,38 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         skip_leave_on_interrupt,
         rejoin_after_leave: s.rejoin_after_leave.unwrap_or(false),
         autopilot,
+        tombstone_ttl_ms,
     };
     Ok(Built { config, warnings })
+}
+
+/// The shortest `tombstone_ttl` accepted: a tombstone must outlive the blocking reads
+/// and retries that may still hold an index older than its delete.
+pub const MIN_TOMBSTONE_TTL_MS: u64 = 60_000;
+
+/// `tombstone_ttl` (at least [`MIN_TOMBSTONE_TTL_MS`]), or the hidden
+/// `debug_tombstone_ttl` (any positive duration, for tests) which overrides it.
+fn build_tombstone_ttl(s: &ConfigSource, warnings: &mut Vec<String>) -> Result<u64, ConfigError> {
+    if let Some(text) = s.debug_tombstone_ttl.as_deref() {
+        let ms = consul_duration_ms("debug_tombstone_ttl", text)?;
+        if ms == 0 {
+            return invalid("debug_tombstone_ttl must be positive");
+        }
+        warnings.push(format!(
+            "debug_tombstone_ttl = {text}: KV tombstones are reaped after {ms}ms (tests only)"
+        ));
+        return Ok(ms);
+    }
+    match s.tombstone_ttl.as_deref() {
+        None => Ok(protocol::tombstone_gc::DEFAULT_TOMBSTONE_TTL_MS),
+        Some(text) => {
+            let ms = consul_duration_ms("tombstone_ttl", text)?;
+            if ms < MIN_TOMBSTONE_TTL_MS {
+                return invalid(format!("tombstone_ttl must be >= 1m0s (got {text})"));
+            }
+            Ok(ms)
+        }
+    }
 }
 
 /// Consul's autopilot defaults, overridden key by key.
@@ -1319,6 +1350,33 @@ mod tests {
         assert_eq!(
             go_duration_error("1s5"),
             "time: missing unit in duration \"1s5\""
+        );
+    }
+
+    #[test]
+    fn tombstone_ttl_defaults_to_consuls_and_a_hidden_key_goes_below_the_minimum() {
+        let c = build(dev(), &host()).expect("defaults").config;
+        assert_eq!(c.tombstone_ttl_ms, 15 * 60 * 1000);
+        let with = |ttl: Option<&str>, debug: Option<&str>| ConfigSource {
+            tombstone_ttl: ttl.map(Into::into),
+            debug_tombstone_ttl: debug.map(Into::into),
+            ..dev()
+        };
+        assert_eq!(
+            err(with(Some("30s"), None)),
+            "tombstone_ttl must be >= 1m0s (got 30s)"
+        );
+        let c = build(with(Some("1h"), None), &host()).expect("1h").config;
+        assert_eq!(c.tombstone_ttl_ms, 60 * 60 * 1000);
+        let built = build(with(Some("1h"), Some("2s")), &host()).expect("debug");
+        assert_eq!(built.config.tombstone_ttl_ms, 2_000);
+        assert!(built
+            .warnings
+            .iter()
+            .any(|w| w.contains("debug_tombstone_ttl")));
+        assert_eq!(
+            err(with(None, Some("0s"))),
+            "debug_tombstone_ttl must be positive"
         );
     }
 

@@ -185,6 +185,10 @@ impl Reader<'_> {
                     s.skip_leave_on_interrupt = Some(self.bool(key, v)?)
                 }
                 "rejoin_after_leave" => s.rejoin_after_leave = Some(self.bool(key, v)?),
+                "tombstone_ttl" => s.tombstone_ttl = Some(self.duration_text(key, v)?),
+                "debug_tombstone_ttl" => {
+                    s.debug_tombstone_ttl = Some(self.duration_text(key, v)?)
+                }
                 "ui_config" => {
                     for (sub, sv) in self.object(key, v)? {
                         match sub.as_str() {

@@ -123,6 +123,11 @@ pub struct ConfigSource {
     pub skip_leave_on_interrupt: Option<bool>,
     /// `rejoin_after_leave` / `-rejoin`: ignore a previous leave when starting.
     pub rejoin_after_leave: Option<bool>,
+    /// cairn's `tombstone_ttl` (Go duration text, at least 1m): KV tombstones are
+    /// reaped this long after the delete (Consul's internal `TombstoneTTL`, 15m).
+    pub tombstone_ttl: Option<String>,
+    /// Hidden `debug_tombstone_ttl`: the same without the minimum, for tests.
+    pub debug_tombstone_ttl: Option<String>,
     /// Consul's `autopilot { ... }`; each knob merges on its own.
     pub autopilot: AutopilotSource,
 }
@@ -233,6 +238,8 @@ impl ConfigSource {
                 other.skip_leave_on_interrupt,
             ),
             rejoin_after_leave: later(self.rejoin_after_leave, other.rejoin_after_leave),
+            tombstone_ttl: later(self.tombstone_ttl, other.tombstone_ttl),
+            debug_tombstone_ttl: later(self.debug_tombstone_ttl, other.debug_tombstone_ttl),
             autopilot: self.autopilot.merge(other.autopilot),
         }
     }

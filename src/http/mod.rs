@@ -13,6 +13,7 @@ pub mod catalog;
 #[cfg(test)]
 mod e2e;
 pub mod error;
+pub mod event;
 pub mod faults;
 #[cfg(test)]
 mod fuzz_tests;
@@ -213,6 +214,7 @@ enum Route<'a> {
     Snapshot,
     Session(session::SessionRoute<'a>),
     Txn,
+    Event(event::EventRoute<'a>),
 }
 
 type Allowed = (&'static [Method], &'static str);
@@ -244,6 +246,7 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
         "cairn/faults" => (Route::Faults(None), FAULTS),
         "snapshot" => (Route::Snapshot, GET_PUT),
         "txn" => (Route::Txn, PUT),
+        "event/list" => (Route::Event(event::EventRoute::List), GET),
         "operator/raft/configuration" => (Route::Operator(O::RaftConfiguration), GET),
         "operator/raft/peer" => (Route::Operator(O::RaftPeer), DELETE),
         "operator/autopilot/health" => (Route::Operator(O::AutopilotHealth), GET),
@@ -257,6 +260,8 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
                     PUT
                 };
                 (Route::AgentLocal(local), methods)
+            } else if let Some(name) = rest.strip_prefix("event/fire/") {
+                (Route::Event(event::EventRoute::Fire(name)), PUT)
             } else if let Some(peer) = rest.strip_prefix("cairn/faults/") {
                 (Route::Faults(Some(peer)), FAULTS)
             } else if let Some(addr) = rest.strip_prefix("agent/join/") {
@@ -316,6 +321,7 @@ const SUBTREES: &[&str] = &[
     "/v1/session/info",
     "/v1/session/node",
     "/v1/session/renew",
+    "/v1/event/fire",
 ];
 
 /// Whether Go's `cleanPath` would change `path` (cheap check for the hot path).
@@ -528,6 +534,7 @@ async fn handle(
         Route::Snapshot => snapshot::handle(ctx, &api, &mut body).await,
         Route::Session(s) => session::handle(ctx, &api, s, &mut body).await,
         Route::Txn => txn::handle(ctx, &api, &mut body).await,
+        Route::Event(e) => event::handle(ctx, &api, e, &mut body).await,
     }
 }
 

@@ -303,10 +303,13 @@ fn on_event(inner: &Inner, event: SwimEvent) {
             info!(member = %m.name, event = event_name(&event), "gossip: member")
         }
         SwimEvent::MemberSuspect(m) => debug!(member = %m.name, "gossip: member suspect"),
+        SwimEvent::UserEvent { ltime, name, .. } => {
+            debug!(%name, ltime, "gossip: user event")
+        }
     }
     if matches!(
         event,
-        SwimEvent::JoinResult { .. } | SwimEvent::LeaveComplete
+        SwimEvent::JoinResult { .. } | SwimEvent::LeaveComplete | SwimEvent::UserEvent { .. }
     ) {
         let _ = inner.events.send(event);
         return;
@@ -336,10 +339,20 @@ fn event_name(event: &SwimEvent) -> &'static str {
         SwimEvent::MemberReaped(_) => "reaped",
         SwimEvent::JoinResult { .. } => "join-result",
         SwimEvent::LeaveComplete => "leave-complete",
+        SwimEvent::UserEvent { .. } => "user-event",
     }
 }
 
 impl Membership for Gossip {
+    fn user_event(&self, name: &str, payload: Vec<u8>) -> Result<u64, MembershipError> {
+        if self.inner.is_stopped() {
+            return Err(MembershipError::Other("gossip has stopped".into()));
+        }
+        let result = self.inner.core.lock().user_event(name, payload);
+        self.inner.wake.notify_one();
+        result.map_err(|e| MembershipError::Other(e.to_string()))
+    }
+
     fn members(&self) -> Vec<MemberView> {
         let core = self.inner.core.lock();
         let leaving = core.is_leaving();

@@ -87,6 +87,14 @@ pub trait Membership: Send + Sync + 'static {
     fn leave(&self) -> BoxFuture<'static, Result<(), MembershipError>>;
     /// Mark a failed member as left (`prune`: forget it at once).
     fn force_leave(&self, node: &str, prune: bool) -> Result<(), MembershipError>;
+    /// Gossip a user event (serf's `UserEvent`) to every member, this one included.
+    /// Ok(its Lamport time).
+    fn user_event(&self, name: &str, payload: Vec<u8>) -> Result<u64, MembershipError> {
+        let _ = (name, payload);
+        Err(MembershipError::Other(
+            "user events are not supported here".into(),
+        ))
+    }
 }
 
 /// A fixed member list answering commands from memory: for tests of the edges.
@@ -101,6 +109,8 @@ pub struct StaticState {
     /// Addresses `join` was asked to use, in order.
     pub joined: Vec<String>,
     pub left: bool,
+    /// User events fired, in order: (name, payload).
+    pub user_events: Vec<(String, Vec<u8>)>,
 }
 
 impl StaticMembership {
@@ -131,6 +141,12 @@ impl Membership for StaticMembership {
     fn leave(&self) -> BoxFuture<'static, Result<(), MembershipError>> {
         self.state.lock().left = true;
         Box::pin(async { Ok(()) })
+    }
+
+    fn user_event(&self, name: &str, payload: Vec<u8>) -> Result<u64, MembershipError> {
+        let mut state = self.state.lock();
+        state.user_events.push((name.to_string(), payload));
+        Ok(state.user_events.len() as u64 - 1)
     }
 
     fn force_leave(&self, node: &str, prune: bool) -> Result<(), MembershipError> {

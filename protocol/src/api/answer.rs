@@ -229,12 +229,13 @@ pub fn address_owners(store: &Store, ip: IpAddr) -> AddressOwners {
 /// health updates, no-ops); recomputing the prefix index scans every key and tombstone
 /// under the prefix. KV contents only change through an entry that moves the KV table
 /// index (Raft indexes only grow) or through a tombstone reap (which lowers the tombstone
-/// count), so while that pair is unchanged the prefix index is too, and the remembered
-/// value is exact, not an estimate.
+/// count and may raise the graveyard floor), so while those three are unchanged the
+/// prefix index is too, and the remembered value is exact, not an estimate.
 #[derive(Debug, Default)]
 pub struct PrefixIndexWatch {
-    /// ((KV table index, tombstone count), prefix index) of the last scan.
-    last: Option<((u64, usize), u64)>,
+    /// ((KV table index, tombstone count, graveyard floor), prefix index) of the last
+    /// scan.
+    last: Option<((u64, usize, u64), u64)>,
     scans: u64,
 }
 
@@ -246,7 +247,11 @@ impl PrefixIndexWatch {
     /// Always equal to `store.kv_prefix_index(prefix)`; scans only when KV changed.
     /// One watch serves one prefix.
     pub fn index(&mut self, store: &Store, prefix: &str) -> u64 {
-        let kv_state = (store.table_index(Table::Kv), store.kv_tombstone_count());
+        let kv_state = (
+            store.table_index(Table::Kv),
+            store.kv_tombstone_count(),
+            store.kv_graveyard_floor(),
+        );
         if let Some((seen, index)) = self.last {
             if seen == kv_state {
                 return index;

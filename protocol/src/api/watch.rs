@@ -163,6 +163,8 @@ pub fn touched_by(cmd: &Command) -> impl Iterator<Item = Touch<'_>> {
         Command::Session(_) => (Touch::Sessions, None),
         // `unstamped` never answers a stamp.
         Command::Stamped { .. } => (Touch::All, None),
+        // A reap may raise the graveyard floor under every prefix.
+        Command::ReapTombstones { .. } => (Touch::KvTree(""), None),
     };
     std::iter::once(first)
         .chain(node)
@@ -382,6 +384,8 @@ mod tests {
         commands.push(register);
         commands.extend(catalog_commands());
         commands.extend(txn_commands());
+        commands.push(Command::ReapTombstones { up_to_index: 1 });
+        commands.push(Command::ReapTombstones { up_to_index: 2 });
         let mut checked = 0;
         for first in &commands {
             let mut base = Store::new();

@@ -92,6 +92,11 @@ pub enum Command {
     /// `PUT /v1/txn` with at least one write: every operation or none (see
     /// [`super::txn`]). Appended last so earlier variants keep their encoding.
     Txn(Vec<TxnOp>),
+    /// Drop the KV tombstones deleted at or before `up_to_index` (proposed by the leader
+    /// once they are older than `tombstone_ttl`; see `store::tombstones`).
+    ReapTombstones {
+        up_to_index: u64,
+    },
 }
 
 impl Command {
@@ -102,7 +107,9 @@ impl Command {
         match self {
             Command::Register(_) | Command::Deregister(_) | Command::Session(_) => true,
             Command::Kv(op) => matches!(op, KvOp::Lock { .. }),
-            Command::Restore { .. } | Command::Stamped { .. } => false,
+            Command::Restore { .. } | Command::Stamped { .. } | Command::ReapTombstones { .. } => {
+                false
+            }
             // A lock (lock-delay) or a catalog write (which may invalidate sessions).
             Command::Txn(ops) => ops.iter().any(|op| match op {
                 TxnOp::Kv(kv) => kv.verb == super::txn::KvVerb::Lock,

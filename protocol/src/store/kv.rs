@@ -237,28 +237,6 @@ impl Store {
         true
     }
 
-    /// Drop tombstones whose deleting index is `<= up_to_index`; returns how many went.
-    /// Pure bookkeeping: it must only be driven by a replicated decision (a log entry), so
-    /// every replica reaps the same tombstones at the same point. Prefix indexes under a
-    /// reaped tombstone may then drop, as in Consul (clients reset on a lower index).
-    pub fn reap_tombstones(&mut self, up_to_index: u64) -> usize {
-        let reaped: Vec<String> = self
-            .kv_tombstones
-            .iter()
-            .filter(|(_, deleted_at)| **deleted_at <= up_to_index)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in &reaped {
-            self.kv_tombstones.remove(key);
-        }
-        reaped.len()
-    }
-
-    /// Number of KV tombstones currently kept.
-    pub fn kv_tombstone_count(&self) -> usize {
-        self.kv_tombstones.len()
-    }
-
     /// One KV entry.
     pub fn kv_get(&self, key: &str) -> Option<&KvEntry> {
         self.kv.get(key).map(Arc::as_ref)
@@ -289,11 +267,15 @@ impl Store {
         keys.into_iter().collect()
     }
 
-    /// Max ModifyIndex under a prefix, tombstones included (0 when nothing ever lived
-    /// there); what X-Consul-Index reports for recurse/keys reads and missing keys.
+    /// Max ModifyIndex under a prefix, tombstones included, and never below the
+    /// graveyard floor of reaped tombstones (0 when nothing ever lived there and nothing
+    /// was reaped); what X-Consul-Index reports for recurse/keys reads.
     pub fn kv_prefix_index(&self, prefix: &str) -> u64 {
         let live = under_prefix(&self.kv, prefix).map(|(_, e)| e.modify_index);
         let dead = under_prefix(&self.kv_tombstones, prefix).map(|(_, idx)| *idx);
-        live.chain(dead).max().unwrap_or(0)
+        live.chain(dead)
+            .max()
+            .unwrap_or(0)
+            .max(self.kv_graveyard_floor())
     }
 }

@@ -27,7 +27,10 @@ mod tests_session;
 #[cfg(test)]
 mod tests_snapshot;
 #[cfg(test)]
+mod tests_tombstones;
+#[cfg(test)]
 mod tests_txn;
+mod tombstones;
 pub mod txn;
 mod types;
 
@@ -191,6 +194,7 @@ impl Store {
             Command::Session(op) => self.apply_session(index, now_ms, op),
             Command::Stamped { now_ms, command } => self.apply_at(index, *now_ms, command),
             Command::Txn(ops) => self.apply_txn(index, now_ms, ops),
+            Command::ReapTombstones { up_to_index } => self.apply_reap_tombstones(*up_to_index),
         }
     }
 

@@ -108,7 +108,7 @@ fn restamped(image: Store, index: u64, previous: &Store) -> Store {
             (id, Arc::new(session))
         })
         .collect();
-    let table_indexes = [
+    let mut table_indexes: std::collections::BTreeMap<Table, u64> = [
         Table::Nodes,
         Table::Services,
         Table::Checks,
@@ -118,6 +118,12 @@ fn restamped(image: Store, index: u64, previous: &Store) -> Store {
     .into_iter()
     .map(|table| (table, index))
     .collect();
+    // The floor under prefix indexes stays: a prefix with no row and no tombstone now
+    // must not report less than it did before the restore.
+    let floor = previous.kv_graveyard_floor();
+    if floor > 0 {
+        table_indexes.insert(Table::KvGraveyard, floor);
+    }
     let mut store = Store {
         nodes,
         services,

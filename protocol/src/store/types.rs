@@ -152,6 +152,10 @@ pub enum Table {
     Kv,
     /// Appended last: table indexes are encoded by variant in snapshot headers.
     Sessions,
+    /// Not a table of rows: the highest deleting index of reaped KV tombstones (the floor
+    /// of every prefix index; see `store::tombstones`). Kept with the table indexes so
+    /// snapshots carry it.
+    KvGraveyard,
 }
 
 /// Serde for `Arc<[u8]>` with `Vec<u8>`'s encoding (a sequence of bytes), whatever the

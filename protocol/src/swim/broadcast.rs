@@ -44,7 +44,7 @@ impl BroadcastQueue {
     /// Queue `update`, replacing any queued update about the same node. Over the limit,
     /// the most-sent (oldest among equals) update is dropped.
     pub fn push(&mut self, update: Update) {
-        let node = update.node().to_string();
+        let node = update.queue_key().into_owned();
         if let Some(old) = self.by_node.remove(&node) {
             self.items.remove(&old);
         }
@@ -55,7 +55,7 @@ impl BroadcastQueue {
         self.by_node.insert(node, key);
         while self.items.len() > self.limit {
             if let Some((_, dropped)) = self.items.pop_last() {
-                self.by_node.remove(dropped.update.node());
+                self.by_node.remove(dropped.update.queue_key().as_ref());
             }
         }
     }
@@ -82,10 +82,11 @@ impl BroadcastQueue {
             out.push(item.update.clone());
             let transmits = key.0 + 1;
             if transmits >= transmit_limit {
-                self.by_node.remove(item.update.node());
+                self.by_node.remove(item.update.queue_key().as_ref());
             } else {
                 let new_key = (transmits, key.1);
-                self.by_node.insert(item.update.node().to_string(), new_key);
+                self.by_node
+                    .insert(item.update.queue_key().into_owned(), new_key);
                 self.items.insert(new_key, item);
             }
         }

@@ -55,6 +55,8 @@ pub struct Swim {
     pub(super) awareness: Awareness,
     pub(super) suspicions: BTreeMap<String, Suspicion>,
     pub(super) broadcasts: BroadcastQueue,
+    /// serf's user events: Lamport clock, dedupe buffer and their own send queue.
+    pub(super) user_events: super::user_events::UserEvents,
     pub(super) next_seq: u32,
     pub(super) probe: Option<Probe>,
     pub(super) next_probe_ms: u64,
@@ -105,6 +107,7 @@ impl Swim {
         let mut swim = Swim {
             awareness: Awareness::new(config.awareness_max_multiplier),
             broadcasts: BroadcastQueue::new(config.broadcast_queue_limit),
+            user_events: Default::default(),
             config,
             me,
             rng,
@@ -354,6 +357,11 @@ impl Swim {
                 }
             }
             Message::Gossip { updates } => self.apply_all(now_ms, updates),
+            Message::UserEventSync {
+                from,
+                ask_back,
+                events,
+            } => self.on_user_event_sync(from, ask_back, events),
             Message::PushPull {
                 join,
                 reply,
@@ -364,6 +372,10 @@ impl Swim {
                     self.send(from, answer);
                 }
                 self.merge(now_ms, states);
+                if reply {
+                    // The peer's listening address is known only on this side.
+                    self.send_user_event_sync(from, true);
+                }
                 if reply && self.joins.remove(&from).is_some() {
                     self.notify(SwimEvent::JoinResult {
                         addr: from,
@@ -426,10 +438,19 @@ impl Swim {
             | Message::IndirectPing { piggyback, .. }
             | Message::Ack { piggyback, .. } => piggyback,
             Message::Gossip { updates } => updates,
-            Message::Nack { .. } | Message::PushPull { .. } => return msg,
+            Message::Nack { .. } | Message::PushPull { .. } | Message::UserEventSync { .. } => {
+                return msg
+            }
         };
         let max_items = MAX_PIGGYBACK.saturating_sub(list.len());
-        list.extend(self.broadcasts.take(room, max_items, limit));
+        let rumours = self.broadcasts.take(room, max_items, limit);
+        // User events ride in what membership rumours left (serf queues them apart and
+        // sends membership first).
+        let used: usize = rumours.iter().map(super::broadcast::update_size).sum();
+        let events_max = max_items.saturating_sub(rumours.len());
+        list.extend(rumours);
+        let events = self.take_user_events(room.saturating_sub(used), events_max);
+        list.extend(events);
         if self.leaving && !self.leave_reported && !self.broadcasts.contains(&self.me) {
             self.report_leave_complete();
         }
@@ -457,7 +478,7 @@ impl Swim {
             None if !self.leaving => next = next.min(self.next_probe_ms),
             None => {}
         }
-        if !self.broadcasts.is_empty() {
+        if !self.broadcasts.is_empty() || !self.user_events.queue.is_empty() {
             next = next.min(self.next_gossip_ms);
         }
         for relay in self.relays.values() {

@@ -9,7 +9,7 @@ impl Swim {
     // ----- dissemination -----
 
     pub(super) fn gossip(&mut self, now: u64) {
-        if self.broadcasts.is_empty() {
+        if self.broadcasts.is_empty() && self.user_events.queue.is_empty() {
             return;
         }
         let me = self.me.clone();

@@ -13,6 +13,8 @@
 //! - Commands: [`Swim::join`], [`Swim::leave`], [`Swim::force_leave`],
 //!   [`Swim::set_tags`], and [`Swim::stream_failed`] when a stream connection to an
 //!   address could not be made or broke before the reply.
+//! - User events: [`Swim::user_event`] (delivered here at once and gossiped; see
+//!   `user_events.rs`), [`Swim::user_event_clock`].
 //! - Queries: [`Swim::members`] (sorted by name, for `agent/members`), [`Swim::member`],
 //!   [`Swim::local_member`], [`Swim::health_score`].
 //!
@@ -24,7 +26,8 @@
 //!   deliver it with `receive(now, to, reply)`. If the connection fails, call
 //!   `stream_failed(now, to)`. Lost datagrams need no report: timers handle them.
 //! - `Effect::Notify(SwimEvent)`: membership changes (joined, updated, suspect, alive
-//!   again, failed, left, recovered, reaped), join results, leave completion. They come
+//!   again, failed, left, recovered, reaped), join results, leave completion, user
+//!   events (each once). They come
 //!   in the order the core made the changes; the shell publishes them as is.
 //! - `Effect::TickAt(t)`: last in a batch whenever the next timer changed; it replaces
 //!   any earlier request (the shell keeps one timer).
@@ -84,6 +87,7 @@ mod probe;
 mod rumours;
 mod suspicion;
 mod types;
+mod user_events;
 
 #[cfg(test)]
 mod sim_tests;
@@ -94,6 +98,9 @@ pub use self::core::{Swim, SwimEffect, MAX_PIGGYBACK};
 pub use config::{push_pull_interval, retransmit_limit, suspicion_min_timeout, SwimConfig};
 pub use suspicion::suspicion_timeout;
 pub use types::*;
+pub use user_events::{
+    UserEventError, USER_EVENT_BUFFER, USER_EVENT_QUEUE_LIMIT, USER_EVENT_SIZE_LIMIT,
+};
 
 /// The SWIM core behind the runtime seam: peers are addresses (a join goes to an
 /// address before any name is known).

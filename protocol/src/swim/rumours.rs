@@ -40,6 +40,11 @@ impl Swim {
                 incarnation,
                 prune,
             } => self.on_force_leave(now, &node, incarnation, prune),
+            Update::UserEvent {
+                ltime,
+                name,
+                payload,
+            } => self.on_user_event(ltime, name, payload),
         }
     }
 

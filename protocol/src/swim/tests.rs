@@ -1042,3 +1042,127 @@ fn decoded_garbage_fed_to_the_core_never_panics() {
     }
     assert!(accepted > 100, "{accepted}");
 }
+
+#[test]
+fn a_user_event_is_delivered_here_at_once_and_rides_on_the_next_gossip() {
+    let config = SwimConfig {
+        gossip_interval_ms: 100,
+        ..quiet()
+    };
+    let mut a = node_with(2, config);
+    assert_eq!(a.user_event("deploy", b"v2".to_vec()), Ok(0));
+    assert_eq!(a.user_event_clock(), 1);
+    let effects = a.drain_effects();
+    assert_eq!(
+        events(&effects),
+        vec![SwimEvent::UserEvent {
+            ltime: 0,
+            name: "deploy".into(),
+            payload: b"v2".to_vec()
+        }]
+    );
+    a.on_tick(HOUR / 2);
+    let carried: Vec<Update> = sends(&a.drain_effects())
+        .into_iter()
+        .flat_map(|(_, msg)| match msg {
+            Message::Gossip { updates } => updates,
+            _ => Vec::new(),
+        })
+        .collect();
+    assert!(
+        carried.contains(&Update::UserEvent {
+            ltime: 0,
+            name: "deploy".into(),
+            payload: b"v2".to_vec()
+        }),
+        "{carried:?}"
+    );
+}
+
+#[test]
+fn a_received_user_event_is_delivered_once_and_moves_the_clock_past_it() {
+    let mut b = node_with(1, quiet());
+    let event = Update::UserEvent {
+        ltime: 41,
+        name: "deploy".into(),
+        payload: b"x".to_vec(),
+    };
+    b.on_message(10, addr(2), gossip(vec![event.clone()]));
+    assert_eq!(events(&b.drain_effects()).len(), 1);
+    b.on_message(11, addr(2), gossip(vec![event.clone()]));
+    assert_eq!(
+        events(&b.drain_effects()),
+        vec![],
+        "a repeat is not delivered again"
+    );
+    assert_eq!(b.user_event_clock(), 42);
+    assert_eq!(b.user_event("next", Vec::new()), Ok(42));
+}
+
+#[test]
+fn a_user_event_over_the_size_limit_is_refused() {
+    let mut a = node_with(1, quiet());
+    let payload = vec![0u8; USER_EVENT_SIZE_LIMIT];
+    assert_eq!(
+        a.user_event("big", payload).unwrap_err().to_string(),
+        "user event exceeds configured limit of 512 bytes before encoding"
+    );
+    assert_eq!(events(&a.drain_effects()), vec![]);
+    assert_eq!(a.user_event_clock(), 0, "a refused event takes no time");
+}
+
+#[test]
+fn an_event_sync_delivers_what_was_missed_and_answers_with_our_window() {
+    let mut a = node_with(1, quiet());
+    a.user_event("x", b"1".to_vec()).unwrap();
+    a.drain_effects();
+    let missed = Update::UserEvent {
+        ltime: 7,
+        name: "y".into(),
+        payload: Vec::new(),
+    };
+    let sync = Message::UserEventSync {
+        from: addr(2),
+        ask_back: true,
+        events: vec![missed.clone()],
+    };
+    assert_eq!(sync.transport(), Transport::Stream);
+    a.on_message(5, addr(99), sync);
+    let effects = a.drain_effects();
+    assert_eq!(
+        events(&effects),
+        vec![SwimEvent::UserEvent {
+            ltime: 7,
+            name: "y".into(),
+            payload: Vec::new()
+        }]
+    );
+    let x = Update::UserEvent {
+        ltime: 0,
+        name: "x".into(),
+        payload: b"1".to_vec(),
+    };
+    assert_eq!(
+        sends(&effects),
+        vec![(
+            addr(2),
+            Message::UserEventSync {
+                from: addr(1),
+                ask_back: false,
+                events: vec![x, missed.clone()],
+            }
+        )],
+        "answered at the sender's gossip address, not the connection's"
+    );
+    // The same window again delivers nothing and, not asked, answers nothing.
+    a.on_message(
+        6,
+        addr(99),
+        Message::UserEventSync {
+            from: addr(2),
+            ask_back: false,
+            events: vec![missed],
+        },
+    );
+    assert_eq!(a.drain_effects().len(), 0);
+}

@@ -102,16 +102,33 @@ pub enum Update {
         incarnation: Incarnation,
         prune: bool,
     },
+    /// serf's user event: an application message spread to every member, stamped with
+    /// the sender's event Lamport time (see `swim/user_events.rs`).
+    UserEvent {
+        ltime: u64,
+        name: String,
+        payload: Vec<u8>,
+    },
 }
 
 impl Update {
-    /// The member the rumour is about (the broadcast queue's invalidation key).
-    pub fn node(&self) -> &str {
+    /// The broadcast queue's invalidation key: a newer rumour about the same member
+    /// replaces the queued one; every user event is its own (ltime, name, payload).
+    pub fn queue_key(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Update::Alive { node, .. }
             | Update::Suspect { node, .. }
             | Update::Dead { node, .. }
-            | Update::ForceLeave { node, .. } => node,
+            | Update::ForceLeave { node, .. } => std::borrow::Cow::Borrowed(node),
+            // NUL never starts a member name that came through a config or flag.
+            Update::UserEvent {
+                ltime,
+                name,
+                payload,
+            } => std::borrow::Cow::Owned(format!(
+                "\0event\0{ltime}\0{name}\0{:08x}",
+                crc32fast::hash(payload)
+            )),
         }
     }
 }
@@ -166,6 +183,15 @@ pub enum Message {
         reply: bool,
         states: Vec<PushState>,
     },
+    /// The user events of the sender's dedupe window (always over the stream
+    /// transport), sent after a push-pull so a member that missed an event's gossip
+    /// still gets it (serf carries them inside its push-pull). `from` is the sender's
+    /// gossip address: with `ask_back` the receiver answers with its own window there.
+    UserEventSync {
+        from: SocketAddr,
+        ask_back: bool,
+        events: Vec<Update>,
+    },
 }
 
 /// Which transport the shell must use for a message.
@@ -190,7 +216,11 @@ impl Message {
     /// Push-pull always goes over the stream transport, as does anything whose encoding
     /// exceeds [`UDP_PACKET_BUDGET`]; everything else is one datagram.
     pub fn transport(&self) -> Transport {
-        if matches!(self, Message::PushPull { .. }) || self.encoded_len() > UDP_PACKET_BUDGET {
+        if matches!(
+            self,
+            Message::PushPull { .. } | Message::UserEventSync { .. }
+        ) || self.encoded_len() > UDP_PACKET_BUDGET
+        {
             Transport::Stream
         } else {
             Transport::Datagram
@@ -242,6 +272,12 @@ pub enum SwimEvent {
     /// Our leave message has been gossiped its full number of times (or there was no
     /// one to tell): the shell may stop the node.
     LeaveComplete,
+    /// A user event seen for the first time (fired here, or received through gossip).
+    UserEvent {
+        ltime: u64,
+        name: String,
+        payload: Vec<u8>,
+    },
 }
 
 /// Why a force-leave was refused.
