@@ -26,6 +26,7 @@ fn options(dir: &Path) -> ServerOptions {
         raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: THRESHOLD,
         trailing_logs: TRAILING,
+        log_cache: protocol::raft::CacheBudget::default(),
     }
 }
 
@@ -125,10 +126,13 @@ async fn the_log_cache_stays_bounded_and_a_restart_applies_the_uncached_log() {
     let dir = tmp.path();
     let opts = || ServerOptions {
         snapshot_threshold: 1_000_000,
+        log_cache: protocol::raft::CacheBudget {
+            max_entries: 4,
+            ..Default::default()
+        },
         ..options(dir)
     };
     let limits = || Limits {
-        log_cache_entries: 4,
         snapshot_log_bytes: u64::MAX / 2,
         ..limits()
     };
@@ -264,6 +268,7 @@ async fn a_crash_between_snapshot_and_segment_deletion_recovers() {
     let dir = tmp.path();
     let opts = ServerOptions {
         trailing_logs: 10_000,
+        log_cache: protocol::raft::CacheBudget::default(),
         ..options(dir)
     };
     let server = ServerHandle::open_and_start(opts.clone(), limits()).unwrap();
