@@ -984,7 +984,11 @@ impl Handler<SnapshotTaken> for RaftCore {
         }
         let before = self.raft.log_len();
         self.raft.compact(LogIndex(keep_from));
-        let disk_until = keep_from.min(msg.oldest_retained.0);
+        // Never beyond what the core forgot: it may have refused (entries not yet durable
+        // or not yet applied), and then it still reads them from the disk.
+        let disk_until = keep_from
+            .min(msg.oldest_retained.0)
+            .min(self.raft.log_base().index.0);
         if let Some(store) = &self.log_store {
             if let Err(e) = store.compact_until(LogIndex(disk_until)) {
                 tracing::warn!(error = %e, "raft log compaction not queued");

@@ -612,9 +612,18 @@ impl Sim {
                         .entries
                         .iter()
                         .any(|e| e.index == index && e.payload.membership().is_some())),
-            "seed {}: {}'s configuration index {index} holds no configuration",
+            "seed {}: {}'s configuration index {index} holds no configuration (base {}, cache from {}, last {}, commit {}, durable {}; disk from {} to {}: {:?}; pending {})",
             self.seed,
-            IDS[i]
+            IDS[i],
+            raft.log_base().index,
+            raft.cache_first_index(),
+            raft.last_log_index(),
+            raft.commit_index(),
+            raft.durable_index(),
+            self.nodes[i].disk.first,
+            self.nodes[i].disk.next_index(),
+            self.nodes[i].disk.entries.iter().find(|e| e.index == index),
+            self.nodes[i].pending.len()
         );
         let mut previous: Option<Configuration> = None;
         for entry in self.committed.values() {
@@ -819,8 +828,10 @@ impl Sim {
         if node.raft.compact(LogIndex(keep_from)) {
             self.stats.compactions += 1;
         }
-        // Only entries the (older) snapshot covers go from the disk.
-        node.disk.compact_until(keep_from.min(old));
+        // Only entries the (older) snapshot covers go from the disk, and only those the
+        // core forgot too (it may have refused: a log it still reads from the disk).
+        node.disk
+            .compact_until(keep_from.min(old).min(node.raft.log_base().index.0));
     }
 
     fn step(&mut self) {
