@@ -141,7 +141,7 @@ pub(crate) struct EntriesLoaded {
 }
 
 /// What a read from the LogStore is for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum LoadPurpose {
     /// `Output::LoadEntries`: entries for this follower.
     Follower(ServerId),
@@ -193,6 +193,11 @@ pub(crate) struct RaftCore {
     next_read_id: u64,
     /// Our own address, for answers from the LogStore thread (set when started).
     me: Option<Addr<RaftCore>>,
+    /// The LogStore read queued for each purpose and not yet answered (its first
+    /// index). The core asks a load again when its answer is slow; the same read is
+    /// not queued twice (the answer will come: the LogStore answers every read), so a
+    /// slow disk never piles up duplicate reads in front of the next one.
+    reads_in_flight: BTreeMap<LoadPurpose, LogIndex>,
 }
 
 /// The log store's health as RaftCore sees it (see the module docs).
@@ -270,6 +275,7 @@ impl RaftCore {
             reads: HashMap::new(),
             next_read_id: 0,
             me: None,
+            reads_in_flight: BTreeMap::new(),
         }
     }
 
@@ -533,6 +539,9 @@ impl RaftCore {
     /// Queue a read of `from..=up_to` on the LogStore; the answer arrives as
     /// [`EntriesLoaded`].
     fn load(&mut self, purpose: LoadPurpose, from: LogIndex, up_to: LogIndex, max_bytes: usize) {
+        if self.reads_in_flight.get(&purpose) == Some(&from) {
+            return; // queued already
+        }
         let (Some(store), Some(me)) = (&self.log_store, self.me.clone()) else {
             // The core asks again (it never waits on a load).
             tracing::debug!(%from, "raft log read dropped: not running");
@@ -546,8 +555,11 @@ impl RaftCore {
                 result,
             })
         });
-        if let Err(e) = store.read(from, up_to, max_bytes, reply) {
-            tracing::warn!(error = %e, %from, "raft log read not queued");
+        match store.read(from, up_to, max_bytes, reply) {
+            Ok(()) => {
+                self.reads_in_flight.insert(purpose, from);
+            }
+            Err(e) => tracing::warn!(error = %e, %from, "raft log read not queued"),
         }
     }
 
@@ -933,6 +945,9 @@ impl Handler<EntriesLoaded> for RaftCore {
     type Result = ();
 
     fn handle(&mut self, msg: EntriesLoaded, _: &mut Context<Self>) {
+        if self.reads_in_flight.get(&msg.purpose) == Some(&msg.from) {
+            self.reads_in_flight.remove(&msg.purpose);
+        }
         match msg.purpose {
             // A halted core takes no part; a rebuilt one ignores loads it did not ask for.
             _ if self.storage.halted => {}

@@ -557,7 +557,10 @@ mod tests {
     #[test]
     fn raft_log_cache_flags() {
         let s = run_args(&[]).flags;
-        assert_eq!((s.raft_log_cache_mb, s.raft_log_cache_entries), (None, None));
+        assert_eq!(
+            (s.raft_log_cache_mb, s.raft_log_cache_entries),
+            (None, None)
+        );
         let s = run_args(&["-raft-log-cache-mb", "16", "--raft-log-cache-entries=500"]).flags;
         assert_eq!(
             (s.raft_log_cache_mb, s.raft_log_cache_entries),

@@ -1037,10 +1037,26 @@ mod tests {
         assert_eq!(b.config.raft_log_cache_bytes, 8 * 1024 * 1024);
         assert_eq!(b.config.raft_log_cache_entries, 1000);
         for (mb, entries, message) in [
-            (Some(0), None, "raft_log_cache_mb cannot be 0. Must be between 1 and 65536"),
-            (Some(-3), None, "raft_log_cache_mb cannot be -3. Must be between 1 and 65536"),
-            (Some(1 << 40), None, "raft_log_cache_mb cannot be 1099511627776. Must be between 1 and 65536"),
-            (None, Some(0), "raft_log_cache_entries cannot be 0. Must be between 1 and 100000000"),
+            (
+                Some(0),
+                None,
+                "raft_log_cache_mb cannot be 0. Must be between 1 and 65536",
+            ),
+            (
+                Some(-3),
+                None,
+                "raft_log_cache_mb cannot be -3. Must be between 1 and 65536",
+            ),
+            (
+                Some(1 << 40),
+                None,
+                "raft_log_cache_mb cannot be 1099511627776. Must be between 1 and 65536",
+            ),
+            (
+                None,
+                Some(0),
+                "raft_log_cache_entries cannot be 0. Must be between 1 and 100000000",
+            ),
         ] {
             let s = ConfigSource {
                 raft_log_cache_mb: mb,

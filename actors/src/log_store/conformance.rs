@@ -337,11 +337,17 @@ fn open_keeps_terms_configs_and_a_tail_within_the_budget(open: Opener) {
         let configs: Vec<u64> = r.log.configs().iter().map(|(i, _)| i.0).collect();
         let want: Vec<u64> = [4, 45].into_iter().filter(|i| *i >= first).collect();
         assert_eq!(configs, want);
-        assert_eq!(r.log.tail().cloned().collect::<Vec<_>>(), log[46..].to_vec());
+        assert_eq!(
+            r.log.tail().cloned().collect::<Vec<_>>(),
+            log[46..].to_vec()
+        );
     };
     let (mut b, r) = open();
     check(&r, 1);
-    assert_eq!(b.read(LogIndex(1), LogIndex(46), usize::MAX).unwrap(), log[..46].to_vec());
+    assert_eq!(
+        b.read(LogIndex(1), LogIndex(46), usize::MAX).unwrap(),
+        log[..46].to_vec()
+    );
     // A write fails part way: what was synced comes back the same way.
     b.append(&[entry(3, 51)]).unwrap();
     let r = b.recover_after_error().unwrap();
@@ -456,10 +462,14 @@ fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 fn write_ten(dir: &Path, segment_max_bytes: u64) {
-    let (mut b, _) = FileBackend::open(dir, FileOptions {
-        segment_max_bytes,
-        ..FileOptions::default()
-    }).unwrap();
+    let (mut b, _) = FileBackend::open(
+        dir,
+        FileOptions {
+            segment_max_bytes,
+            ..FileOptions::default()
+        },
+    )
+    .unwrap();
     b.append(&entries(1, 1, 10)).unwrap();
     b.sync().unwrap();
 }

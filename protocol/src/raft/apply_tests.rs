@@ -67,7 +67,10 @@ fn a_restart_reads_committed_entries_older_than_its_tail_back_in_order() {
     let out = b.drain_outputs();
     // The heartbeat is answered at once; the entries to apply are loaded meanwhile.
     assert!(out.contains(&committed(6)));
-    assert!(out.contains(&send("a", append_reply(2, true, 6, 6))), "{out:?}");
+    assert!(
+        out.contains(&send("a", append_reply(2, true, 6, 6))),
+        "{out:?}"
+    );
     assert_eq!(feed(out), vec![load(1, 4)]);
     // One load at a time: further heartbeats ask for nothing new.
     heartbeat_committing_all(&mut b, 11);
@@ -118,7 +121,10 @@ fn entries_beyond_the_commit_index_are_never_applied_from_a_load() {
     assert_eq!(feed(b.drain_outputs()), vec![load(1, 3)]);
     // The store answers more than asked (up to its bound): only committed ones go.
     b.on_committed_loaded(LogIndex(1), Ok(disk_log()[0..5].to_vec()));
-    assert_eq!(feed(b.drain_outputs()), vec![apply(disk_log()[0..3].to_vec())]);
+    assert_eq!(
+        feed(b.drain_outputs()),
+        vec![apply(disk_log()[0..3].to_vec())]
+    );
     // Commit 5: 4 is loaded, 5 is cached.
     b.on_message(11, id("a"), append(2, "a", (6, 2), vec![], 5));
     assert_eq!(feed(b.drain_outputs()), vec![load(4, 4)]);
@@ -169,7 +175,10 @@ fn a_core_rebuilt_under_a_running_state_machine_skips_what_it_applied() {
     let mut b = restarted_follower();
     b.skip_applied(LogIndex(4));
     heartbeat_committing_all(&mut b, 10);
-    assert_eq!(feed(b.drain_outputs()), vec![apply(disk_log()[4..6].to_vec())]);
+    assert_eq!(
+        feed(b.drain_outputs()),
+        vec![apply(disk_log()[4..6].to_vec())]
+    );
 }
 
 #[test]
@@ -206,5 +215,8 @@ fn cached_committed_entries_leave_as_one_apply_and_may_then_be_evicted() {
     let p = a.propose(cmd("x")).unwrap();
     a.drain_outputs();
     a.on_persisted(4);
-    assert_eq!(feed(a.drain_outputs()), vec![apply(vec![entry(2, p.0, cmd("x"))])]);
+    assert_eq!(
+        feed(a.drain_outputs()),
+        vec![apply(vec![entry(2, p.0, cmd("x"))])]
+    );
 }

@@ -2,8 +2,8 @@
 //! `raft/mod.rs` for timings and the durability protocol.
 
 use super::log::Log;
-use super::recovered::RecoveredLog;
 use super::reads::ReadTracker;
+use super::recovered::RecoveredLog;
 use super::types::{
     ChangeError, ConfigChange, Configuration, Entry, HardState, Message, NotLeader, Output,
     Payload, PersistRequest, Role, ServerProgress, SnapshotMeta,

@@ -78,7 +78,12 @@ impl Log {
             return Ok((log, !continues));
         }
         let tail_first = parts.last + 1 - parts.tail.len() as u64;
-        if parts.tail.iter().enumerate().any(|(pos, e)| e.index.0 != tail_first + pos as u64) {
+        if parts
+            .tail
+            .iter()
+            .enumerate()
+            .any(|(pos, e)| e.index.0 != tail_first + pos as u64)
+        {
             return Err(format!(
                 "the recovered tail is not contiguous up to {}",
                 parts.last
@@ -101,9 +106,17 @@ impl Log {
             }
         }
         log.terms = terms;
-        log.configs = parts.configs.into_iter().filter(|(i, _)| i.0 > after).collect();
+        log.configs = parts
+            .configs
+            .into_iter()
+            .filter(|(i, _)| i.0 > after)
+            .collect();
         log.last = parts.last;
-        log.cache = parts.tail.into_iter().filter(|e| e.index.0 > after).collect();
+        log.cache = parts
+            .tail
+            .into_iter()
+            .filter(|e| e.index.0 > after)
+            .collect();
         log.cache_bytes = log.cache.iter().map(|e| e.payload.approx_bytes()).sum();
         Ok((log, false))
     }

@@ -275,7 +275,10 @@ mod tests {
         for i in 1..=5 {
             counted.push(cmd(i, 1, 1000)).unwrap();
         }
-        assert_eq!(counted.tail().map(|e| e.index.0).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(
+            counted.tail().map(|e| e.index.0).collect::<Vec<_>>(),
+            [4, 5]
+        );
     }
 
     #[test]

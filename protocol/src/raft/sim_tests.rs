@@ -518,7 +518,11 @@ impl Sim {
             panic!("seed {seed}: an empty Apply");
         };
         let commit = self.nodes[i].raft.commit_index().0;
-        assert!(last <= commit, "seed {seed}: {} applies {last} beyond its commit {commit}", IDS[i]);
+        assert!(
+            last <= commit,
+            "seed {seed}: {} applies {last} beyond its commit {commit}",
+            IDS[i]
+        );
         for (k, entry) in entries.into_iter().enumerate() {
             let index = entry.index.0;
             assert_eq!(
@@ -529,7 +533,11 @@ impl Sim {
                 self.nodes[i].applied
             );
             if let Some(term) = self.committed_terms.get(&index) {
-                assert_eq!(*term, entry.term, "seed {seed}: {} applies another term at {index}", IDS[i]);
+                assert_eq!(
+                    *term, entry.term,
+                    "seed {seed}: {} applies another term at {index}",
+                    IDS[i]
+                );
             }
             match self.committed.get(&index) {
                 Some(known) => assert_eq!(

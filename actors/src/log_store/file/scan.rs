@@ -403,7 +403,8 @@ fn scan_segment(
                     Ok(entry) if entry.index.0 == *next => {
                         seg.offsets.push(pos as u64);
                         // Contiguous by the index check; the budget trims the tail.
-                        log.push(entry).map_err(|e| ScanError::Fatal(StorageError::Io(e)))?;
+                        log.push(entry)
+                            .map_err(|e| ScanError::Fatal(StorageError::Io(e)))?;
                         *next += 1;
                         pos = end;
                         continue;
