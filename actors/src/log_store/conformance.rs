@@ -310,7 +310,7 @@ fn long_log() -> Vec<Entry> {
             4 => conf_entry(2, 4, &["a"]),
             45 => conf_entry(3, 45, &["a", "b"]),
             1..=3 => entry(1, i),
-            4..=40 => entry(2, i),
+            5..=40 => entry(2, i),
             _ => entry(3, i),
         })
         .collect()
