@@ -46,6 +46,10 @@
 //! a read on the LogStore the same way, answered into `Raft::on_committed_loaded`,
 //! which hands them out as an `Apply`. A core rebuilt after a storage failure is told
 //! what the Fsm already holds (`Raft::skip_applied`), so nothing is applied twice.
+//! Reads are bounded: one per purpose and first index in flight (the core's re-asks of
+//! a slow read are not queued again), and a read for applying waits while more than
+//! [`MAX_FSM_BACKLOG_BYTES`] handed to the Fsm are not applied yet (its mailbox is the
+//! queue), so a slow state machine never makes the whole log pile up in memory.
 //!
 //! Proposals are bounded: at most [`MAX_PENDING_PROPOSALS`] wait for their entry at once;
 //! beyond that a proposal fails at once with `WriteError::Timeout` ("timed out enqueuing
@@ -79,6 +83,9 @@ pub const STORAGE_RETRY_FIRST: Duration = Duration::from_millis(100);
 pub const STORAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Most entries handed to the Fsm in one message.
 const MAX_APPLY_BATCH: usize = 1024;
+/// Payload bytes handed to the Fsm and not yet applied beyond which committed entries
+/// are not read back from the LogStore (the Fsm's mailbox is the queue; reads wait).
+const MAX_FSM_BACKLOG_BYTES: u64 = 64 * 1024 * 1024;
 
 type ChangeReply = oneshot::Sender<Result<(), MembershipError>>;
 
@@ -198,6 +205,11 @@ pub(crate) struct RaftCore {
     /// not queued twice (the answer will come: the LogStore answers every read), so a
     /// slow disk never piles up duplicate reads in front of the next one.
     reads_in_flight: BTreeMap<LoadPurpose, LogIndex>,
+    /// Apply batches sent to the Fsm and not yet applied: (last index, payload bytes).
+    fsm_backlog: std::collections::VecDeque<(LogIndex, u64)>,
+    /// An `Output::LoadCommitted` held back while the Fsm's backlog is over
+    /// [`MAX_FSM_BACKLOG_BYTES`]: (from, up_to, max_bytes), queued once it drains.
+    held_apply_load: Option<(LogIndex, LogIndex, usize)>,
 }
 
 /// The log store's health as RaftCore sees it (see the module docs).
@@ -276,6 +288,8 @@ impl RaftCore {
             next_read_id: 0,
             me: None,
             reads_in_flight: BTreeMap::new(),
+            fsm_backlog: std::collections::VecDeque::new(),
+            held_apply_load: None,
         }
     }
 
@@ -415,6 +429,11 @@ impl RaftCore {
         }
         let now = self.now_ms();
         self.raft.on_tick(now);
+        if self.held_apply_load.is_some() && self.fsm_backlog_bytes() <= MAX_FSM_BACKLOG_BYTES {
+            if let Some((from, up_to, max_bytes)) = self.held_apply_load.take() {
+                self.load(LoadPurpose::Apply, from, up_to, max_bytes);
+            }
+        }
         // Forget callers that gave up (their propose timed out).
         self.waiters.retain(|_, w| !w.reply.is_closed());
         self.propose_own_address();
@@ -452,7 +471,14 @@ impl RaftCore {
                     from,
                     up_to,
                     max_bytes,
-                } => self.load(LoadPurpose::Apply, from, up_to, max_bytes),
+                } => {
+                    if self.fsm_backlog_bytes() > MAX_FSM_BACKLOG_BYTES {
+                        self.held_apply_load = Some((from, up_to, max_bytes));
+                    } else {
+                        self.held_apply_load = None;
+                        self.load(LoadPurpose::Apply, from, up_to, max_bytes);
+                    }
+                }
                 Output::InstallSnapshot { to, term } => {
                     let addr = self.member_addr(&to);
                     match &mut self.peer_net {
@@ -528,12 +554,27 @@ impl RaftCore {
             let waiters = std::mem::replace(&mut self.waiters, rest)
                 .into_values()
                 .collect();
+            let bytes = batch.iter().map(crate::fsm::payload_bytes).sum();
             self.fsm.do_send(Apply {
                 entries: batch,
                 waiters,
             });
+            self.fsm_backlog.push_back((last, bytes));
             self.sent_to_fsm = last;
         }
+    }
+
+    /// Payload bytes sent to the Fsm that it has not applied yet.
+    fn fsm_backlog_bytes(&mut self) -> u64 {
+        let applied = LogIndex(self.status.snapshot().0.applied_index);
+        while self
+            .fsm_backlog
+            .front()
+            .is_some_and(|(last, _)| *last <= applied)
+        {
+            self.fsm_backlog.pop_front();
+        }
+        self.fsm_backlog.iter().map(|(_, bytes)| bytes).sum()
     }
 
     /// Queue a read of `from..=up_to` on the LogStore; the answer arrives as
