@@ -374,6 +374,10 @@ fn server_options(config: &Config) -> ServerOptions {
         raft_timing: config.raft_timing(),
         snapshot_threshold: config.raft_snapshot_threshold,
         trailing_logs: config.raft_trailing_logs,
+        log_cache: protocol::raft::CacheBudget {
+            max_bytes: config.raft_log_cache_bytes,
+            max_entries: config.raft_log_cache_entries,
+        },
     }
 }
 

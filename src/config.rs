@@ -132,6 +132,11 @@ pub struct Config {
     pub raft_snapshot_threshold: u64,
     /// Entries kept in the log behind a snapshot (Consul's `raft_trailing_logs`).
     pub raft_trailing_logs: u64,
+    /// Budget of the Raft log cache: payload bytes and number of the log entries held
+    /// in memory, and read whole at a restart (`raft_log_cache_mb`,
+    /// `raft_log_cache_entries`); older entries are read back from disk when needed.
+    pub raft_log_cache_bytes: usize,
+    pub raft_log_cache_entries: usize,
     pub ui: bool,
     pub node_meta: BTreeMap<String, String>,
     /// Answer JSON indented even without ?pretty (Consul does so in -dev).
@@ -232,6 +237,8 @@ impl Config {
             raft_heartbeat_interval_ms: None,
             raft_snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
             raft_trailing_logs: actors::DEFAULT_TRAILING_LOGS,
+            raft_log_cache_bytes: protocol::raft::LOG_CACHE_BYTES,
+            raft_log_cache_entries: protocol::raft::LOG_CACHE_ENTRIES,
             ui: true,
             node_meta: BTreeMap::new(),
             pretty_json: true,

@@ -39,9 +39,17 @@
 //! `protocol::raft`, "The log cache"). `Output::LoadEntries` (a leader's follower needs
 //! older entries) queues a read on the LogStore thread, in order with the persists; the
 //! answer comes back as [`EntriesLoaded`] and goes into `Raft::on_entries_loaded`.
-//! Committed entries are read from the core's cache when `Committed` is executed (the
-//! core keeps them until then); should they ever be missing, `send_committed` reads them
-//! from the LogStore the same way and applies them in order before anything later.
+//! The core feeds the state machine itself: `Output::Apply` carries the next committed
+//! entries (sent to the Fsm in batches of at most [`MAX_APPLY_BATCH`], with the
+//! proposals waiting for them); `Output::LoadCommitted` (committed entries older than
+//! the cache, e.g. after a restart, which recovers only a tail of the log whole) queues
+//! a read on the LogStore the same way, answered into `Raft::on_committed_loaded`,
+//! which hands them out as an `Apply`. A core rebuilt after a storage failure is told
+//! what the Fsm already holds (`Raft::skip_applied`), so nothing is applied twice.
+//! Reads are bounded: one per purpose and first index in flight (the core's re-asks of
+//! a slow read are not queued again), and a read for applying waits while more than
+//! [`MAX_FSM_BACKLOG_BYTES`] handed to the Fsm are not applied yet (its mailbox is the
+//! queue), so a slow state machine never makes the whole log pile up in memory.
 //!
 //! Proposals are bounded: at most [`MAX_PENDING_PROPOSALS`] wait for their entry at once;
 //! beyond that a proposal fails at once with `WriteError::Timeout` ("timed out enqueuing
@@ -75,8 +83,9 @@ pub const STORAGE_RETRY_FIRST: Duration = Duration::from_millis(100);
 pub const STORAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Most entries handed to the Fsm in one message.
 const MAX_APPLY_BATCH: usize = 1024;
-/// Most payload bytes read back from the LogStore at once for applying.
-const MAX_APPLY_LOAD_BYTES: usize = 16 * 1024 * 1024;
+/// Payload bytes handed to the Fsm and not yet applied beyond which committed entries
+/// are not read back from the LogStore (the Fsm's mailbox is the queue; reads wait).
+const MAX_FSM_BACKLOG_BYTES: u64 = 64 * 1024 * 1024;
 
 type ChangeReply = oneshot::Sender<Result<(), MembershipError>>;
 
@@ -139,11 +148,11 @@ pub(crate) struct EntriesLoaded {
 }
 
 /// What a read from the LogStore is for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum LoadPurpose {
     /// `Output::LoadEntries`: entries for this follower.
     Follower(ServerId),
-    /// Committed entries no longer cached, to apply.
+    /// `Output::LoadCommitted`: committed entries older than the cache, to apply.
     Apply,
 }
 
@@ -191,9 +200,16 @@ pub(crate) struct RaftCore {
     next_read_id: u64,
     /// Our own address, for answers from the LogStore thread (set when started).
     me: Option<Addr<RaftCore>>,
-    /// A read of committed entries to apply is outstanding (from this index): nothing
-    /// later goes to the Fsm until it is answered.
-    apply_loading: Option<LogIndex>,
+    /// The LogStore read queued for each purpose and not yet answered (its first
+    /// index). The core asks a load again when its answer is slow; the same read is
+    /// not queued twice (the answer will come: the LogStore answers every read), so a
+    /// slow disk never piles up duplicate reads in front of the next one.
+    reads_in_flight: BTreeMap<LoadPurpose, LogIndex>,
+    /// Apply batches sent to the Fsm and not yet applied: (last index, payload bytes).
+    fsm_backlog: std::collections::VecDeque<(LogIndex, u64)>,
+    /// An `Output::LoadCommitted` held back while the Fsm's backlog is over
+    /// [`MAX_FSM_BACKLOG_BYTES`]: (from, up_to, max_bytes), queued once it drains.
+    held_apply_load: Option<(LogIndex, LogIndex, usize)>,
 }
 
 /// The log store's health as RaftCore sees it (see the module docs).
@@ -271,7 +287,9 @@ impl RaftCore {
             reads: HashMap::new(),
             next_read_id: 0,
             me: None,
-            apply_loading: None,
+            reads_in_flight: BTreeMap::new(),
+            fsm_backlog: std::collections::VecDeque::new(),
+            held_apply_load: None,
         }
     }
 
@@ -411,8 +429,10 @@ impl RaftCore {
         }
         let now = self.now_ms();
         self.raft.on_tick(now);
-        if self.sent_to_fsm < self.raft.commit_index() {
-            self.send_committed(self.raft.commit_index()); // after a failed read back
+        if self.held_apply_load.is_some() && self.fsm_backlog_bytes() <= MAX_FSM_BACKLOG_BYTES {
+            if let Some((from, up_to, max_bytes)) = self.held_apply_load.take() {
+                self.load(LoadPurpose::Apply, from, up_to, max_bytes);
+            }
         }
         // Forget callers that gave up (their propose timed out).
         self.waiters.retain(|_, w| !w.reply.is_closed());
@@ -445,9 +465,19 @@ impl RaftCore {
                         None => tracing::debug!(%to, "raft message dropped: no peer networking"),
                     }
                 }
-                Output::Committed { up_to } => {
-                    self.send_committed(up_to);
-                    self.answer_changes(up_to);
+                Output::Committed { up_to } => self.answer_changes(up_to),
+                Output::Apply { entries } => self.apply(entries),
+                Output::LoadCommitted {
+                    from,
+                    up_to,
+                    max_bytes,
+                } => {
+                    if self.fsm_backlog_bytes() > MAX_FSM_BACKLOG_BYTES {
+                        self.held_apply_load = Some((from, up_to, max_bytes));
+                    } else {
+                        self.held_apply_load = None;
+                        self.load(LoadPurpose::Apply, from, up_to, max_bytes);
+                    }
                 }
                 Output::InstallSnapshot { to, term } => {
                     let addr = self.member_addr(&to);
@@ -505,49 +535,57 @@ impl RaftCore {
         self.publish_status();
     }
 
-    fn send_committed(&mut self, up_to: LogIndex) {
-        while self.sent_to_fsm < up_to && self.apply_loading.is_none() {
-            let from = LogIndex(self.sent_to_fsm.0 + 1);
-            let to = LogIndex(up_to.0.min(self.sent_to_fsm.0 + MAX_APPLY_BATCH as u64));
-            let cache_first = self.raft.cache_first_index();
-            if from < cache_first {
-                // No longer cached (the core keeps what it has not reported committed,
-                // so this is a fallback): read them back, in order, before the rest.
-                self.apply_loading = Some(from);
-                let to = LogIndex(to.0.min(cache_first.0 - 1));
-                self.load(LoadPurpose::Apply, from, to, MAX_APPLY_LOAD_BYTES);
+    /// Hand `entries` (the core's next committed ones) and their waiting proposals to
+    /// the Fsm, in batches of at most [`MAX_APPLY_BATCH`].
+    fn apply(&mut self, entries: Vec<Entry>) {
+        let mut entries = entries.into_iter().peekable();
+        // The core hands out each entry once; a snapshot restored meanwhile may cover
+        // the first ones (never expected, but never applied twice either).
+        while entries.next_if(|e| e.index <= self.sent_to_fsm).is_some() {}
+        loop {
+            let batch: Vec<Entry> = entries.by_ref().take(MAX_APPLY_BATCH).collect();
+            let Some(last) = batch.last().map(|e| e.index) else {
                 return;
+            };
+            if batch[0].index.0 != self.sent_to_fsm.0 + 1 {
+                tracing::error!(first = %batch[0].index, applied = %self.sent_to_fsm, "raft: entries to apply do not continue the state machine");
             }
-            let entries = self.raft.entries(from, to);
-            if entries.is_empty() {
-                tracing::error!(%from, %to, "committed entries missing from the log");
-                return;
-            }
-            self.apply(entries);
+            let rest = self.waiters.split_off(&(last.0 + 1));
+            let waiters = std::mem::replace(&mut self.waiters, rest)
+                .into_values()
+                .collect();
+            let bytes = batch.iter().map(crate::fsm::payload_bytes).sum();
+            self.fsm.do_send(Apply {
+                entries: batch,
+                waiters,
+            });
+            self.fsm_backlog.push_back((last, bytes));
+            self.sent_to_fsm = last;
         }
     }
 
-    /// Hand `entries` (continuing `sent_to_fsm`) and their waiting proposals to the Fsm.
-    fn apply(&mut self, entries: Vec<Entry>) {
-        let Some(last) = entries.last().map(|e| e.index) else {
-            return;
-        };
-        let rest = self.waiters.split_off(&(last.0 + 1));
-        let waiters = std::mem::replace(&mut self.waiters, rest)
-            .into_values()
-            .collect();
-        self.fsm.do_send(Apply { entries, waiters });
-        self.sent_to_fsm = last;
+    /// Payload bytes sent to the Fsm that it has not applied yet.
+    fn fsm_backlog_bytes(&mut self) -> u64 {
+        let applied = LogIndex(self.status.snapshot().0.applied_index);
+        while self
+            .fsm_backlog
+            .front()
+            .is_some_and(|(last, _)| *last <= applied)
+        {
+            self.fsm_backlog.pop_front();
+        }
+        self.fsm_backlog.iter().map(|(_, bytes)| bytes).sum()
     }
 
     /// Queue a read of `from..=up_to` on the LogStore; the answer arrives as
     /// [`EntriesLoaded`].
     fn load(&mut self, purpose: LoadPurpose, from: LogIndex, up_to: LogIndex, max_bytes: usize) {
+        if self.reads_in_flight.get(&purpose) == Some(&from) {
+            return; // queued already
+        }
         let (Some(store), Some(me)) = (&self.log_store, self.me.clone()) else {
+            // The core asks again (it never waits on a load).
             tracing::debug!(%from, "raft log read dropped: not running");
-            if matches!(purpose, LoadPurpose::Apply) {
-                self.apply_loading = None;
-            }
             return;
         };
         let answer = purpose.clone();
@@ -558,42 +596,12 @@ impl RaftCore {
                 result,
             })
         });
-        if let Err(e) = store.read(from, up_to, max_bytes, reply) {
-            tracing::warn!(error = %e, %from, "raft log read not queued");
-            if matches!(purpose, LoadPurpose::Apply) {
-                self.apply_loading = None;
+        match store.read(from, up_to, max_bytes, reply) {
+            Ok(()) => {
+                self.reads_in_flight.insert(purpose, from);
             }
+            Err(e) => tracing::warn!(error = %e, %from, "raft log read not queued"),
         }
-    }
-
-    /// Committed entries read back for applying: apply those that still continue what
-    /// the Fsm has (a snapshot may have been restored meanwhile) and match the log,
-    /// then go on with the rest.
-    fn on_apply_loaded(&mut self, from: LogIndex, result: Result<Vec<Entry>, StorageError>) {
-        if self.apply_loading != Some(from) {
-            return;
-        }
-        self.apply_loading = None;
-        match result {
-            Ok(entries) => {
-                let next = self.sent_to_fsm.0 + 1;
-                let usable: Vec<Entry> = entries
-                    .into_iter()
-                    .skip_while(|e| e.index.0 < next)
-                    .enumerate()
-                    .take_while(|(i, e)| {
-                        e.index.0 == next + *i as u64
-                            && e.index <= self.raft.commit_index()
-                            && self.raft.term_at(e.index) == Some(e.term)
-                    })
-                    .map(|(_, e)| e)
-                    .collect();
-                self.apply(usable);
-            }
-            // Retried on the next tick.
-            Err(e) => tracing::warn!(error = %e, %from, "reading committed entries back failed"),
-        }
-        self.send_committed(self.raft.commit_index());
     }
 
     /// A leader's snapshot replaces our state: save it durably (ordered before the log
@@ -670,17 +678,19 @@ impl RaftCore {
     fn rebuild_core(&mut self, recovered: Recovered, ctx: &mut Context<Self>) {
         let base = self.raft.log_base().clone();
         let snapshot = (base.index.0 > 0).then_some(base);
-        let last_durable = recovered.entries.last().map_or(0, |e| e.index.0);
+        let last_durable = recovered.log.last_index().0;
         let rebuilt = Raft::new(
             self.raft.config().clone(),
             recovered.hard_state,
             snapshot,
-            recovered.entries,
+            recovered.log,
             protocol::rng::seeded(rand::random()),
             self.now_ms(),
         );
         match rebuilt {
-            Ok(raft) => {
+            Ok(mut raft) => {
+                // The Fsm keeps what it applied: the new core goes on after it.
+                raft.skip_applied(self.sent_to_fsm);
                 tracing::info!(
                     last_durable,
                     "raft log storage reopened; resuming from the durable log"
@@ -976,10 +986,20 @@ impl Handler<EntriesLoaded> for RaftCore {
     type Result = ();
 
     fn handle(&mut self, msg: EntriesLoaded, _: &mut Context<Self>) {
+        if self.reads_in_flight.get(&msg.purpose) == Some(&msg.from) {
+            self.reads_in_flight.remove(&msg.purpose);
+        }
         match msg.purpose {
-            LoadPurpose::Apply => self.on_apply_loaded(msg.from, msg.result),
             // A halted core takes no part; a rebuilt one ignores loads it did not ask for.
-            LoadPurpose::Follower(_) if self.storage.halted => {}
+            _ if self.storage.halted => {}
+            LoadPurpose::Apply => {
+                let result = msg.result.map_err(|e| e.to_string());
+                if let Err(error) = &result {
+                    tracing::warn!(%error, from = %msg.from, "reading committed entries back failed; retrying");
+                }
+                self.raft.on_committed_loaded(msg.from, result);
+                self.run_outputs();
+            }
             LoadPurpose::Follower(to) => {
                 let result = msg.result.map_err(|e| e.to_string());
                 self.raft.on_entries_loaded(&to, msg.from, result);
@@ -1020,7 +1040,11 @@ impl Handler<SnapshotTaken> for RaftCore {
         }
         let before = self.raft.log_len();
         self.raft.compact(LogIndex(keep_from));
-        let disk_until = keep_from.min(msg.oldest_retained.0);
+        // Never beyond what the core forgot: it may have refused (entries not yet durable
+        // or not yet applied), and then it still reads them from the disk.
+        let disk_until = keep_from
+            .min(msg.oldest_retained.0)
+            .min(self.raft.log_base().index.0);
         if let Some(store) = &self.log_store {
             if let Err(e) = store.compact_until(LogIndex(disk_until)) {
                 tracing::warn!(error = %e, "raft log compaction not queued");

@@ -23,7 +23,7 @@ use crate::status::{RaftStatus, StatusCell};
 use actix::prelude::*;
 use protocol::codec;
 use protocol::ids::ServerId;
-use protocol::raft::{ConfigChange, Raft, RaftConfig, RaftTiming};
+use protocol::raft::{CacheBudget, ConfigChange, Raft, RaftConfig, RaftTiming};
 use protocol::store::{Command, CommandResult};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +54,10 @@ pub struct ServerOptions {
     /// still catch up from the log (Consul's `raft_trailing_logs`, default
     /// [`DEFAULT_TRAILING_LOGS`]).
     pub trailing_logs: u64,
+    /// Budget of the Raft log cache (`RaftConfig::log_cache_bytes`, `_entries`): the
+    /// entries held whole in memory, and the tail of the log a restart reads whole
+    /// (`raft_log_cache_mb`, `raft_log_cache_entries`).
+    pub log_cache: CacheBudget,
 }
 
 /// Consul's default `raft_snapshot_threshold`.
@@ -99,9 +103,6 @@ pub(crate) struct Limits {
     pub(crate) trailing_log_bytes: u64,
     /// Chunk size (and, in tests, pace) of snapshots sent to followers.
     pub(crate) snapshot_send: SnapshotSendOptions,
-    /// Budget of the Raft core's log cache (`RaftConfig::log_cache_bytes`, `_entries`).
-    pub(crate) log_cache_bytes: usize,
-    pub(crate) log_cache_entries: usize,
 }
 
 impl Default for Limits {
@@ -115,8 +116,6 @@ impl Default for Limits {
             snapshot_log_bytes: crate::fsm::SNAPSHOT_LOG_BYTES,
             trailing_log_bytes: crate::fsm::TRAILING_LOG_BYTES,
             snapshot_send: SnapshotSendOptions::default(),
-            log_cache_bytes: protocol::raft::LOG_CACHE_BYTES,
-            log_cache_entries: protocol::raft::LOG_CACHE_ENTRIES,
         }
     }
 }
@@ -164,6 +163,7 @@ impl ServerHandle {
             Some(dir) => {
                 let file_opts = FileOptions {
                     segment_max_bytes: limits.segment_max_bytes,
+                    cache: opts.log_cache,
                 };
                 let (b, r) = FileBackend::open(&dir.join("raft"), file_opts).map_err(storage)?;
                 let snaps = FileSnapshotStore::open(&dir.join("raft").join("snapshots"))
@@ -171,7 +171,7 @@ impl ServerHandle {
                 (Box::new(b), r, Arc::new(snaps))
             }
             None => (
-                Box::new(MemoryBackend::new()),
+                Box::new(MemoryBackend::new().with_budget(opts.log_cache)),
                 Recovered::default(),
                 Arc::new(MemorySnapshotStore::new()),
             ),
@@ -216,8 +216,8 @@ impl ServerHandle {
             load_newest_snapshot(snapshots.as_ref(), limits.max_snapshot_record_bytes)?;
         let id = ServerId(opts.server_id.clone());
         let cfg = RaftConfig {
-            log_cache_bytes: limits.log_cache_bytes,
-            log_cache_entries: limits.log_cache_entries,
+            log_cache_bytes: opts.log_cache.max_bytes,
+            log_cache_entries: opts.log_cache.max_entries,
             ..RaftConfig::with_timing(id, opts.raft_timing)
         };
         let rng = protocol::rng::seeded(rand::random());
@@ -226,7 +226,7 @@ impl ServerHandle {
             cfg,
             recovered.hard_state,
             snapshot_meta.clone(),
-            recovered.entries,
+            recovered.log,
             rng,
             0,
         )

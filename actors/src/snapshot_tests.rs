@@ -26,6 +26,7 @@ fn options(dir: &Path) -> ServerOptions {
         raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: THRESHOLD,
         trailing_logs: TRAILING,
+        log_cache: protocol::raft::CacheBudget::default(),
     }
 }
 
@@ -117,18 +118,21 @@ fn plus_noop(store: &Store, noop: u64) -> Store {
 }
 
 /// With a log cache of four entries and no snapshots, the core holds four entries
-/// whatever the log's length; a restart recovers the whole log, applies it and trims
-/// the cache again.
+/// whatever the log's length; a restart recovers only the last four whole (the terms
+/// of the rest), and applies the whole log by reading it back from disk.
 #[actix::test]
 async fn the_log_cache_stays_bounded_and_a_restart_applies_the_uncached_log() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let opts = || ServerOptions {
         snapshot_threshold: 1_000_000,
+        log_cache: protocol::raft::CacheBudget {
+            max_entries: 4,
+            ..Default::default()
+        },
         ..options(dir)
     };
     let limits = || Limits {
-        log_cache_entries: 4,
         snapshot_log_bytes: u64::MAX / 2,
         ..limits()
     };
@@ -156,6 +160,11 @@ async fn the_log_cache_stays_bounded_and_a_restart_applies_the_uncached_log() {
     server.shutdown().await;
 
     let server = ServerHandle::open_and_start(opts(), limits()).unwrap();
+    let (cached, first) = server.cache_stats().await;
+    assert!(
+        cached <= 4 && first + 4 >= last,
+        "restart cached {cached} entries from {first}"
+    );
     wait_until("leadership", || server.status().is_leader()).await;
     let noop = server.status().last_log_index;
     assert_eq!(noop, last + 1);
@@ -264,6 +273,7 @@ async fn a_crash_between_snapshot_and_segment_deletion_recovers() {
     let dir = tmp.path();
     let opts = ServerOptions {
         trailing_logs: 10_000,
+        log_cache: protocol::raft::CacheBudget::default(),
         ..options(dir)
     };
     let server = ServerHandle::open_and_start(opts.clone(), limits()).unwrap();
@@ -613,4 +623,123 @@ async fn a_held_version_answers_old_values_while_writes_and_a_snapshot_proceed()
     );
     assert!(now.last_index() > held_index);
     drop(held);
+}
+
+/// A log backend whose reads take longer than several election timeouts, counted.
+struct SlowReads {
+    inner: crate::log_store::MemoryBackend,
+    reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl crate::log_store::LogBackend for SlowReads {
+    fn truncate_from(&mut self, from: LogIndex) -> Result<(), crate::log_store::StorageError> {
+        self.inner.truncate_from(from)
+    }
+    fn append(
+        &mut self,
+        entries: &[protocol::raft::Entry],
+    ) -> Result<(), crate::log_store::StorageError> {
+        self.inner.append(entries)
+    }
+    fn save_hard_state(
+        &mut self,
+        hard_state: &protocol::raft::HardState,
+    ) -> Result<(), crate::log_store::StorageError> {
+        self.inner.save_hard_state(hard_state)
+    }
+    fn sync(&mut self) -> Result<(), crate::log_store::StorageError> {
+        self.inner.sync()
+    }
+    fn last_index(&self) -> LogIndex {
+        self.inner.last_index()
+    }
+    fn compact_until(&mut self, index: LogIndex) -> Result<(), crate::log_store::StorageError> {
+        self.inner.compact_until(index)
+    }
+    fn reset_after(&mut self, index: LogIndex) -> Result<(), crate::log_store::StorageError> {
+        self.inner.reset_after(index)
+    }
+    fn recover_after_error(
+        &mut self,
+    ) -> Result<crate::log_store::Recovered, crate::log_store::StorageError> {
+        self.inner.recover_after_error()
+    }
+    fn read(
+        &mut self,
+        from: LogIndex,
+        to: LogIndex,
+        max_bytes: usize,
+    ) -> Result<Vec<protocol::raft::Entry>, crate::log_store::StorageError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(700));
+        self.inner.read(from, to, max_bytes)
+    }
+}
+
+/// A restart whose tail is four entries applies the rest by reading it back, and a
+/// disk slower than the core's patience (it asks a load again after an election
+/// timeout, 200 ms here) gets each read once, not a pile of duplicates.
+#[actix::test]
+async fn a_restart_applies_through_a_slow_disk_reading_each_range_once() {
+    let budget = protocol::raft::CacheBudget {
+        max_bytes: usize::MAX,
+        max_entries: 4,
+    };
+    let opts = || ServerOptions {
+        data_dir: None,
+        snapshot_threshold: 1_000_000,
+        log_cache: budget,
+        ..options(Path::new("/nonexistent"))
+    };
+    let limits = || Limits {
+        snapshot_log_bytes: u64::MAX / 2,
+        ..limits()
+    };
+    let shared = crate::log_store::MemoryBackend::new().with_budget(budget);
+    let snapshots = || {
+        std::sync::Arc::new(crate::snapshot_store::MemorySnapshotStore::new())
+            as std::sync::Arc<dyn SnapshotBackend>
+    };
+    let server = ServerHandle::start_with(
+        opts(),
+        Box::new(shared.clone()),
+        shared.recover(),
+        snapshots(),
+        limits(),
+    )
+    .unwrap();
+    wait_until("leadership", || server.status().is_leader()).await;
+    for i in 0..100 {
+        assert_eq!(
+            server.propose(command(i)).await.unwrap(),
+            CommandResult::Done
+        );
+    }
+    let before = server.view().read().clone();
+    server.shutdown().await;
+
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let recovered = shared.recover();
+    assert_eq!(recovered.log.tail().len(), 4);
+    let slow = SlowReads {
+        inner: shared.clone(),
+        reads: reads.clone(),
+    };
+    let server =
+        ServerHandle::start_with(opts(), Box::new(slow), recovered, snapshots(), limits()).unwrap();
+    wait_until("leadership", || server.status().is_leader()).await;
+    let noop = server.status().last_log_index;
+    let applied = server.applied();
+    let started = Instant::now();
+    while *applied.borrow() < noop {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the restart never applied its log"
+        );
+        actix::clock::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(*server.view().read(), plus_noop(&before, noop));
+    // 100 small entries fit one load: one read (a duplicate would be a second).
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    server.shutdown().await;
 }

@@ -97,6 +97,7 @@ fn options() -> ServerOptions {
         raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: crate::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: crate::DEFAULT_TRAILING_LOGS,
+        log_cache: protocol::raft::CacheBudget::default(),
     }
 }
 
@@ -272,7 +273,7 @@ async fn writes_resume_by_themselves_once_the_disk_accepts_them_again() {
     // What the disk holds agrees: a restart from it would have both acknowledged writes.
     let disk = backend.inner.recover();
     let keys: Vec<String> = disk
-        .entries
+        .entries()
         .iter()
         .filter_map(|e| match &e.payload {
             Payload::Command(bytes) => match codec::decode::<Command>(bytes, usize::MAX) {
@@ -318,6 +319,7 @@ async fn a_dev_server_snapshots_in_memory_and_bounds_its_log() {
     let opts = ServerOptions {
         snapshot_threshold: 20,
         trailing_logs: 5,
+        log_cache: protocol::raft::CacheBudget::default(),
         ..options()
     };
     let server = ServerHandle::open_and_start(opts, Limits::default()).unwrap();

@@ -17,6 +17,7 @@ fn options(dir: Option<&Path>, bootstrap: bool) -> ServerOptions {
         raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: cairn_actors::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: cairn_actors::DEFAULT_TRAILING_LOGS,
+        log_cache: protocol::raft::CacheBudget::default(),
     }
 }
 

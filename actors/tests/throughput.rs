@@ -18,6 +18,7 @@ async fn propose_throughput_and_latency() {
         raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: cairn_actors::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: cairn_actors::DEFAULT_TRAILING_LOGS,
+        log_cache: protocol::raft::CacheBudget::default(),
     })
     .await
     .unwrap();

@@ -166,6 +166,18 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
         "Node metadata pair. Repeatable.",
     ),
     flag(
+        "raft-log-cache-entries",
+        Value,
+        "<n>",
+        "Most Raft log entries held in memory (default 65536).",
+    ),
+    flag(
+        "raft-log-cache-mb",
+        Value,
+        "<MiB>",
+        "Payload MiB of Raft log entries held in memory and read at a restart (default 64).",
+    ),
+    flag(
         "recursor",
         List,
         "<ip[:port]>",
@@ -287,6 +299,8 @@ pub fn parse_agent_args(args: &[String]) -> Result<AgentCommand, ConfigError> {
         recursors: m.all("recursor"),
         retry_interval: m.last("retry-interval"),
         retry_max: m.int("retry-max")?,
+        raft_log_cache_mb: m.int("raft-log-cache-mb")?,
+        raft_log_cache_entries: m.int("raft-log-cache-entries")?,
         rejoin_after_leave: m.bool("rejoin"),
         enable_script_checks: m.bool("enable-script-checks"),
         enable_local_script_checks: m.bool("enable-local-script-checks"),
@@ -558,6 +572,25 @@ mod tests {
                 ConfigPath::Dir("d".into()),
                 ConfigPath::File("2.json".into())
             ]
+        );
+    }
+
+    #[test]
+    fn raft_log_cache_flags() {
+        let s = run_args(&[]).flags;
+        assert_eq!(
+            (s.raft_log_cache_mb, s.raft_log_cache_entries),
+            (None, None)
+        );
+        let s = run_args(&["-raft-log-cache-mb", "16", "--raft-log-cache-entries=500"]).flags;
+        assert_eq!(
+            (s.raft_log_cache_mb, s.raft_log_cache_entries),
+            (Some(16), Some(500))
+        );
+        let msg = parse(&["-raft-log-cache-mb=lots"]).expect_err("must fail");
+        assert_eq!(
+            msg.to_string(),
+            "invalid value \"lots\" for flag -raft-log-cache-mb: parse error"
         );
     }
 

@@ -360,6 +360,7 @@ mod tests {
                 &raft,
                 FileOptions {
                     segment_max_bytes: 500,
+                    ..FileOptions::default()
                 },
             )
             .unwrap();

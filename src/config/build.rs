@@ -225,6 +225,20 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         s.raft_trailing_logs,
         actors::DEFAULT_TRAILING_LOGS,
     )?;
+    let raft_log_cache_bytes = in_range(
+        "raft_log_cache_mb",
+        s.raft_log_cache_mb,
+        (protocol::raft::LOG_CACHE_BYTES >> 20) as u64,
+        (1, MAX_RAFT_LOG_CACHE_MB),
+    )? as usize
+        * 1024
+        * 1024;
+    let raft_log_cache_entries = in_range(
+        "raft_log_cache_entries",
+        s.raft_log_cache_entries,
+        protocol::raft::LOG_CACHE_ENTRIES as u64,
+        (1, MAX_RAFT_LOG_CACHE_ENTRIES),
+    )? as usize;
     let log_level = normalize_log_level(s.log_level.as_deref().unwrap_or("info"))?;
     let retry_interval_ms = match s.retry_interval.as_deref() {
         Some(text) => consul_duration_ms("retry_interval", text)?,
@@ -316,6 +330,8 @@ pub fn build(user: ConfigSource, host: &HostFacts) -> Result<Built, ConfigError>
         raft_heartbeat_interval_ms,
         raft_snapshot_threshold,
         raft_trailing_logs,
+        raft_log_cache_bytes,
+        raft_log_cache_entries,
         ui: s.ui.unwrap_or(false),
         node_meta: s.node_meta.clone(),
         pretty_json: dev,
@@ -636,6 +652,31 @@ pub fn describe_data_dir(dir: &Option<PathBuf>) -> String {
 }
 
 /// A count from the config that must not be negative; `default` when absent.
+/// Largest `raft_log_cache_mb` (64 GiB): more is a typo, not a cache.
+const MAX_RAFT_LOG_CACHE_MB: u64 = 64 * 1024;
+/// Largest `raft_log_cache_entries`.
+const MAX_RAFT_LOG_CACHE_ENTRIES: u64 = 100_000_000;
+
+/// `value` (or `default`) within `min..=max`, else an error naming the key and range.
+fn in_range(
+    key: &str,
+    value: Option<i64>,
+    default: u64,
+    (min, max): (u64, u64),
+) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "{key} cannot be {n}. Must be between {min} and {max}"
+                ))
+            }),
+    }
+}
+
 fn non_negative(key: &str, value: Option<i64>, default: u64) -> Result<u64, ConfigError> {
     match value {
         None => Ok(default),
@@ -1044,6 +1085,50 @@ mod tests {
             }),
             "raft_trailing_logs cannot be -1. Must be >= 0"
         );
+    }
+
+    #[test]
+    fn raft_log_cache_budget() {
+        let b = build(dev(), &host()).expect("dev builds");
+        assert_eq!(b.config.raft_log_cache_bytes, 64 * 1024 * 1024);
+        assert_eq!(b.config.raft_log_cache_entries, 65_536);
+        let s = ConfigSource {
+            raft_log_cache_mb: Some(8),
+            raft_log_cache_entries: Some(1000),
+            ..dev()
+        };
+        let b = build(s, &host()).expect("builds");
+        assert_eq!(b.config.raft_log_cache_bytes, 8 * 1024 * 1024);
+        assert_eq!(b.config.raft_log_cache_entries, 1000);
+        for (mb, entries, message) in [
+            (
+                Some(0),
+                None,
+                "raft_log_cache_mb cannot be 0. Must be between 1 and 65536",
+            ),
+            (
+                Some(-3),
+                None,
+                "raft_log_cache_mb cannot be -3. Must be between 1 and 65536",
+            ),
+            (
+                Some(1 << 40),
+                None,
+                "raft_log_cache_mb cannot be 1099511627776. Must be between 1 and 65536",
+            ),
+            (
+                None,
+                Some(0),
+                "raft_log_cache_entries cannot be 0. Must be between 1 and 100000000",
+            ),
+        ] {
+            let s = ConfigSource {
+                raft_log_cache_mb: mb,
+                raft_log_cache_entries: entries,
+                ..dev()
+            };
+            assert_eq!(err(s), message);
+        }
     }
 
     #[test]

@@ -174,6 +174,8 @@ impl Reader<'_> {
                 "ui" => s.ui = Some(self.bool(key, v)?),
                 "raft_snapshot_threshold" => s.raft_snapshot_threshold = Some(self.int(key, v)?),
                 "raft_trailing_logs" => s.raft_trailing_logs = Some(self.int(key, v)?),
+                "raft_log_cache_mb" => s.raft_log_cache_mb = Some(self.int(key, v)?),
+                "raft_log_cache_entries" => s.raft_log_cache_entries = Some(self.int(key, v)?),
                 "node_meta" => s.node_meta.extend(self.string_map(key, v)?),
                 "ports" => self.ports(&mut s, v)?,
                 "gossip_lan" => self.gossip_lan(&mut s, v)?,
@@ -646,6 +648,13 @@ mod tests {
     }
 
     #[test]
+    fn raft_log_cache_keys() {
+        let s = parse(r#"{"raft_log_cache_mb":16,"raft_log_cache_entries":"5000"}"#).source;
+        assert_eq!(s.raft_log_cache_mb, Some(16));
+        assert_eq!(s.raft_log_cache_entries, Some(5000));
+    }
+
+    #[test]
     fn weak_types_are_converted_like_consul() {
         let s = parse(r#"{"server":"true","ports":{"http":"8501"},"recursors":"1.1.1.1","bootstrap_expect":3.0}"#).source;
         assert_eq!(s.server, Some(true));
@@ -752,6 +761,8 @@ mod tests {
             "ui_config",
             "raft_snapshot_threshold",
             "raft_trailing_logs",
+            "raft_log_cache_mb",
+            "raft_log_cache_entries",
             "performance",
             "services",
             "bogus",

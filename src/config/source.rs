@@ -108,6 +108,12 @@ pub struct ConfigSource {
     pub raft_snapshot_threshold: Option<i64>,
     /// Consul's `raft_trailing_logs` (entries kept behind a snapshot).
     pub raft_trailing_logs: Option<i64>,
+    /// cairn's `raft_log_cache_mb` / `-raft-log-cache-mb`: payload MiB of Raft log
+    /// entries held in memory (and read whole at a restart).
+    pub raft_log_cache_mb: Option<i64>,
+    /// cairn's `raft_log_cache_entries` / `-raft-log-cache-entries`: most Raft log
+    /// entries held in memory.
+    pub raft_log_cache_entries: Option<i64>,
     pub ui: Option<bool>,
     pub node_meta: BTreeMap<String, String>,
     /// Consul's `gossip_lan { ... }`; each knob merges on its own.
@@ -227,6 +233,11 @@ impl ConfigSource {
                 other.raft_snapshot_threshold,
             ),
             raft_trailing_logs: later(self.raft_trailing_logs, other.raft_trailing_logs),
+            raft_log_cache_mb: later(self.raft_log_cache_mb, other.raft_log_cache_mb),
+            raft_log_cache_entries: later(
+                self.raft_log_cache_entries,
+                other.raft_log_cache_entries,
+            ),
             ui: later(self.ui, other.ui),
             node_meta,
             gossip_lan: self.gossip_lan.merge(other.gossip_lan),

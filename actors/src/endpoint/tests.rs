@@ -26,6 +26,7 @@ pub(crate) fn options(bootstrap: bool) -> ServerOptions {
         raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: crate::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: crate::DEFAULT_TRAILING_LOGS,
+        log_cache: protocol::raft::CacheBudget::default(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 use protocol::ids::{ServerId, Term};
-use protocol::raft::Payload;
+use protocol::raft::{CacheBudget, Payload};
 use std::path::Path;
 
 type Opener<'a> = &'a mut dyn FnMut() -> (Box<dyn LogBackend>, Recovered);
@@ -44,13 +44,8 @@ fn appends_and_hard_state_survive_reopen(open: Opener) {
     let (b, r) = open();
     let mut want = entries(1, 1, 3);
     want.extend(entries(2, 4, 40));
-    assert_eq!(
-        r,
-        Recovered {
-            hard_state: hard_state(2, Some("a")),
-            entries: want
-        }
-    );
+    assert_eq!(r.hard_state, hard_state(2, Some("a")));
+    assert_eq!(r.entries(), want);
     assert_eq!(b.last_index(), LogIndex(40));
 }
 
@@ -67,13 +62,13 @@ fn truncation_removes_the_suffix_and_appending_continues(open: Opener) {
     let (mut b, r) = open();
     let mut want = entries(1, 1, 11);
     want.extend(entries(3, 12, 14));
-    assert_eq!(r.entries, want);
+    assert_eq!(r.entries(), want);
     // Down to nothing, then a fresh start at 1.
     b.truncate_from(LogIndex(1)).unwrap();
     b.append(&entries(4, 1, 2)).unwrap();
     b.sync().unwrap();
     drop(b);
-    assert_eq!(open().1.entries, entries(4, 1, 2));
+    assert_eq!(open().1.entries(), entries(4, 1, 2));
 }
 
 fn appends_must_be_contiguous(open: Opener) {
@@ -113,13 +108,8 @@ fn batches_execute_in_order_with_one_sync(open: Opener) {
     let (_, r) = open();
     let mut want = entries(1, 1, 3);
     want.extend(entries(2, 4, 6));
-    assert_eq!(
-        r,
-        Recovered {
-            hard_state: hard_state(2, Some("b")),
-            entries: want
-        }
-    );
+    assert_eq!(r.hard_state, hard_state(2, Some("b")));
+    assert_eq!(r.entries(), want);
 }
 
 fn compaction_keeps_everything_after_the_point_and_survives_reopen(open: Opener) {
@@ -132,9 +122,9 @@ fn compaction_keeps_everything_after_the_point_and_survives_reopen(open: Opener)
     b.sync().unwrap();
     drop(b);
     let (mut b, r) = open();
-    let first = r.entries[0].index.0;
+    let first = r.entries()[0].index.0;
     assert!((1..=26).contains(&first), "{first}");
-    assert_eq!(r.entries, entries(1, first, 41));
+    assert_eq!(r.entries(), entries(1, first, 41));
     // Compacting past the end keeps the log's position: appends continue.
     b.compact_until(LogIndex(100)).unwrap();
     assert_eq!(b.last_index(), LogIndex(41));
@@ -142,10 +132,10 @@ fn compaction_keeps_everything_after_the_point_and_survives_reopen(open: Opener)
     b.sync().unwrap();
     drop(b);
     let (b, r) = open();
-    let first = r.entries[0].index.0;
+    let first = r.entries()[0].index.0;
     assert!((1..=42).contains(&first), "{first}");
-    assert_eq!(r.entries.last().map(|e| e.index), Some(LogIndex(43)));
-    assert_eq!(r.entries.first().map(|e| e.index.0), Some(first));
+    assert_eq!(r.entries().last().map(|e| e.index), Some(LogIndex(43)));
+    assert_eq!(r.entries().first().map(|e| e.index.0), Some(first));
     assert_eq!(b.last_index(), LogIndex(43));
     // Truncating what follows the compaction point still works.
     let (mut b, _) = (b, ());
@@ -153,7 +143,7 @@ fn compaction_keeps_everything_after_the_point_and_survives_reopen(open: Opener)
     b.append(&entries(3, 43, 43)).unwrap();
     b.sync().unwrap();
     drop(b);
-    assert_eq!(open().1.entries.last(), Some(&entry(3, 43)));
+    assert_eq!(open().1.entries().last(), Some(&entry(3, 43)));
 }
 
 fn reset_discards_the_log_and_continues_after_the_snapshot(open: Opener) {
@@ -171,19 +161,19 @@ fn reset_discards_the_log_and_continues_after_the_snapshot(open: Opener) {
     assert_eq!(b.last_index(), LogIndex(52));
     drop(b);
     let (mut b, r) = open();
-    assert_eq!(r.entries, entries(2, 51, 52));
+    assert_eq!(r.entries(), entries(2, 51, 52));
     // A reset to an empty log also survives a reopen.
     b.reset_after(LogIndex(60)).unwrap();
     b.sync().unwrap();
     assert_eq!(b.last_index(), LogIndex(60));
     drop(b);
     let (mut b, r) = open();
-    assert_eq!(r.entries, vec![]);
+    assert_eq!(r.entries(), vec![]);
     assert_eq!(b.last_index(), LogIndex(60));
     b.append(&entries(3, 61, 61)).unwrap();
     b.sync().unwrap();
     drop(b);
-    assert_eq!(open().1.entries, entries(3, 61, 61));
+    assert_eq!(open().1.entries(), entries(3, 61, 61));
 }
 
 fn recover_after_error_keeps_exactly_what_was_synced(open: Opener) {
@@ -193,7 +183,7 @@ fn recover_after_error_keeps_exactly_what_was_synced(open: Opener) {
     b.save_hard_state(&hard_state(1, Some("a"))).unwrap();
     b.append(&entries(1, 6, 8)).unwrap();
     let r = b.recover_after_error().unwrap();
-    assert_eq!(r.entries, entries(1, 1, 5));
+    assert_eq!(r.entries(), entries(1, 1, 5));
     assert_eq!(r.hard_state, hard_state(1, Some("a")));
     assert_eq!(b.last_index(), LogIndex(5));
     // A truncation since the sync is not undone by recovery (it may be on disk), but
@@ -204,9 +194,9 @@ fn recover_after_error_keeps_exactly_what_was_synced(open: Opener) {
     let (mut b, r) = open();
     let mut want = entries(1, 1, 5);
     want.extend(entries(2, 6, 7));
-    assert_eq!(r.entries, want);
+    assert_eq!(r.entries(), want);
     assert_eq!(
-        b.recover_after_error().unwrap().entries,
+        b.recover_after_error().unwrap().entries(),
         want,
         "nothing unsynced"
     );
@@ -274,10 +264,10 @@ fn reads_return_stored_entries_bounded_by_count_and_bytes(open: Opener) {
     b.compact_until(LogIndex(25)).unwrap();
     drop(b);
     let (mut b, r2) = open();
-    let first = r2.entries[0].index.0;
+    let first = r2.entries()[0].index.0;
     assert_eq!(
         b.read(LogIndex(first), LogIndex(31), all).unwrap(),
-        r.entries[(first - 1) as usize..].to_vec()
+        r.entries()[(first - 1) as usize..].to_vec()
     );
     if first > 1 {
         assert!(b.read(LogIndex(first - 1), LogIndex(31), all).is_err());
@@ -294,6 +284,99 @@ fn reads_return_stored_entries_bounded_by_count_and_bytes(open: Opener) {
 
 type BoxedOpener = Box<dyn FnMut() -> (Box<dyn LogBackend>, Recovered)>;
 
+/// The budget the tail checks open with: four entries whole.
+const TAIL: CacheBudget = CacheBudget {
+    max_bytes: usize::MAX,
+    max_entries: 4,
+};
+
+fn conf_entry(term: u64, index: u64, names: &[&str]) -> Entry {
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        payload: Payload::Configuration(
+            names
+                .iter()
+                .map(|n| (ServerId(n.to_string()), format!("{n}:1")))
+                .collect(),
+        ),
+    }
+}
+
+/// Entries 1..=50: terms 1 (1..=3), 2 (4..=40), 3 (41..=50); configurations at 4 and 45.
+fn long_log() -> Vec<Entry> {
+    (1..=50)
+        .map(|i| match i {
+            4 => conf_entry(2, 4, &["a"]),
+            45 => conf_entry(3, 45, &["a", "b"]),
+            1..=3 => entry(1, i),
+            5..=40 => entry(2, i),
+            _ => entry(3, i),
+        })
+        .collect()
+}
+
+/// Open returns the term of every entry, the configurations and only a tail whole
+/// (within the budget), and the older entries read back intact; so does a recovery
+/// after an error, and a reopen after compaction.
+fn open_keeps_terms_configs_and_a_tail_within_the_budget(open: Opener) {
+    let (mut b, _) = open();
+    let log = long_log();
+    b.append(&log).unwrap();
+    b.sync().unwrap();
+    b.save_hard_state(&hard_state(3, Some("a"))).unwrap();
+    drop(b);
+    let check = |r: &Recovered, first: u64| {
+        assert_eq!(r.hard_state, hard_state(3, Some("a")));
+        assert_eq!(r.log.first_index(), Some(LogIndex(first)));
+        assert_eq!(r.log.last_index(), LogIndex(50));
+        assert_eq!(r.log.len() as u64, 51 - first);
+        for e in &log[(first - 1) as usize..] {
+            assert_eq!(r.log.term_at(e.index), Some(e.term), "term at {}", e.index);
+        }
+        let configs: Vec<u64> = r.log.configs().iter().map(|(i, _)| i.0).collect();
+        let want: Vec<u64> = [4, 45].into_iter().filter(|i| *i >= first).collect();
+        assert_eq!(configs, want);
+        assert_eq!(
+            r.log.tail().cloned().collect::<Vec<_>>(),
+            log[46..].to_vec()
+        );
+    };
+    let (mut b, r) = open();
+    check(&r, 1);
+    assert_eq!(
+        b.read(LogIndex(1), LogIndex(46), usize::MAX).unwrap(),
+        log[..46].to_vec()
+    );
+    // A write fails part way: what was synced comes back the same way.
+    b.append(&[entry(3, 51)]).unwrap();
+    let r = b.recover_after_error().unwrap();
+    check(&r, 1);
+    // Compacted: the log starts later, the rest is unchanged.
+    b.compact_until(LogIndex(10)).unwrap();
+    drop(b);
+    let (b, r) = open();
+    let first = r.log.first_index().unwrap().0;
+    assert!((1..=11).contains(&first));
+    check(&r, first);
+    assert_eq!(b.last_index(), LogIndex(50));
+}
+
+/// A byte budget binds like the count: the newest entries that fit.
+fn open_keeps_a_tail_within_the_byte_budget(open: Opener) {
+    let (mut b, _) = open();
+    b.append(&entries(1, 1, 20)).unwrap();
+    b.sync().unwrap();
+    drop(b);
+    let (_, r) = open();
+    assert_eq!(r.log.len(), 20);
+    let tail: Vec<u64> = r.log.tail().map(|e| e.index.0).collect();
+    assert_eq!(tail, vec![17, 18, 19, 20]);
+    assert_eq!(r.log.tail_bytes(), 4 * entry(1, 1).payload.approx_bytes());
+}
+
+const TAIL_CHECKS: [fn(Opener); 1] = [open_keeps_terms_configs_and_a_tail_within_the_budget];
+
 const CHECKS: [fn(Opener); 9] = [
     reads_return_stored_entries_bounded_by_count_and_bytes,
     recover_after_error_keeps_exactly_what_was_synced,
@@ -306,18 +389,29 @@ const CHECKS: [fn(Opener); 9] = [
     batches_execute_in_order_with_one_sync,
 ];
 
-/// Run every check, each against brand-new storage from `new_storage`.
-fn run_suite(new_storage: &mut dyn FnMut() -> BoxedOpener) {
+/// Run every check, each against brand-new storage from `new_storage` (opening with
+/// the budget given: the default for `CHECKS`, whose logs fit it whole, and small
+/// ones for the tail checks).
+fn run_suite(new_storage: &mut dyn FnMut(CacheBudget) -> BoxedOpener) {
     for check in CHECKS {
-        let mut open = new_storage();
+        let mut open = new_storage(CacheBudget::default());
         check(&mut *open);
     }
+    for check in TAIL_CHECKS {
+        let mut open = new_storage(TAIL);
+        check(&mut *open);
+    }
+    let four_entries = CacheBudget {
+        max_bytes: 4 * entry(1, 1).payload.approx_bytes() + 1,
+        max_entries: usize::MAX,
+    };
+    open_keeps_a_tail_within_the_byte_budget(&mut *new_storage(four_entries));
 }
 
 #[test]
 fn memory_backend_conforms() {
-    run_suite(&mut || {
-        let shared = MemoryBackend::new();
+    run_suite(&mut |budget| {
+        let shared = MemoryBackend::new().with_budget(budget);
         Box::new(move || {
             (
                 Box::new(shared.clone()) as Box<dyn LogBackend>,
@@ -330,11 +424,15 @@ fn memory_backend_conforms() {
 fn file_suite(segment_max_bytes: u64) {
     let tmp = tempfile::tempdir().unwrap();
     let mut n = 0;
-    run_suite(&mut || {
+    run_suite(&mut |cache| {
         n += 1;
         let dir = tmp.path().join(format!("store{n}")).join("raft");
         Box::new(move || {
-            let (b, r) = FileBackend::open(&dir, FileOptions { segment_max_bytes }).unwrap();
+            let opts = FileOptions {
+                segment_max_bytes,
+                cache,
+            };
+            let (b, r) = FileBackend::open(&dir, opts).unwrap();
             (Box::new(b) as Box<dyn LogBackend>, r)
         })
     });
@@ -364,7 +462,14 @@ fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 fn write_ten(dir: &Path, segment_max_bytes: u64) {
-    let (mut b, _) = FileBackend::open(dir, FileOptions { segment_max_bytes }).unwrap();
+    let (mut b, _) = FileBackend::open(
+        dir,
+        FileOptions {
+            segment_max_bytes,
+            ..FileOptions::default()
+        },
+    )
+    .unwrap();
     b.append(&entries(1, 1, 10)).unwrap();
     b.sync().unwrap();
 }
@@ -383,7 +488,7 @@ fn torn_tail_mid_record_recovers_to_the_previous_entry() {
         .unwrap();
 
     let (mut b, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
-    assert_eq!(r.entries, entries(1, 1, 9));
+    assert_eq!(r.entries(), entries(1, 1, 9));
     // The cut is permanent and appending continues after it.
     b.append(&entries(2, 10, 11)).unwrap();
     b.sync().unwrap();
@@ -391,7 +496,7 @@ fn torn_tail_mid_record_recovers_to_the_previous_entry() {
     let (_, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
     let mut want = entries(1, 1, 9);
     want.extend(entries(2, 10, 11));
-    assert_eq!(r.entries, want);
+    assert_eq!(r.entries(), want);
 }
 
 #[test]
@@ -403,7 +508,7 @@ fn torn_header_recovers_to_the_previous_entry() {
     bytes.extend_from_slice(&[7, 0, 0]); // three bytes of a next header
     std::fs::write(&last, bytes).unwrap();
     let (_, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
-    assert_eq!(r.entries, entries(1, 1, 10));
+    assert_eq!(r.entries(), entries(1, 1, 10));
 }
 
 #[test]
@@ -416,7 +521,7 @@ fn flipped_byte_in_the_last_record_recovers_to_the_previous_entry() {
     bytes[n - 5] ^= 0x40;
     std::fs::write(&last, bytes).unwrap();
     let (_, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
-    assert_eq!(r.entries, entries(1, 1, 9));
+    assert_eq!(r.entries(), entries(1, 1, 9));
 }
 
 #[test]
@@ -434,6 +539,7 @@ fn corruption_in_an_earlier_segment_stops_the_start_and_changes_nothing() {
         tmp.path(),
         FileOptions {
             segment_max_bytes: 300,
+            ..FileOptions::default()
         },
     );
     assert_corrupt(opened, &files[1]);
@@ -470,7 +576,7 @@ pub(crate) fn assert_corrupt(
             detail
         }
         Err(e) => panic!("wrong error: {e}"),
-        Ok((_, r)) => panic!("opened with {} entries", r.entries.len()),
+        Ok((_, r)) => panic!("opened with {} entries", r.entries().len()),
     }
 }
 
@@ -484,7 +590,7 @@ fn a_huge_length_prefix_is_treated_as_a_torn_tail() {
     bytes.extend_from_slice(&[0; 12]);
     std::fs::write(&last, bytes).unwrap();
     let (_, r) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
-    assert_eq!(r.entries, entries(1, 1, 10));
+    assert_eq!(r.entries(), entries(1, 1, 10));
 }
 
 #[test]
@@ -510,6 +616,7 @@ fn a_damaged_record_is_an_error_on_reading_back() {
     let tmp = tempfile::tempdir().unwrap();
     let opts = FileOptions {
         segment_max_bytes: 300,
+        ..FileOptions::default()
     };
     let (mut b, _) = FileBackend::open(tmp.path(), opts).unwrap();
     b.append(&entries(1, 1, 10)).unwrap();
@@ -606,7 +713,7 @@ fn log_store_thread_reports_the_highest_durable_id() {
         assert!(got > last);
         last = got;
     }
-    assert_eq!(backend.recover().entries, entries(1, 1, 5));
+    assert_eq!(backend.recover().entries(), entries(1, 1, 5));
 }
 
 #[test]
@@ -614,6 +721,7 @@ fn compaction_deletes_only_whole_segments_below_the_point() {
     let tmp = tempfile::tempdir().unwrap();
     let opts = || FileOptions {
         segment_max_bytes: 300,
+        ..FileOptions::default()
     };
     let (mut b, _) = FileBackend::open(tmp.path(), opts()).unwrap();
     b.append(&entries(1, 1, 10)).unwrap();
@@ -626,10 +734,10 @@ fn compaction_deletes_only_whole_segments_below_the_point() {
     assert!(after.len() < before, "{after:?}");
     drop(b);
     let (_, r) = FileBackend::open(tmp.path(), opts()).unwrap();
-    let first = r.entries[0].index.0;
+    let first = r.entries()[0].index.0;
     // Whole segments only: entry 7 and everything after it stays.
     assert!((2..=7).contains(&first), "{first}");
-    assert_eq!(r.entries, entries(1, first, 10));
+    assert_eq!(r.entries(), entries(1, first, 10));
     assert!(after[0].ends_with(format!("{first:020}.seg")));
 }
 
@@ -645,12 +753,13 @@ fn a_crash_part_way_through_compaction_recovers_a_contiguous_log() {
         tmp.path(),
         FileOptions {
             segment_max_bytes: 300,
+            ..FileOptions::default()
         },
     )
     .unwrap();
-    let first = r.entries[0].index.0;
+    let first = r.entries()[0].index.0;
     assert!(first > 1);
-    assert_eq!(r.entries, entries(1, first, 10));
+    assert_eq!(r.entries(), entries(1, first, 10));
     b.append(&entries(1, 11, 11)).unwrap();
     b.sync().unwrap();
     // A hole in the middle (never produced by compaction) stops the start.
@@ -661,6 +770,7 @@ fn a_crash_part_way_through_compaction_recovers_a_contiguous_log() {
         tmp.path(),
         FileOptions {
             segment_max_bytes: 300,
+            ..FileOptions::default()
         },
     );
     let detail = assert_corrupt(opened, &files[2]);
@@ -681,14 +791,14 @@ fn a_complete_record_over_the_limit_is_an_error_not_a_torn_tail() {
             assert!(detail.contains("valid crc"), "{detail}")
         }
         Err(e) => panic!("wrong error: {e}"),
-        Ok((_, r)) => panic!("opened with {} entries", r.entries.len()),
+        Ok((_, r)) => panic!("opened with {} entries", r.entries().len()),
     }
     assert_eq!(std::fs::read(&seg).unwrap(), before, "nothing cut");
     // A torn record over the limit is still just a torn tail.
     std::fs::write(&seg, &before[..60]).unwrap();
     let (_, r) =
         FileBackend::open_with_record_limit(tmp.path(), FileOptions::default(), 50).unwrap();
-    assert_eq!(r.entries, vec![]);
+    assert_eq!(r.entries(), vec![]);
 }
 
 #[test]
@@ -707,6 +817,7 @@ fn appending_a_record_over_the_limit_is_refused() {
 fn a_crash_part_way_through_a_reset_leaves_a_log_starting_where_it_did() {
     let opts = || FileOptions {
         segment_max_bytes: 300,
+        ..FileOptions::default()
     };
     for deleted in 0..4 {
         let tmp = tempfile::tempdir().unwrap();
@@ -720,8 +831,8 @@ fn a_crash_part_way_through_a_reset_leaves_a_log_starting_where_it_did() {
         // What survives is the oldest part of the old log: it still starts at 1 (so the
         // snapshot at 50 plus this log has no gap) and is contiguous.
         let (_, r) = FileBackend::open(tmp.path(), opts()).unwrap();
-        let n = r.entries.len() as u64;
+        let n = r.entries().len() as u64;
         assert!(n < 10 || deleted == 0, "deleted {deleted}: {n} entries");
-        assert_eq!(r.entries, entries(1, 1, n), "after {deleted} deletions");
+        assert_eq!(r.entries(), entries(1, 1, n), "after {deleted} deletions");
     }
 }

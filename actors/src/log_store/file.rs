@@ -70,9 +70,17 @@
 //! Losing the OLDEST segment looks like compaction here; the core refuses a log that
 //! starts after its snapshot + 1.
 //!
+//! # What open returns
+//! The recovery scan reads and checks every record, but keeps only what the Raft core
+//! needs to start (`protocol::raft::RecoveredLog`): the term of every entry (run-length),
+//! the configuration entries, and the newest entries whole within `FileOptions::cache`.
+//! Each segment file is read whole while it is scanned (at most `segment_max_bytes`
+//! plus a record), so memory at open is bounded by the cache budget and one segment,
+//! not by the log.
+//!
 //! # Reading back
-//! `read` (a leader sending a lagging follower entries no longer in the core's cache)
-//! finds each entry through the in-memory offset table, reads its record with a
+//! `read` (a leader sending a lagging follower entries no longer in the core's cache,
+//! or committed entries older than the cache after a restart, to apply) finds each entry through the in-memory offset table, reads its record with a
 //! positioned read from its segment (sealed or active; appends still in the write
 //! buffer are read from it), and checks the record's crc and that it decodes to the entry of
 //! that index: anything else is `StorageError::Corrupt` naming the file, offset and
@@ -95,7 +103,7 @@ use super::{check_readable, read_fits, LogBackend, Recovered, StorageError};
 use format::{RECORD_HEADER_BYTES, SEAL_RECORD_BYTES, SEGMENT_HEADER_BYTES};
 use protocol::codec;
 use protocol::ids::LogIndex;
-use protocol::raft::{Entry, HardState};
+use protocol::raft::{CacheBudget, Entry, HardState};
 #[cfg(test)]
 use scan::Repair;
 use scan::{Fix, ScanError, HARD_STATE_FILE, SEGMENT_SUFFIX};
@@ -113,12 +121,16 @@ const MAX_RECORD_BYTES: usize = codec::MAX_DECODE_BYTES;
 #[derive(Debug, Clone)]
 pub struct FileOptions {
     pub segment_max_bytes: u64,
+    /// The tail of the log that `open` (and `recover_after_error`) keeps whole: the
+    /// Raft core's cache budget. Older entries are only checked and measured.
+    pub cache: CacheBudget,
 }
 
 impl Default for FileOptions {
     fn default() -> Self {
         FileOptions {
             segment_max_bytes: 16 * 1024 * 1024,
+            cache: CacheBudget::default(),
         }
     }
 }
@@ -203,6 +215,8 @@ fn damage_error(dir: &Path, d: &Damage) -> StorageError {
 
 impl FileBackend {
     /// Open (creating if needed) the log in `dir`, recover it and cut any torn tail.
+    /// Every record is read and checked; only the tail within `opts.cache` is returned
+    /// whole (with the terms and configurations of all).
     pub fn open(dir: &Path, opts: FileOptions) -> Result<(FileBackend, Recovered), StorageError> {
         Self::open_with_record_limit(dir, opts, MAX_RECORD_BYTES)
     }
@@ -214,7 +228,7 @@ impl FileBackend {
         max_record: usize,
     ) -> Result<(FileBackend, Recovered), StorageError> {
         fs::create_dir_all(dir)?;
-        let scanned = match scan::scan(dir, max_record) {
+        let scanned = match scan::scan(dir, max_record, opts.cache) {
             Ok(s) => s,
             Err(ScanError::Damage(d)) => return Err(damage_error(dir, &d)),
             Err(ScanError::Fatal(e)) => return Err(e),
@@ -261,7 +275,7 @@ impl FileBackend {
             backend,
             Recovered {
                 hard_state: scanned.hard_state,
-                entries: scanned.entries,
+                log: scanned.log,
             },
         ))
     }

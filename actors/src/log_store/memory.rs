@@ -4,7 +4,7 @@
 use super::{check_readable, read_fits, LogBackend, Recovered, StorageError};
 use parking_lot::Mutex;
 use protocol::ids::LogIndex;
-use protocol::raft::{Entry, HardState};
+use protocol::raft::{CacheBudget, Entry, HardState, RecoveredLog};
 use std::sync::Arc;
 
 #[derive(Default)]
@@ -27,6 +27,8 @@ impl State {
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
     state: Arc<Mutex<State>>,
+    /// The tail `recover` keeps whole.
+    budget: CacheBudget,
 }
 
 impl MemoryBackend {
@@ -34,12 +36,32 @@ impl MemoryBackend {
         MemoryBackend::default()
     }
 
-    /// What a restart would recover.
+    /// Recover tails within `budget` (the default: the core's default cache budget).
+    pub fn with_budget(mut self, budget: CacheBudget) -> MemoryBackend {
+        self.budget = budget;
+        self
+    }
+
+    /// What a restart would recover: terms and configurations of every entry, a tail
+    /// within the budget.
     pub fn recover(&self) -> Recovered {
         let state = self.state.lock();
+        state.recovered(self.budget)
+    }
+}
+
+impl State {
+    fn recovered(&self, budget: CacheBudget) -> Recovered {
+        let mut log = RecoveredLog::new(budget);
+        for e in &self.entries {
+            // Appends are checked to be contiguous, so this cannot fail.
+            if let Err(why) = log.push(e.clone()) {
+                tracing::error!(%why, "memory log is not contiguous");
+            }
+        }
         Recovered {
-            hard_state: state.hard_state.clone(),
-            entries: state.entries.clone(),
+            hard_state: self.hard_state.clone(),
+            log,
         }
     }
 }
@@ -128,9 +150,6 @@ impl LogBackend for MemoryBackend {
         let mut state = self.state.lock();
         let keep = state.synced_next.saturating_sub(state.first.max(1)) as usize;
         state.entries.truncate(keep);
-        Ok(Recovered {
-            hard_state: state.hard_state.clone(),
-            entries: state.entries.clone(),
-        })
+        Ok(state.recovered(self.budget))
     }
 }

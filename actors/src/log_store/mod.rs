@@ -44,7 +44,7 @@ pub use stall::StallingBackend;
 
 use crate::snapshot_store::SnapshotBackend;
 use protocol::ids::LogIndex;
-use protocol::raft::{Entry, HardState, PersistRequest, SnapshotMeta};
+use protocol::raft::{Entry, HardState, PersistRequest, RecoveredLog, SnapshotMeta};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -53,12 +53,29 @@ pub const MAX_BATCH_REQUESTS: usize = 4096;
 
 pub use crate::storage_error::StorageError;
 
-/// What a backend found when opened: the hard state and every entry it holds,
-/// contiguous; they start at index 1, or later once the log was compacted or reset.
+/// What a backend found when opened: the hard state and the log as a restart needs it
+/// ([`RecoveredLog`]): the term of every entry it holds (contiguous, from index 1 or
+/// later once the log was compacted or reset), the configuration entries, and the
+/// newest entries whole, as many as fit the backend's [`CacheBudget`]. The open scan
+/// reads and checks every record but keeps only that, so a long log is never held in
+/// memory whole; older entries are read back with [`LogBackend::read`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovered {
     pub hard_state: HardState,
-    pub entries: Vec<Entry>,
+    pub log: RecoveredLog,
+}
+
+#[cfg(test)]
+impl Recovered {
+    /// Every entry, for tests whose budget keeps the whole log in the tail (asserted).
+    pub fn entries(&self) -> Vec<Entry> {
+        assert_eq!(
+            self.log.tail().len(),
+            self.log.len(),
+            "the recovered tail is not the whole log"
+        );
+        self.log.tail().cloned().collect()
+    }
 }
 
 /// Durable storage of the Raft log and hard state. Writes (`append`, `truncate_from`)
@@ -87,7 +104,8 @@ pub trait LogBackend: Send + 'static {
     /// After a failed append/truncate/sync/save_hard_state: forget everything not covered by the
     /// last successful `sync` (truncate the active segment back to its last synced length, remove
     /// segments created since that sync, drop buffered bytes), make that durable, and return
-    /// what the log now durably holds, exactly as `open` would recover it. Used to resume after
+    /// what the log now durably holds, exactly as `open` would recover it (terms,
+    /// configurations, a tail within the backend's cache budget). Used to resume after
     /// a full disk without a restart. Must not trust bytes that a failed fsync may have left in
     /// the page cache only.
     fn recover_after_error(&mut self) -> Result<Recovered, StorageError>;

@@ -1,10 +1,10 @@
 //! Exact-output tests of the log cache in the Raft core: eviction only of durable,
-//! released entries, and leaders loading entries below the cache (`LoadEntries`).
+//! applied entries, and leaders loading entries below the cache (`LoadEntries`).
 
 use super::*;
 
-/// `a` leads term 3 over a, b, c with entries 1..=5 (5: its no-op) committed, its cache
-/// capped at two entries; a later input has trimmed it to 4..=5.
+/// `a` leads term 3 over a, b, c with entries 1..=5 (5: its no-op) committed and
+/// applied, its cache capped at two entries, so trimmed to 4..=5.
 fn small_cache_leader() -> Raft {
     let log = vec![
         entry(1, 1, conf(&["a", "b", "c"])),
@@ -21,14 +21,18 @@ fn small_cache_leader() -> Raft {
     a.on_persisted(1);
     a.on_persisted(2); // the no-op at 5
     a.on_message(2 * T, id("b"), append_reply(3, true, 5, 5));
-    drain(&mut a);
+    // Everything is durable and committed: handed out for applying (as copies), and
+    // trimmed in the same input.
+    let out = a.drain_outputs();
+    let applied = out.iter().find_map(|o| match o {
+        Output::Apply { entries } => Some(entries.len()),
+        _ => None,
+    });
+    assert_eq!(applied, Some(5));
     assert_eq!(a.commit_index(), LogIndex(5));
-    // Everything is durable and committed, but the shell only now learns of the commit:
-    // the entries stay until a later input.
-    assert_eq!(a.cache_first_index(), LogIndex(1));
+    assert_eq!(a.cache_first_index(), LogIndex(4));
     a.on_tick(2 * T + 1);
     drain(&mut a);
-    assert_eq!(a.cache_first_index(), LogIndex(4));
     assert_eq!(a.term_at(LogIndex(2)), Some(Term(2)));
     a
 }
@@ -51,7 +55,7 @@ fn loads(outputs: &[Output]) -> Vec<Output> {
 }
 
 #[test]
-fn entries_leave_the_cache_only_once_durable_and_released() {
+fn entries_leave_the_cache_only_once_durable_and_applied() {
     let mut a = small_cache_leader();
     // Proposals are cached until durable and committed, whatever the budget (4 and 5
     // make room as far as they can).
@@ -67,13 +71,19 @@ fn entries_leave_the_cache_only_once_durable_and_released() {
     a.on_tick(2 * T + 3);
     drain(&mut a);
     assert_eq!(a.cache_first_index(), LogIndex(6));
-    // Committed: the Committed output can still read them; the next input trims.
+    // Committed: handed out for applying, so trimmed at once.
     a.on_message(2 * T + 4, id("b"), append_reply(3, true, 8, 8));
-    let out = drain(&mut a);
+    let out = a.drain_outputs();
     assert!(out.contains(&committed(8)));
-    assert_eq!(a.entries(LogIndex(6), LogIndex(8)).len(), 3);
-    a.on_tick(2 * T + 5);
-    drain(&mut a);
+    let applied: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Apply { entries } => Some(entries.iter().map(|e| e.index.0)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(applied, vec![6, 7, 8]);
     assert_eq!(a.cache_first_index(), LogIndex(7));
 }
 

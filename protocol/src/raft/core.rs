@@ -3,6 +3,7 @@
 
 use super::log::Log;
 use super::reads::ReadTracker;
+use super::recovered::RecoveredLog;
 use super::types::{
     ChangeError, ConfigChange, Configuration, Entry, HardState, Message, NotLeader, Output,
     Payload, PersistRequest, Role, ServerProgress, SnapshotMeta,
@@ -108,28 +109,35 @@ pub struct Raft {
 
     reported: (Role, Term, Option<ServerId>),
     outputs: Vec<Output>,
-    /// The commit index as of the last `drain_outputs`: the shell has been told about
-    /// (and has read, see `entries`) everything up to it, so those entries may leave
-    /// the cache once durable.
-    released: LogIndex,
+
+    // Applying (see "Applying" in `raft/mod.rs`).
+    /// The first committed index not yet handed to the shell in an `Output::Apply`.
+    apply_next: LogIndex,
+    /// The `Output::LoadCommitted` outstanding (its first index) and when it was asked.
+    apply_load: Option<(LogIndex, u64)>,
+    /// After a failed load: no new one before this.
+    apply_retry_ms: u64,
 }
 
 impl Raft {
     /// Restore from what the stores recovered (nothing for a fresh server): the newest
-    /// usable snapshot's meta, and the log entries. Entries at or below the snapshot
-    /// index are dropped (the snapshot covers them; the shell may still hold them on
-    /// disk); the rest must continue it contiguously. Everything given is durable, and
-    /// the snapshot is committed, so the commit index starts at its index.
+    /// usable snapshot's meta, and the log ([`RecoveredLog`]: terms and configurations
+    /// of every stored entry, a tail of them whole; a `Vec<Entry>` converts into one
+    /// holding every entry whole). Entries at or below the snapshot index are dropped
+    /// (the snapshot covers them; the shell may still hold them on disk); the rest must
+    /// continue it contiguously. Everything given is durable, and the snapshot is
+    /// committed, so the commit index starts at its index and the state machine is fed
+    /// from the entry after it (read back from the log store if older than the tail).
     pub fn new(
         cfg: RaftConfig,
         hard_state: HardState,
         snapshot: Option<SnapshotMeta>,
-        entries: Vec<Entry>,
+        log: impl Into<RecoveredLog>,
         rng: CoreRng,
         now_ms: u64,
     ) -> Result<Raft, String> {
         let commit = snapshot.as_ref().map(|s| s.index).unwrap_or_default();
-        let (log, discarded) = Log::new(snapshot, entries)?;
+        let (log, discarded) = Log::new(snapshot, log)?;
         // A crash between the log write and the hard-state write can leave entries of a
         // newer term on disk; never run in a term older than our own log.
         let (term, voted_for) = if log.last_term() > hard_state.term {
@@ -174,7 +182,9 @@ impl Raft {
             started_ms: now_ms,
             reported: (Role::Follower, term, None),
             outputs: Vec::new(),
-            released: commit,
+            apply_next: LogIndex(commit.0 + 1),
+            apply_load: None,
+            apply_retry_ms: 0,
         };
         raft.reload_membership();
         raft.reset_election_timer();
@@ -285,9 +295,8 @@ impl Raft {
         self.last_leader_contact_ms
     }
     /// Committed-or-not entries in `from..=to` still cached (clamped: nothing below
-    /// [`Raft::cache_first_index`]), for the shell to hand to the Fsm. Every entry up to
-    /// the `up_to` of an `Output::Committed` is still cached when the shell executes that
-    /// output (entries leave the cache only during a LATER input, once durable).
+    /// [`Raft::cache_first_index`]). The state machine is fed through `Output::Apply`,
+    /// not from here.
     pub fn entries(&self, from: LogIndex, to: LogIndex) -> Vec<Entry> {
         self.log.slice(from, to)
     }
@@ -338,16 +347,35 @@ impl Raft {
     /// the shell has a durable snapshot at or beyond `up_to` (the shell's promise: a
     /// follower that needs them is then sent that snapshot). Returns whether anything
     /// was compacted. Disk compaction is the shell's business.
+    /// Entries not yet handed to the state machine are never compacted (the snapshot
+    /// cannot cover them).
     pub fn compact(&mut self, up_to: LogIndex) -> bool {
-        if up_to <= self.log.base().index || up_to > self.commit || up_to > self.durable {
+        if up_to <= self.log.base().index
+            || up_to > self.commit
+            || up_to > self.durable
+            || up_to >= self.apply_next
+        {
             return false;
         }
         self.log.compact(up_to)
     }
 
+    /// The first committed index not yet handed out in an `Output::Apply`.
+    pub fn apply_next_index(&self) -> LogIndex {
+        self.apply_next
+    }
+
+    /// The state machine already holds everything up to `up_to` (a core rebuilt under
+    /// a running state machine, see `actors::raft_core`): never hand those entries out.
+    pub fn skip_applied(&mut self, up_to: LogIndex) {
+        if up_to >= self.apply_next {
+            self.apply_next = LogIndex(up_to.0 + 1);
+            self.apply_load = None;
+        }
+    }
+
     /// Take the outputs produced so far, in the order they must be executed.
     pub fn drain_outputs(&mut self) -> Vec<Output> {
-        self.released = self.commit;
         std::mem::take(&mut self.outputs)
     }
 
@@ -554,6 +582,43 @@ impl Raft {
             }
             // Pipelining: the next load (or cached batch) goes while this one travels.
             self.replicate(to);
+        }
+        self.finish();
+    }
+
+    /// The shell's answer to `Output::LoadCommitted { from, .. }`: committed entries
+    /// read from the log store (from `from` on, in order), or why they could not be
+    /// read. Only the answer to the load outstanding is used (a stale or duplicate one
+    /// is ignored); its entries are checked against the log's terms and the commit
+    /// index, and the prefix that continues what was handed out leaves as an
+    /// `Output::Apply`, followed by the next load (or the cached rest). After a failure,
+    /// or an answer with nothing usable, the load is asked again after a heartbeat
+    /// interval.
+    pub fn on_committed_loaded(&mut self, from: LogIndex, loaded: Result<Vec<Entry>, String>) {
+        if self.apply_load.map(|(f, _)| f) != Some(from) {
+            return;
+        }
+        self.apply_load = None;
+        let next = self.apply_next;
+        let usable: Vec<Entry> = match loaded {
+            Ok(entries) if from == next => entries
+                .into_iter()
+                .enumerate()
+                .take_while(|(i, e)| {
+                    e.index.0 == next.0 + *i as u64
+                        && e.index <= self.commit
+                        && self.log.matches(std::slice::from_ref(e))
+                })
+                .map(|(_, e)| e)
+                .collect(),
+            _ => Vec::new(),
+        };
+        match usable.last().map(|e| e.index) {
+            Some(last) => {
+                self.apply_next = LogIndex(last.0 + 1);
+                self.outputs.push(Output::Apply { entries: usable });
+            }
+            None => self.apply_retry_ms = self.now_ms + self.cfg.heartbeat_interval_ms,
         }
         self.finish();
     }
@@ -1035,6 +1100,9 @@ impl Raft {
                 // Nothing of the new log is on disk until the reset lands.
                 self.durable = LogIndex(0);
                 self.commit = meta.index;
+                // The state machine is replaced by the snapshot: it goes on after it.
+                self.apply_next = LogIndex(meta.index.0 + 1);
+                self.apply_load = None;
                 self.reload_membership();
             }
         }
@@ -1471,6 +1539,7 @@ impl Raft {
     /// report role changes.
     fn finish(&mut self) {
         self.flush_persist();
+        self.hand_out_committed();
         self.evict_cached();
         let last_issued = self.next_persist_id - 1;
         for (to, msg) in std::mem::take(&mut self.pending_acks) {
@@ -1491,11 +1560,50 @@ impl Raft {
         }
     }
 
+    /// Feed the state machine: committed entries not yet handed out leave as one
+    /// `Output::Apply` when cached; when the next one is older than the cache, the
+    /// shell is asked to read them back (`Output::LoadCommitted`, one at a time, asked
+    /// again after an election timeout without an answer) and they are handed out as
+    /// the answer comes (`on_committed_loaded`).
+    fn hand_out_committed(&mut self) {
+        let base = self.log.base().index;
+        if self.apply_next <= base {
+            // Only a snapshot covers what is below the base (see `compact`).
+            self.apply_next = LogIndex(base.0 + 1);
+            self.apply_load = None;
+        }
+        let next = self.apply_next;
+        if next > self.commit {
+            return;
+        }
+        let cache_first = self.log.cache_first();
+        if next >= cache_first {
+            let entries = self.log.slice(next, self.commit);
+            if let Some(last) = entries.last().map(|e| e.index) {
+                self.apply_next = LogIndex(last.0 + 1);
+                self.outputs.push(Output::Apply { entries });
+            }
+            return;
+        }
+        let asked_lately = self
+            .apply_load
+            .is_some_and(|(_, at)| self.now_ms.saturating_sub(at) < self.cfg.election_timeout_ms);
+        if asked_lately || self.now_ms < self.apply_retry_ms {
+            return;
+        }
+        self.apply_load = Some((next, self.now_ms));
+        self.outputs.push(Output::LoadCommitted {
+            from: next,
+            up_to: LogIndex(self.commit.0.min(cache_first.0 - 1)),
+            max_bytes: self.cfg.max_append_bytes,
+        });
+    }
+
     /// Keep the cache within its budget: only entries that are durable (the disk can
-    /// give them back) and that the shell was told are committed (it has handed them
-    /// to the state machine) may go.
+    /// give them back) and already handed to the state machine may go.
     fn evict_cached(&mut self) {
-        let evictable = self.durable.min(self.released);
+        let applied = LogIndex(self.apply_next.0 - 1);
+        let evictable = self.durable.min(applied).min(self.commit);
         self.log.evict(
             self.cfg.log_cache_bytes,
             self.cfg.log_cache_entries,

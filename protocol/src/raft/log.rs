@@ -12,8 +12,11 @@
 //!
 //! Entries leave the cache oldest first, and only through [`Log::evict`], whose caller
 //! (the core) allows only entries that are durable and already handed to the state
-//! machine: everything still to be persisted or applied is always cached.
+//! machine: everything still to be persisted is always cached. After a restart the
+//! cache starts with the recovered tail only ([`RecoveredLog`]): committed entries
+//! older than it are read back for applying as well.
 
+use super::recovered::RecoveredLog;
 use super::types::{Configuration, Entry, SnapshotMeta};
 use crate::ids::{LogIndex, Term};
 use std::collections::VecDeque;
@@ -36,66 +39,86 @@ pub struct Log {
 }
 
 impl Log {
-    /// Build from a snapshot (or none) and the recovered entries. Entries at or below the
+    /// Build from a snapshot (or none) and the recovered log. Entries at or below the
     /// snapshot index are dropped (the snapshot covers them); the rest must continue the
-    /// snapshot contiguously. All of them start out cached.
+    /// snapshot contiguously. The recovered tail starts out cached; older entries are
+    /// known by their terms (and configurations) only.
     ///
     /// Returns whether the entries had to be discarded because they do not continue the
     /// snapshot (they end before it, or hold a different entry at its index: a stale
     /// suffix, which by log matching is not committed); the caller then asks the disk
     /// to discard its log too.
-    pub fn new(base: Option<SnapshotMeta>, entries: Vec<Entry>) -> Result<(Log, bool), String> {
+    pub fn new(
+        base: Option<SnapshotMeta>,
+        recovered: impl Into<RecoveredLog>,
+    ) -> Result<(Log, bool), String> {
         let base = base.unwrap_or_default();
-        if let Some(first) = entries.first() {
-            if first.index.0 > base.index.0 + 1 {
+        let recovered: RecoveredLog = recovered.into();
+        if let Some(first) = recovered.first_index() {
+            if first.0 > base.index.0 + 1 {
                 // Entries between the snapshot and the log are missing: refuse rather
                 // than run with a hole (e.g. every newer snapshot was unreadable).
                 return Err(format!(
-                    "the log starts at {} but the snapshot ends at {}",
-                    first.index, base.index
+                    "the log starts at {first} but the snapshot ends at {}",
+                    base.index
                 ));
             }
         }
         let continues = base.index.0 == 0
-            || entries
-                .first()
-                .is_some_and(|e| e.index.0 == base.index.0 + 1)
-            || entries
-                .iter()
-                .any(|e| e.index == base.index && e.term == base.term);
-        let entries: Vec<Entry> = if continues {
-            entries
-                .into_iter()
-                .filter(|e| e.index > base.index)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for (pos, e) in entries.iter().enumerate() {
-            if e.index.0 != base.index.0 + pos as u64 + 1 {
-                return Err(format!(
-                    "log entry at position {pos} has index {} but the log starts after {}",
-                    e.index, base.index
-                ));
-            }
-        }
-        if let Some(first) = entries.first() {
-            if first.term < base.term {
-                return Err(format!(
-                    "entry {} has term {} below the snapshot's term {}",
-                    first.index, first.term, base.term
-                ));
-            }
-        }
+            || recovered.first_index() == Some(LogIndex(base.index.0 + 1))
+            || recovered.term_at(base.index) == Some(base.term);
+        let parts = recovered.into_parts()?;
         let mut log = Log {
             last: base.index.0,
             base,
             ..Log::default()
         };
-        for e in entries {
-            log.append(e);
+        let after = log.base.index.0;
+        if !continues || parts.last <= after {
+            return Ok((log, !continues));
         }
-        Ok((log, !continues))
+        let tail_first = parts.last + 1 - parts.tail.len() as u64;
+        if parts
+            .tail
+            .iter()
+            .enumerate()
+            .any(|(pos, e)| e.index.0 != tail_first + pos as u64)
+        {
+            return Err(format!(
+                "the recovered tail is not contiguous up to {}",
+                parts.last
+            ));
+        }
+        // The run holding `after + 1` now starts there.
+        let next = after + 1;
+        let keep_from = parts.terms.partition_point(|&(first, _)| first <= next);
+        let mut terms: Vec<(u64, Term)> = Vec::with_capacity(parts.terms.len() + 1);
+        if let Some(&(_, t)) = keep_from.checked_sub(1).and_then(|k| parts.terms.get(k)) {
+            terms.push((next, t));
+        }
+        terms.extend(parts.terms[keep_from..].iter().copied());
+        if let Some(&(first, term)) = terms.first() {
+            if term < log.base.term {
+                return Err(format!(
+                    "entry {first} has term {term} below the snapshot's term {}",
+                    log.base.term
+                ));
+            }
+        }
+        log.terms = terms;
+        log.configs = parts
+            .configs
+            .into_iter()
+            .filter(|(i, _)| i.0 > after)
+            .collect();
+        log.last = parts.last;
+        log.cache = parts
+            .tail
+            .into_iter()
+            .filter(|e| e.index.0 > after)
+            .collect();
+        log.cache_bytes = log.cache.iter().map(|e| e.payload.approx_bytes()).sum();
+        Ok((log, false))
     }
 
     /// The compaction point: the last index no longer held, its term and configuration.

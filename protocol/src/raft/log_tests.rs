@@ -29,7 +29,7 @@ fn conf(index: u64, term: u64, names: &[&str]) -> Entry {
 /// Entries 1..=10: terms 1,1,1,2,2,3,3,3,3,3; a configuration at 5.
 fn log() -> Log {
     let terms = [1, 1, 1, 2, 2, 3, 3, 3, 3, 3];
-    let entries = (1..=10)
+    let entries: Vec<Entry> = (1..=10)
         .map(|i| {
             let t = terms[i as usize - 1];
             if i == 5 {
@@ -189,7 +189,7 @@ fn new_after_a_snapshot_builds_terms_from_the_recovered_entries() {
         configuration: vec![(ServerId("a".into()), "a:1".into())],
         non_voters: Vec::new(),
     };
-    let entries = (1..=6)
+    let entries: Vec<Entry> = (1..=6)
         .map(|i| cmd(i, if i <= 4 { 1 } else { 2 }))
         .collect();
     let (log, discarded) = Log::new(Some(base), entries).unwrap();

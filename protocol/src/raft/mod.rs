@@ -40,12 +40,28 @@
 //! every input, entries leave the cache oldest first while it holds more than
 //! `RaftConfig::log_cache_bytes` (approximate payload bytes) or
 //! `RaftConfig::log_cache_entries`, but only entries that are durable (the log store can
-//! give them back) and at or below the commit index the shell last drained (it has
-//! handed them to the state machine): everything still to persist or to apply is
-//! cached. So the shell can always read the entries of an `Output::Committed` with
-//! [`Raft::entries`] while executing it, and a restart (which recovers the whole log
-//! since the snapshot) applies it before trimming the cache.
+//! give them back) and already handed to the state machine (`Output::Apply`):
+//! everything still to persist is cached.
 //!
+//! A restart does not read the whole log into memory either: the log store's open scan
+//! (which reads and checks every record) keeps only a [`RecoveredLog`]: the term of
+//! every index (run-length), the configuration entries, and the newest entries whole, as
+//! many as fit the cache budget (the tail). `Raft::new` starts its cache with the tail.
+//!
+//! # Applying
+//! The core feeds the state machine itself: committed entries leave, in order and each
+//! exactly once, as `Output::Apply` (copies, for the shell to execute), at the end of
+//! the input that committed them when they are cached. Committed entries older than the
+//! cache (after a restart: from the snapshot index + 1 up to the recovered tail) are
+//! read back: the core emits `Output::LoadCommitted` for the range (bounded by
+//! `max_append_bytes`; one at a time), the shell reads it from the log store in order
+//! with the persists, and [`Raft::on_committed_loaded`] checks the entries against the
+//! log's terms and the commit index and hands them out, then asks for the next range.
+//! Stale and duplicate answers are ignored; a failed load is asked again after a
+//! heartbeat interval, a lost one after an election timeout. Elections, heartbeats and
+//! replication never wait for it. Entries not yet handed out are never compacted.
+//!
+//! # Loading for followers
 //! A leader whose follower needs entries below the cache emits `Output::LoadEntries`
 //! (at most one outstanding per follower, asked again after an election timeout without
 //! an answer) and keeps heartbeating it; the shell reads
@@ -98,6 +114,7 @@ mod core;
 pub mod frame;
 mod log;
 mod reads;
+mod recovered;
 pub mod snapshot_chunks;
 mod types;
 
@@ -110,6 +127,7 @@ mod tests;
 
 pub use self::core::{Raft, SNAPSHOT_RETRY_TIMEOUTS};
 pub use reads::MAX_PENDING_READS;
+pub use recovered::{CacheBudget, RecoveredLog};
 pub use types::{
     ChangeError, ConfigChange, Configuration, Entry, HardState, Message, NotLeader, Output,
     Payload, PersistRequest, Role, ServerProgress, SnapshotMeta,
@@ -147,7 +165,8 @@ pub struct RaftConfig {
     /// Payload bytes per AppendEntries (at least one entry is always sent).
     pub max_append_bytes: usize,
     /// Budget of the log cache: approximate payload bytes of the entries held whole in
-    /// memory. Entries beyond it leave once durable and handed to the state machine.
+    /// memory. Entries beyond it leave once durable and handed to the state machine;
+    /// a restart recovers a tail of the log within it.
     pub log_cache_bytes: usize,
     /// Most entries held whole in memory.
     pub log_cache_entries: usize,

@@ -29,8 +29,15 @@
 //! each load is served after a random delay (so it reorders with messages, persists,
 //! snapshots and crashes), sometimes fails, sometimes arrives twice, and is lost in a
 //! crash; the disk it reads may have been truncated, compacted or reset meanwhile.
-//! Committed entries must still be cached when their `Committed` output is executed
-//! (the sim reads them from the core there, as the shell does).
+//! A crashed server restarts from a [`RecoveredLog`] built from its disk with the same
+//! tiny budget (terms and configurations of every entry, a tail of one to six entries
+//! whole), so what it commits after the restart is mostly older than its cache: its
+//! core reads it back for applying (`Output::LoadCommitted`, served like the leaders'
+//! loads: delayed, failing, duplicated, lost in a crash). Each server's state machine
+//! (the entries it was fed through `Output::Apply`) must get every committed entry
+//! from its snapshot on, in order, exactly once, the same entry at each index
+//! everywhere (state-machine safety); snapshots are taken at what it applied, and
+//! writes are acknowledged to their clients when their leader applies them.
 //!
 //! A failure names its seed; `RAFT_SIM_SEED=n` replays exactly that seed.
 //!
@@ -154,6 +161,8 @@ struct Stats {
     /// `LoadEntries` served with entries / failed (on purpose or compacted away).
     loads_served: u64,
     loads_failed: u64,
+    /// `LoadCommitted` (applying entries older than the cache) served with entries.
+    apply_loads: u64,
 }
 
 impl Stats {
@@ -163,16 +172,18 @@ impl Stats {
         self.torn_writes += run.torn_writes;
         self.loads_served += run.loads_served;
         self.loads_failed += run.loads_failed;
+        self.apply_loads += run.apply_loads;
     }
 
     fn fault_counts(&self) -> String {
         format!(
-            "{} one-way partitions ({} with the leader in a minority), {} torn writes, {} loads served, {} failed",
+            "{} one-way partitions ({} with the leader in a minority), {} torn writes, {} loads served, {} failed, {} loads for applying",
             self.one_way_partitions,
             self.leader_in_one_way_minority,
             self.torn_writes,
             self.loads_served,
-            self.loads_failed
+            self.loads_failed,
+            self.apply_loads
         )
     }
 
@@ -186,17 +197,19 @@ impl Stats {
                     && self.leader_in_one_way_minority > 0
                     && self.torn_writes > 0
                     && self.loads_served > 0
-                    && self.loads_failed > 0),
+                    && self.loads_failed > 0
+                    && self.apply_loads > 0),
             "the simulation never exercised a fault kind: {}",
             self.fault_counts()
         );
     }
 }
 
-/// An `Output::LoadEntries` the simulated disk will serve at `at`.
+/// An `Output::LoadEntries` (for follower `to`) or `Output::LoadCommitted` (`to` is
+/// None) the simulated disk will serve at `at`.
 struct Load {
     at: u64,
-    to: ServerId,
+    to: Option<ServerId>,
     from: LogIndex,
     up_to: LogIndex,
     max_bytes: usize,
@@ -207,6 +220,8 @@ struct SimNode {
     disk: Disk,
     pending: Vec<PersistRequest>,
     loads: Vec<Load>,
+    /// The last index its state machine was fed (`Output::Apply`) or restored to.
+    applied: u64,
     /// This server's clock rate, in thousandths of real time.
     clock_rate: u64,
 }
@@ -225,6 +240,9 @@ struct Sim {
     nodes: Vec<SimNode>,
     net: SimNet<usize, Message>,
     leaders: BTreeMap<Term, ServerId>,
+    /// The term committed at each index, as the servers reported commits.
+    committed_terms: BTreeMap<u64, Term>,
+    /// The entry applied at each index, as state machines were fed.
     committed: BTreeMap<u64, Entry>,
     lossy: bool,
     /// Per node, the commit index already checked against `committed`.
@@ -333,6 +351,7 @@ impl Sim {
                     disk,
                     pending: Vec::new(),
                     loads: Vec::new(),
+                    applied: 0,
                     clock_rate: 0,
                 }
             })
@@ -349,6 +368,7 @@ impl Sim {
             nodes,
             net: SimNet::new(LOSSY),
             leaders: BTreeMap::new(),
+            committed_terms: BTreeMap::new(),
             committed: BTreeMap::new(),
             lossy: true,
             checked: vec![0; servers],
@@ -384,25 +404,36 @@ impl Sim {
                 Output::Persist(req) => self.nodes[i].pending.push(req),
                 Output::Send { .. } => unreachable!("sends arrive as Effect::Send"),
                 Output::Committed { up_to } => {
+                    // Only the term is known below the cache.
                     for index in self.checked[i] + 1..=up_to.0 {
-                        let entry = self.nodes[i].raft.entry(LogIndex(index)).cloned();
-                        let entry = entry.unwrap_or_else(|| {
-                            panic!("seed {}: committed entry missing", self.seed)
+                        let term = self.nodes[i].raft.term_at(LogIndex(index));
+                        let term = term.unwrap_or_else(|| {
+                            panic!("seed {}: committed index {index} unknown", self.seed)
                         });
-                        match self.committed.get(&index) {
-                            Some(known) => assert_eq!(
-                                known, &entry,
-                                "seed {}: node {} committed a different entry at {index}",
-                                self.seed, IDS[i]
-                            ),
-                            None => {
-                                self.committed.insert(index, entry);
-                            }
-                        }
+                        let known = *self.committed_terms.entry(index).or_insert(term);
+                        assert_eq!(
+                            known, term,
+                            "seed {}: node {} committed another term at {index}",
+                            self.seed, IDS[i]
+                        );
                     }
                     self.checked[i] = self.checked[i].max(up_to.0);
-                    self.acknowledge(i, up_to.0);
                     self.check_membership_in_effect(i);
+                }
+                Output::Apply { entries } => self.apply(i, entries),
+                Output::LoadCommitted {
+                    from,
+                    up_to,
+                    max_bytes,
+                } => {
+                    let at = self.now + self.rng.random_range(0..15);
+                    self.nodes[i].loads.push(Load {
+                        at,
+                        to: None,
+                        from,
+                        up_to,
+                        max_bytes,
+                    });
                 }
                 Output::InstallSnapshot { to, term } => {
                     let Some(meta) = self.nodes[i].disk.snapshot.clone() else {
@@ -425,6 +456,7 @@ impl Sim {
                     }
                     self.stats.snapshots_restored += 1;
                     self.checked[i] = self.checked[i].max(meta.index.0);
+                    self.nodes[i].applied = meta.index.0;
                     // Durable at once, before any later persist.
                     self.nodes[i].disk.snapshot = Some(meta);
                 }
@@ -451,7 +483,7 @@ impl Sim {
                     let at = self.now + self.rng.random_range(0..15);
                     self.nodes[i].loads.push(Load {
                         at,
-                        to,
+                        to: Some(to),
                         from,
                         up_to,
                         max_bytes,
@@ -476,24 +508,64 @@ impl Sim {
         }
     }
 
-    /// The leader `i` learned that everything up to `up_to` is committed: its own
-    /// proposals there (still the entries it appended) are acknowledged to their clients.
-    fn acknowledge(&mut self, i: usize, up_to: u64) {
-        let rest = self.proposed[i].split_off(&(up_to + 1));
-        let done = std::mem::replace(&mut self.proposed[i], rest);
-        for (index, (term, payload)) in done {
-            let entry = self.nodes[i].raft.entry(LogIndex(index));
-            if entry.is_some_and(|e| e.term == term && e.payload == payload) {
-                self.acknowledged.insert(index, payload);
+    /// Node `i`'s state machine is fed `entries`: they must continue what it has, be
+    /// committed there, and be the entries applied at those indexes everywhere. Its own
+    /// proposals among them (still the entries it appended) are acknowledged to their
+    /// clients.
+    fn apply(&mut self, i: usize, entries: Vec<Entry>) {
+        let seed = self.seed;
+        let Some(last) = entries.last().map(|e| e.index.0) else {
+            panic!("seed {seed}: an empty Apply");
+        };
+        let commit = self.nodes[i].raft.commit_index().0;
+        assert!(
+            last <= commit,
+            "seed {seed}: {} applies {last} beyond its commit {commit}",
+            IDS[i]
+        );
+        for (k, entry) in entries.into_iter().enumerate() {
+            let index = entry.index.0;
+            assert_eq!(
+                index,
+                self.nodes[i].applied + 1,
+                "seed {seed}: {} applies {index} after {} (entry {k} of a batch)",
+                IDS[i],
+                self.nodes[i].applied
+            );
+            if let Some(term) = self.committed_terms.get(&index) {
+                assert_eq!(
+                    *term, entry.term,
+                    "seed {seed}: {} applies another term at {index}",
+                    IDS[i]
+                );
+            }
+            match self.committed.get(&index) {
+                Some(known) => assert_eq!(
+                    known, &entry,
+                    "seed {seed}: node {} applied a different entry at {index}",
+                    IDS[i]
+                ),
+                None => {
+                    self.committed.insert(index, entry.clone());
+                }
+            }
+            self.nodes[i].applied = index;
+            if let Some((term, payload)) = self.proposed[i].remove(&index) {
+                if entry.term == term && entry.payload == payload {
+                    self.acknowledged.insert(index, payload);
+                }
             }
         }
+        // Proposals below what is applied were replaced by other entries.
+        let rest = self.proposed[i].split_off(&(last + 1));
+        self.proposed[i] = rest;
     }
 
     /// A new leader holds every entry known to be committed (leader completeness).
     fn check_leader_completeness(&self, i: usize) {
         let raft = &self.nodes[i].raft;
         let base = raft.log_base();
-        for (index, entry) in &self.committed {
+        for (index, term) in &self.committed_terms {
             if *index > raft.last_log_index().0 {
                 panic!(
                     "seed {}: leader {} lacks committed entry {index}",
@@ -501,17 +573,18 @@ impl Sim {
                 );
             }
             if *index == base.index.0 {
-                assert_eq!(base.term, entry.term, "seed {}: leader base", self.seed);
+                assert_eq!(base.term, *term, "seed {}: leader base", self.seed);
             } else if *index > base.index.0 {
                 // Below the cache only the term is known (and, by log matching, enough).
                 assert_eq!(
                     raft.term_at(LogIndex(*index)),
-                    Some(entry.term),
+                    Some(*term),
                     "seed {}: leader {} holds another term at committed {index}",
                     self.seed,
                     IDS[i]
                 );
-                if let Some(held) = raft.entry(LogIndex(*index)) {
+                let entry = self.committed.get(index);
+                if let (Some(held), Some(entry)) = (raft.entry(LogIndex(*index)), entry) {
                     assert_eq!(
                         held, entry,
                         "seed {}: leader {} holds another entry at committed {index}",
@@ -542,13 +615,23 @@ impl Sim {
                     .is_some_and(|e| e.payload.membership().is_some())
                 || index <= raft.log_base().index
                 || (index < raft.cache_first_index()
-                    && self
-                        .committed
-                        .get(&index.0)
-                        .is_some_and(|e| e.payload.membership().is_some())),
-            "seed {}: {}'s configuration index {index} holds no configuration",
+                    && self.nodes[i]
+                        .disk
+                        .entries
+                        .iter()
+                        .any(|e| e.index == index && e.payload.membership().is_some())),
+            "seed {}: {}'s configuration index {index} holds no configuration (base {}, cache from {}, last {}, commit {}, durable {}; disk from {} to {}: {:?}; pending {})",
             self.seed,
-            IDS[i]
+            IDS[i],
+            raft.log_base().index,
+            raft.cache_first_index(),
+            raft.last_log_index(),
+            raft.commit_index(),
+            raft.durable_index(),
+            self.nodes[i].disk.first,
+            self.nodes[i].disk.next_index(),
+            self.nodes[i].disk.entries.iter().find(|e| e.index == index),
+            self.nodes[i].pending.len()
         );
         let mut previous: Option<Configuration> = None;
         for entry in self.committed.values() {
@@ -654,13 +737,23 @@ impl Sim {
             }
         }
         self.checked[i] = node.disk.snapshot.as_ref().map_or(0, |s| s.index.0);
+        // The state machine restarts from the snapshot.
+        node.applied = self.checked[i];
         self.net.drop_to(&i);
         let rng = seeded(self.rng.random());
+        // As a log store's open scan: every entry seen, a tail within the budget kept.
+        let cfg = config(i, self.seed);
+        let mut recovered = RecoveredLog::new(CacheBudget::of(&cfg));
+        for e in &node.disk.entries {
+            recovered
+                .push(e.clone())
+                .unwrap_or_else(|e| panic!("seed {}: disk log: {e}", self.seed));
+        }
         node.raft = Raft::new(
-            config(i, self.seed),
+            cfg,
             node.disk.hard_state.clone(),
             node.disk.snapshot.clone(),
-            node.disk.entries.clone(),
+            recovered,
             rng,
             node.clock(self.now),
         )
@@ -700,26 +793,31 @@ impl Sim {
             };
             if loaded.is_ok() {
                 self.stats.loads_served += 1;
+                if load.to.is_none() {
+                    self.stats.apply_loads += 1;
+                }
             } else {
                 self.stats.loads_failed += 1;
             }
             let twice = self.rng.random_bool(0.05);
             for _ in 0..(1 + usize::from(twice)) {
                 let clock = self.nodes[i].clock(now);
-                self.nodes[i].raft.on_tick(clock);
-                self.nodes[i]
-                    .raft
-                    .on_entries_loaded(&load.to, load.from, loaded.clone());
+                let raft = &mut self.nodes[i].raft;
+                raft.on_tick(clock);
+                match &load.to {
+                    Some(to) => raft.on_entries_loaded(to, load.from, loaded.clone()),
+                    None => raft.on_committed_loaded(load.from, loaded.clone()),
+                }
                 self.run_outputs(i);
             }
         }
     }
 
-    /// Snapshot at the commit index (the sim applies everything committed at once), then
-    /// compact memory and disk below it, keeping `TRAILING` entries.
+    /// Snapshot at what the state machine has applied, then compact memory and disk
+    /// below it, keeping `TRAILING` entries.
     fn snapshot(&mut self, i: usize) {
         let node = &mut self.nodes[i];
-        let at = node.raft.commit_index();
+        let at = LogIndex(node.applied);
         let old = node.disk.snapshot.as_ref().map_or(0, |s| s.index.0);
         let Some(term) = node.raft.term_at(at) else {
             return;
@@ -738,8 +836,10 @@ impl Sim {
         if node.raft.compact(LogIndex(keep_from)) {
             self.stats.compactions += 1;
         }
-        // Only entries the (older) snapshot covers go from the disk.
-        node.disk.compact_until(keep_from.min(old));
+        // Only entries the (older) snapshot covers go from the disk, and only those the
+        // core forgot too (it may have refused: a log it still reads from the disk).
+        node.disk
+            .compact_until(keep_from.min(old).min(node.raft.log_base().index.0));
     }
 
     fn step(&mut self) {
@@ -866,7 +966,7 @@ impl Sim {
     /// Ask node `i` for a ReadIndex read now and then; if it holds its lease, a read
     /// served from its own state must see everything committed anywhere.
     fn check_reads(&mut self, i: usize) {
-        let committed_anywhere = self.committed.keys().last().copied().unwrap_or(0);
+        let committed_anywhere = self.committed_terms.keys().last().copied().unwrap_or(0);
         let node = &mut self.nodes[i];
         // The node's clock must have reached its lease's end; tick it to now first so
         // its idea of "now" is current (as the shell does before asking).
@@ -975,7 +1075,7 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
         }
         // Heal: no loss, no crashes, prompt disks. A leader must emerge and commit.
         sim.lossy = false;
-        let committed_before = sim.committed.len();
+        let committed_before = sim.committed_terms.len();
         for _ in 0..2000 {
             sim.step();
         }
@@ -983,7 +1083,7 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
             sim.nodes.iter().any(|n| n.raft.role() == Role::Leader),
             "seed {seed}: no leader after healing"
         );
-        if sim.committed.len() <= committed_before {
+        if sim.committed_terms.len() <= committed_before {
             for n in &sim.nodes {
                 let r = &n.raft;
                 eprintln!(
@@ -1007,14 +1107,14 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
             }
         }
         assert!(
-            sim.committed.len() > committed_before,
+            sim.committed_terms.len() > committed_before,
             "seed {seed}: no progress after healing"
         );
         if seed == 0 {
             println!(
                 "seed 0: {} terms with a leader, {} committed, {} compactions, {} snapshots sent, {} restored",
                 sim.leaders.len(),
-                sim.committed.len(),
+                sim.committed_terms.len(),
                 sim.stats.compactions,
                 sim.stats.snapshots_sent,
                 sim.stats.snapshots_restored,
@@ -1026,13 +1126,19 @@ fn seeded_cluster_keeps_safety_under_faults_and_recovers() {
         sent += sim.stats.snapshots_sent;
         restored += sim.stats.snapshots_restored;
         faults.add_fault_counts(&sim.stats);
-        // Every server converges on the committed log.
-        let max = *sim.committed.keys().last().unwrap();
+        // Every server converges on the committed log, and applies it.
+        let max = *sim.committed_terms.keys().last().unwrap();
         for n in &sim.nodes {
             assert!(
                 n.raft.commit_index().0 + 20 >= max,
                 "seed {seed}: {} lags",
                 n.raft.id()
+            );
+            assert!(
+                n.applied + 20 >= max,
+                "seed {seed}: {} applied only {} of {max}",
+                n.raft.id(),
+                n.applied
             );
         }
     }
@@ -1057,7 +1163,7 @@ fn seeded_membership_changes_keep_safety_under_faults() {
         }
         // Heal: no faults, no more changes. The members elect a leader and converge.
         sim.lossy = false;
-        let committed_before = sim.committed.len();
+        let committed_before = sim.committed_terms.len();
         for _ in 0..2500 {
             sim.step();
         }
@@ -1067,17 +1173,22 @@ fn seeded_membership_changes_keep_safety_under_faults() {
             .position(|n| n.raft.role() == Role::Leader)
             .unwrap_or_else(|| panic!("seed {seed}: no leader after healing"));
         assert!(
-            sim.committed.len() > committed_before,
+            sim.committed_terms.len() > committed_before,
             "seed {seed}: no progress after healing"
         );
         check_log_matching(&sim);
-        let max = *sim.committed.keys().last().unwrap();
+        let max = *sim.committed_terms.keys().last().unwrap();
         let membership = sim.nodes[leader].raft.membership().clone();
         for (member, _) in membership.servers() {
+            let applied = sim.nodes[index_of(member)].applied;
             let n = &sim.nodes[index_of(member)].raft;
             assert!(
                 n.commit_index().0 + 20 >= max,
                 "seed {seed}: member {member} lags"
+            );
+            assert!(
+                applied + 20 >= max,
+                "seed {seed}: member {member} applied only {applied} of {max}"
             );
             assert_eq!(
                 n.membership(),

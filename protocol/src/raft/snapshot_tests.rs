@@ -147,7 +147,7 @@ fn restart_from_a_snapshot_drops_covered_entries_and_starts_committed() {
         vec![entry(2, 10, cmd("j"))]
             .into_iter()
             .chain(gap)
-            .collect(),
+            .collect::<Vec<_>>(),
         seeded(1),
         0,
     );

@@ -138,10 +138,12 @@ fn append_reply(term: u64, success: bool, match_index: u64, last_log_index: u64)
     }
 }
 
-/// The outputs so far, with heartbeat rounds zeroed: these tests are about the log
-/// and elections; rounds (reads) have their own tests in `reads_tests.rs`.
+/// The outputs so far, with heartbeat rounds zeroed and without the state machine's
+/// feed: these tests are about the log and elections; rounds (reads) have their own
+/// tests in `reads_tests.rs`, `Output::Apply` and `LoadCommitted` in `apply_tests.rs`.
 fn drain(r: &mut Raft) -> Vec<Output> {
     let mut out = r.drain_outputs();
+    out.retain(|o| !matches!(o, Output::Apply { .. } | Output::LoadCommitted { .. }));
     for o in &mut out {
         if let Output::Send {
             msg: Message::AppendEntries { round, .. } | Message::AppendEntriesReply { round, .. },
@@ -957,6 +959,9 @@ mod cache_tests;
 
 #[path = "reads_tests.rs"]
 mod reads_tests;
+
+#[path = "apply_tests.rs"]
+mod apply_tests;
 
 #[test]
 fn an_append_is_bounded_by_payload_bytes_but_always_carries_one_entry() {

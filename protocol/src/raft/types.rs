@@ -283,9 +283,30 @@ pub enum Output {
         to: ServerId,
         msg: Message,
     },
-    /// Entries up to this index are committed and may be applied.
+    /// Entries up to this index are committed (the commit index moved). The state
+    /// machine is fed through `Output::Apply`, which may follow later.
     Committed {
         up_to: LogIndex,
+    },
+    /// The next committed entries for the state machine, in order: the first follows
+    /// the last entry of the previous `Apply` (or the snapshot the core started from,
+    /// or the last `RestoreSnapshot`). Each committed entry is handed out exactly once
+    /// by a core (one rebuilt under a running state machine is told what it holds with
+    /// [`super::Raft::skip_applied`]).
+    Apply {
+        entries: Vec<Entry>,
+    },
+    /// Committed entries to apply are older than the log cache (after a restart the
+    /// cache holds only the recovered tail). The shell reads the log store's entries
+    /// `from..=up_to` as for `LoadEntries` (in order with the persists, at most
+    /// `max_bytes` of payload, at least one entry) and answers with
+    /// [`super::Raft::on_committed_loaded`]`(from, ..)`; the entries then leave as an
+    /// `Apply`. At most one is outstanding; it is asked again after an election timeout
+    /// without an answer, or a heartbeat interval after a failed one.
+    LoadCommitted {
+        from: LogIndex,
+        up_to: LogIndex,
+        max_bytes: usize,
     },
     RoleChanged {
         role: Role,

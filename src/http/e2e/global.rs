@@ -198,6 +198,7 @@ async fn leaderless_server_refuses_default_reads_and_writes() {
         raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: actors::DEFAULT_TRAILING_LOGS,
+        log_cache: protocol::raft::CacheBudget::default(),
     })
     .await
     .expect("server starts");

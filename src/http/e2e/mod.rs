@@ -42,6 +42,7 @@ pub async fn test_ctx_with_membership(
         raft_timing: protocol::raft::RaftTiming::with_multiplier(1),
         snapshot_threshold: actors::DEFAULT_SNAPSHOT_THRESHOLD,
         trailing_logs: actors::DEFAULT_TRAILING_LOGS,
+        log_cache: protocol::raft::CacheBudget::default(),
     })
     .await
     .expect("in-memory server starts");

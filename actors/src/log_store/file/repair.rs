@@ -10,6 +10,7 @@
 use super::format::{self, Header};
 use super::scan::{self, Damage, Repair, ScanError};
 use crate::log_store::StorageError;
+use protocol::raft::CacheBudget;
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -46,13 +47,18 @@ pub fn inspect(dir: &Path, max_record: usize) -> Result<Inspection, StorageError
             dir.display()
         )));
     }
-    match scan::scan(dir, max_record) {
+    // Only the extent matters here: keep no entry whole.
+    let nothing = CacheBudget {
+        max_bytes: 0,
+        max_entries: 0,
+    };
+    match scan::scan(dir, max_record, nothing) {
         Ok(s) => Ok(Inspection {
             damage: None,
             tidy: s.fixes.iter().map(|f| f.to_string()).collect(),
             segments: s.segments.len(),
-            first_index: s.entries.first().map(|e| e.index.0),
-            last_index: s.entries.last().map(|e| e.index.0),
+            first_index: s.log.first_index().map(|i| i.0),
+            last_index: (!s.log.is_empty()).then(|| s.log.last_index().0),
         }),
         Err(ScanError::Damage(d)) => {
             let segments = scan::list_segments(dir)?.len();

@@ -7,7 +7,7 @@
 use super::format::{self, Header, Record};
 use crate::log_store::StorageError;
 use protocol::codec;
-use protocol::raft::{Entry, HardState};
+use protocol::raft::{CacheBudget, Entry, HardState, RecoveredLog};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -111,7 +111,9 @@ impl From<std::io::Error> for ScanError {
 pub struct Scan {
     pub hard_state: HardState,
     pub segments: Vec<ScannedSegment>,
-    pub entries: Vec<Entry>,
+    /// Every entry's term and configuration, the newest entries whole (within the
+    /// budget given to `scan`).
+    pub log: RecoveredLog,
     pub fixes: Vec<Fix>,
 }
 
@@ -175,7 +177,9 @@ fn newest_snapshot(dir: &Path) -> std::io::Result<Option<u64>> {
     Ok(newest)
 }
 
-pub fn scan(dir: &Path, max_record: usize) -> Result<Scan, ScanError> {
+/// Read and check every record of the log in `dir`; keep the entries whole only for a
+/// tail within `budget` (see [`RecoveredLog`]).
+pub fn scan(dir: &Path, max_record: usize, budget: CacheBudget) -> Result<Scan, ScanError> {
     let hard_state = read_hard_state(dir, max_record).map_err(ScanError::Fatal)?;
     let listed = list_segments(dir)?;
     if listed.is_empty() {
@@ -195,11 +199,13 @@ pub fn scan(dir: &Path, max_record: usize) -> Result<Scan, ScanError> {
         }
         return Ok(Scan {
             hard_state,
+            log: RecoveredLog::new(budget),
             ..Scan::default()
         });
     }
     let mut scan = Scan {
         hard_state,
+        log: RecoveredLog::new(budget),
         ..Scan::default()
     };
     let count = listed.len();
@@ -244,7 +250,7 @@ pub fn scan(dir: &Path, max_record: usize) -> Result<Scan, ScanError> {
             seen_v1,
             max_record,
             &mut next,
-            &mut scan.entries,
+            &mut scan.log,
         )?;
         seen_v1 |= !seg.legacy;
         if let Some((prev_path, offset)) = partial_seal.take() {
@@ -315,7 +321,7 @@ fn scan_segment(
     seen_v1: bool,
     max_record: usize,
     next: &mut u64,
-    entries: &mut Vec<Entry>,
+    log: &mut RecoveredLog,
 ) -> Result<(ScannedSegment, End), ScanError> {
     let mut seg = ScannedSegment {
         first_index,
@@ -396,7 +402,9 @@ fn scan_segment(
                 match codec::decode::<Entry>(payload, max_record) {
                     Ok(entry) if entry.index.0 == *next => {
                         seg.offsets.push(pos as u64);
-                        entries.push(entry);
+                        // Contiguous by the index check; the budget trims the tail.
+                        log.push(entry)
+                            .map_err(|e| ScanError::Fatal(StorageError::Io(e)))?;
                         *next += 1;
                         pos = end;
                         continue;

@@ -23,7 +23,10 @@ fn entries(from: u64, to: u64) -> Vec<Entry> {
 }
 
 fn opts(segment_max_bytes: u64) -> FileOptions {
-    FileOptions { segment_max_bytes }
+    FileOptions {
+        segment_max_bytes,
+        ..FileOptions::default()
+    }
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -57,7 +60,7 @@ fn all_back_or_refused(dir: &Path, n: u64, segment_max_bytes: u64, file: &Path) 
     let before = dir_contents(dir);
     match FileBackend::open(dir, opts(segment_max_bytes)) {
         Ok((_, r)) => {
-            assert_eq!(r.entries, entries(1, n), "silent loss");
+            assert_eq!(r.entries(), entries(1, n), "silent loss");
             None
         }
         Err(e) => {
@@ -115,9 +118,9 @@ fn every_single_byte_flip_is_caught_except_in_the_final_record() {
                 if file == &newest && at >= final_record {
                     // Indistinguishable from a torn write: the last record may go.
                     let (_, r) = FileBackend::open(tmp.path(), opts(400)).unwrap();
-                    let got = r.entries.len() as u64;
+                    let got = r.entries().len() as u64;
                     assert!(got == n || got == n - 1, "{file:?}@{at}: {got}");
-                    assert_eq!(r.entries, entries(1, got));
+                    assert_eq!(r.entries(), entries(1, got));
                 } else if all_back_or_refused(tmp.path(), n, 400, file).is_some() {
                     refused += 1;
                 }
@@ -165,9 +168,9 @@ fn a_zeroed_block_at_the_very_end_of_the_newest_segment_is_a_torn_tail() {
     let cut_from = len.saturating_sub(4096).max(SEGMENT_HEADER_BYTES as usize);
     modify(&newest, |b| b[cut_from..].fill(0));
     let (_, r) = FileBackend::open(tmp.path(), opts(BIG)).unwrap();
-    let kept = r.entries.len() as u64;
+    let kept = r.entries().len() as u64;
     assert!(kept < n && kept > n - 45, "{kept}");
-    assert_eq!(r.entries, entries(1, kept));
+    assert_eq!(r.entries(), entries(1, kept));
 }
 
 #[test]
@@ -275,7 +278,7 @@ fn an_unknown_format_version_names_the_file_and_version() {
             assert_eq!(Path::new(&what), seg);
             assert!(detail.contains("version 7"), "{detail}");
         }
-        other => panic!("{:?}", other.map(|(_, r)| r.entries.len())),
+        other => panic!("{:?}", other.map(|(_, r)| r.entries().len())),
     }
 }
 
@@ -301,7 +304,7 @@ fn a_legacy_v0_log_is_read_then_continued_in_v1() {
     v0_segment(tmp.path(), 1, 4);
     v0_segment(tmp.path(), 5, 9);
     let (mut b, r) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
-    assert_eq!(r.entries, entries(1, 9));
+    assert_eq!(r.entries(), entries(1, 9));
     // The legacy active segment was sealed and a v1 one started after it.
     let files = segment_files(tmp.path());
     assert_eq!(files.len(), 3, "{files:?}");
@@ -314,7 +317,7 @@ fn a_legacy_v0_log_is_read_then_continued_in_v1() {
     b.sync().unwrap();
     drop(b);
     let (_, r) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
-    assert_eq!(r.entries, entries(1, 12));
+    assert_eq!(r.entries(), entries(1, 12));
     // Now the legacy segment is sealed: losing the newest one is caught.
     fs::remove_file(&files[2]).unwrap();
     assert_corrupt(FileBackend::open(tmp.path(), opts(1 << 20)), &files[1]);
@@ -327,7 +330,7 @@ fn a_legacy_v0_torn_tail_is_still_cut_and_damage_refused() {
     let seg = segment_path(tmp.path(), 1);
     modify(&seg, |b| b.truncate(b.len() - 10));
     let (_, r) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
-    assert_eq!(r.entries, entries(1, 5));
+    assert_eq!(r.entries(), entries(1, 5));
 
     let tmp = tempfile::tempdir().unwrap();
     v0_segment(tmp.path(), 1, 6);
@@ -365,8 +368,8 @@ fn a_crash_during_a_roll_recovers_everything_synced() {
         fs::write(prev, &sealed[..keep]).unwrap();
         fs::write(newest, format::segment_header(first_of(newest))).unwrap();
         let (_, r) = FileBackend::open(tmp.path(), opts(400)).unwrap();
-        let got = r.entries.len() as u64;
-        assert_eq!(r.entries, entries(1, got), "keep {keep}");
+        let got = r.entries().len() as u64;
+        assert_eq!(r.entries(), entries(1, got), "keep {keep}");
         assert_eq!(first_of(newest), got + 1);
         // ...but a partial seal before a segment holding records is damage.
         fs::write(prev, &sealed[..keep]).unwrap();
@@ -380,7 +383,7 @@ fn a_crash_during_a_roll_recovers_everything_synced() {
         fs::write(prev, &sealed[..content]).unwrap();
         fs::write(newest, &format::segment_header(first_of(newest))[..keep]).unwrap();
         let (mut b, r) = FileBackend::open(tmp.path(), opts(400)).unwrap();
-        assert_eq!(r.entries.len() as u64, first_of(newest) - 1);
+        assert_eq!(r.entries().len() as u64, first_of(newest) - 1);
         b.append(&[entry(2, first_of(newest))]).unwrap();
         b.sync().unwrap();
     }
@@ -406,18 +409,18 @@ fn a_crash_at_any_point_of_a_reset_leaves_a_recoverable_log() {
         drop(b);
         let (mut b, r) = FileBackend::open(tmp.path(), opts(400)).unwrap();
         // A prefix of the old log from 1, or the empty log after 50.
-        let n = r.entries.len() as u64;
+        let n = r.entries().len() as u64;
         if b.last_index() == LogIndex(50) {
-            assert!(r.entries.is_empty());
+            assert!(r.entries().is_empty());
         } else {
-            assert_eq!(r.entries, entries(1, n), "crash at {crash_at}");
+            assert_eq!(r.entries(), entries(1, n), "crash at {crash_at}");
         }
         let next = b.last_index().0 + 1;
         b.append(&[entry(2, next)]).unwrap();
         b.sync().unwrap();
         drop(b);
         let (_, again) = FileBackend::open(tmp.path(), opts(400)).unwrap();
-        assert_eq!(again.entries.last(), Some(&entry(2, next)));
+        assert_eq!(again.entries().last(), Some(&entry(2, next)));
     }
 }
 
@@ -431,8 +434,8 @@ fn a_crash_at_any_point_of_a_multi_segment_truncation_keeps_the_prefix() {
         let done = b.truncate_from(LogIndex(3)).is_ok();
         drop(b);
         let (_, r) = FileBackend::open(tmp.path(), opts(400)).unwrap();
-        let n = r.entries.len() as u64;
-        assert_eq!(r.entries, entries(1, n), "crash at {crash_at}");
+        let n = r.entries().len() as u64;
+        assert_eq!(r.entries(), entries(1, n), "crash at {crash_at}");
         assert!(n >= 2);
         if done {
             assert_eq!(n, 2);
@@ -468,7 +471,7 @@ fn recover_after_error_resumes_after_any_failing_fsync() {
         let r = b.recover_after_error().unwrap();
         let mut want = entries(1, 10);
         want.extend((11..=acked).map(|i| entry(3, i)));
-        assert_eq!(r.entries, want, "fail after {fail_after}");
+        assert_eq!(r.entries(), want, "fail after {fail_after}");
         assert_eq!(b.last_index(), LogIndex(acked));
         // It resumes, and a restart sees exactly what recovery said.
         b.append(&[entry(4, acked + 1)]).unwrap();
@@ -476,7 +479,7 @@ fn recover_after_error_resumes_after_any_failing_fsync() {
         want.push(entry(4, acked + 1));
         drop(b);
         let (_, reopened) = FileBackend::open(tmp.path(), opts(400)).unwrap();
-        assert_eq!(reopened.entries, want, "fail after {fail_after}");
+        assert_eq!(reopened.entries(), want, "fail after {fail_after}");
     }
 }
 
@@ -495,7 +498,7 @@ fn recover_after_error_drops_a_half_written_batch() {
         "half written"
     );
     let r = b.recover_after_error().unwrap();
-    assert_eq!(r.entries, entries(1, 10));
+    assert_eq!(r.entries(), entries(1, 10));
     assert_eq!(fs::metadata(&seg).unwrap().len(), synced_len);
 }
 
@@ -524,9 +527,9 @@ fn recover_after_error_after_a_failed_truncation_or_reset_matches_a_restart() {
         drop(b);
         let (b, reopened) = FileBackend::open(tmp.path(), opts(400)).unwrap();
         assert_eq!(r, reopened);
-        let n = r.entries.len() as u64;
+        let n = r.entries().len() as u64;
         if n > 0 {
-            assert_eq!(r.entries, entries(1, n));
+            assert_eq!(r.entries(), entries(1, n));
         } else {
             assert!(b.last_index() == LogIndex(50) || b.last_index().0 < 12);
         }
@@ -560,7 +563,7 @@ fn repair_cuts_at_the_damage_and_moves_the_rest_aside() {
         assert!(tmp.path().join("damaged-test").join(name).exists());
     }
     let (_, r) = FileBackend::open(tmp.path(), opts(1000)).unwrap();
-    assert_eq!(r.entries, entries(1, first_bad - 1));
+    assert_eq!(r.entries(), entries(1, first_bad - 1));
 }
 
 #[test]
@@ -572,7 +575,7 @@ fn repair_of_a_missing_newest_segment_unseals_the_previous_one() {
     let damage = FileBackend::inspect(tmp.path()).unwrap().damage.unwrap();
     FileBackend::repair(tmp.path(), &damage, "x", None).unwrap();
     let (mut b, r) = FileBackend::open(tmp.path(), opts(1000)).unwrap();
-    let n = r.entries.len() as u64;
+    let n = r.entries().len() as u64;
     assert_eq!(n, first_of(files.last().unwrap()) - 1);
     b.append(&[entry(2, n + 1)]).unwrap();
     b.sync().unwrap();
@@ -599,7 +602,7 @@ fn repair_of_damage_a_snapshot_covers_keeps_every_later_entry() {
     assert!(report.cut.is_none());
     let (_, r) = FileBackend::open(tmp.path(), opts(1000)).unwrap();
     assert_eq!(
-        r.entries,
+        r.entries(),
         entries(next_first, 40),
         "every entry after the damage kept"
     );
