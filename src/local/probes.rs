@@ -50,8 +50,10 @@ impl Probes {
             seed,
             ..ProbeOptions::default()
         };
+        // Probes run on their own thread: a burst of reports being folded into the local
+        // state must never delay the probes' own timers (which would time them out).
         Probes {
-            runner: ProbeRunner::new(forward.recipient(), options).start(),
+            runner: ProbeRunner::start_on_own_thread(forward.recipient(), options),
         }
     }
 
