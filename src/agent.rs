@@ -158,6 +158,7 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
     .map_err(|e| AgentError::Runtime(std::io::Error::other(e)))?;
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(8);
     actix::spawn(serve_reloads(config.clone(), local.clone(), reload_rx));
+    let local_for_events = local.clone();
     ctx.local = Some(local);
     ctx.reload = Some(reload_tx);
     if config.fault_injection {
@@ -171,7 +172,7 @@ async fn run_in_system(config: Config) -> Result<(), AgentError> {
         ctx.events.clone(),
         gossip.subscribe(),
         config.node_name.clone(),
-        ctx.api.clone(),
+        local_for_events,
     ));
 
     let http = if config.ports.http >= 0 {

@@ -3,14 +3,11 @@
 //! name, its services and their tags, `protocol::user_event::accepts`) in a ring of the
 //! last 256, which `/v1/event/list` serves, waking blocking lists on each new one.
 //!
-//! The filters look at the services the catalog lists for this node (a stale read
-//! through the agent's endpoint, so a client agent asks a server), fetched only for an
-//! event with a service filter: the catalog is where this agent's services are until
-//! the agent keeps local ones of its own.
+//! The service and tag filters look at the services registered with this agent (its
+//! local state), as Consul's do; catalog-only registrations on this node do not count.
 
+use crate::local::LocalAgent;
 use actors::membership::Membership;
-use actors::Api;
-use protocol::api::{Read, ReadData};
 use protocol::swim::SwimEvent;
 use protocol::user_event::{accepts, from_gossip, EventRing, LocalService, UserEvent};
 use std::sync::Arc;
@@ -55,26 +52,18 @@ impl EventLog {
     }
 }
 
-/// This node's services as the event filters see them (ID and tags), from the catalog.
-async fn local_services(api: &Api, node: &str) -> Result<Vec<LocalService>, String> {
-    let read = Read::CatalogNode {
-        node: node.to_string(),
-    };
-    match api.read_stale(read).await {
-        Ok(resp) => match resp.data {
-            ReadData::NodeServices(Some(found)) => Ok(found
-                .services
-                .into_iter()
-                .map(|s| LocalService {
-                    id: s.id,
-                    tags: s.tags,
-                })
-                .collect()),
-            ReadData::NodeServices(None) => Ok(Vec::new()),
-            other => Err(format!("unexpected answer {other:?}")),
-        },
-        Err(e) => Err(e.to_string()),
-    }
+/// This node's services as the event filters see them (ID and tags): the agent's own
+/// registrations, as Consul's filters read its local state.
+fn local_services(local: &LocalAgent) -> Vec<LocalService> {
+    local
+        .view()
+        .services
+        .iter()
+        .map(|s| LocalService {
+            id: s.id.clone(),
+            tags: s.tags.clone(),
+        })
+        .collect()
 }
 
 /// Take gossip's user events into `log` for as long as gossip runs.
@@ -82,7 +71,7 @@ pub async fn run(
     log: Arc<EventLog>,
     mut gossip: broadcast::Receiver<SwimEvent>,
     node_name: String,
-    api: Api,
+    local: LocalAgent,
 ) {
     loop {
         let (ltime, name, payload) = match gossip.recv().await {
@@ -107,13 +96,7 @@ pub async fn run(
         let services = if event.service_filter.is_empty() {
             Vec::new()
         } else {
-            match local_services(&api, &node_name).await {
-                Ok(services) => services,
-                Err(e) => {
-                    warn!(event = %event.name, error = %e, "events: cannot read this node's services for the filter");
-                    Vec::new()
-                }
-            }
+            local_services(&local)
         };
         if !accepts(&event, &node_name, &services) {
             debug!(event = %event.name, id = %event.id, "events: filtered out here");

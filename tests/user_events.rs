@@ -72,12 +72,11 @@ fn events_spread_by_gossip_wake_blocking_lists_and_respect_filters() {
     let db = Agent::client(DB, "ev-db", &dir("d"), &[SERVER]);
     let all = [&server, &web, &db];
 
-    // A service with a tag on the web node, for the service and tag filters.
+    // A service with a tag registered with the web agent, for the service and tag
+    // filters (they read the agent's own services, as Consul's do).
     let resp = http_client()
-        .put(server.url("/v1/catalog/register"))
-        .body(
-            r#"{"Node":"ev-web","Address":"127.0.9.11","Service":{"ID":"web-1","Service":"web","Tags":["v2"],"Port":80}}"#,
-        )
+        .put(web.url("/v1/agent/service/register"))
+        .body(r#"{"ID":"web-1","Name":"web","Tags":["v2"],"Port":80}"#)
         .send()
         .unwrap();
     assert_eq!(resp.status(), 200);
