@@ -7,6 +7,7 @@
 #   bash bench/health_checks.sh                # N=2000 WINDOW=30 DOWN=100
 #   N=500 WINDOW=10 DOWN=20 bash bench/health_checks.sh
 #   CAIRN=/path/to/cairn bash bench/health_checks.sh   # an already built binary
+#   MODE=client bash bench/health_checks.sh     # checks on a client agent, server apart
 #
 # Targets: agent CPU < 15% of one core, RSS < 40 MB, lag p99 < Interval + Timeout + 200 ms
 # (1,700 ms). Loopback only: the agent on 127.0.5.10, the target on 127.0.5.11:9000.
@@ -21,6 +22,11 @@ WINDOW=${WINDOW:-30}
 DOWN=${DOWN:-100}
 AGENT_IP=${AGENT_IP:-127.0.5.10}
 TARGET=${TARGET:-127.0.5.11:9000}
+# MODE=dev (default): one -dev agent, which is also the server holding the catalog and
+# the Raft log. MODE=client: the checks run on a client agent joined to a server on
+# SERVER_IP, and the figures are the client agent's (Consul's usual deployment).
+MODE=${MODE:-dev}
+SERVER_IP=${SERVER_IP:-127.0.5.12}
 
 if [ -z "${CAIRN:-}" ]; then
   cargo build --release -q
@@ -30,6 +36,7 @@ cargo build --release -q -p cairn-actors --example health_target
 WORK=$(mktemp -d)
 cleanup() {
   [ -n "${AGENT_PID:-}" ] && kill "$AGENT_PID" 2>/dev/null || true
+  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
   [ -n "${TARGET_PID:-}" ] && kill "$TARGET_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -38,9 +45,20 @@ trap cleanup EXIT
 
 target/release/examples/health_target "$TARGET" > "$WORK/target.log" 2>&1 &
 TARGET_PID=$!
-"$CAIRN" agent -dev -node bench -bind "$AGENT_IP" -client "$AGENT_IP" \
-  -log-level warn > "$WORK/agent.log" 2>&1 &
-AGENT_PID=$!
+if [ "$MODE" = client ]; then
+  # Consul's usual shape: checks run on the client agent of the service's host; the
+  # catalog and the Raft log live on a server. The figures are the client agent's.
+  "$CAIRN" agent -server -bootstrap-expect 1 -node bench-server -data-dir "$WORK/server" \
+    -bind "$SERVER_IP" -client "$SERVER_IP" -log-level warn > "$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  "$CAIRN" agent -node bench -data-dir "$WORK/client" -bind "$AGENT_IP" -client "$AGENT_IP" \
+    -join "$SERVER_IP" -log-level warn > "$WORK/agent.log" 2>&1 &
+  AGENT_PID=$!
+else
+  "$CAIRN" agent -dev -node bench -bind "$AGENT_IP" -client "$AGENT_IP" \
+    -log-level warn > "$WORK/agent.log" 2>&1 &
+  AGENT_PID=$!
+fi
 for _ in $(seq 1 300); do
   if curl -sf "http://$AGENT_IP:8500/v1/status/leader" | grep -q ':'; then break; fi
   sleep 0.1
