@@ -494,3 +494,40 @@ fn info(io: &mut Output<'_>, verbose: bool, text: &str) {
 
 #[cfg(test)]
 mod tests;
+
+/// The loop both monitors run while we hold: consistent blocking reads through `poll`,
+/// which answers the index to wait on next while we still hold, or None once we do not.
+/// Agent errors are retried `retries` times in a row (1 s apart, from index 0); `Lost` is
+/// reported unless the holder released on purpose.
+fn monitor_while_held(
+    retries: u32,
+    released: &AtomicBool,
+    events: &Sender<Event>,
+    mut poll: impl FnMut(api::Read) -> Result<Option<u64>, api::ApiError>,
+) {
+    let mut index = 0;
+    let mut left = retries;
+    while !released.load(Ordering::SeqCst) {
+        let read = api::Read {
+            consistent: true,
+            index,
+            wait: Some(MONITOR_WAIT),
+        };
+        match poll(read) {
+            Ok(Some(last_index)) => {
+                index = last_index;
+                left = retries;
+            }
+            Ok(None) => break,
+            Err(e) if left > 0 && api::ApiError::retryable(&e) => {
+                left -= 1;
+                index = 0;
+                std::thread::sleep(MONITOR_RETRY_TIME);
+            }
+            Err(_) => break,
+        }
+    }
+    if !released.load(Ordering::SeqCst) {
+        let _ = events.send(Event::Lost);
+    }
+}

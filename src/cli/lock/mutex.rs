@@ -2,9 +2,9 @@
 //! acquired with Consul's lock flags, a blocking read while another session holds it, a
 //! timed retry while lock-delay refuses it, and a monitor that reports the loss.
 
-use super::api::{ApiError, KvPair, LockApi, Read};
+use super::api::{KvPair, LockApi, Read};
 use super::session::{Behavior, Session};
-use super::{Acquired, Cleanup, Event, Holder, Pacing, MONITOR_RETRY_TIME, MONITOR_WAIT};
+use super::{Acquired, Cleanup, Event, Holder, Pacing};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -215,33 +215,10 @@ struct Monitor {
 
 impl Monitor {
     fn run(self, events: &Sender<Event>) {
-        let mut index = 0;
-        let mut retries = self.retries;
-        while !self.released.load(Ordering::SeqCst) {
-            let read = Read {
-                consistent: true,
-                index,
-                wait: Some(MONITOR_WAIT),
-            };
-            match self.api.get(&self.key, read) {
-                Ok((pair, last_index)) => {
-                    if key_state(pair.as_ref(), &self.session) != KeyState::Ours {
-                        break;
-                    }
-                    index = last_index;
-                    retries = self.retries;
-                }
-                Err(e) if retries > 0 && ApiError::retryable(&e) => {
-                    retries -= 1;
-                    index = 0;
-                    std::thread::sleep(MONITOR_RETRY_TIME);
-                }
-                Err(_) => break,
-            }
-        }
-        if !self.released.load(Ordering::SeqCst) {
-            let _ = events.send(Event::Lost);
-        }
+        super::monitor_while_held(self.retries, &self.released, events, |read| {
+            let (pair, last_index) = self.api.get(&self.key, read)?;
+            Ok((key_state(pair.as_ref(), &self.session) == KeyState::Ours).then_some(last_index))
+        });
     }
 }
 

@@ -4,11 +4,9 @@
 //! Holders whose contender key is gone (their session ended) are pruned by whoever
 //! reads the set next, so a dead holder never keeps its slot.
 
-use super::api::{ApiError, KvPair, LockApi, Read};
+use super::api::{KvPair, LockApi, Read};
 use super::session::{Behavior, Session};
-use super::{
-    join_key, Acquired, Cleanup, Event, Holder, Pacing, LOCK_KEY, MONITOR_RETRY_TIME, MONITOR_WAIT,
-};
+use super::{join_key, Acquired, Cleanup, Event, Holder, Pacing, LOCK_KEY};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -289,38 +287,18 @@ struct Monitor {
 impl Monitor {
     fn run(self, events: &Sender<Event>) {
         let lock_key = join_key(&self.prefix, LOCK_KEY);
-        let mut index = 0;
-        let mut retries = self.retries;
-        while !self.released.load(Ordering::SeqCst) {
-            let read = Read {
-                consistent: true,
-                index,
-                wait: Some(MONITOR_WAIT),
+        super::monitor_while_held(self.retries, &self.released, events, |read| {
+            let (pairs, last_index) = self.api.list(&self.prefix, read)?;
+            let pair = pairs.iter().find(|p| p.key == lock_key);
+            let Ok(mut set) = HolderSet::decode(pair, self.limit) else {
+                return Ok(None);
             };
-            match self.api.list(&self.prefix, read) {
-                Ok((pairs, last_index)) => {
-                    let pair = pairs.iter().find(|p| p.key == lock_key);
-                    let Ok(mut set) = HolderSet::decode(pair, self.limit) else {
-                        break;
-                    };
-                    set.prune(&pairs);
-                    if !set.holders.contains_key(&self.session) {
-                        break;
-                    }
-                    index = last_index;
-                    retries = self.retries;
-                }
-                Err(e) if retries > 0 && ApiError::retryable(&e) => {
-                    retries -= 1;
-                    index = 0;
-                    std::thread::sleep(MONITOR_RETRY_TIME);
-                }
-                Err(_) => break,
-            }
-        }
-        if !self.released.load(Ordering::SeqCst) {
-            let _ = events.send(Event::Lost);
-        }
+            set.prune(&pairs);
+            Ok(set
+                .holders
+                .contains_key(&self.session)
+                .then_some(last_index))
+        });
     }
 }
 

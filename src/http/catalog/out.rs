@@ -179,9 +179,10 @@ impl<'a> From<&'a Node> for NodeOut<'a> {
     }
 }
 
-/// Consul's AgentService shape (values of `Services` in `/v1/catalog/node/:node`).
+/// The fields of Consul's AgentService shape that every rendering of a service shares
+/// (the catalog's adds its indexes, the agent's its datacenter and content hash).
 #[derive(Serialize)]
-pub struct AgentServiceOut<'a> {
+pub struct ServiceFieldsOut<'a> {
     #[serde(rename = "Kind", skip_serializing_if = "str::is_empty")]
     pub kind: &'a str,
     #[serde(rename = "ID")]
@@ -202,19 +203,15 @@ pub struct AgentServiceOut<'a> {
     pub weights: WeightsOut,
     #[serde(rename = "EnableTagOverride")]
     pub enable_tag_override: bool,
-    #[serde(rename = "CreateIndex")]
-    pub create_index: u64,
-    #[serde(rename = "ModifyIndex")]
-    pub modify_index: u64,
 }
 
 fn tagged_is_empty(t: &ServiceTaggedOut<'_>) -> bool {
     t.0.is_empty()
 }
 
-impl<'a> From<&'a Service> for AgentServiceOut<'a> {
+impl<'a> From<&'a Service> for ServiceFieldsOut<'a> {
     fn from(s: &'a Service) -> Self {
-        AgentServiceOut {
+        ServiceFieldsOut {
             kind: &s.kind,
             id: &s.id,
             service: &s.service,
@@ -225,6 +222,25 @@ impl<'a> From<&'a Service> for AgentServiceOut<'a> {
             tagged_addresses: ServiceTaggedOut(&s.tagged_addresses),
             weights: s.weights.into(),
             enable_tag_override: s.enable_tag_override,
+        }
+    }
+}
+
+/// Consul's AgentService shape (values of `Services` in `/v1/catalog/node/:node`).
+#[derive(Serialize)]
+pub struct AgentServiceOut<'a> {
+    #[serde(flatten)]
+    pub fields: ServiceFieldsOut<'a>,
+    #[serde(rename = "CreateIndex")]
+    pub create_index: u64,
+    #[serde(rename = "ModifyIndex")]
+    pub modify_index: u64,
+}
+
+impl<'a> From<&'a Service> for AgentServiceOut<'a> {
+    fn from(s: &'a Service) -> Self {
+        AgentServiceOut {
+            fields: ServiceFieldsOut::from(s),
             create_index: s.create_index,
             modify_index: s.modify_index,
         }
