@@ -492,23 +492,47 @@ impl Store {
                 },
             )
         };
-        match op.verb {
-            CatalogVerb::Get => match self.txn_find_node(&op.node) {
-                Some(node) => Ok(vec![TxnResult::Node(node.clone())]),
-                None => Err(format!("node {name:?} doesn't exist")),
+        let row = format!("node {name:?}");
+        let get = |store: &Store| {
+            store
+                .txn_find_node(&op.node)
+                .map(|n| TxnResult::Node(n.clone()))
+        };
+        let current = |store: &Store| store.node(name).map(|n| n.modify_index);
+        let delete_row = |store: &mut Store| delete(store).map(|()| Vec::new());
+        self.txn_catalog_verb(op.verb, op.index, &row, get, current, set, delete_row)
+    }
+
+    /// The five catalog verbs over one row, as node, service and check operations share
+    /// them: `row` names the row in Consul's texts (`service "a" on node "n"`), `get` is
+    /// what Get answers, `current` the row's ModifyIndex for the CAS verbs.
+    #[allow(clippy::too_many_arguments)]
+    fn txn_catalog_verb(
+        &mut self,
+        verb: CatalogVerb,
+        index: u64,
+        row: &str,
+        get: impl FnOnce(&Store) -> Option<TxnResult>,
+        current: impl FnOnce(&Store) -> Option<u64>,
+        set: impl FnOnce(&mut Store) -> OpResult,
+        delete: impl FnOnce(&mut Store) -> OpResult,
+    ) -> OpResult {
+        match verb {
+            CatalogVerb::Get => match get(self) {
+                Some(found) => Ok(vec![found]),
+                None => Err(format!("{row} doesn't exist")),
             },
             CatalogVerb::Set => set(self),
             CatalogVerb::Cas => {
-                let current = self.node(name).map(|n| n.modify_index);
-                if !cas_holds(op.index, current) {
-                    return Err(format!("failed to set node {name:?}, index is stale"));
+                if !cas_holds(index, current(self)) {
+                    return Err(format!("failed to set {row}, index is stale"));
                 }
                 set(self)
             }
-            CatalogVerb::Delete => delete(self).map(|()| Vec::new()),
-            CatalogVerb::DeleteCas => match self.node(name).map(|n| n.modify_index) {
-                Some(current) if current == op.index => delete(self).map(|()| Vec::new()),
-                _ => Err(format!("failed to delete node {name:?}, index is stale")),
+            CatalogVerb::Delete => delete(self),
+            CatalogVerb::DeleteCas => match current(self) {
+                Some(at) if at == index => delete(self),
+                _ => Err(format!("failed to delete {row}, index is stale")),
             },
         }
     }
@@ -555,29 +579,14 @@ impl Store {
                 )
                 .map(|()| Vec::new())
         };
-        match op.verb {
-            CatalogVerb::Get => match self.service_at(node, &id) {
-                Some(s) => Ok(vec![TxnResult::Service(s.clone())]),
-                None => Err(format!("service {id:?} on node {node:?} doesn't exist")),
-            },
-            CatalogVerb::Set => set(self),
-            CatalogVerb::Cas => {
-                let current = self.service_at(node, &id).map(|s| s.modify_index);
-                if !cas_holds(op.index, current) {
-                    return Err(format!(
-                        "failed to set service {id:?} on node {node:?}, index is stale"
-                    ));
-                }
-                set(self)
-            }
-            CatalogVerb::Delete => delete(self),
-            CatalogVerb::DeleteCas => match self.service_at(node, &id).map(|s| s.modify_index) {
-                Some(current) if current == op.index => delete(self),
-                _ => Err(format!(
-                    "failed to delete service {id:?} on node {node:?}, index is stale"
-                )),
-            },
-        }
+        let row = format!("service {id:?} on node {node:?}");
+        let get = |store: &Store| {
+            store
+                .service_at(node, &id)
+                .map(|s| TxnResult::Service(s.clone()))
+        };
+        let current = |store: &Store| store.service_at(node, &id).map(|s| s.modify_index);
+        self.txn_catalog_verb(op.verb, op.index, &row, get, current, set, delete)
     }
 
     fn check_at(&self, node: &str, check_id: &str) -> Option<&Check> {
@@ -630,28 +639,13 @@ impl Store {
                 )
                 .map(|()| Vec::new())
         };
-        match op.verb {
-            CatalogVerb::Get => match self.check_at(node, &id) {
-                Some(c) => Ok(vec![TxnResult::Check(c.clone())]),
-                None => Err(format!("check {id:?} on node {node:?} doesn't exist")),
-            },
-            CatalogVerb::Set => set(self),
-            CatalogVerb::Cas => {
-                let current = self.check_at(node, &id).map(|c| c.modify_index);
-                if !cas_holds(op.index, current) {
-                    return Err(format!(
-                        "failed to set check {id:?} on node {node:?}, index is stale"
-                    ));
-                }
-                set(self)
-            }
-            CatalogVerb::Delete => delete(self),
-            CatalogVerb::DeleteCas => match self.check_at(node, &id).map(|c| c.modify_index) {
-                Some(current) if current == op.index => delete(self),
-                _ => Err(format!(
-                    "failed to delete check {id:?} on node {node:?}, index is stale"
-                )),
-            },
-        }
+        let row = format!("check {id:?} on node {node:?}");
+        let get = |store: &Store| {
+            store
+                .check_at(node, &id)
+                .map(|c| TxnResult::Check(c.clone()))
+        };
+        let current = |store: &Store| store.check_at(node, &id).map(|c| c.modify_index);
+        self.txn_catalog_verb(op.verb, op.index, &row, get, current, set, delete)
     }
 }
