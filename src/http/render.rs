@@ -39,11 +39,7 @@ pub fn to_json_filtered<T: Serialize>(
     };
     let mut kept = Vec::with_capacity(items.len());
     for item in items {
-        let value = serde_json::to_value(item)
-            .map_err(|e| ApiError::internal(format!("Failed to encode response: {e}")))?;
-        if filter.matches(&value).map_err(filter_error)? {
-            kept.push(value);
-        }
+        kept.extend(passing_value(filter, item)?);
     }
     to_json(&kept, pretty)
 }
@@ -60,19 +56,26 @@ pub fn to_json_map_filtered<T: Serialize>(
     };
     let mut kept = serde_json::Map::new();
     for (id, item) in items {
-        let value = serde_json::to_value(item)
-            .map_err(|e| ApiError::internal(format!("Failed to encode response: {e}")))?;
-        if filter.matches(&value).map_err(filter_error)? {
+        if let Some(value) = passing_value(filter, item)? {
             kept.insert(id.to_string(), value);
         }
     }
     to_json(&kept, pretty)
 }
 
-/// A filter that cannot be applied to the data (a selector into a scalar, a value not of
-/// the field's type): the client's mistake, so 400, never an empty or unfiltered list.
-pub fn filter_error(e: protocol::filter::FilterError) -> ApiError {
-    ApiError::bad_request(format!("Failed to evaluate filter: {e}"))
+/// `item` in the JSON shape the client sees, when `filter` passes it. A filter that
+/// cannot be applied to the data (a selector into a scalar, a value not of the field's
+/// type) is the client's mistake: 400, never an empty or unfiltered list.
+pub fn passing_value<T: Serialize>(
+    filter: &Filter,
+    item: &T,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let value = serde_json::to_value(item)
+        .map_err(|e| ApiError::internal(format!("Failed to encode response: {e}")))?;
+    let passes = filter
+        .matches(&value)
+        .map_err(|e| ApiError::bad_request(format!("Failed to evaluate filter: {e}")))?;
+    Ok(passes.then_some(value))
 }
 
 /// A 200 JSON response from already-serialized bytes.

@@ -3,7 +3,7 @@
 //! mesh.)
 
 use crate::http::error::ApiError;
-use crate::http::render::{filter_error, to_json, to_json_filtered};
+use crate::http::render::{passing_value, to_json, to_json_filtered};
 use protocol::api::{NodeServices, ServiceNode};
 use protocol::filter::Filter;
 use protocol::store::{Node, Service, ServiceAddress, Weights};
@@ -280,9 +280,8 @@ pub fn render_services_filtered(
 ) -> Result<Vec<u8>, ApiError> {
     let mut grouped: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
     for row in rows {
-        let value = serde_json::to_value(CatalogServiceOut::new(&row.node, &row.service))
-            .map_err(|e| ApiError::internal(format!("Failed to encode response: {e}")))?;
-        if filter.matches(&value).map_err(filter_error)? {
+        let out = CatalogServiceOut::new(&row.node, &row.service);
+        if passing_value(filter, &out)?.is_some() {
             grouped
                 .entry(row.service.service.as_str())
                 .or_default()
@@ -318,9 +317,7 @@ pub fn render_node(
     for s in &found.services {
         let out = AgentServiceOut::from(s);
         if let Some(filter) = filter {
-            let value = serde_json::to_value(&out)
-                .map_err(|e| ApiError::internal(format!("Failed to encode response: {e}")))?;
-            if !filter.matches(&value).map_err(filter_error)? {
+            if passing_value(filter, &out)?.is_none() {
                 continue;
             }
         }
