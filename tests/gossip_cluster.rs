@@ -392,13 +392,18 @@ fn the_servers_own_node_is_restored_after_a_deregister() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Agent::server("127.0.0.176", "rs1", &dirs(tmp.path(), "s"), &[]);
     let c = http_client();
-    let r = c
-        .put(s.url("/v1/catalog/deregister"))
-        .body(r#"{"Node":"rs1"}"#)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(!node_names(&s).contains(&"rs1".to_string()));
+    // The leader's reconcile and the agent's own anti-entropy both register the node
+    // when it starts; a deregister racing them is simply overwritten. So deregister until
+    // the node is seen gone once, then wait for it to come back.
+    wait_for("the node deregistered", || {
+        let r = c
+            .put(s.url("/v1/catalog/deregister"))
+            .body(r#"{"Node":"rs1"}"#)
+            .send()
+            .ok()?;
+        assert_eq!(r.status(), 200);
+        (!node_names(&s).contains(&"rs1".to_string())).then_some(())
+    });
     let start = Instant::now();
     loop {
         let answer = udp_query(s.dns_addr(), "consul.service.consul.", RecordType::A);
