@@ -36,7 +36,7 @@ else
   CAIRN=$PWD/target/release/cairn
 fi
 
-WORK=$(mktemp -d /tmp/cairnraft.XXXXXX)
+WORK=$(mktemp -d ${BENCH_WORK_PARENT:-/tmp}/cairnraft.XXXXXX)
 : >"$WORK/pids"
 cleanup() {
   # raft.py stops what it started; this catches anything left if it was interrupted.

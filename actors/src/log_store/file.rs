@@ -10,6 +10,12 @@
 //! - A finished segment ends with a SEAL record: same framing, 16-byte payload
 //!   `0xFF "CAIRNSL" | u64 first index of the next segment (LE)`. (0xFF never starts a
 //!   codec-encoded entry.) The seal is what makes a lost newest segment visible.
+//! - The newest (active) segment is preallocated to `segment_max_bytes` with zeros
+//!   (fallocate), so an append does not grow the file and its fdatasync has no file
+//!   size to commit; its records end at the first zero record header. A clean close
+//!   trims the zeros, and a segment is trimmed to its records before it is sealed, so
+//!   every other segment ends exactly with its seal. (Older cairn versions read a
+//!   zero tail as a torn write and cut it: compatible both ways, same version.)
 //! - `hardstate`: one record of the same shape holding the codec-encoded `HardState`.
 //!   Replaced atomically: write `hardstate.tmp`, fsync it, rename, fsync the directory.
 //! - Legacy format 0 (written before version 1): segments without header or seal. They
@@ -44,7 +50,8 @@
 //! # Recovery
 //! Acknowledgements follow a full sync, so the only damage a crash can cause is an
 //! incomplete write at the very end of the newest segment. Recovery therefore cuts
-//! ONLY these leftovers, with a warning:
+//! ONLY these leftovers, with a warning (zeros from the newest segment's record end to
+//! the end of its file are its preallocated space, not damage, and need no fix):
 //! - a bad record (short, failing its crc, not decoding, or with the wrong index) in the
 //!   newest segment with nothing valid after it: no later position holds a complete
 //!   record with a valid crc that is a seal or an entry at or after the expected index
@@ -170,6 +177,9 @@ pub struct FileBackend {
     buf: Vec<u8>,
     /// `active` has writes not yet fdatasync'd.
     dirty: bool,
+    /// Everything in `active` past its written records is zeros from preallocation, so
+    /// a clean close may trim it.
+    zero_tail: bool,
     /// Largest record payload written or read back.
     max_record: usize,
     /// Test hook: removing segments (`reset_after`, `truncate_from`) stops, as a crash
@@ -194,8 +204,10 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-fn open_append(path: &Path) -> Result<File, StorageError> {
-    Ok(OpenOptions::new().append(true).open(path)?)
+/// The active segment is written with positioned writes (its end is the end of its
+/// records, not of the file, which is preallocated).
+fn open_active(path: &Path) -> Result<File, StorageError> {
+    Ok(OpenOptions::new().read(true).write(true).open(path)?)
 }
 
 /// The message a start fails with: where, and what to do about it.
@@ -254,7 +266,7 @@ impl FileBackend {
             let (seg, _) = create_segment(dir, 1)?;
             segments.push(seg);
         }
-        let active = open_append(&segments[segments.len() - 1].path)?;
+        let active = open_active(&segments[segments.len() - 1].path)?;
         let mut backend = FileBackend {
             dir: dir.to_path_buf(),
             opts,
@@ -262,6 +274,7 @@ impl FileBackend {
             active,
             buf: Vec::new(),
             dirty: false,
+            zero_tail: false,
             max_record,
             #[cfg(test)]
             crash_after_deletes: None,
@@ -271,6 +284,7 @@ impl FileBackend {
             fail_next_write: false,
         };
         backend.upgrade_legacy_active()?;
+        backend.preallocate_active();
         Ok((
             backend,
             Recovered {
@@ -323,17 +337,60 @@ impl FileBackend {
         if self.buf.is_empty() {
             return Ok(());
         }
+        let at = self.written_end();
+        self.dirty = true;
         #[cfg(test)]
         if std::mem::take(&mut self.fail_next_write) {
+            self.zero_tail = false;
             let half = self.buf.len() / 2;
-            self.active.write_all(&self.buf[..half])?;
-            self.dirty = true;
+            self.active.write_all_at(&self.buf[..half], at)?;
             return Err(StorageError::Io("injected write failure".into()));
         }
-        self.dirty = true;
-        self.active.write_all(&self.buf)?;
+        if let Err(e) = self.active.write_all_at(&self.buf, at) {
+            // Part of it may be there: no longer zeros to trim on close.
+            self.zero_tail = false;
+            return Err(e.into());
+        }
         self.buf.clear();
         Ok(())
+    }
+
+    /// Where the next buffered byte goes in the active file: the end of its records
+    /// that are already written.
+    fn written_end(&self) -> u64 {
+        self.segments[self.segments.len() - 1].len - self.buf.len() as u64
+    }
+
+    /// Allocate the active segment's blocks up to `segment_max_bytes` ahead of the
+    /// appends (zeros, which recovery reads as the end of the records). An append then
+    /// never grows the file, so its fdatasync flushes the data alone instead of also
+    /// committing the file system's journal for the new size: measured on ext4 here,
+    /// three concurrent writers, 200-byte appends, fdatasync p50 260-290 us appending
+    /// vs 186-231 us preallocated. Only an optimisation: where the file system cannot
+    /// (or the disk is too full to) preallocate, appends grow the file as before.
+    fn preallocate_active(&mut self) {
+        let target = self.opts.segment_max_bytes;
+        if self.written_end() >= target || !self.buf.is_empty() {
+            return;
+        }
+        let Ok(target) = i64::try_from(target) else {
+            return;
+        };
+        match nix::fcntl::fallocate(&self.active, nix::fcntl::FallocateFlags::empty(), 0, target) {
+            Ok(()) => self.zero_tail = true,
+            Err(e) => tracing::debug!("raft log: not preallocating the active segment: {e}"),
+        }
+    }
+
+    /// Give back the preallocated zeros of the active segment (on a clean close), so
+    /// a closed log's files end where their records end.
+    fn trim_zero_tail(&mut self) {
+        if std::mem::take(&mut self.zero_tail) {
+            let end = self.written_end();
+            if let Err(e) = self.active.set_len(end) {
+                tracing::debug!("raft log: could not trim the preallocated tail: {e}");
+            }
+        }
     }
 
     /// fdatasync the active segment if it has unsynced writes.
@@ -348,20 +405,31 @@ impl FileBackend {
 
     /// Finish the active segment and start a new one at `first_index`: the finished one
     /// is durable, then its successor exists durably, and only then is the seal written.
+    /// A finished segment first loses its preallocated zeros, so that every segment but
+    /// the newest ends exactly with its records and seal (recovery's rules for older
+    /// segments are unchanged by preallocation).
     fn roll(&mut self, first_index: u64) -> Result<(), StorageError> {
         self.write_buffer()?;
         self.sync_active()?;
+        let end = self.written_end();
+        if self.zero_tail || self.active.metadata()?.len() > end {
+            self.zero_tail = false;
+            self.active.set_len(end)?;
+            self.before_sync()?;
+            self.active.sync_data()?;
+        }
         self.before_sync()?;
         let (mut seg, file) = create_segment(&self.dir, first_index)?;
         // Not covered by a `sync` yet: `recover_after_error` removes it again.
         seg.synced_len = None;
-        let mut finished = std::mem::replace(&mut self.active, file);
+        let finished = std::mem::replace(&mut self.active, file);
         self.segments.push(seg);
-        finished.write_all(&format::seal_record(first_index))?;
+        finished.write_all_at(&format::seal_record(first_index), end)?;
         self.before_sync()?;
         finished.sync_data()?;
         let n = self.segments.len();
         self.segments[n - 2].sealed = true;
+        self.preallocate_active();
         Ok(())
     }
 
@@ -389,9 +457,12 @@ impl FileBackend {
         self.segments.pop();
         self.buf.clear();
         self.dirty = false;
-        self.active = open_append(&self.segments[n - 2].path)?;
+        self.zero_tail = false;
+        self.active = open_active(&self.segments[n - 2].path)?;
         self.before_sync()?;
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        self.preallocate_active();
+        Ok(())
     }
 
     /// Inspect the log in `dir` without changing anything (`cairn debug repair-log`).
@@ -424,9 +495,15 @@ fn create_segment(dir: &Path, first_index: u64) -> Result<(Segment, File), Stora
 
 /// (Re)write `path` as an empty version-1 segment and fsync it.
 fn rewrite_empty_segment(path: &Path, first_index: u64) -> Result<(Segment, File), StorageError> {
-    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    // Not in append mode: on Linux a positioned write to an O_APPEND file appends.
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?;
     file.set_len(0)?;
-    file.write_all(&format::segment_header(first_index))?;
+    file.write_all_at(&format::segment_header(first_index), 0)?;
     file.sync_all()?;
     Ok((
         Segment {
@@ -540,11 +617,13 @@ impl LogBackend for FileBackend {
             seg.len = cut;
             seg.synced_len = seg.synced_len.map(|d| d.min(cut));
             let path = seg.path.clone();
-            self.active = open_append(&path)?;
+            self.zero_tail = false;
+            self.active = open_active(&path)?;
             self.active.set_len(cut)?;
             // At once: a later append must never land in front of stale records.
             self.dirty = true;
             self.sync_active()?;
+            self.preallocate_active();
         }
         Ok(())
     }
@@ -629,6 +708,7 @@ impl LogBackend for FileBackend {
     fn reset_after(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.buf.clear();
         self.dirty = false;
+        self.zero_tail = false;
         // Newest first: a crash part way leaves a prefix of the old log starting at its
         // old first index (which recovery accepts, and the core resets again), never a
         // log that starts past `index + 1` with a gap behind it.
@@ -643,6 +723,7 @@ impl LogBackend for FileBackend {
             let (fresh, file) = rewrite_empty_segment(&old_path, first_index)?;
             self.segments[0] = fresh;
             self.active = file;
+            self.preallocate_active();
             return Ok(());
         }
         // Empty the old segment (a crash now leaves an empty log at its old start), then
@@ -651,7 +732,7 @@ impl LogBackend for FileBackend {
         oldest.offsets.clear();
         oldest.len = data_start;
         oldest.synced_len = oldest.synced_len.map(|d| d.min(data_start));
-        self.active = open_append(&old_path)?;
+        self.active = open_active(&old_path)?;
         self.active.set_len(data_start)?;
         self.dirty = true;
         self.sync_active()?;
@@ -669,7 +750,9 @@ impl LogBackend for FileBackend {
         fs::remove_file(&old_path)?;
         self.segments.remove(0);
         self.before_sync()?;
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        self.preallocate_active();
+        Ok(())
     }
 
     fn read(
@@ -728,6 +811,7 @@ impl LogBackend for FileBackend {
     fn recover_after_error(&mut self) -> Result<Recovered, StorageError> {
         self.buf.clear();
         self.dirty = false;
+        self.zero_tail = false;
         // Cut every segment back to what an fsync confirmed: bytes past that may exist
         // only in the page cache (a failed fsync marks them clean without writing them).
         let known: Vec<(PathBuf, Option<u64>)> = self
@@ -763,6 +847,12 @@ impl LogBackend for FileBackend {
             (self.crash_after_deletes, self.fail_syncs_after) = hooks;
         }
         Ok(recovered)
+    }
+}
+
+impl Drop for FileBackend {
+    fn drop(&mut self) {
+        self.trim_zero_tail();
     }
 }
 

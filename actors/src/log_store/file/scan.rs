@@ -375,6 +375,11 @@ fn scan_segment(
         if pos == bytes.len() {
             break End::Clean;
         }
+        if last && bytes[pos..].iter().all(|b| *b == 0) {
+            // The preallocated rest of the newest segment (zeros never start a record:
+            // no entry or seal encodes to an empty payload).
+            break End::Clean;
+        }
         match format::unframe(bytes, pos, max_record) {
             Record::TooLarge(len) => {
                 return Err(damage(

@@ -487,19 +487,28 @@ fn recover_after_error_resumes_after_any_failing_fsync() {
 fn recover_after_error_drops_a_half_written_batch() {
     let tmp = tempfile::tempdir().unwrap();
     write_acked(tmp.path(), 10, 1 << 20);
-    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
     let seg = segment_files(tmp.path()).pop().unwrap();
-    let synced_len = fs::metadata(&seg).unwrap().len();
+    // Closed cleanly, the segment ends with its records (no preallocated zeros).
+    let synced_len = fs::metadata(&seg).unwrap().len() as usize;
+    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
     b.append(&entries(11, 20)).unwrap();
     b.fail_next_write = true;
     assert!(b.sync().is_err());
+    let after_records = |what: &str| -> Vec<u8> {
+        let bytes = fs::read(&seg).unwrap();
+        assert!(bytes.len() >= synced_len, "{what}");
+        bytes[synced_len..].to_vec()
+    };
     assert!(
-        fs::metadata(&seg).unwrap().len() > synced_len,
+        after_records("half written").iter().any(|b| *b != 0),
         "half written"
     );
     let r = b.recover_after_error().unwrap();
     assert_eq!(r.entries(), entries(1, 10));
-    assert_eq!(fs::metadata(&seg).unwrap().len(), synced_len);
+    // Past the synced records there are only (preallocated) zeros again.
+    assert!(after_records("recovered").iter().all(|b| *b == 0));
+    drop(b);
+    assert_eq!(fs::metadata(&seg).unwrap().len() as usize, synced_len);
 }
 
 #[test]
@@ -657,4 +666,137 @@ fn the_hard_state_file_is_versioned_and_version_0_still_reads() {
         .to_string();
     assert!(err.contains("unknown hard state format version 9"), "{err}");
     assert!(err.contains("hardstate"), "{err}");
+}
+
+/// What a crash (no clean close) leaves of a backend: its files as they are, the
+/// preallocated zeros of the active segment included.
+fn crash(b: FileBackend) {
+    std::mem::forget(b);
+}
+
+/// The byte where the records of `path` end (from a recovery scan, which changes nothing).
+fn records_end(dir: &Path, path: &Path) -> usize {
+    let scanned = scan::scan(dir, MAX_RECORD_BYTES, CacheBudget::default()).unwrap();
+    let seg = scanned.segments.iter().find(|s| s.path == path).unwrap();
+    seg.len as usize
+}
+
+#[test]
+fn preallocated_zeros_after_a_crash_are_the_end_of_the_log_not_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    b.append(&entries(1, 10)).unwrap();
+    b.sync().unwrap();
+    crash(b);
+    let seg = segment_files(tmp.path()).pop().unwrap();
+    let bytes = fs::read(&seg).unwrap();
+    let end = records_end(tmp.path(), &seg);
+    assert_eq!(bytes.len(), 1 << 20, "the active segment is preallocated");
+    assert!(bytes[end..].iter().all(|b| *b == 0));
+    let scanned = scan::scan(tmp.path(), MAX_RECORD_BYTES, CacheBudget::default()).unwrap();
+    assert!(scanned.fixes.is_empty(), "{:?}", scanned.fixes);
+
+    // Appending after the restart writes over the zeros, in place.
+    let (mut b, r) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    assert_eq!(r.entries(), entries(1, 10));
+    b.append(&entries(11, 15)).unwrap();
+    b.sync().unwrap();
+    crash(b);
+    let (b, r) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    assert_eq!(r.entries(), entries(1, 15));
+    // A clean close gives the zeros back.
+    drop(b);
+    assert_eq!(fs::read(&seg).unwrap().len(), records_end(tmp.path(), &seg));
+}
+
+#[test]
+fn a_torn_write_into_the_preallocated_zeros_is_cut_and_appends_go_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    b.append(&entries(1, 10)).unwrap();
+    b.sync().unwrap();
+    crash(b);
+    let seg = segment_files(tmp.path()).pop().unwrap();
+    let end = records_end(tmp.path(), &seg);
+    // The start of the next record reached the disk, its end did not.
+    let mut next = Vec::new();
+    format::frame(&codec::encode(&entry(1, 11)).unwrap(), &mut next);
+    modify(&seg, |bytes| {
+        bytes[end..end + next.len() / 2].copy_from_slice(&next[..next.len() / 2])
+    });
+    let scanned = scan::scan(tmp.path(), MAX_RECORD_BYTES, CacheBudget::default()).unwrap();
+    assert!(
+        matches!(&scanned.fixes[..], [Fix::CutTail { len, .. }] if *len as usize == end),
+        "{:?}",
+        scanned.fixes
+    );
+    let (mut b, r) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    assert_eq!(r.entries(), entries(1, 10));
+    b.append(&entries(11, 12)).unwrap();
+    b.sync().unwrap();
+    crash(b);
+    let (_, r) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    assert_eq!(r.entries(), entries(1, 12));
+}
+
+#[test]
+fn zeros_before_a_valid_record_in_the_preallocated_segment_are_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    b.append(&entries(1, 10)).unwrap();
+    b.sync().unwrap();
+    crash(b);
+    let seg = segment_files(tmp.path()).pop().unwrap();
+    let offsets = record_offsets(&seg);
+    // Entry 9's record zeroed; entry 10's still whole after it.
+    let (from, to) = (offsets[8], offsets[9]);
+    modify(&seg, |bytes| bytes[from..to].fill(0));
+    let detail = all_back_or_refused(tmp.path(), 10, 1 << 20, &seg);
+    assert!(detail.is_some(), "acknowledged entry 9 lost silently");
+}
+
+#[test]
+fn rolled_segments_end_with_their_seal_and_only_the_newest_is_preallocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut b, _) = FileBackend::open(tmp.path(), opts(600)).unwrap();
+    for i in 1..=30 {
+        b.append(&entries(i, i)).unwrap();
+        b.sync().unwrap();
+    }
+    crash(b);
+    let files = segment_files(tmp.path());
+    assert!(files.len() >= 4, "{files:?}");
+    let scanned = scan::scan(tmp.path(), MAX_RECORD_BYTES, CacheBudget::default()).unwrap();
+    assert!(scanned.fixes.is_empty(), "{:?}", scanned.fixes);
+    for (seg, file) in scanned.segments.iter().zip(&files) {
+        let on_disk = fs::metadata(file).unwrap().len();
+        if file == files.last().unwrap() {
+            assert!(!seg.sealed);
+            assert!(on_disk >= seg.len, "{file:?}");
+        } else {
+            assert!(seg.sealed, "{file:?}");
+            assert_eq!(on_disk, seg.len + SEAL_RECORD_BYTES, "{file:?}");
+        }
+    }
+    let (_, r) = FileBackend::open(tmp.path(), opts(600)).unwrap();
+    assert_eq!(r.entries(), entries(1, 30));
+}
+
+#[test]
+fn truncation_leaves_no_stale_record_behind_the_preallocated_zeros() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    b.append(&entries(1, 20)).unwrap();
+    b.sync().unwrap();
+    b.truncate_from(LogIndex(8)).unwrap();
+    b.append(&[entry(2, 8)]).unwrap();
+    b.sync().unwrap();
+    crash(b);
+    let seg = segment_files(tmp.path()).pop().unwrap();
+    let end = records_end(tmp.path(), &seg);
+    assert!(fs::read(&seg).unwrap()[end..].iter().all(|b| *b == 0));
+    let (_, r) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    let mut want = entries(1, 7);
+    want.push(entry(2, 8));
+    assert_eq!(r.entries(), want);
 }
