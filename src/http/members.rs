@@ -5,18 +5,22 @@
 //! non-empty value on members and join, but by presence on force-leave; a segment other
 //! than `""` or `_all` together with `wan` is a 400; commands answer 200 with an empty
 //! body, or 500 with the error's text. A client agent has no WAN pool: its WAN member
-//! list is JSON `null`, and WAN join / force-leave fail with Consul's texts.
+//! list is JSON `null`, and WAN join / force-leave fail with Consul's texts. The member
+//! list takes `?filter=` (selectors are the Member JSON fields: `Name`, `Addr`, `Port`,
+//! `Tags`, `Status` ...), applied after the `wan`/`segment` checks as Consul does.
 //!
 //! cairn runs one datacenter and has no WAN gossip yet, so a server's WAN pool is derived
 //! from its LAN pool as Consul's would look: every server, named `<node>.<dc>`, on the
 //! WAN port it advertises (`wan_join_port`).
 
 use super::error::ApiError;
-use super::render::json_response;
+use super::query::parse_filter;
+use super::render::{json_bytes, json_response, to_json_filtered};
 use super::ApiRequest;
 use crate::context::AgentContext;
 use actix_web::HttpResponse;
 use actors::membership::{MemberView, MembershipError};
+use protocol::filter::Filter;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -135,31 +139,40 @@ fn wan_value(req: &ApiRequest) -> bool {
 
 fn members(ctx: &AgentContext, req: &ApiRequest) -> Result<HttpResponse, ApiError> {
     let segment = req.query.get("segment").unwrap_or("");
-    if wan_value(req) {
-        if !matches!(segment, "" | ALL_SEGMENTS) {
-            return Err(ApiError::bad_request(
-                "Cannot provide a segment with wan=true",
-            ));
-        }
+    let wan = wan_value(req);
+    if wan && !matches!(segment, "" | ALL_SEGMENTS) {
+        return Err(ApiError::bad_request(
+            "Cannot provide a segment with wan=true",
+        ));
+    }
+    let filter = parse_filter(&req.query)?;
+    if wan {
         // A client agent (or a server with the WAN port disabled) has no WAN pool:
-        // Consul answers its nil member list, `null`.
+        // Consul answers its nil member list, `null` (a filter over it gives `[]`).
         if !ctx.config.server || ctx.config.ports.serf_wan <= 0 {
+            if filter.is_some() {
+                return render(&[], filter.as_ref(), req.pretty);
+            }
             return json_response(&serde_json::Value::Null, req.pretty);
         }
         let wan = wan_members(&ctx.membership.members(), &ctx.config.datacenter);
-        return render(&wan, req.pretty);
+        return render(&wan, filter.as_ref(), req.pretty);
     }
     let mut lan = ctx.membership.members();
     // Only the default segment exists; a named one has no members.
     if !matches!(segment, "" | ALL_SEGMENTS) {
         lan.retain(|m| m.tags.get("segment").map(String::as_str) == Some(segment));
     }
-    render(&lan, req.pretty)
+    render(&lan, filter.as_ref(), req.pretty)
 }
 
-fn render(members: &[MemberView], pretty: bool) -> Result<HttpResponse, ApiError> {
+fn render(
+    members: &[MemberView],
+    filter: Option<&Filter>,
+    pretty: bool,
+) -> Result<HttpResponse, ApiError> {
     let shaped: Vec<MemberJson<'_>> = members.iter().map(MemberJson::from).collect();
-    json_response(&shaped, pretty)
+    Ok(json_bytes(to_json_filtered(&shaped, filter, pretty)?))
 }
 
 async fn join(ctx: &AgentContext, req: &ApiRequest, addr: &str) -> Result<HttpResponse, ApiError> {

@@ -296,6 +296,53 @@ fn route(path: &str) -> Option<(Route<'_>, Allowed)> {
     Some(found)
 }
 
+/// Whether a route's GET applies `?filter=`: the endpoints Consul filters (its handlers
+/// that call `parseFilter` or build a bexpr filter). Every other GET refuses a filter
+/// with [`query::FILTER_UNSUPPORTED_TEXT`] rather than answer everything, which would
+/// tell the client its filter matched everything. No wildcard arm: a new route decides.
+fn takes_filter(route: Route<'_>) -> bool {
+    use agent_local::LocalRoute as L;
+    use catalog::CatalogRoute as C;
+    use members::MembersRoute as M;
+    match route {
+        Route::Catalog(c) => match c {
+            C::Nodes | C::Services | C::Service(_) | C::Node(_) => true,
+            C::Register | C::Deregister | C::Datacenters => false,
+        },
+        Route::Health(_) => true,
+        Route::Members(m) => match m {
+            M::Members => true,
+            M::Join(_) | M::Leave | M::ForceLeave(_) => false,
+        },
+        Route::AgentLocal(l) => match l {
+            L::Services | L::Checks => true,
+            L::ServiceRegister
+            | L::ServiceDeregister(_)
+            | L::Service(_)
+            | L::ServiceMaintenance(_)
+            | L::CheckRegister
+            | L::CheckDeregister(_)
+            | L::CheckTtl(..)
+            | L::CheckUpdate(_)
+            | L::NodeMaintenance
+            | L::HealthById(_)
+            | L::HealthByName(_)
+            | L::Reload => false,
+        },
+        Route::Index
+        | Route::Kv(_)
+        | Route::StatusLeader
+        | Route::StatusPeers
+        | Route::Agent(_)
+        | Route::Operator(_)
+        | Route::Faults(_)
+        | Route::Snapshot
+        | Route::Session(_)
+        | Route::Txn
+        | Route::Event(_) => false,
+    }
+}
+
 /// Routes registered as Go subtrees (`/v1/kv/`); their bare names redirect to them.
 const SUBTREES: &[&str] = &[
     "/v1/kv",
@@ -501,6 +548,9 @@ async fn handle(
         });
     }
     let query = Query::parse(req.query_string());
+    if method == Method::GET && query::filter_given(&query) && !takes_filter(route) {
+        return Err(ApiError::bad_request(query::FILTER_UNSUPPORTED_TEXT));
+    }
     let pretty = ctx.config.pretty_json || query.has("pretty");
     let api = ApiRequest {
         method,

@@ -104,7 +104,7 @@ impl QueryOptions {
         filter_taken: bool,
     ) -> Result<QueryOptions, ApiError> {
         check_dc(q, our_dc)?;
-        if q.has("filter") && !filter_taken {
+        if filter_given(q) && !filter_taken {
             // Answering everything with a 200 would tell the client its filter matched
             // everything; endpoints that filter use `parse_with_filter`, the rest say so.
             return Err(ApiError::bad_request(FILTER_UNSUPPORTED_TEXT));
@@ -168,6 +168,11 @@ impl QueryOptions {
             filter: None,
         }
     }
+}
+
+/// A non-empty `?filter=` (Consul's `parseFilter` skips an empty one).
+pub fn filter_given(q: &Query) -> bool {
+    q.get("filter").is_some_and(|f| !f.is_empty())
 }
 
 /// `?filter=`: the parsed expression, None when absent or empty (as in Consul).
@@ -253,6 +258,21 @@ mod tests {
             p("consistent").unwrap().consistency,
             Consistency::Consistent
         );
+    }
+
+    #[test]
+    fn a_filter_is_refused_unless_taken_and_an_empty_one_is_none() {
+        let p = |s: &str| QueryOptions::parse(&Query::parse(s), "dc1");
+        assert_eq!(
+            p("filter=Key%20==%20a"),
+            Err(ApiError::bad_request(FILTER_UNSUPPORTED_TEXT))
+        );
+        assert!(p("filter=").is_ok());
+        assert!(p("filter").is_ok());
+        assert!(!filter_given(&Query::parse("filter=")));
+        assert!(filter_given(&Query::parse("filter=a")));
+        let (_, f) = QueryOptions::parse_with_filter(&Query::parse("filter="), "dc1").unwrap();
+        assert!(f.is_none());
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub fn to_json<T: Serialize + ?Sized>(value: &T, pretty: bool) -> Result<Vec<u8>
 }
 
 /// Serialize a list, keeping only the items `filter` passes (`?filter=`). Each item is
-/// tested in the JSON shape the client sees, so selectors name Consul's JSON fields.
+/// tested in the JSON shape the client sees, so selectors name Consul's JSON fields; the
+/// kept items are written as the unfiltered answer writes them (same field order).
 pub fn to_json_filtered<T: Serialize>(
     items: &[T],
     filter: Option<&Filter>,
@@ -39,7 +40,9 @@ pub fn to_json_filtered<T: Serialize>(
     };
     let mut kept = Vec::with_capacity(items.len());
     for item in items {
-        kept.extend(passing_value(filter, item)?);
+        if passing_value(filter, item)?.is_some() {
+            kept.push(item);
+        }
     }
     to_json(&kept, pretty)
 }
@@ -54,10 +57,10 @@ pub fn to_json_map_filtered<T: Serialize>(
     let Some(filter) = filter else {
         return to_json(items, pretty);
     };
-    let mut kept = serde_json::Map::new();
+    let mut kept = std::collections::BTreeMap::new();
     for (id, item) in items {
-        if let Some(value) = passing_value(filter, item)? {
-            kept.insert(id.to_string(), value);
+        if passing_value(filter, item)?.is_some() {
+            kept.insert(*id, item);
         }
     }
     to_json(&kept, pretty)
@@ -182,5 +185,35 @@ mod tests {
         assert_eq!(h.get("X-Consul-KnownLeader").unwrap(), "true");
         assert_eq!(h.get("X-Consul-LastContact").unwrap(), "0");
         assert_eq!(h.get("X-Consul-Effective-Consistency").unwrap(), "leader");
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Item {
+        name: &'static str,
+        addr: &'static str,
+    }
+
+    #[test]
+    fn filtered_items_keep_their_field_order() {
+        let items = [
+            Item {
+                name: "b",
+                addr: "x",
+            },
+            Item {
+                name: "a",
+                addr: "y",
+            },
+        ];
+        let f = Filter::parse("Addr == y").unwrap();
+        let body = to_json_filtered(&items, Some(&f), false).unwrap();
+        assert_eq!(body, b"[{\"Name\":\"a\",\"Addr\":\"y\"}]");
+        let map: std::collections::BTreeMap<&str, &Item> =
+            items.iter().map(|i| (i.name, i)).collect();
+        let body = to_json_map_filtered(&map, Some(&f), false).unwrap();
+        assert_eq!(body, b"{\"a\":{\"Name\":\"a\",\"Addr\":\"y\"}}");
+        let bad = Filter::parse("Addr.x == y").unwrap();
+        assert!(to_json_filtered(&items, Some(&bad), false).is_err());
     }
 }

@@ -149,6 +149,86 @@ async fn query_validation() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
+/// Every GET route either applies `?filter=` or refuses it: none answers everything as if
+/// the filter had matched. The filtering ones are Consul's (its handlers that parse a
+/// filter); a malformed expression reaches their evaluator.
+#[actix_web::test]
+async fn every_get_route_filters_or_refuses_a_filter() {
+    let ctx = test_ctx().await;
+    let app = test_app!(ctx);
+    let refusing = [
+        "/",
+        "/v1/kv/a",
+        "/v1/kv/?keys",
+        "/v1/catalog/datacenters",
+        "/v1/status/leader",
+        "/v1/status/peers",
+        "/v1/agent/self",
+        "/v1/agent/service/web",
+        "/v1/agent/health/service/id/web",
+        "/v1/agent/health/service/name/web",
+        "/v1/snapshot",
+        "/v1/event/list",
+        "/v1/operator/raft/configuration",
+        "/v1/operator/autopilot/health",
+        "/v1/session/list",
+        "/v1/session/info/adf4238a-882b-9ddc-4a9d-5b6758e4159e",
+        "/v1/session/node/node1",
+    ];
+    let filtering = [
+        "/v1/catalog/nodes",
+        "/v1/catalog/services",
+        "/v1/catalog/service/web",
+        "/v1/catalog/node/node1",
+        "/v1/health/service/web",
+        "/v1/health/node/node1",
+        "/v1/health/checks/web",
+        "/v1/health/state/any",
+        "/v1/agent/members",
+        "/v1/agent/members?wan=1",
+    ];
+    let with = |path: &str, filter: &str| {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}filter={filter}")
+    };
+    for path in refusing {
+        let r = send!(app, "GET", &with(path, "Name%20==%20x"));
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            r.text(),
+            crate::http::query::FILTER_UNSUPPORTED_TEXT,
+            "{path}"
+        );
+        // An empty filter is no filter, as in Consul.
+        let r = send!(app, "GET", &with(path, ""));
+        assert_ne!(r.status, StatusCode::BAD_REQUEST, "{path}");
+    }
+    for path in filtering {
+        let r = send!(app, "GET", &with(path, "Name%20=="));
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            r.text()
+                .starts_with("Failed to create boolean expression evaluator: "),
+            "{path}: {}",
+            r.text()
+        );
+    }
+    // The agent's local services and checks filter too (tests/agent_local.rs shows it on a
+    // running agent); this context has no local state, so only "not refused" shows here.
+    for path in ["/v1/agent/services", "/v1/agent/checks"] {
+        let r = send!(app, "GET", &with(path, "Name%20==%20x"));
+        assert_ne!(
+            r.text(),
+            crate::http::query::FILTER_UNSUPPORTED_TEXT,
+            "{path}"
+        );
+    }
+    // Writes are not listings: a PUT route is not refused by the GET rule (KV and txn
+    // writes still refuse through their query options).
+    let r = send!(app, "PUT", "/v1/agent/join/10.0.0.9?filter=Name%20==%20x");
+    assert_eq!(r.status, StatusCode::OK);
+}
+
 #[actix_web::test]
 async fn pretty_output() {
     let ctx = test_ctx().await;

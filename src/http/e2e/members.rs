@@ -101,6 +101,57 @@ async fn segments_and_the_wan_pool() {
 }
 
 #[actix_web::test]
+async fn members_take_a_filter() {
+    let ctx = test_ctx_with_membership(test_config(), cluster()).await;
+    let app = test_app!(ctx);
+    let get = |expr: &str| {
+        let q = percent_encoding::utf8_percent_encode(expr, percent_encoding::NON_ALPHANUMERIC);
+        format!("/v1/agent/members?filter={q}")
+    };
+    let r = send!(app, "GET", &get("Status == 1"));
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(names(&r), ["node1", "web"]);
+    // Kept members are written as the unfiltered list writes them (Name first).
+    assert!(
+        r.text().starts_with("[{\"Name\":\"node1\",\"Addr\":"),
+        "{}",
+        r.text()
+    );
+    let r = send!(app, "GET", &get("Tags.role == consul and Status != 1"));
+    assert_eq!(names(&r), ["srv2"]);
+    let r = send!(app, "GET", &get(r#"Addr matches "^10\\.""#));
+    assert_eq!(names(&r), ["srv2", "web"]);
+    let r = send!(app, "GET", &get("Name == nosuch"));
+    assert_eq!((r.status, r.text()), (StatusCode::OK, "[]".to_string()));
+    // The WAN pool and a segment filter the same way.
+    let r = send!(app, "GET", &format!("{}&wan=1", get("Status == 4")));
+    assert_eq!(names(&r), ["srv2.dc1"]);
+    let r = send!(app, "GET", &format!("{}&segment=_all", get("Port == 8301")));
+    assert_eq!(names(&r), ["node1", "srv2", "web"]);
+
+    // Malformed, or not applicable to the data: 400, never the whole list.
+    let r = send!(app, "GET", &get("Name =="));
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.text(),
+        "Failed to create boolean expression evaluator: expected a value at the end of the filter (offset 7)"
+    );
+    let r = send!(app, "GET", &get("Nope == x"));
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.text().starts_with("Failed to evaluate filter: "),
+        "{}",
+        r.text()
+    );
+    // Consul checks wan and segment before the filter.
+    let r = send!(app, "GET", &format!("{}&wan=1&segment=a", get("Name ==")));
+    assert_eq!(r.text(), "Cannot provide a segment with wan=true");
+    // An empty filter is none.
+    let r = send!(app, "GET", "/v1/agent/members?filter=");
+    assert_eq!(names(&r), ["node1", "srv2", "web"]);
+}
+
+#[actix_web::test]
 async fn a_client_agent_has_no_wan_pool() {
     let mut config = test_config();
     config.server = false;
@@ -108,6 +159,9 @@ async fn a_client_agent_has_no_wan_pool() {
     let app = test_app!(ctx);
     let r = send!(app, "GET", "/v1/agent/members?wan=1");
     assert_eq!((r.status, r.text()), (StatusCode::OK, "null".to_string()));
+    // Consul's filter over the nil list gives an empty one.
+    let r = send!(app, "GET", "/v1/agent/members?wan=1&filter=Status%20==%201");
+    assert_eq!((r.status, r.text()), (StatusCode::OK, "[]".to_string()));
     let r = send!(app, "PUT", "/v1/agent/join/10.0.0.9?wan=1");
     assert_eq!(
         (r.status, r.text()),
