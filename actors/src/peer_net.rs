@@ -221,6 +221,7 @@ pub(crate) struct PeerNet {
     stop: CancellationToken,
 }
 
+#[derive(Clone)]
 struct Link {
     addr: String,
     /// The peer's IP when `addr` parses (the fast path consults the fault rules with it).
@@ -251,7 +252,53 @@ struct LinkState {
     queued: usize,
 }
 
+/// See [`PeerNet::sender`]. A message sent after the link was replaced (its writer
+/// ended) is dropped, as Raft expects of a network.
+pub(crate) struct PeerSender {
+    link: Link,
+    from: ServerId,
+    from_addr: String,
+    faults: FaultRules,
+}
+
+impl PeerSender {
+    pub(crate) fn send(&self, msg: Message) {
+        let _ = self
+            .link
+            .deliver(&self.from, &self.from_addr, &self.faults, msg);
+    }
+}
+
 impl Link {
+    /// Write `msg` on the idle connection now, else queue it for the writer; dropped
+    /// (Raft retries) when the queue is full. Err: the writer has ended.
+    fn deliver(
+        &self,
+        from: &ServerId,
+        from_addr: &str,
+        faults: &FaultRules,
+        msg: Message,
+    ) -> Result<(), ()> {
+        let Some(msg) = self.send_now(from, from_addr, faults, msg) else {
+            return Ok(());
+        };
+        // Counted before it is queued, so the writer never takes it uncounted.
+        self.shared.state.lock().queued += 1;
+        let queued = self.queue.try_send(msg);
+        if queued.is_err() {
+            let mut state = self.shared.state.lock();
+            state.queued = state.queued.saturating_sub(1);
+        }
+        match queued {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!(peer = %self.addr, "raft message dropped: the peer's queue is full");
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        }
+    }
+
     /// Write `msg` on the idle connection now (see the module docs); the message back
     /// when the writer must take it (busy, not connected, a fault rule for the peer).
     fn send_now(
@@ -380,25 +427,26 @@ impl PeerNet {
         let Some(link) = self.links.get(&to) else {
             return;
         };
-        let Some(msg) = link.send_now(&self.self_id, &self.self_addr, &self.faults, msg) else {
-            return;
-        };
-        // Counted before it is queued, so the writer never takes it uncounted.
-        link.shared.state.lock().queued += 1;
-        let queued = link.queue.try_send(msg);
-        if queued.is_err() {
-            let mut state = link.shared.state.lock();
-            state.queued = state.queued.saturating_sub(1);
+        if link
+            .deliver(&self.self_id, &self.self_addr, &self.faults, msg)
+            .is_err()
+        {
+            self.links.remove(&to);
         }
-        match queued {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::debug!(%to, "raft message dropped: the peer's queue is full");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.links.remove(&to);
-            }
-        }
+    }
+
+    /// A handle that sends to `to` from any thread, in order with [`PeerNet::send`]
+    /// (the log store thread sends the replies riding a persist with it). None when no
+    /// address is known for `to`.
+    pub(crate) fn sender(&mut self, to: &ServerId, configured: Option<&str>) -> Option<PeerSender> {
+        let addr = self.address_of(to, configured)?;
+        self.link(to, &addr);
+        Some(PeerSender {
+            link: self.links.get(to)?.clone(),
+            from: self.self_id.clone(),
+            from_addr: self.self_addr.clone(),
+            faults: self.faults.clone(),
+        })
     }
 
     /// Send `to` our newest durable snapshot, in chunks, unless a transfer of this term

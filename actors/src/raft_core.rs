@@ -60,7 +60,7 @@
 use crate::errors::{MembershipError, WriteError};
 use crate::events::{EventBus, ServerEvent};
 use crate::fsm::{Apply, Fsm, ProposalReply, Restore, SnapshotTaken, Waiter};
-use crate::log_store::{LogStore, Recovered, StorageError};
+use crate::log_store::{AfterDurable, LogStore, Recovered, StorageError};
 use crate::peer_net::PeerNet;
 use crate::raft_members::{RaftMembers, RaftServer, ServerReplication};
 use crate::status::RaftRole;
@@ -68,7 +68,9 @@ use crate::status::{Lease, StatusCell};
 use actix::prelude::*;
 use protocol::ids::{LogIndex, ServerId};
 use protocol::raft::frame::RaftFrame;
-use protocol::raft::{ChangeError, ConfigChange, Entry, Output, Payload, Raft, Role, SnapshotMeta};
+use protocol::raft::{
+    ChangeError, ConfigChange, Entry, Message, Output, Payload, Raft, Role, SnapshotMeta,
+};
 use protocol::runtime::{Core, Effect};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -440,6 +442,31 @@ impl RaftCore {
         self.run_outputs();
     }
 
+    /// The replies riding a persist, ready to be sent from the log store thread once it
+    /// is durable (resolved to their peers' links here, on the actor's thread).
+    fn riding_replies(&mut self, then_send: Vec<(ServerId, Message)>) -> Option<AfterDurable> {
+        if then_send.is_empty() {
+            return None;
+        }
+        let mut ready = Vec::with_capacity(then_send.len());
+        for (to, msg) in then_send {
+            let addr = self.member_addr(&to);
+            let sender = match &mut self.peer_net {
+                Some(net) => net.sender(&to, addr.as_deref()),
+                None => None,
+            };
+            match sender {
+                Some(sender) => ready.push((sender, msg)),
+                None => tracing::debug!(%to, "raft reply dropped: no peer networking or address"),
+            }
+        }
+        Some(Box::new(move || {
+            for (sender, msg) in ready {
+                sender.send(msg);
+            }
+        }))
+    }
+
     fn run_outputs(&mut self) {
         // Through the runtime seam every pure core speaks (`protocol::runtime`).
         for effect in Core::effects(&mut self.raft) {
@@ -449,9 +476,10 @@ impl RaftCore {
                 Effect::Notify(output) => output,
             };
             match output {
-                Output::Persist(req) => {
+                Output::Persist(mut req) => {
+                    let after = self.riding_replies(std::mem::take(&mut req.then_send));
                     let submitted = match &self.log_store {
-                        Some(store) => store.submit(req),
+                        Some(store) => store.submit(req, after),
                         None => Err(StorageError::Stopped),
                     };
                     if let Err(e) = submitted {

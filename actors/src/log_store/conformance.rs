@@ -87,6 +87,7 @@ fn batches_execute_in_order_with_one_sync(open: Opener) {
             truncate_from: None,
             entries: entries(1, 1, 5),
             hard_state: Some(hard_state(1, None)),
+            then_send: Vec::new(),
         },
         PersistRequest {
             reset_after: None,
@@ -94,6 +95,7 @@ fn batches_execute_in_order_with_one_sync(open: Opener) {
             truncate_from: Some(LogIndex(4)),
             entries: entries(2, 4, 6),
             hard_state: None,
+            then_send: Vec::new(),
         },
         PersistRequest {
             reset_after: None,
@@ -101,6 +103,7 @@ fn batches_execute_in_order_with_one_sync(open: Opener) {
             truncate_from: None,
             entries: vec![],
             hard_state: Some(hard_state(2, Some("b"))),
+            then_send: Vec::new(),
         },
     ];
     assert_eq!(persist_batch(b.as_mut(), &batch), Ok(3));
@@ -156,6 +159,7 @@ fn reset_discards_the_log_and_continues_after_the_snapshot(open: Opener) {
         truncate_from: None,
         entries: entries(2, 51, 52),
         hard_state: None,
+        then_send: Vec::new(),
     }];
     assert_eq!(persist_batch(b.as_mut(), &batch), Ok(1));
     assert_eq!(b.last_index(), LogIndex(52));
@@ -656,13 +660,17 @@ fn a_read_runs_after_everything_queued_before_it() {
     let (tx, rx) = std::sync::mpsc::channel();
     for id in 1..=5 {
         store
-            .submit(PersistRequest {
-                reset_after: None,
-                id,
-                truncate_from: None,
-                entries: entries(1, id, id),
-                hard_state: None,
-            })
+            .submit(
+                PersistRequest {
+                    reset_after: None,
+                    id,
+                    truncate_from: None,
+                    entries: entries(1, id, id),
+                    hard_state: None,
+                    then_send: Vec::new(),
+                },
+                None,
+            )
             .unwrap();
         let tx = tx.clone();
         store
@@ -695,13 +703,17 @@ fn log_store_thread_reports_the_highest_durable_id() {
     .unwrap();
     for id in 1..=5 {
         store
-            .submit(PersistRequest {
-                reset_after: None,
-                id,
-                truncate_from: None,
-                entries: entries(1, id, id),
-                hard_state: None,
-            })
+            .submit(
+                PersistRequest {
+                    reset_after: None,
+                    id,
+                    truncate_from: None,
+                    entries: entries(1, id, id),
+                    hard_state: None,
+                    then_send: Vec::new(),
+                },
+                None,
+            )
             .unwrap();
     }
     let mut last = 0;
@@ -714,6 +726,71 @@ fn log_store_thread_reports_the_highest_durable_id() {
         last = got;
     }
     assert_eq!(backend.recover().entries(), entries(1, 1, 5));
+}
+
+fn request(id: u64) -> PersistRequest {
+    PersistRequest {
+        reset_after: None,
+        id,
+        truncate_from: None,
+        entries: entries(1, id, id),
+        hard_state: None,
+        then_send: Vec::new(),
+    }
+}
+
+/// What the log store thread did, in order: "durable N" from an `AfterDurable`,
+/// "reported N" / "failed" from `on_done`.
+type Events = std::sync::Arc<parking_lot::Mutex<Vec<String>>>;
+
+fn after(events: &Events, id: u64) -> Option<AfterDurable> {
+    let events = events.clone();
+    Some(Box::new(move || {
+        events.lock().push(format!("durable {id}"))
+    }))
+}
+
+fn wait_for_events(events: &Events, n: usize) -> Vec<String> {
+    let start = std::time::Instant::now();
+    while events.lock().len() < n {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            events.lock()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    events.lock().clone()
+}
+
+#[test]
+fn after_durable_runs_once_durable_before_the_report_and_never_after_a_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut backend, _) = FileBackend::open(tmp.path(), FileOptions::default()).unwrap();
+    // The first sync succeeds, every later one fails.
+    backend.fail_syncs_after = Some(1);
+    let events: Events = Default::default();
+    let reports = events.clone();
+    let store = LogStore::spawn(
+        Box::new(backend),
+        Arc::new(crate::snapshot_store::MemorySnapshotStore::new()),
+        move |r| {
+            reports.lock().push(match r {
+                Ok(id) => format!("reported {id}"),
+                Err(_) => "failed".into(),
+            })
+        },
+    )
+    .unwrap();
+    store.submit(request(1), after(&events, 1)).unwrap();
+    assert_eq!(wait_for_events(&events, 2), ["durable 1", "reported 1"]);
+    store.submit(request(2), after(&events, 2)).unwrap();
+    assert_eq!(
+        wait_for_events(&events, 3),
+        ["durable 1", "reported 1", "failed"]
+    );
+    store.stop();
+    assert_eq!(events.lock().len(), 3, "{:?}", events.lock());
 }
 
 #[test]

@@ -171,6 +171,11 @@ pub fn persist_batch(
 /// discarded.
 pub type RecoverReply = tokio::sync::oneshot::Sender<Result<Recovered, StorageError>>;
 
+/// Run on the log store thread once its persist request is durable, before the batch
+/// is reported through `on_done` (RaftCore sends the request's riding replies with it,
+/// see `PersistRequest::then_send`); dropped unrun if the batch fails.
+pub type AfterDurable = Box<dyn FnOnce() + Send>;
+
 /// Where the answer to [`LogStore::read`] goes; called on the log store thread.
 pub type ReadReply = Box<dyn FnOnce(Result<Vec<Entry>, StorageError>) + Send>;
 
@@ -184,7 +189,7 @@ struct ReadOp {
 
 /// Work for the log store thread, executed in order.
 enum LogOp {
-    Persist(PersistRequest),
+    Persist(PersistRequest, Option<AfterDurable>),
     /// Run after the batch it arrives with is durable.
     CompactUntil(LogIndex),
     /// Make a leader's snapshot durable before anything queued after it.
@@ -200,6 +205,8 @@ enum LogOp {
 #[derive(Default)]
 struct Round {
     batch: Vec<PersistRequest>,
+    /// In request order.
+    after_durable: Vec<AfterDurable>,
     save: Option<(SnapshotMeta, Vec<u8>)>,
     recover: Option<RecoverReply>,
     read: Option<ReadOp>,
@@ -225,6 +232,11 @@ impl Worker {
             let round = Self::gather(first, rx, &mut compact_to);
             if !round.batch.is_empty() && !self.failed {
                 let result = persist_batch(self.backend.as_mut(), &round.batch);
+                if result.is_ok() {
+                    for after in round.after_durable {
+                        after();
+                    }
+                }
                 self.report(result);
             }
             if let Some((meta, data)) = round.save {
@@ -273,7 +285,10 @@ impl Worker {
         let mut op = Some(first);
         while let Some(current) = op.take() {
             match current {
-                LogOp::Persist(req) => round.batch.push(req),
+                LogOp::Persist(req, after) => {
+                    round.batch.push(req);
+                    round.after_durable.extend(after);
+                }
                 LogOp::CompactUntil(i) => *compact_to = Some(compact_to.map_or(i, |c| c.max(i))),
                 LogOp::SaveSnapshot(meta, data) => {
                     round.save = Some((meta, data));
@@ -347,10 +362,15 @@ impl LogStore {
         }
     }
 
-    /// Queue a request; it is executed after every earlier one.
-    pub fn submit(&self, req: PersistRequest) -> Result<(), StorageError> {
+    /// Queue a request; it is executed after every earlier one. `after_durable` runs
+    /// once it is durable, before it is reported.
+    pub fn submit(
+        &self,
+        req: PersistRequest,
+        after_durable: Option<AfterDurable>,
+    ) -> Result<(), StorageError> {
         self.tx
-            .send(LogOp::Persist(req))
+            .send(LogOp::Persist(req, after_durable))
             .map_err(|_| StorageError::Stopped)
     }
 

@@ -1525,6 +1525,7 @@ impl Raft {
             truncate_from: self.pending_truncate.take(),
             entries,
             hard_state,
+            then_send: Vec::new(),
         }));
         self.in_flight_persists.push_back(InFlightPersist {
             id,
@@ -1533,6 +1534,15 @@ impl Raft {
         });
         self.unsent_from = None;
         self.hard_state_dirty = false;
+    }
+
+    /// The `Persist` with this id if it is still among the outputs the shell has not
+    /// taken.
+    fn unhanded_persist(&mut self, id: u64) -> Option<&mut PersistRequest> {
+        self.outputs.iter_mut().rev().find_map(|o| match o {
+            Output::Persist(p) if p.id == id => Some(p),
+            _ => None,
+        })
     }
 
     /// End of every input: persist what changed, release or defer acknowledgements,
@@ -1545,8 +1555,17 @@ impl Raft {
         for (to, msg) in std::mem::take(&mut self.pending_acks) {
             if self.persisted_id >= last_issued {
                 self.outputs.push(Output::Send { to, msg });
+                continue;
+            }
+            // Riding the persist keeps the order only while nothing waits in the core.
+            let ride = if self.cfg.replies_ride_persists && self.deferred.is_empty() {
+                self.unhanded_persist(last_issued)
             } else {
-                self.deferred.push((last_issued, to, msg));
+                None
+            };
+            match ride {
+                Some(persist) => persist.then_send.push((to, msg)),
+                None => self.deferred.push((last_issued, to, msg)),
             }
         }
         let now = (self.role, self.term, self.leader.clone());

@@ -122,6 +122,8 @@ impl Disk {
             truncate_from: req.truncate_from.filter(|_| take(true)),
             entries: req.entries.into_iter().take(budget).collect(),
             hard_state: req.hard_state.filter(|_| hard_state),
+            // Never confirmed durable: its replies never leave.
+            then_send: Vec::new(),
         };
         self.write(torn, seed);
         some && !whole
@@ -163,6 +165,8 @@ struct Stats {
     loads_failed: u64,
     /// `LoadCommitted` (applying entries older than the cache) served with entries.
     apply_loads: u64,
+    /// Replies sent by the disk straight after a persist (`PersistRequest::then_send`).
+    replies_ridden: u64,
 }
 
 impl Stats {
@@ -173,17 +177,19 @@ impl Stats {
         self.loads_served += run.loads_served;
         self.loads_failed += run.loads_failed;
         self.apply_loads += run.apply_loads;
+        self.replies_ridden += run.replies_ridden;
     }
 
     fn fault_counts(&self) -> String {
         format!(
-            "{} one-way partitions ({} with the leader in a minority), {} torn writes, {} loads served, {} failed, {} loads for applying",
+            "{} one-way partitions ({} with the leader in a minority), {} torn writes, {} loads served, {} failed, {} loads for applying, {} replies sent by the disk",
             self.one_way_partitions,
             self.leader_in_one_way_minority,
             self.torn_writes,
             self.loads_served,
             self.loads_failed,
-            self.apply_loads
+            self.apply_loads,
+            self.replies_ridden
         )
     }
 
@@ -198,7 +204,8 @@ impl Stats {
                     && self.torn_writes > 0
                     && self.loads_served > 0
                     && self.loads_failed > 0
-                    && self.apply_loads > 0),
+                    && self.apply_loads > 0
+                    && self.replies_ridden > 0),
             "the simulation never exercised a fault kind: {}",
             self.fault_counts()
         );
@@ -285,6 +292,8 @@ fn config(i: usize, seed: u64) -> RaftConfig {
         // about as often as the count.
         log_cache_bytes: cache.saturating_mul(36 + 4 * (seed as usize % 3)),
         log_cache_entries: cache,
+        // Both ways a reply can wait for the disk, half the seeds each.
+        replies_ride_persists: (seed / 7) % 2 == 0,
     }
 }
 
@@ -710,10 +719,18 @@ impl Sim {
         let Some(last) = node.pending.last().map(|p| p.id) else {
             return;
         };
-        for req in node.pending.drain(..) {
+        let mut then_send = Vec::new();
+        for mut req in node.pending.drain(..) {
+            then_send.append(&mut req.then_send);
             node.disk.write(req, self.seed);
         }
-        node.raft.on_persisted(last);
+        // Durable: the replies riding the requests leave first, as the shell sends them.
+        for (to, msg) in then_send {
+            self.stats.replies_ridden += 1;
+            let to = index_of(&to);
+            self.net.send(&mut self.rng, self.now, i, to, msg);
+        }
+        self.nodes[i].raft.on_persisted(last);
         self.run_outputs(i);
     }
 

@@ -43,6 +43,7 @@ fn reset_persist(
         truncate_from: None,
         entries,
         hard_state,
+        then_send: Vec::new(),
     })
 }
 

@@ -19,6 +19,9 @@ fn config(s: &str) -> RaftConfig {
         max_append_bytes: 64 * 1024,
         log_cache_bytes: super::LOG_CACHE_BYTES,
         log_cache_entries: super::LOG_CACHE_ENTRIES,
+        // These tests read every reply as an output of `on_persisted`; the riding
+        // replies have their own tests.
+        replies_ride_persists: false,
     }
 }
 
@@ -61,6 +64,7 @@ fn persist(
         truncate_from: truncate_from.map(LogIndex),
         entries,
         hard_state,
+        then_send: Vec::new(),
     })
 }
 
@@ -728,6 +732,92 @@ fn heartbeat_reply_never_waits_and_vouches_only_for_durable_entries() {
     // The deferred reply to the first append leaves once the entry is durable.
     b.on_persisted(1);
     assert_eq!(drain(&mut b), vec![send("a", append_reply(2, true, 2, 2))]);
+}
+
+/// A node whose replies ride its persists (the shell's setting).
+fn riding_node(s: &str, hard_state: HardState, entries: Vec<Entry>) -> Raft {
+    let cfg = RaftConfig {
+        replies_ride_persists: true,
+        ..config(s)
+    };
+    Raft::new(cfg, hard_state, None, entries, seeded(7), 0).unwrap()
+}
+
+fn riding(p: Output, then_send: Vec<Output>) -> Output {
+    let Output::Persist(mut req) = p else {
+        panic!("not a persist: {p:?}")
+    };
+    req.then_send = then_send
+        .into_iter()
+        .map(|o| match o {
+            Output::Send { to, msg } => (to, msg),
+            other => panic!("not a send: {other:?}"),
+        })
+        .collect();
+    Output::Persist(req)
+}
+
+#[test]
+fn a_reply_rides_the_persist_that_makes_it_true_and_leaves_only_once() {
+    let mut b = riding_node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    let e2 = entry(2, 2, cmd("x"));
+    b.on_message(0, id("a"), append(2, "a", (1, 1), vec![e2.clone()], 0));
+    assert_eq!(
+        drain(&mut b),
+        vec![
+            riding(
+                persist(1, None, vec![e2], None),
+                vec![send("a", append_reply(2, true, 2, 2))]
+            ),
+            role(Role::Follower, 2, Some("a"))
+        ]
+    );
+    // The heartbeat reply still vouches only for what is durable, at once.
+    b.on_message(5, id("a"), append(2, "a", (2, 2), vec![], 0));
+    assert_eq!(drain(&mut b), vec![send("a", append_reply(2, true, 1, 2))]);
+    // The shell sent the riding reply; the core does not send it again.
+    b.on_persisted(1);
+    assert_eq!(drain(&mut b), vec![]);
+}
+
+#[test]
+fn a_granted_vote_rides_the_persist_of_the_vote() {
+    let mut b = riding_node(
+        "b",
+        hs(2, None),
+        vec![
+            entry(1, 1, conf(&["a", "b", "c"])),
+            entry(2, 2, Payload::Noop),
+        ],
+    );
+    b.on_message(T, id("a"), request_vote(3, "a", 2, 2));
+    assert_eq!(
+        drain(&mut b),
+        vec![
+            riding(
+                persist(1, None, vec![], Some(hs(3, Some("a")))),
+                vec![send("a", vote_reply(3, true))]
+            ),
+            role(Role::Follower, 3, None)
+        ]
+    );
+    b.on_persisted(1);
+    assert_eq!(drain(&mut b), vec![]);
+}
+
+#[test]
+fn a_reply_whose_persist_has_left_waits_in_the_core_and_keeps_its_order() {
+    let mut b = riding_node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    b.on_message(T, id("a"), request_vote(3, "a", 1, 1));
+    let first = drain(&mut b);
+    assert!(matches!(&first[0], Output::Persist(p) if p.then_send.len() == 1));
+    // The same candidate asks again before the vote is durable: the persist has left
+    // the core, so this reply waits in the core and leaves once the vote is durable,
+    // after the one the disk sends.
+    b.on_message(T, id("a"), request_vote(3, "a", 1, 1));
+    assert_eq!(drain(&mut b), vec![]);
+    b.on_persisted(1);
+    assert_eq!(drain(&mut b), vec![send("a", vote_reply(3, true))]);
 }
 
 #[test]

@@ -265,6 +265,13 @@ pub struct PersistRequest {
     pub truncate_from: Option<LogIndex>,
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
+    /// Send these once this request (and so every earlier one) is durable, before
+    /// reporting it with `on_persisted`; drop them if it fails or the server stops
+    /// first. They vouch for the state this request makes durable (see
+    /// `RaftConfig::replies_ride_persists`), exactly as the same messages released by
+    /// `on_persisted` would; in order, and before anything the core sends after
+    /// learning of this request's durability.
+    pub then_send: Vec<(ServerId, Message)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
