@@ -15,6 +15,7 @@
 #   CLIENTS=1 READS=0 RUNS=0 STABLE_SECS=0 bash bench/raft.sh   # PUT at 1 client only
 #   BENCH_IP=127.0.4.1 bash bench/raft.sh        # cairn on .1-.3, etcd on .4
 #   CAIRN_BIN=/tmp/cairn-before bash bench/raft.sh   # that binary, no build
+#   BENCH_WORK_PARENT=/dev/shm bash bench/raft.sh      # data on tmpfs: the cost without the disk
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SECS=${SECS:-5} RUNS=${RUNS:-20} FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-15} STABLE_SECS=${STABLE_SECS:-600}
