@@ -293,7 +293,7 @@ fn config(i: usize, seed: u64) -> RaftConfig {
         log_cache_bytes: cache.saturating_mul(36 + 4 * (seed as usize % 3)),
         log_cache_entries: cache,
         // Both ways a reply can wait for the disk, half the seeds each.
-        replies_ride_persists: (seed / 7) % 2 == 0,
+        replies_ride_persists: (seed / 7).is_multiple_of(2),
     }
 }
 
