@@ -1,7 +1,11 @@
 //! The client agent's endpoint: every request goes to a server.
 //!
 //! Server choice: start at a random server (so many clients spread over the servers),
-//! stay with one that answers, move on when it fails. Retrying is safe only where it
+//! stay with one that answers, move on when it fails. A request only the leader answers
+//! starts at the leader when this agent knows it (asked of a server at most every
+//! [`LEADER_REFRESH`]): a follower would forward it there anyway, one hop more on every
+//! write. Knowing it is only a shortcut: a stale answer costs that hop until the next
+//! refresh, and a failed server is forgotten as before. Retrying is safe only where it
 //! cannot apply anything twice: reads and info may be retried on the next server after
 //! any connection failure; a write only if it certainly never left this agent, or if the
 //! server answered "No cluster leader" (it proposed nothing).
@@ -19,11 +23,14 @@ use crate::faults::FaultRules;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use parking_lot::Mutex;
-use protocol::api::{Answer, Request, RequestError};
+use protocol::api::{Answer, InfoData, InfoRequest, Request, RequestError, Response};
 use rand::Rng;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// How long the leader this agent learned is trusted before it asks again.
+pub const LEADER_REFRESH: Duration = Duration::from_secs(10);
 
 /// Limits of a [`ForwardEndpoint`].
 #[derive(Debug, Clone)]
@@ -66,6 +73,8 @@ pub struct ForwardEndpoint {
     pool: Pool,
     /// The server that answered last: the next request starts there.
     preferred: Mutex<Option<SocketAddr>>,
+    /// When the leader was last learned (see the module docs).
+    leader_learned: Mutex<Option<Instant>>,
     options: ForwardOptions,
 }
 
@@ -75,6 +84,7 @@ impl ForwardEndpoint {
             servers,
             pool: Pool::new(options.connect_timeout, options.faults.clone()),
             preferred: Mutex::new(None),
+            leader_learned: Mutex::new(None),
             options,
         }
     }
@@ -92,6 +102,36 @@ impl ForwardEndpoint {
     /// Start the next request at `server` (tests make the order deterministic).
     pub fn prefer(&self, server: SocketAddr) {
         *self.preferred.lock() = Some(server);
+        *self.leader_learned.lock() = Some(Instant::now());
+    }
+
+    /// Prefer the leader, asking the server we would start at which one it is, unless
+    /// it was learned within [`LEADER_REFRESH`]. Nothing changes when the answer names
+    /// no leader or a server outside the list (asked again next time).
+    async fn learn_leader(&self, servers: &[SocketAddr], deadline: Instant) {
+        if self
+            .leader_learned
+            .lock()
+            .is_some_and(|at| at.elapsed() < LEADER_REFRESH)
+        {
+            return;
+        }
+        let ask = servers[self.first_choice(servers)];
+        let answer = self
+            .call(ask, &Request::Info(InfoRequest::Leader), deadline)
+            .await;
+        let Ok(Ok(Response::Info(InfoData::Leader(Some(leader))))) = answer else {
+            return;
+        };
+        let Some(leader) = leader
+            .parse::<SocketAddr>()
+            .ok()
+            .filter(|l| servers.contains(l))
+        else {
+            return;
+        };
+        *self.preferred.lock() = Some(leader);
+        *self.leader_learned.lock() = Some(Instant::now());
     }
 
     async fn forward(&self, request: Request) -> Answer {
@@ -103,6 +143,9 @@ impl ForwardEndpoint {
             return Err(RequestError::NoServers);
         }
         self.pool.prune(&servers);
+        if servers.len() > 1 && request.needs_leader() {
+            self.learn_leader(&servers, deadline).await;
+        }
         let is_write = matches!(request, Request::Write(_));
         let first = self.first_choice(&servers);
         let attempts = servers.len().min(self.options.max_attempts.max(1));
@@ -200,11 +243,13 @@ impl ForwardEndpoint {
             .unwrap_or_else(|| rand::rng().random_range(0..servers.len()))
     }
 
-    /// Stop preferring `server` after it failed (the next request starts elsewhere).
+    /// Stop preferring `server` after it failed (the next request starts elsewhere, and
+    /// a leader-bound one asks again which server leads).
     fn forget(&self, server: SocketAddr) {
         let mut preferred = self.preferred.lock();
         if *preferred == Some(server) {
             *preferred = None;
+            *self.leader_learned.lock() = None;
         }
     }
 }

@@ -42,12 +42,7 @@ pub enum Route {
 /// Pure: where `request` is answered, given this server's Raft status and its own
 /// server address.
 pub fn route(request: &Request, status: &RaftStatus, self_addr: &str) -> Route {
-    let needs_leader = match request {
-        Request::Info(info) => info.needs_leader(),
-        Request::Read(read) => read.options.consistency != Consistency::Stale,
-        Request::Write(_) => true,
-    };
-    if !needs_leader || status.is_leader() {
+    if !request.needs_leader() || status.is_leader() {
         return Route::Local;
     }
     match &status.leader_addr {

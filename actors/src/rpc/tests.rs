@@ -516,3 +516,57 @@ async fn a_server_without_a_leader_is_skipped_even_for_a_write() {
         Err(RequestError::NoLeader)
     );
 }
+
+/// A server's endpoint that names `leader` as the leader and counts the other requests
+/// it answers (through a real in-memory server).
+struct NamesLeader {
+    leader: SocketAddr,
+    inner: Api,
+    answered: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::endpoint::Endpoint for NamesLeader {
+    fn ask(&self, request: Request) -> futures::future::BoxFuture<'_, protocol::api::Answer> {
+        use futures::FutureExt;
+        if request == Request::Info(InfoRequest::Leader) {
+            let leader = Some(self.leader.to_string());
+            return async move { Ok(protocol::api::Response::Info(InfoData::Leader(leader))) }
+                .boxed();
+        }
+        self.answered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.ask(request).boxed()
+    }
+}
+
+#[actix::test]
+async fn leader_bound_requests_go_straight_to_the_leader_the_servers_name() {
+    let (follower_at, leader_at) = (addr(129, 8310), addr(129, 8311));
+    let (direct, _server) = leader_with_server().await;
+    let serve = |at: SocketAddr| {
+        let endpoint = Arc::new(NamesLeader {
+            leader: leader_at,
+            inner: direct.clone(),
+            answered: Default::default(),
+        });
+        let api = Api::new(endpoint.clone());
+        async move {
+            let rpc = RpcServer::start(at, api, RpcServerOptions::default())
+                .await
+                .unwrap();
+            (rpc, endpoint)
+        }
+    };
+    let (_follower_rpc, follower) = serve(follower_at).await;
+    let (_leader_rpc, leader) = serve(leader_at).await;
+    let (_forward, api) = client(vec![follower_at, leader_at], ForwardOptions::default());
+    for i in 0..5 {
+        assert_eq!(
+            api.write(set(&format!("k{i}"), "v")).await,
+            Ok(WriteOutcome::Done)
+        );
+    }
+    assert!(ask(&api, kv_read("k1")).await.is_ok());
+    let count = |e: &NamesLeader| e.answered.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!((count(&follower), count(&leader)), (0, 6));
+}

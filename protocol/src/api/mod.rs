@@ -121,6 +121,18 @@ pub enum Request {
     Info(InfoRequest),
 }
 
+impl Request {
+    /// Only the leader answers it (a follower forwards it there): writes, reads other
+    /// than `stale`, operator requests.
+    pub fn needs_leader(&self) -> bool {
+        match self {
+            Request::Info(info) => info.needs_leader(),
+            Request::Read(read) => read.options.consistency != Consistency::Stale,
+            Request::Write(_) => true,
+        }
+    }
+}
+
 /// A read with its options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadRequest {
