@@ -659,19 +659,7 @@ fn a_read_runs_after_everything_queued_before_it() {
     .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     for id in 1..=5 {
-        store
-            .submit(
-                PersistRequest {
-                    reset_after: None,
-                    id,
-                    truncate_from: None,
-                    entries: entries(1, id, id),
-                    hard_state: None,
-                    then_send: Vec::new(),
-                },
-                None,
-            )
-            .unwrap();
+        store.submit(request(id), None).unwrap();
         let tx = tx.clone();
         store
             .read(
@@ -702,19 +690,7 @@ fn log_store_thread_reports_the_highest_durable_id() {
     )
     .unwrap();
     for id in 1..=5 {
-        store
-            .submit(
-                PersistRequest {
-                    reset_after: None,
-                    id,
-                    truncate_from: None,
-                    entries: entries(1, id, id),
-                    hard_state: None,
-                    then_send: Vec::new(),
-                },
-                None,
-            )
-            .unwrap();
+        store.submit(request(id), None).unwrap();
     }
     let mut last = 0;
     while last < 5 {

@@ -674,6 +674,17 @@ fn crash(b: FileBackend) {
     std::mem::forget(b);
 }
 
+/// A log of ten acknowledged entries in one preallocated segment, left as a crash
+/// leaves it.
+fn crashed_after_ten_entries() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
+    b.append(&entries(1, 10)).unwrap();
+    b.sync().unwrap();
+    crash(b);
+    tmp
+}
+
 /// The byte where the records of `path` end (from a recovery scan, which changes nothing).
 fn records_end(dir: &Path, path: &Path) -> usize {
     let scanned = scan::scan(dir, MAX_RECORD_BYTES, CacheBudget::default()).unwrap();
@@ -683,11 +694,7 @@ fn records_end(dir: &Path, path: &Path) -> usize {
 
 #[test]
 fn preallocated_zeros_after_a_crash_are_the_end_of_the_log_not_damage() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
-    b.append(&entries(1, 10)).unwrap();
-    b.sync().unwrap();
-    crash(b);
+    let tmp = crashed_after_ten_entries();
     let seg = segment_files(tmp.path()).pop().unwrap();
     let bytes = fs::read(&seg).unwrap();
     let end = records_end(tmp.path(), &seg);
@@ -711,11 +718,7 @@ fn preallocated_zeros_after_a_crash_are_the_end_of_the_log_not_damage() {
 
 #[test]
 fn a_torn_write_into_the_preallocated_zeros_is_cut_and_appends_go_on() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
-    b.append(&entries(1, 10)).unwrap();
-    b.sync().unwrap();
-    crash(b);
+    let tmp = crashed_after_ten_entries();
     let seg = segment_files(tmp.path()).pop().unwrap();
     let end = records_end(tmp.path(), &seg);
     // The start of the next record reached the disk, its end did not.
@@ -741,11 +744,7 @@ fn a_torn_write_into_the_preallocated_zeros_is_cut_and_appends_go_on() {
 
 #[test]
 fn zeros_before_a_valid_record_in_the_preallocated_segment_are_damage() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut b, _) = FileBackend::open(tmp.path(), opts(1 << 20)).unwrap();
-    b.append(&entries(1, 10)).unwrap();
-    b.sync().unwrap();
-    crash(b);
+    let tmp = crashed_after_ten_entries();
     let seg = segment_files(tmp.path()).pop().unwrap();
     let offsets = record_offsets(&seg);
     // Entry 9's record zeroed; entry 10's still whole after it.
