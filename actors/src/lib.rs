@@ -7,7 +7,7 @@
 //!                 ▲                                             (group commit: many
 //!                 └──────────────── PersistDone(id) ◀────────── entries, one fdatasync)
 //!             RaftCore: durable quorum ⇒ Committed ──Apply(entries, waiters)──▶ Fsm
-//!             Fsm (own arbiter): apply the batch to its working store, publish an O(1)
+//!             Fsm (RaftCore's thread): apply the batch to its working store, publish an O(1)
 //!             clone of it as the view's new version (waking the blocking reads whose
 //!             keys the batch touched), publish the applied index, answer each waiting
 //!             proposal with its CommandResult

@@ -2,7 +2,8 @@
 //!
 //! It feeds the core ticks (every `heartbeat interval / 2`, at least 5 ms), proposals,
 //! persist confirmations and peer messages, and executes
-//! the outputs in order:
+//! the outputs: every `Send` first (see `protocol::raft`, durability protocol), then the
+//! rest in order:
 //! `Persist` goes to the LogStore thread (group commit happens there), `Committed` sends
 //! the newly committed entries with their waiting proposals to the Fsm, `Send` goes to
 //! the peer's queue in [`PeerNet`] (never waiting), `RoleChanged` updates the status
@@ -85,6 +86,9 @@ pub const STORAGE_RETRY_FIRST: Duration = Duration::from_millis(100);
 pub const STORAGE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Most entries handed to the Fsm in one message.
 const MAX_APPLY_BATCH: usize = 1024;
+/// Payload bytes after which a batch for the Fsm is closed: the Fsm shares this thread,
+/// and one message is applied without a break (a few milliseconds at most).
+const MAX_APPLY_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 /// Payload bytes handed to the Fsm and not yet applied beyond which committed entries
 /// are not read back from the LogStore (the Fsm's mailbox is the queue; reads wait).
 const MAX_FSM_BACKLOG_BYTES: u64 = 64 * 1024 * 1024;
@@ -167,8 +171,6 @@ pub(crate) struct RaftCore {
     raft: Raft,
     /// None once stopped.
     log_store: Option<LogStore>,
-    /// The Fsm's thread, stopped with us.
-    fsm_arbiter: ArbiterHandle,
     fsm: Addr<Fsm>,
     status: Arc<StatusCell>,
     epoch: Instant,
@@ -252,7 +254,6 @@ impl RaftCore {
     pub(crate) fn new(
         raft: Raft,
         log_store: LogStore,
-        fsm_arbiter: ArbiterHandle,
         fsm: Addr<Fsm>,
         status: Arc<StatusCell>,
         epoch: Instant,
@@ -268,7 +269,6 @@ impl RaftCore {
         RaftCore {
             raft,
             log_store: Some(log_store),
-            fsm_arbiter,
             fsm,
             status,
             epoch,
@@ -469,7 +469,14 @@ impl RaftCore {
 
     fn run_outputs(&mut self) {
         // Through the runtime seam every pure core speaks (`protocol::runtime`).
-        for effect in Core::effects(&mut self.raft) {
+        // Messages first, then everything else in order: a plain `Send` never vouches
+        // for a persist that is not confirmed yet (the core holds such replies back, or
+        // they ride the persist), so a leader's appends leave before its own copy is
+        // queued for the disk, rather than after the log store thread has been woken
+        // (Raft thesis 10.2.1: the leader writes its log in parallel with replication).
+        let mut effects = Core::effects(&mut self.raft);
+        effects.sort_by_key(|effect| !matches!(effect, Effect::Send { .. }));
+        for effect in effects {
             let output = match effect {
                 Effect::Send { to, msg } => Output::Send { to, msg },
                 Effect::TickAt(_) => continue, // ticked on an interval already
@@ -571,7 +578,13 @@ impl RaftCore {
         // the first ones (never expected, but never applied twice either).
         while entries.next_if(|e| e.index <= self.sent_to_fsm).is_some() {}
         loop {
-            let batch: Vec<Entry> = entries.by_ref().take(MAX_APPLY_BATCH).collect();
+            let mut batch: Vec<Entry> = Vec::new();
+            let mut batch_bytes = 0;
+            while batch.len() < MAX_APPLY_BATCH && batch_bytes < MAX_APPLY_BATCH_BYTES {
+                let Some(entry) = entries.next() else { break };
+                batch_bytes += crate::fsm::payload_bytes(&entry);
+                batch.push(entry);
+            }
             let Some(last) = batch.last().map(|e| e.index) else {
                 return;
             };
@@ -582,12 +595,11 @@ impl RaftCore {
             let waiters = std::mem::replace(&mut self.waiters, rest)
                 .into_values()
                 .collect();
-            let bytes = batch.iter().map(crate::fsm::payload_bytes).sum();
             self.fsm.do_send(Apply {
                 entries: batch,
                 waiters,
             });
-            self.fsm_backlog.push_back((last, bytes));
+            self.fsm_backlog.push_back((last, batch_bytes));
             self.sent_to_fsm = last;
         }
     }
@@ -846,7 +858,6 @@ impl Actor for RaftCore {
             // Blocks for at most the batch on disk: queued writes are never cut short.
             store.stop();
         }
-        self.fsm_arbiter.stop();
         for done in self.shutdown_done.drain(..) {
             let _ = done.send(());
         }

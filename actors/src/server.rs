@@ -257,8 +257,8 @@ impl ServerHandle {
             trailing_bytes: limits.trailing_log_bytes,
         };
         let fsm = Fsm::new(view.clone(), applied_tx, status.clone(), start, policy);
-        let fsm_arbiter = Arbiter::new();
-        let fsm = Fsm::start_in_arbiter(&fsm_arbiter.handle(), move |_| fsm);
+        // On RaftCore's thread: see the Fsm's module docs.
+        let fsm = fsm.start();
 
         let events = EventBus::default();
         actix::spawn(announce_leadership(
@@ -284,7 +284,6 @@ impl ServerHandle {
             RaftCore::new(
                 raft,
                 log_store,
-                fsm_arbiter.handle(),
                 fsm,
                 status.clone(),
                 epoch,

@@ -285,7 +285,19 @@ async fn write_calls(
     }
 }
 
+/// Closes the connection however its reader ends, also when the runtime that runs it
+/// stops and drops it mid-read: the waiting calls fail at once instead of at their
+/// deadline, and the pool replaces the connection.
+struct CloseWhenDropped(Arc<Shared>);
+
+impl Drop for CloseWhenDropped {
+    fn drop(&mut self) {
+        self.0.close("the connection's reader stopped");
+    }
+}
+
 async fn read_replies(read_half: OwnedReadHalf, shared: Arc<Shared>, faults: FaultRules) {
+    let _close = CloseWhenDropped(shared.clone());
     let peer = shared.peer;
     let mut frames = FramedRead::new(read_half, length_codec(MAX_REPLY_FRAME_BYTES));
     let mut rules_changed = Box::pin(faults.changed());

@@ -1,16 +1,23 @@
-//! The client's connections: at most one per server, opened on first use and kept.
+//! The client's connections: at most one per server and calling thread, opened on first
+//! use and kept.
 //!
-//! Requests to a server share its connection (calls are multiplexed), so a client agent
-//! with thousands of blocking watches still holds one socket per server. A closed
-//! connection is replaced on the next request; concurrent requests wait for the same
-//! connect instead of racing their own.
+//! Requests from one thread to a server share a connection (calls are multiplexed), so
+//! a client agent with thousands of blocking watches still holds a few sockets per
+//! server (one per HTTP worker, DNS thread or arbiter that forwards). One connection per
+//! thread rather than per agent because a connection's reader and writer are tasks of
+//! the runtime that opened it: a call from another thread crossed to it and back, two
+//! wake-ups of a sleeping thread (10-30 us each on a 2-core machine) on every call,
+//! depending on which thread happened to connect first. A closed connection is replaced
+//! on the next request; concurrent requests wait for the same connect instead of
+//! racing their own.
 
 use super::connection::Connection;
 use crate::faults::FaultRules;
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::Duration;
 use tokio::time::{timeout_at, Instant};
 
@@ -18,7 +25,8 @@ use tokio::time::{timeout_at, Instant};
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
 pub(crate) struct Pool {
-    slots: Mutex<BTreeMap<SocketAddr, Slot>>,
+    /// Per server, each calling thread's connection.
+    slots: Mutex<BTreeMap<SocketAddr, HashMap<ThreadId, Slot>>>,
     /// The server list the slots were last pruned against (compared by pointer).
     pruned_for: Mutex<Option<Arc<Vec<SocketAddr>>>>,
     connect_timeout: Duration,
@@ -35,8 +43,8 @@ impl Pool {
         }
     }
 
-    /// The open connection to `peer`, connecting first if there is none. The error says
-    /// why `peer` cannot be reached now; nothing was sent to it.
+    /// This thread's open connection to `peer`, connecting first if there is none. The
+    /// error says why `peer` cannot be reached now; nothing was sent to it.
     pub(crate) async fn get(
         &self,
         peer: SocketAddr,
@@ -47,7 +55,20 @@ impl Pool {
             // connect timeout.
             return Err(format!("{peer}: unreachable (fault rule)"));
         }
-        let slot = self.slots.lock().entry(peer).or_default().clone();
+        let thread = std::thread::current().id();
+        let slot = {
+            let mut slots = self.slots.lock();
+            let threads = slots.entry(peer).or_default();
+            if !threads.contains_key(&thread) {
+                // Forget closed connections of other threads (a worker that was
+                // restarted has a new thread id; its old slot would stay forever).
+                threads.retain(|_, slot| {
+                    slot.try_lock()
+                        .map_or(true, |c| c.as_ref().is_some_and(|c| !c.is_closed()))
+                });
+            }
+            threads.entry(thread).or_default().clone()
+        };
         let Ok(mut slot) = timeout_at(deadline, slot.lock()).await else {
             return Err(format!("{peer}: no time left to connect"));
         };
@@ -76,17 +97,86 @@ impl Pool {
         self.slots.lock().retain(|peer, _| servers.contains(peer));
     }
 
-    /// Servers with an open connection, in address order.
+    /// Servers with an open connection (from any thread), in address order.
     pub(crate) fn connected(&self) -> Vec<SocketAddr> {
+        let is_open = |slot: &Slot| {
+            slot.try_lock()
+                .map(|c| c.as_ref().is_some_and(|c| !c.is_closed()))
+                .unwrap_or(false)
+        };
         self.slots
             .lock()
             .iter()
-            .filter(|(_, slot)| {
-                slot.try_lock()
-                    .map(|c| c.as_ref().is_some_and(|c| !c.is_closed()))
-                    .unwrap_or(false)
-            })
+            .filter(|(_, threads)| threads.values().any(is_open))
             .map(|(peer, _)| *peer)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn each_thread_gets_its_own_connection_and_a_dead_threads_is_dropped() {
+        let listener = TcpListener::bind("127.0.0.130:0").await.unwrap();
+        let peer = listener.local_addr().unwrap();
+        let _server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let pool = Arc::new(Pool::new(WAIT, FaultRules::default()));
+        let here = pool.get(peer, Instant::now() + WAIT).await.unwrap();
+        let again = pool.get(peer, Instant::now() + WAIT).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&here, &again),
+            "one thread reuses its connection"
+        );
+
+        // Another thread with its own runtime: its own connection, closed when that
+        // runtime stops (its reader task is dropped with it).
+        let (pool2, here2) = (pool.clone(), here.clone());
+        let other = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let there = runtime
+                .block_on(pool2.get(peer, Instant::now() + WAIT))
+                .unwrap();
+            assert!(!Arc::ptr_eq(&here2, &there), "another thread connects anew");
+            drop(runtime);
+            there
+        });
+        let there = other.join().unwrap();
+        assert!(
+            there.is_closed(),
+            "the stopped runtime's connection is closed"
+        );
+        assert_eq!(pool.connected(), vec![peer]);
+
+        // The next thread that connects forgets the dead thread's slot.
+        let pool3 = pool.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime
+                .block_on(pool3.get(peer, Instant::now() + WAIT))
+                .unwrap();
+        })
+        .join()
+        .unwrap();
+        let slots = pool.slots.lock()[&peer].len();
+        assert_eq!(
+            slots, 2,
+            "this thread's and the last one's, not the closed one"
+        );
     }
 }

@@ -30,6 +30,10 @@
 //!   vouch for what is already durable);
 //! - the leader's own copy of an entry, before it counts toward the commit quorum.
 //!
+//! Hence a plain `Send` may leave before the persists drained with it are executed (the
+//! simulator sends at once and persists later): the shell sends first, so a leader's
+//! appends are on the wire while its own copy is still being written.
+//!
 //! Decisions (log matching, elections) use the in-memory log.
 //!
 //! # The log cache
