@@ -144,7 +144,8 @@ impl Connection {
             cancels_rx,
             shared.clone(),
         ));
-        tokio::spawn(read_replies(read_half, shared.clone(), faults.clone()));
+        let closing = CloseWhenDropped(shared.clone());
+        tokio::spawn(read_replies(read_half, closing, faults.clone()));
         Ok(Connection {
             shared,
             outgoing,
@@ -296,8 +297,10 @@ impl Drop for CloseWhenDropped {
     }
 }
 
-async fn read_replies(read_half: OwnedReadHalf, shared: Arc<Shared>, faults: FaultRules) {
-    let _close = CloseWhenDropped(shared.clone());
+/// `closing` is an argument, not a local, so that it closes the connection even when the
+/// task is dropped before it first runs.
+async fn read_replies(read_half: OwnedReadHalf, closing: CloseWhenDropped, faults: FaultRules) {
+    let shared = closing.0.clone();
     let peer = shared.peer;
     let mut frames = FramedRead::new(read_half, length_codec(MAX_REPLY_FRAME_BYTES));
     let mut rules_changed = Box::pin(faults.changed());

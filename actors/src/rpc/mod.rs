@@ -5,7 +5,7 @@
 //! So forwarding is one place, and the wire format is the request type itself.
 //!
 //! ```text
-//! edge ─▶ ForwardEndpoint ─▶ Pool: one connection per server ══TCP══▶ RpcServer
+//! edge ─▶ ForwardEndpoint ─▶ Pool: per server and thread ═══TCP══▶ RpcServer
 //!           picks a server,     (writer task, reader task,            one task per call:
 //!           retries safely       calls multiplexed by id)             api.ask(request)
 //! ```
