@@ -278,6 +278,9 @@ fn a_late_server_is_promoted_a_leaving_one_removed_and_remove_peer_works() {
 
 /// Write keys `w/0..` through `agent` until `stop` (at most `max` writes); the
 /// acknowledged ones are recorded.
+/// Pause between two writes of [`writer`]: at most 200 a second.
+const WRITE_PACE: Duration = Duration::from_millis(5);
+
 fn writer(
     url_base: String,
     stop: Arc<AtomicBool>,
@@ -304,6 +307,9 @@ fn writer(
                 acked.lock().unwrap().push(key);
             }
             attempts += 1;
+            // Paced, not as fast as it goes: the load must last through every step of
+            // the test (a faster write path used up the count before the last step).
+            std::thread::sleep(WRITE_PACE);
         }
         attempts
     })
@@ -341,7 +347,7 @@ fn acknowledged_writes_survive_adding_and_removing_servers() {
         format!("http://{CLIENT}:8500"),
         stop.clone(),
         acked.clone(),
-        5_000,
+        20_000,
     );
     let progress = |acked: &Arc<Mutex<Vec<String>>>| acked.lock().unwrap().len();
 
