@@ -11,8 +11,8 @@ use crate::log_store::{
 };
 use crate::peer_net::{PeerNet, RaftInbox};
 use crate::raft_core::{
-    BootstrapWith, ChangeMembers, CoreLimits, PersistDone, Propose, RaftCore, ReadIndex,
-    ReadMembers, Shutdown, MAX_PENDING_PROPOSALS,
+    BootstrapWith, ChangeMembers, CoreLimits, PersistDone, PersistNotices, Propose, RaftCore,
+    ReadIndex, ReadMembers, Shutdown, MAX_PENDING_PROPOSALS,
 };
 use crate::raft_members::RaftMembers;
 use crate::read_view::ReadView;
@@ -276,8 +276,11 @@ impl ServerHandle {
         );
         let (raft_inbox, inbox) = RaftInbox::channel();
         let done_addr = addr.clone();
-        let log_store = LogStore::spawn(backend, snapshots, move |result| {
-            done_addr.do_send(PersistDone(result))
+        let notices = PersistNotices::new();
+        let left = notices.clone();
+        let log_store = LogStore::spawn(backend, snapshots, move |result| match result {
+            Ok(id) if !left.durable(id) => {} // RaftCore takes it with its next input
+            result => done_addr.do_send(PersistDone(result)),
         })
         .map_err(|e| StartError::Storage(e.to_string()))?;
         ctx.run(
@@ -292,6 +295,7 @@ impl ServerHandle {
                     trailing_logs: opts.trailing_logs,
                 },
             )
+            .with_persist_notices(notices)
             .with_self_addr(opts.server_addr.clone())
             .with_events(events.clone())
             .with_peers(peer_net, inbox),

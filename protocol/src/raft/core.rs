@@ -220,6 +220,17 @@ impl Raft {
     pub fn durable_index(&self) -> LogIndex {
         self.durable
     }
+    /// Whether a persist confirmation would let something happen now: a leader's commit,
+    /// a candidate's own vote, a reply waiting in the core. When false (a follower whose
+    /// replies all rode their persists) `on_persisted` only moves bookkeeping (the
+    /// durable index, what the cache may evict), so the shell may deliver it late, with
+    /// the next input, rather than wake the core for it. Late is always safe: it is what
+    /// a slow disk looks like.
+    pub fn waits_on_persist(&self) -> bool {
+        self.role != Role::Follower
+            || !self.deferred.is_empty()
+            || self.self_vote_persist_id.is_some()
+    }
     pub fn heartbeat_interval_ms(&self) -> u64 {
         self.cfg.heartbeat_interval_ms
     }

@@ -821,6 +821,53 @@ fn a_reply_whose_persist_has_left_waits_in_the_core_and_keeps_its_order() {
 }
 
 #[test]
+fn a_follower_whose_replies_rode_does_not_wait_on_its_persists() {
+    let mut b = riding_node("b", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    b.on_message(
+        0,
+        id("a"),
+        append(2, "a", (1, 1), vec![entry(2, 2, cmd("x"))], 0),
+    );
+    drain(&mut b);
+    assert!(
+        !b.waits_on_persist(),
+        "the reply rode: its confirmation may come late"
+    );
+    b.on_persisted(1);
+    assert_eq!(b.durable_index(), LogIndex(2));
+
+    // A reply that waits in the core (its persist had left) wants the confirmation.
+    let mut c = riding_node("c", hs(2, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
+    c.on_message(T, id("a"), request_vote(3, "a", 1, 1));
+    drain(&mut c);
+    assert!(!c.waits_on_persist());
+    c.on_message(T, id("a"), request_vote(3, "a", 1, 1));
+    assert_eq!(drain(&mut c), vec![]);
+    assert!(c.waits_on_persist());
+    c.on_persisted(1);
+    drain(&mut c);
+    assert!(!c.waits_on_persist());
+}
+
+#[test]
+fn candidates_and_leaders_wait_on_their_persists() {
+    let mut a = node("a", HardState::default(), vec![]);
+    a.bootstrap("a:8300");
+    drain(&mut a);
+    a.on_tick(1);
+    drain(&mut a);
+    assert_eq!(a.role(), Role::Candidate);
+    assert!(a.waits_on_persist(), "its own vote counts once durable");
+    a.on_persisted(2);
+    drain(&mut a);
+    assert_eq!(a.role(), Role::Leader);
+    assert!(
+        a.waits_on_persist(),
+        "its own copy counts toward the commit"
+    );
+}
+
+#[test]
 fn stale_term_messages_are_refused_and_change_nothing() {
     let mut b = node("b", hs(5, None), vec![entry(1, 1, conf(&["a", "b", "c"]))]);
     b.on_message(
