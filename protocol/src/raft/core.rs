@@ -1,6 +1,7 @@
 //! The Raft decision maker: election, log matching, commit. See the module docs in
 //! `raft/mod.rs` for timings and the durability protocol.
 
+use super::durability::Durability;
 use super::log::Log;
 use super::reads::ReadTracker;
 use super::recovered::RecoveredLog;
@@ -43,14 +44,6 @@ struct Progress {
 /// A snapshot transfer without a reply is retried after this many election timeouts.
 pub const SNAPSHOT_RETRY_TIMEOUTS: u64 = 5;
 
-/// A persist that has been handed to the shell and not yet confirmed.
-#[derive(Debug, Clone, Copy)]
-struct InFlightPersist {
-    id: u64,
-    last_index: LogIndex,
-    last_term: Term,
-}
-
 /// The pure Raft state machine of one server.
 pub struct Raft {
     cfg: RaftConfig,
@@ -72,9 +65,8 @@ pub struct Raft {
     // Durability bookkeeping.
     /// Highest index known to be on disk AND to match the in-memory log.
     durable: LogIndex,
-    next_persist_id: u64,
-    persisted_id: u64,
-    in_flight_persists: VecDeque<InFlightPersist>,
+    /// Persist requests issued and confirmed, and what waits for them.
+    persists: Durability,
     hard_state_dirty: bool,
     /// First in-memory entry not yet handed to the shell for persisting.
     unsent_from: Option<LogIndex>,
@@ -82,9 +74,6 @@ pub struct Raft {
     pending_truncate: Option<LogIndex>,
     /// Whole-log discard (snapshot install) still to be requested.
     pending_reset: Option<LogIndex>,
-    /// Replies that may only leave once the state they vouch for is durable.
-    pending_acks: Vec<(ServerId, Message)>,
-    deferred: Vec<(u64, ServerId, Message)>,
 
     // Election.
     election_deadline_ms: u64,
@@ -92,8 +81,6 @@ pub struct Raft {
     votes: BTreeSet<ServerId>,
     /// Pre-votes gathered for `term + 1` while pre-campaigning (None otherwise).
     pre_votes: Option<BTreeSet<ServerId>>,
-    /// Persist id that makes our own vote (as candidate) durable.
-    self_vote_persist_id: Option<u64>,
 
     // Leadership.
     progress: BTreeMap<ServerId, Progress>,
@@ -160,20 +147,15 @@ impl Raft {
             membership: Configuration::default(),
             membership_index: LogIndex(0),
             durable,
-            next_persist_id: 1,
-            persisted_id: 0,
-            in_flight_persists: VecDeque::new(),
+            persists: Durability::new(),
             hard_state_dirty: term != hard_state.term,
             unsent_from: None,
             pending_truncate: None,
             pending_reset: discarded.then_some(log_base_index),
-            pending_acks: Vec::new(),
-            deferred: Vec::new(),
             election_deadline_ms: 0,
             last_leader_contact_ms: None,
             votes: BTreeSet::new(),
             pre_votes: None,
-            self_vote_persist_id: None,
             progress: BTreeMap::new(),
             heartbeat_due_ms: 0,
             leader_since_ms: 0,
@@ -228,8 +210,8 @@ impl Raft {
     /// a slow disk looks like.
     pub fn waits_on_persist(&self) -> bool {
         self.role != Role::Follower
-            || !self.deferred.is_empty()
-            || self.self_vote_persist_id.is_some()
+            || self.persists.holds_replies()
+            || self.persists.awaiting_own_vote()
     }
     pub fn heartbeat_interval_ms(&self) -> u64 {
         self.cfg.heartbeat_interval_ms
@@ -514,30 +496,21 @@ impl Raft {
 
     /// The shell finished persist requests up to and including `id`.
     pub fn on_persisted(&mut self, id: u64) {
-        if id <= self.persisted_id || id >= self.next_persist_id {
+        let Some(confirmed) = self.persists.confirm(id) else {
             return; // stale or bogus
-        }
-        self.persisted_id = id;
-        while let Some(p) = self.in_flight_persists.front().copied() {
-            if p.id > id {
-                break;
-            }
-            self.in_flight_persists.pop_front();
+        };
+        for p in confirmed.persists {
             // If the entry is no longer in memory, a truncation is queued behind this
             // persist and will move `durable` when it completes.
             if self.log.term_at(p.last_index) == Some(p.last_term) && p.last_index > self.durable {
                 self.durable = p.last_index;
             }
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
-            .into_iter()
-            .partition(|(after, _, _)| *after <= id);
-        self.deferred = waiting;
-        for (_, to, msg) in ready {
+        for (to, msg) in confirmed.released {
             self.outputs.push(Output::Send { to, msg });
         }
-        if self.role == Role::Candidate && self.self_vote_persist_id.is_some_and(|v| v <= id) {
-            self.self_vote_persist_id = None;
+        if self.role == Role::Candidate && self.persists.own_vote_durable() {
+            self.persists.forget_own_vote();
             self.votes.insert(self.cfg.id.clone());
             self.check_election_won();
         }
@@ -822,14 +795,14 @@ impl Raft {
             }
             self.reset_election_timer();
             // Rule: a granted vote leaves only once it is durable.
-            self.pending_acks.push((
+            self.persists.ack_when_durable(
                 from,
                 Message::RequestVoteReply {
                     term: self.term,
                     granted: true,
                     pre_vote: false,
                 },
-            ));
+            );
         } else {
             self.send(from, reject(self));
         }
@@ -865,7 +838,7 @@ impl Raft {
         self.reset_election_timer();
         // Our own vote counts only once it is durable: hand it to the disk now.
         self.flush_persist();
-        self.self_vote_persist_id = Some(self.next_persist_id - 1);
+        self.persists.await_own_vote();
         let msg = Message::RequestVote {
             term: self.term,
             candidate: self.cfg.id.clone(),
@@ -895,7 +868,7 @@ impl Raft {
         self.pre_votes = None;
         self.leader = Some(self.cfg.id.clone());
         self.last_leader_contact_ms = None;
-        self.self_vote_persist_id = None;
+        self.persists.forget_own_vote();
         self.leader_since_ms = self.now_ms;
         self.progress.clear();
         self.sync_progress(LogIndex(self.log.last_index().0 + 1));
@@ -933,7 +906,7 @@ impl Raft {
             self.leader = None;
             self.progress.clear();
             self.votes.clear();
-            self.self_vote_persist_id = None;
+            self.persists.forget_own_vote();
             self.reset_election_timer();
         }
     }
@@ -1055,8 +1028,8 @@ impl Raft {
             let durable = self.durable.min(last_new);
             self.send(from, self.ok_reply(durable, round));
         } else {
-            self.pending_acks
-                .push((from, self.ok_reply(last_new, round)));
+            let reply = self.ok_reply(last_new, round);
+            self.persists.ack_when_durable(from, reply);
         }
     }
 
@@ -1118,7 +1091,8 @@ impl Raft {
             }
         }
         // Acknowledge once everything issued so far (the reset included) is durable.
-        self.pending_acks.push((from, reply(self, meta.index)));
+        let reply = reply(self, meta.index);
+        self.persists.ack_when_durable(from, reply);
     }
 
     fn on_install_snapshot_reply(&mut self, from: ServerId, term: Term, match_index: LogIndex) {
@@ -1528,8 +1502,7 @@ impl Raft {
             None => Vec::new(),
         };
         let hard_state = self.hard_state_dirty.then(|| self.hard_state());
-        let id = self.next_persist_id;
-        self.next_persist_id += 1;
+        let id = (self.persists).issue(self.log.last_index(), self.log.last_term());
         self.outputs.push(Output::Persist(PersistRequest {
             id,
             reset_after: self.pending_reset.take(),
@@ -1538,11 +1511,6 @@ impl Raft {
             hard_state,
             then_send: Vec::new(),
         }));
-        self.in_flight_persists.push_back(InFlightPersist {
-            id,
-            last_index: self.log.last_index(),
-            last_term: self.log.last_term(),
-        });
         self.unsent_from = None;
         self.hard_state_dirty = false;
     }
@@ -1562,21 +1530,21 @@ impl Raft {
         self.flush_persist();
         self.hand_out_committed();
         self.evict_cached();
-        let last_issued = self.next_persist_id - 1;
-        for (to, msg) in std::mem::take(&mut self.pending_acks) {
-            if self.persisted_id >= last_issued {
+        let last_issued = self.persists.last_issued();
+        for (to, msg) in self.persists.take_acks() {
+            if self.persists.all_confirmed() {
                 self.outputs.push(Output::Send { to, msg });
                 continue;
             }
             // Riding the persist keeps the order only while nothing waits in the core.
-            let ride = if self.cfg.replies_ride_persists && self.deferred.is_empty() {
+            let ride = if self.cfg.replies_ride_persists && !self.persists.holds_replies() {
                 self.unhanded_persist(last_issued)
             } else {
                 None
             };
             match ride {
                 Some(persist) => persist.then_send.push((to, msg)),
-                None => self.deferred.push((last_issued, to, msg)),
+                None => self.persists.hold(to, msg),
             }
         }
         let now = (self.role, self.term, self.leader.clone());

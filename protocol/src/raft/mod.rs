@@ -115,6 +115,7 @@
 //! `InstallSnapshotReply` leaves only once that is durable.
 
 mod core;
+mod durability;
 pub mod frame;
 mod log;
 mod reads;
