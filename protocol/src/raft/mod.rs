@@ -32,7 +32,9 @@
 //!
 //! Hence a plain `Send` may leave before the persists drained with it are executed (the
 //! simulator sends at once and persists later): the shell sends first, so a leader's
-//! appends are on the wire while its own copy is still being written.
+//! appends are on the wire while its own copy is still being written. The bookkeeping
+//! (numbering, requests in flight, replies and the own vote waiting for durability)
+//! is one tracker, `durability::Durability`.
 //!
 //! Decisions (log matching, elections) use the in-memory log.
 //!
