@@ -4,9 +4,10 @@
 # (36-byte value), reads at 64 clients in each consistency mode, leader failover time
 # (kill -9 the leader until a write through a follower succeeds; median of RUNS), and
 # idle RSS. Installs hey, etcd-server and etcd-client (Debian packages) if missing;
-# cairn is the static release build the Docker image ships, with its file-backed log (fsync per group commit), etcd has
-# its WAL fsync; everything is on loopback (127.0.0.236-239, or BENCH_IP and the three
-# addresses after it) and bounded in time, and every process started is stopped by its PID.
+# cairn is the static release build the Docker image ships, with its file-backed log
+# (fsync per group commit), etcd has its WAL fsync; everything is on loopback
+# (127.0.0.236-239, or BENCH_IP and the three addresses after it) and bounded in time,
+# and every process started is stopped by its PID.
 #
 #   bash bench/raft.sh                           # SECS=5 RUNS=20
 #   SECS=3 RUNS=5 STABLE_SECS=60 bash bench/raft.sh   # quicker, on a busy machine

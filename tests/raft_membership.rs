@@ -276,11 +276,11 @@ fn a_late_server_is_promoted_a_leaving_one_removed_and_remove_peer_works() {
     );
 }
 
-/// Write keys `w/0..` through `agent` until `stop` (at most `max` writes); the
-/// acknowledged ones are recorded.
 /// Pause between two writes of [`writer`]: at most 200 a second.
 const WRITE_PACE: Duration = Duration::from_millis(5);
 
+/// Write keys `w/0..` through `agent` until `stop` (at most `max` writes); the
+/// acknowledged ones are recorded.
 fn writer(
     url_base: String,
     stop: Arc<AtomicBool>,

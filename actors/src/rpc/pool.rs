@@ -24,6 +24,12 @@ use tokio::time::{timeout_at, Instant};
 /// One server's connection, behind an async lock held while connecting.
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
+/// Whether a slot holds an open connection; None while it is locked (connecting).
+fn holds_open(slot: &Slot) -> Option<bool> {
+    let connection = slot.try_lock().ok()?;
+    Some(connection.as_ref().is_some_and(|c| !c.is_closed()))
+}
+
 pub(crate) struct Pool {
     /// Per server, each calling thread's connection.
     slots: Mutex<BTreeMap<SocketAddr, HashMap<ThreadId, Slot>>>,
@@ -62,10 +68,7 @@ impl Pool {
             if !threads.contains_key(&thread) {
                 // Forget closed connections of other threads (a worker that was
                 // restarted has a new thread id; its old slot would stay forever).
-                threads.retain(|_, slot| {
-                    slot.try_lock()
-                        .map_or(true, |c| c.as_ref().is_some_and(|c| !c.is_closed()))
-                });
+                threads.retain(|_, slot| holds_open(slot) != Some(false));
             }
             threads.entry(thread).or_default().clone()
         };
@@ -99,15 +102,10 @@ impl Pool {
 
     /// Servers with an open connection (from any thread), in address order.
     pub(crate) fn connected(&self) -> Vec<SocketAddr> {
-        let is_open = |slot: &Slot| {
-            slot.try_lock()
-                .map(|c| c.as_ref().is_some_and(|c| !c.is_closed()))
-                .unwrap_or(false)
-        };
         self.slots
             .lock()
             .iter()
-            .filter(|(_, threads)| threads.values().any(is_open))
+            .filter(|(_, threads)| threads.values().any(|s| holds_open(s) == Some(true)))
             .map(|(peer, _)| *peer)
             .collect()
     }
@@ -119,6 +117,23 @@ mod tests {
     use tokio::net::TcpListener;
 
     const WAIT: Duration = Duration::from_secs(10);
+
+    /// `pool.get` on a new thread with its own runtime, which stops once it has the
+    /// connection.
+    fn connect_on_a_thread_of_its_own(pool: &Arc<Pool>, peer: SocketAddr) -> Arc<Connection> {
+        let pool = pool.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime
+                .block_on(pool.get(peer, Instant::now() + WAIT))
+                .unwrap()
+        })
+        .join()
+        .unwrap()
+    }
 
     #[tokio::test]
     async fn each_thread_gets_its_own_connection_and_a_dead_threads_is_dropped() {
@@ -140,20 +155,8 @@ mod tests {
 
         // Another thread with its own runtime: its own connection, closed when that
         // runtime stops (its reader task is dropped with it).
-        let (pool2, here2) = (pool.clone(), here.clone());
-        let other = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let there = runtime
-                .block_on(pool2.get(peer, Instant::now() + WAIT))
-                .unwrap();
-            assert!(!Arc::ptr_eq(&here2, &there), "another thread connects anew");
-            drop(runtime);
-            there
-        });
-        let there = other.join().unwrap();
+        let there = connect_on_a_thread_of_its_own(&pool, peer);
+        assert!(!Arc::ptr_eq(&here, &there), "another thread connects anew");
         assert!(
             there.is_closed(),
             "the stopped runtime's connection is closed"
@@ -161,18 +164,7 @@ mod tests {
         assert_eq!(pool.connected(), vec![peer]);
 
         // The next thread that connects forgets the dead thread's slot.
-        let pool3 = pool.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime
-                .block_on(pool3.get(peer, Instant::now() + WAIT))
-                .unwrap();
-        })
-        .join()
-        .unwrap();
+        connect_on_a_thread_of_its_own(&pool, peer);
         let slots = pool.slots.lock()[&peer].len();
         assert_eq!(
             slots, 2,

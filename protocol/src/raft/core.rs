@@ -496,17 +496,17 @@ impl Raft {
 
     /// The shell finished persist requests up to and including `id`.
     pub fn on_persisted(&mut self, id: u64) {
-        let Some(confirmed) = self.persists.confirm(id) else {
+        if !self.persists.confirm(id) {
             return; // stale or bogus
-        };
-        for p in confirmed.persists {
+        }
+        for p in self.persists.drain_confirmed() {
             // If the entry is no longer in memory, a truncation is queued behind this
             // persist and will move `durable` when it completes.
             if self.log.term_at(p.last_index) == Some(p.last_term) && p.last_index > self.durable {
                 self.durable = p.last_index;
             }
         }
-        for (to, msg) in confirmed.released {
+        for (to, msg) in self.persists.release_held() {
             self.outputs.push(Output::Send { to, msg });
         }
         if self.role == Role::Candidate && self.persists.own_vote_durable() {

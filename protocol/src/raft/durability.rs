@@ -23,14 +23,6 @@ pub(super) struct InFlight {
     pub(super) last_term: Term,
 }
 
-/// What a confirmation made durable.
-pub(super) struct Confirmed {
-    /// The requests it covers, oldest first.
-    pub(super) persists: Vec<InFlight>,
-    /// Held replies whose state is now durable, in the order they were held.
-    pub(super) released: Vec<(ServerId, Message)>,
-}
-
 pub(super) struct Durability {
     next_id: u64,
     confirmed: u64,
@@ -78,22 +70,40 @@ impl Durability {
         self.confirmed >= self.last_issued()
     }
 
-    /// The shell made requests up to `id` durable. None for a stale or bogus id.
-    pub(super) fn confirm(&mut self, id: u64) -> Option<Confirmed> {
+    /// The shell made requests up to `id` durable. False for a stale or bogus id (then
+    /// nothing changed); else take what it covers with [`Self::drain_confirmed`] and
+    /// [`Self::release_held`].
+    pub(super) fn confirm(&mut self, id: u64) -> bool {
         if id <= self.confirmed || id >= self.next_id {
-            return None;
+            return false;
         }
         self.confirmed = id;
-        let mut persists = Vec::new();
-        while self.in_flight.front().is_some_and(|p| p.id <= id) {
-            persists.extend(self.in_flight.pop_front());
+        true
+    }
+
+    /// The requests in flight that are confirmed now, oldest first (no allocation: this
+    /// runs on every group commit).
+    pub(super) fn drain_confirmed(&mut self) -> impl Iterator<Item = InFlight> + '_ {
+        let confirmed = self.confirmed;
+        let covered = self
+            .in_flight
+            .iter()
+            .take_while(|p| p.id <= confirmed)
+            .count();
+        self.in_flight.drain(..covered)
+    }
+
+    /// Held replies whose state is durable now, in the order they were held.
+    pub(super) fn release_held(&mut self) -> Vec<(ServerId, Message)> {
+        if self.held.is_empty() {
+            return Vec::new();
         }
+        let confirmed = self.confirmed;
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
             .into_iter()
-            .partition(|(after, _, _)| *after <= id);
+            .partition(|(after, _, _)| *after <= confirmed);
         self.held = waiting;
-        let released = ready.into_iter().map(|(_, to, msg)| (to, msg)).collect();
-        Some(Confirmed { persists, released })
+        ready.into_iter().map(|(_, to, msg)| (to, msg)).collect()
     }
 
     /// A reply that may leave only once what this input issued is durable.
