@@ -9,7 +9,7 @@
 //! write verb makes it one replicated command.
 
 use super::body::{duration_field, normalize, KV_MAX_VALUE_BYTES};
-use super::catalog::body::{ServiceAddressBody, WeightsBody};
+use super::catalog::body::{tagged_addresses, ServiceAddressBody, WeightsBody};
 use super::catalog::{AgentServiceOut, NodeOut};
 use super::error::ApiError;
 use super::health::HealthCheckOut;
@@ -26,9 +26,7 @@ use protocol::store::txn::{
     self, CatalogVerb, KvVerb, TxnCheck, TxnError, TxnKv, TxnNode, TxnOp, TxnOutcome, TxnResult,
     TxnService, MAX_TXN_OPS,
 };
-use protocol::store::{
-    Check, CheckDefinition, CheckStatus, Node, Service, ServiceAddress, Weights,
-};
+use protocol::store::{Check, CheckDefinition, CheckStatus, Node, Service, Weights};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -444,23 +442,10 @@ fn convert(body: OpBody, value: Vec<u8>, our_dc: &str) -> Result<Result<TxnOp, S
                 kind: s.kind,
                 tags: s.tags,
                 address: s.address,
-                tagged_addresses: s
-                    .tagged_addresses
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let address = ServiceAddress {
-                            address: v.address,
-                            port: v.port,
-                        };
-                        (k, address)
-                    })
-                    .collect(),
+                tagged_addresses: tagged_addresses(s.tagged_addresses),
                 meta: s.meta,
                 port: s.port,
-                weights: s.weights.map_or_else(Weights::default, |w| Weights {
-                    passing: w.passing,
-                    warning: w.warning,
-                }),
+                weights: s.weights.map(Weights::from).unwrap_or_default(),
                 enable_tag_override: s.enable_tag_override,
                 create_index: 0,
                 modify_index: 0,

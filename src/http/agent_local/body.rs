@@ -2,11 +2,11 @@
 //! field names, see `http/body.rs`), turned into the drafts the rules in
 //! `protocol::health::definition` validate.
 
-use crate::http::catalog::body::{ServiceAddressBody, WeightsBody};
+use crate::http::catalog::body::{tagged_addresses, ServiceAddressBody, WeightsBody};
 use crate::http::query::parse_go_duration;
 use protocol::health::definition::{AgentCheckDraft, AgentServiceDraft, DurationMs};
 use protocol::store::registration::ServiceDraft;
-use protocol::store::{ServiceAddress, Weights};
+use protocol::store::Weights;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -110,25 +110,10 @@ impl ServiceRegisterBody {
                 kind: self.kind,
                 tags: self.tags,
                 address: self.address,
-                tagged_addresses: self
-                    .tagged_addresses
-                    .into_iter()
-                    .map(|(k, v)| {
-                        (
-                            k,
-                            ServiceAddress {
-                                address: v.address,
-                                port: v.port,
-                            },
-                        )
-                    })
-                    .collect(),
+                tagged_addresses: tagged_addresses(self.tagged_addresses),
                 meta: self.meta,
                 port: self.port,
-                weights: self.weights.map(|w| Weights {
-                    passing: w.passing,
-                    warning: w.warning,
-                }),
+                weights: self.weights.map(Weights::from),
                 enable_tag_override: self.enable_tag_override,
             },
             check: self.check.map(CheckRegisterBody::into_draft),

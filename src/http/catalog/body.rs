@@ -61,6 +61,30 @@ pub struct WeightsBody {
     pub warning: i32,
 }
 
+impl From<WeightsBody> for Weights {
+    fn from(w: WeightsBody) -> Weights {
+        Weights {
+            passing: w.passing,
+            warning: w.warning,
+        }
+    }
+}
+
+/// A service's `TaggedAddresses` as the store keeps them (catalog, agent and txn bodies).
+pub fn tagged_addresses(
+    body: BTreeMap<String, ServiceAddressBody>,
+) -> BTreeMap<String, ServiceAddress> {
+    body.into_iter()
+        .map(|(tag, a)| {
+            let address = ServiceAddress {
+                address: a.address,
+                port: a.port,
+            };
+            (tag, address)
+        })
+        .collect()
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 pub struct CheckBody {
@@ -153,23 +177,10 @@ impl ServiceBody {
             kind: self.kind,
             tags: self.tags,
             address: self.address,
-            tagged_addresses: self
-                .tagged_addresses
-                .into_iter()
-                .map(|(k, v)| {
-                    let address = ServiceAddress {
-                        address: v.address,
-                        port: v.port,
-                    };
-                    (k, address)
-                })
-                .collect(),
+            tagged_addresses: tagged_addresses(self.tagged_addresses),
             meta: self.meta,
             port: self.port,
-            weights: self.weights.map(|w| Weights {
-                passing: w.passing,
-                warning: w.warning,
-            }),
+            weights: self.weights.map(Weights::from),
             enable_tag_override: self.enable_tag_override,
         }
     }
