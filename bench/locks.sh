@@ -38,6 +38,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The one-client loops run in a compiled client (see bench/seqclient.rs for why).
+rustc -O --edition 2021 -o "$WORK/seqclient" bench/seqclient.rs
+export SEQCLIENT=$WORK/seqclient
+
 echo "== uptime before start: $(uptime)"
 echo "== etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $NF}'), SECS=$SECS ROUNDS=$ROUNDS"
 timeout "$BENCH_TIMEOUT" python3 bench/locks.py "$CAIRN" "$WORK" | tee "$WORK/out.txt"

@@ -8,9 +8,11 @@ Both clusters run on loopback with fsync on (cairn's file log, etcd's WAL) for t
 whole run: cairn on BENCH_IP .. +2 (default 127.0.0.236-238, standard ports), etcd on
 BENCH_IP + 3 (default 127.0.0.239, ports 2379/2380, 12379/12380, 22379/22380). The same load goes to both, one after the other,
 through `hey` at the current leader:
-  - PUT of a 36-byte value with 1, 16 and 64 clients: req/s, p50, p99;
-  - the same PUT from one client in turn on one kept-alive connection, timed to the
-    microsecond (hey prints latencies in steps of 0.1 ms, coarse at ~1 ms): p50, p99;
+  - PUT of a 36-byte value with 1, 16 and 64 clients: req/s, p50, p99. One client is
+    `seqclient` (bench/seqclient.rs, built by bench/raft.sh; SEQCLIENT names it): one
+    kept-alive connection, requests in turn, timed to the microsecond. hey's one-client
+    figures are printed beside them: hey prints latencies in 0.1 ms steps (coarse at
+    ~0.5 ms) and its own time per request (~0.1 ms here) is in them;
   - reads with 64 clients in each mode: cairn ?stale / default / ?consistent, etcd
     serializable / linearizable;
   - leader failover, RUNS times alternating cairn and etcd: SIGKILL the leader, PUT
@@ -35,6 +37,7 @@ import time
 import urllib.request
 
 SECS = int(os.environ.get("SECS", "5"))
+SEQCLIENT = os.environ.get("SEQCLIENT", "seqclient")
 RUNS = int(os.environ.get("RUNS", "20"))
 FAILOVER_TIMEOUT = float(os.environ.get("FAILOVER_TIMEOUT", "15"))
 STABLE_SECS = int(os.environ.get("STABLE_SECS", "600"))
@@ -284,35 +287,27 @@ def hey(clients, target_args):
 FIGURES = ["req/s", "p50 ms", "p99 ms", "errors"]
 
 
-def sequential_puts(request):
-    """p50 and p99 in microseconds, and the error count, of PUTs one after the other for
-    SECS on one kept-alive connection (the client's own time is in both systems' figures)."""
-    import http.client
-    host, port, method, path, body, headers = request
-    conn = http.client.HTTPConnection(host, port, timeout=2.0)
-    took, errors = [], 0
-    end = time.monotonic() + SECS
-    while time.monotonic() < end:
-        start = time.perf_counter_ns()
-        try:
-            conn.request(method, path, body, headers)
-            response = conn.getresponse()
-            response.read()
-            ok = response.status == 200
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            conn = http.client.HTTPConnection(host, port, timeout=2.0)
-            ok = False
-        took.append((time.perf_counter_ns() - start) / 1000)
-        errors += 0 if ok else 1
-    conn.close()
-    took.sort()
-    return took[len(took) // 2], took[min(len(took) - 1, len(took) * 99 // 100)], errors
+def sequential_puts(request, work):
+    """FIGURES (req/s, p50 ms, p99 ms, errors) of PUTs one after the other for SECS on one
+    kept-alive connection, from `seqclient` (bench/seqclient.rs: each request in one
+    write, timed to the microsecond; a Python loop added about 100 us of its own to
+    every request, and hey prints latencies in 0.1 ms steps with its own time in them)."""
+    host, port, method, path, body, _headers = request
+    body_file = os.path.join(work, f"seq-{port}.body")
+    with open(body_file, "wb") as f:
+        f.write(body)
+    out = subprocess.run([SEQCLIENT, "request", f"{host}:{port}", str(SECS), "1", method, path,
+                          body_file], capture_output=True, text=True, timeout=SECS + 30,
+                         check=True).stdout
+    fig = dict(kv.split("=") for kv in out.split())
+    return (int(fig["count"]) / float(fig["secs"]), float(fig["p50_us"]) / 1000,
+            float(fig["p99_us"]) / 1000, int(fig["errors"]))
 
 
 def result(label, cairn, etcd):
     """One row of the shell's table: tab-separated, after "RESULT"."""
-    print(f"RESULT\t{label}\t{cairn:.2f}\t{etcd:.2f}", flush=True)
+    digits = 3 if label.endswith(" ms") else 2  # ms figures: to the microsecond
+    print(f"RESULT\t{label}\t{cairn:.{digits}f}\t{etcd:.{digits}f}", flush=True)
 
 
 def cairn_term(cluster, i):
@@ -387,13 +382,15 @@ def main():
         for c in CLIENTS:
             for s in systems:
                 leader = wait(f"{s.name} leader", s.leader_index)
-                results[(s.name, f"put_{c}")] = hey(c, s.hey_put(leader))
+                if c == 1:
+                    # One client: timed to the microsecond by seqclient; hey beside it.
+                    results[(s.name, "put_1")] = sequential_puts(s.put_request(leader), s.work)
+                    results[(s.name, "put_1_hey")] = hey(1, s.hey_put(leader))
+                    print(f"{s.name} PUT 1 client, hey: {results[(s.name, 'put_1_hey')]}",
+                          flush=True)
+                else:
+                    results[(s.name, f"put_{c}")] = hey(c, s.hey_put(leader))
                 print(f"{s.name} PUT {c} clients: {results[(s.name, f'put_{c}')]}", flush=True)
-        for s in systems:
-            leader = wait(f"{s.name} leader", s.leader_index)
-            results[(s.name, "put_seq")] = sequential_puts(s.put_request(leader))
-            print(f"{s.name} PUT 1 client in turn (p50 us, p99 us, errors): "
-                  f"{results[(s.name, 'put_seq')]}", flush=True)
         reads = [("stale", "serializable"), ("default", "linearizable"),
                  ("consistent", "linearizable")] if READS else []
         for cmode, emode in reads:
@@ -407,9 +404,10 @@ def main():
             for i, fig in enumerate(FIGURES):
                 a, b = results[("cairn", f"put_{c}")][i], results[("etcd", f"put_{c}")][i]
                 result(f"PUT, {c} client(s): {fig}", a, b)
-        for i, fig in enumerate(["p50 us", "p99 us", "errors"]):
-            a, b = results[("cairn", "put_seq")][i], results[("etcd", "put_seq")][i]
-            result(f"PUT, 1 client in turn: {fig}", a, b)
+        if 1 in CLIENTS:
+            for i, fig in enumerate(FIGURES):
+                a, b = results[("cairn", "put_1_hey")][i], results[("etcd", "put_1_hey")][i]
+                result(f"PUT, 1 client, hey (0.1 ms steps): {fig}", a, b)
         for cmode, emode in reads:
             for i, fig in enumerate(FIGURES):
                 a, b = results[("cairn", f"get_{cmode}")][i], results[("etcd", f"get_{emode}")][i]
