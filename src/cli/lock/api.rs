@@ -173,6 +173,25 @@ impl LockApi {
         self.call("DELETE", &path, None)?.bool()
     }
 
+    /// A cleanup's last step: delete `key` unless it changed since it was read at
+    /// `modify_index` (`?cas`); `InUse` when it did (someone took it meanwhile). `what`
+    /// names the key in the error ("lock", "semaphore").
+    pub fn remove_unchanged(
+        &self,
+        key: &str,
+        modify_index: u64,
+        what: &str,
+    ) -> Result<super::Cleanup, String> {
+        let removed = self
+            .delete(key, vec![format!("cas={modify_index}")])
+            .map_err(|e| format!("failed to remove {what}: {e}"))?;
+        Ok(if removed {
+            super::Cleanup::Done
+        } else {
+            super::Cleanup::InUse
+        })
+    }
+
     /// `PUT /v1/session/create`: the new session's ID.
     pub fn create_session(
         &self,

@@ -190,15 +190,8 @@ impl Holder for Mutex {
         if pair.holder().is_some() {
             return Ok(Cleanup::InUse);
         }
-        let removed = self
-            .api
-            .delete(&self.key, vec![format!("cas={}", pair.modify_index)])
-            .map_err(|e| format!("failed to remove lock: {e}"))?;
-        Ok(if removed {
-            Cleanup::Done
-        } else {
-            Cleanup::InUse
-        })
+        self.api
+            .remove_unchanged(&self.key, pair.modify_index, "lock")
     }
 }
 

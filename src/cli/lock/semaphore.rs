@@ -261,15 +261,8 @@ impl Holder for Semaphore {
         if !set.holders.is_empty() {
             return Ok(Cleanup::InUse);
         }
-        let removed = self
-            .api
-            .delete(&pair.key, vec![format!("cas={}", pair.modify_index)])
-            .map_err(|e| format!("failed to remove semaphore: {e}"))?;
-        Ok(if removed {
-            Cleanup::Done
-        } else {
-            Cleanup::InUse
-        })
+        self.api
+            .remove_unchanged(&pair.key, pair.modify_index, "semaphore")
     }
 }
 
