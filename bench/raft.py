@@ -184,8 +184,8 @@ class Cairn(Cluster):
         return ["-m", "PUT", "-D", os.path.join(self.work, "value"), self.url(i) + "/v1/kv/bench"]
 
     def put_request(self, i):
-        """(host, port, method, path, body, headers) of one PUT."""
-        return self.ip(i), 8500, "PUT", "/v1/kv/bench", VALUE, {}
+        """(host, port, method, path, file holding the body) of one PUT."""
+        return self.ip(i), 8500, "PUT", "/v1/kv/bench", os.path.join(self.work, "value")
 
     def hey_get(self, i, mode):
         query = {"stale": "?stale", "default": "", "consistent": "?consistent"}[mode]
@@ -256,10 +256,7 @@ class Etcd(Cluster):
                 self.url(i) + "/v3/kv/put"]
 
     def put_request(self, i):
-        with open(os.path.join(self.work, "put.json"), "rb") as f:
-            body = f.read()
-        return (self.IP, self.client_port(i), "POST", "/v3/kv/put", body,
-                {"Content-Type": "application/json"})
+        return self.IP, self.client_port(i), "POST", "/v3/kv/put", os.path.join(self.work, "put.json")
 
     def hey_get(self, i, mode):
         body = {"serializable": "rs.json", "linearizable": "rl.json"}[mode]
@@ -287,15 +284,12 @@ def hey(clients, target_args):
 FIGURES = ["req/s", "p50 ms", "p99 ms", "errors"]
 
 
-def sequential_puts(request, work):
+def sequential_puts(request):
     """FIGURES (req/s, p50 ms, p99 ms, errors) of PUTs one after the other for SECS on one
     kept-alive connection, from `seqclient` (bench/seqclient.rs: each request in one
     write, timed to the microsecond; a Python loop added about 100 us of its own to
     every request, and hey prints latencies in 0.1 ms steps with its own time in them)."""
-    host, port, method, path, body, _headers = request
-    body_file = os.path.join(work, f"seq-{port}.body")
-    with open(body_file, "wb") as f:
-        f.write(body)
+    host, port, method, path, body_file = request
     out = subprocess.run([SEQCLIENT, "request", f"{host}:{port}", str(SECS), "1", method, path,
                           body_file], capture_output=True, text=True, timeout=SECS + 30,
                          check=True).stdout
@@ -384,7 +378,7 @@ def main():
                 leader = wait(f"{s.name} leader", s.leader_index)
                 if c == 1:
                     # One client: timed to the microsecond by seqclient; hey beside it.
-                    results[(s.name, "put_1")] = sequential_puts(s.put_request(leader), s.work)
+                    results[(s.name, "put_1")] = sequential_puts(s.put_request(leader))
                     results[(s.name, "put_1_hey")] = hey(1, s.hey_put(leader))
                     print(f"{s.name} PUT 1 client, hey: {results[(s.name, 'put_1_hey')]}",
                           flush=True)

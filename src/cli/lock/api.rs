@@ -3,6 +3,7 @@
 //! say whether Consul's Go client would retry them.
 
 use super::super::api_client::{self, ApiClient};
+use super::Cleanup;
 use base64::Engine as _;
 use serde::Deserialize;
 use std::fmt;
@@ -181,14 +182,14 @@ impl LockApi {
         key: &str,
         modify_index: u64,
         what: &str,
-    ) -> Result<super::Cleanup, String> {
+    ) -> Result<Cleanup, String> {
         let removed = self
             .delete(key, vec![format!("cas={modify_index}")])
             .map_err(|e| format!("failed to remove {what}: {e}"))?;
         Ok(if removed {
-            super::Cleanup::Done
+            Cleanup::Done
         } else {
-            super::Cleanup::InUse
+            Cleanup::InUse
         })
     }
 
