@@ -34,7 +34,12 @@
 //! simulator sends at once and persists later): the shell sends first, so a leader's
 //! appends are on the wire while its own copy is still being written. The bookkeeping
 //! (numbering, requests in flight, replies and the own vote waiting for durability)
-//! is one tracker, `durability::Durability`.
+//! is one tracker, `durability::Durability`; what the next request must carry (new
+//! entries, a truncation, a reset to a snapshot, the hard state) is one record,
+//! `unflushed::Unflushed`, which also holds the rules that tie those together.
+//!
+//! The core itself is `core.rs` (state, accessors, inputs) with its parts beside it in
+//! `core/`: `election.rs`, `replication.rs` and `log_writes.rs`.
 //!
 //! Decisions (log matching, elections) use the in-memory log.
 //!
@@ -124,6 +129,7 @@ mod reads;
 mod recovered;
 pub mod snapshot_chunks;
 mod types;
+mod unflushed;
 
 #[cfg(test)]
 mod sim_tests;
