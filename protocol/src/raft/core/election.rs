@@ -84,16 +84,7 @@ impl Raft {
         }
         self.pre_votes = Some(BTreeSet::from([self.cfg.id.clone()]));
         self.reset_election_timer();
-        let msg = Message::RequestVote {
-            term: Term(self.term.0.saturating_add(1)),
-            candidate: self.cfg.id.clone(),
-            last_log_index: self.log.last_index(),
-            last_log_term: self.log.last_term(),
-            pre_vote: true,
-        };
-        for peer in self.peers() {
-            self.send(peer, msg.clone());
-        }
+        self.ask_for_votes(Term(self.term.0.saturating_add(1)), true);
     }
 
     pub(super) fn on_request_vote(
@@ -172,12 +163,17 @@ impl Raft {
         // Our own vote counts only once it is durable: hand it to the disk now.
         self.flush_persist();
         self.persists.await_own_vote();
+        self.ask_for_votes(self.term, false);
+    }
+
+    /// Ask every other voter for its vote (or pre-vote) in `term`, on our log's last entry.
+    fn ask_for_votes(&mut self, term: Term, pre_vote: bool) {
         let msg = Message::RequestVote {
-            term: self.term,
+            term,
             candidate: self.cfg.id.clone(),
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
-            pre_vote: false,
+            pre_vote,
         };
         for peer in self.peers() {
             self.send(peer, msg.clone());
