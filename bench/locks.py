@@ -14,7 +14,8 @@ ROUNDS alternating rounds (cairn, etcd, cairn, ...), after a 1 s warm-up each:
     in a loop (etcd's lock service, what `etcdctl lock` calls).
 The loops run in `seqclient` (bench/seqclient.rs, built by bench/locks.sh: one kept-alive
 connection, each request in one write; the Python loop this used before added about
-100 us of its own to every request of both systems). SEQCLIENT names the binary.
+100 us of its own to every request of both systems). SEQCLIENT names the binary
+(bench/raft.py's `seqclient` runs it).
 Both clusters run with fsync on (cairn's file log, etcd's WAL). The cluster
 start-up, leader finding and cleanup are bench/raft.py's, on this benchmark's own
 addresses: cairn 127.0.10.21-23 (servers) and 127.0.10.24 (client agent), etcd
@@ -27,7 +28,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,7 +36,6 @@ import raft  # noqa: E402  (the shared cluster helpers)
 SECS = float(os.environ.get("SECS", "10"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 CLIENT_IP = "127.0.10.24"
-SEQCLIENT = os.environ.get("SEQCLIENT", "seqclient")
 
 
 class Cairn(raft.Cairn):
@@ -111,13 +110,10 @@ def measure(lock, secs):
     round trip (ms), from `seqclient` on its own connection. Any failed round trip
     fails the run: a benchmark of refused locks would measure nothing."""
     mode, addr, *rest = lock.seqclient_args()
-    out = subprocess.run([SEQCLIENT, mode, addr, str(secs), "1", *rest], capture_output=True,
-                         text=True, timeout=secs + 30, check=True).stdout
-    fig = dict(kv.split("=") for kv in out.split())
-    if int(fig["errors"]) > 0:
-        raise RuntimeError(f"{mode}: {fig['errors']} failed round trips")
-    return (int(fig["count"]) / float(fig["secs"]), float(fig["p50_us"]) / 1000,
-            float(fig["p99_us"]) / 1000)
+    per_sec, p50, p99, errors = raft.seqclient(mode, addr, secs, *rest)
+    if errors > 0:
+        raise RuntimeError(f"{mode}: {errors} failed round trips")
+    return per_sec, p50, p99
 
 
 def main():

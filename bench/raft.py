@@ -284,18 +284,23 @@ def hey(clients, target_args):
 FIGURES = ["req/s", "p50 ms", "p99 ms", "errors"]
 
 
-def sequential_puts(request):
-    """FIGURES (req/s, p50 ms, p99 ms, errors) of PUTs one after the other for SECS on one
-    kept-alive connection, from `seqclient` (bench/seqclient.rs: each request in one
-    write, timed to the microsecond; a Python loop added about 100 us of its own to
-    every request, and hey prints latencies in 0.1 ms steps with its own time in them)."""
-    host, port, method, path, body_file = request
-    out = subprocess.run([SEQCLIENT, "request", f"{host}:{port}", str(SECS), "1", method, path,
-                          body_file], capture_output=True, text=True, timeout=SECS + 30,
-                         check=True).stdout
+def seqclient(mode, addr, secs, *args):
+    """FIGURES (req/s, p50 ms, p99 ms, errors) of `seqclient MODE ADDR SECS 1 ARGS...`
+    (bench/seqclient.rs: one kept-alive connection, requests in turn, each in one write,
+    timed to the microsecond after a 1 s warm-up). bench/locks.py runs its loops here too."""
+    out = subprocess.run([SEQCLIENT, mode, addr, str(secs), "1", *args], capture_output=True,
+                         text=True, timeout=secs + 30, check=True).stdout
     fig = dict(kv.split("=") for kv in out.split())
     return (int(fig["count"]) / float(fig["secs"]), float(fig["p50_us"]) / 1000,
             float(fig["p99_us"]) / 1000, int(fig["errors"]))
+
+
+def sequential_puts(request):
+    """FIGURES of PUTs one after the other for SECS on one kept-alive connection (a Python
+    loop added about 100 us of its own to every request, and hey prints latencies in
+    0.1 ms steps with its own time in them)."""
+    host, port, method, path, body_file = request
+    return seqclient("request", f"{host}:{port}", SECS, method, path, body_file)
 
 
 def result(label, cairn, etcd):
